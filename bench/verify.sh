@@ -1,0 +1,371 @@
+#!/usr/bin/env bash
+# bench/verify.sh — time `tokctl verify --batch` against OpenSSL's raw verify rate.
+#
+# Usage: bench/verify.sh [options] [path/to/tokctl]     (default: build/cli/tokctl)
+# Run `bench/verify.sh --help` for the options; bench/README.md explains the figures.
+#
+# For each of ES256, RS256 (2048-bit), EdDSA (Ed25519) and HS256 it
+#   1. generates a key with `tokctl keys generate` (and a public JWK for verifying),
+#   2. signs a few hundred distinct tokens with `tokctl sign` (distinct sub and jti),
+#   3. repeats those lines until the file holds >= 20,000 tokens,
+#   4. times `tokctl verify --batch --threads 1 --key KEY --now T < tokens`
+#      (best wall time of 3 runs) and checks every line came back "valid":true,
+#   5. runs `openssl speed -elapsed` for the same primitive,
+# then prints tokens/s, OpenSSL's verify/s and their ratio against the targets.
+#
+# It is a benchmark, not a test: it exits 0 whatever the ratios are, and non-zero
+# only when a command fails (key generation, signing, a verify run that does not
+# accept every token, or openssl speed giving nothing to parse).
+set -euo pipefail
+
+# ---------------------------------------------------------------- options
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_dir=$(dirname "$script_dir")
+
+tokctl=""
+algs_wanted="ES256 RS256 EdDSA HS256"
+n_tokens=20000
+n_distinct=200
+runs=3
+speed_seconds=3
+extra_threads=()
+use_hyperfine=auto
+keep=no
+openssl_bin=${OPENSSL:-openssl}
+
+usage() {
+    cat <<EOF
+Usage: $0 [options] [path/to/tokctl]
+
+Times 'tokctl verify --batch --threads 1' over >= 20,000 ES256, RS256, EdDSA and
+HS256 tokens and compares it with 'openssl speed' for the same primitive.
+
+Options:
+  --threads N        also time 'verify --batch --threads N' (repeatable; e.g. --threads 2)
+  --alg LIST         only these algorithms, comma- or space-separated
+                     (default: ES256,RS256,EdDSA,HS256)
+  --tokens N         tokens per algorithm (default $n_tokens)
+  --distinct N       distinct tokens signed per algorithm, repeated up to --tokens
+                     (default $n_distinct)
+  --runs N           timed runs per figure; the best is kept (default $runs)
+  --seconds N        seconds per 'openssl speed' measurement (default $speed_seconds)
+  --no-hyperfine     time with date +%s.%N even when hyperfine is installed
+  --keep             keep the temporary directory (keys, tokens, outputs)
+  -h, --help         this help
+
+Environment: OPENSSL=path overrides the openssl binary.
+Default tokctl: $repo_dir/build/cli/tokctl
+EOF
+}
+
+while (($#)); do
+    case $1 in
+        --threads) extra_threads+=("${2:?--threads needs a number}"); shift 2 ;;
+        --threads=*) extra_threads+=("${1#*=}"); shift ;;
+        --alg|--algs) algs_wanted=${2//,/ }; shift 2 ;;
+        --alg=*|--algs=*) v=${1#*=}; algs_wanted=${v//,/ }; shift ;;
+        --tokens) n_tokens=$2; shift 2 ;;
+        --distinct) n_distinct=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
+        --seconds) speed_seconds=$2; shift 2 ;;
+        --no-hyperfine) use_hyperfine=no; shift ;;
+        --keep) keep=yes; shift ;;
+        -h|--help) usage; exit 0 ;;
+        -*) echo "bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
+        *) if [[ -n $tokctl ]]; then echo "bench: more than one tokctl path given" >&2; exit 2; fi
+           tokctl=$1; shift ;;
+    esac
+done
+tokctl=${tokctl:-$repo_dir/build/cli/tokctl}
+
+for v in "$n_tokens" "$n_distinct" "$runs" "$speed_seconds" ${extra_threads[@]+"${extra_threads[@]}"}; do
+    [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "bench: '$v' is not a positive integer" >&2; exit 2; }
+done
+for a in $algs_wanted; do
+    case $a in ES256|RS256|EdDSA|HS256) ;; *) echo "bench: unsupported --alg '$a' (ES256, RS256, EdDSA, HS256)" >&2; exit 2 ;; esac
+done
+if [[ ! -x $tokctl ]]; then
+    echo "bench: tokctl binary '$tokctl' not found or not executable (build it first, or pass its path)" >&2
+    exit 2
+fi
+command -v "$openssl_bin" >/dev/null || { echo "bench: '$openssl_bin' not found" >&2; exit 2; }
+if [[ $use_hyperfine == auto ]]; then
+    if command -v hyperfine >/dev/null; then use_hyperfine=yes; else use_hyperfine=no; fi
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/tokctl-bench.XXXXXX")
+# Removed at exit unless --keep, or the run failed (then its files are kept for a look).
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+    local rc=$?
+    if [[ $keep == no && $rc -eq 0 ]]; then rm -rf "$work"; else echo "bench: files kept in $work" >&2; fi
+}
+trap cleanup EXIT
+
+die() {
+    echo "bench: error: $*" >&2
+    exit 1
+}
+note() { echo "bench: $*" >&2; }
+
+# Run a command, keep its stderr; on failure show the command and its stderr, then die.
+run_or_die() {
+    local err=$work/last.err
+    local rc=0
+    "$@" 2>"$err" || rc=$?
+    if ((rc)); then
+        echo "bench: command failed (exit $rc): $*" >&2
+        sed 's/^/    /' "$err" >&2
+        die "giving up"
+    fi
+}
+
+now_epoch() { date +%s.%N; }
+# a - b with 6 decimals
+fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
+
+# ---------------------------------------------------------------- openssl speed
+# Prints OpenSSL's verify operations per second (and, for HMAC, the block size used) for one primitive, parsed from
+# `openssl speed -mr` (machine-readable) output. Each call runs for about
+# 2 x --seconds for the signature algorithms (OpenSSL 3.0 always times sign, then
+# verify) and --seconds for HMAC.
+#   -mr lines used:  +F2:<n>:2048:<sign/s>:<verify/s>             (rsa2048)
+#                    +F4:<n>:256:<sign/s>:<verify/s>              (ecdsap256)
+#                    +F6:<n>:253:Ed25519:<sign/s>:<verify/s>      (ed25519)
+#                    +R:<count>:hmac(sha256):<seconds>            (HMAC, one block size)
+#                    +H:<size>:... / +F:<n>:hmac(sha256):<bytes/s>... (HMAC, default sizes)
+openssl_verify_rate() {
+    local prim=$1 size=${2:-0} out=$work/speed-$1.txt tag
+    case $prim in
+        ecdsap256) tag='+F4:' ;;
+        rsa2048)   tag='+F2:' ;;
+        ed25519)   tag='+F6:' ;;
+        hmac-sha256)
+            # HMAC over a message the size of the JWS signing input. OpenSSL 3.0's
+            # `-hmac sha256` re-initialises the MAC with the same key for every
+            # block, as a JWS verifier does for every token; -bytes sets the block
+            # size exactly. Should -bytes be refused, fall back to the default
+            # block sizes and take the one nearest to the signing input.
+            if "$openssl_bin" speed -seconds "$speed_seconds" -elapsed -mr -hmac sha256 -bytes "$size" >"$out" 2>&1; then
+                awk -F: -v want="$size" '$1 == "+R" { if ($4 > 0) { printf "%.1f %d\n", $2 / $4, want; found = 1; exit } }
+                         END { if (!found) exit 1 }' "$out" && return 0
+            fi
+            "$openssl_bin" speed -seconds "$speed_seconds" -elapsed -mr -hmac sha256 >"$out" 2>&1 ||
+                { sed 's/^/    /' "$out" >&2; die "openssl speed -hmac sha256 failed"; }
+            awk -F: -v want="$size" '
+                $1 == "+H" { for (i = 2; i <= NF; i++) sz[i] = $i; n = NF }
+                $1 == "+F" && $3 == "hmac(sha256)" {
+                    best = 0
+                    for (i = 2; i <= n; i++) {
+                        d = sz[i] - want; if (d < 0) d = -d
+                        if (!best || d < bestd) { best = i; bestd = d }
+                    }
+                    # +F fields: +F, index, name, then bytes/s per size (field i+2 for +H field i)
+                    printf "%.1f %d\n", $(best + 2) / sz[best], sz[best]; found = 1; exit
+                }
+                END { if (!found) exit 1 }' "$out" || die "could not parse openssl speed HMAC output (see $out)"
+            note "openssl speed -bytes unavailable: HMAC rate taken at the nearest default block size"
+            return 0 ;;
+        *) die "internal: unknown primitive $prim" ;;
+    esac
+    "$openssl_bin" speed -seconds "$speed_seconds" -elapsed -mr "$prim" >"$out" 2>&1 ||
+        { sed 's/^/    /' "$out" >&2; die "openssl speed $prim failed"; }
+    awk -F: -v tag="$tag" 'index($0, tag) == 1 { printf "%.1f\n", $NF; found = 1; exit }
+                           END { if (!found) exit 1 }' "$out" ||
+        die "could not find '$tag' verify rate in openssl speed $prim output (see $out)"
+}
+
+# ---------------------------------------------------------------- tokctl timing
+# Best-of-$runs wall time, in seconds, of one `verify --batch` configuration.
+# Every run writes its JSON lines to a file, and every run is checked: one output
+# line per token, each with "valid":true, and exit status 0.
+time_verify() {
+    local key=$1 tokens=$2 threads=$3 alg=$4 expect=$5
+    local outf=$work/verify-$alg-t$threads.jsonl errf=$work/verify-$alg-t$threads.err
+    local -a cmd=("$tokctl" verify --batch --threads "$threads" --key "$key" --now "$bench_now")
+    local best="" t0 t1 dt rc i valid lines
+
+    check_output() {
+        lines=$(wc -l <"$outf")
+        valid=$(grep -c -E '"valid"[[:space:]]*:[[:space:]]*true' "$outf" || true)
+        if [[ $rc -ne 0 || $lines -ne $expect || $valid -ne $expect ]]; then
+            echo "bench: $alg: '${cmd[*]} < $tokens' exited $rc with $valid of $expect lines \"valid\":true ($lines output lines)" >&2
+            grep -v -m 3 -E '"valid"[[:space:]]*:[[:space:]]*true' "$outf" | sed 's/^/    stdout: /' >&2 || true
+            head -n 5 "$errf" | sed 's/^/    stderr: /' >&2
+            return 1
+        fi
+    }
+
+    if [[ $use_hyperfine == yes ]]; then
+        # One checked run, then hyperfine for the timing (output to /dev/null).
+        rc=0; "${cmd[@]}" <"$tokens" >"$outf" 2>"$errf" || rc=$?
+        check_output || return 1
+        local q; printf -v q '%q ' "${cmd[@]}"
+        hyperfine --runs "$runs" --warmup 0 --style none --export-json "$work/hf-$alg-t$threads.json" \
+            "$q < $(printf %q "$tokens") > /dev/null" >/dev/null 2>"$errf" ||
+            { sed 's/^/    /' "$errf" >&2; return 1; }
+        best=$(grep -o '"min"[[:space:]]*:[[:space:]]*[0-9.eE+-]*' "$work/hf-$alg-t$threads.json" | head -n 1 | sed 's/.*:[[:space:]]*//')
+        [[ -n $best ]] || { echo "bench: could not read hyperfine's min time" >&2; return 1; }
+        printf '%.6f\n' "$best"
+        return 0
+    fi
+
+    for ((i = 0; i < runs; i++)); do
+        rc=0
+        t0=$(now_epoch)
+        "${cmd[@]}" <"$tokens" >"$outf" 2>"$errf" || rc=$?
+        t1=$(now_epoch)
+        check_output || return 1
+        dt=$(fsub "$t1" "$t0")
+        if [[ -z $best ]] || awk -v a="$dt" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$dt; fi
+    done
+    echo "$best"
+}
+
+# ---------------------------------------------------------------- per algorithm
+# Signs $n_distinct distinct tokens, then repeats them to reach $n_tokens.
+# tokctl verify does no caching of any kind (each line is parsed, decoded and its
+# signature checked from scratch), so verifying repeated lines costs exactly what
+# verifying fresh ones would; signing 20,000 tokens one process at a time would
+# only make the benchmark slow.
+make_tokens() {
+    local alg=$1 key=$2 i tok
+    local distinct=$work/$alg.distinct tokens=$work/$alg.tokens
+    : >"$distinct"
+    for ((i = 1; i <= n_distinct; i++)); do
+        tok=$(run_or_die "$tokctl" --now "$bench_now" sign --key "$key" \
+                  --iss https://bench.tokctl.test --sub "user-$i" --exp +1h --jti auto </dev/null)
+        [[ $tok =~ ^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]] ||
+            die "$alg: 'tokctl sign' printed something that is not a compact JWS: '$tok'"
+        printf '%s\n' "$tok" >>"$distinct"
+    done
+    [[ $(sort -u "$distinct" | wc -l) -eq $n_distinct ]] || die "$alg: tokctl sign produced duplicate tokens"
+    # Repeat the distinct lines (cyclically) up to $n_tokens lines.
+    awk -v n="$n_tokens" '{ t[NR] = $0 } END { for (i = 0; i < n; i++) print t[i % NR + 1] }' \
+        "$distinct" >"$tokens"
+}
+
+declare -A gen_args=(
+    [ES256]="--alg ES256"
+    [RS256]="--alg RS256 --bits 2048"
+    [EdDSA]="--alg EdDSA --crv Ed25519"
+    [HS256]="--alg HS256"
+)
+declare -A speed_prim=([ES256]=ecdsap256 [RS256]=rsa2048 [EdDSA]=ed25519 [HS256]=hmac-sha256)
+declare -A speed_label=([ES256]="ecdsap256" [RS256]="rsa2048" [EdDSA]="ed25519" [HS256]="hmac(sha256)")
+declare -A target=([ES256]=0.9 [RS256]=0.7 [EdDSA]=0.9 [HS256]="")
+
+# Run a private copy, so that a rebuild of the binary during the run (a relink
+# leaves it missing or half-written for a moment) cannot spoil a measurement.
+tokctl_src=$tokctl
+tokctl=$work/tokctl
+cp "$tokctl_src" "$tokctl" || die "cannot copy $tokctl_src"
+
+bench_now=$(date +%s)   # tokens are issued at this instant and verified at it
+failures=0
+rows=()                 # "alg|threads|tokens|seconds|tok/s|openssl/s|ratio|target|status"
+start_all=$(now_epoch)
+
+{
+    echo "tokctl verify benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "  tokctl:  $tokctl_src ($("$tokctl" --version 2>/dev/null | head -n 1 || echo 'version unknown'))"
+    build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$tokctl_src")/../CMakeCache.txt" 2>/dev/null || true)
+    [[ -n $build_type ]] && echo "  build:   CMAKE_BUILD_TYPE=$build_type$( [[ $build_type == Debug ]] && echo ' (Debug: figures are not meaningful)')"
+    echo "  openssl: $("$openssl_bin" version)"
+    load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
+    busy=$(awk -v l="$load" -v n="$(nproc)" 'BEGIN { if (l + 0 > n * 0.5) print " (machine busy: figures will be low and noisy)" }')
+    echo "  load:    1-min load average $load at start$busy"
+    echo "  cpu:     $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown), $(nproc) cores"
+    echo "  timing:  best of $runs, wall clock, $( [[ $use_hyperfine == yes ]] && echo hyperfine || echo 'date +%s.%N'); openssl speed -elapsed -seconds $speed_seconds"
+    echo "  tokens:  $n_distinct distinct per algorithm, repeated to $n_tokens (verification does no caching)"
+    echo
+}
+
+for alg in $algs_wanted; do
+    note "$alg: generating key"
+    key=$work/$alg.jwk pub=$work/$alg.pub.jwk
+    # shellcheck disable=SC2086  # gen_args holds several words on purpose
+    run_or_die "$tokctl" keys generate ${gen_args[$alg]} --out "$key"
+    verify_key=$key
+    if [[ $alg != HS256 ]]; then
+        # Verify with the public key, as a real verifier would.
+        if "$tokctl" keys convert "$key" --public --to jwk >"$pub" 2>"$work/convert.err"; then
+            verify_key=$pub
+        else
+            note "$alg: 'tokctl keys convert $key --public --to jwk' failed; verifying with the private JWK:"
+            sed 's/^/    /' "$work/convert.err" >&2
+        fi
+    fi
+
+    note "$alg: signing $n_distinct distinct tokens"
+    make_tokens "$alg" "$key"
+    tokens=$work/$alg.tokens
+    # Signing input = "header.payload": the bytes HMAC runs over.
+    signing_input=$(awk -F. '{ s += length($1) + 1 + length($2) } END { printf "%d", s / NR + 0.5 }' "$work/$alg.distinct")
+    token_len=$(awk '{ s += length($0) } END { printf "%d", s / NR + 0.5 }' "$work/$alg.distinct")
+
+    thread_list=(1 ${extra_threads[@]+"${extra_threads[@]}"})
+    declare -A secs=()
+    for th in "${thread_list[@]}"; do
+        note "$alg: timing verify --batch --threads $th over $n_tokens tokens (${token_len} bytes each)"
+        if ! secs[$th]=$(time_verify "$verify_key" "$tokens" "$th" "$alg" "$n_tokens"); then
+            failures=$((failures + 1))
+            secs[$th]=FAIL
+        fi
+    done
+
+    note "$alg: openssl speed ${speed_label[$alg]}$( [[ $alg == HS256 ]] && echo " on $signing_input-byte messages")"
+    read -r ossl block < <(openssl_verify_rate "${speed_prim[$alg]}" "$signing_input") ||
+        die "$alg: no rate from openssl speed"
+    [[ $alg == HS256 ]] && hmac_size=$block
+
+    for th in "${thread_list[@]}"; do
+        s=${secs[$th]}
+        if [[ $s == FAIL ]]; then
+            rows+=("$alg|$th|$n_tokens|-|-|$ossl|-|-|FAILED")
+            continue
+        fi
+        tps=$(awk -v n="$n_tokens" -v s="$s" 'BEGIN { printf "%.0f", n / s }')
+        ratio=$(awk -v t="$tps" -v o="$ossl" 'BEGIN { printf "%.2f", t / o }')
+        tgt=${target[$alg]}
+        if [[ $th != 1 ]]; then
+            status="info (vs 1-core openssl)"; tgt_col="-"
+        elif [[ -z $tgt ]]; then
+            status="report only"; tgt_col="-"
+        else
+            tgt_col=">= $tgt"
+            if awk -v r="$ratio" -v t="$tgt" 'BEGIN { exit !(r >= t) }'; then status=met; else status=BELOW; fi
+        fi
+        rows+=("$alg|$th|$n_tokens|$s|$tps|$ossl|$ratio|$tgt_col|$status")
+    done
+    unset secs
+done
+
+elapsed=$(fsub "$(now_epoch)" "$start_all")
+
+# ---------------------------------------------------------------- table
+echo
+printf '%-6s %7s %8s %9s %10s %16s %6s %7s  %s\n' \
+    alg threads tokens seconds tokens/s "openssl verify/s" ratio target status
+printf '%-6s %7s %8s %9s %10s %16s %6s %7s  %s\n' \
+    ------ ------- -------- --------- ---------- ---------------- ------ ------- ------
+for r in "${rows[@]}"; do
+    IFS='|' read -r a th n s tps o ratio tgt st <<<"$r"
+    [[ $s != - ]] && s=$(printf '%.3f' "$s")
+    o=$(printf '%.0f' "$o")
+    printf '%-6s %7s %8s %9s %10s %16s %6s %7s  %s\n' "$a" "$th" "$n" "$s" "$tps" "$o" "$ratio" "$tgt" "$st"
+done
+echo
+declare -A speed_note=([ES256]="ES256 = openssl speed ecdsap256"
+                       [RS256]="RS256 = openssl speed rsa2048"
+                       [EdDSA]="EdDSA = openssl speed ed25519"
+                       [HS256]="HS256 = openssl speed -hmac sha256 on ${hmac_size:-?}-byte messages (the JWS signing input)")
+for a in $algs_wanted; do echo "${speed_note[$a]}"; done
+echo "(OpenSSL's figures are the bare primitive on a short buffer: no base64url decoding, JSON parsing or claim checks.)"
+echo "ratio = tokctl tokens/s / openssl verify/s (single core). Whole run: $(printf '%.0f' "$elapsed") s."
+
+if ((failures)); then
+    echo "bench: $failures verify configuration(s) failed; see messages above" >&2
+    exit 1
+fi
+exit 0

@@ -1,0 +1,16 @@
+#pragma once
+// One register_<cmd>() per subcommand file.
+
+namespace CLI {
+class App;
+}
+
+namespace tokctl::cli {
+
+void register_decode(CLI::App& app);
+void register_sign(CLI::App& app);
+void register_verify(CLI::App& app);
+void register_keys(CLI::App& app);
+void register_completion(CLI::App& app);
+
+}  // namespace tokctl::cli

@@ -1,0 +1,53 @@
+#pragma once
+// Shared CLI state and helpers: global flags, the clock, input reading, error reporting.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tokctl/util/error.hpp>
+#include <tokctl/util/time.hpp>
+
+namespace CLI {
+class App;
+}
+
+namespace tokctl::cli {
+
+struct GlobalOptions {
+  std::string output = "text";  ///< text | json
+  std::string now;              ///< --now as given
+  bool no_color = false;
+  bool quiet = false;
+};
+
+GlobalOptions& globals();
+bool json_output();
+
+/// The clock for this run: --now (parsed once, relative values against the real time) or the system.
+/// Fails with ErrorCode::usage on a bad --now.
+Result<const Clock*> clock();
+
+/// Registers a subcommand action: run when `sub` was the subcommand given.
+void on_run(CLI::App* sub, std::function<int()> action);
+/// The action of the subcommand that was parsed, or nullptr.
+std::function<int()> selected_action(CLI::App& app);
+
+/// Prints "tokctl: error: <message>" and an optional "hint: ..." on stderr; returns the exit code.
+int report(const Error& error);
+
+/// Reads a token/payload/key argument: "-" (or empty) means stdin. `trim_ws` strips surrounding
+/// whitespace (tokens, keys), not for payloads.
+Result<std::string> read_arg(const std::string& value, bool trim_ws);
+
+/// A token argument: the token itself, or "-" (or empty) for stdin; whitespace trimmed.
+Result<std::string> read_token(const std::string& value);
+
+/// Adds "Examples:" to a subcommand's help.
+void examples(CLI::App* sub, const std::vector<std::string>& lines);
+
+/// Builds the whole command tree (used by main and by completion/spec generation).
+void build_app(CLI::App& app);
+
+}  // namespace tokctl::cli

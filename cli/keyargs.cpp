@@ -1,0 +1,85 @@
+#include "keyargs.hpp"
+
+#include <cstdlib>
+
+#include <CLI/CLI.hpp>
+
+#include <tokctl/util/io.hpp>
+
+#include "common.hpp"
+
+namespace tokctl::cli {
+namespace {
+
+Result<jose::Jwk> secret_key(std::string secret, const std::string& from) {
+  // A trailing newline from `echo secret > file` is not part of the secret.
+  if (!secret.empty() && secret.back() == '\n') secret.pop_back();
+  if (!secret.empty() && secret.back() == '\r') secret.pop_back();
+  if (jose::looks_like_asymmetric_key(secret)) {
+    return fail(ErrorCode::invalid_token,
+                from + " holds public-key material, refusing to use it as an HMAC secret",
+                "HMAC with a public key as the secret is the algorithm-confusion attack; use --key for "
+                "RSA/EC/OKP keys");
+  }
+  auto k = jose::Jwk::from_secret(std::move(secret));
+  if (!k) k.error().message = from + ": " + k.error().message;
+  return k;
+}
+
+}  // namespace
+
+void add_key_options(CLI::App* sub, KeyArgs& args, bool with_jwks) {
+  auto* key = sub->add_option("--key", args.key, "Key file (JWK or PEM, sniffed), or - for stdin");
+  CLI::Option* jwks = nullptr;
+  if (with_jwks) jwks = sub->add_option("--jwks", args.jwks, "JWKS file; the token's kid selects the key");
+  auto* sf = sub->add_option("--secret-file", args.secret_file, "File holding a raw HMAC secret");
+  auto* se = sub->add_option("--secret-env", args.secret_env, "Environment variable holding a raw HMAC secret");
+  key->excludes(sf)->excludes(se);
+  sf->excludes(se);
+  if (jwks) jwks->excludes(key)->excludes(sf)->excludes(se);
+}
+
+bool has_key(const KeyArgs& a) {
+  return !a.key.empty() || !a.jwks.empty() || !a.secret_file.empty() || !a.secret_env.empty();
+}
+
+Result<jose::JwkSet> load_keys(const KeyArgs& a, jose::KeySource& source) {
+  source = jose::KeySource::single;
+  if (!a.secret_env.empty()) {
+    const char* v = std::getenv(a.secret_env.c_str());
+    if (!v) {
+      return fail(ErrorCode::usage, "environment variable " + a.secret_env + " is not set");
+    }
+    auto k = secret_key(v, "$" + a.secret_env);
+    if (!k) return std::unexpected(k.error());
+    return jose::JwkSet{{std::move(*k)}};
+  }
+  if (!a.secret_file.empty()) {
+    auto data = read_input(a.secret_file);
+    if (!data) return std::unexpected(data.error());
+    auto k = secret_key(std::move(*data), "'" + a.secret_file + "'");
+    if (!k) return std::unexpected(k.error());
+    return jose::JwkSet{{std::move(*k)}};
+  }
+  const std::string& path = a.jwks.empty() ? a.key : a.jwks;
+  if (path.empty()) {
+    return fail(ErrorCode::usage, "no key given",
+                "pass one of --key FILE, --jwks FILE, --secret-file FILE or --secret-env NAME");
+  }
+  auto data = read_input(path);
+  if (!data) return std::unexpected(data.error());
+  auto set = jose::parse_key_material(*data);
+  if (!set) {
+    set.error().message = "'" + path + "': " + set.error().message;
+    return set;
+  }
+  if (!a.jwks.empty()) {
+    source = jose::KeySource::set;
+  } else if (set->keys.size() != 1) {
+    return fail(ErrorCode::usage, "'" + path + "' holds " + std::to_string(set->keys.size()) + " keys",
+                "use --jwks for a key set");
+  }
+  return set;
+}
+
+}  // namespace tokctl::cli

@@ -1,0 +1,202 @@
+// tokctl sign: a compact JWS of any payload, or of a JWT claims set built from flags.
+
+#include <iostream>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <openssl/rand.h>
+
+#include <tokctl/jose/jws.hpp>
+#include <tokctl/util/base64.hpp>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "keyargs.hpp"
+#include "render.hpp"
+
+namespace tokctl::cli {
+namespace {
+
+struct SignOptions {
+  std::string payload;  // empty: claims from flags only
+  KeyArgs keys;
+  std::string alg;
+  std::string kid;
+  std::string typ;
+  std::vector<std::string> headers;
+  std::string iss, sub, exp, nbf, iat, jti;
+  std::vector<std::string> aud;
+  std::vector<std::string> claims;
+  bool claims_flags = false;
+};
+
+// VALUE as JSON when it parses as JSON, else as a string.
+nlohmann::json flag_value(const std::string& v) {
+  auto j = nlohmann::json::parse(v, nullptr, false);
+  if (j.is_discarded()) return v;
+  return j;
+}
+
+Result<std::pair<std::string, nlohmann::json>> name_value(const std::string& arg, const char* flag) {
+  auto eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return fail(ErrorCode::usage, std::string(flag) + " expects NAME=VALUE, got '" + arg + "'");
+  }
+  return std::make_pair(arg.substr(0, eq), flag_value(arg.substr(eq + 1)));
+}
+
+Result<jose::Alg> choose_alg(const SignOptions& o, const jose::Jwk& key) {
+  std::string name = o.alg.empty() ? key.alg() : o.alg;
+  if (name.empty()) {
+    // Unambiguous for EC and EdDSA keys; RSA and HMAC have several algs, so ask.
+    if (key.kty() == jose::KeyType::ec) {
+      name = key.crv() == "P-256" ? "ES256" : key.crv() == "P-384" ? "ES384" : "ES512";
+    } else if (key.kty() == jose::KeyType::okp) {
+      name = "EdDSA";
+    } else {
+      return fail(ErrorCode::usage, "--alg is required: the " + key.describe() + " does not pin an algorithm",
+                  key.kty() == jose::KeyType::rsa ? "e.g. --alg RS256 or --alg PS256" : "e.g. --alg HS256");
+    }
+  }
+  auto alg = jose::alg_from_string(name);
+  if (!alg) {
+    if (name == "none") {
+      return fail(ErrorCode::usage, "alg \"none\" is not supported: tokctl only makes signed tokens");
+    }
+    return fail(ErrorCode::usage, "unknown alg '" + name + "'", "supported: " + jose::supported_alg_names());
+  }
+  return *alg;
+}
+
+Result<nlohmann::json> build_claims(const SignOptions& o, const std::string& payload_text, UnixTime now) {
+  nlohmann::json claims = nlohmann::json::object();
+  if (!o.payload.empty()) {
+    auto j = jose::parse_json_object(payload_text, "payload");
+    if (!j) {
+      j.error().hint = "claim flags are merged into a JSON object payload; drop them to sign raw bytes";
+      return j;
+    }
+    claims = std::move(*j);
+  }
+  auto time_claim = [&](const char* name, const std::string& v) -> Result<void> {
+    if (v.empty()) return {};
+    if (v == "none") {
+      claims.erase(name);
+      return {};
+    }
+    auto t = parse_time(v, now);
+    if (!t) {
+      t.error().message = std::string("--") + name + ": " + t.error().message;
+      return std::unexpected(t.error());
+    }
+    claims[name] = *t;
+    return {};
+  };
+  if (!o.iss.empty()) claims["iss"] = o.iss;
+  if (!o.sub.empty()) claims["sub"] = o.sub;
+  if (o.aud.size() == 1) claims["aud"] = o.aud.front();
+  if (o.aud.size() > 1) claims["aud"] = o.aud;
+  if (!claims.contains("iat") && o.iat.empty()) claims["iat"] = now;
+  for (auto [name, value] : {std::pair{"iat", &o.iat}, {"nbf", &o.nbf}, {"exp", &o.exp}}) {
+    if (auto r = time_claim(name, *value); !r) return std::unexpected(r.error());
+  }
+  if (o.jti == "auto") {
+    unsigned char buf[16];
+    if (RAND_bytes(buf, sizeof buf) != 1) return fail(ErrorCode::usage, "random generation failed");
+    claims["jti"] = b64url_encode(std::string_view(reinterpret_cast<char*>(buf), sizeof buf));
+  } else if (!o.jti.empty()) {
+    claims["jti"] = o.jti;
+  }
+  for (const auto& c : o.claims) {
+    auto nv = name_value(c, "--claim");
+    if (!nv) return std::unexpected(nv.error());
+    claims[nv->first] = nv->second;
+  }
+  return claims;
+}
+
+int run_sign(const SignOptions& o) {
+  if (!has_key(o.keys)) {
+    return report(Error{ErrorCode::usage, "no signing key given",
+                        "pass --key FILE (JWK or PEM), --secret-file FILE or --secret-env NAME"});
+  }
+  jose::KeySource source;
+  auto keys = load_keys(o.keys, source);
+  if (!keys) {
+    if (keys.error().code == ErrorCode::invalid_token) keys.error().code = ErrorCode::usage;
+    return report(keys.error());
+  }
+  const jose::Jwk& key = keys->keys.front();
+  auto alg = choose_alg(o, key);
+  if (!alg) return report(alg.error());
+
+  std::string payload_text;
+  if (!o.payload.empty()) {
+    auto p = read_arg(o.payload, false);
+    if (!p) return report(p.error());
+    payload_text = std::move(*p);
+  }
+  const bool build = o.claims_flags || o.payload.empty();
+  std::string payload = payload_text;
+  if (build) {
+    auto claims = build_claims(o, payload_text, (*clock())->now());
+    if (!claims) return report(claims.error());
+    payload = claims->dump();
+  }
+
+  nlohmann::json header = nlohmann::json::object();
+  if (!o.typ.empty()) header["typ"] = o.typ;
+  else if (build) header["typ"] = "JWT";
+  std::string kid = o.kid.empty() ? key.kid() : o.kid;
+  if (!kid.empty()) header["kid"] = kid;
+  for (const auto& h : o.headers) {
+    auto nv = name_value(h, "--header");
+    if (!nv) return report(nv.error());
+    if (nv->first == "alg") {
+      return report(Error{ErrorCode::usage, "--header cannot set alg", "use --alg"});
+    }
+    if (nv->first == "crit") {
+      return report(Error{ErrorCode::usage, "--header cannot set crit: tokctl implements no critical extension", {}});
+    }
+    header[nv->first] = nv->second;
+  }
+  auto token = jose::sign_compact(std::move(header), payload, *alg, key);
+  if (!token) return report(token.error());
+  std::cout << *token << '\n';
+  return 0;
+}
+
+}  // namespace
+
+void register_sign(CLI::App& app) {
+  auto o = std::make_shared<SignOptions>();
+  auto* sub = app.add_subcommand("sign", "Sign a payload or a JWT claims set built from flags (compact JWS)");
+  sub->add_option("payload", o->payload, "Payload file, or - for stdin; omitted: claims from flags only");
+  add_key_options(sub, o->keys, false);
+  sub->add_option("--alg", o->alg, "Algorithm (default: the key's alg; EC/Ed keys imply theirs)");
+  sub->add_option("--kid", o->kid, "kid header (default: the key's kid)");
+  sub->add_option("--typ", o->typ, "typ header (default JWT when claims are built)");
+  sub->add_option("--header", o->headers, "Extra header NAME=VALUE (VALUE parsed as JSON if valid)");
+  std::vector<CLI::Option*> claim_opts = {
+      sub->add_option("--iss", o->iss, "Issuer claim"),
+      sub->add_option("--sub", o->sub, "Subject claim"),
+      sub->add_option("--aud", o->aud, "Audience claim (repeat for several)"),
+      sub->add_option("--exp", o->exp, "Expiry: +DUR (e.g. +15m) or TIME"),
+      sub->add_option("--nbf", o->nbf, "Not-before: +DUR/-DUR or TIME"),
+      sub->add_option("--iat", o->iat, "Issued-at: TIME (default now), or 'none' to omit"),
+      sub->add_option("--jti", o->jti, "Token id, or 'auto' for a random one"),
+      sub->add_option("--claim", o->claims, "Claim NAME=VALUE (VALUE parsed as JSON if valid; repeatable)"),
+  };
+  examples(sub, {"tokctl sign --key es256.jwk --iss https://issuer.test --sub alice --aud api --exp +15m",
+                 "tokctl sign --key rsa.pem --alg PS256 --sub bob --claim 'roles=[\"admin\"]' --jti auto",
+                 "echo '{\"sub\":\"carol\"}' | tokctl sign - --key ed.jwk --exp +1h",
+                 "tokctl sign payload.bin --key hs.jwk --typ application/octet-stream   # any bytes",
+                 "tokctl sign --secret-env JWT_SECRET --alg HS256 --sub ci --exp +5m"});
+  on_run(sub, [o, claim_opts] {
+    for (auto* c : claim_opts) o->claims_flags = o->claims_flags || c->count() > 0;
+    return run_sign(*o);
+  });
+}
+
+}  // namespace tokctl::cli

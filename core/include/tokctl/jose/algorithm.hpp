@@ -1,0 +1,83 @@
+#pragma once
+// JWS algorithms (RFC 7518 §3, RFC 8037): names, key compatibility, and the sign/verify primitives.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tokctl/jose/jwk.hpp>
+#include <tokctl/util/error.hpp>
+
+namespace tokctl::jose {
+
+enum class Alg {
+  HS256, HS384, HS512,
+  RS256, RS384, RS512,
+  PS256, PS384, PS512,
+  ES256, ES384, ES512,
+  EdDSA,
+};
+
+inline constexpr Alg k_all_algs[] = {Alg::HS256, Alg::HS384, Alg::HS512, Alg::RS256, Alg::RS384,
+                                     Alg::RS512, Alg::PS256, Alg::PS384, Alg::PS512, Alg::ES256,
+                                     Alg::ES384, Alg::ES512, Alg::EdDSA};
+
+/// The JOSE name, e.g. "ES256".
+const char* to_string(Alg alg);
+
+/// Parses an exact JOSE alg name; "none" and unknown names give nullopt.
+std::optional<Alg> alg_from_string(std::string_view name);
+
+/// Comma-separated list of all supported names, for messages and help.
+std::string supported_alg_names();
+
+/// True for HS256/384/512.
+bool is_symmetric(Alg alg);
+
+/// The key type an alg needs.
+KeyType key_type_for(Alg alg);
+
+enum class KeyRole { sign, verify };
+
+/// Checks that `key` may be used with `alg` for `role`: matching kty and curve, RSA >= 2048 bits,
+/// HMAC secret at least as long as the hash output (RFC 7518 §3.2), "use" sig and "key_ops"
+/// allowing the operation when present, private part present for signing, and the key's own `alg`
+/// (when set) equal to `alg`. Fails with ErrorCode::invalid_token for
+/// verify and ErrorCode::usage for sign, with a hint such as "the token is ES256 but the key is RSA".
+Result<void> check_key(Alg alg, const Jwk& key, KeyRole role);
+
+/// Computes a JWS signature (ES*: raw r||s of exact length). The key must pass check_key(sign).
+Result<std::string> sign(Alg alg, const Jwk& key, std::string_view signing_input);
+
+/// Verifies signatures for one (alg, key) pair, reusing OpenSSL contexts across calls.
+/// Not thread-safe: give each thread its own copy (copies are cheap and share the parsed key).
+class SignatureVerifier {
+ public:
+  /// Fails as check_key(verify) does.
+  static Result<SignatureVerifier> create(Alg alg, const Jwk& key);
+
+  /// True when `signature` is valid for `signing_input`. ES* signatures must be raw r||s of exact
+  /// length with 0 < r, s < n; DER is rejected. HMAC tags are compared in constant time.
+  bool verify(std::string_view signing_input, std::string_view signature);
+
+  Alg alg() const { return m_alg; }
+  const Jwk& key() const { return m_key; }
+
+  SignatureVerifier(const SignatureVerifier& other);
+  SignatureVerifier& operator=(const SignatureVerifier& other);
+  SignatureVerifier(SignatureVerifier&&) noexcept;
+  SignatureVerifier& operator=(SignatureVerifier&&) noexcept;
+  ~SignatureVerifier();
+
+  struct Cache;
+
+ private:
+  SignatureVerifier(Alg alg, Jwk key);
+  Alg m_alg;
+  Jwk m_key;
+  std::unique_ptr<Cache> m_cache;
+};
+
+}  // namespace tokctl::jose

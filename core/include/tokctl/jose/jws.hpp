@@ -1,0 +1,59 @@
+#pragma once
+// JWS compact serialization (RFC 7515): parsing with limits, signing, verification.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include <tokctl/jose/algorithm.hpp>
+#include <tokctl/jose/json.hpp>
+
+namespace tokctl::jose {
+
+/// Default ceiling for a compact token's length.
+inline constexpr std::size_t k_max_token_bytes = 64 * 1024;
+
+struct ParseLimits {
+  std::size_t max_token_bytes = k_max_token_bytes;
+  JsonLimits json{};
+};
+
+/// A parsed, *unverified* compact JWS.
+struct CompactJws {
+  std::string header_b64;
+  std::string payload_b64;
+  std::string signature_b64;
+  nlohmann::json header;   ///< strict-parsed protected header (an object)
+  std::string payload;     ///< decoded payload bytes
+  std::string signature;   ///< decoded signature bytes
+  std::string alg;         ///< header "alg" as written (may be "none" or unknown)
+  std::string kid;         ///< header "kid" or empty
+
+  /// "header.payload", the JWS signing input.
+  std::string signing_input() const { return header_b64 + "." + payload_b64; }
+};
+
+/// Splits and decodes a compact JWS: exactly three segments, strict base64url, strict JSON object
+/// header with a string "alg", size limits. Fails with ErrorCode::malformed saying which part.
+/// A five-segment input fails with a hint that it is a JWE.
+Result<CompactJws> parse_compact(std::string_view token, const ParseLimits& limits = {});
+
+/// Header parameters this implementation understands in "crit" (none at present besides b64=false
+/// for detached payloads, which compact verification refuses).
+/// Checks the "crit" header: must be a non-empty array of strings naming header parameters that
+/// are present, not registered names, and understood. Fails with ErrorCode::invalid_token.
+Result<void> check_crit(const nlohmann::json& header);
+
+/// Signs `payload` (raw bytes) with `header` (alg is set from `alg`, overriding any value).
+/// Fails as check_key(sign) does.
+Result<std::string> sign_compact(nlohmann::json header, std::string_view payload, Alg alg,
+                                 const Jwk& key);
+
+/// Signs with the header bytes exactly as given (reproducing published vectors byte for byte).
+/// The header must be a JSON object whose "alg" equals `alg`; fails with ErrorCode::usage if not.
+Result<std::string> sign_compact_raw(std::string_view header_json, std::string_view payload, Alg alg,
+                                     const Jwk& key);
+
+}  // namespace tokctl::jose

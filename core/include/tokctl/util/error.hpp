@@ -1,0 +1,37 @@
+#pragma once
+// Error model shared by every core module: fallible calls return Result<T>.
+
+#include <expected>
+#include <string>
+
+namespace tokctl {
+
+/// Error groups; each maps 1:1 to a documented exit code (see exit_code()).
+enum class ErrorCode {
+  invalid_token = 1,  ///< signature, expiry, claims, revoked
+  usage = 2,          ///< bad flags or flag combinations
+  malformed = 3,      ///< malformed token, JSON, YAML or key
+  keystore = 4,       ///< keystore or store failure
+  network = 5,        ///< network/TLS/HTTP failure
+  remote_oauth = 6,   ///< remote OAuth error response
+};
+
+struct Error {
+  ErrorCode code = ErrorCode::malformed;
+  std::string message;
+  std::string hint;
+};
+
+template <class T>
+using Result = std::expected<T, Error>;
+
+/// Builds an unexpected Error, for `return fail(...)` in functions returning Result<T>.
+std::unexpected<Error> fail(ErrorCode code, std::string message, std::string hint = {});
+
+/// The process exit code for an error group.
+constexpr int exit_code(ErrorCode code) { return static_cast<int>(code); }
+
+/// Stable lower-case name of the group ("invalid_token", "malformed", ...).
+const char* to_string(ErrorCode code);
+
+}  // namespace tokctl

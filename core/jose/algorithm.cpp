@@ -1,0 +1,375 @@
+#include <tokctl/jose/algorithm.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/rsa.h>
+
+#include <tokctl/jose/ossl.hpp>
+#include <tokctl/util/io.hpp>
+
+#include "jwk_data.hpp"
+
+namespace tokctl::jose {
+namespace {
+
+enum class Family { hmac, rsa_pkcs1, rsa_pss, ecdsa, eddsa };
+
+struct AlgInfo {
+  Alg alg;
+  const char* name;
+  Family family;
+  const char* md;       // digest name (empty for EdDSA)
+  int hash_bytes;
+  const char* curve;    // JOSE curve for ES*
+};
+
+constexpr AlgInfo k_algs[] = {
+    {Alg::HS256, "HS256", Family::hmac, "SHA256", 32, ""},
+    {Alg::HS384, "HS384", Family::hmac, "SHA384", 48, ""},
+    {Alg::HS512, "HS512", Family::hmac, "SHA512", 64, ""},
+    {Alg::RS256, "RS256", Family::rsa_pkcs1, "SHA256", 32, ""},
+    {Alg::RS384, "RS384", Family::rsa_pkcs1, "SHA384", 48, ""},
+    {Alg::RS512, "RS512", Family::rsa_pkcs1, "SHA512", 64, ""},
+    {Alg::PS256, "PS256", Family::rsa_pss, "SHA256", 32, ""},
+    {Alg::PS384, "PS384", Family::rsa_pss, "SHA384", 48, ""},
+    {Alg::PS512, "PS512", Family::rsa_pss, "SHA512", 64, ""},
+    {Alg::ES256, "ES256", Family::ecdsa, "SHA256", 32, "P-256"},
+    {Alg::ES384, "ES384", Family::ecdsa, "SHA384", 48, "P-384"},
+    {Alg::ES512, "ES512", Family::ecdsa, "SHA512", 64, "P-521"},
+    {Alg::EdDSA, "EdDSA", Family::eddsa, "", 0, ""},
+};
+
+const AlgInfo& info(Alg alg) { return k_algs[static_cast<int>(alg)]; }
+
+// Digests fetched once per process (explicit fetch avoids a provider lookup per operation).
+const EVP_MD* fetched_md(const char* name) {
+  static EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  static EVP_MD* sha384 = EVP_MD_fetch(nullptr, "SHA384", nullptr);
+  static EVP_MD* sha512 = EVP_MD_fetch(nullptr, "SHA512", nullptr);
+  if (std::strcmp(name, "SHA256") == 0) return sha256;
+  if (std::strcmp(name, "SHA384") == 0) return sha384;
+  if (std::strcmp(name, "SHA512") == 0) return sha512;
+  return nullptr;
+}
+
+EVP_MAC* fetched_hmac() {
+  static EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  return mac;
+}
+
+Result<ossl::EvpMacCtxPtr> hmac_ctx(const AlgInfo& a, const std::string& secret) {
+  auto ctx = ossl::make(EVP_MAC_CTX_new(fetched_hmac()));
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(a.md), 0),
+      OSSL_PARAM_construct_end()};
+  if (!ctx || EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(secret.data()),
+                           secret.size(), params) != 1) {
+    return ossl::fail_ossl(ErrorCode::invalid_token, "HMAC init failed");
+  }
+  return ctx;
+}
+
+bool hmac_compute(EVP_MAC_CTX* ctx, bool reinit, std::string_view input, unsigned char* out,
+                  std::size_t& out_len) {
+  if (reinit && EVP_MAC_init(ctx, nullptr, 0, nullptr) != 1) return false;
+  return EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1 &&
+         EVP_MAC_final(ctx, out, &out_len, EVP_MAX_MD_SIZE) == 1;
+}
+
+// Sets RSA padding (and PSS parameters) on a signing or verification context.
+bool configure_rsa(EVP_PKEY_CTX* pctx, const AlgInfo& a) {
+  if (a.family == Family::rsa_pkcs1) return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1;
+  const EVP_MD* md = fetched_md(a.md);
+  return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1 &&
+         EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) == 1;
+}
+
+std::unexpected<Error> key_error(KeyRole role, std::string message, std::string hint) {
+  return fail(role == KeyRole::verify ? ErrorCode::invalid_token : ErrorCode::usage, std::move(message),
+              std::move(hint));
+}
+
+std::string key_kind(const Jwk& key) {
+  if (key.kty() == KeyType::oct) return "an HMAC secret";
+  if (key.kty() == KeyType::rsa) return "RSA";
+  return std::string(to_string(key.kty())) + " " + key.crv();
+}
+
+}  // namespace
+
+const char* to_string(Alg alg) { return info(alg).name; }
+
+std::optional<Alg> alg_from_string(std::string_view name) {
+  for (const auto& a : k_algs)
+    if (name == a.name) return a.alg;
+  return std::nullopt;
+}
+
+std::string supported_alg_names() {
+  std::string out;
+  for (const auto& a : k_algs) {
+    if (!out.empty()) out += ", ";
+    out += a.name;
+  }
+  return out;
+}
+
+bool is_symmetric(Alg alg) { return info(alg).family == Family::hmac; }
+
+KeyType key_type_for(Alg alg) {
+  switch (info(alg).family) {
+    case Family::hmac: return KeyType::oct;
+    case Family::rsa_pkcs1:
+    case Family::rsa_pss: return KeyType::rsa;
+    case Family::ecdsa: return KeyType::ec;
+    case Family::eddsa: return KeyType::okp;
+  }
+  return KeyType::oct;
+}
+
+Result<void> check_key(Alg alg, const Jwk& key, KeyRole role) {
+  const AlgInfo& a = info(alg);
+  const char* who = role == KeyRole::verify ? "the token is " : "signing with ";
+  if (key.kty() != key_type_for(alg)) {
+    std::string hint = std::string(who) + a.name + " but the key is " + key_kind(key);
+    if (is_symmetric(alg)) hint += " (an HMAC token checked against a public key is an algorithm-confusion attack)";
+    return key_error(role, std::string(a.name) + " cannot be used with " + key.describe(), hint);
+  }
+  if (a.family == Family::ecdsa && key.crv() != a.curve) {
+    return key_error(role, std::string(a.name) + " needs a " + a.curve + " key, not " + key.crv(),
+                     std::string(who) + a.name + " but the key is EC " + key.crv());
+  }
+  if (a.family == Family::eddsa && key.crv() != "Ed25519" && key.crv() != "Ed448") {
+    return key_error(role, "EdDSA needs an Ed25519 or Ed448 key, not " + key.crv(),
+                     key.crv() + " keys are for key agreement (JWE), not signatures");
+  }
+  if (key.kty() == KeyType::rsa && key.bits() < k_min_rsa_bits) {
+    return key_error(role, "RSA key is " + std::to_string(key.bits()) + " bits; at least " +
+                               std::to_string(k_min_rsa_bits) + " are required",
+                     "generate a new key: tokctl keys generate --alg " + std::string(a.name));
+  }
+  if (!key.alg().empty() && key.alg() != a.name) {
+    return key_error(role, std::string("the key is pinned to ") + key.alg() + ", not " + a.name,
+                     role == KeyRole::verify ? "the token's alg does not match the key's \"alg\""
+                                             : "drop --alg or use a key made for " + std::string(a.name));
+  }
+  // RFC 7517 §4.2/§4.3: a key marked for encryption, or whose key_ops exclude the operation,
+  // must not be used for signatures.
+  if (!key.use().empty() && key.use() != "sig") {
+    return key_error(role, "the key is marked \"use\": \"" + key.use() + "\", not for signatures",
+                     "use a signing key (\"use\": \"sig\")");
+  }
+  if (!key.key_ops().empty()) {
+    const char* op = role == KeyRole::sign ? "sign" : "verify";
+    // An entry may list several operations separated by commas: RFC 7520 §3.4 (Figure 3, and
+    // Wycheproof's copies of it) has "key_ops": ["sign, verify"].
+    auto allows = [&](const std::string& entry) {
+      std::size_t pos = 0;
+      while (pos <= entry.size()) {
+        auto comma = entry.find(',', pos);
+        auto item = trim(std::string_view(entry).substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+        if (item == op) return true;
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+      }
+      return false;
+    };
+    if (std::none_of(key.key_ops().begin(), key.key_ops().end(), allows)) {
+      return key_error(role, std::string("the key's \"key_ops\" do not include \"") + op + "\"",
+                       "use a key made for signatures");
+    }
+  }
+  // RFC 7518 §3.2: a key shorter than the hash output MUST NOT be used with HS*, either way.
+  if (a.family == Family::hmac && key.secret().size() < static_cast<std::size_t>(a.hash_bytes)) {
+    return key_error(role, std::string(a.name) + " needs a secret of at least " +
+                               std::to_string(a.hash_bytes) + " bytes, this one has " +
+                               std::to_string(key.secret().size()),
+                     "RFC 7518 §3.2; generate one: tokctl keys generate --alg " + std::string(a.name));
+  }
+  if (role == KeyRole::sign) {
+    if (key.kty() != KeyType::oct && !key.has_private()) {
+      return key_error(role, "signing needs a private key, this is a " + key.describe(),
+                       "pass the private key file");
+    }
+  }
+  return {};
+}
+
+Result<std::string> sign(Alg alg, const Jwk& key, std::string_view input) {
+  if (auto c = check_key(alg, key, KeyRole::sign); !c) return std::unexpected(c.error());
+  const AlgInfo& a = info(alg);
+  if (a.family == Family::hmac) {
+    auto ctx = hmac_ctx(a, key.secret());
+    if (!ctx) return std::unexpected(ctx.error());
+    unsigned char out[EVP_MAX_MD_SIZE];
+    std::size_t len = 0;
+    if (!hmac_compute(ctx->get(), false, input, out, len)) return ossl::fail_ossl(ErrorCode::usage, "HMAC failed");
+    return std::string(reinterpret_cast<char*>(out), len);
+  }
+  auto mdctx = ossl::make(EVP_MD_CTX_new());
+  EVP_PKEY_CTX* pctx = nullptr;
+  const EVP_MD* md = a.family == Family::eddsa ? nullptr : fetched_md(a.md);
+  if (!mdctx || EVP_DigestSignInit(mdctx.get(), &pctx, md, nullptr, key.pkey()) != 1) {
+    return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign init failed");
+  }
+  if ((a.family == Family::rsa_pkcs1 || a.family == Family::rsa_pss) && !configure_rsa(pctx, a)) {
+    return ossl::fail_ossl(ErrorCode::usage, "RSA padding setup failed");
+  }
+  std::size_t len = 0;
+  const auto* in = reinterpret_cast<const unsigned char*>(input.data());
+  if (EVP_DigestSign(mdctx.get(), nullptr, &len, in, input.size()) != 1) {
+    return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign failed");
+  }
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(mdctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, in, input.size()) != 1) {
+    return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign failed");
+  }
+  sig.resize(len);
+  if (a.family != Family::ecdsa) return sig;
+  // DER -> fixed-width r||s (RFC 7518 §3.4).
+  const auto* p = reinterpret_cast<const unsigned char*>(sig.data());
+  auto es = ossl::make(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size())));
+  if (!es) return ossl::fail_ossl(ErrorCode::usage, "cannot decode ECDSA signature");
+  const BIGNUM *r = nullptr, *s = nullptr;
+  ECDSA_SIG_get0(es.get(), &r, &s);
+  std::size_t n = key.pkey() ? static_cast<std::size_t>((EVP_PKEY_get_bits(key.pkey()) + 7) / 8) : 0;
+  std::string raw(2 * n, '\0');
+  auto* out = reinterpret_cast<unsigned char*>(raw.data());
+  if (BN_bn2binpad(r, out, static_cast<int>(n)) < 0 || BN_bn2binpad(s, out + n, static_cast<int>(n)) < 0) {
+    return ossl::fail_ossl(ErrorCode::usage, "cannot encode ECDSA signature");
+  }
+  return raw;
+}
+
+// ---- SignatureVerifier ------------------------------------------------------------------------
+
+struct SignatureVerifier::Cache {
+  ossl::EvpMacCtxPtr mac{nullptr, &EVP_MAC_CTX_free};
+  ossl::EvpMdCtxPtr md{nullptr, &EVP_MD_CTX_free};
+  ossl::EvpPkeyCtxPtr pkey{nullptr, &EVP_PKEY_CTX_free};
+  bool mac_used = false;
+  bool ok = false;
+};
+
+SignatureVerifier::SignatureVerifier(Alg alg, Jwk key) : m_alg(alg), m_key(std::move(key)) {}
+SignatureVerifier::SignatureVerifier(const SignatureVerifier& other)
+    : m_alg(other.m_alg), m_key(other.m_key) {}
+SignatureVerifier& SignatureVerifier::operator=(const SignatureVerifier& other) {
+  if (this != &other) {
+    m_alg = other.m_alg;
+    m_key = other.m_key;
+    m_cache.reset();
+  }
+  return *this;
+}
+SignatureVerifier::SignatureVerifier(SignatureVerifier&&) noexcept = default;
+SignatureVerifier& SignatureVerifier::operator=(SignatureVerifier&&) noexcept = default;
+SignatureVerifier::~SignatureVerifier() = default;
+
+Result<SignatureVerifier> SignatureVerifier::create(Alg alg, const Jwk& key) {
+  if (auto c = check_key(alg, key, KeyRole::verify); !c) return std::unexpected(c.error());
+  return SignatureVerifier(alg, key);
+}
+
+bool SignatureVerifier::verify(std::string_view input, std::string_view signature) {
+  const AlgInfo& a = info(m_alg);
+  if (!m_cache) {
+    m_cache = std::make_unique<Cache>();
+    auto& c = *m_cache;
+    switch (a.family) {
+      case Family::hmac: {
+        auto ctx = hmac_ctx(a, m_key.secret());
+        if (ctx) c.mac = std::move(*ctx);
+        c.ok = static_cast<bool>(c.mac);
+        break;
+      }
+      case Family::rsa_pkcs1:
+      case Family::rsa_pss:
+      case Family::ecdsa:
+        c.md = ossl::make(EVP_MD_CTX_new());
+        c.pkey = ossl::make(EVP_PKEY_CTX_new_from_pkey(nullptr, m_key.pkey(), nullptr));
+        c.ok = c.md && c.pkey && EVP_PKEY_verify_init(c.pkey.get()) == 1 &&
+               EVP_PKEY_CTX_set_signature_md(c.pkey.get(), fetched_md(a.md)) == 1 &&
+               (a.family == Family::ecdsa || configure_rsa(c.pkey.get(), a));
+        break;
+      case Family::eddsa:
+        c.md = ossl::make(EVP_MD_CTX_new());
+        c.ok = c.md && EVP_DigestVerifyInit(c.md.get(), nullptr, nullptr, nullptr, m_key.pkey()) == 1;
+        break;
+    }
+    if (!c.ok) {
+      ossl::clear_errors();
+      m_cache.reset();
+      return false;
+    }
+  }
+  auto& c = *m_cache;
+  const auto* in = reinterpret_cast<const unsigned char*>(input.data());
+  const auto* sig = reinterpret_cast<const unsigned char*>(signature.data());
+  switch (a.family) {
+    case Family::hmac: {
+      unsigned char mac[EVP_MAX_MD_SIZE];
+      std::size_t len = 0;
+      bool ok = hmac_compute(c.mac.get(), c.mac_used, input, mac, len);
+      c.mac_used = true;
+      return ok && signature.size() == len && CRYPTO_memcmp(mac, sig, len) == 0;
+    }
+    case Family::eddsa: {
+      int ok = EVP_DigestVerify(c.md.get(), sig, signature.size(), in, input.size());
+      if (ok != 1) ossl::clear_errors();
+      return ok == 1;
+    }
+    case Family::rsa_pkcs1:
+    case Family::rsa_pss:
+    case Family::ecdsa:
+      break;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int dlen = 0;
+  if (EVP_DigestInit_ex(c.md.get(), fetched_md(a.md), nullptr) != 1 ||
+      EVP_DigestUpdate(c.md.get(), in, input.size()) != 1 ||
+      EVP_DigestFinal_ex(c.md.get(), digest, &dlen) != 1) {
+    ossl::clear_errors();
+    return false;
+  }
+  int ok = 0;
+  if (a.family != Family::ecdsa) {
+    // RSA signatures are exactly the modulus length (RFC 8017 §8.2.2 step 1).
+    if (signature.size() != static_cast<std::size_t>(EVP_PKEY_get_size(m_key.pkey()))) return false;
+    ok = EVP_PKEY_verify(c.pkey.get(), sig, signature.size(), digest, dlen);
+  } else {
+    // JWS ECDSA signatures are raw r||s, each exactly the field size; DER is not accepted.
+    const Jwk::Data& kd = m_key.data();
+    const std::size_t n = kd.ec_size;
+    if (n == 0 || signature.size() != 2 * n) return false;
+    // 0 < r, s < n, checked here explicitly (CVE-2022-21449 accepted r = s = 0).
+    auto in_range = [&](const unsigned char* v) {
+      bool zero = true;
+      for (std::size_t i = 0; i < n; ++i) zero = zero && v[i] == 0;
+      return !zero && std::memcmp(v, kd.ec_order.data(), n) < 0;
+    };
+    if (!in_range(sig) || !in_range(sig + n)) return false;
+    auto es = ossl::make(ECDSA_SIG_new());
+    BIGNUM* r = BN_bin2bn(sig, static_cast<int>(n), nullptr);
+    BIGNUM* s = BN_bin2bn(sig + n, static_cast<int>(n), nullptr);
+    if (!es || !r || !s || ECDSA_SIG_set0(es.get(), r, s) != 1) {
+      BN_free(r);
+      BN_free(s);
+      return false;
+    }
+    unsigned char der[160];
+    unsigned char* p = der;
+    int der_len = i2d_ECDSA_SIG(es.get(), nullptr);
+    if (der_len <= 0 || der_len > static_cast<int>(sizeof der)) return false;
+    der_len = i2d_ECDSA_SIG(es.get(), &p);
+    ok = EVP_PKEY_verify(c.pkey.get(), der, static_cast<std::size_t>(der_len), digest, dlen);
+  }
+  if (ok != 1) ossl::clear_errors();
+  return ok == 1;
+}
+
+}  // namespace tokctl::jose

@@ -1,0 +1,110 @@
+#include <tokctl/jose/jws.hpp>
+
+#include <algorithm>
+
+#include <tokctl/util/base64.hpp>
+
+namespace tokctl::jose {
+
+Result<CompactJws> parse_compact(std::string_view token, const ParseLimits& limits) {
+  if (token.size() > limits.max_token_bytes) {
+    return fail(ErrorCode::malformed,
+                "token is " + std::to_string(token.size()) + " bytes, over the " +
+                    std::to_string(limits.max_token_bytes) + "-byte limit");
+  }
+  if (token.empty()) return fail(ErrorCode::malformed, "the token is empty");
+  auto dots = std::count(token.begin(), token.end(), '.');
+  if (dots == 4) {
+    return fail(ErrorCode::malformed, "this is a JWE (5 segments), not a JWS",
+                "decrypt it first (tokctl decrypt), or pass a decryption key to verify");
+  }
+  if (dots != 2) {
+    return fail(ErrorCode::malformed,
+                "a compact JWS has 3 dot-separated segments, this has " + std::to_string(dots + 1),
+                dots == 0 ? "is this an opaque token? only JWTs can be decoded locally" : "");
+  }
+  CompactJws jws;
+  auto d1 = token.find('.');
+  auto d2 = token.find('.', d1 + 1);
+  jws.header_b64 = token.substr(0, d1);
+  jws.payload_b64 = token.substr(d1 + 1, d2 - d1 - 1);
+  jws.signature_b64 = token.substr(d2 + 1);
+  auto fail_in = [](const char* part, Error e) {
+    e.message = std::string(part) + ": " + e.message;
+    return std::unexpected(std::move(e));
+  };
+  if (jws.header_b64.empty()) return fail(ErrorCode::malformed, "header segment is empty");
+  auto header = b64url_decode(jws.header_b64);
+  if (!header) return fail_in("header", header.error());
+  auto payload = b64url_decode(jws.payload_b64);
+  if (!payload) return fail_in("payload", payload.error());
+  auto sig = b64url_decode(jws.signature_b64);
+  if (!sig) return fail_in("signature", sig.error());
+  auto hj = parse_json_object(*header, "header", limits.json);
+  if (!hj) return std::unexpected(hj.error());
+  auto alg = hj->find("alg");
+  if (alg == hj->end() || !alg->is_string()) {
+    return fail(ErrorCode::malformed, "header has no \"alg\" string");
+  }
+  jws.alg = alg->get<std::string>();
+  if (auto kid = hj->find("kid"); kid != hj->end()) {
+    if (!kid->is_string()) return fail(ErrorCode::malformed, "header \"kid\" must be a string");
+    jws.kid = kid->get<std::string>();
+  }
+  jws.header = std::move(*hj);
+  jws.payload = std::move(*payload);
+  jws.signature = std::move(*sig);
+  return jws;
+}
+
+Result<void> check_crit(const nlohmann::json& header) {
+  auto it = header.find("crit");
+  if (it == header.end()) return {};
+  if (!it->is_array() || it->empty()) {
+    return fail(ErrorCode::invalid_token, "header \"crit\" must be a non-empty array of names");
+  }
+  static constexpr std::string_view registered[] = {"alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t",
+                                                     "x5t#S256", "typ", "cty", "crit", "enc", "zip"};
+  for (const auto& name : *it) {
+    if (!name.is_string()) return fail(ErrorCode::invalid_token, "header \"crit\" entries must be strings");
+    const auto& n = name.get_ref<const std::string&>();
+    if (std::find(std::begin(registered), std::end(registered), n) != std::end(registered)) {
+      return fail(ErrorCode::invalid_token, "header \"crit\" lists registered parameter \"" + n + "\"");
+    }
+    if (!header.contains(n)) {
+      return fail(ErrorCode::invalid_token, "header \"crit\" lists \"" + n + "\" but the header lacks it");
+    }
+    // No extension is understood in compact verification (b64=false needs a detached payload).
+    return fail(ErrorCode::invalid_token, "header \"crit\" requires unsupported extension \"" + n + "\"",
+                "tokctl rejects tokens whose critical extensions it does not implement (RFC 7515 §4.1.11)");
+  }
+  return {};
+}
+
+Result<std::string> sign_compact(nlohmann::json header, std::string_view payload, Alg alg,
+                                 const Jwk& key) {
+  header["alg"] = to_string(alg);
+  std::string input = b64url_encode(header.dump()) + "." + b64url_encode(payload);
+  auto sig = sign(alg, key, input);
+  if (!sig) return std::unexpected(sig.error());
+  input += ".";
+  input += b64url_encode(*sig);
+  return input;
+}
+
+Result<std::string> sign_compact_raw(std::string_view header_json, std::string_view payload, Alg alg,
+                                     const Jwk& key) {
+  auto header = parse_json_object(header_json, "header");
+  if (!header) return std::unexpected(header.error());
+  if (header->value("alg", std::string()) != to_string(alg)) {
+    return fail(ErrorCode::usage, std::string("header \"alg\" must be ") + to_string(alg));
+  }
+  std::string input = b64url_encode(header_json) + "." + b64url_encode(payload);
+  auto sig = sign(alg, key, input);
+  if (!sig) return std::unexpected(sig.error());
+  input += ".";
+  input += b64url_encode(*sig);
+  return input;
+}
+
+}  // namespace tokctl::jose

@@ -1,0 +1,394 @@
+#include <tokctl/jose/jwt.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+#include "jwk_data.hpp"
+
+namespace tokctl::jose {
+namespace {
+
+using nlohmann::json;
+
+void add(std::vector<Problem>& out, std::string code, std::string message, std::string hint = {},
+         bool malformed = false) {
+  out.push_back(Problem{std::move(code), std::move(message), std::move(hint), malformed});
+}
+
+// Reads a NumericDate claim. Returns nullopt when absent; sets `bad` when present but not a number.
+std::optional<std::int64_t> numeric_date(const json& payload, const char* name, std::vector<Problem>& out) {
+  auto it = payload.find(name);
+  if (it == payload.end()) return std::nullopt;
+  if (!it->is_number()) {
+    add(out, "bad_claim_type",
+        std::string("claim \"") + name + "\" must be a number (NumericDate), not " + it->type_name(),
+        "time claims are seconds since 1970-01-01T00:00:00Z", true);
+    return std::nullopt;
+  }
+  double v = it->get<double>();
+  if (!std::isfinite(v) || std::fabs(v) > 1e15) {
+    add(out, "bad_claim_type", std::string("claim \"") + name + "\" is out of range", {}, true);
+    return std::nullopt;
+  }
+  return static_cast<std::int64_t>(std::floor(v));
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string media_type(const std::string& typ) {
+  std::string t = lower(typ);
+  if (t.rfind("application/", 0) == 0) t = t.substr(12);
+  return t;
+}
+
+void check_string_claim(const json& payload, const char* name, const std::optional<std::string>& want,
+                        const char* code, std::vector<Problem>& out) {
+  if (!want) return;
+  auto it = payload.find(name);
+  if (it == payload.end()) {
+    add(out, code, std::string(name) + " is missing, expected '" + *want + "'");
+  } else if (!it->is_string()) {
+    add(out, "bad_claim_type", std::string("claim \"") + name + "\" must be a string", {}, true);
+  } else if (it->get_ref<const std::string&>() != *want) {
+    add(out, code, std::string(name) + " mismatch: token has '" + it->get<std::string>() + "', expected '" +
+                       *want + "'");
+  }
+}
+
+}  // namespace
+
+int VerifyReport::exit_code() const {
+  if (valid) return 0;
+  for (const auto& p : problems)
+    if (p.malformed) return 3;
+  return 1;
+}
+
+void check_claims(const json& header, const json& payload, const ClaimRules& rules, UnixTime now,
+                  std::vector<Problem>& out) {
+  const std::int64_t leeway = rules.leeway;
+  const std::string lw = ", leeway " + format_duration(leeway);
+  auto exp = numeric_date(payload, "exp", out);
+  auto nbf = numeric_date(payload, "nbf", out);
+  auto iat = numeric_date(payload, "iat", out);
+  if (exp && now - leeway >= *exp) {
+    add(out, "expired", "expired " + format_duration(now - *exp) + " ago (exp " + format_rfc3339(*exp) + lw + ")",
+        now - *exp < 86400 * 365 ? "" : "is --now right?");
+  }
+  if (nbf && now + leeway < *nbf) {
+    add(out, "not_yet_valid", "not valid for another " + format_duration(*nbf - now) + " (nbf " +
+                                  format_rfc3339(*nbf) + lw + ")");
+  }
+  if (iat && *iat > now + leeway) {
+    add(out, "iat_in_future", "issued " + format_duration(*iat - now) + " in the future (iat " +
+                                  format_rfc3339(*iat) + lw + ")",
+        "the issuer's clock may be ahead");
+  }
+  if (rules.max_age) {
+    if (!iat) {
+      if (!payload.contains("iat")) add(out, "missing_claim", "iat is required by --max-age but missing");
+    } else if (now - *iat > *rules.max_age + leeway) {
+      add(out, "too_old", "issued " + format_duration(now - *iat) + " ago, over the max age of " +
+                              format_duration(*rules.max_age) + " (iat " + format_rfc3339(*iat) + lw + ")");
+    }
+  }
+  check_string_claim(payload, "iss", rules.iss, "iss_mismatch", out);
+  check_string_claim(payload, "sub", rules.sub, "sub_mismatch", out);
+  if (rules.aud) {
+    auto it = payload.find("aud");
+    std::vector<std::string> auds;
+    bool typed = true;
+    if (it != payload.end()) {
+      if (it->is_string()) {
+        auds.push_back(it->get<std::string>());
+      } else if (it->is_array()) {
+        for (const auto& a : *it) {
+          if (!a.is_string()) typed = false;
+          else auds.push_back(a.get<std::string>());
+        }
+      } else {
+        typed = false;
+      }
+    }
+    if (!typed) {
+      add(out, "bad_claim_type", "claim \"aud\" must be a string or an array of strings", {}, true);
+    } else if (it == payload.end()) {
+      add(out, "aud_mismatch", "aud is missing, expected '" + *rules.aud + "'");
+    } else if (std::find(auds.begin(), auds.end(), *rules.aud) == auds.end()) {
+      std::string have;
+      for (const auto& a : auds) have += (have.empty() ? "'" : ", '") + a + "'";
+      add(out, "aud_mismatch", "aud mismatch: token is for " + (have.empty() ? "nobody" : have) +
+                                   ", expected '" + *rules.aud + "'");
+    }
+  }
+  if (rules.typ) {
+    auto it = header.find("typ");
+    if (it == header.end() || !it->is_string()) {
+      add(out, "typ_mismatch", "header typ is missing, expected '" + *rules.typ + "'");
+    } else if (media_type(it->get<std::string>()) != media_type(*rules.typ)) {
+      add(out, "typ_mismatch", "typ mismatch: token has '" + it->get<std::string>() + "', expected '" +
+                                   *rules.typ + "'");
+    }
+  }
+  for (const auto& name : rules.required) {
+    if (!payload.contains(name)) add(out, "missing_claim", "required claim \"" + name + "\" is missing");
+  }
+}
+
+std::vector<std::string> decode_warnings(const json& header, const json& payload, UnixTime now) {
+  std::vector<std::string> w;
+  std::string alg = header.is_object() ? header.value("alg", std::string()) : std::string();
+  if (lower(alg) == "none") {
+    w.push_back("alg is \"none\": the token is unsigned and tokctl will never accept it");
+  } else if (auto a = alg_from_string(alg); a && is_symmetric(*a)) {
+    w.push_back(alg + " is symmetric: anyone able to verify this token can also forge one");
+  } else if (!a) {
+    w.push_back("alg \"" + alg + "\" is not a supported signature algorithm");
+  }
+  for (const char* h : {"jwk", "jku", "x5u", "x5c"}) {
+    if (header.is_object() && header.contains(h)) {
+      w.push_back(std::string("header carries \"") + h + "\": tokctl never lets the token choose its own key");
+    }
+  }
+  if (header.is_object() && header.contains("crit")) w.push_back("header has \"crit\" extensions");
+  if (!payload.is_object()) {
+    w.push_back("the payload is not a JSON object, so this is not a JWT claims set");
+    return w;
+  }
+  auto num = [&](const char* n) -> std::optional<std::int64_t> {
+    auto it = payload.find(n);
+    if (it == payload.end()) return std::nullopt;
+    if (!it->is_number()) {
+      w.push_back(std::string("claim \"") + n + "\" is not a number (NumericDate)");
+      return std::nullopt;
+    }
+    return static_cast<std::int64_t>(std::floor(it->get<double>()));
+  };
+  auto exp = num("exp");
+  auto iat = num("iat");
+  num("nbf");
+  if (!payload.contains("exp")) {
+    w.push_back("no exp claim: the token never expires");
+  } else if (exp) {
+    std::int64_t start = iat.value_or(now);
+    if (*exp - start > 86400) {
+      w.push_back("lifetime is " + format_duration(*exp - start) + ", over 24h");
+    }
+    if (*exp <= now) w.push_back("expired " + format_duration(now - *exp) + " ago");
+  }
+  static constexpr const char* sensitive[] = {"email", "phone", "phone_number", "address", "birthdate",
+                                              "ssn", "password", "passwd", "secret", "credit_card",
+                                              "card_number", "iban", "name", "given_name", "family_name"};
+  for (const auto& [k, v] : payload.items()) {
+    std::string lk = lower(k);
+    for (const char* s : sensitive) {
+      if (lk == s) {
+        w.push_back("claim \"" + k + "\" looks like personal or secret data; anyone holding the token can read it");
+        break;
+      }
+    }
+  }
+  return w;
+}
+
+// ---- TokenVerifier ----------------------------------------------------------------------------
+
+struct TokenVerifier::Impl {
+  struct Candidate {
+    std::size_t key_index;
+    Alg alg;
+    SignatureVerifier verifier;
+  };
+  JwkSet keys;
+  KeySource source;
+  VerifyOptions options;
+  const Clock* clock;
+  std::vector<std::vector<Alg>> allowed;  // per key
+  std::vector<Candidate> verifiers;       // built lazily, reused across tokens
+
+  SignatureVerifier* verifier_for(std::size_t index, Alg alg) {
+    for (auto& c : verifiers)
+      if (c.key_index == index && c.alg == alg) return &c.verifier;
+    auto v = SignatureVerifier::create(alg, keys.keys[index]);
+    if (!v) return nullptr;
+    verifiers.push_back(Candidate{index, alg, std::move(*v)});
+    return &verifiers.back().verifier;
+  }
+};
+
+TokenVerifier::TokenVerifier(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+TokenVerifier::TokenVerifier(const TokenVerifier& o) : m_impl(std::make_unique<Impl>(*o.m_impl)) {}
+TokenVerifier& TokenVerifier::operator=(const TokenVerifier& o) {
+  if (this != &o) m_impl = std::make_unique<Impl>(*o.m_impl);
+  return *this;
+}
+TokenVerifier::TokenVerifier(TokenVerifier&&) noexcept = default;
+TokenVerifier& TokenVerifier::operator=(TokenVerifier&&) noexcept = default;
+TokenVerifier::~TokenVerifier() = default;
+
+Result<TokenVerifier> TokenVerifier::create(JwkSet keys, KeySource source, VerifyOptions options,
+                                            const Clock& clock) {
+  if (keys.keys.empty()) {
+    return fail(ErrorCode::usage, "no usable verification key", "the JWKS has no key of a supported type");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->source = source;
+  impl->clock = &clock;
+  bool any_unpinned = false;
+  bool any_allowed = false;
+  for (const auto& key : keys.keys) {
+    std::vector<Alg> algs;
+    if (!key.alg().empty()) {
+      auto pinned = alg_from_string(key.alg());
+      bool wanted = options.allowed_algs.empty() ||
+                    std::find(options.allowed_algs.begin(), options.allowed_algs.end(), pinned) !=
+                        options.allowed_algs.end();
+      if (pinned && wanted) algs.push_back(*pinned);
+    } else {
+      any_unpinned = true;
+      algs = options.allowed_algs;
+    }
+    any_allowed = any_allowed || !algs.empty();
+    impl->allowed.push_back(std::move(algs));
+  }
+  if (!any_allowed) {
+    if (any_unpinned && options.allowed_algs.empty()) {
+      return fail(ErrorCode::usage, "--alg is required: the key does not pin an algorithm",
+                  "a JWK with \"alg\" pins one; a PEM or bare secret does not. e.g. --alg RS256");
+    }
+    std::string pinned;
+    for (const auto& k : keys.keys)
+      if (!k.alg().empty()) pinned += (pinned.empty() ? "" : ", ") + k.alg();
+    return fail(ErrorCode::usage, "--alg does not match the key's own alg (" + pinned + ")",
+                "drop --alg or use a matching key");
+  }
+  impl->keys = std::move(keys);
+  impl->options = std::move(options);
+  return TokenVerifier(std::move(impl));
+}
+
+VerifyReport TokenVerifier::verify(std::string_view token) {
+  Impl& im = *m_impl;
+  VerifyReport report;
+  auto& problems = report.problems;
+  auto jws = parse_compact(token, im.options.limits);
+  if (!jws) {
+    add(problems, "malformed", jws.error().message, jws.error().hint, true);
+    return report;
+  }
+  report.parsed = true;
+  report.header = jws->header;
+  auto payload = parse_json_strict(jws->payload, "claims", im.options.limits.json);
+  if (!payload) {
+    add(problems, "malformed", payload.error().message, {}, true);
+  } else if (!payload->is_object()) {
+    add(problems, "malformed", "claims must be a JSON object", {}, true);
+  } else {
+    report.payload = std::move(*payload);
+  }
+
+  // Algorithm policy.
+  auto alg = alg_from_string(jws->alg);
+  bool can_check_signature = true;
+  if (lower(jws->alg) == "none") {
+    add(problems, "alg_none", "alg \"" + jws->alg + "\" (unsigned token) is never accepted");
+    can_check_signature = false;
+  } else if (!alg) {
+    add(problems, "alg_unsupported", "alg \"" + jws->alg + "\" is not supported",
+        "supported: " + supported_alg_names());
+    can_check_signature = false;
+  }
+  if (auto c = check_crit(jws->header); !c) {
+    add(problems, "crit_unsupported", c.error().message, c.error().hint);
+    can_check_signature = false;
+  }
+
+  if (can_check_signature) {
+    // Keys that may verify this token: kid-selected in a set, and allowed to use this alg.
+    std::vector<std::size_t> by_kid;
+    for (std::size_t i = 0; i < im.keys.keys.size(); ++i) {
+      if (im.source == KeySource::single || jws->kid.empty() || im.keys.keys[i].kid() == jws->kid) {
+        by_kid.push_back(i);
+      }
+    }
+    if (by_kid.empty()) {
+      add(problems, "kid_not_found",
+          "kid '" + jws->kid + "' not in JWKS (have: " + im.keys.kid_list() + ")",
+          "the signer may have rotated keys; refresh the JWKS");
+    } else {
+      std::vector<std::size_t> usable;
+      std::string mismatch_hint;
+      for (auto i : by_kid) {
+        const auto& allowed = im.allowed[i];
+        if (std::find(allowed.begin(), allowed.end(), *alg) == allowed.end()) continue;
+        auto ok = check_key(*alg, im.keys.keys[i], KeyRole::verify);
+        if (!ok) {
+          if (mismatch_hint.empty()) mismatch_hint = ok.error().hint.empty() ? ok.error().message : ok.error().hint;
+          continue;
+        }
+        usable.push_back(i);
+      }
+      if (usable.empty()) {
+        std::string allowed_names;
+        for (auto i : by_kid)
+          for (auto a : im.allowed[i])
+            if (allowed_names.find(to_string(a)) == std::string::npos)
+              allowed_names += (allowed_names.empty() ? "" : ", ") + std::string(to_string(a));
+        if (mismatch_hint.empty() && !by_kid.empty()) {
+          auto probe = check_key(*alg, im.keys.keys[by_kid.front()], KeyRole::verify);
+          if (!probe) mismatch_hint = probe.error().hint.empty() ? probe.error().message : probe.error().hint;
+        }
+        if (allowed_names.find(jws->alg) == std::string::npos) {
+          add(problems, "alg_not_allowed",
+              "alg " + jws->alg + " is not allowed (allowed: " + (allowed_names.empty() ? "none" : allowed_names) + ")",
+              mismatch_hint);
+        } else {
+          add(problems, "key_mismatch", "no key can verify a " + jws->alg + " token", mismatch_hint);
+        }
+      } else {
+        std::string input = jws->signing_input();
+        bool verified = false;
+        for (auto i : usable) {
+          auto* v = im.verifier_for(i, *alg);
+          if (v && v->verify(input, jws->signature)) {
+            verified = true;
+            report.kid = im.keys.keys[i].kid();
+            break;
+          }
+        }
+        if (!verified) {
+          const Jwk& k = im.keys.keys[usable.front()];
+          std::string msg = "signature does not verify";
+          if (usable.size() == 1) {
+            msg += " with the " + k.describe() + (k.kid().empty() ? "" : " (kid '" + k.kid() + "')");
+          } else {
+            msg += " with any of " + std::to_string(usable.size()) + " candidate keys";
+          }
+          std::string hint = "wrong key, or the token was altered";
+          if (!jws->kid.empty() && im.source == KeySource::single && !k.kid().empty() && k.kid() != jws->kid) {
+            hint = "the token's kid is '" + jws->kid + "' but the key's kid is '" + k.kid() + "'";
+          }
+          if (jws->alg.starts_with("ES") && jws->signature.size() != 2 * k.data().ec_size && k.kty() == KeyType::ec) {
+            hint = "an " + jws->alg + " signature is " + std::to_string(2 * k.data().ec_size) +
+                   " bytes of raw r||s; this one is " + std::to_string(jws->signature.size()) +
+                   " (DER-encoded signatures are not JWS)";
+          }
+          add(problems, "bad_signature", msg, hint);
+          report.kid = k.kid();
+        }
+      }
+    }
+  }
+
+  if (report.payload.is_object()) {
+    check_claims(report.header, report.payload, im.options.claims, im.clock->now(), problems);
+  }
+  report.valid = problems.empty();
+  return report;
+}
+
+}  // namespace tokctl::jose

@@ -1,0 +1,99 @@
+#include <tokctl/util/io.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <random>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace tokctl {
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+Result<std::string> read_fd(int fd, std::string_view name, std::size_t max_bytes) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(ErrorCode::usage, "reading " + std::string(name) + ": " + errno_text());
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
+      return fail(ErrorCode::malformed,
+                  std::string(name) + " is larger than the " + std::to_string(max_bytes) + "-byte limit");
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> read_input(std::string_view path, std::size_t max_bytes) {
+  if (path == "-") return read_fd(STDIN_FILENO, "standard input", max_bytes);
+  std::string p(path);
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return fail(ErrorCode::usage, "cannot open '" + p + "': " + errno_text());
+  }
+  auto r = read_fd(fd, "'" + p + "'", max_bytes);
+  ::close(fd);
+  return r;
+}
+
+Result<void> write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
+  auto slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  std::random_device rd;
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return fail(ErrorCode::keystore, "cannot create '" + tmp + "': " + errno_text());
+  auto cleanup = [&](std::string what) {
+    std::string msg = what + " '" + tmp + "': " + errno_text();
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return fail(ErrorCode::keystore, msg);
+  };
+  // The umask may have narrowed the mode; make it exact.
+  if (::fchmod(fd, mode) != 0) return cleanup("chmod");
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return cleanup("write");
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) return cleanup("fsync");
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    return fail(ErrorCode::keystore, "close '" + tmp + "': " + errno_text());
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string msg = "rename to '" + path + "': " + errno_text();
+    ::unlink(tmp.c_str());
+    return fail(ErrorCode::keystore, msg);
+  }
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return {};
+}
+
+std::string_view trim(std::string_view text) {
+  constexpr std::string_view ws = " \t\r\n\f\v";
+  auto b = text.find_first_not_of(ws);
+  if (b == std::string_view::npos) return {};
+  auto e = text.find_last_not_of(ws);
+  return text.substr(b, e - b + 1);
+}
+
+}  // namespace tokctl

@@ -1,0 +1,202 @@
+#include "support/run.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+#ifndef TOKCTL_BINARY
+#error "TOKCTL_BINARY must be defined (tests/CMakeLists.txt sets it to the tokctl target file)"
+#endif
+
+namespace tokctl::test {
+namespace {
+
+[[noreturn]] void fail_errno(const std::string& what) {
+  throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+struct Pipe {
+  int fd[2] = {-1, -1};
+  Pipe() {
+    if (::pipe2(fd, O_CLOEXEC) != 0) fail_errno("pipe2");
+  }
+  ~Pipe() {
+    close_read();
+    close_write();
+  }
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  void close_read() {
+    if (fd[0] >= 0) ::close(fd[0]);
+    fd[0] = -1;
+  }
+  void close_write() {
+    if (fd[1] >= 0) ::close(fd[1]);
+    fd[1] = -1;
+  }
+};
+
+struct FileActions {
+  posix_spawn_file_actions_t fa;
+  FileActions() { posix_spawn_file_actions_init(&fa); }
+  ~FileActions() { posix_spawn_file_actions_destroy(&fa); }
+  FileActions(const FileActions&) = delete;
+  FileActions& operator=(const FileActions&) = delete;
+};
+
+// The child's environment: ours, with `env` overriding or adding.
+std::vector<std::string> merged_env(const EnvVars& env) {
+  std::map<std::string, std::string> vars;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    vars[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+  }
+  for (const auto& [k, v] : env) vars[k] = v;
+  std::vector<std::string> out;
+  out.reserve(vars.size());
+  for (const auto& [k, v] : vars) out.push_back(k + "=" + v);
+  return out;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  out.reserve(v.size() + 1);
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
+RunResult run_program(const std::vector<std::string>& argv_in, std::string_view stdin_data,
+                      const EnvVars& env) {
+  if (argv_in.empty()) throw std::invalid_argument("run_program: empty argv");
+  std::vector<std::string> argv_store = argv_in;
+  std::vector<std::string> env_store = merged_env(env);
+  auto argv = c_strings(argv_store);
+  auto envp = c_strings(env_store);
+
+  Pipe in, out, err;
+  FileActions fa;
+  posix_spawn_file_actions_adddup2(&fa.fa, in.fd[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&fa.fa, out.fd[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&fa.fa, err.fd[1], STDERR_FILENO);
+
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, argv[0], &fa.fa, nullptr, argv.data(), envp.data());
+  if (rc != 0) {
+    errno = rc;
+    fail_errno("posix_spawnp " + argv_in[0]);
+  }
+  in.close_read();
+  out.close_write();
+  err.close_write();
+
+  // A child that exits without reading stdin must not kill us with SIGPIPE.
+  struct sigaction ignore {}, old {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ignore, &old);
+
+  if (stdin_data.empty()) in.close_write();
+  else ::fcntl(in.fd[1], F_SETFL, ::fcntl(in.fd[1], F_GETFL) | O_NONBLOCK);
+
+  RunResult result;
+  std::size_t written = 0;
+  char buf[65536];
+  while (out.fd[0] >= 0 || err.fd[0] >= 0 || in.fd[1] >= 0) {
+    pollfd fds[3];
+    int n = 0;
+    int i_out = -1, i_err = -1, i_in = -1;
+    if (out.fd[0] >= 0) { fds[n] = {out.fd[0], POLLIN, 0}; i_out = n++; }
+    if (err.fd[0] >= 0) { fds[n] = {err.fd[0], POLLIN, 0}; i_err = n++; }
+    if (in.fd[1] >= 0) { fds[n] = {in.fd[1], POLLOUT, 0}; i_in = n++; }
+    if (::poll(fds, static_cast<nfds_t>(n), -1) < 0) {
+      if (errno == EINTR) continue;
+      fail_errno("poll");
+    }
+    auto drain = [&](int idx, Pipe& p, std::string& sink) {
+      if (idx < 0 || fds[idx].revents == 0) return;
+      ssize_t got = ::read(p.fd[0], buf, sizeof buf);
+      if (got > 0) sink.append(buf, static_cast<std::size_t>(got));
+      else if (got == 0 || (errno != EINTR && errno != EAGAIN)) p.close_read();
+    };
+    drain(i_out, out, result.out);
+    drain(i_err, err, result.err);
+    if (i_in >= 0 && fds[i_in].revents != 0) {
+      if (fds[i_in].revents & (POLLERR | POLLHUP)) {
+        in.close_write();  // the child closed its stdin
+      } else {
+        ssize_t put = ::write(in.fd[1], stdin_data.data() + written, stdin_data.size() - written);
+        if (put > 0) written += static_cast<std::size_t>(put);
+        else if (put < 0 && errno != EINTR && errno != EAGAIN) in.close_write();
+        if (written == stdin_data.size()) in.close_write();
+      }
+    }
+  }
+  ::sigaction(SIGPIPE, &old, nullptr);
+
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) fail_errno("waitpid");
+  }
+  if (WIFEXITED(status)) result.code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status)) result.code = 128 + WTERMSIG(status);
+  return result;
+}
+
+RunResult run(const std::vector<std::string>& args, std::string_view stdin_data, const EnvVars& env) {
+  std::vector<std::string> argv;
+  argv.reserve(args.size() + 1);
+  argv.emplace_back(TOKCTL_BINARY);
+  argv.insert(argv.end(), args.begin(), args.end());
+  EnvVars full_env{{"NO_COLOR", "1"}};
+  full_env.insert(full_env.end(), env.begin(), env.end());
+  return run_program(argv, stdin_data, full_env);
+}
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/tokctl-test-XXXXXX";
+  if (!::mkdtemp(tmpl.data())) fail_errno("mkdtemp " + tmpl);
+  m_path = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(m_path, ec);
+}
+
+std::string TempDir::file(std::string_view name) const { return m_path + "/" + std::string(name); }
+
+void write_file(const std::string& path, std::string_view data) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) throw std::runtime_error("cannot write " + path);
+  f.write(data.data(), static_cast<std::streamsize>(data.size()));
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot read " + path);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+}  // namespace tokctl::test
