@@ -45,7 +45,10 @@ void build_app(CLI::App& app) {
         return 2;
       }
     }
-    std::cout << target->help();
+    // Usage lines show the full path ("tokctl keys generate"), as --help does.
+    std::string prefix = "tokctl";
+    for (std::size_t i = 0; i + 1 < topic->size(); ++i) prefix += " " + (*topic)[i];
+    std::cout << target->help(topic->empty() ? "" : prefix);
     return 0;
   });
 }

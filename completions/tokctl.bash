@@ -8,28 +8,33 @@ _tokctl() {
     esac
   done
   case "$prev" in
-    --alg) COMPREPLY=($(compgen -W 'HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA' -- "$cur")); return ;;
-    --crv) COMPREPLY=($(compgen -W 'Ed25519 Ed448' -- "$cur")); return ;;
-    --format) COMPREPLY=($(compgen -W 'jwk pem' -- "$cur")); return ;;
-    --hash) COMPREPLY=($(compgen -W 'sha256 sha384 sha512 sha1' -- "$cur")); return ;;
-    -o|--output) COMPREPLY=($(compgen -W 'text json' -- "$cur")); return ;;
-    --to) COMPREPLY=($(compgen -W 'jwk pem' -- "$cur")); return ;;
-    --key|--jwks|--secret-file|--out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --alg) mapfile -t COMPREPLY < <(compgen -W 'HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA' -- "$cur"); return ;;
+    --crv) mapfile -t COMPREPLY < <(compgen -W 'Ed25519 Ed448' -- "$cur"); return ;;
+    --format) mapfile -t COMPREPLY < <(compgen -W 'jwk pem' -- "$cur"); return ;;
+    --hash) mapfile -t COMPREPLY < <(compgen -W 'sha256 sha384 sha512 sha1' -- "$cur"); return ;;
+    -o|--output) mapfile -t COMPREPLY < <(compgen -W 'text json' -- "$cur"); return ;;
+    --to) mapfile -t COMPREPLY < <(compgen -W 'jwk pem' -- "$cur"); return ;;
+    --key|--jwks|--secret-file|--out) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+    --now|--secret-env|--kid|--typ|--header|--iss|--sub|--aud|--exp|--nbf|--iat|--jti|--claim|--leeway|--require|--max-age|--threads|--bits) COMPREPLY=(); return ;;
   esac
-  local words=''
+  local subs='' opts='' values='' files=0
   case "$path" in
-    '') words='decode sign verify keys completion help -h --help --version -o --output --now --no-color -q --quiet' ;;
-    '/decode') words='-h --help -o --output --now --no-color -q --quiet' ;;
-    '/sign') words='-h --help --key --secret-file --secret-env --alg --kid --typ --header --iss --sub --aud --exp --nbf --iat --jti --claim -o --output --now --no-color -q --quiet' ;;
-    '/verify') words='-h --help --key --jwks --secret-file --secret-env --alg --iss --aud --sub --typ --leeway --require --max-age --batch --threads -o --output --now --no-color -q --quiet' ;;
-    '/keys') words='generate convert thumbprint -h --help -o --output --now --no-color -q --quiet' ;;
-    '/keys/generate') words='-h --help --alg --kid --bits --crv --format --out -o --output --now --no-color -q --quiet' ;;
-    '/keys/convert') words='-h --help --to --public -o --output --now --no-color -q --quiet' ;;
-    '/keys/thumbprint') words='-h --help --hash -o --output --now --no-color -q --quiet' ;;
-    '/completion') words='-h --help -o --output --now --no-color -q --quiet' ;;
-    '/help') words='-h --help -o --output --now --no-color -q --quiet' ;;
+    '') opts='-h --help --version -o --output --now --no-color -q --quiet' subs='decode sign verify keys completion help' ;;
+    '/decode') opts='-h --help -o --output --now --no-color -q --quiet' files=1 ;;
+    '/sign') opts='-h --help --key --secret-file --secret-env --alg --kid --typ --header --iss --sub --aud --exp --nbf --iat --jti --claim -o --output --now --no-color -q --quiet' files=1 ;;
+    '/verify') opts='-h --help --key --jwks --secret-file --secret-env --alg --iss --aud --sub --typ --leeway --require --max-age --batch --threads -o --output --now --no-color -q --quiet' files=1 ;;
+    '/keys') opts='-h --help -o --output --now --no-color -q --quiet' subs='generate convert thumbprint' ;;
+    '/keys/generate') opts='-h --help --alg --kid --bits --crv --format --out -o --output --now --no-color -q --quiet' ;;
+    '/keys/convert') opts='-h --help --to --public -o --output --now --no-color -q --quiet' files=1 ;;
+    '/keys/thumbprint') opts='-h --help --hash -o --output --now --no-color -q --quiet' files=1 ;;
+    '/completion') opts='-h --help -o --output --now --no-color -q --quiet' values='bash zsh fish' ;;
+    '/help') opts='-h --help -o --output --now --no-color -q --quiet' values='decode sign verify keys completion help' ;;
   esac
-  COMPREPLY=($(compgen -W "$words" -- "$cur"))
-  if [[ ${#COMPREPLY[@]} -eq 0 && $cur != -* ]]; then COMPREPLY=($(compgen -f -- "$cur")); fi
+  if [[ $cur == -* ]]; then
+    mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
+  else
+    mapfile -t COMPREPLY < <(compgen -W "$subs $values" -- "$cur")
+    if ((files)); then mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur"); fi
+  fi
 }
 complete -o filenames -F _tokctl tokctl

@@ -20,7 +20,7 @@ _tokctl() {
   esac
   case $cmdpath in
     ('')
-      subs=( 'decode:decode' 'sign:sign' 'verify:verify' 'keys:keys' 'completion:completion' 'help:help' )
+      subs=( 'decode:Show a token'\''s header and claims without verifying anything' 'sign:Sign a payload or a JWT claims set built from flags (compact JWS)' 'verify:Verify a token'\''s signature and claims; list every failed check' 'keys:Generate, convert and inspect keys' 'completion:Print a shell completion script (bash, zsh or fish)' 'help:Show help for tokctl or for one command' )
       opts=( '-h:Print this help message and exit' '--help:Print this help message and exit' '--version:Display program version information and exit' '-o:Output format\: text or json' '--output:Output format\: text or json' '--now:Pretend the current time is TIME\: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)' '--no-color:Never use colour (also honoured\: NO_COLOR)' '-q:Print only what scripts need (tokens, errors)' '--quiet:Print only what scripts need (tokens, errors)' ) ;;
     ('/decode')
       subs=( )
@@ -32,7 +32,7 @@ _tokctl() {
       subs=( )
       opts=( '-h:Print this help message and exit' '--help:Print this help message and exit' '--key:Key file (JWK or PEM, sniffed), or - for stdin' '--jwks:JWKS file; the token'\''s kid selects the key' '--secret-file:File holding a raw HMAC secret' '--secret-env:Environment variable holding a raw HMAC secret' '--alg:Allowed algorithm (repeatable); required when the key does not pin one' '--iss:Required issuer' '--aud:Required audience (must be in the token'\''s aud)' '--sub:Required subject' '--typ:Required typ header, e.g. at+jwt' '--leeway:Clock skew allowed for exp/nbf/iat' '--require:Claim that must be present (repeatable)' '--max-age:Reject tokens issued (iat) longer ago than DUR' '--batch:Read tokens one per line on stdin; write one JSON object per line' '--threads:Worker threads for --batch (default\: all cores)' '-o:Output format\: text or json' '--output:Output format\: text or json' '--now:Pretend the current time is TIME\: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)' '--no-color:Never use colour (also honoured\: NO_COLOR)' '-q:Print only what scripts need (tokens, errors)' '--quiet:Print only what scripts need (tokens, errors)' ) ;;
     ('/keys')
-      subs=( 'generate:generate' 'convert:convert' 'thumbprint:thumbprint' )
+      subs=( 'generate:Generate a private key (JWK with kid = RFC 7638 thumbprint)' 'convert:Convert a key between JWK and PEM' 'thumbprint:RFC 7638 JWK thumbprint (base64url)' )
       opts=( '-h:Print this help message and exit' '--help:Print this help message and exit' '-o:Output format\: text or json' '--output:Output format\: text or json' '--now:Pretend the current time is TIME\: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)' '--no-color:Never use colour (also honoured\: NO_COLOR)' '-q:Print only what scripts need (tokens, errors)' '--quiet:Print only what scripts need (tokens, errors)' ) ;;
     ('/keys/generate')
       subs=( )
@@ -45,17 +45,25 @@ _tokctl() {
       opts=( '-h:Print this help message and exit' '--help:Print this help message and exit' '--hash:Hash\: sha256, sha384, sha512 or sha1' '-o:Output format\: text or json' '--output:Output format\: text or json' '--now:Pretend the current time is TIME\: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)' '--no-color:Never use colour (also honoured\: NO_COLOR)' '-q:Print only what scripts need (tokens, errors)' '--quiet:Print only what scripts need (tokens, errors)' ) ;;
     ('/completion')
       subs=( )
-      opts=( '-h:Print this help message and exit' '--help:Print this help message and exit' '-o:Output format\: text or json' '--output:Output format\: text or json' '--now:Pretend the current time is TIME\: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)' '--no-color:Never use colour (also honoured\: NO_COLOR)' '-q:Print only what scripts need (tokens, errors)' '--quiet:Print only what scripts need (tokens, errors)' ) ;;
+      opts=( '-h:Print this help message and exit' '--help:Print this help message and exit' '-o:Output format\: text or json' '--output:Output format\: text or json' '--now:Pretend the current time is TIME\: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)' '--no-color:Never use colour (also honoured\: NO_COLOR)' '-q:Print only what scripts need (tokens, errors)' '--quiet:Print only what scripts need (tokens, errors)' )
+      values=(bash zsh fish) ;;
     ('/help')
       subs=( )
-      opts=( '-h:Print this help message and exit' '--help:Print this help message and exit' '-o:Output format\: text or json' '--output:Output format\: text or json' '--now:Pretend the current time is TIME\: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)' '--no-color:Never use colour (also honoured\: NO_COLOR)' '-q:Print only what scripts need (tokens, errors)' '--quiet:Print only what scripts need (tokens, errors)' ) ;;
+      opts=( '-h:Print this help message and exit' '--help:Print this help message and exit' '-o:Output format\: text or json' '--output:Output format\: text or json' '--now:Pretend the current time is TIME\: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)' '--no-color:Never use colour (also honoured\: NO_COLOR)' '-q:Print only what scripts need (tokens, errors)' '--quiet:Print only what scripts need (tokens, errors)' )
+      values=(decode sign verify keys completion help) ;;
   esac
   if [[ ${words[CURRENT]} == -* ]]; then
     _describe -t options 'option' opts
   elif (( ${#subs} )); then
     _describe -t commands 'command' subs
+  elif (( ${#values} )); then
+    compadd -- $values
   else
     _files
   fi
 }
-compdef _tokctl tokctl
+if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then
+  _tokctl "$@"
+else
+  compdef _tokctl tokctl
+fi

@@ -653,7 +653,7 @@ Result<JwkSet> parse_key_material(std::string_view content) {
     if (set.keys.empty()) return fail(ErrorCode::malformed, "no PEM key found");
     return set;
   }
-  auto der = Jwk::from_der(text.size() == content.size() ? content : content);
+  auto der = Jwk::from_der(content);  // binary: not trimmed
   if (der) return JwkSet{{std::move(*der)}};
   return fail(ErrorCode::malformed, "the key is not a JWK, JWKS, PEM or DER key",
               "for an HMAC secret in a file, use --secret-file");

@@ -257,8 +257,13 @@ Result<TokenVerifier> TokenVerifier::create(JwkSet keys, KeySource source, Verif
   }
   if (!any_allowed) {
     if (any_unpinned && options.allowed_algs.empty()) {
-      return fail(ErrorCode::usage, "--alg is required: the key does not pin an algorithm",
-                  "a JWK with \"alg\" pins one; a PEM or bare secret does not. e.g. --alg RS256");
+      const Jwk& k = keys.keys.front();
+      std::string example = k.kty() == KeyType::rsa ? "RS256 (or PS256)"
+                            : k.kty() == KeyType::oct ? "HS256"
+                            : k.kty() == KeyType::okp ? "EdDSA"
+                            : k.crv() == "P-384" ? "ES384" : k.crv() == "P-521" ? "ES512" : "ES256";
+      return fail(ErrorCode::usage, "--alg is required: the " + k.describe() + " does not pin an algorithm",
+                  "a JWK with \"alg\" pins one; a PEM or bare secret does not. For this key: --alg " + example);
     }
     std::string pinned;
     for (const auto& k : keys.keys)

@@ -5,7 +5,6 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <ctime>
 #include <memory>
 #include <stdexcept>
@@ -304,10 +303,12 @@ const Fixture& fx() {
   return f;
 }
 
-// An ES256 JWT signed at k_now, expiring 15 minutes later.
-std::string es256_jwt(const std::vector<std::string>& extra = {}) {
+// An ES256 JWT for sub `sub`, iss https://issuer.test, aud api, signed at k_now and expiring `exp`
+// (15 minutes later by default).
+std::string es256_jwt(const std::vector<std::string>& extra = {}, const std::string& sub = "alice",
+                      const std::string& exp = "+15m") {
   std::vector<std::string> args = {"--now", k_now, "sign", "--key", fx().es256, "--iss", "https://issuer.test",
-                                   "--sub", "alice", "--aud", "api", "--exp", "+15m"};
+                                   "--sub", sub, "--aud", "api", "--exp", exp};
   args.insert(args.end(), extra.begin(), extra.end());
   return ok(args);
 }
@@ -547,7 +548,7 @@ TEST_CASE("decode warns about missing exp, long lifetimes, symmetric algs and se
     CHECK_THAT(r.out, Contains("no exp"));
   }
   SECTION("lifetime over 24h") {
-    RunResult r = run({"decode", es256_jwt({"--exp", "+48h"}), "--now", k_now});
+    RunResult r = run({"decode", es256_jwt({}, "alice", "+48h"), "--now", k_now});
     CHECK(r.code == 0);
     CHECK_THAT(r.out, Contains("over 24h"));
   }
@@ -797,11 +798,18 @@ TEST_CASE("malformed tokens exit 3 for decode and verify", "[cli]") {
   };
   std::string payload_plus = b64url(claims);
   payload_plus[5] = '+';
+  // Same bytes, but an unused low bit of the last character set: not the canonical encoding.
+  std::string noncanonical = b64url(claims);
+  REQUIRE(noncanonical.size() % 4 == 2);  // the last character carries 4 unused bits
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  noncanonical.back() = alphabet[alphabet.find(noncanonical.back()) | 1];
+  REQUIRE(b64url_decode(noncanonical) == claims);
+  REQUIRE(noncanonical != b64url(claims));
   std::string big = R"({"sub":"a","exp":1767226500,"pad":")" + std::string(70 * 1024, 'x') + "\"}";
   std::vector<Case> cases = {
       {"padding in the header", hs256_segments(b64url(header) + "=", b64url(claims), k_secret), true},
       {"'+' in the payload", hs256_segments(b64url(header), payload_plus, k_secret), true},
-      {"non-canonical trailing bits", hs256_segments(b64url(header), b64url(claims) + "B", k_secret), true},
+      {"non-canonical trailing bits", hs256_segments(b64url(header), noncanonical, k_secret), true},
       {"non-JSON header", hs256_token("not json", claims), true},
       {"duplicate header names", hs256_token(R"({"alg":"HS256","alg":"HS256"})", claims), true},
       {"duplicate claim names", hs256_token(header, R"({"sub":"a","sub":"b","exp":1767226500})"), true},
@@ -839,9 +847,9 @@ TEST_CASE("an alg none token never verifies", "[cli][security]") {
     const std::string token = b64url(std::string(R"({"alg":")") + alg + R"(","typ":"JWT"})") + "." +
                               b64url(payload) + ".";
     INFO("alg " << alg);
-    for (const std::vector<std::string>& key :
-         {std::vector<std::string>{"--key", fx().es256}, {"--secret-file", fx().secret, "--alg", "HS256"},
-          {"--key", fx().hs256}}) {
+    const std::vector<std::vector<std::string>> keys = {
+        {"--key", fx().es256}, {"--secret-file", fx().secret, "--alg", "HS256"}, {"--key", fx().hs256}};
+    for (const auto& key : keys) {
       std::vector<std::string> args = {"-o", "json", "verify", token, "--now", k_now};
       args.insert(args.end(), key.begin(), key.end());
       RunResult r = run(args);
@@ -859,7 +867,10 @@ TEST_CASE("an HS256 token signed with the RSA public key's PEM bytes is rejected
   const std::string header = R"({"alg":"HS256","typ":"JWT"})";
   const std::string payload = R"({"sub":"admin","exp":1767226500})";
   // With and without the trailing newline an attacker might have hashed.
-  for (const std::string& secret : {pem_bytes, chomp(pem_bytes)}) {
+  const bool with_newline = GENERATE(true, false);
+  const std::string secret = with_newline ? pem_bytes : chomp(pem_bytes);
+  INFO("HMAC secret: the PEM " << (with_newline ? "with" : "without") << " its trailing newline");
+  {
     const std::string token = hs256_token(header, payload, secret);
     SECTION("--key rsa.pub.pem --alg RS256") {
       RunResult r = run({"verify", token, "--key", fx().rsa_pub_pem, "--alg", "RS256", "--now", k_now});
@@ -870,13 +881,14 @@ TEST_CASE("an HS256 token signed with the RSA public key's PEM bytes is rejected
     SECTION("--key rsa.pub.pem --alg HS256") {
       RunResult r = run({"verify", token, "--key", fx().rsa_pub_pem, "--alg", "HS256", "--now", k_now});
       INFO(describe(r));
-      CHECK(r.code != 0);
+      CHECK(r.code == 1);
       CHECK(r.out.empty());
+      CHECK_THAT(r.err, Contains("the token is HS256 but the key is RSA"));
     }
     SECTION("RSA JWK without alg, --alg HS256") {
       RunResult r = run({"verify", token, "--key", fx().rsa_pub_jwk_noalg, "--alg", "HS256", "--now", k_now});
       INFO(describe(r));
-      CHECK(r.code != 0);
+      CHECK(r.code == 1);
       CHECK(r.out.empty());
     }
     SECTION("RSA JWK pinned to RS256") {
@@ -974,13 +986,26 @@ TEST_CASE("RSA keys under 2048 bits are refused for signing and verifying", "[cl
                                                  R"({"sub":"x","exp":1767226500})");
   RunResult v = run({"verify", token, "--key", fx().rsa1024_pub_pem, "--alg", "RS256", "--now", k_now});
   INFO(describe(v));
-  CHECK(v.code != 0);
+  CHECK(v.code == 1);
   CHECK(v.out.empty());
-  CHECK_THAT(v.err, Contains("2048"));
+  CHECK_THAT(v.err, StartsWith("tokctl: error:"));
   // Control: the same construction with a 2048-bit key verifies.
   const std::string ok_token = rs256_token_with_pem(fx().rsa_pem, R"({"alg":"RS256","typ":"JWT"})",
                                                     R"({"sub":"x","exp":1767226500})");
   CHECK(run({"verify", ok_token, "--key", fx().rsa_pub_pem, "--alg", "RS256", "--now", k_now}).code == 0);
+}
+
+// CLI BUG: verify with a 1024-bit RSA key is refused, but stderr only says "key_mismatch: no key
+// can verify a RS256 token" (hint: "generate a new key"); the issue wants every failed check listed
+// with its reason, here that the key is 1024 bits and at least 2048 are required.
+TEST_CASE("verify with an RSA key under 2048 bits says why the key is refused", "[cli][security][!mayfail]") {
+  const std::string token = rs256_token_with_pem(fx().rsa1024_pem, R"({"alg":"RS256","typ":"JWT"})",
+                                                 R"({"sub":"x","exp":1767226500})");
+  RunResult v = run({"verify", token, "--key", fx().rsa1024_pub_pem, "--alg", "RS256", "--now", k_now});
+  INFO(describe(v));
+  CHECK(v.code == 1);
+  CHECK_THAT(v.err, Contains("1024"));
+  CHECK_THAT(v.err, Contains("2048"));
 }
 
 TEST_CASE("HMAC secrets shorter than the hash output are refused for signing", "[cli][security]") {
@@ -1033,9 +1058,9 @@ TEST_CASE("ECDSA signatures in DER form or with r, s out of range are rejected",
 // verify --batch
 
 TEST_CASE("verify --batch writes one JSON line per token, in order", "[cli][batch]") {
-  const std::string v1 = es256_jwt({"--sub", "u1"});
-  const std::string v2 = es256_jwt({"--sub", "u2"});
-  const std::string v3 = es256_jwt({"--sub", "u3"});
+  const std::string v1 = es256_jwt({}, "u1");
+  const std::string v2 = es256_jwt({}, "u2");
+  const std::string v3 = es256_jwt({}, "u3");
   const std::string expired = ok({"--now", "2025-12-31T00:00:00Z", "sign", "--key", fx().es256, "--sub", "old",
                                   "--exp", "+15m"});
   const std::string input = v1 + "\n" + v2 + "\n" + expired + "\n" + "garbage\n" + v3 + "\n";
@@ -1045,7 +1070,7 @@ TEST_CASE("verify --batch writes one JSON line per token, in order", "[cli][batc
   CHECK(r.code == 1);
   const auto out = lines(r.out);
   REQUIRE(out.size() == 5);
-  const std::vector<bool> valid = {true, true, false, false, true};
+  const bool valid[] = {true, true, false, false, true};
   const std::vector<std::string> subs = {"u1", "u2", "old", "", "u3"};
   for (std::size_t i = 0; i < 5; ++i) {
     INFO("line " << i + 1 << ": " << out[i]);
@@ -1162,9 +1187,10 @@ TEST_CASE("--version prints the version", "[cli][help]") {
 }
 
 TEST_CASE("every subcommand's --help has examples", "[cli][help]") {
-  for (const std::vector<std::string>& cmd :
-       {std::vector<std::string>{"decode"}, {"sign"}, {"verify"}, {"keys", "generate"}, {"keys", "convert"},
-        {"keys", "thumbprint"}, {"completion"}}) {
+  const std::vector<std::vector<std::string>> commands = {
+      {"decode"}, {"sign"}, {"verify"}, {"keys", "generate"}, {"keys", "convert"}, {"keys", "thumbprint"},
+      {"completion"}};
+  for (const auto& cmd : commands) {
     std::vector<std::string> args = cmd;
     args.push_back("--help");
     RunResult r = run(args);
