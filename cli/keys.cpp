@@ -101,6 +101,9 @@ int run_thumbprint(const ThumbprintOptions& o) {
 void register_keys(CLI::App& app) {
   auto* keys = app.add_subcommand("keys", "Generate, convert and inspect keys");
   keys->require_subcommand(1);
+  examples(keys, {"tokctl keys generate --alg ES256 --out es256.jwk",
+                  "tokctl keys convert es256.jwk --to pem --public",
+                  "tokctl keys thumbprint es256.jwk"});
 
   auto g = std::make_shared<GenerateOptions>();
   auto* gen = keys->add_subcommand("generate", "Generate a private key (JWK with kid = RFC 7638 thumbprint)");

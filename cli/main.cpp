@@ -48,7 +48,12 @@ void build_app(CLI::App& app) {
     // Usage lines show the full path ("tokctl keys generate"), as --help does.
     std::string prefix = "tokctl";
     for (std::size_t i = 0; i + 1 < topic->size(); ++i) prefix += " " + (*topic)[i];
-    std::cout << target->help(topic->empty() ? "" : prefix);
+    if (topic->empty()) {
+      // App::help() would describe the parsed subcommand ("help" itself): format the root directly.
+      std::cout << app.get_formatter()->make_help(&app, app.get_name(), CLI::AppFormatMode::Normal);
+    } else {
+      std::cout << target->help(prefix);
+    }
     return 0;
   });
 }

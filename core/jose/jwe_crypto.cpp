@@ -333,7 +333,9 @@ Result<std::string> ecdh_derive(const Jwk& priv, const Jwk& peer) {
                            "key agreement failed (low-order or invalid peer public key)");
   }
   z.resize(len);
-  if (is_all_zero(z)) {
+  // X25519/X448 with a low-order peer give zero (RFC 7748 §6.1 check). For EC the secret is the
+  // x-coordinate, which may legitimately be zero.
+  if (priv.kty() == KeyType::okp && is_all_zero(z)) {
     OPENSSL_cleanse(z.data(), z.size());
     return fail(ErrorCode::invalid_token,
                 "key agreement produced an all-zero shared secret (low-order peer public key)");

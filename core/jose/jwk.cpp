@@ -373,9 +373,10 @@ std::string unsupported_message(const json& j) {
   return "unsupported JWK: kty \"" + kty + "\"" + (crv.empty() ? "" : ", crv \"" + crv + "\"");
 }
 
-Result<Jwk> pkey_from_decoder(std::string_view data, const char* input_type) {
+Result<Jwk> pkey_from_decoder(std::string_view data, const char* input_type, const char* key_type = nullptr,
+                              const char* structure = nullptr) {
   EVP_PKEY* pkey = nullptr;
-  auto* dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, input_type, nullptr, nullptr, 0, nullptr, nullptr);
+  auto* dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, input_type, structure, key_type, 0, nullptr, nullptr);
   if (!dctx) return ossl::fail_ossl(ErrorCode::malformed, "cannot create key decoder");
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   std::size_t len = data.size();
@@ -442,6 +443,8 @@ Result<Jwk> Jwk::from_pem(std::string_view pem) {
 Result<Jwk> Jwk::from_der(std::string_view der) {
   auto k = pkey_from_decoder(der, "DER");
   if (k) return k;
+  // Untyped, a PKCS#1 RSAPublicKey (SEQUENCE of two INTEGERs) decodes as DH parameters: retry as RSA.
+  if (auto rsa = pkey_from_decoder(der, "DER", "RSA", "type-specific")) return rsa;
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
   X509* cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
   if (!cert) {

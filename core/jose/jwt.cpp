@@ -327,12 +327,16 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
     } else {
       std::vector<std::size_t> usable;
       std::string mismatch_hint;
+      std::string mismatch_reason;  // why the first allowed key was refused
       for (auto i : by_kid) {
         const auto& allowed = im.allowed[i];
         if (std::find(allowed.begin(), allowed.end(), *alg) == allowed.end()) continue;
         auto ok = check_key(*alg, im.keys.keys[i], KeyRole::verify);
         if (!ok) {
-          if (mismatch_hint.empty()) mismatch_hint = ok.error().hint.empty() ? ok.error().message : ok.error().hint;
+          if (mismatch_reason.empty()) {
+            mismatch_reason = ok.error().message;
+            mismatch_hint = ok.error().hint;
+          }
           continue;
         }
         usable.push_back(i);
@@ -352,7 +356,9 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
               "alg " + jws->alg + " is not allowed (allowed: " + (allowed_names.empty() ? "none" : allowed_names) + ")",
               mismatch_hint);
         } else {
-          add(problems, "key_mismatch", "no key can verify a " + jws->alg + " token", mismatch_hint);
+          add(problems, "key_mismatch",
+              "no key can verify a " + jws->alg + " token" + (mismatch_reason.empty() ? "" : ": " + mismatch_reason),
+              mismatch_hint);
         }
       } else {
         std::string input = jws->signing_input();

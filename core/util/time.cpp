@@ -65,7 +65,10 @@ Result<UnixTime> parse_rfc3339(std::string_view s) {
     }
   }
   if (pos != s.size()) return bad();
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return bad();
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60) return bad();
+  static constexpr int k_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (d > k_days[mo - 1] + (mo == 2 && leap ? 1 : 0)) return bad();  // no 2026-02-30
   return days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
          mi * 60 + sec - offset;
 }
@@ -102,7 +105,9 @@ Result<std::int64_t> parse_duration(std::string_view text) {
       default: return bad();
     }
     ++i;
-    if (n > std::numeric_limits<std::int64_t>::max() / unit / 2) return bad();
+    // Keep every total far from overflow: a duration over ~146 billion years is not a duration.
+    constexpr std::int64_t k_max = std::numeric_limits<std::int64_t>::max() / 4;
+    if (n > k_max / unit || total > k_max - n * unit) return bad();
     total += n * unit;
   }
   return total;
@@ -116,6 +121,10 @@ Result<UnixTime> parse_time(std::string_view text, UnixTime now) {
     if (!d) {
       return fail(ErrorCode::usage, "invalid relative time '" + std::string(text) + "'",
                   "use +DUR or -DUR, e.g. +15m, -1h, +30d");
+    }
+    constexpr std::int64_t k_limit = std::numeric_limits<std::int64_t>::max() / 4;
+    if (*d > k_limit || now > k_limit || now < -k_limit) {
+      return fail(ErrorCode::usage, "relative time '" + std::string(text) + "' is out of range");
     }
     return text[0] == '+' ? now + *d : now - *d;
   }
