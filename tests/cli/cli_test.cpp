@@ -429,7 +429,7 @@ TEST_CASE("global flags work before and after the subcommand", "[cli]") {
   CHECK(parse_json(bad2.out).at("valid") == false);
 }
 
-TEST_CASE("--now accepts RFC 3339, Unix seconds and +DUR/-DUR", "[cli]") {
+TEST_CASE("the global --now flag accepts RFC 3339, Unix seconds and +DUR/-DUR", "[cli]") {
   auto payload_of = [](const std::string& token) {
     return parse_json(b64url_decode(split(token, '.')[1]));
   };
@@ -481,7 +481,7 @@ TEST_CASE("--now accepts RFC 3339, Unix seconds and +DUR/-DUR", "[cli]") {
   }
 }
 
-TEST_CASE("- reads tokens, payloads and keys from stdin", "[cli]") {
+TEST_CASE("a dash reads tokens, payloads and keys from stdin", "[cli]") {
   const std::string token = es256_jwt();
   SECTION("verify -") {
     RunResult r = run({"verify", "-", "--key", fx().es256, "--now", k_now_5m}, token + "\n");
@@ -1179,7 +1179,7 @@ TEST_CASE("keys thumbprint supports several hashes and matches RFC 7638 section 
 // =============================================================================================
 // Help, version, completion
 
-TEST_CASE("--version prints the version", "[cli][help]") {
+TEST_CASE("tokctl --version prints the version", "[cli][help]") {
   RunResult r = run({"--version"});
   CHECK(r.code == 0);
   CHECK_THAT(r.out, StartsWith("tokctl "));
