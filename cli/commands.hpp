@@ -10,7 +10,9 @@ namespace tokctl::cli {
 void register_decode(CLI::App& app);
 void register_sign(CLI::App& app);
 void register_verify(CLI::App& app);
+void register_encrypt(CLI::App& app);
 void register_keys(CLI::App& app);
 void register_completion(CLI::App& app);
+void register_keystore_commands(CLI::App* keys);
 
 }  // namespace tokctl::cli

@@ -1,10 +1,15 @@
 #include "common.hpp"
 
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 
 #include <CLI/CLI.hpp>
 
+#include <tokctl/jose/jwe.hpp>
+#include <tokctl/keys/keystore.hpp>
+#include <tokctl/tokens/policy.hpp>
 #include <tokctl/util/io.hpp>
 
 #include "render.hpp"
@@ -42,6 +47,63 @@ Result<const Clock*> clock() {
   if (error) return std::unexpected(*error);
   if (fixed) return &*fixed;
   return &system;
+}
+
+Result<std::optional<std::string>> passphrase() {
+  static std::optional<Result<std::optional<std::string>>> cached;
+  if (cached) return *cached;
+  const auto& file = globals().passphrase_file;
+  if (!file.empty()) {
+    auto data = read_input(file);
+    if (!data) {
+      cached = std::unexpected(data.error());
+    } else {
+      std::string p = std::move(*data);
+      if (!p.empty() && p.back() == '\n') p.pop_back();
+      if (!p.empty() && p.back() == '\r') p.pop_back();
+      if (p.empty()) cached = fail(ErrorCode::usage, "the passphrase file '" + file + "' is empty");
+      else cached = std::optional<std::string>(std::move(p));
+    }
+  } else if (const char* env = std::getenv("TOKCTL_PASSPHRASE"); env && *env) {
+    cached = std::optional<std::string>(env);
+  } else {
+    cached = std::optional<std::string>();
+  }
+  return *cached;
+}
+
+std::string keystore_dir() { return keys::resolve_keystore_dir(globals().keystore); }
+
+Result<keys::Keystore> open_keystore(bool create) {
+  auto clk = clock();
+  if (!clk) return std::unexpected(clk.error());
+  std::string dir = keystore_dir();
+  const char* env = std::getenv("TOKCTL_KEYSTORE");
+  if (globals().keystore.empty() && !(env && *env)) {
+    // The policy may name the keystore when neither the flag nor the environment does.
+    auto policy = tokens::load_policy(tokens::resolve_config_path(globals().config));
+    if (!policy) return std::unexpected(policy.error());
+    if (!policy->keystore.empty()) dir = policy->keystore;
+  }
+  return keys::Keystore::open(dir, **clk, create);
+}
+
+Result<std::string> unlock_key_material(std::string content, const std::string& name) {
+  std::string_view text = trim(content);
+  if (std::count(text.begin(), text.end(), '.') != 4 || text.find('{') != std::string_view::npos) return content;
+  auto pass = passphrase();
+  if (!pass) return std::unexpected(pass.error());
+  if (!*pass) {
+    return fail(ErrorCode::keystore, name + " is encrypted with a passphrase",
+                "pass --passphrase-file FILE or set TOKCTL_PASSPHRASE");
+  }
+  auto pw = jose::Jwk::from_secret(**pass);
+  if (!pw) return std::unexpected(pw.error());
+  auto dec = jose::decrypt_compact(text, *pw);
+  if (!dec) {
+    return fail(ErrorCode::keystore, "cannot decrypt " + name + ": " + dec.error().message, "wrong passphrase?");
+  }
+  return std::move(dec->plaintext);
 }
 
 void on_run(CLI::App* sub, std::function<int()> action) { actions().emplace_back(sub, std::move(action)); }

@@ -3,9 +3,11 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <tokctl/keys/keystore.hpp>
 #include <tokctl/util/error.hpp>
 #include <tokctl/util/time.hpp>
 
@@ -20,6 +22,9 @@ struct GlobalOptions {
   std::string now;              ///< --now as given
   bool no_color = false;
   bool quiet = false;
+  std::string keystore;         ///< --keystore DIR
+  std::string passphrase_file;  ///< --passphrase-file FILE
+  std::string config;           ///< --config FILE
 };
 
 GlobalOptions& globals();
@@ -28,6 +33,22 @@ bool json_output();
 /// The clock for this run: --now (parsed once, relative values against the real time) or the system.
 /// Fails with ErrorCode::usage on a bad --now.
 Result<const Clock*> clock();
+
+/// The passphrase for keys at rest (and PBES2): --passphrase-file, else $TOKCTL_PASSPHRASE, else none.
+/// A trailing newline in the file is not part of it.
+Result<std::optional<std::string>> passphrase();
+
+/// The keystore directory: --keystore, $TOKCTL_KEYSTORE, $XDG_DATA_HOME/tokctl, ~/.local/share/tokctl.
+std::string keystore_dir();
+
+/// Opens the keystore (`create` for writers): --keystore, $TOKCTL_KEYSTORE, the policy's keystore,
+/// then the XDG default.
+Result<keys::Keystore> open_keystore(bool create);
+
+/// Key file contents as plain key material: a passphrase-protected key (a compact PBES2 JWE, as
+/// written by `keys generate --passphrase-file`) is decrypted; without the passphrase that is
+/// ErrorCode::keystore with a hint. Other contents are returned unchanged.
+Result<std::string> unlock_key_material(std::string content, const std::string& name);
 
 /// Registers a subcommand action: run when `sub` was the subcommand given.
 void on_run(CLI::App* sub, std::function<int()> action);

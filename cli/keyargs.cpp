@@ -66,7 +66,9 @@ Result<jose::JwkSet> load_keys(const KeyArgs& a, jose::KeySource& source) {
     return fail(ErrorCode::usage, "no key given",
                 "pass one of --key FILE, --jwks FILE, --secret-file FILE or --secret-env NAME");
   }
-  auto data = read_input(path);
+  auto raw = read_input(path);
+  if (!raw) return std::unexpected(raw.error());
+  auto data = unlock_key_material(std::move(*raw), "'" + path + "'");
   if (!data) return std::unexpected(data.error());
   auto set = jose::parse_key_material(*data);
   if (!set) {

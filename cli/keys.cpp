@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <tokctl/jose/jwe.hpp>
 #include <tokctl/jose/keygen.hpp>
 #include <tokctl/util/io.hpp>
 
@@ -47,12 +48,26 @@ int run_generate(const GenerateOptions& o) {
   auto tp = key->thumbprint();
   if (!tp) return report(tp.error());
   key->set_kid(o.kid.empty() ? *tp : o.kid);
-  key->set_use("sig");
   if (o.format == "pem" && key->kty() == jose::KeyType::oct) {
     return report(Error{ErrorCode::usage, "HMAC secrets have no PEM form", "use --format jwk"});
   }
   auto text = serialize(*key, o.format, jose::KeyPart::with_private);
   if (!text) return report(text.error());
+  auto pass = passphrase();
+  if (!pass) return report(pass.error());
+  if (*pass) {
+    // Encrypted at rest: the key (JWK or PEM text) as a PBES2-HS512+A256KW compact JWE.
+    auto pw = jose::Jwk::from_secret(**pass);
+    if (!pw) return report(pw.error());
+    jose::EncryptOptions eo;
+    eo.alg = jose::KeyMgmtAlg::PBES2_HS512_A256KW;
+    eo.enc = jose::ContentEnc::A256GCM;
+    eo.cty = o.format == "pem" ? "application/pkcs8" : "jwk+json";
+    eo.kid = key->kid();
+    auto jwe = jose::encrypt_compact(*text, *pw, eo);
+    if (!jwe) return report(jwe.error());
+    *text = *jwe + "\n";
+  }
   if (o.out.empty() || o.out == "-") {
     std::cout << *text;
     return 0;
@@ -68,7 +83,9 @@ int run_generate(const GenerateOptions& o) {
 }
 
 int run_convert(const ConvertOptions& o) {
-  auto data = read_arg(o.input, false);
+  auto raw = read_arg(o.input, false);
+  if (!raw) return report(raw.error());
+  auto data = unlock_key_material(std::move(*raw), o.input == "-" ? "the key" : "'" + o.input + "'");
   if (!data) return report(data.error());
   auto key = jose::parse_single_key(*data);
   if (!key) return report(key.error());
@@ -85,7 +102,9 @@ int run_convert(const ConvertOptions& o) {
 }
 
 int run_thumbprint(const ThumbprintOptions& o) {
-  auto data = read_arg(o.input, false);
+  auto raw = read_arg(o.input, false);
+  if (!raw) return report(raw.error());
+  auto data = unlock_key_material(std::move(*raw), o.input == "-" ? "the key" : "'" + o.input + "'");
   if (!data) return report(data.error());
   auto key = jose::parse_single_key(*data);
   if (!key) return report(key.error());
@@ -99,7 +118,7 @@ int run_thumbprint(const ThumbprintOptions& o) {
 }  // namespace
 
 void register_keys(CLI::App& app) {
-  auto* keys = app.add_subcommand("keys", "Generate, convert and inspect keys");
+  auto* keys = app.add_subcommand("keys", "Generate, convert and inspect keys; manage the keystore");
   keys->require_subcommand(1);
   examples(keys, {"tokctl keys generate --alg ES256 --out es256.jwk",
                   "tokctl keys convert es256.jwk --to pem --public",
@@ -107,11 +126,11 @@ void register_keys(CLI::App& app) {
 
   auto g = std::make_shared<GenerateOptions>();
   auto* gen = keys->add_subcommand("generate", "Generate a private key (JWK with kid = RFC 7638 thumbprint)");
-  gen->add_option("--alg", g->alg, "Algorithm the key is for: HS256..HS512, RS*, PS*, ES256/384/512, EdDSA")
+  gen->add_option("--alg", g->alg, "Algorithm: HS*, RS*, PS*, ES*, EdDSA, or JWE RSA-OAEP*, ECDH-ES*, A128KW, A256KW, dir")
       ->required();
   gen->add_option("--kid", g->kid, "Key id (default: the RFC 7638 thumbprint)");
   gen->add_option("--bits", g->bits, "RSA modulus bits (default 2048) or HMAC secret bits");
-  gen->add_option("--crv", g->crv, "EdDSA curve: Ed25519 (default) or Ed448");
+  gen->add_option("--crv", g->crv, "Curve: Ed25519 (default)/Ed448 for EdDSA; P-256/P-384/P-521/X25519/X448 for ECDH-ES");
   gen->add_option("--format", g->format, "Output format: jwk or pem")
       ->check(CLI::IsMember({"jwk", "pem"}))
       ->capture_default_str();
@@ -119,7 +138,9 @@ void register_keys(CLI::App& app) {
   examples(gen, {"tokctl keys generate --alg ES256 --out es256.jwk",
                  "tokctl keys generate --alg RS256 --bits 3072 --format pem --out rsa.pem",
                  "tokctl keys generate --alg EdDSA --crv Ed448 --kid signer-1",
-                 "tokctl keys generate --alg HS256 --out hs.jwk"});
+                 "tokctl keys generate --alg HS256 --out hs.jwk",
+                 "tokctl keys generate --alg ECDH-ES+A256KW --crv X25519 --out recipient.jwk",
+                 "tokctl keys generate --alg ES256 --passphrase-file pw.txt --out es256.jwe   # encrypted"});
   on_run(gen, [g] { return run_generate(*g); });
 
   auto c = std::make_shared<ConvertOptions>();
@@ -141,6 +162,8 @@ void register_keys(CLI::App& app) {
       ->capture_default_str();
   examples(thp, {"tokctl keys thumbprint es256.jwk", "tokctl keys thumbprint cert.pem --hash sha1"});
   on_run(thp, [t] { return run_thumbprint(*t); });
+
+  register_keystore_commands(keys);
 }
 
 }  // namespace tokctl::cli

@@ -26,9 +26,15 @@ void build_app(CLI::App& app) {
                  "Pretend the current time is TIME: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)");
   app.add_flag("--no-color", g.no_color, "Never use colour (also honoured: NO_COLOR)");
   app.add_flag("-q,--quiet", g.quiet, "Print only what scripts need (tokens, errors)");
+  app.add_option("--keystore", g.keystore,
+                 "Keystore directory (default: $TOKCTL_KEYSTORE, else $XDG_DATA_HOME/tokctl)");
+  app.add_option("--passphrase-file", g.passphrase_file,
+                 "Passphrase for keys encrypted at rest and for PBES2 (default: $TOKCTL_PASSPHRASE)");
+  app.add_option("--config", g.config, "Policy file (default: $TOKCTL_CONFIG, else ./tokctl.yaml if present)");
   register_decode(app);
   register_sign(app);
   register_verify(app);
+  register_encrypt(app);
   register_keys(app);
   register_completion(app);
 

@@ -117,17 +117,31 @@ Result<nlohmann::json> build_claims(const SignOptions& o, const std::string& pay
 }
 
 int run_sign(const SignOptions& o) {
-  if (!has_key(o.keys)) {
-    return report(Error{ErrorCode::usage, "no signing key given",
-                        "pass --key FILE (JWK or PEM), --secret-file FILE or --secret-env NAME"});
+  jose::JwkSet keys;
+  bool from_keystore = !has_key(o.keys);
+  if (from_keystore) {
+    // No key flags: the keystore's active key (--alg picks among algs, --kid a specific key).
+    auto ks = open_keystore(false);
+    if (!ks) {
+      ks.error().hint = "pass --key FILE (JWK or PEM), --secret-file FILE or --secret-env NAME, or create a "
+                        "keystore: tokctl keys add --alg ES256";
+      return report(ks.error());
+    }
+    auto pass = passphrase();
+    if (!pass) return report(pass.error());
+    auto k = ks->signing_key(o.alg, o.kid, *pass);
+    if (!k) return report(k.error());
+    keys.keys.push_back(std::move(*k));
+  } else {
+    jose::KeySource source;
+    auto loaded = load_keys(o.keys, source);
+    if (!loaded) {
+      if (loaded.error().code == ErrorCode::invalid_token) loaded.error().code = ErrorCode::usage;
+      return report(loaded.error());
+    }
+    keys = std::move(*loaded);
   }
-  jose::KeySource source;
-  auto keys = load_keys(o.keys, source);
-  if (!keys) {
-    if (keys.error().code == ErrorCode::invalid_token) keys.error().code = ErrorCode::usage;
-    return report(keys.error());
-  }
-  const jose::Jwk& key = keys->keys.front();
+  const jose::Jwk& key = keys.keys.front();
   auto alg = choose_alg(o, key);
   if (!alg) return report(alg.error());
 
@@ -148,7 +162,7 @@ int run_sign(const SignOptions& o) {
   nlohmann::json header = nlohmann::json::object();
   if (!o.typ.empty()) header["typ"] = o.typ;
   else if (build) header["typ"] = "JWT";
-  std::string kid = o.kid.empty() ? key.kid() : o.kid;
+  std::string kid = o.kid.empty() || from_keystore ? key.kid() : o.kid;
   if (!kid.empty()) header["kid"] = kid;
   for (const auto& h : o.headers) {
     auto nv = name_value(h, "--header");
@@ -175,7 +189,7 @@ void register_sign(CLI::App& app) {
   sub->add_option("payload", o->payload, "Payload file, or - for stdin; omitted: claims from flags only");
   add_key_options(sub, o->keys, false);
   sub->add_option("--alg", o->alg, "Algorithm (default: the key's alg; EC/Ed keys imply theirs)");
-  sub->add_option("--kid", o->kid, "kid header (default: the key's kid)");
+  sub->add_option("--kid", o->kid, "kid header (default: the key's kid); with the keystore, the key to use");
   sub->add_option("--typ", o->typ, "typ header (default JWT when claims are built)");
   sub->add_option("--header", o->headers, "Extra header NAME=VALUE (VALUE parsed as JSON if valid)");
   std::vector<CLI::Option*> claim_opts = {
@@ -188,7 +202,8 @@ void register_sign(CLI::App& app) {
       sub->add_option("--jti", o->jti, "Token id, or 'auto' for a random one"),
       sub->add_option("--claim", o->claims, "Claim NAME=VALUE (VALUE parsed as JSON if valid; repeatable)"),
   };
-  examples(sub, {"tokctl sign --key es256.jwk --iss https://issuer.test --sub alice --aud api --exp +15m",
+  examples(sub, {"tokctl sign --sub alice --exp +15m   # the keystore's active key",
+                 "tokctl sign --key es256.jwk --iss https://issuer.test --sub alice --aud api --exp +15m",
                  "tokctl sign --key rsa.pem --alg PS256 --sub bob --claim 'roles=[\"admin\"]' --jti auto",
                  "echo '{\"sub\":\"carol\"}' | tokctl sign - --key ed.jwk --exp +1h",
                  "tokctl sign payload.bin --key hs.jwk --typ application/octet-stream   # any bytes",

@@ -5,9 +5,13 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <nlohmann/json.hpp>
 
+#include <tokctl/jose/jwe.hpp>
 #include <tokctl/jose/jwt.hpp>
+#include <tokctl/util/base64.hpp>
+#include <tokctl/util/io.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -20,6 +24,7 @@ namespace {
 struct VerifyCliOptions {
   std::string token = "-";
   KeyArgs keys;
+  std::string decrypt_key;
   std::vector<std::string> algs;
   std::string iss, aud, sub, typ;
   std::string leeway = "60s";
@@ -28,6 +33,93 @@ struct VerifyCliOptions {
   bool batch = false;
   unsigned threads = 0;
 };
+
+// Unwraps a nested JWT (RFC 7519 §5.2: a JWE whose cty is JWT) with keys loaded once.
+class Decryptor {
+ public:
+  static Result<Decryptor> create(const VerifyCliOptions& o) {
+    Decryptor d;
+    if (!o.decrypt_key.empty()) {
+      auto data = read_input(o.decrypt_key);
+      if (!data) return std::unexpected(data.error());
+      auto set = jose::parse_key_material(*data);
+      if (!set) {
+        set.error().message = "--decrypt-key '" + o.decrypt_key + "': " + set.error().message;
+        return std::unexpected(set.error());
+      }
+      d.m_keys = std::move(*set);
+      d.m_from_file = true;
+    }
+    return d;
+  }
+
+  /// Loads the keystore's decryption keys now (before threads copy this); failures are kept and
+  /// reported only if a JWE turns up.
+  void preload() {
+    if (!m_from_file && !m_loaded_keystore) {
+      m_loaded_keystore = true;
+      auto ks = open_keystore(false);
+      auto pass = passphrase();
+      if (ks && pass) {
+        auto set = ks->decryption_keys("", *pass);
+        if (set) m_keys = std::move(*set);
+        else m_keystore_error = set.error();
+      } else {
+        m_keystore_error = ks ? pass.error() : ks.error();
+      }
+    }
+  }
+
+  /// The inner JWS of `token` when it is a JWE; the token itself otherwise.
+  Result<std::string> unwrap(const std::string& token) {
+    if (std::count(token.begin(), token.end(), '.') != 4) return token;
+    preload();
+    if (m_keys.keys.empty()) {
+      Error e = m_keystore_error.value_or(Error{ErrorCode::usage, "no decryption key", {}});
+      e.message = "the token is a JWE (encrypted) and no key can decrypt it: " + e.message;
+      e.hint = "pass --decrypt-key FILE, or keep the encryption key in the keystore";
+      return std::unexpected(e);
+    }
+    // Prefer the key the header names; try the others only when it names none.
+    auto header = jose::parse_json_object(
+        b64url_decode(token.substr(0, token.find('.'))).value_or(std::string("{}")), "JWE header");
+    std::string kid = header && header->contains("kid") && (*header)["kid"].is_string()
+                          ? (*header)["kid"].get<std::string>() : std::string();
+    std::optional<Error> last;
+    for (const auto& k : m_keys.keys) {
+      if (!kid.empty() && !k.kid().empty() && k.kid() != kid) continue;
+      auto dec = jose::decrypt_compact(token, k);
+      if (!dec) {
+        last = dec.error();
+        continue;
+      }
+      std::string cty = dec->header.value("cty", std::string());
+      for (auto& c : cty) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (cty != "jwt" && cty != "application/jwt") {
+        return fail(ErrorCode::invalid_token, "the JWE does not contain a JWT (cty is '" +
+                                                  dec->header.value("cty", std::string()) + "')",
+                    "use 'tokctl decrypt' for other encrypted content");
+      }
+      return std::string(trim(dec->plaintext));
+    }
+    if (last) return std::unexpected(*last);
+    return fail(ErrorCode::invalid_token, "no decryption key has kid '" + kid + "' (have: " + m_keys.kid_list() + ")");
+  }
+
+ private:
+  jose::JwkSet m_keys;
+  bool m_from_file = false;
+  bool m_loaded_keystore = false;
+  std::optional<Error> m_keystore_error;
+};
+
+// A report for a token that could not even be decrypted.
+jose::VerifyReport decrypt_failure(const Error& e) {
+  jose::VerifyReport r;
+  r.problems.push_back(jose::Problem{e.code == ErrorCode::malformed ? "malformed" : "decrypt_failed", e.message,
+                                     e.hint, e.code == ErrorCode::malformed});
+  return r;
+}
 
 Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock& clk) {
   jose::VerifyOptions vo;
@@ -53,8 +145,21 @@ Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock
     if (!ma) return std::unexpected(ma.error());
     vo.claims.max_age = *ma;
   }
-  jose::KeySource source;
-  auto keys = load_keys(o.keys, source);
+  jose::KeySource source = jose::KeySource::set;
+  Result<jose::JwkSet> keys = fail(ErrorCode::usage, "no key");
+  if (has_key(o.keys)) {
+    keys = load_keys(o.keys, source);
+  } else {
+    // No key flags: next, active and retired keys of the keystore, each pinned to its alg.
+    auto ks = open_keystore(false);
+    if (!ks) {
+      ks.error().hint = "pass one of --key FILE, --jwks FILE, --secret-file FILE or --secret-env NAME";
+      return std::unexpected(ks.error());
+    }
+    auto pass = passphrase();
+    if (!pass) return std::unexpected(pass.error());
+    keys = ks->verification_keys(*pass);
+  }
   if (!keys) return std::unexpected(keys.error());
   return jose::TokenVerifier::create(std::move(*keys), source, std::move(vo), clk);
 }
@@ -85,10 +190,14 @@ std::string summary(const jose::VerifyReport& r, UnixTime now) {
   return s;
 }
 
-int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, UnixTime now) {
+int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decryptor& decryptor, UnixTime now) {
   auto token = read_token(o.token);
   if (!token) return report(token.error());
-  auto r = verifier.verify(*token);
+  auto inner = decryptor.unwrap(*token);
+  if (!inner && inner.error().code != ErrorCode::invalid_token && inner.error().code != ErrorCode::malformed) {
+    return report(inner.error());  // no key, keystore trouble: not a verdict on the token
+  }
+  auto r = inner ? verifier.verify(*inner) : decrypt_failure(inner.error());
   if (json_output()) {
     nlohmann::json out{{"valid", r.valid}};
     if (r.valid) {
@@ -127,9 +236,10 @@ std::string batch_line(std::size_t line, const jose::VerifyReport& r) {
 
 // Reads tokens line by line in chunks; each chunk is split across threads, each with its own
 // verifier copy (shared parsed keys, private OpenSSL contexts); output keeps input order.
-int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto) {
+int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const Decryptor& decryptor_proto) {
   unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<jose::TokenVerifier> verifiers(threads, proto);
+  std::vector<Decryptor> decryptors(threads, decryptor_proto);
   constexpr std::size_t k_chunk = 16384;
   std::vector<std::string> lines;
   std::vector<std::string> out;
@@ -142,7 +252,8 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto) {
     std::vector<char> valid(lines.size(), 1);
     auto work = [&](unsigned t) {
       for (std::size_t i = t; i < lines.size(); i += threads) {
-        auto r = verifiers[t].verify(lines[i]);
+        auto inner = decryptors[t].unwrap(lines[i]);
+        auto r = inner ? verifiers[t].verify(*inner) : decrypt_failure(inner.error());
         valid[i] = r.valid;
         out[i] = batch_line(line_no + i + 1, r);
       }
@@ -183,8 +294,13 @@ int run_verify(const VerifyCliOptions& o) {
     }
     return report(verifier.error());
   }
-  if (o.batch) return run_batch(o, *verifier);
-  return run_single(o, *verifier, clk.now());
+  auto decryptor = Decryptor::create(o);
+  if (!decryptor) return report(decryptor.error());
+  if (o.batch) {
+    decryptor->preload();
+    return run_batch(o, *verifier, *decryptor);
+  }
+  return run_single(o, *verifier, *decryptor, clk.now());
 }
 
 }  // namespace
@@ -194,6 +310,8 @@ void register_verify(CLI::App& app) {
   auto* sub = app.add_subcommand("verify", "Verify a token's signature and claims; list every failed check");
   sub->add_option("token", o->token, "The token, or - for stdin (default)");
   add_key_options(sub, o->keys, true);
+  sub->add_option("--decrypt-key", o->decrypt_key,
+                  "Key to decrypt a nested JWT (JWE around a JWS); default: the keystore's encryption keys");
   sub->add_option("--alg", o->algs, "Allowed algorithm (repeatable); required when the key does not pin one");
   sub->add_option("--iss", o->iss, "Required issuer");
   sub->add_option("--aud", o->aud, "Required audience (must be in the token's aud)");
@@ -205,7 +323,9 @@ void register_verify(CLI::App& app) {
   sub->add_flag("--batch", o->batch, "Read tokens one per line on stdin; write one JSON object per line");
   sub->add_option("--threads", o->threads, "Worker threads for --batch (default: all cores)")
       ->check(CLI::Range(1u, 256u));
-  examples(sub, {"tokctl verify \"$TOKEN\" --key es256.pub.jwk",
+  examples(sub, {"tokctl verify \"$TOKEN\"   # against the keystore (next, active and retired keys)",
+                 "tokctl verify \"$TOKEN\" --key es256.pub.jwk",
+                 "tokctl verify \"$NESTED\" --key signer.pub.jwk --decrypt-key recipient.jwk",
                  "tokctl verify - --jwks jwks.json --iss https://issuer.test --aud api < token.txt",
                  "tokctl verify \"$TOKEN\" --key rsa.pub.pem --alg RS256 --leeway 30s --require jti",
                  "tokctl verify \"$TOKEN\" --secret-env JWT_SECRET --alg HS256 -o json",

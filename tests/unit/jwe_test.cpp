@@ -31,6 +31,7 @@ const std::string k_plaintext = "You can trust us to stick with you through thic
 
 jose::Jwk unpinned(jose::Jwk k) {
   k.set_alg("");
+  k.set_use("");  // generate_key marks keys for their use; these serve every JWE alg
   return k;
 }
 

@@ -1007,7 +1007,7 @@ TEST_CASE("generate_key refuses RSA keys under 2048 bits and a curve for RSA", "
 }
 
 TEST_CASE("generate_key refuses unknown algs and none", "[jwk][keygen]") {
-  for (const char* alg : {"none", "", "HS1", "es256", "RSA-OAEP", "ES256K"}) {
+  for (const char* alg : {"none", "", "HS1", "es256", "RSA1_5", "ES256K"}) {
     INFO(alg);
     auto k = jose::generate_key({alg, {}, {}});
     REQUIRE_FALSE(k.has_value());
