@@ -14,5 +14,6 @@ void register_encrypt(CLI::App& app);
 void register_keys(CLI::App& app);
 void register_completion(CLI::App& app);
 void register_keystore_commands(CLI::App* keys);
+void register_config(CLI::App& app);
 
 }  // namespace tokctl::cli

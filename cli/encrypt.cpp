@@ -1,8 +1,9 @@
 // tokctl encrypt / decrypt: compact JWE (RFC 7516) to a key file, a keystore key or a passphrase.
 
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -46,65 +47,25 @@ const char* const k_no_key_hint =
     "pass --key FILE, --passphrase-file FILE (PBES2 tokens), or keep the key in the keystore "
     "(tokctl keys add --alg ECDH-ES+A256KW)";
 
-// The keystore directory, as `keys` resolves it: --keystore, $TOKCTL_KEYSTORE, the policy's
-// keystore, then the XDG default.
-// TODO(keystore owner): share this with cli/keystore.cpp's open_keystore() through common.hpp.
-Result<std::string> keystore_path() {
-  std::string dir = keystore_dir();
-  if (globals().keystore.empty()) {
-    const char* env = std::getenv("TOKCTL_KEYSTORE");
-    if (!(env && *env)) {
-      auto policy = tokens::load_policy(tokens::resolve_config_path(globals().config));
-      if (!policy) return std::unexpected(policy.error());
-      if (!policy->keystore.empty()) dir = policy->keystore;
-    }
-  }
-  return dir;
-}
-
 bool is_pbes2(std::string_view alg) { return alg.rfind("PBES2-", 0) == 0; }
 
-bool path_exists(const std::string& path) {
-  struct stat st{};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-Result<keys::Keystore> open_keystore(const std::string& dir) {
-  auto clk = clock();
-  if (!clk) return std::unexpected(clk.error());
-  return keys::Keystore::open(dir, **clk, false);
-}
-
-// A compact JWE has four dots and no JSON/PEM around it: the shape of a key encrypted at rest.
-bool looks_like_compact_jwe(std::string_view text) {
-  return std::count(text.begin(), text.end(), '.') == 4 && text.find('{') == std::string_view::npos &&
-         text.find("-----BEGIN") == std::string_view::npos;
-}
-
-// Loads a key file (JWK, JWKS, PEM, DER, sniffed). A private key encrypted at rest (PBES2 JWE, as
-// `keys generate --out` writes with a passphrase) is decrypted with the passphrase.
-Result<jose::JwkSet> load_key_file(const std::string& path, const keys::Passphrase& pass) {
-  auto data = read_input(path);
-  if (!data) return std::unexpected(data.error());
-  std::string_view text = trim(*data);
-  std::string plain;
-  if (looks_like_compact_jwe(text)) {
-    if (!pass) {
-      return fail(ErrorCode::keystore, "key file '" + path + "' is encrypted at rest",
-                  "pass --passphrase-file FILE or set TOKCTL_PASSPHRASE");
-    }
-    auto pw = jose::Jwk::from_secret(*pass);
-    if (!pw) return std::unexpected(pw.error());
-    auto dec = jose::decrypt_compact(text, *pw);
-    if (!dec) {
-      return fail(ErrorCode::keystore, "cannot decrypt key file '" + path + "': " + dec.error().message,
-                  "wrong passphrase?");
-    }
-    plain = std::move(dec->plaintext);
-    text = plain;
+// The keystore, when there is one; a missing keystore means "no key was given" (usage).
+Result<keys::Keystore> existing_keystore(const std::string& no_key_message, const char* hint) {
+  auto ks = open_keystore(false);
+  if (!ks && ks.error().message.starts_with("no keystore at")) {
+    return fail(ErrorCode::usage, no_key_message + " (" + ks.error().message + ")", hint);
   }
-  auto set = jose::parse_key_material(text);
-  if (!plain.empty()) OPENSSL_cleanse(plain.data(), plain.size());
+  return ks;
+}
+
+// Loads a key file (JWK, JWKS, PEM, DER, sniffed); one encrypted at rest needs the passphrase.
+Result<jose::JwkSet> load_key_file(const std::string& path) {
+  auto raw = read_input(path);
+  if (!raw) return std::unexpected(raw.error());
+  auto data = unlock_key_material(std::move(*raw), "key file '" + path + "'");
+  if (!data) return std::unexpected(data.error());
+  auto set = jose::parse_key_material(*data);
+  OPENSSL_cleanse(data->data(), data->size());
   if (!set) set.error().message = "'" + path + "': " + set.error().message;
   return set;
 }
@@ -125,14 +86,9 @@ Result<jose::Jwk> keystore_entry_key(const keys::Keystore& ks, const keys::KeyEn
 // The recipient key from the keystore: `kid`, or the active encryption key (of `alg` when given).
 Result<jose::Jwk> keystore_recipient(const std::string& kid, const std::string& alg,
                                      const keys::Passphrase& pass) {
-  auto dir = keystore_path();
-  if (!dir) return std::unexpected(dir.error());
-  if (kid.empty() && !path_exists(*dir)) {
-    return fail(ErrorCode::usage, "no recipient key given",
-                "pass --key FILE (the recipient's public JWK or PEM), --kid KID (a keystore key), or "
-                "--alg PBES2-HS512+A256KW with --passphrase-file FILE");
-  }
-  auto ks = open_keystore(*dir);
+  auto ks = existing_keystore("no recipient key given",
+                              "pass --key FILE (the recipient's public JWK or PEM), --kid KID (a keystore key), or "
+                              "--alg PBES2-HS512+A256KW with --passphrase-file FILE");
   if (!ks) return std::unexpected(ks.error());
   auto m = ks->manifest();
   if (!m) return std::unexpected(m.error());
@@ -239,7 +195,7 @@ int run_encrypt(const EncryptCli& o) {
 
   std::optional<jose::Jwk> key;
   if (!o.key.empty()) {
-    auto set = load_key_file(o.key, *pass);
+    auto set = load_key_file(o.key);
     if (!set) return report(set.error());
     if (set->keys.size() != 1) {
       return report(Error{ErrorCode::usage,
@@ -345,7 +301,7 @@ Result<TokenHeader> read_header(const std::string& token) {
     return fail(ErrorCode::malformed,
                 "not a compact JWE: expected 5 dot-separated parts, got " + std::to_string(dots + 1),
                 dots == 2   ? "this looks like a JWS: use tokctl verify or tokctl decode"
-                : path_exists(token) ? "the argument is the token itself; for a file use: tokctl decrypt - < " + token
+                : ::access(token.c_str(), F_OK) == 0 ? "the argument is the token itself; for a file use: tokctl decrypt - < " + token
                                      : std::string());
   }
   auto raw = b64url_decode(std::string_view(token).substr(0, token.find('.')));
@@ -362,12 +318,7 @@ Result<TokenHeader> read_header(const std::string& token) {
 // Candidate private keys from the keystore: the header's kid, else every encryption key of the
 // token's alg. A keystore that does not exist or has no fitting key is "no key" (usage).
 Result<std::vector<jose::Jwk>> keystore_candidates(const TokenHeader& h, const keys::Passphrase& pass) {
-  auto dir = keystore_path();
-  if (!dir) return std::unexpected(dir.error());
-  if (!path_exists(*dir)) {
-    return fail(ErrorCode::usage, "no decryption key given (and no keystore at '" + *dir + "')", k_no_key_hint);
-  }
-  auto ks = open_keystore(*dir);
+  auto ks = existing_keystore("no decryption key given", k_no_key_hint);
   if (!ks) return std::unexpected(ks.error());
   auto m = ks->manifest();
   if (!m) return std::unexpected(m.error());
@@ -432,7 +383,7 @@ int run_decrypt(const DecryptCli& o) {
   std::vector<jose::Jwk> candidates;
   std::string from;
   if (!o.key.empty()) {
-    auto set = load_key_file(o.key, *pass);
+    auto set = load_key_file(o.key);
     if (!set) return report(set.error());
     // One key is always tried (a kid mismatch is reported if it fails); a set is filtered by kid.
     for (auto& k : set->keys)

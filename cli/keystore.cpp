@@ -309,9 +309,11 @@ void register_keystore_commands(CLI::App* keys) {
   examples(retire, {"tokctl keys retire 3mJ2...Xk"});
   on_run(retire, [rkid] { return run_retire(*rkid); });
 
-  auto grace = std::make_shared<std::string>("0s");
+  // Default grace = verify's default leeway: a token is still accepted 60s past its exp.
+  auto grace = std::make_shared<std::string>("60s");
   auto* prune = keys->add_subcommand("prune", "Delete retired keys no token can still need (max lifetime + grace)");
-  prune->add_option("--grace", *grace, "Extra time to keep retired keys")->capture_default_str();
+  prune->add_option("--grace", *grace, "Extra time to keep retired keys (covers verify's clock leeway)")
+      ->capture_default_str();
   examples(prune, {"tokctl keys prune", "tokctl keys prune --grace 1h --config tokctl.yaml"});
   on_run(prune, [grace] { return run_prune(*grace); });
 

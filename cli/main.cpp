@@ -36,6 +36,7 @@ void build_app(CLI::App& app) {
   register_verify(app);
   register_encrypt(app);
   register_keys(app);
+  register_config(app);
   register_completion(app);
 
   auto* help = app.add_subcommand("help", "Show help for tokctl or for one command");

@@ -123,8 +123,13 @@ int run_sign(const SignOptions& o) {
     // No key flags: the keystore's active key (--alg picks among algs, --kid a specific key).
     auto ks = open_keystore(false);
     if (!ks) {
-      ks.error().hint = "pass --key FILE (JWK or PEM), --secret-file FILE or --secret-env NAME, or create a "
-                        "keystore: tokctl keys add --alg ES256";
+      if (ks.error().message.starts_with("no keystore at")) {
+        // Nothing to sign/verify with at all: a usage error, like a missing --key.
+        ks.error().code = ErrorCode::usage;
+        ks.error().message = "no key given (and " + ks.error().message + ")";
+        ks.error().hint = "pass --key FILE (JWK or PEM), --secret-file FILE or --secret-env NAME, or create a "
+                          "keystore: tokctl keys add --alg ES256";
+      }
       return report(ks.error());
     }
     auto pass = passphrase();

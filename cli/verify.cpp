@@ -153,7 +153,12 @@ Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock
     // No key flags: next, active and retired keys of the keystore, each pinned to its alg.
     auto ks = open_keystore(false);
     if (!ks) {
-      ks.error().hint = "pass one of --key FILE, --jwks FILE, --secret-file FILE or --secret-env NAME";
+      if (ks.error().message.starts_with("no keystore at")) {
+        // Nothing to sign/verify with at all: a usage error, like a missing --key.
+        ks.error().code = ErrorCode::usage;
+        ks.error().message = "no key given (and " + ks.error().message + ")";
+        ks.error().hint = "pass one of --key FILE, --jwks FILE, --secret-file FILE or --secret-env NAME";
+      }
       return std::unexpected(ks.error());
     }
     auto pass = passphrase();

@@ -4,7 +4,7 @@ _tokctl() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=${COMP_WORDS[i]}
     case "$path/$w" in
-      /decode|/sign|/verify|/keys|/keys/generate|/keys/convert|/keys/thumbprint|/completion|/help) path="$path/$w" ;;
+      /decode|/sign|/verify|/encrypt|/decrypt|/keys|/keys/generate|/keys/convert|/keys/thumbprint|/keys/add|/keys/list|/keys/rotate|/keys/retire|/keys/prune|/keys/jwks|/keys/show|/keys/export|/keys/import|/keys/check|/config|/config/check|/completion|/help) path="$path/$w" ;;
     esac
   done
   case "$prev" in
@@ -15,20 +15,34 @@ _tokctl() {
     -o|--output) mapfile -t COMPREPLY < <(compgen -W 'text json' -- "$cur"); return ;;
     --to) mapfile -t COMPREPLY < <(compgen -W 'jwk pem' -- "$cur"); return ;;
     --key|--jwks|--secret-file|--out) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    --now|--secret-env|--kid|--typ|--header|--iss|--sub|--aud|--exp|--nbf|--iat|--jti|--claim|--leeway|--require|--max-age|--threads|--bits) COMPREPLY=(); return ;;
+    --now|--keystore|--passphrase-file|--config|--secret-env|--kid|--typ|--header|--iss|--sub|--aud|--exp|--nbf|--iat|--jti|--claim|--decrypt-key|--leeway|--require|--max-age|--threads|--enc|--cty|--p2c|--bits|--state|--grace) COMPREPLY=(); return ;;
   esac
   local subs='' opts='' values='' files=0
   case "$path" in
-    '') opts='-h --help --version -o --output --now --no-color -q --quiet' subs='decode sign verify keys completion help' ;;
-    '/decode') opts='-h --help -o --output --now --no-color -q --quiet' files=1 ;;
-    '/sign') opts='-h --help --key --secret-file --secret-env --alg --kid --typ --header --iss --sub --aud --exp --nbf --iat --jti --claim -o --output --now --no-color -q --quiet' files=1 ;;
-    '/verify') opts='-h --help --key --jwks --secret-file --secret-env --alg --iss --aud --sub --typ --leeway --require --max-age --batch --threads -o --output --now --no-color -q --quiet' files=1 ;;
-    '/keys') opts='-h --help -o --output --now --no-color -q --quiet' subs='generate convert thumbprint' ;;
-    '/keys/generate') opts='-h --help --alg --kid --bits --crv --format --out -o --output --now --no-color -q --quiet' ;;
-    '/keys/convert') opts='-h --help --to --public -o --output --now --no-color -q --quiet' files=1 ;;
-    '/keys/thumbprint') opts='-h --help --hash -o --output --now --no-color -q --quiet' files=1 ;;
-    '/completion') opts='-h --help -o --output --now --no-color -q --quiet' values='bash zsh fish' ;;
-    '/help') opts='-h --help -o --output --now --no-color -q --quiet' values='decode sign verify keys completion help' ;;
+    '') opts='-h --help --version -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' subs='decode sign verify encrypt decrypt keys config completion help' ;;
+    '/decode') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/sign') opts='-h --help --key --secret-file --secret-env --alg --kid --typ --header --iss --sub --aud --exp --nbf --iat --jti --claim -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/verify') opts='-h --help --key --jwks --secret-file --secret-env --decrypt-key --alg --iss --aud --sub --typ --leeway --require --max-age --batch --threads -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/encrypt') opts='-h --help --key --kid --alg --enc --cty --p2c -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/decrypt') opts='-h --help --key -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/keys') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' subs='generate convert thumbprint add list rotate retire prune jwks show export import check' ;;
+    '/keys/generate') opts='-h --help --alg --kid --bits --crv --format --out -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' ;;
+    '/keys/convert') opts='-h --help --to --public -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/keys/thumbprint') opts='-h --help --hash -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/keys/add') opts='-h --help --alg --kid --state --bits --crv -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' ;;
+    '/keys/list') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' ;;
+    '/keys/rotate') opts='-h --help --alg --force -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' ;;
+    '/keys/retire') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/keys/prune') opts='-h --help --grace -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' ;;
+    '/keys/jwks') opts='-h --help --out -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' ;;
+    '/keys/show') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/keys/export') opts='-h --help --public --format -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/keys/import') opts='-h --help --kid --alg --state -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/keys/check') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' ;;
+    '/config') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' subs='check' ;;
+    '/config/check') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/completion') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' values='bash zsh fish' ;;
+    '/help') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' values='decode sign verify encrypt decrypt keys config completion help' ;;
   esac
   if [[ $cur == -* ]]; then
     mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")

@@ -341,6 +341,10 @@ Result<jose::Jwk> Keystore::signing_key(const std::string& alg, const std::strin
       return fail(ErrorCode::keystore, "key '" + kid + "' is retired: it verifies but no longer signs",
                   "sign with the active key (omit --kid)");
     }
+    if (chosen->state == KeyState::next) {
+      return fail(ErrorCode::keystore, "key '" + kid + "' is next: published, but it signs only once rotated in",
+                  "tokctl keys rotate --alg " + chosen->alg + ", or sign with the active key (omit --kid)");
+    }
   } else {
     std::vector<const KeyEntry*> active;
     for (const auto& e : m->keys)
@@ -472,13 +476,21 @@ static Result<KeyEntry> store_key(const Keystore& ks, const Manifest& m, jose::J
 
 // Keys of `alg` already stored encrypted need a passphrase for any new key of that alg, so the
 // keystore never mixes protected and unprotected keys of one alg by accident.
-static Result<void> passphrase_consistent(const Manifest& m, const std::string& alg, const Passphrase& passphrase) {
-  if (passphrase) return {};
+// and a new key is sealed with the passphrase that opens the existing ones (a typo would otherwise
+// lock the new key away).
+static Result<void> passphrase_consistent(const Keystore& ks, const Manifest& m, const std::string& alg,
+                                          const Passphrase& passphrase) {
   for (const auto& e : m.keys) {
-    if (e.alg == alg && e.encrypted) {
+    if (e.alg != alg || !e.encrypted) continue;
+    if (!passphrase) {
       return fail(ErrorCode::keystore, "keys of " + alg + " are encrypted at rest; a new one would not be",
                   "pass --passphrase-file FILE or set TOKCTL_PASSPHRASE");
     }
+    if (auto k = ks.load(e, passphrase); !k) {
+      return fail(ErrorCode::keystore, "the passphrase does not open the existing " + alg + " key '" + e.kid + "'",
+                  "use the keystore's passphrase");
+    }
+    return {};
   }
   return {};
 }
@@ -498,10 +510,14 @@ Result<KeyEntry> Keystore::add(const AddOptions& o, const Passphrase& passphrase
   if (!key) return std::unexpected(key.error());
   auto txn = begin(*this);
   if (!txn) return std::unexpected(txn.error());
-  if (auto p = passphrase_consistent(txn->manifest, o.alg, passphrase); !p) return std::unexpected(p.error());
+  if (auto p = passphrase_consistent(*this, txn->manifest, o.alg, passphrase); !p) return std::unexpected(p.error());
   UnixTime now = m_clock->now();
   const KeyEntry* current = txn->manifest.active(o.alg);
   KeyState state = o.state.value_or(current ? KeyState::next : KeyState::active);
+  if (state == KeyState::active && current) {
+    return fail(ErrorCode::keystore, o.alg + " already has an active key ('" + current->kid + "')",
+                "add the new key as next, publish the JWKS, then: tokctl keys rotate --alg " + o.alg);
+  }
   auto e = store_key(*this, txn->manifest, std::move(*key), o.kid, o.alg, state, now, passphrase);
   if (!e) return e;
   Manifest m = txn->manifest;
@@ -537,9 +553,14 @@ Result<KeyEntry> Keystore::import(jose::Jwk key, const ImportOptions& o, const P
   if (o.state == KeyState::retired) return fail(ErrorCode::usage, "an imported key is next or active, not retired");
   auto txn = begin(*this);
   if (!txn) return std::unexpected(txn.error());
-  if (auto p = passphrase_consistent(txn->manifest, alg_name, passphrase); !p) return std::unexpected(p.error());
+  if (auto p = passphrase_consistent(*this, txn->manifest, alg_name, passphrase); !p) return std::unexpected(p.error());
   UnixTime now = m_clock->now();
-  KeyState state = o.state.value_or(txn->manifest.active(alg_name) ? KeyState::next : KeyState::active);
+  const KeyEntry* current = txn->manifest.active(alg_name);
+  KeyState state = o.state.value_or(current ? KeyState::next : KeyState::active);
+  if (state == KeyState::active && current) {
+    return fail(ErrorCode::keystore, alg_name + " already has an active key ('" + current->kid + "')",
+                "import the key as next, publish the JWKS, then: tokctl keys rotate --alg " + alg_name);
+  }
   auto e = store_key(*this, txn->manifest, std::move(key), o.kid, alg_name, state, now, passphrase);
   if (!e) return e;
   Manifest m = txn->manifest;
@@ -584,7 +605,7 @@ Result<std::vector<RotateResult>> Keystore::rotate(const std::string& alg, bool 
                   "add one and publish the JWKS first: tokctl keys add --alg " + a +
                       " && tokctl keys jwks --out jwks.json (or --force to rotate anyway)");
     }
-    if (auto p = passphrase_consistent(m, a, passphrase); !p) return std::unexpected(p.error());
+    if (auto p = passphrase_consistent(*this, m, a, passphrase); !p) return std::unexpected(p.error());
   }
   std::vector<RotateResult> results;
   std::vector<KeyEntry> added;

@@ -1,6 +1,9 @@
 #include <tokctl/tokens/policy.hpp>
 
+#include <algorithm>
 #include <cstdlib>
+#include <functional>
+#include <set>
 #include <unistd.h>
 
 #include <yaml-cpp/yaml.h>
@@ -10,13 +13,159 @@
 namespace tokctl::tokens {
 namespace {
 
-std::string where(const std::string& path, const YAML::Node& n) {
-  auto m = n.Mark();
-  if (m.is_null()) return path;
-  return path + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+using nlohmann::json;
+
+// Collects problems with positions while walking the YAML tree.
+class Reader {
+ public:
+  explicit Reader(std::string file) : m_file(std::move(file)) {}
+
+  std::string where(const YAML::Node& n) const {
+    auto m = n.Mark();
+    if (m.is_null() || m.line < 0) return m_file;
+    return m_file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+  }
+  void problem(const YAML::Node& n, const std::string& msg) { m_problems.push_back(where(n) + ": " + msg); }
+  std::vector<std::string>& problems() { return m_problems; }
+
+  /// Checks a mapping's keys against `allowed`; unknown keys are problems (with a suggestion).
+  bool mapping(const YAML::Node& n, const std::string& what, std::initializer_list<const char*> allowed) {
+    if (!n.IsMap()) {
+      problem(n, what + " must be a mapping");
+      return false;
+    }
+    for (const auto& kv : n) {
+      auto key = kv.first.as<std::string>();
+      if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
+        std::string list;
+        for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        problem(kv.first, "unknown key '" + key + "' in " + what + " (allowed: " + list + ")");
+      }
+    }
+    return true;
+  }
+
+  std::optional<std::string> string(const YAML::Node& n, const std::string& what) {
+    if (!n.IsScalar()) {
+      problem(n, what + " must be a string");
+      return std::nullopt;
+    }
+    return n.as<std::string>();
+  }
+
+  std::optional<std::int64_t> duration(const YAML::Node& n, const std::string& what) {
+    auto s = string(n, what);
+    if (!s) return std::nullopt;
+    auto d = parse_duration(*s);
+    if (!d || *d <= 0) {
+      problem(n, what + ": '" + *s + "' is not a positive duration (30s, 15m, 24h, 30d)");
+      return std::nullopt;
+    }
+    return *d;
+  }
+
+  std::optional<bool> boolean(const YAML::Node& n, const std::string& what) {
+    try {
+      return n.as<bool>();
+    } catch (const YAML::Exception&) {
+      problem(n, what + " must be true or false");
+      return std::nullopt;
+    }
+  }
+
+  std::vector<std::string> strings(const YAML::Node& n, const std::string& what) {
+    std::vector<std::string> out;
+    if (!n.IsSequence()) {
+      problem(n, what + " must be a list");
+      return out;
+    }
+    for (const auto& item : n)
+      if (auto s = string(item, what + " entry")) out.push_back(*s);
+    return out;
+  }
+
+  /// Any YAML value as JSON (scalars: true/false/null/numbers when they look like it, else strings).
+  json to_json(const YAML::Node& n) {
+    switch (n.Type()) {
+      case YAML::NodeType::Map: {
+        json o = json::object();
+        for (const auto& kv : n) o[kv.first.as<std::string>()] = to_json(kv.second);
+        return o;
+      }
+      case YAML::NodeType::Sequence: {
+        json a = json::array();
+        for (const auto& item : n) a.push_back(to_json(item));
+        return a;
+      }
+      case YAML::NodeType::Scalar: {
+        const std::string& s = n.Scalar();
+        if (n.Tag() == "!") return s;  // quoted: always a string
+        if (s == "true" || s == "false") return s == "true";
+        if (s == "null" || s == "~") return nullptr;
+        auto num = json::parse(s, nullptr, false);
+        if (!num.is_discarded() && num.is_number()) return num;
+        return s;
+      }
+      default:
+        return nullptr;
+    }
+  }
+
+ private:
+  std::string m_file;
+  std::vector<std::string> m_problems;
+};
+
+std::string relative_to(const std::string& file, const std::string& path) {
+  if (path.empty() || path.front() == '/' || path.find("://") != std::string::npos) return path;
+  auto slash = file.find_last_of('/');
+  if (slash == std::string::npos) return path;
+  return file.substr(0, slash + 1) + path;
+}
+
+bool one_of(const std::string& v, std::initializer_list<const char*> set) {
+  return std::any_of(set.begin(), set.end(), [&](const char* s) { return v == s; });
+}
+
+void read_kind(Reader& r, const YAML::Node& n, const std::string& what, TokenKindPolicy& k,
+               std::initializer_list<const char*> formats, bool has_rotate) {
+  if (has_rotate ? !r.mapping(n, what, {"format", "ttl", "rotate"}) : !r.mapping(n, what, {"format", "ttl"})) return;
+  if (auto f = n["format"]) {
+    if (auto s = r.string(f, what + ".format")) {
+      if (!one_of(*s, formats)) {
+        std::string list;
+        for (const char* x : formats) list += (list.empty() ? "" : ", ") + std::string(x);
+        r.problem(f, what + ".format '" + *s + "' is not one of " + list);
+      } else {
+        k.format = *s;
+      }
+    }
+  }
+  if (auto t = n["ttl"]) {
+    if (auto d = r.duration(t, what + ".ttl")) k.ttl = *d;
+  }
+  if (auto ro = n["rotate"]) {
+    if (auto b = r.boolean(ro, what + ".rotate")) k.rotate = *b;
+  }
 }
 
 }  // namespace
+
+bool ScopeRule::matches(std::string_view scope) const {
+  if (!name.empty()) return scope == name;
+  return !prefix.empty() && scope.size() > prefix.size() && scope.substr(0, prefix.size()) == prefix;
+}
+
+const ScopeRule* Policy::scope_rule(std::string_view scope) const {
+  for (const auto& s : scopes)
+    if (s.matches(scope)) return &s;
+  return nullptr;
+}
+
+const ClientPolicy* Policy::client(std::string_view client_id) const {
+  auto it = clients.find(std::string(client_id));
+  return it == clients.end() ? nullptr : &it->second;
+}
 
 std::string resolve_config_path(const std::string& flag) {
   if (!flag.empty()) return flag;
@@ -25,36 +174,211 @@ std::string resolve_config_path(const std::string& flag) {
   return {};
 }
 
-Result<Policy> load_policy(const std::string& path) {
-  Policy p;
-  if (path.empty()) return p;
+PolicyCheck check_policy(const std::string& path) {
+  PolicyCheck out;
+  Policy& p = out.policy;
+  if (path.empty()) return out;
   p.source = path;
+  Reader r(path);
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
   } catch (const YAML::BadFile&) {
-    return fail(ErrorCode::usage, "cannot read policy file '" + path + "'");
-  } catch (const YAML::Exception& e) {
-    return fail(ErrorCode::malformed, path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                          std::to_string(e.mark.column + 1) + ": " + e.msg);
+    out.problems.push_back(path + ": cannot read the file");
+    return out;
+  } catch (const YAML::ParserException& e) {
+    out.problems.push_back(path + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                           ": " + e.msg);
+    return out;
   }
-  if (!root || root.IsNull()) return p;
-  if (!root.IsMap()) return fail(ErrorCode::malformed, where(path, root) + ": the policy must be a mapping");
+  if (!root || root.IsNull()) return out;
   try {
-    if (auto n = root["issuer"]) p.issuer = n.as<std::string>();
-    if (auto n = root["keystore"]) p.keystore = n.as<std::string>();
-    if (auto tokens = root["tokens"]) {
-      if (auto n = tokens["max_lifetime"]) {
-        auto d = parse_duration(n.as<std::string>());
-        if (!d) return fail(ErrorCode::malformed, where(path, n) + ": tokens.max_lifetime: " + d.error().message);
-        p.max_lifetime = *d;
+    if (!r.mapping(root, "the policy", {"issuer", "keystore", "store", "tokens", "scopes", "claims", "subjects",
+                                        "clients", "exchange"})) {
+      out.problems = r.problems();
+      return out;
+    }
+    if (auto n = root["issuer"]) {
+      if (auto s = r.string(n, "issuer")) p.issuer = *s;
+    }
+    if (auto n = root["keystore"]) {
+      if (auto s = r.string(n, "keystore")) p.keystore = relative_to(path, *s);
+    }
+    if (auto n = root["store"]) {
+      if (auto s = r.string(n, "store")) {
+        if (s->rfind("sqlite:", 0) == 0) {
+          p.store = "sqlite:" + relative_to(path, s->substr(7));
+        } else if (s->rfind("postgresql://", 0) == 0 || s->rfind("postgres://", 0) == 0) {
+          p.store = *s;
+        } else {
+          r.problem(n, "store must be sqlite:PATH or a postgresql:// URL, not '" + *s + "'");
+        }
+      }
+    }
+    if (auto t = root["tokens"]) {
+      if (r.mapping(t, "tokens", {"access", "refresh", "id", "opaque_prefix", "jwe_recipient", "max_lifetime",
+                                  "wrapper_claims"})) {
+        if (auto n = t["access"]) read_kind(r, n, "tokens.access", p.access, {"jwt", "opaque", "wrapped", "jwe"}, false);
+        if (auto n = t["refresh"]) read_kind(r, n, "tokens.refresh", p.refresh, {"opaque"}, true);
+        if (auto n = t["id"]) read_kind(r, n, "tokens.id", p.id, {"jwt"}, false);
+        if (auto n = t["opaque_prefix"]) {
+          if (auto s = r.string(n, "tokens.opaque_prefix")) {
+            if (s->size() > 32 || s->find_first_of(" \t\r\n.") != std::string::npos) {
+              r.problem(n, "tokens.opaque_prefix must be at most 32 characters, without spaces or dots");
+            } else {
+              p.opaque_prefix = *s;
+            }
+          }
+        }
+        if (auto n = t["jwe_recipient"]) {
+          if (auto s = r.string(n, "tokens.jwe_recipient")) p.jwe_recipient = relative_to(path, *s);
+        }
+        if (auto n = t["max_lifetime"]) {
+          if (auto d = r.duration(n, "tokens.max_lifetime")) p.max_lifetime = *d;
+        }
+        if (auto n = t["wrapper_claims"]) p.wrapper_claims = r.strings(n, "tokens.wrapper_claims");
+      }
+    }
+    if (auto s = root["scopes"]) {
+      if (!s.IsSequence()) {
+        r.problem(s, "scopes must be a list of {name: ...} or {prefix: ...}");
+      } else {
+        for (const auto& item : s) {
+          if (!r.mapping(item, "a scope", {"name", "prefix", "ttl", "claims"})) continue;
+          ScopeRule rule;
+          if (auto n = item["name"]) rule.name = r.string(n, "scope name").value_or("");
+          if (auto n = item["prefix"]) rule.prefix = r.string(n, "scope prefix").value_or("");
+          if (rule.name.empty() == rule.prefix.empty()) {
+            r.problem(item, "a scope has exactly one of name or prefix");
+            continue;
+          }
+          if (rule.name.find(' ') != std::string::npos || rule.prefix.find(' ') != std::string::npos) {
+            r.problem(item, "scope names cannot contain spaces");
+          }
+          if (auto n = item["ttl"]) rule.ttl = r.duration(n, "scope ttl");
+          if (auto n = item["claims"]) {
+            if (!n.IsMap()) r.problem(n, "scope claims must be a mapping");
+            else rule.claims = r.to_json(n);
+          }
+          p.scopes.push_back(std::move(rule));
+        }
+      }
+    }
+    if (auto c = root["claims"]) {
+      if (!c.IsMap()) r.problem(c, "claims must be a mapping of claim name to value");
+      else p.claims = r.to_json(c);
+      static const std::set<std::string> reserved = {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope"};
+      for (const auto& kv : c) {
+        if (reserved.count(kv.first.as<std::string>())) {
+          r.problem(kv.first, "claim '" + kv.first.as<std::string>() + "' is set by the issuer and cannot be configured");
+        }
+      }
+    }
+    if (auto n = root["subjects"]) {
+      if (auto s = r.string(n, "subjects")) {
+        p.subjects_file = relative_to(path, *s);
+        try {
+          YAML::Node subj = YAML::LoadFile(p.subjects_file);
+          if (subj && !subj.IsNull()) {
+            if (!subj.IsMap()) {
+              out.problems.push_back(p.subjects_file + ": the subjects file must map each sub to its attributes");
+            } else {
+              Reader sr(p.subjects_file);
+              for (const auto& kv : subj) p.subjects[kv.first.as<std::string>()] = sr.to_json(kv.second);
+            }
+          }
+        } catch (const YAML::BadFile&) {
+          r.problem(n, "cannot read subjects file '" + p.subjects_file + "'");
+        } catch (const YAML::ParserException& e) {
+          out.problems.push_back(p.subjects_file + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                 std::to_string(e.mark.column + 1) + ": " + e.msg);
+        }
+      }
+    }
+    if (auto cl = root["clients"]; cl && !cl.IsMap()) r.problem(cl, "clients must be a mapping of client id to settings");
+    if (auto cl = root["clients"]; cl && cl.IsMap()) {
+      for (const auto& kv : cl) {
+        ClientPolicy c;
+        c.id = kv.first.as<std::string>();
+        const YAML::Node& n = kv.second;
+        std::string what = "client '" + c.id + "'";
+        if (!r.mapping(n, what, {"secret_hash", "scopes", "audiences", "format", "sector"})) continue;
+        if (auto x = n["secret_hash"]) {
+          c.secret_hash = r.string(x, what + ".secret_hash").value_or("");
+          if (!c.secret_hash.empty() && (c.secret_hash.rfind("sha256:", 0) != 0 || c.secret_hash.size() != 7 + 64)) {
+            r.problem(x, what + ".secret_hash must be sha256:<64 hex digits>");
+          }
+        }
+        if (auto x = n["scopes"]) c.scopes = r.strings(x, what + ".scopes");
+        if (auto x = n["audiences"]) c.audiences = r.strings(x, what + ".audiences");
+        if (auto x = n["format"]) {
+          c.format = r.string(x, what + ".format").value_or("");
+          if (!c.format.empty() && !one_of(c.format, {"jwt", "opaque", "wrapped", "jwe"})) {
+            r.problem(x, what + ".format '" + c.format + "' is not one of jwt, opaque, wrapped, jwe");
+          }
+        }
+        if (auto x = n["sector"]) c.sector = r.string(x, what + ".sector").value_or("");
+        p.clients[c.id] = std::move(c);
+      }
+    }
+    if (auto ex = root["exchange"]) {
+      if (!ex.IsSequence()) {
+        r.problem(ex, "exchange must be a list of rules");
+      } else {
+        for (const auto& item : ex) {
+          if (!r.mapping(item, "an exchange rule", {"from", "to", "scopes", "modes"})) continue;
+          ExchangeRule rule;
+          if (auto x = item["from"]) rule.from = r.string(x, "exchange from").value_or("");
+          else r.problem(item, "an exchange rule needs 'from' (the subject token's audience)");
+          if (auto x = item["to"]) rule.to = r.strings(x, "exchange to");
+          else r.problem(item, "an exchange rule needs 'to' (allowed target audiences)");
+          if (auto x = item["scopes"]) rule.scopes = r.strings(x, "exchange scopes");
+          if (auto x = item["modes"]) {
+            rule.modes = r.strings(x, "exchange modes");
+            for (const auto& m : rule.modes) {
+              if (!one_of(m, {"delegate", "impersonate", "embed"})) {
+                r.problem(x, "exchange mode '" + m + "' is not one of delegate, impersonate, embed");
+              }
+            }
+          } else {
+            rule.modes = {"delegate"};
+          }
+          p.exchange.push_back(std::move(rule));
+        }
+      }
+    }
+    // Cross-checks: clients' scopes must exist as scope rules (exact names or prefixes).
+    if (auto cl = root["clients"]; cl && cl.IsMap() && !p.scopes.empty()) {
+      for (const auto& kv : cl) {
+        const auto* c = p.client(kv.first.as<std::string>());
+        if (!c) continue;
+        for (const auto& s : c->scopes) {
+          bool known = std::any_of(p.scopes.begin(), p.scopes.end(),
+                                   [&](const ScopeRule& rule) { return rule.name == s || rule.prefix == s; });
+          if (!known) r.problem(kv.second["scopes"], "client '" + c->id + "' allows scope '" + s + "', which is not under scopes");
+        }
+      }
+    }
+    if (p.access.ttl > p.max_lifetime || p.refresh.ttl > p.max_lifetime * 365 || p.id.ttl > p.max_lifetime) {
+      if (p.access.ttl > p.max_lifetime) {
+        out.problems.push_back(path + ": tokens.access.ttl (" + format_duration(p.access.ttl) +
+                               ") is longer than tokens.max_lifetime (" + format_duration(p.max_lifetime) + ")");
       }
     }
   } catch (const YAML::Exception& e) {
-    return fail(ErrorCode::malformed, path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                          std::to_string(e.mark.column + 1) + ": " + e.msg);
+    r.problems().push_back(path + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                           ": " + e.msg);
   }
-  return p;
+  out.problems.insert(out.problems.begin(), r.problems().begin(), r.problems().end());
+  return out;
+}
+
+Result<Policy> load_policy(const std::string& path) {
+  auto c = check_policy(path);
+  if (c.problems.empty()) return std::move(c.policy);
+  std::string msg = "policy '" + path + "' has " + std::to_string(c.problems.size()) + " problem(s):";
+  for (const auto& p : c.problems) msg += "\n  " + p;
+  return fail(ErrorCode::malformed, msg, "tokctl config check --config " + path);
 }
 
 }  // namespace tokctl::tokens

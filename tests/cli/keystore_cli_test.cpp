@@ -147,11 +147,13 @@ struct Store {
     return out;
   }
 
-  // A JWT signed by the keystore's active key (sign without --key), valid for 1h from `now`.
+  // A JWT signed by the keystore's active key (sign without --key), valid for 1h from `now` unless
+  // `more` has an --exp.
   std::string sign(const std::string& now = k_t0, std::vector<std::string> more = {},
                    const EnvVars& extra = {}) const {
-    std::vector<std::string> a = {"sign", "--sub", "alice", "--exp", "+1h"};
+    std::vector<std::string> a = {"sign", "--sub", "alice"};
     a.insert(a.end(), more.begin(), more.end());
+    if (std::find(more.begin(), more.end(), "--exp") == more.end()) a.insert(a.end(), {"--exp", "+1h"});
     auto r = tk(a, now, extra);
     INFO(describe(r));
     REQUIRE(r.code == 0);
@@ -344,17 +346,19 @@ TEST_CASE("keys prune in text and JSON honours max lifetime and grace", "[keysto
   s.add("ES256");
   require_ok(s.tk({"keys", "rotate"}, k_t0_10m));  // a retired at t0+10m
 
-  // Default max lifetime 24h: too early at t0+10m+24h-1s, due at t0+10m+24h.
-  auto early = s.tk({"-o", "json", "keys", "prune"}, "2026-01-02T00:09:59Z");
+  // Default max lifetime 24h + default grace 60s (verify's leeway): too early at t0+10m+24h+59s,
+  // due at t0+10m+24h+60s.
+  auto early = s.tk({"-o", "json", "keys", "prune"}, "2026-01-02T00:10:59Z");
   require_ok(early);
   CHECK(parse_json(early).at("pruned").empty());
   CHECK(parse_json(early).at("max_lifetime") == 24 * 3600);
-  auto graced = s.tk({"-o", "json", "keys", "prune", "--grace", "1h"}, "2026-01-02T00:10:00Z");
+  CHECK(parse_json(early).at("grace") == 60);
+  auto graced = s.tk({"-o", "json", "keys", "prune", "--grace", "1h"}, "2026-01-02T00:11:00Z");
   require_ok(graced);
   CHECK(parse_json(graced).at("pruned").empty());
   CHECK(parse_json(graced).at("grace") == 3600);
 
-  auto due = s.tk({"keys", "prune"}, "2026-01-02T00:10:00Z");
+  auto due = s.tk({"keys", "prune"}, "2026-01-02T00:11:00Z");
   require_ok(due);
   CHECK(trimmed(due.out) == a);
   CHECK_THAT(due.err, Contains("pruned 1"));
@@ -375,7 +379,7 @@ TEST_CASE("keys prune takes the max lifetime from the policy file", "[keystore][
   require_ok(s.tk({"keys", "rotate"}, k_t0));
   std::string policy = s.tmp.file("tokctl.yaml");
   write_file(policy, "tokens:\n  max_lifetime: 1h\n");
-  auto r = s.tk({"--config", policy, "-o", "json", "keys", "prune"}, "2026-01-01T01:00:00Z");
+  auto r = s.tk({"--config", policy, "-o", "json", "keys", "prune", "--grace", "0s"}, "2026-01-01T01:00:00Z");
   require_ok(r);
   json doc = parse_json(r);
   CHECK(doc.at("max_lifetime") == 3600);
@@ -560,11 +564,11 @@ TEST_CASE("a keystore directory writable by others is refused with a chmod 700 h
   require_ok(s.tk({"keys", "check"}));
 }
 
-// BUG: sign and verify replace the keystore's hint ("chmod 700 '<dir>'") with a generic "pass --key
+// Regression (was a bug): sign and verify replace the keystore's hint ("chmod 700 '<dir>'") with a generic "pass --key
 // FILE ..." hint whenever Keystore::open fails (cli/sign.cpp run_sign, cli/verify.cpp), so the user
 // is told the wrong fix for a keystore that is simply too open.
 TEST_CASE("sign and verify through a keystore writable by others keep the chmod 700 hint",
-          "[keystore][cli][!mayfail]") {
+          "[keystore][cli]") {
   Store s;
   s.add("ES256");
   std::string token = s.sign(k_t0);
@@ -646,6 +650,28 @@ TEST_CASE("lifecycle: rotation keeps old tokens verifiable until prune removes t
   require_ok(s.tk({"keys", "check"}));
 }
 
+// Regression (was a bug): prune keeps a retired key only for max_lifetime + grace (grace defaults to 0s), but verify
+// accepts tokens up to its leeway (default 60s) past exp. A token signed just before the rotation
+// with the maximum lifetime is still valid when its key is pruned, breaking DESIGN.md's "pruned once
+// no token it signed can be valid": the default grace should cover the verification leeway (or
+// prune should add it).
+TEST_CASE("prune keeps a retired key while a token it signed is still accepted within the leeway",
+          "[keystore][cli]") {
+  Store s;
+  s.add("ES256");
+  s.add("ES256");
+  std::string token = s.sign(k_t0, {"--exp", "+24h"});
+  require_ok(s.tk({"keys", "rotate"}, k_t0));
+  const char* just_after_exp = "2026-01-02T00:00:30Z";  // exp + 30s: inside verify's default 60s leeway
+  auto before = s.verify(token, just_after_exp);
+  INFO(describe(before));
+  REQUIRE(before.code == 0);
+  require_ok(s.tk({"keys", "prune"}, just_after_exp));
+  auto after = s.verify(token, just_after_exp);
+  INFO(describe(after));
+  CHECK(after.code == 0);
+}
+
 TEST_CASE("sign picks among algs with --alg and a specific key with --kid", "[keystore][cli]") {
   Store s;
   auto es = s.add("ES256");
@@ -683,6 +709,39 @@ TEST_CASE("verify through the keystore pins the stored key's algorithm", "[keyst
   auto v = s.verify(trimmed(rs.out));
   INFO(describe(v));
   CHECK(v.code == 1);
+}
+
+TEST_CASE("an HMAC key in the keystore signs and verifies but is never published", "[keystore][cli]") {
+  Store s;
+  auto hs = s.add("HS256", {"--kid", "hmac-1"});
+  std::string token = s.sign(k_t0);
+  CHECK(jose_header(token).at("alg") == "HS256");
+  CHECK(jose_header(token).at("kid") == hs);
+  auto v = s.verify(token);
+  INFO(describe(v));
+  CHECK(v.code == 0);
+  auto jw = s.tk({"keys", "jwks"});
+  require_ok(jw);
+  CHECK(parse_json(jw).at("keys").empty());
+  auto show = s.tk({"-o", "json", "keys", "show", hs});
+  require_ok(show);
+  CHECK_FALSE(parse_json(show).contains("jwk"));
+  CHECK(s.tk({"keys", "export", hs, "--public"}).code == 2);
+}
+
+TEST_CASE("the keystore comes from TOKCTL_KEYSTORE, else XDG_DATA_HOME/tokctl", "[keystore][cli]") {
+  Store s;
+  std::string env_dir = s.tmp.file("from-env");
+  EnvVars env = s.env;
+  env.emplace_back("TOKCTL_KEYSTORE", env_dir);
+  require_ok(tokctl::test::run({"--now", k_t0, "keys", "add", "--alg", "ES256"}, {}, env));
+  CHECK(::access((env_dir + "/keystore.json").c_str(), F_OK) == 0);
+  CHECK(file_mode(env_dir) == 0700);
+  require_ok(tokctl::test::run({"--now", k_t0, "keys", "add", "--alg", "ES256"}, {}, s.env));
+  CHECK(::access(s.tmp.file("xdg/tokctl/keystore.json").c_str(), F_OK) == 0);
+  // --keystore beats the environment.
+  auto flag = tokctl::test::run({"-o", "json", "--keystore", s.dir, "keys", "list"}, {}, env);
+  CHECK(flag.code == 4);
 }
 
 // ---- keys at rest ---------------------------------------------------------------------------------
@@ -742,7 +801,7 @@ TEST_CASE("TOKCTL_PASSPHRASE encrypts keys at rest and is needed to use them", "
   (void)next;
 }
 
-TEST_CASE("--passphrase-file encrypts keys at rest for add and import", "[keystore][cli]") {
+TEST_CASE("the --passphrase-file flag encrypts keys at rest for add and import", "[keystore][cli]") {
   Store s;
   std::string pwfile = s.tmp.file("passphrase");
   write_file(pwfile, "from a file\n");
@@ -801,8 +860,9 @@ namespace {
 
 // Runs `rounds` invocations of tokctl `args` one after another in each of `lanes` lanes, the lanes
 // running concurrently. Returns the exit codes per lane; stderr of each lane goes to `log_prefix`N.
-std::vector<std::vector<int>> run_lanes(const std::vector<std::string>& args, int lanes, int rounds,
+std::vector<std::vector<int>> run_lanes(const std::vector<std::vector<std::string>>& lane_args, int rounds,
                                         const std::string& log_prefix) {
+  const int lanes = static_cast<int>(lane_args.size());
   std::vector<std::string> env_strings;
   for (char** e = environ; e && *e; ++e) {
     std::string_view kv(*e);
@@ -813,11 +873,16 @@ std::vector<std::vector<int>> run_lanes(const std::vector<std::string>& args, in
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  std::vector<std::string> argv_strings = {TOKCTL_BINARY};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
+  std::vector<std::vector<std::string>> argv_strings;
+  std::vector<std::vector<char*>> argv(lanes);
+  for (const auto& args : lane_args) {
+    argv_strings.push_back({TOKCTL_BINARY});
+    argv_strings.back().insert(argv_strings.back().end(), args.begin(), args.end());
+  }
+  for (int lane = 0; lane < lanes; ++lane) {
+    for (auto& s : argv_strings[lane]) argv[lane].push_back(s.data());
+    argv[lane].push_back(nullptr);
+  }
 
   std::vector<std::vector<int>> codes(lanes);
   std::map<pid_t, int> running;
@@ -829,7 +894,7 @@ std::vector<std::vector<int>> run_lanes(const std::vector<std::string>& args, in
     std::string log = log_prefix + std::to_string(lane);
     posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, TOKCTL_BINARY, &fa, nullptr, argv.data(), envp.data());
+    int rc = posix_spawn(&pid, TOKCTL_BINARY, &fa, nullptr, argv[lane].data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     REQUIRE(rc == 0);
     running[pid] = lane;
@@ -859,8 +924,9 @@ TEST_CASE("two processes rotating one keystore 50 times each leave it consistent
   auto b = s.add("ES256");
   std::string token = s.sign(k_t0);
   auto started = std::chrono::steady_clock::now();
-  auto codes = run_lanes({"--keystore", s.dir, "--now", k_t0_1m, "-q", "keys", "rotate", "--alg", "ES256"}, 2, 50,
-                         s.tmp.file("lane"));
+  const std::vector<std::string> rotate = {"--keystore", s.dir, "--now", k_t0_1m, "-q",
+                                           "keys",       "rotate", "--alg", "ES256"};
+  auto codes = run_lanes({rotate, rotate}, 50, s.tmp.file("lane"));
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   WARN("100 concurrent rotations took " << seconds << " s");
   for (int lane = 0; lane < 2; ++lane) {
@@ -995,4 +1061,37 @@ TEST_CASE("SIGKILL during an encrypted add leaves no readable secret behind", "[
     CHECK(file_mode(s.dir + "/keys/" + f) == 0600);
   }
   require_ok(s.tk({"keys", "check"}, k_t0_1m, pw));
+}
+
+TEST_CASE("readers see a whole manifest while another process rotates", "[keystore][concurrency]") {
+  Store s;
+  s.add("ES256");
+  s.add("ES256");
+  std::string token = s.sign(k_t0);
+  auto codes = run_lanes({{"--keystore", s.dir, "--now", k_t0_1m, "-q", "keys", "rotate"},
+                          {"--keystore", s.dir, "--now", k_t0_5m, "-o", "json", "verify", token},
+                          {"--keystore", s.dir, "--now", k_t0_1m, "-o", "json", "keys", "check"}},
+                         40, s.tmp.file("lane"));
+  for (int lane = 0; lane < 3; ++lane) {
+    INFO("lane " << lane << " stderr:\n" << read_file(s.tmp.file("lane" + std::to_string(lane))));
+    CHECK(std::count(codes[lane].begin(), codes[lane].end(), 0) == 40);
+  }
+  CHECK(s.kids_in_state("retired").size() == 40);
+  CHECK(files_in(s.dir + "/keys") == s.named_files());
+}
+
+TEST_CASE("two processes adding keys of one alg at once lose none and make one active",
+          "[keystore][concurrency]") {
+  Store s;
+  const std::vector<std::string> add = {"--keystore", s.dir, "--now", k_t0, "-q", "keys", "add", "--alg", "ES256"};
+  auto codes = run_lanes({add, add}, 25, s.tmp.file("lane"));
+  for (int lane = 0; lane < 2; ++lane) {
+    INFO("lane " << lane << " stderr:\n" << read_file(s.tmp.file("lane" + std::to_string(lane))));
+    CHECK(std::count(codes[lane].begin(), codes[lane].end(), 0) == 25);
+  }
+  CHECK(s.list().size() == 50);
+  CHECK(s.kids_in_state("active").size() == 1);
+  CHECK(s.kids_in_state("next").size() == 49);
+  CHECK(files_in(s.dir + "/keys") == s.named_files());
+  require_ok(s.tk({"keys", "check"}));
 }

@@ -1,0 +1,83 @@
+#pragma once
+// Token store: what the token service remembers about the tokens it issued. Opaque, wrapped,
+// refresh and split tokens are stored by the SHA-256 of the token (hex), never in clear.
+// Grants group the tokens issued together (one delegation); revoking a grant revokes all of them.
+// JWT revocation is a jti deny-list. Implementations: SqliteTokenStore (embedded, default) and a
+// PostgreSQL one for several `serve` instances.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tokctl/util/error.hpp>
+#include <tokctl/util/time.hpp>
+
+namespace tokctl::tokens {
+
+struct GrantRecord {
+  std::string id;         ///< random, base64url
+  std::string client_id;
+  std::string sub;
+  std::string scope;      ///< space-separated scopes granted
+  UnixTime started = 0;   ///< when the grant began (scope TTLs count from here)
+  bool revoked = false;
+};
+
+struct TokenRecord {
+  std::string hash;       ///< hex SHA-256 of the token (for a JWT: of its jti, prefixed "jti:")
+  std::string kind;       ///< access | refresh | id | split
+  std::string format;     ///< jwt | opaque | wrapped | jwe
+  std::string grant_id;
+  std::string client_id;
+  std::string sub;
+  std::string scope;
+  std::string aud;        ///< JSON array text, e.g. ["api-a"]
+  std::string iss;
+  std::string jti;
+  UnixTime iat = 0;
+  UnixTime nbf = 0;
+  UnixTime exp = 0;
+  std::string claims;     ///< JSON object text: every claim of the token
+  std::string data;       ///< kind-specific payload (split: the gateway part header.payload)
+  bool revoked = false;
+};
+
+class TokenStore {
+ public:
+  virtual ~TokenStore() = default;
+
+  /// Stores a grant and its tokens atomically (one transaction). Fails with ErrorCode::keystore.
+  virtual Result<void> put(const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens) = 0;
+
+  /// The token with this hash, or nullopt. Revoked and expired tokens are returned as stored
+  /// (callers decide); the grant's revocation is folded into `revoked`.
+  virtual Result<std::optional<TokenRecord>> find(std::string_view hash) = 0;
+  virtual Result<std::optional<GrantRecord>> grant(std::string_view id) = 0;
+
+  /// Revocations return how many tokens changed; unknown ids are not an error (RFC 7009).
+  virtual Result<int> revoke_token(std::string_view hash) = 0;
+  virtual Result<int> revoke_grant(std::string_view grant_id) = 0;
+  virtual Result<int> revoke_client(std::string_view client_id) = 0;
+  virtual Result<int> revoke_subject(std::string_view sub) = 0;
+
+  /// JWT deny-list: the jti stays denied until `exp` (then prune drops it).
+  virtual Result<void> deny_jti(std::string_view jti, UnixTime exp) = 0;
+  virtual Result<bool> is_denied(std::string_view jti) = 0;
+
+  /// Deletes tokens and deny-list entries expired before `now`, and grants left without tokens.
+  /// Returns the number of rows deleted.
+  virtual Result<std::int64_t> prune(UnixTime now) = 0;
+};
+
+/// Opens "sqlite:PATH" (created with its schema, WAL) or a "postgresql://..." URL.
+/// Fails with ErrorCode::keystore (unreachable, bad schema version) or ErrorCode::usage (bad URL).
+Result<std::unique_ptr<TokenStore>> open_token_store(const std::string& url);
+
+/// Lower-case hex SHA-256 of `token`.
+std::string token_hash(std::string_view token);
+
+}  // namespace tokctl::tokens

@@ -1,0 +1,555 @@
+// The token store (tokctl/tokens/token_store.hpp, issue 4 point 2): SQLite round trips, grant,
+// client and subject revocation, the JWT deny-list, pruning, schema versions, file mode, WAL, and
+// four processes writing one database at once. Every store lives in its own TempDir; the raw
+// sqlite3 API is used only to look behind the interface (row counts, pragmas).
+
+#include <tokctl/tokens/token_store.hpp>
+
+#include <catch2/catch.hpp>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include "support/run.hpp"
+
+using tokctl::ErrorCode;
+using tokctl::UnixTime;
+using tokctl::test::read_file;
+using tokctl::test::TempDir;
+using tokctl::tokens::GrantRecord;
+using tokctl::tokens::open_token_store;
+using tokctl::tokens::token_hash;
+using tokctl::tokens::TokenRecord;
+using tokctl::tokens::TokenStore;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// 2026-01-01T00:00:00Z.
+constexpr UnixTime k_t0 = 1767225600;
+constexpr int k_schema_version = 1;
+
+std::unique_ptr<TokenStore> open_store(const std::string& path) {
+  auto s = open_token_store("sqlite:" + path);
+  if (!s) FAIL("open_token_store: " << s.error().message);
+  return std::move(*s);
+}
+
+GrantRecord make_grant(const std::string& id, const std::string& client = "cli-a", const std::string& sub = "alice") {
+  return {.id = id, .client_id = client, .sub = sub, .scope = "read write", .started = k_t0, .revoked = false};
+}
+
+TokenRecord make_token(const std::string& name, const std::string& grant_id = "", const std::string& client = "cli-a",
+                       const std::string& sub = "alice", UnixTime exp = k_t0 + 3600) {
+  TokenRecord t;
+  t.hash = token_hash(name);
+  t.kind = "access";
+  t.format = "opaque";
+  t.grant_id = grant_id;
+  t.client_id = client;
+  t.sub = sub;
+  t.scope = "read write";
+  t.aud = R"(["api-a"])";
+  t.iss = "https://issuer.example";
+  t.jti = "jti-" + name;
+  t.iat = k_t0;
+  t.nbf = k_t0;
+  t.exp = exp;
+  t.claims = R"({"sub":"alice","scope":"read write"})";
+  t.data = "";
+  return t;
+}
+
+bool revoked(TokenStore& store, const std::string& name) {
+  auto t = store.find(token_hash(name));
+  REQUIRE(t);
+  REQUIRE(t->has_value());
+  return (*t)->revoked;
+}
+
+// Raw read-only look behind the interface.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &m_db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK)
+      FAIL("sqlite3_open_v2 " << path << ": " << sqlite3_errmsg(m_db));
+    sqlite3_busy_timeout(m_db, 10'000);
+  }
+  ~RawDb() { sqlite3_close_v2(m_db); }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+
+  std::string text(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(m_db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+    std::string out;
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+      out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return out;
+  }
+  std::int64_t number(const std::string& sql) { return std::stoll(text(sql)); }
+  void exec(const std::string& sql) {
+    INFO(sql);
+    REQUIRE(sqlite3_exec(m_db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+
+ private:
+  sqlite3* m_db = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE("token_hash is the lower-case hex SHA-256", "[store]") {
+  CHECK(token_hash("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(token_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_CASE("open_token_store refuses unknown and not yet built URLs", "[store]") {
+  auto pg = open_token_store("postgresql://u@db/tokens");
+  REQUIRE_FALSE(pg);
+  CHECK(pg.error().code == ErrorCode::usage);
+  CHECK_THAT(pg.error().message, Contains("PostgreSQL store not built yet"));
+  auto bare = open_token_store("/tmp/tokens.db");
+  REQUIRE_FALSE(bare);
+  CHECK(bare.error().code == ErrorCode::usage);
+  auto empty = open_token_store("sqlite:");
+  REQUIRE_FALSE(empty);
+  CHECK(empty.error().code == ErrorCode::usage);
+}
+
+TEST_CASE("open_token_store reports a missing directory and a file that is not a database", "[store]") {
+  TempDir dir;
+  auto missing = open_token_store("sqlite:" + dir.file("no/such/dir/tokens.db"));
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == ErrorCode::keystore);
+  CHECK_THAT(missing.error().message, Contains("no/such/dir/tokens.db"));
+
+  tokctl::test::write_file(dir.file("junk.db"), std::string(4096, 'x'));
+  auto junk = open_token_store("sqlite:" + dir.file("junk.db"));
+  REQUIRE_FALSE(junk);
+  CHECK(junk.error().code == ErrorCode::keystore);
+  CHECK_THAT(junk.error().message, Contains("not a database"));
+}
+
+TEST_CASE("a stored token and grant come back with every field", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  GrantRecord g{.id = "g-1", .client_id = "cli-a", .sub = "alice", .scope = "read video_stream_4k",
+                .started = k_t0 - 10, .revoked = false};
+  TokenRecord t;
+  t.hash = token_hash("tok-1");
+  t.kind = "split";
+  t.format = "jwt";
+  t.grant_id = "g-1";
+  t.client_id = "cli-a";
+  t.sub = "alice";
+  t.scope = "read video_stream_4k";
+  t.aud = R"(["api-a","api-b"])";
+  t.iss = "https://issuer.example";
+  t.jti = "jti-1";
+  t.iat = k_t0;
+  t.nbf = k_t0 + 5;
+  t.exp = k_t0 + 900;
+  t.claims = R"({"name":"Ålice \"q\"","n":1})";
+  t.data = std::string("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9\0tail", 46);  // embedded NUL survives
+  t.revoked = false;
+  TokenRecord loose = make_token("tok-2");  // no grant
+  loose.revoked = true;
+  const std::vector<TokenRecord> tokens{t, loose};
+  REQUIRE(store->put(g, tokens));
+
+  auto found = store->find(t.hash);
+  REQUIRE(found);
+  REQUIRE(found->has_value());
+  const TokenRecord& f = **found;
+  CHECK(f.hash == t.hash);
+  CHECK(f.kind == t.kind);
+  CHECK(f.format == t.format);
+  CHECK(f.grant_id == t.grant_id);
+  CHECK(f.client_id == t.client_id);
+  CHECK(f.sub == t.sub);
+  CHECK(f.scope == t.scope);
+  CHECK(f.aud == t.aud);
+  CHECK(f.iss == t.iss);
+  CHECK(f.jti == t.jti);
+  CHECK(f.iat == t.iat);
+  CHECK(f.nbf == t.nbf);
+  CHECK(f.exp == t.exp);
+  CHECK(f.claims == t.claims);
+  CHECK(f.data == t.data);
+  CHECK(f.revoked == false);
+
+  auto l = store->find(loose.hash);
+  REQUIRE(l);
+  REQUIRE(l->has_value());
+  CHECK((*l)->grant_id.empty());
+  CHECK((*l)->revoked);
+
+  auto fg = store->grant("g-1");
+  REQUIRE(fg);
+  REQUIRE(fg->has_value());
+  CHECK((*fg)->id == g.id);
+  CHECK((*fg)->client_id == g.client_id);
+  CHECK((*fg)->sub == g.sub);
+  CHECK((*fg)->scope == g.scope);
+  CHECK((*fg)->started == g.started);
+  CHECK((*fg)->revoked == false);
+
+  // Survives closing and reopening.
+  store.reset();
+  auto again = open_store(dir.file("tokens.db"));
+  auto f2 = again->find(t.hash);
+  REQUIRE(f2);
+  REQUIRE(f2->has_value());
+  CHECK((*f2)->data == t.data);
+}
+
+TEST_CASE("find and grant give nullopt for unknown keys", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  auto t = store->find(token_hash("never issued"));
+  REQUIRE(t);
+  CHECK_FALSE(t->has_value());
+  auto g = store->grant("no-such-grant");
+  REQUIRE(g);
+  CHECK_FALSE(g->has_value());
+}
+
+TEST_CASE("put is all or nothing", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  REQUIRE(store->put(std::nullopt, std::vector{make_token("dup")}));
+  // The second token repeats a hash: the grant and the first token must not stay behind.
+  auto r = store->put(make_grant("g-x"), std::vector{make_token("fresh", "g-x"), make_token("dup", "g-x")});
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::keystore);
+  CHECK_THAT(r.error().message, Contains("put") && Contains("UNIQUE"));
+  CHECK_FALSE(store->find(token_hash("fresh"))->has_value());
+  CHECK_FALSE(store->grant("g-x")->has_value());
+
+  // A token naming a grant that was never stored is refused (foreign key).
+  auto orphan = store->put(std::nullopt, std::vector{make_token("orphan", "g-missing")});
+  REQUIRE_FALSE(orphan);
+  CHECK_THAT(orphan.error().message, Contains("FOREIGN KEY"));
+}
+
+TEST_CASE("re-storing a grant adds tokens to it and never un-revokes it", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  REQUIRE(store->put(make_grant("g-1"), std::vector{make_token("a", "g-1")}));
+  REQUIRE(store->revoke_grant("g-1") == 1);
+  REQUIRE(store->put(make_grant("g-1"), std::vector{make_token("b", "g-1")}));
+  CHECK((*store->grant("g-1"))->revoked);
+  CHECK(revoked(*store, "b"));
+  // Adding to an existing grant without re-sending it (refresh flow).
+  REQUIRE(store->put(std::nullopt, std::vector{make_token("c", "g-1")}));
+  CHECK(revoked(*store, "c"));
+}
+
+TEST_CASE("revoking a grant revokes every token in it, and only those", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  REQUIRE(store->put(make_grant("g-1"), std::vector{make_token("a1", "g-1"), make_token("a2", "g-1")}));
+  REQUIRE(store->put(make_grant("g-2"), std::vector{make_token("b1", "g-2")}));
+
+  auto n = store->revoke_grant("g-1");
+  REQUIRE(n);
+  CHECK(*n == 2);
+  CHECK(revoked(*store, "a1"));
+  CHECK(revoked(*store, "a2"));
+  CHECK_FALSE(revoked(*store, "b1"));
+  CHECK((*store->grant("g-1"))->revoked);
+  CHECK_FALSE((*store->grant("g-2"))->revoked);
+}
+
+TEST_CASE("find folds the grant's revocation into the token", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  auto store = open_store(path);
+  REQUIRE(store->put(make_grant("g-1"), std::vector{make_token("a1", "g-1")}));
+  {
+    RawDb raw(path);  // grant revoked, token row untouched
+    raw.exec("UPDATE grants SET revoked = 1 WHERE id = 'g-1'");
+    CHECK(raw.number("SELECT revoked FROM tokens") == 0);
+  }
+  CHECK(revoked(*store, "a1"));
+}
+
+TEST_CASE("revoking a client or a subject revokes all their tokens and grants", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  REQUIRE(store->put(make_grant("g-a", "cli-a", "alice"),
+                     std::vector{make_token("a-alice", "g-a", "cli-a", "alice")}));
+  REQUIRE(store->put(make_grant("g-b", "cli-b", "alice"),
+                     std::vector{make_token("b-alice", "g-b", "cli-b", "alice")}));
+  REQUIRE(store->put(make_grant("g-c", "cli-b", "bob"), std::vector{make_token("b-bob", "g-c", "cli-b", "bob")}));
+  REQUIRE(store->put(std::nullopt, std::vector{make_token("loose-a", "", "cli-a", "carol")}));
+
+  auto c = store->revoke_client("cli-a");
+  REQUIRE(c);
+  CHECK(*c == 2);
+  CHECK(revoked(*store, "a-alice"));
+  CHECK(revoked(*store, "loose-a"));
+  CHECK_FALSE(revoked(*store, "b-alice"));
+  CHECK((*store->grant("g-a"))->revoked);
+  CHECK_FALSE((*store->grant("g-b"))->revoked);
+
+  auto s = store->revoke_subject("alice");
+  REQUIRE(s);
+  CHECK(*s == 1);  // a-alice was already revoked
+  CHECK(revoked(*store, "b-alice"));
+  CHECK_FALSE(revoked(*store, "b-bob"));
+  CHECK((*store->grant("g-b"))->revoked);
+  CHECK_FALSE((*store->grant("g-c"))->revoked);
+}
+
+TEST_CASE("revocation is idempotent and unknown ids are not an error", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  REQUIRE(store->put(make_grant("g-1"), std::vector{make_token("a", "g-1"), make_token("b", "g-1")}));
+
+  CHECK(store->revoke_token(token_hash("a")) == 1);
+  CHECK(store->revoke_token(token_hash("a")) == 0);
+  CHECK(store->revoke_grant("g-1") == 1);  // only b changed
+  CHECK(store->revoke_grant("g-1") == 0);
+  CHECK(store->revoke_client("cli-a") == 0);
+  CHECK(store->revoke_subject("alice") == 0);
+  CHECK(revoked(*store, "a"));
+  CHECK(revoked(*store, "b"));
+
+  CHECK(store->revoke_token(token_hash("unknown")) == 0);
+  CHECK(store->revoke_grant("unknown") == 0);
+  CHECK(store->revoke_client("unknown") == 0);
+  CHECK(store->revoke_subject("unknown") == 0);
+}
+
+TEST_CASE("a denied jti stays denied until pruned after its exp", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  CHECK(store->is_denied("jti-1") == false);
+  REQUIRE(store->deny_jti("jti-1", k_t0 + 100));
+  CHECK(store->is_denied("jti-1") == true);
+  CHECK(store->is_denied("jti-2") == false);
+  REQUIRE(store->deny_jti("jti-1", k_t0 + 50));  // idempotent; never shortens
+  CHECK(store->prune(k_t0 + 60) == 0);
+  CHECK(store->is_denied("jti-1") == true);
+  CHECK(store->prune(k_t0 + 100) == 0);  // exp == now: kept
+  CHECK(store->prune(k_t0 + 101) == 1);
+  CHECK(store->is_denied("jti-1") == false);
+
+  REQUIRE(store->deny_jti("forever", 0));  // a JWT without exp
+  CHECK(store->prune(k_t0 + 10 * 365 * 86400) == 0);
+  CHECK(store->is_denied("forever") == true);
+}
+
+TEST_CASE("prune deletes tokens expired before now, and grants left empty", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  const UnixTime now = k_t0 + 1000;
+  REQUIRE(store->put(make_grant("g-old"), std::vector{make_token("old1", "g-old", "c", "s", now - 1),
+                                                      make_token("old2", "g-old", "c", "s", now - 500)}));
+  REQUIRE(store->put(make_grant("g-mixed"), std::vector{make_token("m-old", "g-mixed", "c", "s", now - 1),
+                                                        make_token("m-edge", "g-mixed", "c", "s", now)}));
+  REQUIRE(store->put(std::nullopt, std::vector{make_token("never", "", "c", "s", 0)}));
+  REQUIRE(store->deny_jti("j-old", now - 1));
+
+  auto n = store->prune(now);
+  REQUIRE(n);
+  CHECK(*n == 5);  // old1, old2, m-old, j-old, g-old
+  CHECK_FALSE(store->find(token_hash("old1"))->has_value());
+  CHECK_FALSE(store->find(token_hash("m-old"))->has_value());
+  CHECK(store->find(token_hash("m-edge"))->has_value());  // exp == now is kept
+  CHECK(store->find(token_hash("never"))->has_value());   // exp 0: no expiry
+  CHECK_FALSE(store->grant("g-old")->has_value());
+  CHECK(store->grant("g-mixed")->has_value());
+  CHECK(store->prune(now) == 0);
+  CHECK(store->prune(now + 1) == 2);  // m-edge, then g-mixed
+}
+
+TEST_CASE("schema: a fresh store has the current version, reopens, and a newer one is refused", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  { auto store = open_store(path); }
+  {
+    RawDb raw(path);
+    CHECK(raw.number("PRAGMA user_version") == k_schema_version);
+    CHECK(raw.number("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
+                     "('grants', 'tokens', 'denylist')") == 3);
+    CHECK(raw.number("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL") >= 5);
+  }
+  {
+    auto store = open_store(path);  // reopening an up-to-date store changes nothing
+    REQUIRE(store->put(std::nullopt, std::vector{make_token("t")}));
+  }
+  {
+    RawDb raw(path);
+    CHECK(raw.number("PRAGMA user_version") == k_schema_version);
+    raw.exec("PRAGMA user_version = 99");
+  }
+  auto newer = open_token_store("sqlite:" + path);
+  REQUIRE_FALSE(newer);
+  CHECK(newer.error().code == ErrorCode::keystore);
+  CHECK_THAT(newer.error().message, Contains("schema version 99") && Contains("newer"));
+}
+
+TEST_CASE("the store file is created with mode 0600 and in WAL mode", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  const mode_t old = ::umask(022);
+  auto store = open_store(path);
+  ::umask(old);
+  REQUIRE(store->put(std::nullopt, std::vector{make_token("t")}));
+  for (const std::string& f : {path, path + "-wal", path + "-shm"}) {
+    struct stat st{};
+    REQUIRE(::stat(f.c_str(), &st) == 0);
+    INFO(f);
+    CHECK((st.st_mode & 0777) == 0600);
+  }
+  RawDb raw(path);
+  CHECK(raw.text("PRAGMA journal_mode") == "wal");
+}
+
+namespace {
+
+// Forks `children` processes that wait on a pipe, then all run `work(i)` at once. A child never
+// returns into Catch: it _exits with 0, or writes its error to DIR/child-i.err and _exits 1.
+// Returns the error texts (empty when every child succeeded).
+template <class F>
+std::vector<std::string> run_children(const TempDir& dir, int children, F work) {
+  int gate[2];
+  REQUIRE(::pipe(gate) == 0);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < children; ++i) {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(gate[1]);
+      char c;
+      while (::read(gate[0], &c, 1) > 0) {
+      }
+      std::string err;
+      try {
+        err = work(i);
+      } catch (const std::exception& e) {
+        err = std::string("exception: ") + e.what();
+      }
+      if (!err.empty()) {
+        if (FILE* f = std::fopen(dir.file("child-" + std::to_string(i) + ".err").c_str(), "w")) {
+          std::fputs(err.c_str(), f);
+          std::fclose(f);
+        }
+      }
+      ::_exit(err.empty() ? 0 : 1);
+    }
+    pids.push_back(pid);
+  }
+  ::close(gate[0]);
+  ::close(gate[1]);  // EOF: everyone starts together
+  std::vector<std::string> errors;
+  for (std::size_t i = 0; i < pids.size(); ++i) {
+    int status = 0;
+    REQUIRE(::waitpid(pids[i], &status, 0) == pids[i]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::string why = "child " + std::to_string(i) + " status " + std::to_string(status);
+      try {
+        why += ": " + read_file(dir.file("child-" + std::to_string(i) + ".err"));
+      } catch (const std::exception&) {
+      }
+      errors.push_back(why);
+    }
+  }
+  return errors;
+}
+
+// One child's share: its own connection, one put() per token (every fifth with a new grant).
+std::string write_tokens(const std::string& path, int child, int count) {
+  auto store = open_token_store("sqlite:" + path);
+  if (!store) return "open: " + store.error().message;
+  for (int k = 0; k < count; ++k) {
+    const std::string name = "c" + std::to_string(child) + "-" + std::to_string(k);
+    std::optional<GrantRecord> grant;
+    std::string gid;
+    if (k % 5 == 0) {
+      gid = "g-" + name;
+      grant = make_grant(gid);
+    }
+    const TokenRecord t = make_token(name, gid);
+    if (auto r = (*store)->put(grant, std::span(&t, 1)); !r) return "put " + name + ": " + r.error().message;
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("four processes writing one store at once lose no row and never see 'database is locked'", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  { auto created = open_store(path); }  // no connection may cross fork()
+  constexpr int k_children = 4;
+  constexpr int k_each = 500;
+  const auto errors = run_children(dir, k_children, [&](int i) { return write_tokens(path, i, k_each); });
+  for (const auto& e : errors) UNSCOPED_INFO(e);
+  CHECK(errors.empty());
+
+  RawDb raw(path);
+  CHECK(raw.number("SELECT count(*) FROM tokens") == k_children * k_each);
+  CHECK(raw.number("SELECT count(*) FROM grants") == k_children * k_each / 5);
+  auto store = open_store(path);
+  for (int i = 0; i < k_children; ++i)
+    for (int k = 0; k < k_each; k += 97) {
+      INFO("c" << i << "-" << k);
+      CHECK(store->find(token_hash("c" + std::to_string(i) + "-" + std::to_string(k)))->has_value());
+    }
+}
+
+TEST_CASE("four processes creating the same new store at once agree on its schema", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  const auto errors = run_children(dir, 4, [&](int i) { return write_tokens(path, i, 50); });
+  for (const auto& e : errors) UNSCOPED_INFO(e);
+  CHECK(errors.empty());
+  RawDb raw(path);
+  CHECK(raw.number("PRAGMA user_version") == k_schema_version);
+  CHECK(raw.number("SELECT count(*) FROM tokens") == 200);
+}
+
+namespace {
+
+double cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+}  // namespace
+
+TEST_CASE("one put of 100,000 tokens (rate printed, not asserted)", "[store][perf]") {
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  constexpr int k_n = 100'000;
+  std::vector<TokenRecord> tokens;
+  tokens.reserve(k_n);
+  for (int i = 0; i < k_n; ++i) {
+    TokenRecord t = make_token("bulk-" + std::to_string(i), "g-bulk");
+    t.claims = R"({"iss":"https://issuer.example","sub":"alice","aud":["api-a"],"client_id":"cli-a",)"
+               R"("scope":"read write","iat":1767225600,"exp":1767229200})";
+    tokens.push_back(std::move(t));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = cpu_seconds();
+  REQUIRE(store->put(make_grant("g-bulk"), tokens));
+  const double cpu = cpu_seconds() - cpu_start;
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  std::printf("token store: one put() of %d tokens: %.3f s wall = %.0f tokens/s (%.3f s CPU = %.0f tokens/s)\n",
+              k_n, took.count(), k_n / took.count(), cpu, k_n / cpu);
+  CHECK(store->find(tokens.back().hash)->has_value());
+}
