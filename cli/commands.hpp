@@ -15,5 +15,7 @@ void register_keys(CLI::App& app);
 void register_completion(CLI::App& app);
 void register_keystore_commands(CLI::App* keys);
 void register_config(CLI::App& app);
+void register_tokens(CLI::App& app);
+void register_exchange(CLI::App& app);
 
 }  // namespace tokctl::cli

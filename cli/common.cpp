@@ -74,6 +74,25 @@ Result<std::optional<std::string>> passphrase() {
 
 std::string keystore_dir() { return keys::resolve_keystore_dir(globals().keystore); }
 
+Result<const tokens::Policy*> policy() {
+  static std::optional<Result<tokens::Policy>> cached;
+  if (!cached) cached = tokens::load_policy(tokens::resolve_config_path(globals().config));
+  if (!*cached) return std::unexpected(cached->error());
+  return &**cached;
+}
+
+Result<std::unique_ptr<tokens::TokenService>> open_service() {
+  auto p = policy();
+  if (!p) return std::unexpected(p.error());
+  auto ks = open_keystore(false);
+  if (!ks) return std::unexpected(ks.error());
+  auto pass = passphrase();
+  if (!pass) return std::unexpected(pass.error());
+  auto clk = clock();
+  if (!clk) return std::unexpected(clk.error());
+  return tokens::TokenService::open(**p, std::move(*ks), **clk, *pass);
+}
+
 Result<keys::Keystore> open_keystore(bool create) {
   auto clk = clock();
   if (!clk) return std::unexpected(clk.error());
@@ -81,9 +100,9 @@ Result<keys::Keystore> open_keystore(bool create) {
   const char* env = std::getenv("TOKCTL_KEYSTORE");
   if (globals().keystore.empty() && !(env && *env)) {
     // The policy may name the keystore when neither the flag nor the environment does.
-    auto policy = tokens::load_policy(tokens::resolve_config_path(globals().config));
-    if (!policy) return std::unexpected(policy.error());
-    if (!policy->keystore.empty()) dir = policy->keystore;
+    auto p = policy();
+    if (!p) return std::unexpected(p.error());
+    if (!(*p)->keystore.empty()) dir = (*p)->keystore;
   }
   return keys::Keystore::open(dir, **clk, create);
 }

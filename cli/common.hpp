@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <tokctl/keys/keystore.hpp>
+#include <tokctl/tokens/service.hpp>
 #include <tokctl/util/error.hpp>
 #include <tokctl/util/time.hpp>
 
@@ -49,6 +50,12 @@ Result<keys::Keystore> open_keystore(bool create);
 /// written by `keys generate --passphrase-file`) is decrypted; without the passphrase that is
 /// ErrorCode::keystore with a hint. Other contents are returned unchanged.
 Result<std::string> unlock_key_material(std::string content, const std::string& name);
+
+/// The policy (--config, $TOKCTL_CONFIG, ./tokctl.yaml, else defaults), loaded once.
+Result<const tokens::Policy*> policy();
+
+/// The token service on the keystore, the policy and the token store.
+Result<std::unique_ptr<tokens::TokenService>> open_service();
 
 /// Registers a subcommand action: run when `sub` was the subcommand given.
 void on_run(CLI::App* sub, std::function<int()> action);

@@ -37,6 +37,8 @@ void build_app(CLI::App& app) {
   register_encrypt(app);
   register_keys(app);
   register_config(app);
+  register_tokens(app);
+  register_exchange(app);
   register_completion(app);
 
   auto* help = app.add_subcommand("help", "Show help for tokctl or for one command");

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <iostream>
+#include <mutex>
 #include <thread>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cctype>
@@ -10,6 +12,7 @@
 
 #include <tokctl/jose/jwe.hpp>
 #include <tokctl/jose/jwt.hpp>
+#include <tokctl/tokens/service.hpp>
 #include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
 
@@ -113,6 +116,50 @@ class Decryptor {
   std::optional<Error> m_keystore_error;
 };
 
+// With the local keystore, tokens revoked in the local token store (jti deny-list, revoked grant)
+// are invalid too. Only consulted when the store exists; lookups are serialised by the store.
+class RevocationCheck {
+ public:
+  void open(bool keystore_mode) {
+    if (!keystore_mode) return;
+    auto ks = open_keystore(false);
+    auto p = policy();
+    if (!ks || !p) return;
+    std::string db = (*p)->store.empty() ? ks->dir() + "/tokens.db" : (*p)->store;
+    if ((*p)->store.empty() && ::access(db.c_str(), F_OK) != 0) return;  // nothing was ever revoked
+    auto svc = open_service();
+    if (svc) m_service = std::shared_ptr<tokens::TokenService>(std::move(*svc));
+    else m_error = svc.error();
+  }
+
+  void apply(jose::VerifyReport& r) {
+    if (!m_service || !r.payload.is_object() || !r.parsed) return;
+    bool signature_ok = std::none_of(r.problems.begin(), r.problems.end(), [](const jose::Problem& p) {
+      return p.code == "bad_signature" || p.code == "kid_not_found" || p.malformed;
+    });
+    if (!signature_ok) return;
+    std::lock_guard<std::mutex> lock(*m_mutex);
+    auto revoked = m_service->jwt_revoked(r.payload);
+    if (!revoked) {
+      r.problems.push_back(jose::Problem{"store_error", revoked.error().message, {}, false});
+      r.valid = false;
+    } else if (*revoked) {
+      r.problems.push_back(jose::Problem{"revoked", "the token was revoked (jti deny-list or its grant)", {}, false});
+      r.valid = false;
+    }
+  }
+
+ private:
+  std::shared_ptr<tokens::TokenService> m_service;
+  std::shared_ptr<std::mutex> m_mutex = std::make_shared<std::mutex>();
+  std::optional<Error> m_error;
+};
+
+RevocationCheck& revocation() {
+  static RevocationCheck check;
+  return check;
+}
+
 // A report for a token that could not even be decrypted.
 jose::VerifyReport decrypt_failure(const Error& e) {
   jose::VerifyReport r;
@@ -203,6 +250,7 @@ int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decrypt
     return report(inner.error());  // no key, keystore trouble: not a verdict on the token
   }
   auto r = inner ? verifier.verify(*inner) : decrypt_failure(inner.error());
+  revocation().apply(r);
   if (json_output()) {
     nlohmann::json out{{"valid", r.valid}};
     if (r.valid) {
@@ -259,6 +307,7 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const
       for (std::size_t i = t; i < lines.size(); i += threads) {
         auto inner = decryptors[t].unwrap(lines[i]);
         auto r = inner ? verifiers[t].verify(*inner) : decrypt_failure(inner.error());
+        revocation().apply(r);
         valid[i] = r.valid;
         out[i] = batch_line(line_no + i + 1, r);
       }
@@ -299,6 +348,7 @@ int run_verify(const VerifyCliOptions& o) {
     }
     return report(verifier.error());
   }
+  revocation().open(!has_key(o.keys));
   auto decryptor = Decryptor::create(o);
   if (!decryptor) return report(decryptor.error());
   if (o.batch) {

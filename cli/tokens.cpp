@@ -1,0 +1,284 @@
+// tokctl issue | introspect | revoke | split | store prune: the local token service.
+
+#include <iostream>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <tokctl/jose/json.hpp>
+#include <tokctl/tokens/service.hpp>
+#include <tokctl/util/io.hpp>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "render.hpp"
+
+namespace tokctl::cli {
+namespace {
+
+using nlohmann::json;
+
+// OAuth refusals (invalid_scope, ...) are exit 1 with the code first; -o json also gets the
+// RFC 6749 error object on stdout.
+int report_oauth(const Error& e) {
+  if (e.code == ErrorCode::invalid_token && json_output()) {
+    auto oe = tokens::oauth_error(e);
+    print_json({{"error", oe.error}, {"error_description", oe.description}});
+  }
+  return report(e);
+}
+
+struct IssueCli {
+  std::string type = "access";
+  std::string format;
+  std::string client_id;
+  std::string sub;
+  std::vector<std::string> aud;
+  std::string scope;
+  std::string ttl;
+  std::vector<std::string> claims;
+  std::string claims_file;
+  bool with_refresh = false;
+  bool with_id_token = false;
+  bool header = false;
+  int count = 1;
+};
+
+json flag_json(const std::string& v) {
+  auto j = json::parse(v, nullptr, false);
+  return j.is_discarded() ? json(v) : j;
+}
+
+void progress(int done, int total) {
+  if (total < 1000 || !::isatty(STDERR_FILENO) || globals().quiet) return;
+  if (done % (total / 100 ? total / 100 : 1) != 0 && done != total) return;
+  int width = 30, filled = static_cast<int>(static_cast<long>(done) * width / total);
+  std::cerr << "\r[" << std::string(static_cast<std::size_t>(filled), '#')
+            << std::string(static_cast<std::size_t>(width - filled), ' ') << "] " << done << "/" << total
+            << (done == total ? "\n" : "") << std::flush;
+}
+
+void print_issued(const tokens::IssueResponse& r, const IssueCli& o) {
+  if (json_output()) {
+    if (o.count > 1) print_json_line(r.to_json());
+    else print_json(r.to_json());
+  } else if (o.header) {
+    std::cout << "Authorization: Bearer " << r.access.token << '\n';
+  } else {
+    std::cout << r.access.token << '\n';
+    if (o.count == 1 && !globals().quiet) {
+      if (r.refresh) std::cerr << "refresh token: " << r.refresh->token << '\n';
+      if (r.id_token) std::cerr << "id token: " << r.id_token->token << '\n';
+      if (!r.expired_scope.empty()) {
+        std::cerr << "note: scopes past their TTL were not granted: " << tokens::join_scopes(r.expired_scope) << '\n';
+      }
+    }
+  }
+}
+
+int run_issue(const IssueCli& o) {
+  tokens::IssueRequest req;
+  req.type = o.type;
+  req.format = o.format;
+  req.client_id = o.client_id;
+  req.sub = o.sub;
+  req.aud = o.aud;
+  req.scope = o.scope;
+  req.with_refresh = o.with_refresh;
+  req.with_id_token = o.with_id_token;
+  if (!o.ttl.empty()) {
+    auto d = parse_duration(o.ttl);
+    if (!d) return report(d.error());
+    req.ttl = *d;
+  }
+  if (!o.claims_file.empty()) {
+    auto text = read_arg(o.claims_file, false);
+    if (!text) return report(text.error());
+    auto j = jose::parse_json_object(*text, "--claims");
+    if (!j) return report(j.error());
+    req.claims = std::move(*j);
+  }
+  for (const auto& c : o.claims) {
+    auto eq = c.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return report(Error{ErrorCode::usage, "--claim expects NAME=VALUE, got '" + c + "'", {}});
+    }
+    req.claims[c.substr(0, eq)] = flag_json(c.substr(eq + 1));
+  }
+  if (o.count < 1) return report(Error{ErrorCode::usage, "--count must be at least 1", {}});
+  auto svc = open_service();
+  if (!svc) return report(svc.error());
+  if (o.count == 1) {
+    auto r = (*svc)->issue(req);
+    if (!r) return report_oauth(r.error());
+    print_issued(*r, o);
+    return 0;
+  }
+  // Many tokens: issued and stored in chunks (one grant per chunk), printed as they come.
+  std::ios::sync_with_stdio(false);
+  constexpr int k_chunk = 10000;
+  for (int done = 0; done < o.count;) {
+    int n = std::min(k_chunk, o.count - done);
+    auto batch = (*svc)->issue_many(req, n);
+    if (!batch) return report_oauth(batch.error());
+    for (const auto& r : *batch) print_issued(r, o);
+    done += n;
+    progress(done, o.count);
+  }
+  std::cout.flush();
+  return 0;
+}
+
+int run_introspect(const std::string& token_arg, bool as_jwt) {
+  auto token = read_token(token_arg);
+  if (!token) return report(token.error());
+  auto svc = open_service();
+  if (!svc) return report(svc.error());
+  if (as_jwt) {
+    auto jwt = (*svc)->phantom_jwt(*token);
+    if (!jwt) return report(jwt.error());
+    std::cout << *jwt << '\n';
+    return 0;
+  }
+  auto r = (*svc)->introspect(*token);
+  if (!r) return report(r.error());
+  print_json(*r);
+  return r->value("active", false) ? 0 : 1;
+}
+
+struct RevokeCli {
+  std::string token;
+  bool grant = false;
+  std::string client_id;
+  std::string sub;
+  bool all = false;
+};
+
+int run_revoke(const RevokeCli& o) {
+  if (!o.client_id.empty() || !o.sub.empty()) {
+    if (!o.all) return report(Error{ErrorCode::usage, "--client-id/--sub revoke everything: add --all to confirm", {}});
+    if (!o.token.empty()) return report(Error{ErrorCode::usage, "give a token, or --client-id/--sub with --all", {}});
+  } else if (o.all) {
+    return report(Error{ErrorCode::usage, "--all needs --client-id C or --sub S", {}});
+  }
+  auto svc = open_service();
+  if (!svc) return report(svc.error());
+  Result<int> n = 0;
+  if (!o.client_id.empty()) {
+    n = (*svc)->revoke_client(o.client_id);
+  } else if (!o.sub.empty()) {
+    n = (*svc)->revoke_subject(o.sub);
+  } else {
+    auto token = read_token(o.token);
+    if (!token) return report(token.error());
+    n = (*svc)->revoke(*token, o.grant);
+  }
+  if (!n) return report(n.error());
+  if (json_output()) print_json({{"revoked", *n}});
+  else if (!globals().quiet) std::cerr << "revoked " << *n << " token(s)\n";
+  return 0;
+}
+
+struct SplitCli {
+  std::string token;
+  std::string join;
+  bool no_store = false;
+};
+
+int run_split(const SplitCli& o) {
+  auto svc = open_service();
+  if (!svc) return report(svc.error());
+  if (!o.join.empty()) {
+    auto part = read_token(o.join);
+    if (!part) return report(part.error());
+    auto jwt = (*svc)->join(*part);
+    if (!jwt) return report(jwt.error());
+    std::cout << *jwt << '\n';
+    return 0;
+  }
+  auto token = read_token(o.token);
+  if (!token) return report(token.error());
+  auto r = (*svc)->split(*token, !o.no_store);
+  if (!r) return report(r.error());
+  if (o.no_store) {
+    print_json({{"client_token", r->client_token}, {"gateway_key", r->gateway_key}, {"gateway_token", r->gateway_token}});
+  } else if (json_output()) {
+    print_json({{"client_token", r->client_token}, {"gateway_key", r->gateway_key}});
+  } else {
+    std::cout << r->client_token << '\n';
+  }
+  return 0;
+}
+
+int run_store_prune() {
+  auto svc = open_service();
+  if (!svc) return report(svc.error());
+  auto n = (*svc)->prune_store();
+  if (!n) return report(n.error());
+  if (json_output()) print_json({{"deleted", *n}});
+  else if (!globals().quiet) std::cerr << "deleted " << *n << " expired row(s)\n";
+  return 0;
+}
+
+}  // namespace
+
+void register_tokens(CLI::App& app) {
+  auto o = std::make_shared<IssueCli>();
+  auto* issue = app.add_subcommand("issue", "Issue tokens per the policy: JWT (at+jwt), opaque, wrapped, JWE, refresh, ID");
+  issue->add_option("--type", o->type, "access, refresh or id")->check(CLI::IsMember({"access", "refresh", "id"}))
+      ->capture_default_str();
+  issue->add_option("--format", o->format, "jwt, opaque, wrapped or jwe (default: the client's, else the policy's)")
+      ->check(CLI::IsMember({"jwt", "opaque", "wrapped", "jwe"}));
+  issue->add_option("--client-id", o->client_id, "Client the token is issued to");
+  issue->add_option("--sub", o->sub, "Subject (pairwise per sector when the client has one)");
+  issue->add_option("--aud", o->aud, "Audience (repeatable; default: the client's first)");
+  issue->add_option("--scope", o->scope, "Space-separated scopes (prefix scopes allowed)");
+  issue->add_option("--ttl", o->ttl, "Lifetime (default: the policy's for the type)");
+  issue->add_option("--claim", o->claims, "Extra claim NAME=VALUE (VALUE parsed as JSON if valid)");
+  issue->add_option("--claims", o->claims_file, "Extra claims from a JSON object file, or - for stdin");
+  issue->add_flag("--with-refresh", o->with_refresh, "Also issue a refresh token in the same grant");
+  issue->add_flag("--with-id-token", o->with_id_token, "Also issue an ID token (at_hash set)");
+  issue->add_flag("--header", o->header, "Print 'Authorization: Bearer TOKEN'");
+  issue->add_option("--count", o->count, "Issue N tokens, one per line (JSON lines with -o json)");
+  examples(issue, {"tokctl issue --client-id web --sub alice --scope 'read write'",
+                   "tokctl issue --format opaque --sub ci --scope read --ttl 5m -o json",
+                   "tokctl issue --sub alice --with-refresh --with-id-token -o json",
+                   "curl -H \"$(tokctl issue --sub alice --header)\" https://api.test/",
+                   "tokctl issue --count 10000 --format opaque --sub load > tokens.txt"});
+  on_run(issue, [o] { return run_issue(*o); });
+
+  auto it = std::make_shared<std::pair<std::string, bool>>();
+  auto* intro = app.add_subcommand("introspect", "RFC 7662 introspection of a local token; --jwt for its phantom JWT");
+  intro->add_option("token", it->first, "The token, or - for stdin (default)");
+  intro->add_flag("--jwt", it->second, "Print the phantom JWT (signed by the keystore) instead");
+  examples(intro, {"tokctl introspect \"$OPAQUE\"", "tokctl introspect \"$OPAQUE\" --jwt | tokctl verify -"});
+  on_run(intro, [it] { return run_introspect(it->first, it->second); });
+
+  auto r = std::make_shared<RevokeCli>();
+  auto* rev = app.add_subcommand("revoke", "Revoke a token, its grant, or all tokens of a client or subject (RFC 7009)");
+  rev->add_option("token", r->token, "The token, or - for stdin");
+  rev->add_flag("--grant", r->grant, "Revoke every token of the token's grant");
+  rev->add_option("--client-id", r->client_id, "With --all: every token of this client");
+  rev->add_option("--sub", r->sub, "With --all: every token of this subject");
+  rev->add_flag("--all", r->all, "Confirm revoking everything of --client-id/--sub");
+  examples(rev, {"tokctl revoke \"$TOKEN\"", "tokctl revoke \"$REFRESH\" --grant", "tokctl revoke --client-id web --all"});
+  on_run(rev, [r] { return run_revoke(*r); });
+
+  auto s = std::make_shared<SplitCli>();
+  auto* split = app.add_subcommand("split", "Split Token pattern: client part = signature, gateway part stored by hash");
+  split->add_option("token", s->token, "The JWT, or - for stdin");
+  split->add_option("--join", s->join, "Client part to join back into the full JWT");
+  split->add_flag("--no-store", s->no_store, "Print client_token, gateway_key and gateway_token for an external gateway");
+  examples(split, {"tokctl split \"$JWT\"", "tokctl split --join \"$CLIENT_PART\"", "tokctl split \"$JWT\" --no-store"});
+  on_run(split, [s] { return run_split(*s); });
+
+  auto* store = app.add_subcommand("store", "Maintain the token store");
+  store->require_subcommand(1);
+  examples(store, {"tokctl store prune"});
+  auto* prune = store->add_subcommand("prune", "Delete expired tokens, deny-list entries and empty grants");
+  examples(prune, {"tokctl store prune", "tokctl store prune -o json"});
+  on_run(prune, [] { return run_store_prune(); });
+}
+
+}  // namespace tokctl::cli

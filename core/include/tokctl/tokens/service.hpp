@@ -1,0 +1,148 @@
+#pragma once
+// The token service: issue, introspect, revoke, split and exchange tokens, on the keystore (signing
+// keys), the token store and the policy. The CLI calls it directly; `tokctl serve` puts HTTP on it.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <tokctl/keys/keystore.hpp>
+#include <tokctl/tokens/policy.hpp>
+#include <tokctl/tokens/token_store.hpp>
+#include <tokctl/util/time.hpp>
+
+namespace tokctl::tokens {
+
+/// RFC 8693 token type URNs.
+inline constexpr const char* k_urn_access_token = "urn:ietf:params:oauth:token-type:access_token";
+inline constexpr const char* k_urn_refresh_token = "urn:ietf:params:oauth:token-type:refresh_token";
+inline constexpr const char* k_urn_id_token = "urn:ietf:params:oauth:token-type:id_token";
+inline constexpr const char* k_urn_jwt = "urn:ietf:params:oauth:token-type:jwt";
+
+/// An OAuth error (RFC 6749 §5.2 / RFC 8693 §2.2.2): `error` is the code, e.g. invalid_scope.
+struct OAuthError {
+  std::string error;
+  std::string description;
+};
+
+struct IssueRequest {
+  std::string type = "access";           ///< access | refresh | id
+  std::string format;                    ///< jwt | opaque | wrapped | jwe; empty: client's, else policy's
+  std::string client_id;
+  std::string sub;
+  std::vector<std::string> aud;          ///< empty: the client's first audience, if any
+  std::string scope;                     ///< space-separated
+  std::optional<std::int64_t> ttl;       ///< empty: the policy's ttl for the type
+  nlohmann::json claims = nlohmann::json::object();  ///< extra claims (--claim/--claims)
+  bool with_refresh = false;
+  bool with_id_token = false;
+  std::string grant_id;                  ///< continue this grant (refresh); empty: a new grant
+};
+
+struct IssuedToken {
+  std::string token;
+  std::string kind;    ///< access | refresh | id
+  std::string format;  ///< jwt | opaque | wrapped | jwe
+  std::int64_t expires_in = 0;
+  std::string scope;   ///< scopes actually granted (after TTL filtering)
+  std::string jti;
+};
+
+struct IssueResponse {
+  IssuedToken access;  ///< the requested token (kind may be refresh or id for --type)
+  std::optional<IssuedToken> refresh;
+  std::optional<IssuedToken> id_token;
+  std::vector<std::string> expired_scope;  ///< requested scopes dropped because their TTL passed
+  std::string grant_id;
+
+  /// RFC 6749 §5.1 token response (+ issued_token_type, RFC 8693).
+  nlohmann::json to_json() const;
+};
+
+struct ExchangeRequest {
+  std::string subject_token;
+  std::string subject_token_type = k_urn_access_token;
+  std::string actor_token;
+  std::string actor_token_type = k_urn_access_token;
+  std::vector<std::string> audience;
+  std::vector<std::string> resource;
+  std::string scope;
+  std::string requested_token_type = k_urn_access_token;
+  std::string mode = "delegate";  ///< delegate | impersonate | embed
+};
+
+struct SplitResult {
+  std::string client_token;   ///< the JWT's signature segment
+  std::string gateway_key;    ///< base64(SHA-256(client_token))
+  std::string gateway_token;  ///< header.payload
+};
+
+class TokenService {
+ public:
+  /// Opens the store (policy.store, else sqlite:<keystore>/tokens.db). Fails with
+  /// ErrorCode::keystore (store/keystore) or ErrorCode::malformed (a bad jwe_recipient key).
+  static Result<std::unique_ptr<TokenService>> open(Policy policy, keys::Keystore keystore,
+                                                    const Clock& clock, keys::Passphrase passphrase);
+
+  /// Issues one token (plus refresh/id tokens when asked). A refusal that OAuth defines
+  /// (invalid_scope, invalid_client, invalid_target, ...) is ErrorCode::invalid_token with the
+  /// OAuth error code as the message's first word; see oauth_error().
+  Result<IssueResponse> issue(const IssueRequest& request);
+
+  /// `count` tokens for one request, each in its own grant, stored in one transaction.
+  Result<std::vector<IssueResponse>> issue_many(const IssueRequest& request, int count);
+
+  /// RFC 7662 response for an opaque, wrapped, refresh or locally issued JWT: {"active":false}
+  /// for unknown, expired or revoked tokens.
+  Result<nlohmann::json> introspect(std::string_view token);
+
+  /// The phantom JWT of an active token: signed by the keystore, carrying the token's data.
+  /// Fails (ErrorCode::invalid_token) for an inactive token.
+  Result<std::string> phantom_jwt(std::string_view token);
+
+  /// RFC 7009: unknown tokens are not an error. Returns how many tokens changed.
+  Result<int> revoke(std::string_view token, bool whole_grant);
+  Result<int> revoke_client(std::string_view client_id);
+  Result<int> revoke_subject(std::string_view sub);
+
+  /// True when a JWT with these (verified) claims was revoked: its jti is on the deny-list or its
+  /// grant (sid) was revoked. verify consults it when checking against the local keystore.
+  Result<bool> jwt_revoked(const nlohmann::json& claims);
+
+  /// Split Token pattern: store the gateway part keyed by SHA-256 of the client part (unless
+  /// `store` is false) and return the parts. The JWT must verify against the keystore.
+  Result<SplitResult> split(std::string_view jwt, bool store);
+  /// The full JWT for a client part, or ErrorCode::invalid_token when unknown, expired or revoked.
+  Result<std::string> join(std::string_view client_token);
+
+  /// RFC 8693 token exchange under the policy's exchange rules.
+  Result<IssueResponse> exchange(const ExchangeRequest& request);
+
+  /// Deletes expired rows from the store.
+  Result<std::int64_t> prune_store();
+
+  const Policy& policy() const;
+  TokenService(const TokenService&) = delete;
+  TokenService& operator=(const TokenService&) = delete;
+  ~TokenService();
+
+  struct Impl;
+
+ private:
+  explicit TokenService(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m_impl;
+};
+
+/// Space-separated scopes, in order, without duplicates; and back.
+std::vector<std::string> split_scopes(std::string_view scope);
+std::string join_scopes(const std::vector<std::string>& scopes);
+
+/// Splits an ErrorCode::invalid_token message made by the service into its OAuth error code and
+/// description ("invalid_scope: unknown scope 'x'" -> {invalid_scope, unknown scope 'x'}).
+OAuthError oauth_error(const Error& error);
+
+}  // namespace tokctl::tokens

@@ -1,0 +1,269 @@
+// RFC 8693 token exchange under the policy's exchange rules.
+//
+// The subject token (and the actor token, if any) must be active here: a JWT that verifies against
+// the keystore and is not revoked (jti deny-list, grant), or an opaque/wrapped token active in the
+// store. The rule is chosen by the subject token's audience (`from`); it bounds the target
+// audiences (`to`), the scopes and the modes. The new token is an at+jwt for the same subject and
+// client, in the subject token's grant (revoking that grant revokes the exchanged tokens too), and
+// never outlives the subject token.
+//
+// Refusals (ErrorCode::invalid_token, OAuth code first):
+//   invalid_request  unsupported subject/actor/requested token type, unknown mode, a mode the rule
+//                    does not allow, delegation without any actor identity
+//   invalid_grant    subject or actor token unknown, expired, revoked or not verifying
+//   invalid_target   no rule for the subject's audience, or a target audience the rule does not allow
+//   invalid_scope    a requested scope outside the subject token's scopes or the rule's scopes
+//
+// Modes: delegate adds `act` {"sub": actor} (the actor token's sub, else its client_id; without an
+// actor token the subject token's client_id), nesting the previous actor chain as act.act (the
+// actor token's own `act`, else the subject token's); impersonate adds no `act`; embed carries the
+// subject token, as presented, in the `subject_token` claim.
+
+#include <tokctl/tokens/service.hpp>
+
+#include <algorithm>
+
+#include "service_impl.hpp"
+
+namespace tokctl::tokens {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* k_embed_claim = "subject_token";
+
+// A presented token that is active: its introspection and every claim it carries.
+struct Presented {
+  json info;    // RFC 7662 response (scope: only scopes still alive)
+  json claims;  // the token's full claims (act, sid, ...)
+};
+
+bool looks_like_jwt(std::string_view t) { return std::count(t.begin(), t.end(), '.') == 2; }
+
+std::vector<std::string> string_list(const json& v) {
+  std::vector<std::string> out;
+  if (v.is_string()) out.push_back(v.get<std::string>());
+  else if (v.is_array())
+    for (const auto& x : v)
+      if (x.is_string()) out.push_back(x.get<std::string>());
+  return out;
+}
+
+std::string str(const json& o, const char* name) {
+  auto it = o.find(name);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+bool known_input_type(const std::string& urn) {
+  return urn == k_urn_access_token || urn == k_urn_jwt || urn == k_urn_id_token || urn == k_urn_refresh_token;
+}
+
+// Why a rule does not fit the request; `stage` orders failures (the furthest one is reported).
+struct RuleMiss {
+  int stage = -1;
+  std::string code;
+  std::string description;
+};
+
+}  // namespace
+
+// The token when it is active here, else nullopt; `type` is its token type URN as presented.
+static Result<std::optional<Presented>> presented(TokenService& svc, TokenService::Impl& im, std::string_view token,
+                                                  const std::string& type) {
+  if (token.empty()) return std::optional<Presented>();
+  auto info = svc.introspect(token);
+  if (!info) return std::unexpected(info.error());
+  if (!info->value("active", false)) return std::optional<Presented>();
+  Presented p{std::move(*info), json::object()};
+  auto rec = im.store->find(token_hash(token));
+  if (!rec) return std::unexpected(rec.error());
+  if (*rec) {
+    p.claims = json::parse((*rec)->claims.empty() ? "{}" : (*rec)->claims, nullptr, false);
+    if (!p.claims.is_object()) p.claims = json::object();
+    if (!p.claims.contains("sid") && !(*rec)->grant_id.empty()) p.claims["sid"] = (*rec)->grant_id;
+  } else {
+    if (type == k_urn_jwt && !looks_like_jwt(token)) return std::optional<Presented>();
+    auto report = im.verify_jwt(token);
+    if (!report) return std::unexpected(report.error());
+    if (!report->valid || !report->payload.is_object()) return std::optional<Presented>();
+    p.claims = report->payload;
+  }
+  // Verification allows clock leeway; an exchanged token needs some lifetime left.
+  if (p.info.contains("exp") && p.info["exp"].is_number() && p.info["exp"].get<UnixTime>() <= im.now()) {
+    return std::optional<Presented>();
+  }
+  return std::optional<Presented>(std::move(p));
+}
+
+Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
+  Impl& im = *m_impl;
+  const Policy& p = im.policy;
+
+  // The request itself.
+  if (request.subject_token.empty()) return oauth_fail("invalid_request", "subject_token is required");
+  if (!known_input_type(request.subject_token_type)) {
+    return oauth_fail("invalid_request", "unsupported subject_token_type '" + request.subject_token_type + "'");
+  }
+  if (request.subject_token_type == k_urn_refresh_token) {
+    return oauth_fail("invalid_request", "refresh tokens cannot be exchanged; use the refresh token grant");
+  }
+  if (!request.actor_token.empty() &&
+      (!known_input_type(request.actor_token_type) || request.actor_token_type == k_urn_refresh_token)) {
+    return oauth_fail("invalid_request", "unsupported actor_token_type '" + request.actor_token_type + "'");
+  }
+  const std::string& rtt = request.requested_token_type;
+  if (!rtt.empty() && rtt != k_urn_access_token && rtt != k_urn_jwt) {
+    return oauth_fail("invalid_request", "requested_token_type '" + rtt +
+                                             "' is not supported (only access_token and jwt: a JWT access token)");
+  }
+  const std::string mode = request.mode.empty() ? "delegate" : request.mode;
+  if (mode != "delegate" && mode != "impersonate" && mode != "embed") {
+    return oauth_fail("invalid_request", "mode must be delegate, impersonate or embed, not '" + mode + "'");
+  }
+
+  // The subject (and actor) tokens must be active here.
+  auto subject = presented(*this, im, request.subject_token, request.subject_token_type);
+  if (!subject) return std::unexpected(subject.error());
+  if (!*subject) return oauth_fail("invalid_grant", "the subject token is not active (unknown, expired or revoked)");
+  const Presented& subj = **subject;
+  if (subj.info.value("token_type", std::string()) == "refresh_token") {
+    return oauth_fail("invalid_request", "the subject token is a refresh token; refresh tokens cannot be exchanged");
+  }
+  std::optional<Presented> actor;
+  if (!request.actor_token.empty()) {
+    auto a = presented(*this, im, request.actor_token, request.actor_token_type);
+    if (!a) return std::unexpected(a.error());
+    if (!*a) return oauth_fail("invalid_grant", "the actor token is not active (unknown, expired or revoked)");
+    if ((*a)->info.value("token_type", std::string()) == "refresh_token") {
+      return oauth_fail("invalid_request", "the actor token is a refresh token");
+    }
+    actor = std::move(**a);
+  }
+
+  // The rule: `from` is one of the subject token's audiences; the first rule allowing the whole
+  // request wins, else the refusal of the rule that got furthest.
+  const std::vector<std::string> subject_aud = string_list(subj.info.value("aud", json()));
+  const std::vector<std::string> subject_scopes = split_scopes(str(subj.info, "scope"));
+  std::vector<std::string> targets;
+  for (const auto& list : {request.audience, request.resource})
+    for (const auto& t : list)
+      if (!t.empty() && !contains(targets, t)) targets.push_back(t);
+  std::optional<std::vector<std::string>> requested_scopes;
+  if (!split_scopes(request.scope).empty()) requested_scopes = split_scopes(request.scope);
+
+  const ExchangeRule* chosen = nullptr;
+  std::vector<std::string> chosen_targets, chosen_scopes;
+  RuleMiss miss;
+  for (const auto& rule : p.exchange) {
+    if (!contains(subject_aud, rule.from)) continue;
+    // Targets: all in `to`; none asked means the rule's first target.
+    std::vector<std::string> to = targets;
+    if (to.empty() && !rule.to.empty()) to.push_back(rule.to.front());
+    auto bad_target = std::find_if(to.begin(), to.end(), [&](const std::string& t) { return !contains(rule.to, t); });
+    if (to.empty() || bad_target != to.end()) {
+      if (miss.stage < 0) {
+        miss = {0, "invalid_target", to.empty() ? "the exchange rule for audience '" + rule.from + "' allows no target"
+                                                : "audience '" + *bad_target + "' is not an allowed target for tokens of audience '" +
+                                                      rule.from + "'"};
+      }
+      continue;
+    }
+    // Scopes: within the subject token's and the rule's (exact names, or a prefix rule's prefix).
+    auto rule_allows = [&](const std::string& s) {
+      if (rule.scopes.empty()) return true;
+      const ScopeRule* sr = p.scope_rule(s);
+      return std::any_of(rule.scopes.begin(), rule.scopes.end(), [&](const std::string& a) {
+        return a == s || (sr && !sr->prefix.empty() && a == sr->prefix);
+      });
+    };
+    std::vector<std::string> scopes;
+    std::string scope_problem;
+    if (requested_scopes) {
+      for (const auto& s : *requested_scopes) {
+        if (!contains(subject_scopes, s)) {
+          scope_problem = "scope '" + s + "' is not granted by the subject token";
+          break;
+        }
+        if (!rule_allows(s)) {
+          scope_problem = "scope '" + s + "' may not be exchanged from audience '" + rule.from + "'";
+          break;
+        }
+        scopes.push_back(s);
+      }
+    } else {
+      for (const auto& s : subject_scopes)
+        if (rule_allows(s)) scopes.push_back(s);
+    }
+    if (!scope_problem.empty()) {
+      if (miss.stage < 1) miss = {1, "invalid_scope", scope_problem};
+      continue;
+    }
+    // Mode (a rule without modes allows delegation only, as the policy loader defaults).
+    bool mode_ok = rule.modes.empty() ? mode == "delegate" : contains(rule.modes, mode);
+    if (!mode_ok) {
+      if (miss.stage < 2) {
+        miss = {2, "invalid_request", "mode '" + mode + "' is not allowed for tokens of audience '" + rule.from + "'"};
+      }
+      continue;
+    }
+    chosen = &rule;
+    chosen_targets = std::move(to);
+    chosen_scopes = std::move(scopes);
+    break;
+  }
+  if (!chosen) {
+    if (miss.stage >= 0) return oauth_fail(miss.code, miss.description);
+    std::string auds;
+    for (const auto& a : subject_aud) auds += (auds.empty() ? "'" : ", '") + a + "'";
+    return oauth_fail("invalid_target", "no exchange rule for the subject token's audience" +
+                                            (auds.empty() ? std::string(" (it has none)") : " (" + auds + ")"));
+  }
+
+  // The new token: same subject and client, the rule's audiences and scopes, mode claims.
+  IssueRequest issue;
+  issue.type = "access";
+  issue.format = "jwt";
+  issue.client_id = str(subj.info, "client_id");
+  issue.sub = str(subj.info, "sub");
+  if (issue.sub.empty()) return oauth_fail("invalid_grant", "the subject token has no subject");
+  issue.aud = chosen_targets;
+  issue.scope = join_scopes(chosen_scopes);
+  issue.grant_id = str(subj.claims, "sid");
+  if (!issue.grant_id.empty()) {
+    // A subject token from elsewhere (e.g. a phantom JWT) may name no grant of ours.
+    auto g = im.store->grant(issue.grant_id);
+    if (!g) return std::unexpected(g.error());
+    if (!*g) issue.grant_id.clear();
+  }
+  std::int64_t ttl = p.access.ttl;
+  if (subj.info.contains("exp") && subj.info["exp"].is_number()) {
+    ttl = std::min(ttl, subj.info["exp"].get<UnixTime>() - im.now());
+  }
+  issue.ttl = ttl;
+  if (mode == "delegate") {
+    std::string actor_id = actor ? str(actor->info, "sub") : issue.client_id;
+    if (actor && actor_id.empty()) actor_id = str(actor->info, "client_id");
+    if (actor_id.empty()) {
+      return oauth_fail("invalid_request", actor ? "the actor token names no subject or client"
+                                                 : "delegation needs an actor token (the subject token has no client_id)");
+    }
+    json act{{"sub", actor_id}};
+    const json* previous = nullptr;
+    if (actor && actor->claims.contains("act") && actor->claims["act"].is_object()) previous = &actor->claims["act"];
+    else if (subj.claims.contains("act") && subj.claims["act"].is_object()) previous = &subj.claims["act"];
+    if (previous) act["act"] = *previous;
+    issue.claims["act"] = std::move(act);
+  } else if (mode == "embed") {
+    issue.claims[k_embed_claim] = request.subject_token;
+  }
+  IssueOverrides ov;
+  ov.keep_sub = true;             // already pairwise when the client has a sector
+  ov.audience_authorized = true;  // the exchange rule, not the client's audiences, decides
+  return issue_with(im, issue, ov);
+}
+
+}  // namespace tokctl::tokens

@@ -1,0 +1,506 @@
+#include <tokctl/tokens/service.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <tokctl/jose/jwe.hpp>
+#include <tokctl/jose/jws.hpp>
+#include <tokctl/util/base64.hpp>
+#include <tokctl/util/io.hpp>
+
+#include "service_impl.hpp"
+
+namespace tokctl::tokens {
+namespace {
+
+using nlohmann::json;
+
+// The registered and RFC 9068 claims the issuer sets itself; extra claims may not override them.
+constexpr const char* k_reserved_claims[] = {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id",
+                                             "scope", "sid"};
+
+bool reserved(const std::string& name) {
+  return std::any_of(std::begin(k_reserved_claims), std::end(k_reserved_claims),
+                     [&](const char* r) { return name == r; });
+}
+
+// "{{sub}}", "{{client_id}}", "{{scope}}", "{{subject.attr}}" in a template string.
+json render_template(const std::string& tpl, const std::string& sub, const std::string& client_id,
+                     const std::string& scope, const json& subject) {
+  // A template that is exactly one {{subject.x}} keeps the attribute's JSON type.
+  if (tpl.size() > 14 && tpl.rfind("{{subject.", 0) == 0 && tpl.find("}}") == tpl.size() - 2) {
+    std::string attr = tpl.substr(10, tpl.size() - 12);
+    if (subject.is_object() && subject.contains(attr)) return subject[attr];
+    return nullptr;
+  }
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < tpl.size()) {
+    auto open = tpl.find("{{", pos);
+    if (open == std::string::npos) {
+      out += tpl.substr(pos);
+      break;
+    }
+    auto close = tpl.find("}}", open);
+    if (close == std::string::npos) {
+      out += tpl.substr(pos);
+      break;
+    }
+    out += tpl.substr(pos, open - pos);
+    std::string name = tpl.substr(open + 2, close - open - 2);
+    if (name == "sub") out += sub;
+    else if (name == "client_id") out += client_id;
+    else if (name == "scope") out += scope;
+    else if (name.rfind("subject.", 0) == 0 && subject.is_object() && subject.contains(name.substr(8))) {
+      const json& v = subject[name.substr(8)];
+      out += v.is_string() ? v.get<std::string>() : v.dump();
+    }
+    pos = close + 2;
+  }
+  return out;
+}
+
+json render_claims(const json& tpl, const std::string& sub, const std::string& client_id, const std::string& scope,
+                   const json& subject) {
+  if (tpl.is_string()) return render_template(tpl.get<std::string>(), sub, client_id, scope, subject);
+  if (tpl.is_object()) {
+    json o = json::object();
+    for (const auto& [k, v] : tpl.items()) {
+      json r = render_claims(v, sub, client_id, scope, subject);
+      if (!r.is_null()) o[k] = std::move(r);
+    }
+    return o;
+  }
+  if (tpl.is_array()) {
+    json a = json::array();
+    for (const auto& v : tpl) a.push_back(render_claims(v, sub, client_id, scope, subject));
+    return a;
+  }
+  return tpl;
+}
+
+std::string half_hash(std::string_view token, jose::Alg alg) {
+  const std::string name = jose::to_string(alg);
+  const EVP_MD* md = name.ends_with("384") ? EVP_sha384() : (name.ends_with("512") || name == "EdDSA") ? EVP_sha512()
+                                                                                                       : EVP_sha256();
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(token.data(), token.size(), out, &len, md, nullptr);
+  return b64url_encode(std::string_view(reinterpret_cast<char*>(out), len / 2));
+}
+
+json aud_json(const std::vector<std::string>& aud) {
+  if (aud.empty()) return nullptr;
+  if (aud.size() == 1) return aud.front();
+  return aud;
+}
+
+}  // namespace
+
+std::unexpected<Error> oauth_fail(const std::string& code, const std::string& description) {
+  return fail(ErrorCode::invalid_token, code + ": " + description);
+}
+
+OAuthError oauth_error(const Error& e) {
+  auto colon = e.message.find(": ");
+  std::string code = colon == std::string::npos ? e.message : e.message.substr(0, colon);
+  bool word = !code.empty() && std::all_of(code.begin(), code.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+  if (!word) return {e.code == ErrorCode::invalid_token ? "invalid_grant" : "invalid_request", e.message};
+  return {code, colon == std::string::npos ? std::string() : e.message.substr(colon + 2)};
+}
+
+std::string random_token(std::size_t bytes) {
+  std::string b(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(bytes)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  return b64url_encode(b);
+}
+
+std::vector<std::string> split_scopes(std::string_view scope) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < scope.size()) {
+    auto sp = scope.find(' ', pos);
+    std::string s(scope.substr(pos, sp == std::string_view::npos ? std::string_view::npos : sp - pos));
+    if (!s.empty() && std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+    if (sp == std::string_view::npos) break;
+    pos = sp + 1;
+  }
+  return out;
+}
+
+std::string join_scopes(const std::vector<std::string>& scopes) {
+  std::string s;
+  for (const auto& x : scopes) s += (s.empty() ? "" : " ") + x;
+  return s;
+}
+
+json IssueResponse::to_json() const {
+  json j{{"access_token", access.token},
+         {"token_type", access.kind == "access" ? "Bearer" : "N_A"},
+         {"expires_in", access.expires_in},
+         {"issued_token_type", access.kind == "refresh" ? k_urn_refresh_token
+                               : access.kind == "id"    ? k_urn_id_token
+                               : access.format == "jwt" ? k_urn_jwt
+                                                        : k_urn_access_token}};
+  if (!access.scope.empty()) j["scope"] = access.scope;
+  if (refresh) j["refresh_token"] = refresh->token;
+  if (id_token) j["id_token"] = id_token->token;
+  if (!expired_scope.empty()) j["expired_scope"] = join_scopes(expired_scope);
+  return j;
+}
+
+// ---- Impl helpers -------------------------------------------------------------------------------
+
+Result<void> TokenService::Impl::load_signer() {
+  if (signer) return {};
+  auto k = keystore.signing_key("", "", passphrase);
+  if (!k) return std::unexpected(k.error());
+  auto alg = jose::alg_from_string(k->alg());
+  if (!alg) return fail(ErrorCode::keystore, "the active key's alg '" + k->alg() + "' cannot sign");
+  signer = std::move(*k);
+  signer_alg = *alg;
+  return {};
+}
+
+Result<std::string> TokenService::Impl::sign(const json& claims, const char* typ) {
+  if (auto r = load_signer(); !r) return std::unexpected(r.error());
+  json header{{"typ", typ}, {"kid", signer->kid()}};
+  return jose::sign_compact(std::move(header), claims.dump(), *signer_alg, *signer);
+}
+
+Result<jose::VerifyReport> TokenService::Impl::verify_jwt(std::string_view jwt) {
+  if (!verifier) {
+    auto keys = keystore.verification_keys(passphrase);
+    if (!keys) return std::unexpected(keys.error());
+    auto v = jose::TokenVerifier::create(std::move(*keys), jose::KeySource::set, jose::VerifyOptions{}, *clock);
+    if (!v) return std::unexpected(v.error());
+    verifier.emplace(std::move(*v));
+  }
+  return verifier->verify(jwt);
+}
+
+Result<bool> TokenService::Impl::jwt_revoked(const json& claims) {
+  if (auto jti = claims.find("jti"); jti != claims.end() && jti->is_string()) {
+    auto d = store->is_denied(jti->get<std::string>());
+    if (!d) return std::unexpected(d.error());
+    if (*d) return true;
+  }
+  if (auto sid = claims.find("sid"); sid != claims.end() && sid->is_string()) {
+    auto g = store->grant(sid->get<std::string>());
+    if (!g) return std::unexpected(g.error());
+    if (*g && (*g)->revoked) return true;
+  }
+  return false;
+}
+
+Result<std::string> TokenService::Impl::ppid(const std::string& sector, const std::string& sub) {
+  if (ppid_secret.empty()) {
+    // One random secret per keystore, created once; a concurrent creator's file wins (link is atomic).
+    std::string path = keystore.dir() + "/ppid.secret";
+    auto existing = read_input(path);
+    if (!existing) {
+      std::string secret(32, '\0');
+      RAND_bytes(reinterpret_cast<unsigned char*>(secret.data()), 32);
+      std::string tmp = path + ".new." + std::to_string(::getpid());
+      if (auto w = write_file_atomic(tmp, secret, 0600); !w) return std::unexpected(w.error());
+      if (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
+        std::string msg = "cannot create '" + path + "': " + std::strerror(errno);
+        ::unlink(tmp.c_str());
+        return fail(ErrorCode::keystore, msg);
+      }
+      ::unlink(tmp.c_str());
+      existing = read_input(path);
+      if (!existing) return fail(ErrorCode::keystore, existing.error().message);
+    }
+    ppid_secret = std::move(*existing);
+  }
+  // sub = base64url(HMAC-SHA256(secret, sector || 0x00 || sub)): the NUL keeps (a, bc) apart from (ab, c).
+  std::string msg = sector + std::string(1, '\0') + sub;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!HMAC(EVP_sha256(), ppid_secret.data(), static_cast<int>(ppid_secret.size()),
+            reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len)) {
+    return fail(ErrorCode::keystore, "PPID HMAC failed");
+  }
+  return b64url_encode(std::string_view(reinterpret_cast<char*>(mac), len));
+}
+
+// ---- TokenService -------------------------------------------------------------------------------
+
+TokenService::TokenService(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+TokenService::~TokenService() = default;
+const Policy& TokenService::policy() const { return m_impl->policy; }
+
+Result<std::unique_ptr<TokenService>> TokenService::open(Policy policy, keys::Keystore keystore, const Clock& clock,
+                                                         keys::Passphrase passphrase) {
+  std::string url = policy.store.empty() ? "sqlite:" + keystore.dir() + "/tokens.db" : policy.store;
+  auto store = open_token_store(url);
+  if (!store) return std::unexpected(store.error());
+  auto impl = std::make_unique<Impl>(std::move(policy), std::move(keystore), clock, std::move(passphrase));
+  impl->store = std::move(*store);
+  if (!impl->policy.jwe_recipient.empty()) {
+    auto text = read_input(impl->policy.jwe_recipient);
+    if (!text) return std::unexpected(text.error());
+    auto k = jose::parse_single_key(*text);
+    if (!k) {
+      k.error().message = "tokens.jwe_recipient '" + impl->policy.jwe_recipient + "': " + k.error().message;
+      return std::unexpected(k.error());
+    }
+    impl->jwe_recipient = std::move(*k);
+  }
+  return std::unique_ptr<TokenService>(new TokenService(std::move(impl)));
+}
+
+namespace {
+
+struct Prepared {
+  std::vector<GrantRecord> grants;
+  std::vector<TokenRecord> records;
+};
+
+}  // namespace
+
+// Issues into `out`, collecting store rows into `batch` (stored by the caller in one put()).
+static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueRequest& req, Prepared& batch,
+                                       const GrantRecord* shared_grant, const IssueOverrides& ov = {}) {
+  const Policy& p = im.policy;
+  const UnixTime now = im.now();
+  const ClientPolicy* client = nullptr;
+  if (!req.client_id.empty()) {
+    client = p.client(req.client_id);
+    if (!client && !p.clients.empty()) return oauth_fail("invalid_client", "unknown client '" + req.client_id + "'");
+  }
+  if (req.type != "access" && req.type != "refresh" && req.type != "id") {
+    return fail(ErrorCode::usage, "--type must be access, refresh or id, not '" + req.type + "'");
+  }
+  // Grant: a new one, the batch's shared one, or the one named (refresh).
+  GrantRecord grant;
+  bool new_grant = true;
+  if (shared_grant) {
+    grant = *shared_grant;
+    new_grant = false;
+  } else if (!req.grant_id.empty()) {
+    auto g = im.store->grant(req.grant_id);
+    if (!g) return std::unexpected(g.error());
+    if (!*g || (*g)->revoked) return oauth_fail("invalid_grant", "the grant is unknown or revoked");
+    grant = **g;
+    new_grant = false;
+  } else {
+    grant.id = random_token(16);
+    grant.client_id = req.client_id;
+    grant.sub = req.sub;
+    grant.started = now;
+  }
+  // Scopes: known (exact or prefix), allowed for the client, alive (scope TTL since the grant began).
+  std::vector<std::string> granted, expired;
+  for (const auto& s : split_scopes(req.scope)) {
+    const ScopeRule* rule = p.scope_rule(s);
+    if (!rule && !p.scopes.empty()) return oauth_fail("invalid_scope", "unknown scope '" + s + "'");
+    if (!rule && p.scopes.empty() && !p.source.empty()) return oauth_fail("invalid_scope", "unknown scope '" + s + "' (the policy defines no scopes)");
+    if (client && !client->scopes.empty()) {
+      bool allowed = std::any_of(client->scopes.begin(), client->scopes.end(), [&](const std::string& a) {
+        return a == s || (rule && !rule->prefix.empty() && a == rule->prefix);
+      });
+      if (!allowed) return oauth_fail("invalid_scope", "client '" + client->id + "' may not request scope '" + s + "'");
+    }
+    if (rule && rule->ttl && now - grant.started > *rule->ttl) {
+      expired.push_back(s);
+      continue;
+    }
+    granted.push_back(s);
+  }
+  if (new_grant) grant.scope = join_scopes(granted);
+  // Audience.
+  std::vector<std::string> aud = req.aud;
+  if (aud.empty() && client && !client->audiences.empty()) aud.push_back(client->audiences.front());
+  if (client && !client->audiences.empty() && !ov.audience_authorized) {
+    for (const auto& a : aud) {
+      if (std::find(client->audiences.begin(), client->audiences.end(), a) == client->audiences.end()) {
+        return oauth_fail("invalid_target", "client '" + client->id + "' may not get tokens for audience '" + a + "'");
+      }
+    }
+  }
+  // Subject: pairwise (PPID) for clients with a sector.
+  if (req.sub.empty() && req.type != "refresh") return fail(ErrorCode::usage, "--sub is required");
+  std::string sub = req.sub;
+  if (client && !client->sector.empty() && !sub.empty() && !ov.keep_sub) {
+    auto pp = im.ppid(client->sector, req.sub);
+    if (!pp) return std::unexpected(pp.error());
+    sub = *pp;
+  }
+  const TokenKindPolicy& kind = req.type == "refresh" ? p.refresh : req.type == "id" ? p.id : p.access;
+  // Access and ID tokens never outlive tokens.max_lifetime (keys prune relies on it).
+  std::int64_t ttl = req.ttl.value_or(kind.ttl);
+  if (req.type != "refresh") ttl = std::min(ttl, p.max_lifetime);
+  if (ttl <= 0) return fail(ErrorCode::usage, "--ttl must be positive");
+  std::string format = req.type == "refresh" ? "opaque" : req.type == "id" ? "jwt"
+                       : !req.format.empty() ? req.format : (client && !client->format.empty()) ? client->format
+                                                                                                : p.access.format;
+  if (format != "jwt" && format != "opaque" && format != "wrapped" && format != "jwe") {
+    return fail(ErrorCode::usage, "--format must be jwt, opaque, wrapped or jwe, not '" + format + "'");
+  }
+  const std::string scope = join_scopes(granted);
+  // The claims set: registered + RFC 9068, policy claims (templates), scope claims, extra claims.
+  json subject = p.subjects.count(req.sub) ? p.subjects.at(req.sub) : json::object();
+  json claims = json::object();
+  claims["iss"] = p.issuer;
+  if (!sub.empty()) claims["sub"] = sub;
+  if (!aud.empty()) claims["aud"] = aud_json(aud);
+  claims["iat"] = now;
+  claims["exp"] = now + ttl;
+  claims["jti"] = random_token(16);
+  if (!req.client_id.empty()) claims["client_id"] = req.client_id;
+  if (!scope.empty()) claims["scope"] = scope;
+  claims["sid"] = grant.id;
+  if (req.type == "access") {
+    // Templates see the token's sub (pairwise when the client has a sector: never the real one).
+    json rendered = render_claims(p.claims, sub, req.client_id, scope, subject);
+    for (const auto& [k, v] : rendered.items()) claims[k] = v;
+    for (const auto& s : granted) {
+      if (const ScopeRule* rule = p.scope_rule(s))
+        for (const auto& [k, v] : rule->claims.items()) claims[k] = v;
+    }
+  }
+  for (const auto& [k, v] : req.claims.items()) {
+    if (reserved(k)) return fail(ErrorCode::usage, "claim '" + k + "' is set by the issuer; it cannot be given");
+    claims[k] = v;
+  }
+
+  IssueResponse resp;
+  resp.grant_id = grant.id;
+  resp.expired_scope = expired;
+  IssuedToken& t = resp.access;
+  t.kind = req.type;
+  t.format = format;
+  t.expires_in = ttl;
+  t.scope = scope;
+  t.jti = claims["jti"].get<std::string>();
+
+  TokenRecord rec;
+  rec.kind = req.type;
+  rec.format = format;
+  rec.grant_id = grant.id;
+  rec.client_id = req.client_id;
+  rec.sub = sub;
+  rec.scope = scope;
+  rec.aud = json(aud).dump();
+  rec.iss = p.issuer;
+  rec.jti = t.jti;
+  rec.iat = now;
+  rec.exp = now + ttl;
+  rec.claims = claims.dump();
+  bool stored = true;
+
+  if (req.type == "refresh" || format == "opaque") {
+    t.token = (req.type == "refresh" ? std::string() : p.opaque_prefix) + random_token(32);
+  } else if (format == "wrapped") {
+    // Only iss, exp, iat, jti (+ configured non-sensitive claims); the rest via introspection.
+    json wrapper{{"iss", p.issuer}, {"exp", now + ttl}, {"iat", now}, {"jti", t.jti}};
+    for (const auto& name : p.wrapper_claims)
+      if (claims.contains(name) && !reserved(name)) wrapper[name] = claims[name];
+    auto w = im.sign(wrapper, "JWT");
+    if (!w) return std::unexpected(w.error());
+    t.token = std::move(*w);
+  } else {
+    auto jwt = im.sign(claims, req.type == "id" ? "JWT" : "at+jwt");
+    if (!jwt) return std::unexpected(jwt.error());
+    t.token = std::move(*jwt);
+    stored = false;  // self-contained: revocation is the jti deny-list and the grant (sid)
+    if (format == "jwe") {
+      if (!im.jwe_recipient) {
+        return fail(ErrorCode::usage, "format jwe needs tokens.jwe_recipient in the policy",
+                    "point it at the recipient's public key file");
+      }
+      jose::EncryptOptions eo;
+      const std::string& ra = im.jwe_recipient->alg();
+      auto alg = jose::key_mgmt_from_string(ra);
+      eo.alg = alg ? *alg
+                   : im.jwe_recipient->kty() == jose::KeyType::rsa ? jose::KeyMgmtAlg::RSA_OAEP_256
+                                                                     : jose::KeyMgmtAlg::ECDH_ES_A256KW;
+      eo.enc = jose::ContentEnc::A256GCM;
+      eo.cty = "JWT";
+      eo.kid = im.jwe_recipient->kid();
+      auto jwe = jose::encrypt_compact(t.token, *im.jwe_recipient, eo);
+      if (!jwe) return std::unexpected(jwe.error());
+      t.token = std::move(*jwe);
+    }
+  }
+  if (stored) {
+    rec.hash = token_hash(t.token);
+    batch.records.push_back(rec);
+  }
+  if (new_grant) batch.grants.push_back(grant);
+
+  if (req.with_refresh && req.type == "access") {
+    IssueRequest rr;
+    rr.type = "refresh";
+    rr.client_id = req.client_id;
+    rr.sub = req.sub;
+    rr.scope = scope;
+    GrantRecord g = grant;
+    auto r = issue_one(im, rr, batch, &g);
+    if (!r) return std::unexpected(r.error());
+    resp.refresh = r->access;
+  }
+  if (req.with_id_token && req.type == "access") {
+    if (auto r = im.load_signer(); !r) return std::unexpected(r.error());
+    json id{{"iss", p.issuer}, {"sub", sub}, {"aud", req.client_id.empty() ? p.issuer : req.client_id},
+            {"iat", now}, {"exp", now + p.id.ttl}, {"auth_time", grant.started}, {"sid", grant.id},
+            {"at_hash", half_hash(t.token, *im.signer_alg)}};
+    auto tok = im.sign(id, "JWT");
+    if (!tok) return std::unexpected(tok.error());
+    IssuedToken it;
+    it.token = std::move(*tok);
+    it.kind = "id";
+    it.format = "jwt";
+    it.expires_in = p.id.ttl;
+    resp.id_token = std::move(it);
+  }
+  return resp;
+}
+
+Result<IssueResponse> issue_with(TokenService::Impl& im, const IssueRequest& request, const IssueOverrides& overrides) {
+  Prepared batch;
+  auto r = issue_one(im, request, batch, nullptr, overrides);
+  if (!r) return r;
+  std::optional<GrantRecord> grant;
+  if (!batch.grants.empty()) grant = batch.grants.front();
+  if (auto s = im.store->put(grant, batch.records); !s) return std::unexpected(s.error());
+  return r;
+}
+
+Result<IssueResponse> TokenService::issue(const IssueRequest& request) { return issue_with(*m_impl, request, {}); }
+
+Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& request, int count) {
+  if (count < 1) return fail(ErrorCode::usage, "--count must be at least 1");
+  std::vector<IssueResponse> out;
+  out.reserve(static_cast<std::size_t>(count));
+  Prepared batch;
+  // Tokens issued together by one command form one grant (one delegation).
+  auto first = issue_one(*m_impl, request, batch, nullptr);
+  if (!first) return std::unexpected(first.error());
+  GrantRecord grant = batch.grants.front();
+  out.push_back(std::move(*first));
+  for (int i = 1; i < count; ++i) {
+    auto r = issue_one(*m_impl, request, batch, &grant);
+    if (!r) return std::unexpected(r.error());
+    out.push_back(std::move(*r));
+  }
+  if (auto s = m_impl->store->put(grant, batch.records); !s) return std::unexpected(s.error());
+  return out;
+}
+
+Result<bool> TokenService::jwt_revoked(const nlohmann::json& claims) { return m_impl->jwt_revoked(claims); }
+
+Result<std::int64_t> TokenService::prune_store() { return m_impl->store->prune(m_impl->now()); }
+
+}  // namespace tokctl::tokens

@@ -1,0 +1,57 @@
+#pragma once
+// Private to core/tokens: the token service's state and shared helpers.
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include <tokctl/jose/algorithm.hpp>
+#include <tokctl/jose/jwt.hpp>
+#include <tokctl/tokens/service.hpp>
+
+namespace tokctl::tokens {
+
+struct TokenService::Impl {
+  Policy policy;
+  keys::Keystore keystore;
+  const Clock* clock;
+  keys::Passphrase passphrase;
+  std::unique_ptr<TokenStore> store;
+  std::optional<jose::Jwk> signer;            // the keystore's active signing key, loaded once
+  std::optional<jose::Alg> signer_alg;
+  std::optional<jose::TokenVerifier> verifier;  // keystore verification keys, built once
+  std::optional<jose::Jwk> jwe_recipient;
+  std::string ppid_secret;                    // per-keystore secret (keystore/ppid.secret)
+
+  Impl(Policy p, keys::Keystore ks, const Clock& c, keys::Passphrase pw)
+      : policy(std::move(p)), keystore(std::move(ks)), clock(&c), passphrase(std::move(pw)) {}
+
+  UnixTime now() const { return clock->now(); }
+  Result<void> load_signer();
+  /// Signs a claims set with the active key (kid header set).
+  Result<std::string> sign(const nlohmann::json& claims, const char* typ);
+  /// Verifies a JWT against the keystore (signature, exp/nbf with the default leeway).
+  Result<jose::VerifyReport> verify_jwt(std::string_view jwt);
+  /// True when the JWT (by jti and sid) has been revoked.
+  Result<bool> jwt_revoked(const nlohmann::json& claims);
+  Result<std::string> ppid(const std::string& sector, const std::string& sub);
+};
+
+/// Issuing knobs only the service itself uses (token exchange); not part of the public IssueRequest.
+struct IssueOverrides {
+  bool keep_sub = false;             ///< request.sub is already the token's subject (no PPID mapping)
+  bool audience_authorized = false;  ///< audiences were authorised by an exchange rule, not the client's list
+};
+
+/// TokenService::issue with overrides: issues one token and stores it (and a new grant).
+Result<IssueResponse> issue_with(TokenService::Impl& im, const IssueRequest& request, const IssueOverrides& overrides);
+
+/// An ErrorCode::invalid_token error whose message starts with the OAuth error code.
+std::unexpected<Error> oauth_fail(const std::string& code, const std::string& description);
+
+/// Random bytes, base64url-encoded.
+std::string random_token(std::size_t bytes);
+
+
+}  // namespace tokctl::tokens
