@@ -199,50 +199,123 @@ Result<void> check_key(Alg alg, const Jwk& key, KeyRole role) {
   return {};
 }
 
-Result<std::string> sign(Alg alg, const Jwk& key, std::string_view input) {
-  if (auto c = check_key(alg, key, KeyRole::sign); !c) return std::unexpected(c.error());
-  const AlgInfo& a = info(alg);
-  if (a.family == Family::hmac) {
-    auto ctx = hmac_ctx(a, key.secret());
-    if (!ctx) return std::unexpected(ctx.error());
-    unsigned char out[EVP_MAX_MD_SIZE];
-    std::size_t len = 0;
-    if (!hmac_compute(ctx->get(), false, input, out, len)) return ossl::fail_ossl(ErrorCode::usage, "HMAC failed");
-    return std::string(reinterpret_cast<char*>(out), len);
-  }
-  auto mdctx = ossl::make(EVP_MD_CTX_new());
-  EVP_PKEY_CTX* pctx = nullptr;
-  const EVP_MD* md = a.family == Family::eddsa ? nullptr : fetched_md(a.md);
-  if (!mdctx || EVP_DigestSignInit(mdctx.get(), &pctx, md, nullptr, key.pkey()) != 1) {
-    return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign init failed");
-  }
-  if ((a.family == Family::rsa_pkcs1 || a.family == Family::rsa_pss) && !configure_rsa(pctx, a)) {
-    return ossl::fail_ossl(ErrorCode::usage, "RSA padding setup failed");
-  }
-  std::size_t len = 0;
-  const auto* in = reinterpret_cast<const unsigned char*>(input.data());
-  if (EVP_DigestSign(mdctx.get(), nullptr, &len, in, input.size()) != 1) {
-    return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign failed");
-  }
-  std::string sig(len, '\0');
-  if (EVP_DigestSign(mdctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, in, input.size()) != 1) {
-    return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign failed");
-  }
-  sig.resize(len);
-  if (a.family != Family::ecdsa) return sig;
-  // DER -> fixed-width r||s (RFC 7518 §3.4).
-  const auto* p = reinterpret_cast<const unsigned char*>(sig.data());
-  auto es = ossl::make(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size())));
+// DER ECDSA-Sig-Value -> fixed-width r||s (RFC 7518 §3.4).
+static Result<std::string> der_to_raw(const unsigned char* der, std::size_t len, std::size_t n) {
+  const unsigned char* p = der;
+  auto es = ossl::make(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(len)));
   if (!es) return ossl::fail_ossl(ErrorCode::usage, "cannot decode ECDSA signature");
   const BIGNUM *r = nullptr, *s = nullptr;
   ECDSA_SIG_get0(es.get(), &r, &s);
-  std::size_t n = key.pkey() ? static_cast<std::size_t>((EVP_PKEY_get_bits(key.pkey()) + 7) / 8) : 0;
   std::string raw(2 * n, '\0');
   auto* out = reinterpret_cast<unsigned char*>(raw.data());
   if (BN_bn2binpad(r, out, static_cast<int>(n)) < 0 || BN_bn2binpad(s, out + n, static_cast<int>(n)) < 0) {
     return ossl::fail_ossl(ErrorCode::usage, "cannot encode ECDSA signature");
   }
   return raw;
+}
+
+struct Signer::Cache {
+  ossl::EvpMacCtxPtr mac{nullptr, &EVP_MAC_CTX_free};
+  ossl::EvpMdCtxPtr md{nullptr, &EVP_MD_CTX_free};
+  ossl::EvpPkeyCtxPtr pkey{nullptr, &EVP_PKEY_CTX_free};
+  bool mac_used = false;
+};
+
+Signer::Signer(Alg alg, Jwk key) : m_alg(alg), m_key(std::move(key)) {}
+Signer::Signer(const Signer& other) : m_alg(other.m_alg), m_key(other.m_key) {}
+Signer& Signer::operator=(const Signer& other) {
+  if (this != &other) {
+    m_alg = other.m_alg;
+    m_key = other.m_key;
+    m_cache.reset();
+  }
+  return *this;
+}
+Signer::Signer(Signer&&) noexcept = default;
+Signer& Signer::operator=(Signer&&) noexcept = default;
+Signer::~Signer() = default;
+
+Result<Signer> Signer::create(Alg alg, const Jwk& key) {
+  if (auto c = check_key(alg, key, KeyRole::sign); !c) return std::unexpected(c.error());
+  return Signer(alg, key);
+}
+
+Result<std::string> Signer::sign(std::string_view input) {
+  const AlgInfo& a = info(m_alg);
+  if (!m_cache) {
+    auto c = std::make_unique<Cache>();
+    bool ok = false;
+    switch (a.family) {
+      case Family::hmac: {
+        auto ctx = hmac_ctx(a, m_key.secret());
+        if (!ctx) return std::unexpected(ctx.error());
+        c->mac = std::move(*ctx);
+        ok = true;
+        break;
+      }
+      case Family::rsa_pkcs1:
+      case Family::rsa_pss:
+      case Family::ecdsa:
+        // Digest once per token, then EVP_PKEY_sign on a context initialised once.
+        c->md = ossl::make(EVP_MD_CTX_new());
+        c->pkey = ossl::make(EVP_PKEY_CTX_new_from_pkey(nullptr, m_key.pkey(), nullptr));
+        ok = c->md && c->pkey && EVP_PKEY_sign_init(c->pkey.get()) == 1 &&
+             EVP_PKEY_CTX_set_signature_md(c->pkey.get(), fetched_md(a.md)) == 1 &&
+             (a.family == Family::ecdsa || configure_rsa(c->pkey.get(), a));
+        break;
+      case Family::eddsa:
+        c->md = ossl::make(EVP_MD_CTX_new());
+        ok = c->md && EVP_DigestSignInit(c->md.get(), nullptr, nullptr, nullptr, m_key.pkey()) == 1;
+        break;
+    }
+    if (!ok) return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign init failed");
+    m_cache = std::move(c);
+  }
+  Cache& c = *m_cache;
+  const auto* in = reinterpret_cast<const unsigned char*>(input.data());
+  if (a.family == Family::hmac) {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    std::size_t len = 0;
+    bool ok = hmac_compute(c.mac.get(), c.mac_used, input, out, len);
+    c.mac_used = true;
+    if (!ok) return ossl::fail_ossl(ErrorCode::usage, "HMAC failed");
+    return std::string(reinterpret_cast<char*>(out), len);
+  }
+  if (a.family == Family::eddsa) {
+    std::size_t len = 0;
+    if (EVP_DigestSign(c.md.get(), nullptr, &len, in, input.size()) != 1) {
+      return ossl::fail_ossl(ErrorCode::usage, "EdDSA sign failed");
+    }
+    std::string sig(len, '\0');
+    if (EVP_DigestSign(c.md.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, in, input.size()) != 1) {
+      return ossl::fail_ossl(ErrorCode::usage, "EdDSA sign failed");
+    }
+    sig.resize(len);
+    return sig;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int dlen = 0;
+  if (EVP_DigestInit_ex(c.md.get(), fetched_md(a.md), nullptr) != 1 ||
+      EVP_DigestUpdate(c.md.get(), in, input.size()) != 1 || EVP_DigestFinal_ex(c.md.get(), digest, &dlen) != 1) {
+    return ossl::fail_ossl(ErrorCode::usage, "digest failed");
+  }
+  std::size_t len = 0;
+  if (EVP_PKEY_sign(c.pkey.get(), nullptr, &len, digest, dlen) != 1) {
+    return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign failed");
+  }
+  std::string sig(len, '\0');
+  if (EVP_PKEY_sign(c.pkey.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, digest, dlen) != 1) {
+    return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign failed");
+  }
+  sig.resize(len);
+  if (a.family != Family::ecdsa) return sig;
+  return der_to_raw(reinterpret_cast<const unsigned char*>(sig.data()), sig.size(), m_key.data().ec_size);
+}
+
+Result<std::string> sign(Alg alg, const Jwk& key, std::string_view input) {
+  auto signer = Signer::create(alg, key);
+  if (!signer) return std::unexpected(signer.error());
+  return signer->sign(input);
 }
 
 // ---- SignatureVerifier ------------------------------------------------------------------------

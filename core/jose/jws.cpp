@@ -92,6 +92,28 @@ Result<std::string> sign_compact(nlohmann::json header, std::string_view payload
   return input;
 }
 
+Result<std::string> sign_compact(const nlohmann::json& header, std::string_view payload, Signer& signer) {
+  if (header.contains("alg")) {
+    nlohmann::json without = header;
+    without.erase("alg");
+    return sign_compact(without, payload, signer);
+  }
+  std::string input;
+  const std::string h = header.dump();
+  const std::string alg_prefix = std::string("{\"alg\":\"") + to_string(signer.alg()) + "\"";
+  // {"alg":..., <the rest of header>} without re-building the JSON object.
+  std::string full = h == "{}" ? alg_prefix + "}" : alg_prefix + "," + h.substr(1);
+  input.reserve(full.size() * 4 / 3 + payload.size() * 4 / 3 + 100);
+  input = b64url_encode(full);
+  input += '.';
+  input += b64url_encode(payload);
+  auto sig = signer.sign(input);
+  if (!sig) return std::unexpected(sig.error());
+  input += '.';
+  input += b64url_encode(*sig);
+  return input;
+}
+
 Result<std::string> sign_compact_raw(std::string_view header_json, std::string_view payload, Alg alg,
                                      const Jwk& key) {
   auto header = parse_json_object(header_json, "header");

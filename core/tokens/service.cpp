@@ -173,8 +173,13 @@ Result<void> TokenService::Impl::load_signer() {
 
 Result<std::string> TokenService::Impl::sign(const json& claims, const char* typ) {
   if (auto r = load_signer(); !r) return std::unexpected(r.error());
-  json header{{"typ", typ}, {"kid", signer->kid()}};
-  return jose::sign_compact(std::move(header), claims.dump(), *signer_alg, *signer);
+  if (!signer_ctx) {
+    auto sc = jose::Signer::create(*signer_alg, *signer);
+    if (!sc) return std::unexpected(sc.error());
+    signer_ctx.emplace(std::move(*sc));
+  }
+  json header{{"kid", signer->kid()}, {"typ", typ}};
+  return jose::sign_compact(header, claims.dump(), *signer_ctx);
 }
 
 Result<jose::VerifyReport> TokenService::Impl::verify_jwt(std::string_view jwt) {
@@ -265,7 +270,15 @@ namespace {
 struct Prepared {
   std::vector<GrantRecord> grants;
   std::vector<TokenRecord> records;
+  json last_claims;  // claims of the last token issued (the batch fast path clones them)
 };
+
+// Overwrites the 22-character jti value inside a serialized claims set.
+bool replace_jti(std::string& claims_json, std::size_t pos, const std::string& jti) {
+  if (pos == std::string::npos || jti.size() != 22) return false;
+  claims_json.replace(pos, 22, jti);
+  return true;
+}
 
 }  // namespace
 
@@ -398,6 +411,7 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
   rec.iat = now;
   rec.exp = now + ttl;
   rec.claims = claims.dump();
+  batch.last_claims = claims;
   bool stored = true;
 
   if (req.type == "refresh" || format == "opaque") {
@@ -482,20 +496,76 @@ Result<IssueResponse> TokenService::issue(const IssueRequest& request) { return 
 
 Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& request, int count) {
   if (count < 1) return fail(ErrorCode::usage, "--count must be at least 1");
+  Impl& im = *m_impl;
   std::vector<IssueResponse> out;
   out.reserve(static_cast<std::size_t>(count));
   Prepared batch;
   // Tokens issued together by one command form one grant (one delegation).
-  auto first = issue_one(*m_impl, request, batch, nullptr);
+  auto first = issue_one(im, request, batch, nullptr);
   if (!first) return std::unexpected(first.error());
   GrantRecord grant = batch.grants.front();
+  const IssueResponse proto = *first;
   out.push_back(std::move(*first));
-  for (int i = 1; i < count; ++i) {
-    auto r = issue_one(*m_impl, request, batch, &grant);
-    if (!r) return std::unexpected(r.error());
-    out.push_back(std::move(*r));
+
+  // Fast path for the bulk formats: every token of the batch has the same claims but its jti, so
+  // the claims are serialised once and only the jti bytes change; the header segment and the
+  // signing context are reused; jtis come from one RAND_bytes call per chunk.
+  const std::string& fmt = proto.access.format;
+  const bool plain = !request.with_refresh && !request.with_id_token && request.type == "access";
+  if (plain && (fmt == "jwt" || fmt == "opaque") && proto.access.jti.size() == 22) {
+    std::string claims = batch.last_claims.dump();
+    const std::string needle = "\"jti\":\"" + proto.access.jti + "\"";
+    std::size_t jti_pos = claims.find(needle);
+    if (jti_pos != std::string::npos) jti_pos += 7;
+    const std::string header_b64 = proto.access.token.substr(0, proto.access.token.find('.'));
+    const TokenRecord record_proto = batch.records.empty() ? TokenRecord{} : batch.records.back();
+    constexpr int k_rand_chunk = 4096;
+    std::string entropy;
+    std::size_t used = 0;
+    auto next_random = [&](std::size_t n) {
+      if (used + n > entropy.size()) {
+        entropy.assign(static_cast<std::size_t>(k_rand_chunk) * 48, '\0');
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(entropy.data()), static_cast<int>(entropy.size())) != 1) {
+          throw std::runtime_error("RAND_bytes failed");
+        }
+        used = 0;
+      }
+      std::string_view v(entropy.data() + used, n);
+      used += n;
+      return b64url_encode(v);
+    };
+    for (int i = 1; i < count; ++i) {
+      IssueResponse r = proto;
+      std::string jti = next_random(16);
+      if (!replace_jti(claims, jti_pos, jti)) return fail(ErrorCode::keystore, "internal: jti not found in claims");
+      r.access.jti = jti;
+      if (fmt == "jwt") {
+        std::string input = header_b64;
+        input += '.';
+        input += b64url_encode(claims);
+        auto sig = im.signer_ctx->sign(input);
+        if (!sig) return std::unexpected(sig.error());
+        input += '.';
+        input += b64url_encode(*sig);
+        r.access.token = std::move(input);
+      } else {
+        r.access.token = im.policy.opaque_prefix + next_random(32);
+        TokenRecord rec = record_proto;
+        rec.hash = token_hash(r.access.token);
+        rec.jti = jti;
+        rec.claims = claims;
+        batch.records.push_back(std::move(rec));
+      }
+      out.push_back(std::move(r));
+    }
+  } else {
+    for (int i = 1; i < count; ++i) {
+      auto r = issue_one(im, request, batch, &grant);
+      if (!r) return std::unexpected(r.error());
+      out.push_back(std::move(*r));
+    }
   }
-  if (auto s = m_impl->store->put(grant, batch.records); !s) return std::unexpected(s.error());
+  if (auto s = im.store->put(grant, batch.records); !s) return std::unexpected(s.error());
   return out;
 }
 

@@ -20,6 +20,7 @@ struct TokenService::Impl {
   std::unique_ptr<TokenStore> store;
   std::optional<jose::Jwk> signer;            // the keystore's active signing key, loaded once
   std::optional<jose::Alg> signer_alg;
+  std::optional<jose::Signer> signer_ctx;     // reused OpenSSL contexts for batch issuing
   std::optional<jose::TokenVerifier> verifier;  // keystore verification keys, built once
   std::optional<jose::Jwk> jwe_recipient;
   std::string ppid_secret;                    // per-keystore secret (keystore/ppid.secret)

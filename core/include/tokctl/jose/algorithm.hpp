@@ -51,6 +51,34 @@ Result<void> check_key(Alg alg, const Jwk& key, KeyRole role);
 /// Computes a JWS signature (ES*: raw r||s of exact length). The key must pass check_key(sign).
 Result<std::string> sign(Alg alg, const Jwk& key, std::string_view signing_input);
 
+/// Signs with one (alg, key) pair, reusing OpenSSL contexts across calls (batch issuing).
+/// Not thread-safe: one per thread (copies are cheap and share the parsed key).
+class Signer {
+ public:
+  /// Fails as check_key(sign) does.
+  static Result<Signer> create(Alg alg, const Jwk& key);
+
+  /// The JWS signature of `signing_input` (ES*: raw r||s of exact length).
+  Result<std::string> sign(std::string_view signing_input);
+
+  Alg alg() const { return m_alg; }
+  const Jwk& key() const { return m_key; }
+
+  Signer(const Signer& other);
+  Signer& operator=(const Signer& other);
+  Signer(Signer&&) noexcept;
+  Signer& operator=(Signer&&) noexcept;
+  ~Signer();
+
+  struct Cache;
+
+ private:
+  Signer(Alg alg, Jwk key);
+  Alg m_alg;
+  Jwk m_key;
+  std::unique_ptr<Cache> m_cache;
+};
+
 /// Verifies signatures for one (alg, key) pair, reusing OpenSSL contexts across calls.
 /// Not thread-safe: give each thread its own copy (copies are cheap and share the parsed key).
 class SignatureVerifier {

@@ -51,6 +51,9 @@ Result<void> check_crit(const nlohmann::json& header);
 Result<std::string> sign_compact(nlohmann::json header, std::string_view payload, Alg alg,
                                  const Jwk& key);
 
+/// sign_compact with a reusable Signer (batch issuing: no per-token context set-up).
+Result<std::string> sign_compact(const nlohmann::json& header, std::string_view payload, Signer& signer);
+
 /// Signs with the header bytes exactly as given (reproducing published vectors byte for byte).
 /// The header must be a JSON object whose "alg" equals `alg`; fails with ErrorCode::usage if not.
 Result<std::string> sign_compact_raw(std::string_view header_json, std::string_view payload, Alg alg,

@@ -1,0 +1,950 @@
+// CLI tests of the local token service (issue 4, points 2-6 and 8): `tokctl issue` in every format
+// with round trips through `introspect` and `revoke`, the RFC 6749 token response, ID tokens,
+// scopes (unknown, prefix, TTL with --now time travel), pairwise subjects, phantom JWTs, grant,
+// client and subject revocation, the JWT deny-list in `verify`, split/join, `store prune`,
+// `--count`, and four processes issuing into one store at once. Exchange is covered elsewhere.
+// Every run pins the time with --now; nothing sleeps.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#include <tokctl/util/base64.hpp>
+
+#include "support/run.hpp"
+
+extern char** environ;
+
+namespace {
+
+using nlohmann::json;
+using tokctl::test::read_file;
+using tokctl::test::RunResult;
+using tokctl::test::TempDir;
+using tokctl::test::write_file;
+using Catch::Matchers::Contains;
+
+constexpr const char* k_t0 = "2026-01-01T00:00:00Z";  // 1767225600
+constexpr long long k_t0_unix = 1767225600;
+constexpr const char* k_t0_5m = "2026-01-01T00:05:00Z";
+constexpr const char* k_t0_11m = "2026-01-01T00:11:00Z";
+constexpr const char* k_far_future = "2030-01-01T00:00:00Z";
+
+constexpr const char* k_policy = R"(issuer: https://tokens.example.test
+tokens:
+  access: {format: jwt, ttl: 15m}
+  refresh: {ttl: 30d}
+  id: {ttl: 10m}
+  opaque_prefix: tok_
+  jwe_recipient: ./recipient.pub.jwk
+  wrapper_claims: [tenant]
+  max_lifetime: 24h
+scopes:
+  - name: read
+  - name: write
+    claims: {can_write: true}
+  - prefix: video_stream_
+    ttl: 10m
+claims:
+  tenant: acme
+  email: "{{subject.email}}"
+  who: "{{sub}}@{{client_id}}"
+subjects: ./subjects.yaml
+clients:
+  svc: {scopes: [read, write, video_stream_], audiences: [api-a, api-b]}
+  web: {scopes: [read, video_stream_], audiences: [api-a], sector: web.example}
+  web2: {scopes: [read], audiences: [api-a], sector: web.example}
+  partner: {scopes: [read], audiences: [api-a], sector: partner.example}
+)";
+
+constexpr const char* k_subjects = R"(alice: {email: alice@example.test}
+bob: {email: bob@example.test}
+)";
+
+std::string describe(const RunResult& r) {
+  return "exit " + std::to_string(r.code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+json parse_json(const std::string& text) {
+  INFO(text);
+  json j;
+  REQUIRE_NOTHROW(j = json::parse(text));
+  return j;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+// The payload of a compact JWS (no verification).
+json jwt_payload(const std::string& jwt) {
+  auto first = jwt.find('.');
+  auto second = jwt.find('.', first + 1);
+  REQUIRE(first != std::string::npos);
+  REQUIRE(second != std::string::npos);
+  auto bytes = tokctl::b64url_decode(jwt.substr(first + 1, second - first - 1));
+  REQUIRE(bytes);
+  return parse_json(*bytes);
+}
+
+json jwt_header(const std::string& token) {
+  auto bytes = tokctl::b64url_decode(token.substr(0, token.find('.')));
+  REQUIRE(bytes);
+  return parse_json(*bytes);
+}
+
+std::string sha256(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  REQUIRE(EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) == 1);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+// A keystore with one active ES256 key, a policy beside it (with its subjects file and JWE
+// recipient key) and helpers that run tokctl on them at a fixed time.
+struct Env {
+  TempDir dir;
+  std::string ks = dir.file("ks");
+  std::string policy = dir.file("tokctl.yaml");
+
+  Env() {
+    write_file(policy, k_policy);
+    write_file(dir.file("subjects.yaml"), k_subjects);
+    auto add = tokctl::test::run({"--keystore", ks, "--now", k_t0, "keys", "add", "--alg", "ES256"});
+    INFO(describe(add));
+    REQUIRE(add.code == 0);
+    auto gen = tokctl::test::run({"keys", "generate", "--alg", "ECDH-ES+A256KW", "--out", dir.file("recipient.jwk")});
+    INFO(describe(gen));
+    REQUIRE(gen.code == 0);
+    auto pub = tokctl::test::run({"keys", "convert", dir.file("recipient.jwk"), "--to", "jwk", "--public"});
+    INFO(describe(pub));
+    REQUIRE(pub.code == 0);
+    write_file(dir.file("recipient.pub.jwk"), pub.out);
+  }
+
+  /// tokctl --keystore KS --config POLICY --now NOW ARGS...
+  RunResult at(const std::string& now, std::vector<std::string> args, std::string_view in = {}) const {
+    std::vector<std::string> argv = {"--keystore", ks, "--config", policy, "--now", now};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return tokctl::test::run(argv, in);
+  }
+  RunResult operator()(std::vector<std::string> args, std::string_view in = {}) const {
+    return at(k_t0, std::move(args), in);
+  }
+
+  /// Issues one token at `now` and returns it (the command must succeed).
+  std::string issue(std::vector<std::string> args, const std::string& now = k_t0) const {
+    args.insert(args.begin(), "issue");
+    auto r = at(now, args);
+    INFO(describe(r));
+    REQUIRE(r.code == 0);
+    return trimmed(r.out);
+  }
+  /// `issue ... -o json` parsed.
+  json issue_json(std::vector<std::string> args, const std::string& now = k_t0) const {
+    args.insert(args.begin(), {"-o", "json", "issue"});
+    auto r = at(now, args);
+    INFO(describe(r));
+    REQUIRE(r.code == 0);
+    return parse_json(r.out);
+  }
+  /// introspect TOKEN at `now`: the JSON and the exit code.
+  std::pair<json, int> introspect(const std::string& token, const std::string& now = k_t0) const {
+    auto r = at(now, {"introspect", token});
+    INFO(describe(r));
+    return {parse_json(r.out), r.code};
+  }
+  void revoke(std::vector<std::string> args) const {
+    args.insert(args.begin(), "revoke");
+    auto r = (*this)(args);
+    INFO(describe(r));
+    REQUIRE(r.code == 0);
+  }
+  /// verify TOKEN against the keystore (-o json): the report and the exit code.
+  std::pair<json, int> verify(const std::string& token, std::vector<std::string> extra = {},
+                              const std::string& now = k_t0) const {
+    std::vector<std::string> args = {"-o", "json", "verify", token};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = at(now, args);
+    INFO(describe(r));
+    return {parse_json(r.out), r.code};
+  }
+};
+
+bool has_error(const json& report, const std::string& code) {
+  if (!report.contains("errors")) return false;
+  return std::any_of(report["errors"].begin(), report["errors"].end(),
+                     [&](const json& e) { return e.value("code", "") == code; });
+}
+
+void require_inactive(const Env& env, const std::string& token, const std::string& now = k_t0) {
+  auto [j, code] = env.introspect(token, now);
+  CHECK(j == json{{"active", false}});
+  CHECK(code == 1);
+}
+
+// RFC 7662 members every active introspection response carries here.
+void require_rfc7662(const json& j, const std::string& client_id, const std::string& sub, const std::string& scope) {
+  INFO(j.dump());
+  CHECK(j["active"] == true);
+  CHECK(j["scope"] == scope);
+  CHECK(j["client_id"] == client_id);
+  CHECK(j["sub"] == sub);
+  CHECK(j["aud"] == "api-a");
+  CHECK(j["iss"] == "https://tokens.example.test");
+  CHECK(j["iat"] == k_t0_unix);
+  CHECK(j["exp"] == k_t0_unix + 15 * 60);
+  CHECK(j["jti"].is_string());
+  CHECK(!j["jti"].get<std::string>().empty());
+  CHECK(j.contains("token_type"));
+}
+
+}  // namespace
+
+// ---- examples/tokctl.yaml -----------------------------------------------------------------------
+
+TEST_CASE("config check accepts the commented example policy examples/tokctl.yaml", "[tokens][cli][policy]") {
+  const std::string example = std::string(TOKCTL_SOURCE_DIR) + "/examples/tokctl.yaml";
+  auto r = tokctl::test::run({"config", "check", example});
+  INFO(describe(r));
+  CHECK(r.code == 0);
+  auto j = tokctl::test::run({"-o", "json", "config", "check", example});
+  INFO(describe(j));
+  REQUIRE(j.code == 0);
+  auto report = parse_json(j.out);
+  CHECK(report["ok"] == true);
+  CHECK(report["problems"].empty());
+}
+
+TEST_CASE("the example policy issues tokens for each of its clients", "[tokens][cli][policy]") {
+  TempDir dir;
+  for (const char* f : {"tokctl.yaml", "subjects.yaml", "recipient.pub.jwk"}) {
+    write_file(dir.file(f), read_file(std::string(TOKCTL_SOURCE_DIR) + "/examples/" + f));
+  }
+  // The example's keystore (./keystore) and store (./keystore/tokens.db) resolve beside the file.
+  auto base = std::vector<std::string>{"--config", dir.file("tokctl.yaml"), "--now", k_t0};
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), base.begin(), base.end());
+    return tokctl::test::run(args, {}, {{"TOKCTL_KEYSTORE", ""}});
+  };
+  auto add = run({"keys", "add", "--alg", "ES256"});
+  INFO(describe(add));
+  REQUIRE(add.code == 0);
+
+  auto web = run({"-o", "json", "issue", "--client-id", "web", "--sub", "alice", "--scope", "read video_stream_hd"});
+  INFO(describe(web));
+  REQUIRE(web.code == 0);
+  auto wj = parse_json(web.out);
+  CHECK(wj["access_token"].get<std::string>().rfind("tok_", 0) == 0);  // client format opaque + prefix
+  CHECK(wj["scope"] == "read video_stream_hd");
+
+  auto partner = run({"issue", "--client-id", "partner", "--sub", "alice", "--scope", "read"});
+  INFO(describe(partner));
+  REQUIRE(partner.code == 0);
+  auto claims = jwt_payload(trimmed(partner.out));
+  CHECK(claims["tenant"] == "acme");
+  CHECK(claims["email"] == "alice@example.test");
+  CHECK(claims["groups"] == json::array({"engineering", "on-call"}));
+  CHECK(claims["aud"] == "api-b");
+  CHECK(claims["sub"] != "alice");  // pairwise
+  CHECK(claims["who"] == claims["sub"].get<std::string>() + "@partner");
+
+  auto reporting = run({"issue", "--client-id", "reporting", "--sub", "alice", "--scope", "admin"});
+  INFO(describe(reporting));
+  REQUIRE(reporting.code == 0);
+  CHECK(std::count(reporting.out.begin(), reporting.out.end(), '.') == 4);  // JWE
+}
+
+// ---- round trips per format ---------------------------------------------------------------------
+
+TEST_CASE("jwt access token: issue, introspect, revoke, introspect inactive", "[tokens][cli]") {
+  Env env;
+  std::string jwt = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read write"});
+  REQUIRE(std::count(jwt.begin(), jwt.end(), '.') == 2);
+  auto header = jwt_header(jwt);
+  CHECK(header["typ"] == "at+jwt");
+  CHECK(header.contains("kid"));
+  auto claims = jwt_payload(jwt);
+  CHECK(claims["iss"] == "https://tokens.example.test");
+  CHECK(claims["sub"] == "alice");
+  CHECK(claims["aud"] == "api-a");
+  CHECK(claims["client_id"] == "svc");
+  CHECK(claims["scope"] == "read write");
+  CHECK(claims["exp"] == k_t0_unix + 900);
+  CHECK(claims["iat"] == k_t0_unix);
+  CHECK(claims["tenant"] == "acme");
+  CHECK(claims["email"] == "alice@example.test");
+  CHECK(claims["who"] == "alice@svc");
+  CHECK(claims["can_write"] == true);  // scope claim of write
+
+  auto [j, code] = env.introspect(jwt);
+  CHECK(code == 0);
+  require_rfc7662(j, "svc", "alice", "read write");
+  CHECK(j["jti"] == claims["jti"]);
+  CHECK(j["token_type"] == "Bearer");
+
+  auto [v, vcode] = env.verify(jwt, {"--typ", "at+jwt", "--iss", "https://tokens.example.test", "--aud", "api-a"});
+  CHECK(vcode == 0);
+
+  env.revoke({jwt});
+  require_inactive(env, jwt);
+}
+
+TEST_CASE("opaque access token: prefix, introspect, revoke, introspect inactive", "[tokens][cli]") {
+  Env env;
+  std::string tok = env.issue({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  REQUIRE(tok.rfind("tok_", 0) == 0);
+  std::string body = tok.substr(4);
+  CHECK(body.size() == 43);  // 256 random bits, base64url without padding
+  CHECK(body.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
+  CHECK(tok.find('.') == std::string::npos);
+
+  auto [j, code] = env.introspect(tok);
+  CHECK(code == 0);
+  require_rfc7662(j, "svc", "alice", "read");
+
+  // Stored by hash, never in clear.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2((env.ks + "/tokens.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM tokens WHERE hash = ?1", -1, &st, nullptr) == SQLITE_OK);
+  std::string hex = tokctl::hex_encode(sha256(tok));
+  sqlite3_bind_text(st, 1, hex.c_str(), -1, SQLITE_TRANSIENT);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(st, 0) == 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  std::string raw = read_file(env.ks + "/tokens.db");
+  CHECK(raw.find(body) == std::string::npos);
+
+  env.revoke({tok});
+  require_inactive(env, tok);
+}
+
+TEST_CASE("wrapped token carries only iss/exp/iat/jti and wrapper claims; the rest by introspection",
+          "[tokens][cli]") {
+  Env env;
+  std::string tok = env.issue({"--format", "wrapped", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  REQUIRE(std::count(tok.begin(), tok.end(), '.') == 2);
+  auto claims = jwt_payload(tok);
+  std::set<std::string> names;
+  for (const auto& [k, v] : claims.items()) names.insert(k);
+  CHECK(names == std::set<std::string>{"iss", "exp", "iat", "jti", "tenant"});
+  CHECK(claims["tenant"] == "acme");
+  CHECK(claims["iss"] == "https://tokens.example.test");
+
+  auto [j, code] = env.introspect(tok);
+  CHECK(code == 0);
+  require_rfc7662(j, "svc", "alice", "read");
+  CHECK(j["jti"] == claims["jti"]);
+
+  env.revoke({tok});
+  require_inactive(env, tok);
+}
+
+TEST_CASE("jwe access token is a nested JWT that verify decrypts with the recipient key", "[tokens][cli]") {
+  Env env;
+  std::string tok = env.issue({"--format", "jwe", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  REQUIRE(std::count(tok.begin(), tok.end(), '.') == 4);
+  auto header = jwt_header(tok);
+  CHECK(header["cty"] == "JWT");
+  CHECK(header.contains("enc"));
+  CHECK(tok.find("alice") == std::string::npos);
+
+  auto [v, code] = env.verify(tok, {"--decrypt-key", env.dir.file("recipient.jwk"), "--typ", "at+jwt", "--iss",
+                                    "https://tokens.example.test", "--aud", "api-a", "--sub", "alice"});
+  INFO(v.dump());
+  CHECK(code == 0);
+  CHECK(v["valid"] == true);
+  CHECK(v["payload"]["scope"] == "read");
+  CHECK(v["payload"]["client_id"] == "svc");
+  CHECK(v["header"]["typ"] == "at+jwt");
+}
+
+// BUG: a JWE access token is a locally issued JWT (nested), but introspect answers
+// {"active":false} for it (the service only recognises 3-segment JWTs and stores no row for jwe),
+// and `revoke JWE` changes nothing ("revoked 0 token(s)"), so the token keeps verifying after it
+// was revoked. Issue 4 points 4/5/8: round trip per format, revoke puts a JWT's jti on the deny-list.
+TEST_CASE("jwe access token round trip: introspect active, revoke, verify refuses it", "[tokens][cli][!mayfail]") {
+  Env env;
+  std::string tok = env.issue({"--format", "jwe", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  auto [j, code] = env.introspect(tok);
+  CHECK(code == 0);
+  CHECK(j["active"] == true);
+  CHECK(j["sub"] == "alice");
+
+  env.revoke({tok});
+  require_inactive(env, tok);
+  auto [v, vcode] = env.verify(tok, {"--decrypt-key", env.dir.file("recipient.jwk")});
+  CHECK(vcode == 1);
+  CHECK(has_error(v, "revoked"));
+}
+
+TEST_CASE("refresh token: issued with --with-refresh in the same grant, introspected, revoked", "[tokens][cli]") {
+  Env env;
+  auto resp = env.issue_json({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read",
+                              "--with-refresh"});
+  std::string access = resp["access_token"];
+  std::string refresh = resp["refresh_token"];
+  CHECK(refresh.rfind("tok_", 0) != 0);  // the opaque prefix is for access tokens
+  CHECK(refresh != access);
+
+  auto [j, code] = env.introspect(refresh);
+  CHECK(code == 0);
+  CHECK(j["active"] == true);
+  CHECK(j["token_type"] == "refresh_token");
+  CHECK(j["client_id"] == "svc");
+  CHECK(j["sub"] == "alice");
+  CHECK(j["scope"] == "read");
+  CHECK(j["exp"] == k_t0_unix + 30 * 86400);
+
+  env.revoke({refresh});
+  require_inactive(env, refresh);
+  // Only that token: the access token of the grant stays active.
+  CHECK(env.introspect(access).second == 0);
+
+  SECTION("--type refresh issues a refresh token on its own") {
+    std::string r2 = env.issue({"--type", "refresh", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
+    auto [j2, c2] = env.introspect(r2);
+    CHECK(c2 == 0);
+    CHECK(j2["token_type"] == "refresh_token");
+    env.revoke({r2});
+    require_inactive(env, r2);
+  }
+}
+
+// ---- output -------------------------------------------------------------------------------------
+
+TEST_CASE("issue -o json prints the RFC 6749 token response", "[tokens][cli]") {
+  Env env;
+  auto j = env.issue_json({"--client-id", "svc", "--sub", "alice", "--scope", "read write", "--with-refresh",
+                           "--with-id-token"});
+  INFO(j.dump());
+  CHECK(j["access_token"].is_string());
+  CHECK(j["token_type"] == "Bearer");
+  CHECK(j["expires_in"] == 900);
+  CHECK(j["scope"] == "read write");
+  CHECK(j["refresh_token"].is_string());
+  CHECK(j["id_token"].is_string());
+  CHECK((j["issued_token_type"] == "urn:ietf:params:oauth:token-type:access_token" ||
+         j["issued_token_type"] == "urn:ietf:params:oauth:token-type:jwt"));
+
+  auto o = env.issue_json({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read",
+                           "--ttl", "5m"});
+  CHECK(o["issued_token_type"] == "urn:ietf:params:oauth:token-type:access_token");
+  CHECK(o["expires_in"] == 300);
+  CHECK(!o.contains("refresh_token"));
+  CHECK(!o.contains("id_token"));
+}
+
+TEST_CASE("issue --header prints an Authorization header", "[tokens][cli]") {
+  Env env;
+  auto r = env({"issue", "--client-id", "svc", "--sub", "alice", "--scope", "read", "--header"});
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  std::string line = trimmed(r.out);
+  REQUIRE(line.rfind("Authorization: Bearer ", 0) == 0);
+  std::string token = line.substr(22);
+  CHECK(std::count(token.begin(), token.end(), '.') == 2);
+  CHECK(env.introspect(token).second == 0);
+}
+
+TEST_CASE("issue --with-id-token sets at_hash to the left half of SHA-256 of the access token", "[tokens][cli]") {
+  Env env;
+  for (const char* format : {"jwt", "opaque"}) {
+    INFO(format);
+    auto j = env.issue_json({"--format", format, "--client-id", "svc", "--sub", "alice", "--scope", "read",
+                             "--with-id-token"});
+    std::string access = j["access_token"];
+    std::string id = j["id_token"];
+    auto claims = jwt_payload(id);
+    std::string digest = sha256(access);
+    CHECK(claims["at_hash"] == tokctl::b64url_encode(digest.substr(0, 16)));
+    CHECK(claims["sub"] == "alice");
+    CHECK(claims["iss"] == "https://tokens.example.test");
+    CHECK(claims["aud"] == "svc");
+    CHECK(claims["exp"] == k_t0_unix + 600);  // tokens.id.ttl
+    auto [v, code] = env.verify(id);
+    CHECK(code == 0);
+  }
+}
+
+// ---- scopes -------------------------------------------------------------------------------------
+
+TEST_CASE("unknown or disallowed scopes are refused with invalid_scope", "[tokens][cli]") {
+  Env env;
+  auto r = env({"issue", "--client-id", "svc", "--sub", "alice", "--scope", "read delete"});
+  INFO(describe(r));
+  CHECK(r.code == 1);
+  CHECK(r.out.empty());
+  CHECK_THAT(r.err, Contains("invalid_scope"));
+
+  auto j = env({"-o", "json", "issue", "--client-id", "svc", "--sub", "alice", "--scope", "nope"});
+  INFO(describe(j));
+  CHECK(j.code == 1);
+  CHECK(parse_json(j.out)["error"] == "invalid_scope");
+
+  // Known to the policy, not allowed for the client.
+  auto w = env({"issue", "--client-id", "web", "--sub", "alice", "--scope", "write"});
+  INFO(describe(w));
+  CHECK(w.code == 1);
+  CHECK_THAT(w.err, Contains("invalid_scope"));
+
+  // The bare prefix is not a scope of the prefix rule.
+  auto p = env({"issue", "--client-id", "svc", "--sub", "alice", "--scope", "video_stream_"});
+  INFO(describe(p));
+  CHECK(p.code == 1);
+  CHECK_THAT(p.err, Contains("invalid_scope"));
+}
+
+TEST_CASE("prefix scopes accept any scope starting with the prefix", "[tokens][cli]") {
+  Env env;
+  std::string jwt = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read video_stream_hd video_stream_4k"});
+  CHECK(jwt_payload(jwt)["scope"] == "read video_stream_hd video_stream_4k");
+  auto [j, code] = env.introspect(jwt);
+  CHECK(code == 0);
+  CHECK(j["scope"] == "read video_stream_hd video_stream_4k");
+}
+
+TEST_CASE("a scope with a TTL expires from introspection ttl after its grant began", "[tokens][cli]") {
+  Env env;
+  SECTION("opaque token") {
+    std::string tok = env.issue({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope",
+                                 "read video_stream_hd", "--ttl", "1h"});
+    auto [early, c1] = env.introspect(tok, k_t0_5m);
+    CHECK(c1 == 0);
+    CHECK(early["scope"] == "read video_stream_hd");
+    CHECK(!early.contains("expired_scope"));
+
+    auto [late, c2] = env.introspect(tok, k_t0_11m);
+    INFO(late.dump());
+    CHECK(c2 == 0);
+    CHECK(late["active"] == true);
+    CHECK(late["scope"] == "read");
+    CHECK(late["expired_scope"] == "video_stream_hd");
+
+    // The phantom JWT at t0+11m carries the live scopes only.
+    auto ph = env.at(k_t0_11m, {"introspect", tok, "--jwt"});
+    INFO(describe(ph));
+    REQUIRE(ph.code == 0);
+    CHECK(jwt_payload(trimmed(ph.out))["scope"] == "read");
+  }
+  SECTION("jwt token") {
+    std::string jwt = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read video_stream_hd", "--ttl", "1h"});
+    auto [late, code] = env.introspect(jwt, k_t0_11m);
+    INFO(late.dump());
+    CHECK(code == 0);
+    CHECK(late["scope"] == "read");
+    CHECK(late["expired_scope"] == "video_stream_hd");
+  }
+}
+
+// ---- PPID ---------------------------------------------------------------------------------------
+
+TEST_CASE("pairwise subjects are stable within a sector and differ across sectors", "[tokens][cli]") {
+  Env env;
+  auto sub_of = [&](const char* client, const char* sub) {
+    return jwt_payload(env.issue({"--format", "jwt", "--client-id", client, "--sub", sub, "--scope", "read"}))["sub"]
+        .get<std::string>();
+  };
+  std::string web1 = sub_of("web", "alice");
+  std::string web2 = sub_of("web", "alice");
+  std::string web_other_client = sub_of("web2", "alice");  // same sector web.example
+  std::string partner = sub_of("partner", "alice");
+  std::string web_bob = sub_of("web", "bob");
+  std::string plain = sub_of("svc", "alice");
+
+  CHECK(web1 == web2);
+  CHECK(web1 == web_other_client);
+  CHECK(web1 != partner);
+  CHECK(web1 != web_bob);
+  CHECK(web1 != "alice");
+  CHECK(partner != "alice");
+  CHECK(plain == "alice");
+  CHECK(web1.size() == 43);  // base64url(HMAC-SHA256)
+  CHECK(web1.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
+  // Stable across later runs too (the per-keystore secret persists).
+  CHECK(jwt_payload(env.issue({"--client-id", "web", "--sub", "alice", "--scope", "read"}, k_t0_11m))["sub"] == web1);
+}
+
+// ---- phantom JWT --------------------------------------------------------------------------------
+
+TEST_CASE("introspect --jwt gives a phantom JWT that verify accepts against the keystore", "[tokens][cli]") {
+  Env env;
+  std::string tok = env.issue({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read write"});
+  auto ph = env({"introspect", tok, "--jwt"});
+  INFO(describe(ph));
+  REQUIRE(ph.code == 0);
+  std::string phantom = trimmed(ph.out);
+  auto v = env({"verify", "-"}, ph.out);
+  INFO(describe(v));
+  CHECK(v.code == 0);
+  auto claims = jwt_payload(phantom);
+  CHECK(claims["sub"] == "alice");
+  CHECK(claims["client_id"] == "svc");
+  CHECK(claims["scope"] == "read write");
+  CHECK(claims["tenant"] == "acme");
+  CHECK(claims["exp"] == k_t0_unix + 900);
+  CHECK(jwt_header(phantom)["typ"] == "at+jwt");
+
+  // The same for a wrapped token; none for a revoked one.
+  std::string wrapped = env.issue({"--format", "wrapped", "--client-id", "svc", "--sub", "bob", "--scope", "read"});
+  auto pw = env({"introspect", wrapped, "--jwt"});
+  INFO(describe(pw));
+  REQUIRE(pw.code == 0);
+  CHECK(jwt_payload(trimmed(pw.out))["sub"] == "bob");
+  CHECK(env({"verify", "-"}, pw.out).code == 0);
+
+  env.revoke({tok});
+  auto gone = env({"introspect", tok, "--jwt"});
+  CHECK(gone.code == 1);
+  CHECK(gone.out.empty());
+}
+
+// ---- revocation ---------------------------------------------------------------------------------
+
+TEST_CASE("revoke --grant revokes the access and refresh tokens of the grant", "[tokens][cli]") {
+  Env env;
+  SECTION("opaque access token") {
+    auto j = env.issue_json({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read",
+                             "--with-refresh"});
+    std::string other = env.issue({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
+    env.revoke({j["access_token"], "--grant"});
+    require_inactive(env, j["access_token"]);
+    require_inactive(env, j["refresh_token"]);
+    CHECK(env.introspect(other).second == 0);  // another grant
+  }
+  SECTION("jwt access token, revoked through its refresh token") {
+    auto j = env.issue_json({"--client-id", "svc", "--sub", "alice", "--scope", "read", "--with-refresh"});
+    env.revoke({j["refresh_token"], "--grant"});
+    require_inactive(env, j["refresh_token"]);
+    require_inactive(env, j["access_token"]);
+    auto [v, code] = env.verify(j["access_token"]);
+    CHECK(code == 1);
+    CHECK(has_error(v, "revoked"));
+  }
+}
+
+TEST_CASE("revoke --client-id C --all and --sub S --all", "[tokens][cli]") {
+  Env env;
+  auto opaque = [&](const char* client, const char* sub) {
+    return env.issue({"--format", "opaque", "--client-id", client, "--sub", sub, "--scope", "read"});
+  };
+  std::string svc_alice = opaque("svc", "alice");
+  std::string svc_bob = opaque("svc", "bob");
+  std::string svc_jwt = env.issue({"--client-id", "svc", "--sub", "carol", "--scope", "read"});
+  std::string web_alice = opaque("web", "alice");
+  std::string web_carol = opaque("web", "carol");
+
+  // --all is required to revoke everything.
+  auto no_all = env({"revoke", "--client-id", "svc"});
+  CHECK(no_all.code == 2);
+  CHECK(env.introspect(svc_alice).second == 0);
+
+  env.revoke({"--client-id", "svc", "--all"});
+  require_inactive(env, svc_alice);
+  require_inactive(env, svc_bob);
+  require_inactive(env, svc_jwt);
+  CHECK(env.verify(svc_jwt).second == 1);
+  CHECK(env.introspect(web_alice).second == 0);
+  CHECK(env.introspect(web_carol).second == 0);
+
+  std::string svc_dave = opaque("svc", "dave");  // issued after: not affected
+  CHECK(env.introspect(svc_dave).second == 0);
+
+  env.revoke({"--sub", "carol", "--all"});
+  require_inactive(env, web_carol);
+  CHECK(env.introspect(web_alice).second == 0);
+  CHECK(env.introspect(svc_dave).second == 0);
+}
+
+TEST_CASE("revoking is idempotent and unknown tokens are not an error", "[tokens][cli]") {
+  Env env;
+  std::string tok = env.issue({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  std::string jwt = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  for (int i = 0; i < 2; ++i) {
+    env.revoke({tok});
+    env.revoke({jwt});
+    env.revoke({tok, "--grant"});
+  }
+  require_inactive(env, tok);
+  require_inactive(env, jwt);
+  env.revoke({"tok_unknownunknownunknownunknownunknownunknown"});
+  env.revoke({"not-a-token-at-all"});
+  // A JWT signed elsewhere: not ours, nothing to deny, still exit 0.
+  TempDir other;
+  auto add = tokctl::test::run({"--keystore", other.file("ks"), "--now", k_t0, "keys", "add", "--alg", "ES256"});
+  REQUIRE(add.code == 0);
+  auto foreign = tokctl::test::run({"--keystore", other.file("ks"), "--now", k_t0, "issue", "--sub", "x"});
+  INFO(describe(foreign));
+  REQUIRE(foreign.code == 0);
+  env.revoke({trimmed(foreign.out)});
+  auto stdin_revoke = env({"revoke", "-"}, tok + "\n");
+  CHECK(stdin_revoke.code == 0);
+}
+
+TEST_CASE("a revoked JWT fails verify against the keystore with code revoked", "[tokens][cli]") {
+  Env env;
+  std::string jwt = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  std::string kept = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  REQUIRE(env.verify(jwt).second == 0);
+  env.revoke({jwt});
+  auto [v, code] = env.verify(jwt);
+  INFO(v.dump());
+  CHECK(code == 1);
+  CHECK(v["valid"] == false);
+  CHECK(has_error(v, "revoked"));
+  CHECK(env.verify(kept).second == 0);
+
+  // Text mode names the reason too.
+  auto t = env({"verify", jwt});
+  CHECK(t.code == 1);
+  CHECK_THAT(t.err, Contains("revoked"));
+
+  // --batch consults the deny-list as well.
+  auto b = env({"verify", "--batch"}, jwt + "\n" + kept + "\n");
+  INFO(describe(b));
+  auto rows = lines_of(b.out);
+  REQUIRE(rows.size() == 2);
+  CHECK(parse_json(rows[0])["valid"] == false);
+  CHECK(parse_json(rows[1])["valid"] == true);
+}
+
+// BUG: `store prune` deletes every grant that has no token rows (prune_grants), including the
+// revoked grant of a still-valid JWT access token (JWTs are not stored as rows). A JWT revoked with
+// `revoke --client-id C --all` (or `--sub S --all`, or a JWT's `revoke --grant`) is then valid again
+// after a prune that runs before the JWT expires. Issue 4 point 5 (revocation) vs point 2 (prune
+// deletes *expired* rows).
+TEST_CASE("store prune does not resurrect a JWT revoked through its grant", "[tokens][cli][!mayfail]") {
+  Env env;
+  std::string jwt = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  env.revoke({"--client-id", "svc", "--all"});
+  REQUIRE(env.verify(jwt).second == 1);
+  auto prune = env({"store", "prune"});  // at t0: nothing has expired
+  REQUIRE(prune.code == 0);
+  auto [v, code] = env.verify(jwt);
+  INFO(v.dump());
+  CHECK(code == 1);
+  CHECK(has_error(v, "revoked"));
+  require_inactive(env, jwt);
+}
+
+// ---- split tokens -------------------------------------------------------------------------------
+
+TEST_CASE("split prints the signature segment and --join gives back the JWT", "[tokens][cli]") {
+  Env env;
+  std::string jwt = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  auto s = env({"split", jwt});
+  INFO(describe(s));
+  REQUIRE(s.code == 0);
+  std::string client = trimmed(s.out);
+  CHECK(client == jwt.substr(jwt.rfind('.') + 1));
+
+  auto j = env({"split", "--join", client});
+  INFO(describe(j));
+  CHECK(j.code == 0);
+  CHECK(trimmed(j.out) == jwt);
+
+  auto unknown = env({"split", "--join", "AAAAunknownclientpartAAAA"});
+  CHECK(unknown.code == 1);
+  CHECK(unknown.out.empty());
+
+  // The gateway part expires with the token.
+  auto late = env.at("2026-01-01T00:16:00Z", {"split", "--join", client});
+  CHECK(late.code == 1);
+
+  env.revoke({jwt});
+  auto after = env({"split", "--join", client});
+  INFO(describe(after));
+  CHECK(after.code == 1);
+  CHECK(after.out.empty());
+
+  // Only JWTs of this keystore can be split.
+  auto junk = env({"split", "a.b.c"});
+  CHECK(junk.code != 0);
+}
+
+TEST_CASE("split --no-store prints client_token, gateway_key and gateway_token", "[tokens][cli]") {
+  Env env;
+  std::string jwt = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  auto s = env({"split", jwt, "--no-store"});
+  INFO(describe(s));
+  REQUIRE(s.code == 0);
+  auto j = parse_json(s.out);
+  std::string client = j["client_token"];
+  CHECK(client == jwt.substr(jwt.rfind('.') + 1));
+  CHECK(j["gateway_token"] == jwt.substr(0, jwt.rfind('.')));
+  CHECK(j["gateway_key"] == tokctl::b64_encode(sha256(client)));
+  CHECK(j["gateway_token"].get<std::string>() + "." + client == jwt);
+  // Nothing stored: --join does not know it.
+  CHECK(env({"split", "--join", client}).code == 1);
+}
+
+// ---- store --------------------------------------------------------------------------------------
+
+TEST_CASE("store prune deletes expired rows", "[tokens][cli]") {
+  Env env;
+  std::vector<std::string> toks;
+  for (int i = 0; i < 3; ++i)
+    toks.push_back(env.issue({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read"}));
+  std::string jwt = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  env.revoke({jwt});  // a deny-list row
+
+  auto none = env({"-o", "json", "store", "prune"});
+  INFO(describe(none));
+  REQUIRE(none.code == 0);
+  for (const auto& t : toks) CHECK(env.introspect(t).second == 0);
+
+  auto r = env.at(k_far_future, {"-o", "json", "store", "prune"});
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(parse_json(r.out)["deleted"].get<long long>() >= 4);
+  // Gone from the store: even back at t0 they are unknown.
+  for (const auto& t : toks) require_inactive(env, t);
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2((env.ks + "/tokens.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM tokens) + (SELECT count(*) FROM denylist)", -1, &st,
+                             nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(st, 0) == 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+// ---- many tokens --------------------------------------------------------------------------------
+
+TEST_CASE("issue --count 50 prints 50 distinct tokens, JSON lines with -o json", "[tokens][cli]") {
+  Env env;
+  for (const char* format : {"jwt", "opaque"}) {
+    INFO(format);
+    auto r = env({"issue", "--count", "50", "--format", format, "--client-id", "svc", "--sub", "alice", "--scope", "read"});
+    INFO(describe(r));
+    REQUIRE(r.code == 0);
+    auto lines = lines_of(r.out);
+    CHECK(lines.size() == 50);
+    CHECK(std::set<std::string>(lines.begin(), lines.end()).size() == 50);
+    CHECK(env.introspect(lines.back()).second == 0);
+  }
+  auto j = env({"-o", "json", "issue", "--count", "50", "--format", "opaque", "--client-id", "svc", "--sub", "alice",
+                "--scope", "read"});
+  INFO(describe(j));
+  REQUIRE(j.code == 0);
+  auto lines = lines_of(j.out);
+  REQUIRE(lines.size() == 50);
+  std::set<std::string> tokens;
+  for (const auto& line : lines) {
+    auto o = parse_json(line);
+    CHECK(o["token_type"] == "Bearer");
+    CHECK(o["scope"] == "read");
+    tokens.insert(o["access_token"].get<std::string>());
+  }
+  CHECK(tokens.size() == 50);
+}
+
+TEST_CASE("four processes issuing 500 opaque tokens each lose no row and never see a locked database",
+          "[tokens][cli][concurrency]") {
+  Env env;
+  constexpr int k_procs = 4;
+  constexpr int k_each = 500;
+  std::vector<std::vector<std::string>> args(k_procs);
+  std::vector<std::vector<char*>> argv(k_procs);
+  for (int i = 0; i < k_procs; ++i) {
+    args[i] = {TOKCTL_BINARY, "--keystore", env.ks, "--config", env.policy, "--now", k_t0, "issue",
+               "--count", std::to_string(k_each), "--format", "opaque", "--client-id", "svc",
+               "--sub", "load" + std::to_string(i), "--scope", "read"};
+    for (auto& a : args[i]) argv[i].push_back(a.data());
+    argv[i].push_back(nullptr);
+  }
+  std::map<pid_t, int> running;
+  for (int i = 0; i < k_procs; ++i) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    std::string out = env.dir.file("out" + std::to_string(i));
+    std::string err = env.dir.file("err" + std::to_string(i));
+    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, TOKCTL_BINARY, &fa, nullptr, argv[i].data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    REQUIRE(rc == 0);
+    running[pid] = i;
+  }
+  std::vector<int> codes(k_procs, -1);
+  while (!running.empty()) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0 && errno == EINTR) continue;
+    REQUIRE(pid > 0);
+    auto it = running.find(pid);
+    if (it == running.end()) continue;
+    codes[it->second] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    running.erase(it);
+  }
+  std::set<std::string> all;
+  std::vector<std::string> sample;
+  for (int i = 0; i < k_procs; ++i) {
+    std::string err = read_file(env.dir.file("err" + std::to_string(i)));
+    INFO("process " << i << " stderr: " << err);
+    CHECK(codes[i] == 0);
+    CHECK(err.find("database is locked") == std::string::npos);
+    CHECK(err.find("busy") == std::string::npos);
+    auto lines = lines_of(read_file(env.dir.file("out" + std::to_string(i))));
+    CHECK(lines.size() == static_cast<std::size_t>(k_each));
+    all.insert(lines.begin(), lines.end());
+    if (!lines.empty()) {
+      sample.push_back(lines.front());
+      sample.push_back(lines.back());
+    }
+  }
+  CHECK(all.size() == static_cast<std::size_t>(k_procs * k_each));
+
+  // Every token has its row (by hash).
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2((env.ks + "/tokens.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* count = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM tokens WHERE client_id = 'svc' AND kind = 'access'", -1, &count,
+                             nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(count) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(count, 0) == k_procs * k_each);
+  sqlite3_finalize(count);
+  sqlite3_stmt* find = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM tokens WHERE hash = ?1", -1, &find, nullptr) == SQLITE_OK);
+  int found = 0;
+  for (const auto& t : all) {
+    std::string hex = tokctl::hex_encode(sha256(t));
+    sqlite3_reset(find);
+    sqlite3_bind_text(find, 1, hex.c_str(), -1, SQLITE_TRANSIENT);
+    REQUIRE(sqlite3_step(find) == SQLITE_ROW);
+    found += sqlite3_column_int(find, 0);
+  }
+  sqlite3_finalize(find);
+  sqlite3_close(db);
+  CHECK(found == k_procs * k_each);
+  for (const auto& t : sample) CHECK(env.introspect(t).second == 0);
+}
