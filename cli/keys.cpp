@@ -82,15 +82,28 @@ int run_generate(const GenerateOptions& o) {
   return 0;
 }
 
-int run_convert(const ConvertOptions& o) {
-  auto raw = read_arg(o.input, false);
-  if (!raw) return report(raw.error());
-  auto data = unlock_key_material(std::move(*raw), o.input == "-" ? "the key" : "'" + o.input + "'");
-  if (!data) return report(data.error());
+// A key file argument (or - for stdin), decrypted when it is protected by a passphrase.
+struct KeyArg {
+  jose::Jwk key;
+  bool was_pem = false;
+};
+
+Result<KeyArg> load_key_arg(const std::string& input) {
+  auto raw = read_arg(input, false);
+  if (!raw) return std::unexpected(raw.error());
+  auto data = unlock_key_material(std::move(*raw), input == "-" ? "the key" : "'" + input + "'");
+  if (!data) return std::unexpected(data.error());
   auto key = jose::parse_single_key(*data);
-  if (!key) return report(key.error());
+  if (!key) return std::unexpected(key.error());
+  return KeyArg{std::move(*key), data->find("-----BEGIN") != std::string::npos};
+}
+
+int run_convert(const ConvertOptions& o) {
+  auto arg = load_key_arg(o.input);
+  if (!arg) return report(arg.error());
+  auto key = &arg->key;
   std::string to = o.to;
-  if (to.empty()) to = data->find("-----BEGIN") != std::string::npos ? "jwk" : "pem";
+  if (to.empty()) to = arg->was_pem ? "jwk" : "pem";
   jose::KeyPart part = o.public_only ? jose::KeyPart::public_only : jose::KeyPart::with_private;
   if (o.public_only && key->kty() == jose::KeyType::oct) {
     return report(Error{ErrorCode::usage, "an HMAC secret has no public part", {}});
@@ -102,12 +115,9 @@ int run_convert(const ConvertOptions& o) {
 }
 
 int run_thumbprint(const ThumbprintOptions& o) {
-  auto raw = read_arg(o.input, false);
-  if (!raw) return report(raw.error());
-  auto data = unlock_key_material(std::move(*raw), o.input == "-" ? "the key" : "'" + o.input + "'");
-  if (!data) return report(data.error());
-  auto key = jose::parse_single_key(*data);
-  if (!key) return report(key.error());
+  auto arg = load_key_arg(o.input);
+  if (!arg) return report(arg.error());
+  auto key = &arg->key;
   auto tp = key->thumbprint(o.hash);
   if (!tp) return report(tp.error());
   if (json_output()) print_json({{"thumbprint", *tp}, {"hash", o.hash}});
