@@ -122,6 +122,7 @@ int run_issue(const IssueCli& o) {
     int n = std::min(k_chunk, o.count - done);
     auto batch = (*svc)->issue_many(req, n);
     if (!batch) return report_oauth(batch.error());
+    req.grant_id = batch->front().grant_id;  // later chunks continue the same grant
     for (const auto& r : *batch) print_issued(r, o);
     done += n;
     progress(done, o.count);

@@ -4,7 +4,7 @@ _tokctl() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=${COMP_WORDS[i]}
     case "$path/$w" in
-      /decode|/sign|/verify|/encrypt|/decrypt|/keys|/keys/generate|/keys/convert|/keys/thumbprint|/keys/add|/keys/list|/keys/rotate|/keys/retire|/keys/prune|/keys/jwks|/keys/show|/keys/export|/keys/import|/keys/check|/config|/config/check|/completion|/help) path="$path/$w" ;;
+      /decode|/sign|/verify|/encrypt|/decrypt|/keys|/keys/generate|/keys/convert|/keys/thumbprint|/keys/add|/keys/list|/keys/rotate|/keys/retire|/keys/prune|/keys/jwks|/keys/show|/keys/export|/keys/import|/keys/check|/config|/config/check|/issue|/introspect|/revoke|/split|/store|/store/prune|/exchange|/completion|/help) path="$path/$w" ;;
     esac
   done
   case "$prev" in
@@ -15,11 +15,11 @@ _tokctl() {
     -o|--output) mapfile -t COMPREPLY < <(compgen -W 'text json' -- "$cur"); return ;;
     --to) mapfile -t COMPREPLY < <(compgen -W 'jwk pem' -- "$cur"); return ;;
     --key|--jwks|--secret-file|--out) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    --now|--keystore|--passphrase-file|--config|--secret-env|--kid|--typ|--header|--iss|--sub|--aud|--exp|--nbf|--iat|--jti|--claim|--decrypt-key|--leeway|--require|--max-age|--threads|--enc|--cty|--p2c|--bits|--state|--grace) COMPREPLY=(); return ;;
+    --now|--keystore|--passphrase-file|--config|--secret-env|--kid|--typ|--header|--iss|--sub|--aud|--exp|--nbf|--iat|--jti|--claim|--decrypt-key|--leeway|--require|--max-age|--threads|--enc|--cty|--p2c|--bits|--state|--grace|--type|--client-id|--scope|--ttl|--claims|--count|--join|--subject-token|--subject-token-type|--actor-token|--actor-token-type|--audience|--resource|--requested-token-type|--mode) COMPREPLY=(); return ;;
   esac
   local subs='' opts='' values='' files=0
   case "$path" in
-    '') opts='-h --help --version -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' subs='decode sign verify encrypt decrypt keys config completion help' ;;
+    '') opts='-h --help --version -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' subs='decode sign verify encrypt decrypt keys config issue introspect revoke split store exchange completion help' ;;
     '/decode') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
     '/sign') opts='-h --help --key --secret-file --secret-env --alg --kid --typ --header --iss --sub --aud --exp --nbf --iat --jti --claim -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
     '/verify') opts='-h --help --key --jwks --secret-file --secret-env --decrypt-key --alg --iss --aud --sub --typ --leeway --require --max-age --batch --threads -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
@@ -41,8 +41,15 @@ _tokctl() {
     '/keys/check') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' ;;
     '/config') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' subs='check' ;;
     '/config/check') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/issue') opts='-h --help --type --format --client-id --sub --aud --scope --ttl --claim --claims --with-refresh --with-id-token --header --count -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' ;;
+    '/introspect') opts='-h --help --jwt -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/revoke') opts='-h --help --grant --client-id --sub --all -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/split') opts='-h --help --join --no-store -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' files=1 ;;
+    '/store') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' subs='prune' ;;
+    '/store/prune') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' ;;
+    '/exchange') opts='-h --help --subject-token --subject-token-type --actor-token --actor-token-type --audience --resource --scope --requested-token-type --mode -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' ;;
     '/completion') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' values='bash zsh fish' ;;
-    '/help') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' values='decode sign verify encrypt decrypt keys config completion help' ;;
+    '/help') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config' values='decode sign verify encrypt decrypt keys config issue introspect revoke split store exchange completion help' ;;
   esac
   if [[ $cur == -* ]]; then
     mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")

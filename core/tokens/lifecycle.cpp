@@ -132,6 +132,10 @@ Result<int> TokenService::revoke(std::string_view token, bool whole_grant) {
   auto rec = im.store->find(token_hash(token));
   if (!rec) return std::unexpected(rec.error());
   if (*rec) {
+    // A JWE carries a JWT inside: deny its jti too, so verify (after decrypting) refuses it.
+    if ((*rec)->format == "jwe" && !(*rec)->jti.empty()) {
+      if (auto d = im.store->deny_jti((*rec)->jti, (*rec)->exp); !d) return std::unexpected(d.error());
+    }
     if (whole_grant && !(*rec)->grant_id.empty()) return im.store->revoke_grant((*rec)->grant_id);
     return im.store->revoke_token((*rec)->hash);
   }

@@ -123,6 +123,18 @@ std::string relative_to(const std::string& file, const std::string& path) {
   return file.substr(0, slash + 1) + path;
 }
 
+// Claims the issuer sets itself (RFC 7519, RFC 9068, and sid = the grant) cannot be configured.
+void check_reserved(Reader& r, const YAML::Node& claims, const std::string& what) {
+  static const std::set<std::string> reserved = {"iss", "sub", "aud", "exp", "nbf", "iat", "jti",
+                                                 "client_id", "scope", "sid"};
+  for (const auto& kv : claims) {
+    const auto name = kv.first.as<std::string>();
+    if (reserved.count(name)) {
+      r.problem(kv.first, "claim '" + name + "' in " + what + " is set by the issuer and cannot be configured");
+    }
+  }
+}
+
 bool one_of(const std::string& v, std::initializer_list<const char*> set) {
   return std::any_of(set.begin(), set.end(), [&](const char* s) { return v == s; });
 }
@@ -244,6 +256,13 @@ PolicyCheck check_policy(const std::string& path) {
         r.problem(s, "scopes must be a list of {name: ...} or {prefix: ...}");
       } else {
         for (const auto& item : s) {
+          if (item.IsScalar()) {  // shorthand: "- read" is "- name: read"
+            ScopeRule rule;
+            rule.name = item.as<std::string>();
+            if (rule.name.empty() || rule.name.find(' ') != std::string::npos) r.problem(item, "a scope name cannot be empty or contain spaces");
+            else p.scopes.push_back(std::move(rule));
+            continue;
+          }
           if (!r.mapping(item, "a scope", {"name", "prefix", "ttl", "claims"})) continue;
           ScopeRule rule;
           if (auto n = item["name"]) rule.name = r.string(n, "scope name").value_or("");
@@ -257,8 +276,12 @@ PolicyCheck check_policy(const std::string& path) {
           }
           if (auto n = item["ttl"]) rule.ttl = r.duration(n, "scope ttl");
           if (auto n = item["claims"]) {
-            if (!n.IsMap()) r.problem(n, "scope claims must be a mapping");
-            else rule.claims = r.to_json(n);
+            if (!n.IsMap()) {
+              r.problem(n, "scope claims must be a mapping");
+            } else {
+              check_reserved(r, n, "scope claims");
+              rule.claims = r.to_json(n);
+            }
           }
           p.scopes.push_back(std::move(rule));
         }
@@ -267,12 +290,7 @@ PolicyCheck check_policy(const std::string& path) {
     if (auto c = root["claims"]) {
       if (!c.IsMap()) r.problem(c, "claims must be a mapping of claim name to value");
       else p.claims = r.to_json(c);
-      static const std::set<std::string> reserved = {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope"};
-      for (const auto& kv : c) {
-        if (reserved.count(kv.first.as<std::string>())) {
-          r.problem(kv.first, "claim '" + kv.first.as<std::string>() + "' is set by the issuer and cannot be configured");
-        }
-      }
+      if (c.IsMap()) check_reserved(r, c, "claims");
     }
     if (auto n = root["subjects"]) {
       if (auto s = r.string(n, "subjects")) {
@@ -348,7 +366,7 @@ PolicyCheck check_policy(const std::string& path) {
       }
     }
     // Cross-checks: clients' scopes must exist as scope rules (exact names or prefixes).
-    if (auto cl = root["clients"]; cl && cl.IsMap() && !p.scopes.empty()) {
+    if (auto cl = root["clients"]; cl && cl.IsMap()) {
       for (const auto& kv : cl) {
         const auto* c = p.client(kv.first.as<std::string>());
         if (!c) continue;

@@ -23,6 +23,8 @@ namespace {
 using nlohmann::json;
 
 // The registered and RFC 9068 claims the issuer sets itself; extra claims may not override them.
+constexpr const char* k_cli_client_id = "tokctl";
+
 constexpr const char* k_reserved_claims[] = {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id",
                                              "scope", "sid"};
 
@@ -335,6 +337,8 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
   // Audience.
   std::vector<std::string> aud = req.aud;
   if (aud.empty() && client && !client->audiences.empty()) aud.push_back(client->audiences.front());
+  // RFC 9068 access tokens always have an audience: without one, the issuer itself.
+  if (aud.empty() && req.type == "access") aud.push_back(p.issuer);
   if (client && !client->audiences.empty() && !ov.audience_authorized) {
     for (const auto& a : aud) {
       if (std::find(client->audiences.begin(), client->audiences.end(), a) == client->audiences.end()) {
@@ -371,16 +375,20 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
   claims["iat"] = now;
   claims["exp"] = now + ttl;
   claims["jti"] = random_token(16);
-  if (!req.client_id.empty()) claims["client_id"] = req.client_id;
+  // RFC 9068 requires client_id: tokens minted from the command line without one name "tokctl".
+  const std::string client_id = req.client_id.empty() ? std::string(k_cli_client_id) : req.client_id;
+  claims["client_id"] = client_id;
   if (!scope.empty()) claims["scope"] = scope;
   claims["sid"] = grant.id;
   if (req.type == "access") {
     // Templates see the token's sub (pairwise when the client has a sector: never the real one).
     json rendered = render_claims(p.claims, sub, req.client_id, scope, subject);
-    for (const auto& [k, v] : rendered.items()) claims[k] = v;
+    for (const auto& [k, v] : rendered.items())
+      if (!reserved(k)) claims[k] = v;
     for (const auto& s : granted) {
       if (const ScopeRule* rule = p.scope_rule(s))
-        for (const auto& [k, v] : rule->claims.items()) claims[k] = v;
+        for (const auto& [k, v] : rule->claims.items())
+          if (!reserved(k)) claims[k] = v;
     }
   }
   for (const auto& [k, v] : req.claims.items()) {
@@ -428,7 +436,9 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
     auto jwt = im.sign(claims, req.type == "id" ? "JWT" : "at+jwt");
     if (!jwt) return std::unexpected(jwt.error());
     t.token = std::move(*jwt);
-    stored = false;  // self-contained: revocation is the jti deny-list and the grant (sid)
+    // A JWT is self-contained: revocation is the jti deny-list and the grant (sid). A JWE is
+    // opaque to us (only the recipient decrypts it), so it is stored by hash like opaque tokens.
+    stored = format == "jwe";
     if (format == "jwe") {
       if (!im.jwe_recipient) {
         return fail(ErrorCode::usage, "format jwe needs tokens.jwe_recipient in the policy",
@@ -452,7 +462,8 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
     rec.hash = token_hash(t.token);
     batch.records.push_back(rec);
   }
-  if (new_grant) batch.grants.push_back(grant);
+  // Every issuance re-stores its grant (an upsert): a continued grant's expiry moves forward.
+  if (!shared_grant) batch.grants.push_back(grant);
 
   if (req.with_refresh && req.type == "access") {
     IssueRequest rr;
@@ -482,12 +493,23 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
   return resp;
 }
 
+// When the last token of a response expires.
+static UnixTime latest_exp(const IssueResponse& r, UnixTime now) {
+  std::int64_t ttl = r.access.expires_in;
+  if (r.refresh) ttl = std::max(ttl, r.refresh->expires_in);
+  if (r.id_token) ttl = std::max(ttl, r.id_token->expires_in);
+  return now + ttl;
+}
+
 Result<IssueResponse> issue_with(TokenService::Impl& im, const IssueRequest& request, const IssueOverrides& overrides) {
   Prepared batch;
   auto r = issue_one(im, request, batch, nullptr, overrides);
   if (!r) return r;
   std::optional<GrantRecord> grant;
-  if (!batch.grants.empty()) grant = batch.grants.front();
+  if (!batch.grants.empty()) {
+    grant = batch.grants.front();
+    grant->expires = std::max(grant->expires, latest_exp(*r, im.now()));
+  }
   if (auto s = im.store->put(grant, batch.records); !s) return std::unexpected(s.error());
   return r;
 }
@@ -565,6 +587,7 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
       out.push_back(std::move(*r));
     }
   }
+  grant.expires = std::max(grant.expires, latest_exp(proto, im.now()));
   if (auto s = im.store->put(grant, batch.records); !s) return std::unexpected(s.error());
   return out;
 }

@@ -65,6 +65,11 @@ CREATE TABLE denylist (
 );
 CREATE INDEX denylist_exp ON denylist(exp);
 )sql",
+    // 2: grants remember when their last token expires, so prune never forgets a revocation
+    // while a JWT of the grant (no row of its own) can still be presented.
+    R"sql(
+ALTER TABLE grants ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(std::size(k_migrations) == k_sqlite_schema_version,
               "k_sqlite_schema_version must equal the number of migrations");
@@ -75,8 +80,9 @@ constexpr const char* k_statements[] = {
     /* commit */ "COMMIT",
     /* rollback */ "ROLLBACK",
     /* insert_grant: re-storing a grant keeps its fields; revocation is sticky */
-    "INSERT INTO grants (id, client_id, sub, scope, started, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-    "ON CONFLICT (id) DO UPDATE SET revoked = max(grants.revoked, excluded.revoked)",
+    "INSERT INTO grants (id, client_id, sub, scope, started, revoked, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+    "ON CONFLICT (id) DO UPDATE SET revoked = max(grants.revoked, excluded.revoked), "
+    "expires = max(grants.expires, excluded.expires)",
     /* insert_token */
     "INSERT INTO tokens (hash, kind, format, grant_id, client_id, sub, scope, aud, iss, jti, iat, nbf, exp, "
     "claims, data, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
@@ -84,7 +90,7 @@ constexpr const char* k_statements[] = {
     "SELECT t.hash, t.kind, t.format, coalesce(t.grant_id, ''), t.client_id, t.sub, t.scope, t.aud, t.iss, "
     "t.jti, t.iat, t.nbf, t.exp, t.claims, t.data, (t.revoked OR coalesce(g.revoked, 0)) "
     "FROM tokens t LEFT JOIN grants g ON g.id = t.grant_id WHERE t.hash = ?1",
-    /* find_grant */ "SELECT id, client_id, sub, scope, started, revoked FROM grants WHERE id = ?1",
+    /* find_grant */ "SELECT id, client_id, sub, scope, started, revoked, expires FROM grants WHERE id = ?1",
     /* revoke_token */ "UPDATE tokens SET revoked = 1 WHERE hash = ?1 AND revoked = 0",
     /* revoke_grant_row */ "UPDATE grants SET revoked = 1 WHERE id = ?1 AND revoked = 0",
     /* revoke_grant_tokens */ "UPDATE tokens SET revoked = 1 WHERE grant_id = ?1 AND revoked = 0",
@@ -99,7 +105,7 @@ constexpr const char* k_statements[] = {
     /* prune_tokens */ "DELETE FROM tokens WHERE exp > 0 AND exp < ?1",
     /* prune_denylist */ "DELETE FROM denylist WHERE exp > 0 AND exp < ?1",
     /* prune_grants */
-    "DELETE FROM grants WHERE NOT EXISTS (SELECT 1 FROM tokens WHERE tokens.grant_id = grants.id)",
+    "DELETE FROM grants WHERE expires < ?1 AND NOT EXISTS (SELECT 1 FROM tokens WHERE tokens.grant_id = grants.id)",
 };
 
 constexpr int k_busy_timeout_ms = 10'000;
@@ -282,7 +288,7 @@ Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::stri
                   "token store " + path + ": cannot enable WAL (journal_mode is " + mode + ")",
                   "WAL needs a local file system that supports shared memory (not NFS)");
   }
-  if (auto r = exec_retry(db.get(), path, "configuring", "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON"); !r)
+  if (auto r = exec_retry(db.get(), path, "configuring", "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768"); !r)
     return std::unexpected(r.error());
   if (auto r = migrate(db.get(), path); !r) return std::unexpected(r.error());
 
@@ -364,6 +370,7 @@ Result<void> SqliteTokenStore::put(const std::optional<GrantRecord>& grant, std:
       bind(s, 4, grant->scope);
       bind(s, 5, grant->started);
       bind(s, 6, grant->revoked);
+      bind(s, 7, grant->expires);
       if (auto r = step_done(Stmt::insert_grant, "put", ("storing grant " + grant->id).c_str()); !r) return r;
     }
     sqlite3_stmt* s = stmt(Stmt::insert_token);
@@ -438,6 +445,7 @@ Result<std::optional<GrantRecord>> SqliteTokenStore::grant(std::string_view id) 
   g.scope = column_text(s, 3);
   g.started = sqlite3_column_int64(s, 4);
   g.revoked = sqlite3_column_int(s, 5) != 0;
+  g.expires = sqlite3_column_int64(s, 6);
   return g;
 }
 
@@ -500,7 +508,7 @@ Result<std::int64_t> SqliteTokenStore::prune(UnixTime now) {
     for (auto [id, what] : {std::pair{Stmt::prune_tokens, "deleting expired tokens"},
                             std::pair{Stmt::prune_denylist, "deleting expired deny-list entries"},
                             std::pair{Stmt::prune_grants, "deleting empty grants"}}) {
-      if (id != Stmt::prune_grants) bind(stmt(id), 1, now);
+      bind(stmt(id), 1, now);
       if (auto r = step_done(id, "prune", what); !r) return std::unexpected(r.error());
       deleted += sqlite3_changes64(m_db.get());
     }

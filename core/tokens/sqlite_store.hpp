@@ -23,7 +23,7 @@ using SqlitePtr = std::unique_ptr<sqlite3, decltype(&sqlite3_close_v2)>;
 using SqliteStmtPtr = std::unique_ptr<sqlite3_stmt, decltype(&sqlite3_finalize)>;
 
 /// Schema version this build creates and understands (PRAGMA user_version).
-inline constexpr int k_sqlite_schema_version = 1;
+inline constexpr int k_sqlite_schema_version = 2;
 
 class SqliteTokenStore final : public TokenStore {
  public:

@@ -29,7 +29,8 @@ std::string token_hash(std::string_view token) {
   unsigned int len = 0;
   // Only fails when OpenSSL cannot allocate or has no SHA-256 provider: nothing a caller can
   // handle, and an empty or wrong hash would silently mismatch every stored token.
-  if (EVP_Digest(token.data(), token.size(), md, &len, EVP_sha256(), nullptr) != 1 || len != 32)
+  static EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);  // fetched once, not per token
+  if (EVP_Digest(token.data(), token.size(), md, &len, sha256, nullptr) != 1 || len != 32)
     throw std::runtime_error("SHA-256 failed: " + ossl::drain_errors());
   return hex_encode(std::string_view(reinterpret_cast<const char*>(md), len));
 }

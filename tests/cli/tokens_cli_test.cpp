@@ -385,11 +385,11 @@ TEST_CASE("jwe access token is a nested JWT that verify decrypts with the recipi
   CHECK(v["header"]["typ"] == "at+jwt");
 }
 
-// BUG: a JWE access token is a locally issued JWT (nested), but introspect answers
+// Regression (was a bug): a JWE access token is a locally issued JWT (nested), but introspect answers
 // {"active":false} for it (the service only recognises 3-segment JWTs and stores no row for jwe),
 // and `revoke JWE` changes nothing ("revoked 0 token(s)"), so the token keeps verifying after it
 // was revoked. Issue 4 points 4/5/8: round trip per format, revoke puts a JWT's jti on the deny-list.
-TEST_CASE("jwe access token round trip: introspect active, revoke, verify refuses it", "[tokens][cli][!mayfail]") {
+TEST_CASE("jwe access token round trip: introspect active, revoke, verify refuses it", "[tokens][cli]") {
   Env env;
   std::string tok = env.issue({"--format", "jwe", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
   auto [j, code] = env.introspect(tok);
@@ -734,12 +734,12 @@ TEST_CASE("a revoked JWT fails verify against the keystore with code revoked", "
   CHECK(parse_json(rows[1])["valid"] == true);
 }
 
-// BUG: `store prune` deletes every grant that has no token rows (prune_grants), including the
+// Regression (was a bug): `store prune` deletes every grant that has no token rows (prune_grants), including the
 // revoked grant of a still-valid JWT access token (JWTs are not stored as rows). A JWT revoked with
 // `revoke --client-id C --all` (or `--sub S --all`, or a JWT's `revoke --grant`) is then valid again
 // after a prune that runs before the JWT expires. Issue 4 point 5 (revocation) vs point 2 (prune
 // deletes *expired* rows).
-TEST_CASE("store prune does not resurrect a JWT revoked through its grant", "[tokens][cli][!mayfail]") {
+TEST_CASE("store prune does not resurrect a JWT revoked through its grant", "[tokens][cli]") {
   Env env;
   std::string jwt = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read"});
   env.revoke({"--client-id", "svc", "--all"});

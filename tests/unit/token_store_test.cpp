@@ -35,7 +35,7 @@ namespace {
 
 // 2026-01-01T00:00:00Z.
 constexpr UnixTime k_t0 = 1767225600;
-constexpr int k_schema_version = 1;
+constexpr int k_schema_version = 2;  // 2: grants.expires
 
 std::unique_ptr<TokenStore> open_store(const std::string& path) {
   auto s = open_token_store("sqlite:" + path);

@@ -93,7 +93,8 @@ class TokenService {
   /// OAuth error code as the message's first word; see oauth_error().
   Result<IssueResponse> issue(const IssueRequest& request);
 
-  /// `count` tokens for one request, each in its own grant, stored in one transaction.
+  /// `count` tokens for one request: issued together, they form one grant (one delegation), and
+  /// are stored in one transaction.
   Result<std::vector<IssueResponse>> issue_many(const IssueRequest& request, int count);
 
   /// RFC 7662 response for an opaque, wrapped, refresh or locally issued JWT: {"active":false}

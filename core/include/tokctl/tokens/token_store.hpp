@@ -25,6 +25,9 @@ struct GrantRecord {
   std::string scope;      ///< space-separated scopes granted
   UnixTime started = 0;   ///< when the grant began (scope TTLs count from here)
   bool revoked = false;
+  /// The latest exp of any token issued under the grant, JWTs included (they have no rows):
+  /// prune keeps the grant, and so its revocation, until then. Re-storing keeps the maximum.
+  UnixTime expires = 0;
 };
 
 struct TokenRecord {
@@ -68,7 +71,8 @@ class TokenStore {
   virtual Result<void> deny_jti(std::string_view jti, UnixTime exp) = 0;
   virtual Result<bool> is_denied(std::string_view jti) = 0;
 
-  /// Deletes tokens and deny-list entries expired before `now`, and grants left without tokens.
+  /// Deletes tokens and deny-list entries expired before `now`, and grants without tokens whose
+  /// `expires` is before `now` (no token of theirs can still be valid, revoked or not).
   /// Returns the number of rows deleted.
   virtual Result<std::int64_t> prune(UnixTime now) = 0;
 };
