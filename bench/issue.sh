@@ -25,6 +25,8 @@ set -euo pipefail
 # ---------------------------------------------------------------- options
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$script_dir")
+# shellcheck source=bench/lib.sh
+. "$script_dir/lib.sh"
 
 tokctl=""
 kinds_wanted="jwt opaque"
@@ -69,57 +71,19 @@ while (($#)); do
         --runs) runs=$2; shift 2 ;;
         --seconds) speed_seconds=$2; shift 2 ;;
         --keep) keep=yes; shift ;;
-        -h|--help) usage; exit 0 ;;
-        -*) echo "bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
-        *) if [[ -n $tokctl ]]; then echo "bench: more than one tokctl path given" >&2; exit 2; fi
-           tokctl=$1; shift ;;
+        *) common_arg "$1"; shift ;;
     esac
 done
 tokctl=${tokctl:-$repo_dir/build/cli/tokctl}
 
-for v in "$n_jwt" "$n_opaque" "$runs" "$speed_seconds"; do
-    [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "bench: '$v' is not a positive integer" >&2; exit 2; }
-done
+require_positive "$n_jwt" "$n_opaque" "$runs" "$speed_seconds"
 [[ -n ${kinds_wanted// /} ]] || { echo "bench: --kind needs jwt, opaque or both" >&2; exit 2; }
 for k in $kinds_wanted; do
     case $k in jwt|opaque) ;; *) echo "bench: unsupported --kind '$k' (jwt, opaque)" >&2; exit 2 ;; esac
 done
-if [[ ! -x $tokctl ]]; then
-    echo "bench: tokctl binary '$tokctl' not found or not executable (build it first, or pass its path)" >&2
-    exit 2
-fi
-command -v "$openssl_bin" >/dev/null || { echo "bench: '$openssl_bin' not found" >&2; exit 2; }
+require_tools
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tokctl-bench-issue.XXXXXX")
-# Removed at exit unless --keep, or the run failed (then its files are kept for a look).
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-    local rc=$?
-    if [[ $keep == no && $rc -eq 0 ]]; then rm -rf "$work"; else echo "bench: files kept in $work" >&2; fi
-}
-trap cleanup EXIT
-
-die() {
-    echo "bench: error: $*" >&2
-    exit 1
-}
-note() { echo "bench: $*" >&2; }
-
-# Run a command, keep its stderr; on failure show the command and its stderr, then die.
-run_or_die() {
-    local err=$work/last.err
-    local rc=0
-    "$@" 2>"$err" || rc=$?
-    if ((rc)); then
-        echo "bench: command failed (exit $rc): $*" >&2
-        sed 's/^/    /' "$err" >&2
-        die "giving up"
-    fi
-}
-
-now_epoch() { date +%s.%N; }
-# a - b with 6 decimals
-fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
+work_dir tokctl-bench-issue
 
 # ---------------------------------------------------------------- openssl speed
 # OpenSSL's ES256 *sign* operations per second, from `openssl speed -mr ecdsap256`
@@ -127,19 +91,14 @@ fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
 # 2 x --seconds.   -mr line used:  +F4:<n>:256:<sign/s>:<verify/s>
 openssl_sign_rate() {
     local out=$work/speed-ecdsap256.txt
-    "$openssl_bin" speed -seconds "$speed_seconds" -elapsed -mr ecdsap256 >"$out" 2>&1 ||
-        { sed 's/^/    /' "$out" >&2; die "openssl speed ecdsap256 failed"; }
+    speed_mr "$out" ecdsap256
     awk -F: 'index($0, "+F4:") == 1 && $4 > 0 { printf "%.1f\n", $4; found = 1; exit }
              END { if (!found) exit 1 }' "$out" ||
         die "could not find the '+F4:' sign rate in openssl speed ecdsap256 output (see $out)"
 }
 
 # ---------------------------------------------------------------- tokctl
-# Run a private copy, so that a rebuild of the binary during the run (a relink
-# leaves it missing or half-written for a moment) cannot spoil a measurement.
-tokctl_src=$tokctl
-tokctl=$work/tokctl
-cp "$tokctl_src" "$tokctl" || die "cannot copy $tokctl_src"
+private_copy
 
 ks=$work/keystore
 policy=$work/policy.yaml
@@ -232,7 +191,7 @@ time_kind() {
             return 1
         fi
         dt=$(fsub "$t1" "$t0")
-        if [[ -z $best ]] || awk -v a="$dt" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$dt; fi
+        best=$(fmin "$best" "$dt")
     done
     echo "$best"
 }
@@ -242,14 +201,7 @@ start_all=$(now_epoch)
 
 {
     echo "tokctl issue benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "  tokctl:  $tokctl_src ($("$tokctl" --version 2>/dev/null | head -n 1 || echo 'version unknown'))"
-    build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$tokctl_src")/../CMakeCache.txt" 2>/dev/null || true)
-    [[ -n $build_type ]] && echo "  build:   CMAKE_BUILD_TYPE=$build_type$( [[ $build_type == Debug ]] && echo ' (Debug: figures are not meaningful)')"
-    echo "  openssl: $("$openssl_bin" version)"
-    load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
-    busy=$(awk -v l="$load" -v n="$(nproc)" 'BEGIN { if (l + 0 > n * 0.5) print " (machine busy: figures will be low and noisy)" }')
-    echo "  load:    1-min load average $load at start$busy"
-    echo "  cpu:     $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown), $(nproc) cores"
+    print_common_header
     fstype=$(stat -f -c %T "$work" 2>/dev/null || echo unknown)
     echo "  store:   $work/keystore/tokens.db ($fstype$( [[ $fstype == tmpfs || $fstype == ramfs ]] && echo ': in memory, not on disk; set TMPDIR to a disk'))"
     echo "  timing:  best of $runs, wall clock, date +%s.%N, output to /dev/null, empty store per run;" \

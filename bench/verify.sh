@@ -21,6 +21,8 @@ set -euo pipefail
 # ---------------------------------------------------------------- options
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$script_dir")
+# shellcheck source=bench/lib.sh
+. "$script_dir/lib.sh"
 
 tokctl=""
 algs_wanted="ES256 RS256 EdDSA HS256"
@@ -70,59 +72,21 @@ while (($#)); do
         --seconds) speed_seconds=$2; shift 2 ;;
         --no-hyperfine) use_hyperfine=no; shift ;;
         --keep) keep=yes; shift ;;
-        -h|--help) usage; exit 0 ;;
-        -*) echo "bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
-        *) if [[ -n $tokctl ]]; then echo "bench: more than one tokctl path given" >&2; exit 2; fi
-           tokctl=$1; shift ;;
+        *) common_arg "$1"; shift ;;
     esac
 done
 tokctl=${tokctl:-$repo_dir/build/cli/tokctl}
 
-for v in "$n_tokens" "$n_distinct" "$runs" "$speed_seconds" ${extra_threads[@]+"${extra_threads[@]}"}; do
-    [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "bench: '$v' is not a positive integer" >&2; exit 2; }
-done
+require_positive "$n_tokens" "$n_distinct" "$runs" "$speed_seconds" ${extra_threads[@]+"${extra_threads[@]}"}
 for a in $algs_wanted; do
     case $a in ES256|RS256|EdDSA|HS256) ;; *) echo "bench: unsupported --alg '$a' (ES256, RS256, EdDSA, HS256)" >&2; exit 2 ;; esac
 done
-if [[ ! -x $tokctl ]]; then
-    echo "bench: tokctl binary '$tokctl' not found or not executable (build it first, or pass its path)" >&2
-    exit 2
-fi
-command -v "$openssl_bin" >/dev/null || { echo "bench: '$openssl_bin' not found" >&2; exit 2; }
+require_tools
 if [[ $use_hyperfine == auto ]]; then
     if command -v hyperfine >/dev/null; then use_hyperfine=yes; else use_hyperfine=no; fi
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tokctl-bench.XXXXXX")
-# Removed at exit unless --keep, or the run failed (then its files are kept for a look).
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-    local rc=$?
-    if [[ $keep == no && $rc -eq 0 ]]; then rm -rf "$work"; else echo "bench: files kept in $work" >&2; fi
-}
-trap cleanup EXIT
-
-die() {
-    echo "bench: error: $*" >&2
-    exit 1
-}
-note() { echo "bench: $*" >&2; }
-
-# Run a command, keep its stderr; on failure show the command and its stderr, then die.
-run_or_die() {
-    local err=$work/last.err
-    local rc=0
-    "$@" 2>"$err" || rc=$?
-    if ((rc)); then
-        echo "bench: command failed (exit $rc): $*" >&2
-        sed 's/^/    /' "$err" >&2
-        die "giving up"
-    fi
-}
-
-now_epoch() { date +%s.%N; }
-# a - b with 6 decimals
-fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
+work_dir tokctl-bench
 
 # ---------------------------------------------------------------- openssl speed
 # Prints OpenSSL's verify operations per second (and, for HMAC, the block size used) for one primitive, parsed from
@@ -150,8 +114,7 @@ openssl_verify_rate() {
                 awk -F: -v want="$size" '$1 == "+R" { if ($4 > 0) { printf "%.1f %d\n", $2 / $4, want; found = 1; exit } }
                          END { if (!found) exit 1 }' "$out" && return 0
             fi
-            "$openssl_bin" speed -seconds "$speed_seconds" -elapsed -mr -hmac sha256 >"$out" 2>&1 ||
-                { sed 's/^/    /' "$out" >&2; die "openssl speed -hmac sha256 failed"; }
+            speed_mr "$out" -hmac sha256
             awk -F: -v want="$size" '
                 $1 == "+H" { for (i = 2; i <= NF; i++) sz[i] = $i; n = NF }
                 $1 == "+F" && $3 == "hmac(sha256)" {
@@ -168,8 +131,7 @@ openssl_verify_rate() {
             return 0 ;;
         *) die "internal: unknown primitive $prim" ;;
     esac
-    "$openssl_bin" speed -seconds "$speed_seconds" -elapsed -mr "$prim" >"$out" 2>&1 ||
-        { sed 's/^/    /' "$out" >&2; die "openssl speed $prim failed"; }
+    speed_mr "$out" "$prim"
     awk -F: -v tag="$tag" 'index($0, tag) == 1 { printf "%.1f\n", $NF; found = 1; exit }
                            END { if (!found) exit 1 }' "$out" ||
         die "could not find '$tag' verify rate in openssl speed $prim output (see $out)"
@@ -217,7 +179,7 @@ time_verify() {
         t1=$(now_epoch)
         check_output || return 1
         dt=$(fsub "$t1" "$t0")
-        if [[ -z $best ]] || awk -v a="$dt" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$dt; fi
+        best=$(fmin "$best" "$dt")
     done
     echo "$best"
 }
@@ -255,11 +217,7 @@ declare -A speed_prim=([ES256]=ecdsap256 [RS256]=rsa2048 [EdDSA]=ed25519 [HS256]
 declare -A speed_label=([ES256]="ecdsap256" [RS256]="rsa2048" [EdDSA]="ed25519" [HS256]="hmac(sha256)")
 declare -A target=([ES256]=0.9 [RS256]=0.7 [EdDSA]=0.9 [HS256]="")
 
-# Run a private copy, so that a rebuild of the binary during the run (a relink
-# leaves it missing or half-written for a moment) cannot spoil a measurement.
-tokctl_src=$tokctl
-tokctl=$work/tokctl
-cp "$tokctl_src" "$tokctl" || die "cannot copy $tokctl_src"
+private_copy
 
 bench_now=$(date +%s)   # tokens are issued at this instant and verified at it
 failures=0
@@ -268,14 +226,7 @@ start_all=$(now_epoch)
 
 {
     echo "tokctl verify benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "  tokctl:  $tokctl_src ($("$tokctl" --version 2>/dev/null | head -n 1 || echo 'version unknown'))"
-    build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$tokctl_src")/../CMakeCache.txt" 2>/dev/null || true)
-    [[ -n $build_type ]] && echo "  build:   CMAKE_BUILD_TYPE=$build_type$( [[ $build_type == Debug ]] && echo ' (Debug: figures are not meaningful)')"
-    echo "  openssl: $("$openssl_bin" version)"
-    load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
-    busy=$(awk -v l="$load" -v n="$(nproc)" 'BEGIN { if (l + 0 > n * 0.5) print " (machine busy: figures will be low and noisy)" }')
-    echo "  load:    1-min load average $load at start$busy"
-    echo "  cpu:     $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown), $(nproc) cores"
+    print_common_header
     echo "  timing:  best of $runs, wall clock, $( [[ $use_hyperfine == yes ]] && echo hyperfine || echo 'date +%s.%N'); openssl speed -elapsed -seconds $speed_seconds"
     echo "  tokens:  $n_distinct distinct per algorithm, repeated to $n_tokens (verification does no caching)"
     echo

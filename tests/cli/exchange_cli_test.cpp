@@ -13,13 +13,16 @@
 
 #include <tokctl/util/base64.hpp>
 
+#include "support/cli_helpers.hpp"
 #include "support/run.hpp"
 
 namespace {
 
 using nlohmann::json;
+using tokctl::test::describe;
 using tokctl::test::RunResult;
 using tokctl::test::TempDir;
+using tokctl::test::trimmed;
 using tokctl::test::write_file;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
@@ -47,15 +50,6 @@ exchange:
     to: [api-c]
     modes: [delegate, impersonate]
 )";
-
-std::string describe(const RunResult& r) {
-  return "exit " + std::to_string(r.code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 json payload_of(const std::string& jwt) {
   auto first = jwt.find('.');

@@ -27,6 +27,7 @@
 
 #include <tokctl/util/base64.hpp>
 
+#include "support/cli_helpers.hpp"
 #include "support/keys.hpp"
 #include "support/run.hpp"
 
@@ -35,10 +36,14 @@ extern char** environ;
 namespace {
 
 using nlohmann::json;
+using tokctl::test::describe;
 using tokctl::test::EnvVars;
+using tokctl::test::file_mode;
+using tokctl::test::files_in;
 using tokctl::test::read_file;
 using tokctl::test::RunResult;
 using tokctl::test::TempDir;
+using tokctl::test::trimmed;
 using tokctl::test::write_file;
 using Catch::Matchers::Contains;
 
@@ -54,38 +59,11 @@ constexpr int k_killed = 128 + 9;
 
 const std::vector<std::string> k_private_members = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"};
 
-std::string describe(const RunResult& r) {
-  return "exit " + std::to_string(r.code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 json parse_json(const RunResult& r) {
   INFO(describe(r));
   json j;
   REQUIRE_NOTHROW(j = json::parse(r.out));
   return j;
-}
-
-unsigned file_mode(const std::string& path) {
-  struct stat st{};
-  REQUIRE(::stat(path.c_str(), &st) == 0);
-  return st.st_mode & 07777;
-}
-
-std::set<std::string> files_in(const std::string& dir) {
-  std::set<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* ent = ::readdir(d)) {
-      std::string n = ent->d_name;
-      if (n != "." && n != "..") out.insert(n);
-    }
-    ::closedir(d);
-  }
-  return out;
 }
 
 json jose_header(const std::string& compact) {

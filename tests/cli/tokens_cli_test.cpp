@@ -26,6 +26,7 @@
 
 #include <tokctl/util/base64.hpp>
 
+#include "support/cli_helpers.hpp"
 #include "support/run.hpp"
 
 extern char** environ;
@@ -33,9 +34,11 @@ extern char** environ;
 namespace {
 
 using nlohmann::json;
+using tokctl::test::describe;
 using tokctl::test::read_file;
 using tokctl::test::RunResult;
 using tokctl::test::TempDir;
+using tokctl::test::trimmed;
 using tokctl::test::write_file;
 using Catch::Matchers::Contains;
 
@@ -75,15 +78,6 @@ clients:
 constexpr const char* k_subjects = R"(alice: {email: alice@example.test}
 bob: {email: bob@example.test}
 )";
-
-std::string describe(const RunResult& r) {
-  return "exit " + std::to_string(r.code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 json parse_json(const std::string& text) {
   INFO(text);
@@ -245,8 +239,9 @@ TEST_CASE("the example policy issues tokens for each of its clients", "[tokens][
   for (const char* f : {"tokctl.yaml", "subjects.yaml", "recipient.pub.jwk"}) {
     write_file(dir.file(f), read_file(std::string(TOKCTL_SOURCE_DIR) + "/examples/" + f));
   }
-  // The example's keystore (./keystore) and store (./keystore/tokens.db) resolve beside the file.
-  auto base = std::vector<std::string>{"--config", dir.file("tokctl.yaml"), "--now", k_t0};
+  // The example leaves keystore and store unset, so they follow --keystore (tokens.db inside it).
+  auto base = std::vector<std::string>{"--config", dir.file("tokctl.yaml"), "--keystore", dir.file("keystore"),
+                                       "--now", k_t0};
   auto run = [&](std::vector<std::string> args) {
     args.insert(args.begin(), base.begin(), base.end());
     return tokctl::test::run(args, {}, {{"TOKCTL_KEYSTORE", ""}});

@@ -38,6 +38,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=/usr/bin/python3
 JOSE=${JOSE:-jose}
 PEER=$HERE/jwe_peer.py
+# shellcheck source=tests/interop/lib.sh
+. "$HERE/lib.sh"
 
 ENCS=(A128GCM A256GCM A128CBC-HS256 A256CBC-HS512)
 # NAME|ALG|tokctl keys generate args|jwcrypto key|jose key (jwk gen template, "password", or -REASON)
@@ -57,35 +59,10 @@ CASES=(
   "PBES2-HS512+A256KW|PBES2-HS512+A256KW|password|password|password"
 )
 
-passed=0
-failed=0
-skips=()
-
-pass() { printf 'ok   %s\n' "$1"; passed=$((passed + 1)); }
-fail() { printf 'FAIL %s\n' "$1"; failed=$((failed + 1)); }
-skip() { printf 'skip %s (%s)\n' "$1" "$2"; skips+=("$2"); }
-
-summary() {
-  if ((${#skips[@]})); then
-    echo "skipped (peer does not support the combination):"
-    printf '%s\n' "${skips[@]}" | sort | uniq -c | sed 's/^ */  /'
-    echo "jwe-interop: $passed passed, $failed failed, ${#skips[@]} skipped"
-  else
-    echo "jwe-interop: $passed passed, $failed failed"
-  fi
-  ((failed == 0))
-}
+summary() { interop_summary jwe-interop by-reason; }
 
 # --- prerequisites ---------------------------------------------------------
-if [[ -z $TOKCTL ]]; then
-  echo "usage: bash tests/interop/jwe_run.sh /path/to/tokctl" >&2
-  exit 2
-fi
-[[ $TOKCTL == /* ]] || TOKCTL=$PWD/$TOKCTL
-prereq_ok=1
-if [[ ! -x $TOKCTL ]]; then
-  fail "tokctl binary not found or not executable: $TOKCTL"; prereq_ok=0
-fi
+need_tokctl tests/interop/jwe_run.sh
 if ! "$PY" -I -c 'import jwcrypto.jwe' 2>/dev/null; then
   fail "$PY cannot import jwcrypto (install python3-jwcrypto: scripts/install-deps)"; prereq_ok=0
 fi
@@ -99,13 +76,8 @@ if ((!prereq_ok)); then
 fi
 jose_algs=" $("$JOSE" alg 2>/dev/null | tr '\n' ' ') "
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tokctl-jwe-interop.XXXXXX")
-if [[ ${TOKCTL_INTEROP_KEEP:-} == 1 ]]; then
-  echo "work directory: $WORK"
-else
-  trap 'rm -rf "$WORK"' EXIT
-fi
-cd "$WORK" || exit 1
+enter_work_dir tokctl-jwe-interop
+WORK=$work
 # No keystore, no policy and no passphrase from the environment.
 export TOKCTL_KEYSTORE=$WORK/no-keystore
 unset TOKCTL_PASSPHRASE TOKCTL_CONFIG

@@ -35,6 +35,8 @@ TOKCTL=${1:-}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=/usr/bin/python3
 JOSE=${JOSE:-jose}
+# shellcheck source=tests/interop/lib.sh
+. "$HERE/lib.sh"
 
 ISS=https://issuer.interop.test
 SUB=interop-user-42
@@ -43,35 +45,10 @@ OTHER_AUD=some-other-service
 ALG_IDS=(HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512
          ES256 ES384 ES512 EdDSA-Ed25519 EdDSA-Ed448)
 
-passed=0
-failed=0
-skips=()
-
-pass() { printf 'ok   %s\n' "$1"; passed=$((passed + 1)); }
-fail() { printf 'FAIL %s\n' "$1"; failed=$((failed + 1)); }
-skip() { printf 'skip %s (%s)\n' "$1" "$2"; skips+=("$1: $2"); }
-
-summary() {
-  if ((${#skips[@]})); then
-    echo "skipped (peer does not support the combination):"
-    printf '  %s\n' "${skips[@]}"
-    echo "interop: $passed passed, $failed failed, ${#skips[@]} skipped"
-  else
-    echo "interop: $passed passed, $failed failed"
-  fi
-  ((failed == 0))
-}
+summary() { interop_summary interop; }
 
 # --- prerequisites ---------------------------------------------------------
-if [[ -z $TOKCTL ]]; then
-  echo "usage: bash tests/interop/run.sh /path/to/tokctl" >&2
-  exit 2
-fi
-[[ $TOKCTL == /* ]] || TOKCTL=$PWD/$TOKCTL
-prereq_ok=1
-if [[ ! -x $TOKCTL ]]; then
-  fail "tokctl binary not found or not executable: $TOKCTL"; prereq_ok=0
-fi
+need_tokctl tests/interop/run.sh
 if ! "$PY" -I -c 'import jwt, jwcrypto.jwt' 2>/dev/null; then
   fail "$PY cannot import jwt and jwcrypto (install python3-jwt python3-jwcrypto: scripts/install-deps)"
   prereq_ok=0
@@ -81,38 +58,16 @@ if ! command -v "$JOSE" >/dev/null 2>&1; then
 fi
 ((prereq_ok)) || { summary; exit 1; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tokctl-interop.XXXXXX") || exit 1
-if [[ ${TOKCTL_INTEROP_KEEP:-0} == 1 ]]; then
-  echo "work directory kept: $work"
-else
-  trap 'rm -rf "$work"' EXIT
-  trap 'exit 130' INT TERM
-fi
-cd "$work" || exit 1
+enter_work_dir tokctl-interop
 umask 077
 
 # Everything below uses file names relative to $work.
-tk()   { timeout 30 "$TOKCTL" "$@"; }
 jose_() { timeout 30 "$JOSE" "$@"; }
 peer() { "$PY" -I "$HERE/peer.py" "$@"; }
 
 alg_of()  { [[ $1 == EdDSA-* ]] && echo EdDSA || echo "$1"; }
 crv_of()  { [[ $1 == EdDSA-* ]] && echo "${1#EdDSA-}"; }
 is_hs()   { [[ $1 == HS* ]]; }
-oneline() { head -c "${2:-400}" "$1" 2>/dev/null | tr '\n' ' '; }
-
-# Copy of a compact JWS with one character in the middle of the signature
-# changed (never the last one, whose low bits may be ignored by lenient
-# base64url decoders).
-tamper() {
-  local t sig p c n
-  t=$(<"$1") || return 1
-  sig=${t##*.}
-  p=$((${#sig} / 2))
-  c=${sig:p:1}
-  n=A; [[ $c == A ]] && n=B
-  printf '%s' "${t%.*}.${sig:0:p}${n}${sig:p+1}" >"$2"
-}
 
 # step LABEL -- CMD...: run a setup step; silent when it works, FAIL otherwise.
 step() {
@@ -219,7 +174,7 @@ for id in "${ALG_IDS[@]}"; do
   step "tokctl sign --key tk-$id.jwk ${claims[*]}" -- \
     token_to "tok-tokctl-$id" tk sign --key "tk-$id.jwk" "${claims[@]}"
   # shellcheck disable=SC2015
-  [[ -s tok-tokctl-$id ]] && tamper "tok-tokctl-$id" "bad-tokctl-$id" || true
+  [[ -s tok-tokctl-$id ]] && tamper_jws "tok-tokctl-$id" "bad-tokctl-$id" || true
   if is_hs "$id" && [[ -s peer-$id.secret ]]; then
     step "tokctl sign --secret-file peer-$id.secret --alg $alg ${claims[*]}" -- \
       token_to "tok-tokctl-secret-$id" tk sign --secret-file "peer-$id.secret" --alg "$alg" "${claims[@]}"
@@ -230,7 +185,7 @@ for id in "${ALG_IDS[@]}"; do
   fi
 
   for lib in pyjwt jwcrypto; do
-    [[ -s tok-$lib-$id ]] && tamper "tok-$lib-$id" "bad-$lib-$id"
+    [[ -s tok-$lib-$id ]] && tamper_jws "tok-$lib-$id" "bad-$lib-$id"
   done
 
   # latchset jose: its own key and token over the shared claims.json.
@@ -246,7 +201,7 @@ for id in "${ALG_IDS[@]}"; do
   step "jose jws sig -I claims.json -k jose-$id.jwk -c" -- \
     jose_ jws sig -I claims.json -k "jose-$id.jwk" -c -o "tok-jose-$id" \
       -s "{\"protected\":{\"typ\":\"JWT\",\"kid\":\"jose-$id\"}}" &&
-  tamper "tok-jose-$id" "bad-jose-$id"
+  tamper_jws "tok-jose-$id" "bad-jose-$id"
 done
 
 # --- 3. tokctl-signed tokens, verified by tokctl itself and by the peers ----

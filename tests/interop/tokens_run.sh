@@ -29,15 +29,10 @@ PY=/usr/bin/python3
 PEER=$HERE/tokens_peer.py
 ISS=https://tokens.interop.test
 AUD=api-a
+# shellcheck source=tests/interop/lib.sh
+. "$HERE/lib.sh"
 
-passed=0
-failed=0
-pass() { printf 'ok   %s\n' "$1"; passed=$((passed + 1)); }
-fail() { printf 'FAIL %s\n' "$1"; failed=$((failed + 1)); }
-summary() {
-  echo "tokens-interop: $passed passed, $failed failed"
-  ((failed == 0))
-}
+summary() { interop_summary tokens-interop; }
 
 # --- prerequisites ---------------------------------------------------------
 prereq_ok=1
@@ -50,19 +45,9 @@ fi
 ((prereq_ok)) || { summary; exit 1; }
 [[ $TOKCTL == /* ]] || TOKCTL=$PWD/$TOKCTL
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tokctl-tokens-interop.XXXXXX") || exit 1
-if [[ ${TOKCTL_INTEROP_KEEP:-0} == 1 ]]; then
-  echo "work directory kept: $work"
-else
-  trap 'rm -rf "$work"' EXIT
-  trap 'exit 130' INT TERM
-fi
-cd "$work" || exit 1
+enter_work_dir tokctl-tokens-interop
 umask 077
 unset TOKCTL_KEYSTORE TOKCTL_CONFIG TOKCTL_PASSPHRASE
-
-tk() { timeout 30 "$TOKCTL" "$@"; }
-oneline() { head -c "${2:-400}" "$1" 2>/dev/null | tr '\n' ' '; }
 
 cat >policy.yaml <<YAML
 issuer: $ISS
@@ -87,17 +72,6 @@ peer() {
   fi
 }
 
-# Copy of a compact JWS with one signature character (not the last) changed.
-tamper() {
-  local t sig p c n
-  t=$(<"$1") || return 1
-  sig=${t##*.}
-  p=$((${#sig} / 2))
-  c=${sig:p:1}
-  n=A; [[ $c == A ]] && n=B
-  printf '%s' "${t%.*}.${sig:0:p}${n}${sig:p+1}" >"$2"
-}
-
 is_jws() { [[ $(<"$1") =~ ^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]]; }
 
 for spec in ES256 RS256 EdDSA; do
@@ -115,7 +89,7 @@ for spec in ES256 RS256 EdDSA; do
   fi
   tr -d '\n' <"$t.raw" >"$t"
   if ! is_jws "$t"; then fail "$spec: issue did not print one compact JWS: $(oneline "$t")"; continue; fi
-  tamper "$t" "$t.tampered"
+  tamper_jws "$t" "$t.tampered"
 
   # A second signing key in another keystore: its JWKS lacks the token's kid.
   tk --keystore "other-$spec" keys add --alg "$spec" >/dev/null 2>&1

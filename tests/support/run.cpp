@@ -166,12 +166,13 @@ RunResult run(const std::vector<std::string>& args, std::string_view stdin_data,
   argv.emplace_back(TOKCTL_BINARY);
   argv.insert(argv.end(), args.begin(), args.end());
   // Isolated from the developer's or CI machine's own tokctl setup: no default keystore, policy or
-  // passphrase leaks in (tokctl treats an empty variable as unset). Tests override as they need.
+  // passphrase leaks in (tokctl treats an empty variable as unset), and the default keystore is
+  // under /dev/null, where nothing can ever be created, even as root. Tests override as needed.
   EnvVars full_env{{"NO_COLOR", "1"},
                    {"TOKCTL_KEYSTORE", ""},
                    {"TOKCTL_CONFIG", ""},
                    {"TOKCTL_PASSPHRASE", ""},
-                   {"XDG_DATA_HOME", "/nonexistent/tokctl-tests-xdg"}};
+                   {"XDG_DATA_HOME", "/dev/null/tokctl-tests-xdg"}};
   full_env.insert(full_env.end(), env.begin(), env.end());
   return run_program(argv, stdin_data, full_env);
 }

@@ -19,6 +19,7 @@
 #include <tokctl/tokens/policy.hpp>
 
 #include "support/run.hpp"
+#include "support/service_fixture.hpp"
 
 using nlohmann::json;
 using tokctl::ErrorCode;
@@ -66,17 +67,7 @@ struct Fixture {
 
   Fixture() {
     write_file(dir.file("tokctl.yaml"), k_policy);
-    auto policy = load_policy(dir.file("tokctl.yaml"));
-    if (!policy) FAIL("load_policy: " << policy.error().message);
-    auto ks = tokctl::keys::Keystore::open(dir.file("ks"), clock, true);
-    if (!ks) FAIL("keystore: " << ks.error().message);
-    tokctl::keys::AddOptions add;
-    add.alg = "ES256";
-    add.state = tokctl::keys::KeyState::active;
-    if (auto k = ks->add(add, std::nullopt); !k) FAIL("keys add: " << k.error().message);
-    auto s = TokenService::open(std::move(*policy), std::move(*ks), clock, std::nullopt);
-    if (!s) FAIL("open: " << s.error().message);
-    svc = std::move(*s);
+    svc = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
   }
 
   std::string issue(const std::string& client, const std::string& sub, const std::string& scope,

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "support/cli_helpers.hpp"
 #include "support/keys.hpp"
 #include "support/run.hpp"
 
@@ -39,6 +40,8 @@ using tokctl::keys::KeyState;
 using tokctl::keys::Keystore;
 using tokctl::keys::Manifest;
 using tokctl::keys::Passphrase;
+using tokctl::test::file_mode;
+using tokctl::test::files_in;
 using tokctl::test::read_file;
 using tokctl::test::TempDir;
 using tokctl::test::test_key;
@@ -56,12 +59,6 @@ const Passphrase k_no_pass = std::nullopt;
 
 // Private members of every key type (RFC 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2).
 const std::vector<std::string> k_private_members = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"};
-
-unsigned file_mode(const std::string& path) {
-  struct stat st{};
-  REQUIRE(::stat(path.c_str(), &st) == 0);
-  return st.st_mode & 07777;
-}
 
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
@@ -109,18 +106,6 @@ KeyState state_of(const Keystore& ks, const std::string& kid) {
   const auto* e = m.find(kid);
   REQUIRE(e != nullptr);
   return e->state;
-}
-
-std::set<std::string> files_in(const std::string& dir) {
-  std::set<std::string> out;
-  if (auto* d = ::opendir(dir.c_str())) {
-    while (auto* ent = ::readdir(d)) {
-      std::string n = ent->d_name;
-      if (n != "." && n != "..") out.insert(n);
-    }
-    ::closedir(d);
-  }
-  return out;
 }
 
 bool any_contains(const std::vector<std::string>& lines, std::string_view needle) {

@@ -19,6 +19,7 @@
 #include <tokctl/util/base64.hpp>
 
 #include "support/run.hpp"
+#include "support/service_fixture.hpp"
 
 using nlohmann::json;
 using tokctl::ErrorCode;
@@ -67,20 +68,7 @@ struct Fixture {
   std::unique_ptr<TokenService> open_at(const std::string& ks_dir) {
     write_file(dir.file("tokctl.yaml"), k_policy);
     write_file(dir.file("subjects.yaml"), "alice: {email: alice@example.test, groups: [eng, ops], name: Alice}\n");
-    auto policy = load_policy(dir.file("tokctl.yaml"));
-    if (!policy) FAIL("load_policy: " << policy.error().message);
-    auto ks = tokctl::keys::Keystore::open(ks_dir, clock, true);
-    if (!ks) FAIL("keystore: " << ks.error().message);
-    auto m = ks->manifest();
-    if (m && m->keys.empty()) {
-      tokctl::keys::AddOptions add;
-      add.alg = "ES256";
-      add.state = tokctl::keys::KeyState::active;
-      if (auto k = ks->add(add, std::nullopt); !k) FAIL("keys add: " << k.error().message);
-    }
-    auto s = TokenService::open(std::move(*policy), std::move(*ks), clock, std::nullopt);
-    if (!s) FAIL("open: " << s.error().message);
-    return std::move(*s);
+    return tokctl::test::open_service(dir.file("tokctl.yaml"), ks_dir, clock);
   }
 
   IssueResponse issue(IssueRequest req) {
