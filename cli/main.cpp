@@ -31,6 +31,12 @@ void build_app(CLI::App& app) {
   app.add_option("--passphrase-file", g.passphrase_file,
                  "Passphrase for keys encrypted at rest and for PBES2 (default: $TOKCTL_PASSPHRASE)");
   app.add_option("--config", g.config, "Policy file (default: $TOKCTL_CONFIG, else ./tokctl.yaml if present)");
+  app.footer("\nExamples:\n"
+             "  tokctl keys generate --alg ES256 --out key.jwk\n"
+             "  tokctl sign --key key.jwk --sub alice --aud api --exp +15m\n"
+             "  tokctl verify \"$TOKEN\" --key key.jwk --aud api\n"
+             "  tokctl decode \"$TOKEN\"\n"
+             "  tokctl help <command>   # every command's help has examples\n");
   register_decode(app);
   register_sign(app);
   register_verify(app);
@@ -44,6 +50,7 @@ void build_app(CLI::App& app) {
   auto* help = app.add_subcommand("help", "Show help for tokctl or for one command");
   auto topic = std::make_shared<std::vector<std::string>>();
   help->add_option("command", *topic, "Command path, e.g. 'keys generate'");
+  examples(help, {"tokctl help", "tokctl help verify", "tokctl help keys rotate"});
   on_run(help, [&app, topic] {
     CLI::App* target = &app;
     for (const auto& name : *topic) {

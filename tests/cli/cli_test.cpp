@@ -1187,18 +1187,32 @@ TEST_CASE("tokctl --version prints the version", "[cli][help]") {
 }
 
 TEST_CASE("every subcommand's --help has examples", "[cli][help]") {
-  const std::vector<std::vector<std::string>> commands = {
-      {"decode"}, {"sign"}, {"verify"}, {"keys", "generate"}, {"keys", "convert"}, {"keys", "thumbprint"},
-      {"completion"}};
-  for (const auto& cmd : commands) {
-    std::vector<std::string> args = cmd;
+  // Every command path the CLI defines (tokctl __spec), so a new command cannot ship without them.
+  RunResult spec = run({"__spec"});
+  REQUIRE(spec.code == 0);
+  auto tree = nlohmann::json::parse(spec.out);
+  std::size_t checked = 0;
+  for (const auto& cmd : tree) {
+    std::string path = cmd["path"].get<std::string>();
+    if (path.empty() || path == "__spec") continue;
+    std::vector<std::string> args;
+    for (std::size_t pos = 0; pos <= path.size();) {
+      auto sp = path.find(' ', pos);
+      args.push_back(path.substr(pos, sp == std::string::npos ? std::string::npos : sp - pos));
+      if (sp == std::string::npos) break;
+      pos = sp + 1;
+    }
     args.push_back("--help");
     RunResult r = run(args);
-    INFO("tokctl " << cmd.front() << (cmd.size() > 1 ? " " + cmd[1] : "") << " --help");
+    INFO("tokctl " << path << " --help");
     CHECK(r.code == 0);
     CHECK_THAT(r.out, Contains("Examples:"));
-    CHECK_THAT(r.out, Contains("tokctl " + cmd.front()));
+    CHECK_THAT(r.out, Contains("tokctl " + args.front()));
+    ++checked;
   }
+  CHECK(checked >= 25);
+  RunResult root = run({"--help"});
+  CHECK_THAT(root.out, Contains("Examples:"));
 }
 
 TEST_CASE("tokctl help verify shows verify's help with examples", "[cli][help]") {
