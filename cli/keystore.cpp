@@ -136,8 +136,9 @@ int run_retire(const std::string& kid) {
 int run_prune(const std::string& grace_text) {
   auto grace = parse_duration(grace_text);
   if (!grace) return report(grace.error());
-  auto policy = tokens::load_policy(tokens::resolve_config_path(globals().config));
-  if (!policy) return report(policy.error());
+  auto p = cli::policy();
+  if (!p) return report(p.error());
+  const tokens::Policy* policy = *p;
   auto ks = open_keystore(false);
   if (!ks) return report(ks.error());
   auto removed = ks->prune(policy->max_lifetime, *grace);

@@ -1,6 +1,12 @@
 // tokctl entry point: build the command tree, parse, dispatch, map errors to exit codes.
 
+#include <algorithm>
+#include <cctype>
 #include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -76,11 +82,86 @@ void build_app(CLI::App& app) {
 
 }  // namespace tokctl::cli
 
+namespace {
+
+// Every option name of the command tree, and whether it takes a value.
+void collect_options(const CLI::App& app, std::map<std::string, bool>& out) {
+  for (const CLI::Option* o : app.get_options()) {
+    if (o->get_positional()) continue;
+    bool takes = o->get_expected_max() > 0;
+    for (const auto& l : o->get_lnames()) out["--" + l] = takes;
+    for (const auto& sn : o->get_snames()) out["-" + sn] = takes;
+  }
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) collect_options(*sub, out);
+}
+
+// A value that merely starts with '-': base64url kids, thumbprints and tokens do 1 time in 64.
+// A "--" start is taken as a value only at token/thumbprint length, so mistyped long flags still
+// fail as unknown options.
+bool dash_value(const std::string& a) {
+  std::size_t min = a.rfind("--", 0) == 0 ? 20 : 8;
+  return a.size() >= min && a[0] == '-' && std::all_of(a.begin(), a.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+         });
+}
+
+// CLI11 reads any argument starting with '-' as an option, so "tokctl keys show -Xy..." or
+// "tokctl revoke -Q3..." would fail for such values. Rewrite them before parsing: a dash value
+// right after an option that takes one is glued ("--kid=-Xy..."); other dash values become
+// positionals after "--". Known options are left alone.
+std::vector<std::string> protect_dash_values(const CLI::App& app, int argc, char** argv) {
+  std::map<std::string, bool> opts;
+  collect_options(app, opts);
+  auto known = [&](const std::string& a) -> std::optional<bool> {  // nullopt: not an option
+    auto eq = a.find('=');
+    if (auto it = opts.find(a.substr(0, eq)); it != opts.end()) return it->second;
+    if (a.size() > 2 && a[1] != '-') {  // "-ojson": a short option with its value attached
+      if (auto it = opts.find(a.substr(0, 2)); it != opts.end() && it->second) return true;
+    }
+    return std::nullopt;
+  };
+  std::vector<std::string> out, trailing;
+  bool after_dd = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (after_dd || a == "-" || a.size() < 2 || a[0] != '-') {
+      out.push_back(a);
+      if (a == "--") after_dd = true;
+      continue;
+    }
+    if (a == "--") {
+      after_dd = true;
+      out.push_back(a);
+      continue;
+    }
+    if (auto takes = known(a)) {
+      if (*takes && a.find('=') == std::string::npos && a.size() > 2 && a[1] == '-' && i + 1 < argc &&
+          dash_value(argv[i + 1]) && !known(argv[i + 1])) {
+        out.push_back(a + "=" + argv[++i]);
+      } else {
+        out.push_back(a);
+      }
+      continue;
+    }
+    if (dash_value(a)) trailing.push_back(a);
+    else out.push_back(a);
+  }
+  if (!trailing.empty()) {
+    if (!after_dd) out.push_back("--");
+    out.insert(out.end(), trailing.begin(), trailing.end());
+  }
+  return out;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app;
   tokctl::cli::build_app(app);
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args = protect_dash_values(app, argc, argv);
+    std::reverse(args.begin(), args.end());  // CLI11's vector form takes the arguments reversed
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

@@ -124,7 +124,11 @@ class RevocationCheck {
     if (!keystore_mode) return;
     auto ks = open_keystore(false);
     auto p = policy();
-    if (!ks || !p) return;
+    if (!ks) return;  // verify itself reports keystore problems
+    if (!p) {
+      m_error = p.error();
+      return;
+    }
     std::string db = (*p)->store.empty() ? ks->dir() + "/tokens.db" : (*p)->store;
     if ((*p)->store.empty() && ::access(db.c_str(), F_OK) != 0) return;  // nothing was ever revoked
     auto svc = open_service();
@@ -133,6 +137,12 @@ class RevocationCheck {
   }
 
   void apply(jose::VerifyReport& r) {
+    if (m_error && r.valid) {
+      // The store exists but cannot be read: never call a token valid without its revocation check.
+      r.problems.push_back(jose::Problem{"store_error", "cannot check revocation: " + m_error->message, m_error->hint, false});
+      r.valid = false;
+      return;
+    }
     if (!m_service || !r.payload.is_object() || !r.parsed) return;
     bool signature_ok = std::none_of(r.problems.begin(), r.problems.end(), [](const jose::Problem& p) {
       return p.code == "bad_signature" || p.code == "kid_not_found" || p.malformed;
