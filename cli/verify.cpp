@@ -73,9 +73,10 @@ class Decryptor {
     }
   }
 
-  /// The inner JWS of `token` when it is a JWE; the token itself otherwise.
-  Result<std::string> unwrap(const std::string& token) {
-    if (std::count(token.begin(), token.end(), '.') != 4) return token;
+  /// The inner JWS of `token` when it is a JWE; nullopt when it is not one (use the token as is,
+  /// without copying it: this runs for every line of a batch).
+  Result<std::optional<std::string>> unwrap(const std::string& token) {
+    if (std::count(token.begin(), token.end(), '.') != 4) return std::nullopt;
     preload();
     if (m_keys.keys.empty()) {
       Error e = m_keystore_error.value_or(Error{ErrorCode::usage, "no decryption key", {}});
@@ -259,7 +260,7 @@ int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decrypt
   if (!inner && inner.error().code != ErrorCode::invalid_token && inner.error().code != ErrorCode::malformed) {
     return report(inner.error());  // no key, keystore trouble: not a verdict on the token
   }
-  auto r = inner ? verifier.verify(*inner) : decrypt_failure(inner.error());
+  auto r = inner ? verifier.verify(*inner ? **inner : *token) : decrypt_failure(inner.error());
   revocation().apply(r);
   if (json_output()) {
     nlohmann::json out{{"valid", r.valid}};
@@ -316,7 +317,7 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const
     auto work = [&](unsigned t) {
       for (std::size_t i = t; i < lines.size(); i += threads) {
         auto inner = decryptors[t].unwrap(lines[i]);
-        auto r = inner ? verifiers[t].verify(*inner) : decrypt_failure(inner.error());
+        auto r = inner ? verifiers[t].verify(*inner ? **inner : lines[i]) : decrypt_failure(inner.error());
         revocation().apply(r);
         valid[i] = r.valid;
         out[i] = batch_line(line_no + i + 1, r);
