@@ -1,8 +1,6 @@
 #include <tokctl/util/lock.hpp>
 
 #include <cerrno>
-#include <csignal>
-#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -35,13 +33,6 @@ FileLock& FileLock::operator=(FileLock&& other) noexcept {
 
 FileLock::~FileLock() {
   if (m_fd >= 0) ::close(m_fd);  // closing releases the flock
-}
-
-void fault_point([[maybe_unused]] const char* point) {
-#ifdef TOKCTL_FAULT_INJECTION
-  const char* want = std::getenv("TOKCTL_FAULT");
-  if (want && std::strcmp(want, point) == 0) ::raise(SIGKILL);
-#endif
 }
 
 }  // namespace tokctl

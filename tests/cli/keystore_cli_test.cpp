@@ -1,7 +1,8 @@
 // CLI tests of the file keystore (issue 3, points 1-3, 6, 7): every `tokctl keys` keystore command
 // in text and JSON, exit codes, the key lifecycle story with sign/verify and --now time travel,
 // keys at rest encrypted with a passphrase, permissions, two concurrent rotating processes, and
-// SIGKILL at each fault point (TOKCTL_FAULT, compiled into test builds) of add, rotate and prune.
+// SIGKILL at each fault point (TOKCTL_FAULT, armed only in the test-only tokctl-faulty) of add, rotate
+// and prune.
 // Nothing sleeps: every time is pinned with --now.
 
 #include <catch2/catch.hpp>
@@ -87,6 +88,17 @@ struct Store {
     EnvVars e = env;
     e.insert(e.end(), extra.begin(), extra.end());
     return tokctl::test::run(a, in, e);
+  }
+
+  // Like tk(), run by the test-only tokctl-faulty, which SIGKILLs itself at fault point `point`.
+  RunResult crash(std::vector<std::string> args, const std::string& now, const std::string& point,
+                  EnvVars extra = {}) const {
+    std::vector<std::string> a = {"--keystore", dir, "--now", now};
+    a.insert(a.end(), args.begin(), args.end());
+    EnvVars e = env;
+    e.insert(e.end(), extra.begin(), extra.end());
+    e.emplace_back("TOKCTL_FAULT", point);
+    return tokctl::test::run_faulty(a, {}, e);
   }
 
   // `keys add`, checked; returns the kid.
@@ -972,7 +984,7 @@ TEST_CASE("SIGKILL at any fault point of add, rotate or prune leaves a working k
       }
       std::string before = read_file(s.dir + "/keystore.json");
 
-      auto crash = s.tk(op_args, crash_now, {{"TOKCTL_FAULT", c.point}});
+      auto crash = s.crash(op_args, crash_now, c.point);
       INFO(describe(crash));
       REQUIRE(crash.code == k_killed);
 
@@ -1024,13 +1036,25 @@ TEST_CASE("SIGKILL at any fault point of add, rotate or prune leaves a working k
   }
 }
 
+TEST_CASE("the shipped tokctl carries no crash hook: TOKCTL_FAULT changes nothing", "[keystore][crash]") {
+  // tokctl-faulty (the same CLI objects) dies at every point; the shipped binary ignores them all.
+  for (const char* point : {"after_key_write", "before_manifest_write", "after_manifest_write"}) {
+    INFO(point);
+    Store s;
+    s.add("ES256");
+    auto crash = s.crash({"keys", "add", "--alg", "ES256"}, k_t0_1m, point);
+    CHECK(crash.code == k_killed);
+    auto shipped = s.tk({"keys", "add", "--alg", "ES256"}, k_t0_1m, {{"TOKCTL_FAULT", point}});
+    INFO(describe(shipped));
+    CHECK(shipped.code == 0);
+  }
+}
+
 TEST_CASE("SIGKILL during an encrypted add leaves no readable secret behind", "[keystore][crash]") {
   Store s;
   EnvVars pw = {{"TOKCTL_PASSPHRASE", "pw for crash test"}};
   s.add("ES256", {}, k_t0, pw);
-  EnvVars fault = pw;
-  fault.emplace_back("TOKCTL_FAULT", "after_key_write");
-  auto crash = s.tk({"keys", "add", "--alg", "ES256"}, k_t0_1m, fault);
+  auto crash = s.crash({"keys", "add", "--alg", "ES256"}, k_t0_1m, "after_key_write", pw);
   REQUIRE(crash.code == k_killed);
   for (const auto& f : files_in(s.dir + "/keys")) {
     INFO(f);

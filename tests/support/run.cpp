@@ -18,6 +18,9 @@
 
 extern char** environ;
 
+#ifndef TOKCTL_FAULTY_BINARY
+#error "TOKCTL_FAULTY_BINARY must be defined (tests/CMakeLists.txt: the test-only tokctl-faulty target)"
+#endif
 #ifndef TOKCTL_BINARY
 #error "TOKCTL_BINARY must be defined (tests/CMakeLists.txt sets it to the tokctl target file)"
 #endif
@@ -160,10 +163,13 @@ RunResult run_program(const std::vector<std::string>& argv_in, std::string_view 
   return result;
 }
 
-RunResult run(const std::vector<std::string>& args, std::string_view stdin_data, const EnvVars& env) {
+namespace {
+
+RunResult run_tokctl(const char* binary, const std::vector<std::string>& args, std::string_view stdin_data,
+                     const EnvVars& env) {
   std::vector<std::string> argv;
   argv.reserve(args.size() + 1);
-  argv.emplace_back(TOKCTL_BINARY);
+  argv.emplace_back(binary);
   argv.insert(argv.end(), args.begin(), args.end());
   // Isolated from the developer's or CI machine's own tokctl setup: no default keystore, policy or
   // passphrase leaks in (tokctl treats an empty variable as unset), and the default keystore is
@@ -175,6 +181,16 @@ RunResult run(const std::vector<std::string>& args, std::string_view stdin_data,
                    {"XDG_DATA_HOME", "/dev/null/tokctl-tests-xdg"}};
   full_env.insert(full_env.end(), env.begin(), env.end());
   return run_program(argv, stdin_data, full_env);
+}
+
+}  // namespace
+
+RunResult run(const std::vector<std::string>& args, std::string_view stdin_data, const EnvVars& env) {
+  return run_tokctl(TOKCTL_BINARY, args, stdin_data, env);
+}
+
+RunResult run_faulty(const std::vector<std::string>& args, std::string_view stdin_data, const EnvVars& env) {
+  return run_tokctl(TOKCTL_FAULTY_BINARY, args, stdin_data, env);
 }
 
 TempDir::TempDir() {

@@ -31,6 +31,11 @@ RunResult run_program(const std::vector<std::string>& argv, std::string_view std
 RunResult run(const std::vector<std::string>& args, std::string_view stdin_data = {},
               const EnvVars& env = {});
 
+/// Like run(), with the test-only build `tokctl-faulty` (TOKCTL_FAULTY_BINARY): the same CLI with
+/// the armed crash hook, which SIGKILLs itself at the keystore write point named by $TOKCTL_FAULT.
+RunResult run_faulty(const std::vector<std::string>& args, std::string_view stdin_data = {},
+                     const EnvVars& env = {});
+
 /// A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
 class TempDir {
 public:

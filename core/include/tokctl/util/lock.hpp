@@ -24,8 +24,10 @@ class FileLock {
   int m_fd = -1;
 };
 
-/// Test-only crash hook: when built with TOKCTL_FAULT_INJECTION and $TOKCTL_FAULT equals `point`,
-/// the process kills itself with SIGKILL right here. Inert otherwise.
+/// Crash hook at a named point of a keystore write. The library does not define it: the shipped
+/// binary links the inert definition (tokctl_fault_none), the test-only binary `tokctl-faulty`
+/// links one that SIGKILLs itself when $TOKCTL_FAULT equals `point`. No build option can put the
+/// armed hook into the installed binary or leave it out of the test run.
 void fault_point(const char* point);
 
 }  // namespace tokctl
