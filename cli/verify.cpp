@@ -144,11 +144,7 @@ class RevocationCheck {
       r.valid = false;
       return;
     }
-    if (!m_service || !r.payload.is_object() || !r.parsed) return;
-    bool signature_ok = std::none_of(r.problems.begin(), r.problems.end(), [](const jose::Problem& p) {
-      return p.code == "bad_signature" || p.code == "kid_not_found" || p.malformed;
-    });
-    if (!signature_ok) return;
+    if (!m_service || !r.payload.is_object() || !r.signature_verified) return;
     std::lock_guard<std::mutex> lock(*m_mutex);
     auto revoked = m_service->jwt_revoked(r.payload);
     if (!revoked) {

@@ -367,6 +367,7 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
           auto* v = im.verifier_for(i, *alg);
           if (v && v->verify(input, jws->signature)) {
             verified = true;
+            report.signature_verified = true;
             report.kid = im.keys.keys[i].kid();
             break;
           }

@@ -53,6 +53,11 @@ struct Problem {
 struct VerifyReport {
   bool valid = false;
   bool parsed = false;         ///< header and payload decoded (they may still be invalid)
+  /// The one "is this token ours" verdict: true only when alg policy, crit and key selection passed
+  /// and the signature verified with a trusted key. Claims may still be invalid (expired, aud...).
+  /// Every caller that acts on a token (revoke, split, exchange, introspect) decides on this field,
+  /// never on problem codes.
+  bool signature_verified = false;
   nlohmann::json header;       ///< only meaningful when parsed
   nlohmann::json payload;      ///< claims object, or null if the payload is not JSON
   std::string kid;             ///< kid of the key that verified (or was tried)
