@@ -1,12 +1,20 @@
 #include "common.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
+#include <tokctl/jose/algorithm.hpp>
+#include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jwe.hpp>
 #include <tokctl/keys/keystore.hpp>
 #include <tokctl/tokens/policy.hpp>
@@ -54,6 +62,7 @@ Result<std::optional<std::string>> passphrase() {
   if (cached) return *cached;
   const auto& file = globals().passphrase_file;
   if (!file.empty()) {
+    warn_if_readable_by_others(file, "passphrase file");
     auto data = read_input(file);
     if (!data) {
       cached = std::unexpected(data.error());
@@ -74,9 +83,45 @@ Result<std::optional<std::string>> passphrase() {
 
 std::string keystore_dir() { return keys::resolve_keystore_dir(globals().keystore); }
 
+ConfigChoice config_choice() {
+  if (!globals().config.empty()) return {globals().config, "--config"};
+  if (const char* env = std::getenv("TOKCTL_CONFIG"); env && *env) return {env, "$TOKCTL_CONFIG"};
+  return {};
+}
+
+namespace {
+
+// -v: which trust roots this run uses, once each, on stderr (never on stdout, which scripts read).
+void note_used(const char* what, const std::string& path, const std::string& from) {
+  if (!globals().verbose) return;
+  if (json_output()) {
+    std::cerr << nlohmann::json{{"using", what}, {"path", path}, {"from", from}}.dump() << '\n';
+  } else {
+    std::cerr << "tokctl: using " << what << " " << (path.empty() ? "(none)" : "'" + path + "'") << " (" << from
+              << ")\n";
+  }
+}
+
+}  // namespace
+
 Result<const tokens::Policy*> policy() {
   static std::optional<Result<tokens::Policy>> cached;
-  if (!cached) cached = tokens::load_policy(tokens::resolve_config_path(globals().config));
+  if (!cached) {
+    ConfigChoice c = config_choice();
+    if (c.path.empty()) {
+      note_used("policy", "", "built-in defaults");
+      // A tokctl.yaml in the working directory is never read implicitly: it could name another
+      // keystore or store, and so change which keys are trusted. Say so instead of ignoring it silently.
+      struct stat st{};
+      if (::stat("tokctl.yaml", &st) == 0 && !globals().quiet) {
+        std::cerr << "tokctl: note: ./tokctl.yaml is not read implicitly; pass --config tokctl.yaml "
+                     "(or set TOKCTL_CONFIG) to use it\n";
+      }
+    } else {
+      note_used("policy", c.path, c.from);
+    }
+    cached = tokens::load_policy(c.path);
+  }
   if (!*cached) return std::unexpected(cached->error());
   return &**cached;
 }
@@ -97,12 +142,25 @@ Result<keys::Keystore> open_keystore(bool create) {
   auto clk = clock();
   if (!clk) return std::unexpected(clk.error());
   std::string dir = keystore_dir();
+  std::string from = "--keystore";
   const char* env = std::getenv("TOKCTL_KEYSTORE");
-  if (globals().keystore.empty() && !(env && *env)) {
-    // The policy may name the keystore when neither the flag nor the environment does.
-    auto p = policy();
-    if (!p) return std::unexpected(p.error());
-    if (!(*p)->keystore.empty()) dir = (*p)->keystore;
+  if (globals().keystore.empty()) {
+    from = env && *env ? "$TOKCTL_KEYSTORE" : "default: $XDG_DATA_HOME/tokctl";
+    if (!(env && *env)) {
+      // The policy may name the keystore when neither the flag nor the environment does; the policy
+      // itself is only ever an explicit one (--config or $TOKCTL_CONFIG).
+      auto p = policy();
+      if (!p) return std::unexpected(p.error());
+      if (!(*p)->keystore.empty()) {
+        dir = (*p)->keystore;
+        from = "keystore: in policy " + (*p)->source;
+      }
+    }
+  }
+  static bool noted = false;
+  if (!noted) {
+    noted = true;
+    note_used("keystore", dir, from);
   }
   return keys::Keystore::open(dir, **clk, create);
 }
@@ -137,8 +195,11 @@ std::function<int()> selected_action(CLI::App&) {
 }
 
 int report(const Error& error) {
-  std::cerr << style(Stream::err, "31", "tokctl: error: ") << error.message << '\n';
-  if (!error.hint.empty()) std::cerr << style(Stream::err, "33", "hint: ") << error.hint << '\n';
+  // Messages quote token and file content (claims, kids, names): never raw on a terminal.
+  std::cerr << style(Stream::err, "31", "tokctl: error: ") << terminal_safe(error.message, Newlines::keep) << '\n';
+  if (!error.hint.empty()) {
+    std::cerr << style(Stream::err, "33", "hint: ") << terminal_safe(error.hint, Newlines::keep) << '\n';
+  }
   return exit_code(error.code);
 }
 
@@ -149,15 +210,175 @@ Result<std::string> read_arg(const std::string& value, bool trim_ws) {
   return data;
 }
 
+std::string normalize_token(std::string_view text) {
+  text = trim(text);
+  // "Authorization: Bearer x" / "DPoP x" pasted from a request: the scheme is not part of the token.
+  for (std::string_view scheme : {"authorization:", "bearer", "dpop"}) {
+    if (text.size() > scheme.size() &&
+        std::equal(scheme.begin(), scheme.end(), text.begin(),
+                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }) &&
+        (scheme.back() == ':' || std::isspace(static_cast<unsigned char>(text[scheme.size()])))) {
+      text = trim(text.substr(scheme.size()));
+    }
+  }
+  // Tokens wrapped across lines (mail, terminals, YAML folding): no JOSE or opaque token contains
+  // whitespace, so all of it goes.
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text)
+    if (!std::isspace(static_cast<unsigned char>(c))) out.push_back(c);
+  return out;
+}
+
 Result<std::string> read_token(const std::string& value) {
-  if (value.empty() || value == "-") return read_arg("-", true);
-  return std::string(trim(value));
+  if (value.empty() || value == "-") {
+    if (::isatty(STDIN_FILENO)) {
+      std::cerr << "tokctl: reading the token from standard input (paste it, then press Ctrl-D)\n";
+    }
+    auto in = read_arg("-", true);
+    if (!in) return in;
+    return normalize_token(*in);
+  }
+  // An existing file is read (a compact token has no '/', and never names a file by accident).
+  struct stat st{};
+  if (value.size() < 4096 && ::stat(value.c_str(), &st) == 0) {
+    auto in = read_input(value);
+    if (!in) return in;
+    return normalize_token(*in);
+  }
+  return normalize_token(value);
+}
+
+void warn_if_readable_by_others(const std::string& path, const std::string& what) {
+  struct stat st{};
+  if (path.empty() || path == "-" || ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  if ((st.st_mode & (S_IRGRP | S_IROTH)) == 0) return;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  std::cerr << style(Stream::err, "33", "tokctl: warning: ") << what << " '" << path << "' is readable by "
+            << ((st.st_mode & S_IROTH) ? "everyone" : "its group") << " (mode " << mode << ")\n"
+            << style(Stream::err, "33", "hint: ") << "chmod 600 '" << path << "'\n";
+}
+
+Result<nlohmann::json> claim_value(const std::string& what, const std::string& value) {
+  // accept() only validates (iteratively: no tree, no recursion), so any depth is safe here.
+  if (!nlohmann::json::accept(value)) return nlohmann::json(value);
+  return jose::parse_json_strict(value, what);
 }
 
 void examples(CLI::App* sub, const std::vector<std::string>& lines) {
   std::string text = "\nExamples:\n";
   for (const auto& l : lines) text += "  " + l + "\n";
   sub->footer(text);
+}
+
+namespace {
+
+// The hint rides on the option as a validator that accepts everything and has no description
+// (so --help is unchanged); its name carries the data: "complete <kind> [value...]".
+constexpr std::string_view k_hint_prefix = "complete ";
+
+CLI::Option* mark(CLI::Option* opt, const std::string& data) {
+  return opt->check(CLI::Validator([](std::string&) { return std::string(); }, "",
+                                   std::string(k_hint_prefix) + data));
+}
+
+std::vector<std::string> words(std::string_view text) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t j = text.find_first_of(" ,", i);
+    if (j == std::string_view::npos) j = text.size();
+    if (j > i) out.emplace_back(text.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+CLI::Option* file_value(CLI::Option* opt) { return mark(opt, "file"); }
+CLI::Option* dir_value(CLI::Option* opt) { return mark(opt, "directory"); }
+CLI::Option* command_value(CLI::Option* opt) { return mark(opt, "command"); }
+
+CLI::Option* choice_value(CLI::Option* opt, std::vector<std::string> values, ChoiceCheck check) {
+  std::string data = "choice";
+  for (const auto& v : values) {
+    if (v.empty() || v.find_first_of(" ,\t\n'\"") != std::string::npos) {
+      throw std::invalid_argument("choice value '" + v + "' of " + opt->get_name() +
+                                   " cannot be completed (empty, blank, comma or quote)");
+    }
+    data += " " + v;
+  }
+  if (check == ChoiceCheck::strict) opt->check(CLI::IsMember(values));
+  return mark(opt, data);
+}
+
+ValueHint value_hint(CLI::Option& opt) {
+  for (int i = 0;; ++i) {
+    const CLI::Validator* v = nullptr;
+    try {
+      v = opt.get_validator(i);
+    } catch (const CLI::OptionNotFound&) {
+      break;
+    }
+    const std::string& name = v->get_name();
+    if (name.rfind(k_hint_prefix, 0) != 0) continue;
+    auto w = words(std::string_view(name).substr(k_hint_prefix.size()));
+    ValueHint hint;
+    if (w.empty()) continue;
+    if (w[0] == "file") hint.kind = ValueKind::file;
+    else if (w[0] == "directory") hint.kind = ValueKind::directory;
+    else if (w[0] == "command") hint.kind = ValueKind::command;
+    else if (w[0] == "choice") hint = {ValueKind::choice, {w.begin() + 1, w.end()}};
+    return hint;
+  }
+  // A plain ->check(CLI::IsMember({...})) shows its set in the type name: "TEXT:{jwk,pem}".
+  const std::string type = opt.get_type_name();
+  auto open = type.find(":{");
+  auto close = open == std::string::npos ? open : type.find('}', open);
+  if (close != std::string::npos) {
+    return {ValueKind::choice, words(std::string_view(type).substr(open + 2, close - open - 2))};
+  }
+  return {};
+}
+
+std::vector<std::string> jws_alg_names() {
+  std::vector<std::string> out;
+  for (auto a : jose::k_all_algs) out.emplace_back(jose::to_string(a));
+  return out;
+}
+
+std::vector<std::string> jwe_alg_names() {
+  std::vector<std::string> out;
+  for (auto a : jose::k_all_key_mgmt_algs) out.emplace_back(jose::to_string(a));
+  return out;
+}
+
+std::vector<std::string> jwe_enc_names() {
+  std::vector<std::string> out;
+  for (auto e : jose::k_all_content_encs) out.emplace_back(jose::to_string(e));
+  return out;
+}
+
+std::vector<std::string> key_alg_names() {
+  auto out = jws_alg_names();
+  for (auto& a : jwe_alg_names())
+    if (a.rfind("PBES2-", 0) != 0) out.push_back(std::move(a));  // PBES2 derives from a passphrase: no key
+  return out;
+}
+
+std::vector<std::string> curve_names() {
+  // EC for ES* and ECDH-ES, OKP for EdDSA (Ed*) and ECDH-ES (X*): what core/jose/keygen.cpp makes.
+  return {"P-256", "P-384", "P-521", "Ed25519", "Ed448", "X25519", "X448"};
+}
+
+std::vector<std::string> token_type_names() {
+  std::vector<std::string> out;
+  for (std::string urn : {tokens::k_urn_access_token, tokens::k_urn_refresh_token, tokens::k_urn_id_token,
+                          tokens::k_urn_jwt})
+    out.push_back(urn.substr(urn.rfind(':') + 1));
+  return out;
 }
 
 }  // namespace tokctl::cli

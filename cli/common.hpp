@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <tokctl/keys/keystore.hpp>
 #include <tokctl/tokens/service.hpp>
 #include <tokctl/util/error.hpp>
@@ -14,9 +16,13 @@
 
 namespace CLI {
 class App;
+class Option;
 }
 
 namespace tokctl::cli {
+
+/// Exit code for an internal error (an exception that escaped: a bug), as sysexits' EX_SOFTWARE.
+inline constexpr int k_exit_internal = 70;
 
 struct GlobalOptions {
   std::string output = "text";  ///< text | json
@@ -26,7 +32,16 @@ struct GlobalOptions {
   std::string keystore;         ///< --keystore DIR
   std::string passphrase_file;  ///< --passphrase-file FILE
   std::string config;           ///< --config FILE
+  bool verbose = false;         ///< -v: say which policy and keystore were used (stderr)
 };
+
+/// The policy file and where its name came from ("--config", "$TOKCTL_CONFIG"); empty path: none,
+/// the built-in defaults apply. ./tokctl.yaml is never picked up implicitly (trust roots are explicit).
+struct ConfigChoice {
+  std::string path;
+  std::string from;
+};
+ConfigChoice config_choice();
 
 GlobalOptions& globals();
 bool json_output();
@@ -51,7 +66,7 @@ Result<keys::Keystore> open_keystore(bool create);
 /// ErrorCode::keystore with a hint. Other contents are returned unchanged.
 Result<std::string> unlock_key_material(std::string content, const std::string& name);
 
-/// The policy (--config, $TOKCTL_CONFIG, ./tokctl.yaml, else defaults), loaded once.
+/// The policy (--config, else $TOKCTL_CONFIG, else built-in defaults), loaded once.
 Result<const tokens::Policy*> policy();
 
 /// The token service on the keystore, the policy and the token store.
@@ -69,11 +84,64 @@ int report(const Error& error);
 /// whitespace (tokens, keys), not for payloads.
 Result<std::string> read_arg(const std::string& value, bool trim_ws);
 
-/// A token argument: the token itself, or "-" (or empty) for stdin; whitespace trimmed.
+/// A token as pasted: surrounding and embedded whitespace (tokens wrapped across lines) removed, and a
+/// leading "Bearer " / "DPoP " / "Authorization:" dropped (case-insensitive).
+std::string normalize_token(std::string_view text);
+
+/// A token argument: the token itself, a file holding it, or "-" (or empty) for stdin (with a prompt
+/// line on stderr when stdin is a terminal); normalised with normalize_token().
 Result<std::string> read_token(const std::string& value);
+
+/// Prints a warning (and a chmod hint) on stderr when the secret file `path` is readable by its group
+/// or by everyone. `what` names it ("passphrase file", "private key file").
+void warn_if_readable_by_others(const std::string& path, const std::string& what);
+
+/// A NAME=VALUE flag's VALUE: JSON when it is JSON (strictly parsed: depth, size and duplicate
+/// limits, so a 60,000-deep value is a clean error), else the text itself. `what` names it in errors.
+Result<nlohmann::json> claim_value(const std::string& what, const std::string& value);
 
 /// Adds "Examples:" to a subcommand's help.
 void examples(CLI::App* sub, const std::vector<std::string>& lines);
+
+/// What a shell completes for an option's (or positional's) value. Attached to the option itself
+/// by the helpers below and read back by `tokctl completion` and `tokctl __spec`, so completions
+/// come from the CLI definition and cannot drift from it.
+enum class ValueKind { text, choice, file, directory, command };
+
+/// Whether a choice list also refuses other values when the command line is parsed.
+enum class ChoiceCheck {
+  strict,   ///< CLI::IsMember: any other value is a usage error
+  suggest,  ///< completion only: the command checks the value itself (with a better hint)
+};
+
+/// Marks `opt` as naming a file (or "-" for stdin): shells complete file names. Returns `opt`.
+CLI::Option* file_value(CLI::Option* opt);
+/// Marks `opt` as naming a directory: shells complete directory names. Returns `opt`.
+CLI::Option* dir_value(CLI::Option* opt);
+/// Marks a positional as a command path (`help keys generate`). Returns `opt`.
+CLI::Option* command_value(CLI::Option* opt);
+/// Offers `values` (no whitespace in them) for `opt`; ChoiceCheck::strict also adds the
+/// CLI::IsMember check. The one list per option that both the check and completion use. Returns `opt`.
+CLI::Option* choice_value(CLI::Option* opt, std::vector<std::string> values, ChoiceCheck check);
+
+/// A value hint as read back from an option.
+struct ValueHint {
+  ValueKind kind = ValueKind::text;
+  std::vector<std::string> choices;  ///< the values, for ValueKind::choice
+};
+/// The hint of `opt`: the one set by the helpers above, else the set of a plain
+/// ->check(CLI::IsMember(...)), else ValueKind::text.
+ValueHint value_hint(CLI::Option& opt);
+
+/// Value lists shared by several options, from core's registries: JWS algs, JWE key management
+/// algs, JWE content encryptions, both kinds of alg (what `keys generate/add` accept), and curves.
+std::vector<std::string> jws_alg_names();
+std::vector<std::string> jwe_alg_names();
+std::vector<std::string> jwe_enc_names();
+std::vector<std::string> key_alg_names();
+std::vector<std::string> curve_names();
+/// RFC 8693 token types by their short names (access_token, ...; the full URNs are accepted too).
+std::vector<std::string> token_type_names();
 
 /// Builds the whole command tree (used by main and by completion/spec generation).
 void build_app(CLI::App& app);

@@ -1,11 +1,16 @@
 // tokctl completion bash|zsh|fish, generated from the CLI11 command tree, so completions cannot
-// drift from the real flags; and the hidden `tokctl __spec` (the tree as JSON) that the docs test
-// checks the man page against.
+// drift from the real flags; and the hidden `tokctl __spec` (the tree as JSON) that the docs and
+// completion tests check the man page and the shells against.
+//
+// What an option's value completes to comes from the option itself (common.hpp: choice_value,
+// file_value, dir_value, command_value, or a plain CLI::IsMember check): there is no list of
+// option names or values in this file.
 
 #include <algorithm>
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -17,9 +22,16 @@ namespace tokctl::cli {
 namespace {
 
 struct Opt {
-  std::vector<std::string> names;  // "--alg", "-o"
+  std::vector<std::string> names;  // "-o", "--output"
   std::string description;
   bool takes_value = false;
+  ValueHint value;
+};
+
+struct Positional {
+  std::string name;
+  std::string description;
+  ValueHint value;
 };
 
 struct Cmd {
@@ -27,36 +39,16 @@ struct Cmd {
   std::string description;
   std::vector<std::string> subcommands;
   std::vector<Opt> options;
-  std::vector<std::string> positionals;
+  std::vector<Positional> positionals;
 };
 
-// Values offered for options whose values come from a fixed set.
-const std::map<std::string, std::string>& value_sets() {
-  static const std::map<std::string, std::string> sets = {
-      {"--alg", "HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"},
-      {"--output", "text json"},
-      {"--format", "jwk pem"},
-      {"--to", "jwk pem"},
-      {"--hash", "sha256 sha384 sha512 sha1"},
-      {"--crv", "Ed25519 Ed448"},
-  };
-  return sets;
-}
-const char* const k_file_options[] = {"--key", "--jwks", "--secret-file", "--out"};
-
-bool is_file_option(const std::string& n) {
-  for (const char* f : k_file_options)
-    if (n == f) return true;
-  return false;
-}
-
-void collect(const CLI::App& app, std::vector<std::string> path, std::vector<Cmd>& out) {
+void collect(CLI::App& app, std::vector<std::string> path, std::vector<Cmd>& out) {
   Cmd cmd;
   cmd.path = path;
   cmd.description = app.get_description();
-  for (const CLI::Option* o : app.get_options()) {
+  for (CLI::Option* o : app.get_options()) {
     if (o->get_positional()) {
-      cmd.positionals.push_back(o->get_name());
+      cmd.positionals.push_back({o->get_name(), o->get_description(), value_hint(*o)});
       continue;
     }
     Opt opt;
@@ -64,19 +56,20 @@ void collect(const CLI::App& app, std::vector<std::string> path, std::vector<Cmd
     for (const auto& l : o->get_lnames()) opt.names.push_back("--" + l);
     opt.description = o->get_description();
     opt.takes_value = o->get_expected_max() > 0;  // 0 for flags
+    if (opt.takes_value) opt.value = value_hint(*o);
     cmd.options.push_back(std::move(opt));
   }
-  auto subs = app.get_subcommands([](const CLI::App* s) { return !s->get_group().empty(); });
+  auto subs = app.get_subcommands([](CLI::App* s) { return !s->get_group().empty(); });
   for (const CLI::App* s : subs) cmd.subcommands.push_back(s->get_name());
   out.push_back(cmd);
-  for (const CLI::App* s : subs) {
+  for (CLI::App* s : subs) {
     auto p = path;
     p.push_back(s->get_name());
     collect(*s, p, out);
   }
 }
 
-std::vector<Cmd> tree(const CLI::App& root) {
+std::vector<Cmd> tree(CLI::App& root) {
   std::vector<Cmd> cmds;
   collect(root, {}, cmds);
   // Options of the root fall through to every subcommand.
@@ -103,6 +96,36 @@ std::string slash_path(const Cmd& c) {
   return p;
 }
 
+std::string single_quoted(const std::string& s) {
+  std::string out = "'";
+  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+const char* kind_name(ValueKind k) {
+  switch (k) {
+    case ValueKind::text: return "text";
+    case ValueKind::choice: return "choice";
+    case ValueKind::file: return "file";
+    case ValueKind::directory: return "directory";
+    case ValueKind::command: return "command";
+  }
+  return "text";
+}
+
+const Cmd* find(const std::vector<Cmd>& cmds, const std::vector<std::string>& path) {
+  for (const auto& c : cmds)
+    if (c.path == path) return &c;
+  return nullptr;
+}
+
+std::string description_of(const std::vector<Cmd>& cmds, const Cmd& parent, const std::string& sub) {
+  auto p = parent.path;
+  p.push_back(sub);
+  const Cmd* c = find(cmds, p);
+  return c ? c->description : std::string();
+}
+
 // "/decode|/sign|/keys/generate|...": every command path, for the shells' path-tracking case.
 std::string path_pattern(const std::vector<Cmd>& cmds) {
   std::vector<std::string> paths;
@@ -111,62 +134,98 @@ std::string path_pattern(const std::vector<Cmd>& cmds) {
   return join(paths, "|");
 }
 
-// The option names that select a value set, as a case pattern ("-o|--output").
-std::string option_pattern(const std::string& long_name) {
-  return long_name == "--output" ? "-o|--output" : long_name;
-}
+// How a shell completes the word after one option: a key of the map below.
+struct ValueAction {
+  ValueKind kind;
+  std::string words;  // choices, space-separated
+  bool operator<(const ValueAction& o) const { return std::tie(kind, words) < std::tie(o.kind, o.words); }
+};
 
-std::string single_quoted(const std::string& s) {
-  std::string out = "'";
-  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return out + "'";
-}
+ValueAction action_of(const ValueHint& h) { return {h.kind, join(h.choices, " ")}; }
 
-// Values for a command's positional argument: shells, command names, or files.
-std::string positional_values(const Cmd& c, const std::vector<Cmd>& cmds) {
-  if (c.path.size() == 1 && c.path[0] == "completion") return "bash zsh fish";
-  if (c.path.size() == 1 && c.path[0] == "help") {
-    std::string names;
-    for (const auto& d : cmds)
-      if (d.path.size() == 1 && d.path[0] != "__spec") names += (names.empty() ? "" : " ") + d.path[0];
-    return names;
+// "'/keys/generate --alg'" for an option of one command; "*' --keystore'" for a global one (the
+// root's options hold on every path). Specific arms come before the global ones.
+struct Arms {
+  std::map<ValueAction, std::vector<std::string>> specific, global;
+  std::vector<std::string> all;  // every value-taking "path option", for skipping values
+};
+
+Arms value_arms(const std::vector<Cmd>& cmds, const char* pat_open, const char* pat_close) {
+  Arms arms;
+  const Cmd& root = cmds.front();
+  auto is_global = [&](const Opt& o) {
+    return std::any_of(root.options.begin(), root.options.end(), [&](const Opt& r) { return r.names == o.names; });
+  };
+  for (const auto& c : cmds) {
+    for (const auto& o : c.options) {
+      if (!o.takes_value) continue;
+      bool global = is_global(o);
+      if (global && !c.path.empty()) continue;  // listed once, for the root
+      for (const auto& n : o.names) {
+        std::string pat = global ? std::string("*") + pat_open + " " + n + pat_close
+                                 : pat_open + slash_path(c) + " " + n + pat_close;
+        (global ? arms.global : arms.specific)[action_of(o.value)].push_back(pat);
+        arms.all.push_back(pat);
+      }
+    }
   }
-  return {};
+  return arms;
 }
 
-// Commands whose positional argument is a file (or a token/payload: files are a fair offer too).
-bool takes_files(const Cmd& c) {
-  bool named = c.path.size() == 1 && (c.path[0] == "completion" || c.path[0] == "help");
-  return !c.positionals.empty() && !named;
+// ------------------------------------------------------------------------------------------ bash
+std::string bash_action(const ValueAction& a) {
+  switch (a.kind) {
+    case ValueKind::choice: return "_tokctl_words " + single_quoted(a.words);
+    case ValueKind::file: return "_tokctl_files -f";
+    case ValueKind::directory: return "_tokctl_files -d";
+    case ValueKind::text:
+    case ValueKind::command: break;
+  }
+  return "COMPREPLY=()";
 }
 
 std::string bash(const std::vector<Cmd>& cmds) {
+  Arms arms = value_arms(cmds, "'", "'");
   std::ostringstream o;
   o << "# bash completion for tokctl (generated by `tokctl completion bash`; do not edit)\n"
+    << "_tokctl_subs() {  # the subcommands of a command path\n"
+    << "  case $1 in\n";
+  for (const auto& c : cmds)
+    if (!c.subcommands.empty()) o << "    '" << slash_path(c) << "') REPLY='" << join(c.subcommands, " ") << "' ;;\n";
+  o << "    *) REPLY='' ;;\n"
+    << "  esac\n"
+    << "}\n"
+    << "_tokctl_words() { mapfile -t COMPREPLY < <(compgen -W \"$1\" -- \"$cur\"); }\n"
+    << "_tokctl_files() {\n"
+    << "  compopt -o filenames 2>/dev/null\n"
+    << "  mapfile -t -O \"${#COMPREPLY[@]}\" COMPREPLY < <(compgen \"$1\" -- \"$cur\")\n"
+    << "}\n"
     << "_tokctl() {\n"
-    << "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} path='' i w\n"
+    << "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} path='' topic='' i w REPLY\n"
+    << "  COMPREPLY=()\n"
+    << "  # --opt=value: bash splits at '=' (COMP_WORDBREAKS)\n"
+    << "  if [[ $cur == = ]]; then cur=''; elif [[ $prev == = && COMP_CWORD -ge 2 ]]; then prev=${COMP_WORDS[COMP_CWORD-2]}; fi\n"
     << "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
     << "    w=${COMP_WORDS[i]}\n"
-    << "    case \"$path/$w\" in\n";
-  o << "      " << path_pattern(cmds) << ") path=\"$path/$w\" ;;\n"
+    << "    case \"$path $w\" in\n"
+    << "      " << join(arms.all, "|") << ")\n"
+    << "        if [[ ${COMP_WORDS[i+1]} == = ]]; then ((i += 2)); else ((i++)); fi\n"
+    << "        continue ;;\n"
+    << "    esac\n"
+    << "    if [[ $path == /help ]]; then\n"
+    << "      [[ $w == -* ]] || topic=\"$topic/$w\"\n"
+    << "      continue\n"
+    << "    fi\n"
+    << "    case \"$path/$w\" in\n"
+    << "      " << path_pattern(cmds) << ") path=\"$path/$w\" ;;\n"
     << "    esac\n"
     << "  done\n"
-    << "  case \"$prev\" in\n";
-  std::vector<std::string> free_value;
-  for (const auto& c : cmds)
-    for (const auto& opt : c.options) {
-      const auto& n = opt.names.back();
-      if (!opt.takes_value || value_sets().count(n) || is_file_option(n)) continue;
-      if (std::find(free_value.begin(), free_value.end(), n) == free_value.end()) free_value.push_back(n);
-    }
-  for (const auto& [name, values] : value_sets()) {
-    o << "    " << option_pattern(name) << ") mapfile -t COMPREPLY < <(compgen -W '" << values << "' -- \"$cur\"); return ;;\n";
-  }
-  o << "    " << join(std::vector<std::string>(std::begin(k_file_options), std::end(k_file_options)), "|")
-    << ") mapfile -t COMPREPLY < <(compgen -f -- \"$cur\"); return ;;\n"
-    << "    " << join(free_value, "|") << ") COMPREPLY=(); return ;;\n"
-    << "  esac\n"
-    << "  local subs='' opts='' values='' files=0\n"
+    << "  case \"$path $prev\" in\n";
+  for (const auto* group : {&arms.specific, &arms.global})
+    for (const auto& [action, pats] : *group)
+      o << "    " << join(pats, "|") << ") " << bash_action(action) << "; return ;;\n";
+  o << "  esac\n"
+    << "  local opts='' subs='' values='' files=''\n"
     << "  case \"$path\" in\n";
   for (const auto& c : cmds) {
     std::vector<std::string> opts;
@@ -174,22 +233,27 @@ std::string bash(const std::vector<Cmd>& cmds) {
       for (const auto& n : opt.names) opts.push_back(n);
     o << "    '" << slash_path(c) << "') opts='" << join(opts, " ") << "'";
     if (!c.subcommands.empty()) o << " subs='" << join(c.subcommands, " ") << "'";
-    if (auto v = positional_values(c, cmds); !v.empty()) o << " values='" << v << "'";
-    if (takes_files(c)) o << " files=1";
+    for (const auto& p : c.positionals) {
+      if (p.value.kind == ValueKind::choice) o << " values='" << join(p.value.choices, " ") << "'";
+      if (p.value.kind == ValueKind::command) o << "; _tokctl_subs \"$topic\"; values=$REPLY";
+      if (p.value.kind == ValueKind::file) o << " files=-f";
+      if (p.value.kind == ValueKind::directory) o << " files=-d";
+    }
     o << " ;;\n";
   }
   o << "  esac\n"
     << "  if [[ $cur == -* ]]; then\n"
-    << "    mapfile -t COMPREPLY < <(compgen -W \"$opts\" -- \"$cur\")\n"
+    << "    _tokctl_words \"$opts\"\n"
     << "  else\n"
-    << "    mapfile -t COMPREPLY < <(compgen -W \"$subs $values\" -- \"$cur\")\n"
-    << "    if ((files)); then mapfile -t -O \"${#COMPREPLY[@]}\" COMPREPLY < <(compgen -f -- \"$cur\"); fi\n"
+    << "    _tokctl_words \"$subs $values\"\n"
+    << "    if [[ -n $files ]]; then _tokctl_files \"$files\"; fi\n"
     << "  fi\n"
     << "}\n"
-    << "complete -o filenames -F _tokctl tokctl\n";
+    << "complete -F _tokctl tokctl\n";
   return o.str();
 }
 
+// ------------------------------------------------------------------------------------------- zsh
 std::string zsh_escape(const std::string& s) {
   std::string out;
   for (char ch : s) {
@@ -199,52 +263,85 @@ std::string zsh_escape(const std::string& s) {
   return out;
 }
 
+std::string zsh_action(const ValueAction& a) {
+  switch (a.kind) {
+    case ValueKind::choice: return "compadd -- " + a.words;
+    case ValueKind::file: return "_files";
+    case ValueKind::directory: return "_files -/";
+    case ValueKind::text:
+    case ValueKind::command: break;
+  }
+  return "_message -e values value";
+}
+
 std::string zsh(const std::vector<Cmd>& cmds) {
+  Arms arms = value_arms(cmds, "'", "'");
   std::ostringstream o;
   o << "#compdef tokctl\n"
     << "# zsh completion for tokctl (generated by `tokctl completion zsh`; do not edit)\n"
+    << "_tokctl_subs() {  # reply=( 'name:description' ... ): the subcommands of a command path\n"
+    << "  case $1 in\n";
+  for (const auto& c : cmds) {
+    if (c.subcommands.empty()) continue;
+    o << "    ('" << slash_path(c) << "') reply=(";
+    for (const auto& sc : c.subcommands)
+      o << " " << single_quoted(zsh_escape(sc) + ":" + zsh_escape(description_of(cmds, c, sc)));
+    o << " ) ;;\n";
+  }
+  o << "    (*) reply=() ;;\n"
+    << "  esac\n"
+    << "}\n"
     << "_tokctl() {\n"
-    << "  local cmdpath='' w i\n"
-    << "  local -a subs opts values\n"
+    << "  local cmdpath='' topic='' cur=${(Q)words[CURRENT]} prev=${(Q)words[CURRENT-1]} w i\n"
+    << "  local -a opts values reply\n"
+    << "  local files=''\n"
     << "  for ((i = 2; i < CURRENT; i++)); do\n"
-    << "    w=${words[i]}\n"
-    << "    case \"$cmdpath/$w\" in\n";
-  o << "      (" << path_pattern(cmds) << ") cmdpath=\"$cmdpath/$w\" ;;\n"
+    << "    w=${(Q)words[i]}\n"
+    << "    case \"$cmdpath $w\" in\n"
+    << "      (" << join(arms.all, "|") << ") ((i++)); continue ;;\n"
+    << "    esac\n"
+    << "    if [[ $cmdpath == /help ]]; then\n"
+    << "      [[ $w == -* ]] || topic=\"$topic/$w\"\n"
+    << "      continue\n"
+    << "    fi\n"
+    << "    case \"$cmdpath/$w\" in\n"
+    << "      (" << path_pattern(cmds) << ") cmdpath=\"$cmdpath/$w\" ;;\n"
     << "    esac\n"
     << "  done\n"
-    << "  case ${words[CURRENT-1]} in\n";
-  for (const auto& [name, values] : value_sets()) {
-    o << "    (" << option_pattern(name) << ") compadd -- " << values << "; return ;;\n";
-  }
-  o << "    (" << join(std::vector<std::string>(std::begin(k_file_options), std::end(k_file_options)), "|")
-    << ") _files; return ;;\n"
-    << "  esac\n"
+    << "  if [[ $cur == --*=* ]]; then\n"
+    << "    prev=${cur%%=*}\n"
+    << "    compset -P '*='\n"
+    << "  fi\n"
+    << "  case \"$cmdpath $prev\" in\n";
+  for (const auto* group : {&arms.specific, &arms.global})
+    for (const auto& [action, pats] : *group)
+      o << "    (" << join(pats, "|") << ") " << zsh_action(action) << "; return ;;\n";
+  o << "  esac\n"
     << "  case $cmdpath in\n";
   for (const auto& c : cmds) {
-    o << "    ('" << slash_path(c) << "')\n      subs=(";
-    for (const auto& sc : c.subcommands) {
-      std::string desc;
-      for (const auto& d : cmds)
-        if (d.path.size() == c.path.size() + 1 && d.path.back() == sc) desc = d.description;
-      o << " " << single_quoted(zsh_escape(sc) + ":" + zsh_escape(desc));
-    }
-    o << " )\n      opts=(";
+    o << "    ('" << slash_path(c) << "')\n      opts=(";
     for (const auto& opt : c.options)
       for (const auto& n : opt.names) o << " " << single_quoted(zsh_escape(n) + ":" + zsh_escape(opt.description));
     o << " )";
-    if (auto v = positional_values(c, cmds); !v.empty()) o << "\n      values=(" << v << ")";
+    for (const auto& p : c.positionals) {
+      if (p.value.kind == ValueKind::choice) o << "\n      values=( " << join(p.value.choices, " ") << " )";
+      if (p.value.kind == ValueKind::command) o << "\n      _tokctl_subs \"$topic\"; values=( ${reply%%:*} )";
+      if (p.value.kind == ValueKind::file) o << "\n      files=f";
+      if (p.value.kind == ValueKind::directory) o << "\n      files=d";
+    }
     o << " ;;\n";
   }
   o << "  esac\n"
-    << "  if [[ ${words[CURRENT]} == -* ]]; then\n"
+    << "  if [[ $cur == -* ]]; then\n"
     << "    _describe -t options 'option' opts\n"
-    << "  elif (( ${#subs} )); then\n"
-    << "    _describe -t commands 'command' subs\n"
-    << "  elif (( ${#values} )); then\n"
-    << "    compadd -- $values\n"
-    << "  else\n"
-    << "    _files\n"
+    << "    return\n"
     << "  fi\n"
+    << "  _tokctl_subs \"$cmdpath\"\n"
+    << "  local ret=1\n"
+    << "  if (( ${#reply} )); then _describe -t commands 'command' reply && ret=0; fi\n"
+    << "  if (( ${#values} )); then compadd -- $values && ret=0; fi\n"
+    << "  if [[ $files == f ]]; then _files && ret=0; elif [[ $files == d ]]; then _files -/ && ret=0; fi\n"
+    << "  return ret\n"
     << "}\n"
     << "if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then\n"
     << "  _tokctl \"$@\"\n"
@@ -254,41 +351,94 @@ std::string zsh(const std::vector<Cmd>& cmds) {
   return o.str();
 }
 
+// ------------------------------------------------------------------------------------------ fish
+std::string fish_condition(const Cmd& c) { return "__tokctl_at " + (c.path.empty() ? std::string("\"\"") : slash_path(c)); }
+
 std::string fish(const std::vector<Cmd>& cmds) {
+  Arms arms = value_arms(cmds, "", "");
   std::ostringstream o;
   o << "# fish completion for tokctl (generated by `tokctl completion fish`; do not edit)\n"
+    << "function __tokctl_path --description 'tokctl: the command path before the cursor (/keys/generate); --topic: the help topic'\n"
+    << "    set -l words (commandline -opc)\n"
+    << "    set -e words[1]\n"
+    << "    set -l path ''\n"
+    << "    set -l topic ''\n"
+    << "    set -l skip 0\n"
+    << "    for w in $words\n"
+    << "        if test $skip = 1\n"
+    << "            set skip 0\n"
+    << "            continue\n"
+    << "        end\n"
+    << "        switch \"$path $w\"\n"
+    << "            case";
+  for (const auto& p : arms.all) o << " " << single_quoted(p);
+  o << "\n"
+    << "                set skip 1\n"
+    << "                continue\n"
+    << "        end\n"
+    << "        if test \"$path\" = /help\n"
+    << "            string match -q -- '-*' $w; or set topic \"$topic/$w\"\n"
+    << "            continue\n"
+    << "        end\n"
+    << "        switch \"$path/$w\"\n"
+    << "            case";
+  for (const auto& c : cmds)
+    if (!c.path.empty()) o << " " << slash_path(c);
+  o << "\n"
+    << "                set path \"$path/$w\"\n"
+    << "        end\n"
+    << "    end\n"
+    << "    if set -q argv[1]\n"
+    << "        echo $topic\n"
+    << "    else\n"
+    << "        echo $path\n"
+    << "    end\n"
+    << "end\n"
+    << "function __tokctl_at --description 'tokctl: is the command path before the cursor $argv[1]?'\n"
+    << "    set -l p (__tokctl_path)\n"
+    << "    test \"$p\" = \"$argv[1]\"\n"
+    << "end\n"
+    << "function __tokctl_subs --description 'tokctl: the subcommands of a command path, with descriptions'\n"
+    << "    switch \"$argv[1]\"\n";
+  for (const auto& c : cmds) {
+    if (c.subcommands.empty()) continue;
+    o << "        case " << (c.path.empty() ? std::string("''") : slash_path(c)) << "\n";
+    for (const auto& sc : c.subcommands)
+      o << "            printf '%s\\t%s\\n' " << sc << " " << single_quoted(description_of(cmds, c, sc)) << "\n";
+  }
+  o << "    end\n"
+    << "end\n"
     << "complete -c tokctl -f\n";
   for (const auto& c : cmds) {
-    std::string cond;
-    if (c.path.empty()) {
-      cond = "__fish_use_subcommand";
-    } else {
-      for (const auto& w : c.path) cond += (cond.empty() ? "" : "; and ") + std::string("__fish_seen_subcommand_from ") + w;
-    }
-    for (const auto& s : c.subcommands) {
-      std::string desc;
-      for (const auto& d : cmds)
-        if (!d.path.empty() && d.path.back() == s && d.path.size() == c.path.size() + 1) desc = d.description;
-      std::string sc = c.path.empty() ? cond : cond + "; and not __fish_seen_subcommand_from " + join(c.subcommands, " ");
-      o << "complete -c tokctl -n " << single_quoted(sc) << " -a " << s << " -d " << single_quoted(desc) << "\n";
-    }
-    if (!c.path.empty()) {
-      std::string leaf = c.subcommands.empty() ? cond : cond + "; and not __fish_seen_subcommand_from " + join(c.subcommands, " ");
-      if (auto v = positional_values(c, cmds); !v.empty()) {
-        o << "complete -c tokctl -n " << single_quoted(leaf) << " -x -a " << single_quoted(v) << "\n";
-      } else if (takes_files(c)) {
-        o << "complete -c tokctl -n " << single_quoted(leaf) << " -F\n";
+    const std::string cond = single_quoted(fish_condition(c));
+    for (const auto& s : c.subcommands)
+      o << "complete -c tokctl -n " << cond << " -a " << s << " -d " << single_quoted(description_of(cmds, c, s)) << "\n";
+    for (const auto& p : c.positionals) {
+      switch (p.value.kind) {
+        case ValueKind::choice:
+          o << "complete -c tokctl -n " << cond << " -x -a " << single_quoted(join(p.value.choices, " ")) << "\n";
+          break;
+        case ValueKind::command:
+          o << "complete -c tokctl -n " << cond << " -x -a '(__tokctl_subs (__tokctl_path --topic))'\n";
+          break;
+        case ValueKind::file: o << "complete -c tokctl -n " << cond << " -F\n"; break;
+        case ValueKind::directory:
+          o << "complete -c tokctl -n " << cond << " -x -a '(__fish_complete_directories)'\n";
+          break;
+        case ValueKind::text: break;
       }
     }
     for (const auto& opt : c.options) {
-      o << "complete -c tokctl -n " << single_quoted(cond);
+      o << "complete -c tokctl -n " << cond;
       for (const auto& n : opt.names) o << (n.rfind("--", 0) == 0 ? " -l " + n.substr(2) : " -s " + n.substr(1));
       if (opt.takes_value) {
-        auto long_name = opt.names.back();
-        auto vs = value_sets().find(long_name);
-        if (vs != value_sets().end()) o << " -x -a " << single_quoted(vs->second);
-        else if (is_file_option(long_name)) o << " -r -F";
-        else o << " -x";
+        switch (opt.value.kind) {
+          case ValueKind::choice: o << " -x -a " << single_quoted(join(opt.value.choices, " ")); break;
+          case ValueKind::file: o << " -r -F"; break;
+          case ValueKind::directory: o << " -x -a '(__fish_complete_directories)'"; break;
+          case ValueKind::text:
+          case ValueKind::command: o << " -x"; break;
+        }
       }
       o << " -d " << single_quoted(opt.description) << "\n";
     }
@@ -296,13 +446,26 @@ std::string fish(const std::vector<Cmd>& cmds) {
   return o.str();
 }
 
+nlohmann::json value_json(const ValueHint& h) {
+  nlohmann::json v = {{"kind", kind_name(h.kind)}};
+  if (h.kind == ValueKind::choice) v["choices"] = h.choices;
+  return v;
+}
+
 nlohmann::json spec(const std::vector<Cmd>& cmds) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& c : cmds) {
     nlohmann::json opts = nlohmann::json::array();
-    for (const auto& o : c.options) opts.push_back({{"names", o.names}, {"takes_value", o.takes_value}});
+    for (const auto& o : c.options) {
+      nlohmann::json j = {{"names", o.names}, {"description", o.description}, {"takes_value", o.takes_value}};
+      if (o.takes_value) j["value"] = value_json(o.value);
+      opts.push_back(std::move(j));
+    }
+    nlohmann::json pos = nlohmann::json::array();
+    for (const auto& p : c.positionals)
+      pos.push_back({{"name", p.name}, {"description", p.description}, {"value", value_json(p.value)}});
     out.push_back({{"path", join(c.path, " ")}, {"description", c.description}, {"subcommands", c.subcommands},
-                   {"options", opts}, {"positionals", c.positionals}});
+                   {"options", opts}, {"positionals", pos}});
   }
   return out;
 }
@@ -312,7 +475,8 @@ nlohmann::json spec(const std::vector<Cmd>& cmds) {
 void register_completion(CLI::App& app) {
   auto shell = std::make_shared<std::string>();
   auto* sub = app.add_subcommand("completion", "Print a shell completion script (bash, zsh or fish)");
-  sub->add_option("shell", *shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
+  choice_value(sub->add_option("shell", *shell, "bash, zsh or fish")->required(), {"bash", "zsh", "fish"},
+               ChoiceCheck::strict);
   examples(sub, {"source <(tokctl completion bash)",
                  "tokctl completion zsh > \"${fpath[1]}/_tokctl\"",
                  "tokctl completion fish > ~/.config/fish/completions/tokctl.fish"});
@@ -323,7 +487,7 @@ void register_completion(CLI::App& app) {
     return 0;
   });
 
-  auto* hidden = app.add_subcommand("__spec", "The command tree as JSON (for the docs test)");
+  auto* hidden = app.add_subcommand("__spec", "The command tree as JSON (for the docs and completion tests)");
   hidden->group("");
   on_run(hidden, [root] {
     std::cout << spec(tree(*root)).dump(2) << '\n';

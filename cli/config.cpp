@@ -7,6 +7,8 @@
 
 #include <tokctl/tokens/policy.hpp>
 
+#include <unistd.h>
+
 #include "commands.hpp"
 #include "common.hpp"
 #include "render.hpp"
@@ -15,10 +17,13 @@ namespace tokctl::cli {
 namespace {
 
 int run_config_check(const std::string& file) {
-  std::string path = tokens::resolve_config_path(file.empty() ? globals().config : file);
+  // Checking only validates: here (and only here) a ./tokctl.yaml is a fine default to look at.
+  std::string path = file.empty() ? config_choice().path : file;
+  if (path.empty() && ::access("tokctl.yaml", F_OK) == 0) path = "tokctl.yaml";
   if (path.empty()) {
     return report(Error{ErrorCode::usage, "no policy file to check",
-                        "pass --config FILE, set TOKCTL_CONFIG, or create ./tokctl.yaml (see examples/tokctl.yaml)"});
+                        "pass a FILE or --config FILE, set TOKCTL_CONFIG, or create ./tokctl.yaml "
+                        "(see examples/tokctl.yaml)"});
   }
   auto c = tokens::check_policy(path);
   if (json_output()) {
@@ -45,7 +50,7 @@ void register_config(CLI::App& app) {
   examples(config, {"tokctl config check --config tokctl.yaml"});
   auto file = std::make_shared<std::string>();
   auto* check = config->add_subcommand("check", "Validate the policy file; every problem with file:line:column");
-  check->add_option("file", *file, "Policy file (default: --config, $TOKCTL_CONFIG, ./tokctl.yaml)");
+  file_value(check->add_option("file", *file, "Policy file (default: --config, $TOKCTL_CONFIG, ./tokctl.yaml)"));
   examples(check, {"tokctl config check tokctl.yaml", "tokctl --config examples/tokctl.yaml config check -o json"});
   on_run(check, [file] { return run_config_check(*file); });
 }

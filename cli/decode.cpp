@@ -44,8 +44,9 @@ int run_decode(const DecodeOptions& opt) {
   if (parsed) {
     payload = std::move(*parsed);
     payload_is_json = true;
-  } else if (parsed.error().message.find("duplicate") != std::string::npos) {
-    return report(parsed.error());  // duplicate claims are malformed, never shown as a claims set
+  } else if (jose::meant_as_json_object(jws->payload)) {
+    // Claims that are not strict JSON (duplicates, NUL, a BOM) are malformed, never shown as text.
+    return report(parsed.error());
   } else if (is_text(jws->payload)) {
     payload = jws->payload;  // a plain-text JWS payload
   }
@@ -64,10 +65,10 @@ int run_decode(const DecodeOptions& opt) {
     return 0;
   }
   auto& o = std::cout;
-  o << style(Stream::out, "1", "Header") << '\n' << jws->header.dump(2) << '\n';
+  o << style(Stream::out, "1", "Header") << '\n' << json_for_terminal(jws->header) << '\n';
   o << style(Stream::out, "1", "Payload") << '\n';
-  if (payload_is_json) o << payload.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
-  else if (payload.is_string()) o << jws->payload << '\n';
+  if (payload_is_json) o << json_for_terminal(payload) << '\n';
+  else if (payload.is_string()) o << terminal_safe(jws->payload, Newlines::keep) << '\n';
   else o << "(binary, " << jws->payload.size() << " bytes) " << jws->payload_b64 << '\n';
   if (payload_is_json && payload.is_object()) {
     bool any = false;
@@ -76,7 +77,13 @@ int run_decode(const DecodeOptions& opt) {
       if (it == payload.end() || !it->is_number()) continue;
       if (!any) o << style(Stream::out, "1", "Times") << " (now " << format_rfc3339(now) << ")\n";
       any = true;
-      auto t = static_cast<UnixTime>(it->get<double>());
+      auto t_or = time_from_seconds(it->get<double>());
+      if (!t_or) {
+        o << "  " << name << std::string(10 - std::string(name).size(), ' ')
+          << style(Stream::out, "31", "out of range (" + terminal_safe(it->dump()) + ")") << '\n';
+        continue;
+      }
+      UnixTime t = *t_or;
       std::string rel = format_relative(t, now);
       if (std::string(name) == "exp") rel = t > now ? "expires " + rel : "expired " + rel;
       o << "  " << name << std::string(10 - std::string(name).size(), ' ') << format_rfc3339(t) << "  "
@@ -84,10 +91,10 @@ int run_decode(const DecodeOptions& opt) {
     }
   }
   o << style(Stream::out, "1", "Signature") << '\n' << "  " << jws->signature.size() << " bytes, alg "
-    << jws->alg << '\n';
+    << terminal_safe(jws->alg) << '\n';
   if (!warnings.empty()) {
     o << style(Stream::out, "1", "Warnings") << '\n';
-    for (const auto& w : warnings) o << "  " << style(Stream::out, "33", "! " + w) << '\n';
+    for (const auto& w : warnings) o << "  " << style(Stream::out, "33", "! " + terminal_safe(w)) << '\n';
   }
   o << style(Stream::out, "33", "NOT VERIFIED: decode only reads the token; nothing was checked. "
                                 "Use 'tokctl verify' to check the signature and claims.")
@@ -100,7 +107,7 @@ int run_decode(const DecodeOptions& opt) {
 void register_decode(CLI::App& app) {
   auto opt = std::make_shared<DecodeOptions>();
   auto* sub = app.add_subcommand("decode", "Show a token's header and claims without verifying anything");
-  sub->add_option("token", opt->token, "The token, or - for stdin (default)");
+  file_value(sub->add_option("token", opt->token, "The token, or - for stdin (default)"));
   examples(sub, {"tokctl decode eyJhbGciOi...",
                  "pbpaste | tokctl decode -",
                  "tokctl decode -o json \"$TOKEN\" | jq .payload.sub",

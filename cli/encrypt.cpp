@@ -52,7 +52,7 @@ bool is_pbes2(std::string_view alg) { return alg.rfind("PBES2-", 0) == 0; }
 // The keystore, when there is one; a missing keystore means "no key was given" (usage).
 Result<keys::Keystore> existing_keystore(const std::string& no_key_message, const char* hint) {
   auto ks = open_keystore(false);
-  if (!ks && ks.error().message.starts_with("no keystore at")) {
+  if (!ks && ks.error().detail == ErrorDetail::keystore_missing) {
     return fail(ErrorCode::usage, no_key_message + " (" + ks.error().message + ")", hint);
   }
   return ks;
@@ -435,14 +435,17 @@ int run_decrypt(const DecryptCli& o) {
 void register_encrypt(CLI::App& app) {
   auto e = std::make_shared<EncryptCli>();
   auto* enc = app.add_subcommand("encrypt", "Encrypt a payload to a recipient key or a passphrase (compact JWE)");
-  enc->add_option("payload", e->payload, "Payload file, or - for stdin (default: stdin)");
-  auto* key = enc->add_option("--key", e->key, "Recipient key file (JWK or PEM, sniffed; the public key is enough)");
+  file_value(enc->add_option("payload", e->payload, "Payload file, or - for stdin (default: stdin)"));
+  auto* key = file_value(
+      enc->add_option("--key", e->key, "Recipient key file (JWK or PEM, sniffed; the public key is enough)"));
   auto* kid = enc->add_option("--kid", e->kid, "Encrypt to this keystore key (its public key; no passphrase needed)");
   key->excludes(kid);
-  enc->add_option("--alg", e->alg,
-                  "Key management: RSA-OAEP, RSA-OAEP-256, ECDH-ES[+A128KW|+A256KW], A128KW, A256KW, dir, "
-                  "PBES2-HS256+A128KW, PBES2-HS512+A256KW (default: the key's alg, else by key type)");
-  enc->add_option("--enc", e->enc, "Content encryption: A128GCM, A256GCM (default), A128CBC-HS256, A256CBC-HS512");
+  choice_value(enc->add_option("--alg", e->alg,
+                               "Key management: RSA-OAEP, RSA-OAEP-256, ECDH-ES[+A128KW|+A256KW], A128KW, A256KW, "
+                               "dir, PBES2-HS256+A128KW, PBES2-HS512+A256KW (default: the key's alg, else by key type)"),
+               jwe_alg_names(), ChoiceCheck::suggest);
+  choice_value(enc->add_option("--enc", e->enc, "Content encryption: A128GCM, A256GCM (default), A128CBC-HS256, A256CBC-HS512"),
+               jwe_enc_names(), ChoiceCheck::suggest);
   enc->add_option("--cty", e->cty, "cty header; JWT for a nested JWT (the payload is then a token)");
   enc->add_option("--p2c", e->p2c, "PBES2 iteration count (default 600000 for HS256, 210000 for HS512)")
       ->check(CLI::Range(jose::k_pbes2_min_p2c, 1000000));
@@ -457,10 +460,10 @@ void register_encrypt(CLI::App& app) {
   auto* dec = app.add_subcommand(
       "decrypt",
       "Decrypt a compact JWE; prints the plaintext bytes exactly (no newline added; -o json: header + plaintext)");
-  dec->add_option("token", d->token, "The token, or - for stdin (default: stdin)");
-  dec->add_option("--key", d->key,
-                  "Private key file (JWK, JWKS or PEM; sniffed). Default: the passphrase for PBES2 tokens, else "
-                  "the keystore key named by the token's kid");
+  file_value(dec->add_option("token", d->token, "The token, or - for stdin (default: stdin)"));
+  file_value(dec->add_option("--key", d->key,
+                             "Private key file (JWK, JWKS or PEM; sniffed). Default: the passphrase for PBES2 tokens, "
+                             "else the keystore key named by the token's kid"));
   examples(dec, {"tokctl decrypt - --key recipient.jwk < secret.jwe > secret.txt",
                  "tokctl decrypt \"$TOKEN\"                      # key from the keystore (token's kid)",
                  "tokctl decrypt - --passphrase-file pw.txt < notes.jwe",

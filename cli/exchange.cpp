@@ -86,12 +86,15 @@ void register_exchange(CLI::App& app) {
   auto o = std::make_shared<ExchangeCli>();
   auto* ex = app.add_subcommand(
       "exchange", "RFC 8693 token exchange under the policy's exchange rules: delegate (act), impersonate, embed");
-  ex->add_option("--subject-token", o->subject_token, "The token to exchange, or - for stdin")->required();
-  ex->add_option("--subject-token-type", o->subject_token_type,
-                 "access_token, jwt or id_token (or the full urn:ietf:params:oauth:token-type: URN)")
-      ->capture_default_str();
-  ex->add_option("--actor-token", o->actor_token, "Token of the party acting for the subject (delegate), or - for stdin");
-  ex->add_option("--actor-token-type", o->actor_token_type, "Type of the actor token (default: access_token)");
+  file_value(ex->add_option("--subject-token", o->subject_token, "The token to exchange, or - for stdin")->required());
+  choice_value(ex->add_option("--subject-token-type", o->subject_token_type,
+                              "access_token, jwt or id_token (or the full urn:ietf:params:oauth:token-type: URN)")
+                   ->capture_default_str(),
+               token_type_names(), ChoiceCheck::suggest);
+  file_value(ex->add_option("--actor-token", o->actor_token,
+                            "Token of the party acting for the subject (delegate), or - for stdin"));
+  choice_value(ex->add_option("--actor-token-type", o->actor_token_type, "Type of the actor token (default: access_token)"),
+               token_type_names(), ChoiceCheck::suggest);
   ex->add_option("--audience", o->audience, "Target audience (repeatable; default: the rule's first target)");
   ex->add_option("--resource", o->resource, "Target resource URI, treated as an audience (repeatable)");
   ex->add_option("--scope", o->scope,
@@ -110,10 +113,15 @@ void register_exchange(CLI::App& app) {
                 "tokctl exchange --subject-token \"$TOKEN\" --mode embed --audience api-b | tokctl decode -"});
   ex->footer(ex->get_footer() +
              "\nRefusals exit 1 with an RFC 8693/6749 code (-o json also prints {\"error\", \"error_description\"}):\n"
-             "  invalid_grant    the subject or actor token is unknown, expired, revoked or not ours\n"
+             "  invalid_grant    the subject or actor token is unknown, expired, revoked, not signed by this\n"
+             "                   keystore (forged, unknown crit, alg not allowed), has no subject, or its\n"
+             "                   grant was revoked\n"
              "  invalid_target   no exchange rule for the subject's audience, or a target it does not allow\n"
-             "  invalid_scope    a scope beyond the subject token's or the rule's\n"
-             "  invalid_request  a mode the rule does not allow, or an unsupported token type\n");
+             "  invalid_scope    a scope beyond the subject token's, the rule's, or what its client may request\n"
+             "  invalid_request  a mode the rule does not allow, delegation without an actor, a refresh token\n"
+             "                   as subject or actor, or an unsupported token type\n"
+             "  invalid_client   the subject token's client is no longer in the policy\n"
+             "Tokens issued without --client-id (client_id \"tokctl\") are exchanged the same way.\n");
   on_run(ex, [o] { return run_exchange(*o); });
 }
 

@@ -1,9 +1,13 @@
 #include "keyargs.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <tokctl/jose/json.hpp>
 #include <tokctl/util/io.hpp>
 
 #include "common.hpp"
@@ -15,6 +19,16 @@ Result<jose::Jwk> secret_key(std::string secret, const std::string& from) {
   // A trailing newline from `echo secret > file` is not part of the secret.
   if (!secret.empty() && secret.back() == '\n') secret.pop_back();
   if (!secret.empty() && secret.back() == '\r') secret.pop_back();
+  // A JSON document is never a raw secret: a JWK belongs in --key. One that is not even strict JSON
+  // (duplicate members, a BOM, NUL) is malformed, so it cannot slip through as HMAC key bytes.
+  if (std::string_view t = trim(secret); !t.empty() && t.front() == '{') {
+    auto j = jose::parse_json_strict(t, from);
+    if (!j && t.find("\"kty\"") != std::string_view::npos) return std::unexpected(j.error());
+    if (j && j->is_object()) {
+      return fail(ErrorCode::usage, from + " holds a JSON object (a JWK?), not a raw HMAC secret",
+                  "pass JWK files with --key");
+    }
+  }
   if (jose::looks_like_asymmetric_key(secret)) {
     return fail(ErrorCode::invalid_token,
                 from + " holds public-key material, refusing to use it as an HMAC secret",
@@ -29,10 +43,10 @@ Result<jose::Jwk> secret_key(std::string secret, const std::string& from) {
 }  // namespace
 
 void add_key_options(CLI::App* sub, KeyArgs& args, bool with_jwks) {
-  auto* key = sub->add_option("--key", args.key, "Key file (JWK or PEM, sniffed), or - for stdin");
+  auto* key = file_value(sub->add_option("--key", args.key, "Key file (JWK or PEM, sniffed), or - for stdin"));
   CLI::Option* jwks = nullptr;
-  if (with_jwks) jwks = sub->add_option("--jwks", args.jwks, "JWKS file; the token's kid selects the key");
-  auto* sf = sub->add_option("--secret-file", args.secret_file, "File holding a raw HMAC secret");
+  if (with_jwks) jwks = file_value(sub->add_option("--jwks", args.jwks, "JWKS file; the token's kid selects the key"));
+  auto* sf = file_value(sub->add_option("--secret-file", args.secret_file, "File holding a raw HMAC secret"));
   auto* se = sub->add_option("--secret-env", args.secret_env, "Environment variable holding a raw HMAC secret");
   key->excludes(sf)->excludes(se);
   sf->excludes(se);
@@ -55,6 +69,7 @@ Result<jose::JwkSet> load_keys(const KeyArgs& a, jose::KeySource& source) {
     return jose::JwkSet{{std::move(*k)}};
   }
   if (!a.secret_file.empty()) {
+    warn_if_readable_by_others(a.secret_file, "secret file");
     auto data = read_input(a.secret_file);
     if (!data) return std::unexpected(data.error());
     auto k = secret_key(std::move(*data), "'" + a.secret_file + "'");
@@ -74,6 +89,10 @@ Result<jose::JwkSet> load_keys(const KeyArgs& a, jose::KeySource& source) {
   if (!set) {
     set.error().message = "'" + path + "': " + set.error().message;
     return set;
+  }
+  if (std::any_of(set->keys.begin(), set->keys.end(),
+                  [](const jose::Jwk& k) { return k.has_private() || k.kty() == jose::KeyType::oct; })) {
+    warn_if_readable_by_others(path, "private key file");
   }
   if (!a.jwks.empty()) {
     source = jose::KeySource::set;

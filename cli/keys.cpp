@@ -5,9 +5,11 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
 
 #include <tokctl/jose/jwe.hpp>
 #include <tokctl/jose/keygen.hpp>
+#include <tokctl/keys/keystore.hpp>
 #include <tokctl/util/io.hpp>
 
 #include "commands.hpp"
@@ -24,6 +26,7 @@ struct GenerateOptions {
   std::optional<std::string> crv;
   std::string format = "jwk";
   std::string out;
+  bool force = false;  ///< replace an existing --out file
 };
 
 struct ConvertOptions {
@@ -72,7 +75,10 @@ int run_generate(const GenerateOptions& o) {
     std::cout << *text;
     return 0;
   }
-  if (auto w = write_file_atomic(o.out, *text, 0600); !w) return report(w.error());
+  // Never replaces an existing file (a key someone still needs) without --force.
+  auto w = keys::write_output_file(o.out, *text, 0600, o.force ? keys::Overwrite::yes : keys::Overwrite::no);
+  OPENSSL_cleanse(text->data(), text->size());
+  if (!w) return report(w.error());
   if (json_output()) {
     print_json({{"kid", key->kid()}, {"alg", key->alg()}, {"file", o.out}, {"format", o.format}});
   } else if (!globals().quiet) {
@@ -103,7 +109,9 @@ int run_convert(const ConvertOptions& o) {
   if (!arg) return report(arg.error());
   auto key = &arg->key;
   std::string to = o.to;
-  if (to.empty()) to = arg->was_pem ? "jwk" : "pem";
+  // Without --to: a private key flips format (the usual conversion), --public keeps the input's
+  // format (a public JWK from a JWK, as `keys convert k.jwk --public > k.pub.jwk` expects).
+  if (to.empty()) to = (arg->was_pem != o.public_only) ? "jwk" : "pem";
   jose::KeyPart part = o.public_only ? jose::KeyPart::public_only : jose::KeyPart::with_private;
   if (o.public_only && key->kty() == jose::KeyType::oct) {
     return report(Error{ErrorCode::usage, "an HMAC secret has no public part", {}});
@@ -136,15 +144,18 @@ void register_keys(CLI::App& app) {
 
   auto g = std::make_shared<GenerateOptions>();
   auto* gen = keys->add_subcommand("generate", "Generate a private key (JWK with kid = RFC 7638 thumbprint)");
-  gen->add_option("--alg", g->alg, "Algorithm: HS*, RS*, PS*, ES*, EdDSA, or JWE RSA-OAEP*, ECDH-ES*, A128KW, A256KW, dir")
-      ->required();
+  choice_value(gen->add_option("--alg", g->alg, "Algorithm: HS*, RS*, PS*, ES*, EdDSA, or JWE RSA-OAEP*, ECDH-ES*, A128KW, A256KW, dir")
+                   ->required(),
+               key_alg_names(), ChoiceCheck::suggest);
   gen->add_option("--kid", g->kid, "Key id (default: the RFC 7638 thumbprint)");
   gen->add_option("--bits", g->bits, "RSA modulus bits (default 2048) or HMAC secret bits");
-  gen->add_option("--crv", g->crv, "Curve: Ed25519 (default)/Ed448 for EdDSA; P-256/P-384/P-521/X25519/X448 for ECDH-ES");
+  choice_value(gen->add_option("--crv", g->crv, "Curve: Ed25519 (default)/Ed448 for EdDSA; P-256/P-384/P-521/X25519/X448 for ECDH-ES"),
+               curve_names(), ChoiceCheck::suggest);
   gen->add_option("--format", g->format, "Output format: jwk or pem")
       ->check(CLI::IsMember({"jwk", "pem"}))
       ->capture_default_str();
-  gen->add_option("--out", g->out, "Write to FILE (mode 0600, atomically) instead of stdout");
+  file_value(gen->add_option("--out", g->out, "Write to FILE (mode 0600, atomically) instead of stdout"));
+  gen->add_flag("--force", g->force, "Replace an existing --out file");
   examples(gen, {"tokctl keys generate --alg ES256 --out es256.jwk",
                  "tokctl keys generate --alg RS256 --bits 3072 --format pem --out rsa.pem",
                  "tokctl keys generate --alg EdDSA --crv Ed448 --kid signer-1",
@@ -155,7 +166,7 @@ void register_keys(CLI::App& app) {
 
   auto c = std::make_shared<ConvertOptions>();
   auto* conv = keys->add_subcommand("convert", "Convert a key between JWK and PEM");
-  conv->add_option("file", c->input, "Key file (JWK or PEM), or - for stdin");
+  file_value(conv->add_option("file", c->input, "Key file (JWK or PEM), or - for stdin"));
   conv->add_option("--to", c->to, "Target format: jwk or pem (default: the other one)")
       ->check(CLI::IsMember({"jwk", "pem"}));
   conv->add_flag("--public", c->public_only, "Output only the public key");
@@ -166,7 +177,7 @@ void register_keys(CLI::App& app) {
 
   auto t = std::make_shared<ThumbprintOptions>();
   auto* thp = keys->add_subcommand("thumbprint", "RFC 7638 JWK thumbprint (base64url)");
-  thp->add_option("file", t->input, "Key file (JWK or PEM), or - for stdin");
+  file_value(thp->add_option("file", t->input, "Key file (JWK or PEM), or - for stdin"));
   thp->add_option("--hash", t->hash, "Hash: sha256, sha384, sha512 or sha1")
       ->check(CLI::IsMember({"sha256", "sha384", "sha512", "sha1"}))
       ->capture_default_str();

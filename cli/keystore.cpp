@@ -1,7 +1,9 @@
 // tokctl keys add|list|rotate|retire|prune|jwks|show|export|import|check: the file keystore.
 
+#include <algorithm>
 #include <iostream>
 #include <optional>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -29,8 +31,25 @@ json entry_json(const keys::KeyEntry& e) {
   return json{{"kid", e.kid},         {"alg", e.alg},
               {"use", e.use},         {"state", keys::to_string(e.state)},
               {"created", format_rfc3339(e.created)}, {"activated", t(e.activated)},
-              {"retired", t(e.retired)},              {"thumbprint", e.thumbprint},
-              {"encrypted", e.encrypted}};
+              {"retired", t(e.retired)},              {"published", t(e.published)},
+              {"thumbprint", e.thumbprint},           {"encrypted", e.encrypted}};
+}
+
+// After a write: files under keys/ the manifest does not name are kept, and said so.
+void note_unknown_files(const keys::Keystore& ks) {
+  if (globals().quiet) return;
+  auto unknown = ks.unknown_files();
+  if (unknown.empty()) return;
+  std::cerr << style(Stream::err, "33", "warning: ") << ks.dir() << " holds " << unknown.size()
+            << " file(s) the manifest does not name (" << unknown.front() << (unknown.size() > 1 ? ", ..." : "")
+            << "); they were kept. Run: tokctl keys check\n";
+}
+
+// When the current state began: created (next), activated (active), retired (retired).
+UnixTime state_since(const keys::KeyEntry& e) {
+  if (e.state == keys::KeyState::active && e.activated) return *e.activated;
+  if (e.state == keys::KeyState::retired && e.retired) return *e.retired;
+  return e.created;
 }
 
 std::string pad(std::string s, std::size_t n) {
@@ -38,7 +57,8 @@ std::string pad(std::string s, std::size_t n) {
   return s;
 }
 
-int print_entry_result(const keys::KeyEntry& e, const char* verb) {
+int print_entry_result(const keys::Keystore& ks, const keys::KeyEntry& e, const char* verb) {
+  note_unknown_files(ks);
   if (json_output()) {
     print_json(entry_json(e));
   } else {
@@ -66,7 +86,7 @@ int run_add(const AddCli& o) {
   if (!o.crv.empty()) crv = o.crv;
   auto e = ks->add(keys::AddOptions{o.alg, o.kid, state, o.bits, crv}, *pass);
   if (!e) return report(e.error());
-  return print_entry_result(*e, "added");
+  return print_entry_result(*ks, *e, "added");
 }
 
 int run_list() {
@@ -80,47 +100,84 @@ int run_list() {
     print_json(json{{"keystore", ks->dir()}, {"keys", arr}});
     return 0;
   }
+  if (globals().quiet) {  // kids only, one a line, for scripts
+    for (const auto& e : m->keys) std::cout << e.kid << '\n';
+    return 0;
+  }
   if (m->keys.empty()) {
     std::cerr << "the keystore at " << ks->dir() << " has no keys\n";
     return 0;
   }
-  std::size_t w = 4;
-  for (const auto& e : m->keys) w = std::max(w, e.kid.size());
-  auto t = [](const std::optional<UnixTime>& v) { return v ? format_rfc3339(*v) : std::string("-"); };
-  std::cout << style(Stream::out, "1", pad("KID", w) + "  " + pad("ALG", 14) + "  " + pad("STATE", 8) + "  " +
-                                           pad("CREATED", 20) + "  " + pad("ACTIVATED", 20) + "  " +
-                                           pad("RETIRED", 20) + "  ENC  THUMBPRINT")
+  // 100 columns with a 43-character thumbprint kid and the longest alg (ECDH-ES+A256KW): the time
+  // the current state began, not all three times (those are in keys show and -o json).
+  std::size_t w = 3, aw = 3;
+  for (const auto& e : m->keys) {
+    w = std::max(w, e.kid.size());
+    aw = std::max(aw, e.alg.size());
+  }
+  std::cout << style(Stream::out, "1",
+                     pad("KID", w) + "  " + pad("ALG", aw) + "  " + pad("STATE", 7) + "  " + pad("SINCE", 20) + "  ENC")
             << '\n';
   for (const auto& e : m->keys) {
     const char* color = e.state == keys::KeyState::active ? "32" : e.state == keys::KeyState::next ? "36" : "2";
-    std::cout << pad(e.kid, w) << "  " << pad(e.alg, 14) << "  "
-              << style(Stream::out, color, pad(keys::to_string(e.state), 8)) << "  "
-              << pad(format_rfc3339(e.created), 20) << "  " << pad(t(e.activated), 20) << "  "
-              << pad(t(e.retired), 20) << "  " << (e.encrypted ? "yes" : "no ") << "  " << e.thumbprint << '\n';
+    std::cout << pad(e.kid, w) << "  " << pad(e.alg, aw) << "  "
+              << style(Stream::out, color, pad(keys::to_string(e.state), 7)) << "  "
+              << pad(format_rfc3339(state_since(e)), 20) << "  " << (e.encrypted ? "yes" : "no") << '\n';
   }
   return 0;
 }
 
-int run_rotate(const std::string& alg, bool force) {
+struct RotateCli {
+  std::string alg;
+  bool force = false;
+  std::string min_next_age = "1h";
+  std::string if_older_than;
+};
+
+int run_rotate(const RotateCli& o) {
+  keys::RotateOptions ro;
+  ro.alg = o.alg;
+  ro.force = o.force ? keys::Force::yes : keys::Force::no;
+  auto min_age = parse_duration(o.min_next_age);
+  if (!min_age) return report(min_age.error());
+  ro.min_next_age = *min_age;
+  if (!o.if_older_than.empty()) {
+    auto older = parse_duration(o.if_older_than);
+    if (!older) return report(older.error());
+    ro.if_older_than = *older;
+  }
   auto pass = passphrase();
   if (!pass) return report(pass.error());
   auto ks = open_keystore(false);
   if (!ks) return report(ks.error());
-  auto r = ks->rotate(alg, force, *pass);
+  auto r = ks->rotate(ro, *pass);
   if (!r) return report(r.error());
+  bool rotated = std::any_of(r->begin(), r->end(), [](const keys::RotateResult& x) { return x.skipped.empty(); });
+  if (rotated) note_unknown_files(*ks);
   if (json_output()) {
-    json arr = json::array();
-    for (const auto& x : *r)
+    json arr = json::array(), skipped = json::array();
+    for (const auto& x : *r) {
+      if (!x.skipped.empty()) {
+        skipped.push_back({{"alg", x.alg}, {"reason", x.skipped}});
+        continue;
+      }
       arr.push_back({{"alg", x.alg}, {"activated", x.activated},
                      {"retired", x.retired.empty() ? json() : json(x.retired)}, {"next", x.added}});
-    print_json(json{{"rotated", arr}});
+    }
+    print_json(json{{"rotated", arr}, {"skipped", skipped}});
   } else if (!globals().quiet) {
     for (const auto& x : *r) {
+      if (!x.skipped.empty()) {
+        std::cout << x.alg << ": not rotated: " << x.skipped << '\n';
+        continue;
+      }
       std::cout << x.alg << ": active " << x.activated;
       if (!x.retired.empty()) std::cout << ", retired " << x.retired;
       std::cout << ", next " << x.added << '\n';
     }
-    std::cerr << "publish the JWKS now so verifiers see the new next key (tokctl keys jwks --out FILE)\n";
+    if (rotated) {
+      std::cerr << "publish the JWKS now so verifiers see the new next key (tokctl keys jwks --out FILE --force)\n";
+    }
   }
   return 0;
 }
@@ -130,7 +187,7 @@ int run_retire(const std::string& kid) {
   if (!ks) return report(ks.error());
   auto e = ks->retire(kid);
   if (!e) return report(e.error());
-  return print_entry_result(*e, "retired");
+  return print_entry_result(*ks, *e, "retired");
 }
 
 int run_prune(const std::string& grace_text) {
@@ -143,6 +200,7 @@ int run_prune(const std::string& grace_text) {
   if (!ks) return report(ks.error());
   auto removed = ks->prune(policy->max_lifetime, *grace);
   if (!removed) return report(removed.error());
+  note_unknown_files(*ks);
   if (json_output()) {
     json arr = json::array();
     for (const auto& e : *removed) arr.push_back(e.kid);
@@ -158,19 +216,39 @@ int run_prune(const std::string& grace_text) {
   return 0;
 }
 
-int run_jwks(const std::string& out) {
+struct JwksCli {
+  std::string out;
+  bool force = false;
+};
+
+int run_jwks(const JwksCli& o) {
   auto ks = open_keystore(false);
   if (!ks) return report(ks.error());
   auto set = ks->jwks();
   if (!set) return report(set.error());
-  std::string text = set->to_json(jose::KeyPart::public_only).dump(2) + "\n";
-  if (out.empty() || out == "-") {
-    std::cout << text;
-    return 0;
+  bool to_file = !o.out.empty() && o.out != "-";
+  if (to_file && set->keys.empty()) {
+    return report(Error{ErrorCode::keystore,
+                        "the keystore at " + ks->dir() + " has no public keys: not publishing an empty JWKS to '" +
+                            o.out + "' (verifiers would reject every token)",
+                        "add a key first: tokctl keys add --alg ES256 (HMAC secrets are never published)"});
   }
-  // A JWKS is public: readable by all (0644), still written atomically.
-  if (auto w = write_file_atomic(out, text, 0644); !w) return report(w.error());
-  if (!globals().quiet) std::cerr << "wrote " << set->keys.size() << " public key(s) to " << out << '\n';
+  std::string text = set->to_json(jose::KeyPart::public_only).dump(2) + "\n";
+  if (!to_file) {
+    std::cout << text << std::flush;
+  } else {
+    // A JWKS is public: readable by all (0644), still written atomically.
+    auto w = keys::write_output_file(o.out, text, 0644, o.force ? keys::Overwrite::yes : keys::Overwrite::no);
+    if (!w) return report(w.error());
+    if (!globals().quiet) std::cerr << "wrote " << set->keys.size() << " public key(s) to " << o.out << '\n';
+  }
+  // What was output counts as published: keys rotate waits --min-next-age from this moment.
+  std::vector<std::string> kids;
+  for (const auto& k : set->keys) kids.push_back(k.kid());
+  if (auto rec = ks->record_published(kids); !rec) {
+    std::cerr << style(Stream::err, "33", "warning: ") << "could not record the publication time in the manifest ("
+              << rec.error().message << "); keys rotate will not count this publication\n";
+  }
   return 0;
 }
 
@@ -195,7 +273,9 @@ int run_show(const std::string& kid) {
   }
   for (const auto& [k, v] : j.items()) {
     if (k == "jwk") continue;
-    std::cout << pad(k, 11) << (v.is_string() ? v.get<std::string>() : v.dump()) << '\n';
+    // Times not reached yet print as "-", never as JSON null.
+    std::cout << pad(k, 11) << (v.is_null() ? std::string("-") : v.is_string() ? v.get<std::string>() : v.dump())
+              << '\n';
   }
   if (!e->public_jwk.empty()) std::cout << "public JWK\n" << j["jwk"].dump(2) << '\n';
   return 0;
@@ -244,7 +324,10 @@ struct ImportCli {
 };
 
 int run_import(const ImportCli& o) {
-  auto data = read_arg(o.file, false);
+  auto raw = read_arg(o.file, false);
+  if (!raw) return report(raw.error());
+  // A key file encrypted at rest (keys/<kid>.jwe, keys generate with a passphrase) is opened first.
+  auto data = unlock_key_material(std::move(*raw), o.file == "-" ? "the key" : "'" + o.file + "'");
   if (!data) return report(data.error());
   auto key = jose::parse_single_key(*data);
   if (!key) return report(key.error());
@@ -254,7 +337,7 @@ int run_import(const ImportCli& o) {
   if (!ks) return report(ks.error());
   auto e = ks->import(std::move(*key), keys::ImportOptions{o.kid, o.alg, state_arg(o.state)}, *pass);
   if (!e) return report(e.error());
-  return print_entry_result(*e, "imported");
+  return print_entry_result(*ks, *e, "imported");
 }
 
 int run_check() {
@@ -264,7 +347,11 @@ int run_check() {
   if (!ks) return report(ks.error());
   auto r = ks->check(*pass);
   if (json_output()) {
-    print_json(json{{"ok", r.ok()}, {"keystore", ks->dir()}, {"problems", r.problems}, {"notes", r.notes}});
+    print_json(json{{"ok", r.ok()},
+                    {"keystore", ks->dir()},
+                    {"problems", r.problems},
+                    {"notes", r.notes},
+                    {"unknown_files", r.unknown_files}});
   } else {
     for (const auto& n : r.notes) std::cerr << style(Stream::err, "2", "note: ") << n << '\n';
     for (const auto& p : r.problems) std::cerr << style(Stream::err, "31", "problem: ") << p << '\n';
@@ -282,27 +369,39 @@ int run_check() {
 void register_keystore_commands(CLI::App* keys) {
   auto a = std::make_shared<AddCli>();
   auto* add = keys->add_subcommand("add", "Add a new key to the keystore (state next, or active if the alg has none)");
-  add->add_option("--alg", a->alg, "JWS alg (ES256, RS256, EdDSA, HS256, ...) or JWE alg (RSA-OAEP-256, ECDH-ES+A256KW, A256KW, dir, ...)")
-      ->required();
+  choice_value(add->add_option("--alg", a->alg, "JWS alg (ES256, RS256, EdDSA, HS256, ...) or JWE alg (RSA-OAEP-256, ECDH-ES+A256KW, A256KW, dir, ...)")
+                   ->required(),
+               key_alg_names(), ChoiceCheck::suggest);
   add->add_option("--kid", a->kid, "Key id (default: the RFC 7638 thumbprint)");
   add->add_option("--state", a->state, "next or active")->check(CLI::IsMember({"next", "active"}));
   add->add_option("--bits", a->bits, "RSA modulus bits (default 2048) or secret bits");
-  add->add_option("--crv", a->crv, "Curve: Ed25519/Ed448 for EdDSA; P-256/P-384/P-521/X25519/X448 for ECDH-ES");
+  choice_value(add->add_option("--crv", a->crv, "Curve: Ed25519/Ed448 for EdDSA; P-256/P-384/P-521/X25519/X448 for ECDH-ES"),
+               curve_names(), ChoiceCheck::suggest);
   examples(add, {"tokctl keys add --alg ES256", "tokctl keys add --alg RS256 --bits 3072 --state active",
                  "tokctl keys add --alg ECDH-ES+A256KW --crv X25519",
                  "TOKCTL_PASSPHRASE=... tokctl keys add --alg EdDSA   # encrypted at rest"});
   on_run(add, [a] { return run_add(*a); });
 
-  auto* list = keys->add_subcommand("list", "List the keystore's keys and their lifecycle");
-  examples(list, {"tokctl keys list", "tokctl keys list -o json | jq '.keys[] | select(.state==\"active\")'"});
+  auto* list = keys->add_subcommand("list", "List the keystore's keys and their lifecycle (-q: kids only)");
+  examples(list, {"tokctl keys list", "tokctl keys list -q",
+                  "tokctl keys list -o json | jq '.keys[] | select(.state==\"active\")'"});
   on_run(list, [] { return run_list(); });
 
-  auto rot = std::make_shared<std::pair<std::string, bool>>();
+  auto rot = std::make_shared<RotateCli>();
   auto* rotate = keys->add_subcommand("rotate", "next -> active, active -> retired, and a fresh next key");
-  rotate->add_option("--alg", rot->first, "Rotate only this alg (default: every alg in the keystore)");
-  rotate->add_flag("--force", rot->second, "Rotate even without a published next key (verifiers may reject tokens)");
-  examples(rotate, {"tokctl keys rotate --alg ES256", "tokctl keys rotate && tokctl keys jwks --out /srv/www/jwks.json"});
-  on_run(rotate, [rot] { return run_rotate(rot->first, rot->second); });
+  choice_value(rotate->add_option("--alg", rot->alg, "Rotate only this alg (default: every alg in the keystore)"),
+               key_alg_names(), ChoiceCheck::suggest);
+  rotate->add_option("--min-next-age", rot->min_next_age,
+                     "Activate a next key only this long after it was first published (keys jwks); at least the "
+                     "JWKS cache max-age")
+      ->capture_default_str();
+  rotate->add_option("--if-older-than", rot->if_older_than,
+                     "Rotate only when the active key is at least DUR old (cron: concurrent runs rotate once)");
+  rotate->add_flag("--force", rot->force,
+                   "Rotate even without a next key or before --min-next-age (verifiers may reject tokens)");
+  examples(rotate, {"tokctl keys rotate --alg ES256", "tokctl keys rotate --if-older-than 7d -q",
+                    "tokctl keys rotate && tokctl keys jwks --out /srv/www/jwks.json --force"});
+  on_run(rotate, [rot] { return run_rotate(*rot); });
 
   auto rkid = std::make_shared<std::string>();
   auto* retire = keys->add_subcommand("retire", "Retire a key: it stays in the JWKS and verifies, but never signs");
@@ -318,11 +417,13 @@ void register_keystore_commands(CLI::App* keys) {
   examples(prune, {"tokctl keys prune", "tokctl keys prune --grace 1h --config tokctl.yaml"});
   on_run(prune, [grace] { return run_prune(*grace); });
 
-  auto out = std::make_shared<std::string>();
-  auto* jwks = keys->add_subcommand("jwks", "Public JWKS of next, active and retired keys");
-  jwks->add_option("--out", *out, "Write to FILE atomically (mode 0644) instead of stdout");
-  examples(jwks, {"tokctl keys jwks", "tokctl keys jwks --out /srv/www/.well-known/jwks.json"});
-  on_run(jwks, [out] { return run_jwks(*out); });
+  auto jw = std::make_shared<JwksCli>();
+  auto* jwks = keys->add_subcommand("jwks", "Public JWKS of next, active and retired keys (records when each was published)");
+  file_value(jwks->add_option("--out", jw->out,
+                              "Write to FILE atomically (mode 0644) instead of stdout; never an empty set"));
+  jwks->add_flag("--force", jw->force, "Replace an existing --out file");
+  examples(jwks, {"tokctl keys jwks", "tokctl keys jwks --out /srv/www/.well-known/jwks.json --force"});
+  on_run(jwks, [jw] { return run_jwks(*jw); });
 
   auto skid = std::make_shared<std::string>();
   auto* show = keys->add_subcommand("show", "Show one key's metadata and public JWK");
@@ -340,14 +441,17 @@ void register_keystore_commands(CLI::App* keys) {
 
   auto i = std::make_shared<ImportCli>();
   auto* imp = keys->add_subcommand("import", "Import a private key (JWK or PEM) into the keystore");
-  imp->add_option("file", i->file, "Key file, or - for stdin");
+  file_value(imp->add_option("file", i->file, "Key file, or - for stdin"));
   imp->add_option("--kid", i->kid, "Key id (default: the key's kid, else its thumbprint)");
-  imp->add_option("--alg", i->alg, "Algorithm (required when the key has no alg)");
+  choice_value(imp->add_option("--alg", i->alg, "Algorithm (required when the key has no alg)"), key_alg_names(),
+               ChoiceCheck::suggest);
   imp->add_option("--state", i->state, "next or active")->check(CLI::IsMember({"next", "active"}));
-  examples(imp, {"tokctl keys import signer.pem --alg RS256 --state next", "tokctl keys import key.jwk"});
+  examples(imp, {"tokctl keys import signer.pem --alg RS256 --state next", "tokctl keys import key.jwk",
+                 "tokctl keys import ~/.local/share/tokctl/keys/KID.jwk   # a key file keys check reports"});
   on_run(imp, [i] { return run_import(*i); });
 
-  auto* check = keys->add_subcommand("check", "Check manifest against files, permissions, one active key per alg");
+  auto* check = keys->add_subcommand(
+      "check", "Check manifest against files (unknown key files too), owners, permissions, one active key per alg");
   examples(check, {"tokctl keys check", "tokctl keys check -o json"});
   on_run(check, [] { return run_check(); });
 }

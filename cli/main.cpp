@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+#include <csignal>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
@@ -20,7 +24,7 @@ void build_app(CLI::App& app) {
   app.description(
       "tokctl: issue, sign, verify, decode and manage OAuth/JOSE tokens and keys.\n"
       "Exit codes: 0 ok, 1 token invalid, 2 usage, 3 malformed input, 4 keystore/store, 5 network, "
-      "6 remote OAuth error.");
+      "6 remote OAuth error, 70 internal error (a bug).");
   app.set_version_flag("--version", std::string("tokctl ") + TOKCTL_VERSION);
   app.require_subcommand(0, 1);
   app.fallthrough();
@@ -32,11 +36,13 @@ void build_app(CLI::App& app) {
                  "Pretend the current time is TIME: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)");
   app.add_flag("--no-color", g.no_color, "Never use colour (also honoured: NO_COLOR)");
   app.add_flag("-q,--quiet", g.quiet, "Print only what scripts need (tokens, errors)");
-  app.add_option("--keystore", g.keystore,
-                 "Keystore directory (default: $TOKCTL_KEYSTORE, else $XDG_DATA_HOME/tokctl)");
-  app.add_option("--passphrase-file", g.passphrase_file,
-                 "Passphrase for keys encrypted at rest and for PBES2 (default: $TOKCTL_PASSPHRASE)");
-  app.add_option("--config", g.config, "Policy file (default: $TOKCTL_CONFIG, else ./tokctl.yaml if present)");
+  dir_value(app.add_option("--keystore", g.keystore,
+                           "Keystore directory (default: $TOKCTL_KEYSTORE, else $XDG_DATA_HOME/tokctl)"));
+  file_value(app.add_option("--passphrase-file", g.passphrase_file,
+                            "Passphrase for keys encrypted at rest and for PBES2 (default: $TOKCTL_PASSPHRASE)"));
+  file_value(app.add_option("--config", g.config,
+                            "Policy file (default: $TOKCTL_CONFIG; ./tokctl.yaml is never read implicitly)"));
+  app.add_flag("-v,--verbose", g.verbose, "Say which policy and keystore this run uses (on stderr)");
   app.footer("\nExamples:\n"
              "  tokctl keys generate --alg ES256 --out key.jwk\n"
              "  tokctl sign --key key.jwk --sub alice --aud api --exp +15m\n"
@@ -55,7 +61,7 @@ void build_app(CLI::App& app) {
 
   auto* help = app.add_subcommand("help", "Show help for tokctl or for one command");
   auto topic = std::make_shared<std::vector<std::string>>();
-  help->add_option("command", *topic, "Command path, e.g. 'keys generate'");
+  command_value(help->add_option("command", *topic, "Command path, e.g. 'keys generate'"));
   examples(help, {"tokctl help", "tokctl help verify", "tokctl help keys rotate"});
   on_run(help, [&app, topic] {
     CLI::App* target = &app;
@@ -153,9 +159,17 @@ std::vector<std::string> protect_dash_values(const CLI::App& app, int argc, char
   return out;
 }
 
-}  // namespace
+// Before any key is read: no core dump can carry a private key or secret (prctl also keeps
+// /proc/PID/mem and ptrace-attach from other processes of the same user out), and a full
+// RLIMIT_FSIZE makes write() fail with EFBIG (a clean exit 4) instead of killing the process.
+void harden_process() {
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  struct rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+  ::signal(SIGXFSZ, SIG_IGN);
+}
 
-int main(int argc, char** argv) {
+int run_main(int argc, char** argv) {
   CLI::App app;
   tokctl::cli::build_app(app);
   try {
@@ -180,4 +194,23 @@ int main(int argc, char** argv) {
   }
   if (auto c = tokctl::cli::clock(); !c) return tokctl::cli::report(c.error());
   return action();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  harden_process();
+  // The one place an exception may end up: anything that escapes is a bug, reported as an
+  // internal error (exit 70, EX_SOFTWARE) instead of std::terminate and an abort.
+  try {
+    return run_main(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "tokctl: internal error: out of memory\n";
+  } catch (const std::exception& e) {
+    std::cerr << "tokctl: internal error: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "tokctl: internal error: unknown exception\n";
+  }
+  std::cerr << "hint: this is a bug in tokctl; please report it with the command line (without secrets)\n";
+  return tokctl::cli::k_exit_internal;
 }

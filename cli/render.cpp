@@ -23,6 +23,57 @@ std::string style(Stream s, const char* code, const std::string& text) {
   return std::string("\033[") + code + "m" + text + "\033[0m";
 }
 
+std::string terminal_safe(std::string_view text, Newlines newlines) {
+  const bool keep = newlines == Newlines::keep;
+  std::string out;
+  out.reserve(text.size());
+  auto hex = [&](unsigned v, const char* prefix, int width) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%s%0*x", prefix, width, v);
+    out += buf;
+  };
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  for (std::size_t i = 0; i < n;) {
+    unsigned char c = p[i];
+    if (c < 0x80) {
+      if ((c < 0x20 && !(keep && (c == '\n' || c == '\t'))) || c == 0x7f) hex(c, "\\x", 2);
+      else out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    // Decode one UTF-8 sequence strictly (no overlongs, no surrogates, <= U+10FFFF).
+    int len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    unsigned cp = len == 2 ? c & 0x1Fu : len == 3 ? c & 0x0Fu : c & 0x07u;
+    bool ok = len != 0 && i + static_cast<std::size_t>(len) <= n;
+    for (int k = 1; ok && k < len; ++k) {
+      unsigned char cc = p[i + static_cast<std::size_t>(k)];
+      if ((cc & 0xC0) != 0x80) ok = false;
+      cp = (cp << 6) | (cc & 0x3Fu);
+    }
+    if (ok && ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+               (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))) {
+      ok = false;
+    }
+    if (!ok) {
+      hex(c, "\\x", 2);
+      ++i;
+      continue;
+    }
+    bool dangerous = (cp >= 0x80 && cp <= 0x9F) ||                      // C1 controls (CSI = U+009B)
+                     (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||  // bidi
+                     cp == 0x200E || cp == 0x200F || cp == 0x061C;          // direction marks
+    if (dangerous) hex(cp, "\\u", 4);
+    else out.append(text.substr(i, static_cast<std::size_t>(len)));
+    i += static_cast<std::size_t>(len);
+  }
+  return out;
+}
+
+std::string json_for_terminal(const nlohmann::json& j, int indent) {
+  return terminal_safe(j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace), Newlines::keep);
+}
+
 void print_json(const nlohmann::json& j) {
   std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
 }

@@ -2,6 +2,7 @@
 // Terminal and JSON rendering shared by all commands.
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -15,6 +16,18 @@ bool color(Stream s);
 /// Wraps text in an ANSI style when colour is on for the stream: "1" bold, "31" red, "32" green,
 /// "33" yellow, "2" dim.
 std::string style(Stream s, const char* code, const std::string& text);
+
+/// Text made safe for a terminal: C0 controls (except none), DEL, C1 controls (U+0080..U+009F),
+/// Unicode bidi overrides/isolates and invalid UTF-8 bytes are shown as visible escapes (\x1b,
+/// \u202e), so token-derived text (claims, headers, kids) can never move the cursor, recolour the
+/// screen or paint a fake verdict. Every text line built from token or file content goes through it.
+/// Newlines (and tabs) are escaped too unless `newlines` is keep: a value spliced into a line must
+/// not be able to start a new, fake line.
+enum class Newlines { escape, keep };
+std::string terminal_safe(std::string_view text, Newlines newlines = Newlines::escape);
+
+/// JSON for a terminal: pretty-printed (indent 2, or compact with -1) and then terminal_safe().
+std::string json_for_terminal(const nlohmann::json& j, int indent = 2);
 
 /// Pretty JSON (2-space indent) followed by a newline, on stdout.
 void print_json(const nlohmann::json& j);

@@ -31,29 +31,23 @@ struct SignOptions {
   bool claims_flags = false;
 };
 
-// VALUE as JSON when it parses as JSON, else as a string.
-nlohmann::json flag_value(const std::string& v) {
-  auto j = nlohmann::json::parse(v, nullptr, false);
-  if (j.is_discarded()) return v;
-  return j;
-}
-
 Result<std::pair<std::string, nlohmann::json>> name_value(const std::string& arg, const char* flag) {
   auto eq = arg.find('=');
   if (eq == std::string::npos || eq == 0) {
     return fail(ErrorCode::usage, std::string(flag) + " expects NAME=VALUE, got '" + arg + "'");
   }
-  return std::make_pair(arg.substr(0, eq), flag_value(arg.substr(eq + 1)));
+  std::string name = arg.substr(0, eq);
+  auto value = claim_value(std::string(flag) + " " + name, arg.substr(eq + 1));
+  if (!value) return std::unexpected(value.error());
+  return std::make_pair(std::move(name), std::move(*value));
 }
 
 Result<jose::Alg> choose_alg(const SignOptions& o, const jose::Jwk& key) {
   std::string name = o.alg.empty() ? key.alg() : o.alg;
   if (name.empty()) {
     // Unambiguous for EC and EdDSA keys; RSA and HMAC have several algs, so ask.
-    if (key.kty() == jose::KeyType::ec) {
-      name = key.crv() == "P-256" ? "ES256" : key.crv() == "P-384" ? "ES384" : "ES512";
-    } else if (key.kty() == jose::KeyType::okp) {
-      name = "EdDSA";
+    if (auto implied = jose::implied_jws_alg(key)) {
+      name = *implied;
     } else {
       return fail(ErrorCode::usage, "--alg is required: the " + key.describe() + " does not pin an algorithm",
                   key.kty() == jose::KeyType::rsa ? "e.g. --alg RS256 or --alg PS256" : "e.g. --alg HS256");
@@ -123,7 +117,7 @@ int run_sign(const SignOptions& o) {
     // No key flags: the keystore's active key (--alg picks among algs, --kid a specific key).
     auto ks = open_keystore(false);
     if (!ks) {
-      if (ks.error().message.starts_with("no keystore at")) {
+      if (ks.error().detail == ErrorDetail::keystore_missing) {
         // Nothing to sign/verify with at all: a usage error, like a missing --key.
         ks.error().code = ErrorCode::usage;
         ks.error().message = "no key given (and " + ks.error().message + ")";
@@ -191,9 +185,10 @@ int run_sign(const SignOptions& o) {
 void register_sign(CLI::App& app) {
   auto o = std::make_shared<SignOptions>();
   auto* sub = app.add_subcommand("sign", "Sign a payload or a JWT claims set built from flags (compact JWS)");
-  sub->add_option("payload", o->payload, "Payload file, or - for stdin; omitted: claims from flags only");
+  file_value(sub->add_option("payload", o->payload, "Payload file, or - for stdin; omitted: claims from flags only"));
   add_key_options(sub, o->keys, false);
-  sub->add_option("--alg", o->alg, "Algorithm (default: the key's alg; EC/Ed keys imply theirs)");
+  choice_value(sub->add_option("--alg", o->alg, "Algorithm (default: the key's alg; EC/Ed keys imply theirs)"),
+               jws_alg_names(), ChoiceCheck::suggest);
   sub->add_option("--kid", o->kid, "kid header (default: the key's kid); with the keystore, the key to use");
   sub->add_option("--typ", o->typ, "typ header (default JWT when claims are built)");
   sub->add_option("--header", o->headers, "Extra header NAME=VALUE (VALUE parsed as JSON if valid)");

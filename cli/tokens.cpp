@@ -45,9 +45,12 @@ struct IssueCli {
   int count = 1;
 };
 
-json flag_json(const std::string& v) {
-  auto j = json::parse(v, nullptr, false);
-  return j.is_discarded() ? json(v) : j;
+// A --claim value: JSON when it is JSON (strictly parsed: depth, size and duplicate limits), else
+// the text itself.
+Result<json> flag_json(const std::string& name, const std::string& v) {
+  // accept() only validates (no tree, no recursion), so a 60,000-deep value cannot overflow here.
+  if (!json::accept(v)) return json(v);
+  return jose::parse_json_strict(v, "--claim " + name);
 }
 
 void progress(int done, int total) {
@@ -63,16 +66,14 @@ void print_issued(const tokens::IssueResponse& r, const IssueCli& o) {
   if (json_output()) {
     if (o.count > 1) print_json_line(r.to_json());
     else print_json(r.to_json());
-  } else if (o.header) {
-    std::cout << "Authorization: Bearer " << r.access.token << '\n';
   } else {
-    std::cout << r.access.token << '\n';
-    if (o.count == 1 && !globals().quiet) {
-      if (r.refresh) std::cerr << "refresh token: " << r.refresh->token << '\n';
-      if (r.id_token) std::cerr << "id token: " << r.id_token->token << '\n';
-      if (!r.expired_scope.empty()) {
-        std::cerr << "note: scopes past their TTL were not granted: " << tokens::join_scopes(r.expired_scope) << '\n';
-      }
+    // Every token goes to stdout, whatever -q says: the access token, then the refresh token, then
+    // the ID token, one per line (with --count N, the lines of one issuance follow each other).
+    std::cout << (o.header ? "Authorization: Bearer " : "") << r.access.token << '\n';
+    if (r.refresh) std::cout << r.refresh->token << '\n';
+    if (r.id_token) std::cout << r.id_token->token << '\n';
+    if (o.count == 1 && !globals().quiet && !r.expired_scope.empty()) {
+      std::cerr << "note: scopes past their TTL were not granted: " << tokens::join_scopes(r.expired_scope) << '\n';
     }
   }
 }
@@ -104,7 +105,9 @@ int run_issue(const IssueCli& o) {
     if (eq == std::string::npos || eq == 0) {
       return report(Error{ErrorCode::usage, "--claim expects NAME=VALUE, got '" + c + "'", {}});
     }
-    req.claims[c.substr(0, eq)] = flag_json(c.substr(eq + 1));
+    auto value = flag_json(c.substr(0, eq), c.substr(eq + 1));
+    if (!value) return report(value.error());
+    req.claims[c.substr(0, eq)] = std::move(*value);
   }
   if (o.count < 1) return report(Error{ErrorCode::usage, "--count must be at least 1", {}});
   auto svc = open_service();
@@ -235,11 +238,13 @@ void register_tokens(CLI::App& app) {
   issue->add_option("--sub", o->sub, "Subject (pairwise per sector when the client has one)");
   issue->add_option("--aud", o->aud, "Audience (repeatable; default: the client's first)");
   issue->add_option("--scope", o->scope, "Space-separated scopes (prefix scopes allowed)");
-  issue->add_option("--ttl", o->ttl, "Lifetime (default: the policy's for the type)");
+  issue->add_option("--ttl", o->ttl, "Lifetime (default: the policy's for the type; at most tokens.max_lifetime)");
   issue->add_option("--claim", o->claims, "Extra claim NAME=VALUE (VALUE parsed as JSON if valid)");
-  issue->add_option("--claims", o->claims_file, "Extra claims from a JSON object file, or - for stdin");
-  issue->add_flag("--with-refresh", o->with_refresh, "Also issue a refresh token in the same grant");
-  issue->add_flag("--with-id-token", o->with_id_token, "Also issue an ID token (at_hash set)");
+  file_value(issue->add_option("--claims", o->claims_file, "Extra claims from a JSON object file, or - for stdin"));
+  issue->add_flag("--with-refresh", o->with_refresh,
+                  "Also issue a refresh token in the same grant (printed on the next line of stdout)");
+  issue->add_flag("--with-id-token", o->with_id_token,
+                  "Also issue an ID token (aud = client_id, at_hash set; printed after the refresh token)");
   issue->add_flag("--header", o->header, "Print 'Authorization: Bearer TOKEN'");
   issue->add_option("--count", o->count, "Issue N tokens, one per line (JSON lines with -o json)");
   examples(issue, {"tokctl issue --client-id web --sub alice --scope 'read write'",
@@ -251,14 +256,15 @@ void register_tokens(CLI::App& app) {
 
   auto it = std::make_shared<std::pair<std::string, bool>>();
   auto* intro = app.add_subcommand("introspect", "RFC 7662 introspection of a local token; --jwt for its phantom JWT");
-  intro->add_option("token", it->first, "The token, or - for stdin (default)");
-  intro->add_flag("--jwt", it->second, "Print the phantom JWT (signed by the keystore) instead");
+  file_value(intro->add_option("token", it->first, "The token, or - for stdin (default)"));
+  intro->add_flag("--jwt", it->second,
+                  "Print the phantom JWT of an active access token (signed by the keystore; revoked with its source)");
   examples(intro, {"tokctl introspect \"$OPAQUE\"", "tokctl introspect \"$OPAQUE\" --jwt | tokctl verify -"});
   on_run(intro, [it] { return run_introspect(it->first, it->second); });
 
   auto r = std::make_shared<RevokeCli>();
   auto* rev = app.add_subcommand("revoke", "Revoke a token, its grant, or all tokens of a client or subject (RFC 7009)");
-  rev->add_option("token", r->token, "The token, or - for stdin");
+  file_value(rev->add_option("token", r->token, "The token, or - for stdin"));
   rev->add_flag("--grant", r->grant, "Revoke every token of the token's grant");
   rev->add_option("--client-id", r->client_id, "With --all: every token of this client");
   rev->add_option("--sub", r->sub, "With --all: every token of this subject");
@@ -268,7 +274,7 @@ void register_tokens(CLI::App& app) {
 
   auto s = std::make_shared<SplitCli>();
   auto* split = app.add_subcommand("split", "Split Token pattern: client part = signature, gateway part stored by hash");
-  split->add_option("token", s->token, "The JWT, or - for stdin");
+  file_value(split->add_option("token", s->token, "The JWT, or - for stdin"));
   split->add_option("--join", s->join, "Client part to join back into the full JWT");
   split->add_flag("--no-store", s->no_store, "Print client_token, gateway_key and gateway_token for an external gateway");
   examples(split, {"tokctl split \"$JWT\"", "tokctl split --join \"$CLIENT_PART\"", "tokctl split \"$JWT\" --no-store"});

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jwe.hpp>
 #include <tokctl/jose/jwt.hpp>
 #include <tokctl/tokens/service.hpp>
@@ -35,6 +36,7 @@ struct VerifyCliOptions {
   std::string max_age;
   bool batch = false;
   unsigned threads = 0;
+  bool insecure = false;
 };
 
 // Unwraps a nested JWT (RFC 7519 §5.2: a JWE whose cty is JWT) with keys loaded once.
@@ -43,6 +45,7 @@ class Decryptor {
   static Result<Decryptor> create(const VerifyCliOptions& o) {
     Decryptor d;
     if (!o.decrypt_key.empty()) {
+      warn_if_readable_by_others(o.decrypt_key, "decryption key file");
       auto data = read_input(o.decrypt_key);
       if (!data) return std::unexpected(data.error());
       auto set = jose::parse_key_material(*data);
@@ -87,8 +90,7 @@ class Decryptor {
     // Prefer the key the header names; try the others only when it names none.
     auto header = jose::parse_json_object(
         b64url_decode(token.substr(0, token.find('.'))).value_or(std::string("{}")), "JWE header");
-    std::string kid = header && header->contains("kid") && (*header)["kid"].is_string()
-                          ? (*header)["kid"].get<std::string>() : std::string();
+    std::string kid = header ? jose::string_or(*header, "kid") : std::string();
     std::optional<Error> last;
     for (const auto& k : m_keys.keys) {
       if (!kid.empty() && !k.kid().empty() && k.kid() != kid) continue;
@@ -97,11 +99,14 @@ class Decryptor {
         last = dec.error();
         continue;
       }
-      std::string cty = dec->header.value("cty", std::string());
+      // cty is untrusted: absent, or a number, is simply "not a JWT".
+      const std::string* cty_member = jose::string_member(dec->header, "cty");
+      std::string cty = cty_member ? *cty_member : std::string();
       for (auto& c : cty) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (cty != "jwt" && cty != "application/jwt") {
-        return fail(ErrorCode::invalid_token, "the JWE does not contain a JWT (cty is '" +
-                                                  dec->header.value("cty", std::string()) + "')",
+        std::string shown = cty_member ? "'" + *cty_member + "'"
+                            : dec->header.contains("cty") ? "not a string" : "missing";
+        return fail(ErrorCode::invalid_token, "the JWE does not contain a JWT (cty is " + shown + ")",
                     "use 'tokctl decrypt' for other encrypted content");
       }
       return std::string(trim(dec->plaintext));
@@ -185,6 +190,12 @@ Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock
     }
     vo.allowed_algs.push_back(*alg);
   }
+  if (o.insecure) {
+    vo.key_strength = jose::KeyStrength::allow_weak;
+    std::cerr << style(Stream::err, "33", "tokctl: warning: ")
+              << "--insecure: RSA keys under 2048 bits and short HMAC secrets are accepted; anyone may be "
+                 "able to forge such tokens\n";
+  }
   auto opt = [](const std::string& s) { return s.empty() ? std::nullopt : std::optional<std::string>(s); };
   vo.claims.iss = opt(o.iss);
   vo.claims.aud = opt(o.aud);
@@ -207,7 +218,7 @@ Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock
     // No key flags: next, active and retired keys of the keystore, each pinned to its alg.
     auto ks = open_keystore(false);
     if (!ks) {
-      if (ks.error().message.starts_with("no keystore at")) {
+      if (ks.error().detail == ErrorDetail::keystore_missing) {
         // Nothing to sign/verify with at all: a usage error, like a missing --key.
         ks.error().code = ErrorCode::usage;
         ks.error().message = "no key given (and " + ks.error().message + ")";
@@ -234,19 +245,21 @@ nlohmann::json errors_json(const jose::VerifyReport& r) {
 }
 
 std::string summary(const jose::VerifyReport& r, UnixTime now) {
-  std::string s = "valid " + r.header.value("alg", std::string("?")) + " token";
+  std::string s = std::string(r.weak_key ? "valid (INSECURE key) " : "valid ") + jose::string_or(r.header, "alg", "?") +
+                  " token";
   if (!r.kid.empty()) s += ", kid '" + r.kid + "'";
+  if (r.payload_bytes) s += " (a JWS, not a JWT: payload of " + std::to_string(r.payload_bytes->size()) + " bytes)";
   if (r.payload.is_object()) {
-    if (auto it = r.payload.find("sub"); it != r.payload.end() && it->is_string()) {
-      s += ", sub '" + it->get<std::string>() + "'";
-    }
-    if (auto it = r.payload.find("exp"); it != r.payload.end() && it->is_number()) {
-      s += ", expires " + format_relative(static_cast<UnixTime>(it->get<double>()), now);
+    if (const std::string* sub = jose::string_member(r.payload, "sub")) s += ", sub '" + *sub + "'";
+    auto exp_it = r.payload.find("exp");
+    if (auto exp = exp_it != r.payload.end() && exp_it->is_number() ? time_from_seconds(exp_it->get<double>())
+                                                                      : std::nullopt) {
+      s += ", expires " + format_relative(*exp, now);
     } else {
       s += ", never expires";
     }
   }
-  return s;
+  return terminal_safe(s);
 }
 
 int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decryptor& decryptor, UnixTime now) {
@@ -264,6 +277,12 @@ int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decrypt
       out["header"] = r.header;
       out["payload"] = r.payload;
       out["kid"] = r.kid.empty() ? nlohmann::json() : nlohmann::json(r.kid);
+      if (r.weak_key) out["insecure_key"] = true;
+      if (r.payload_bytes) {
+        out["payload"] = nullptr;
+        out["payload_b64"] = b64url_encode(*r.payload_bytes);
+        out["payload_bytes"] = r.payload_bytes->size();
+      }
     } else {
       out["errors"] = errors_json(r);
     }
@@ -272,16 +291,17 @@ int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decrypt
   }
   if (r.valid) {
     if (!globals().quiet) {
-      std::cout << style(Stream::out, "32", "✓ " + summary(r, now)) << '\n';
-      std::cout << r.payload.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+      std::cout << style(Stream::out, r.weak_key ? "33" : "32", "✓ " + summary(r, now)) << '\n';
+      if (r.payload_bytes) std::cout << "payload (base64url): " << b64url_encode(*r.payload_bytes) << '\n';
+      else std::cout << json_for_terminal(r.payload) << '\n';
     }
     return 0;
   }
   std::cerr << style(Stream::err, "31", "tokctl: error: ") << "token is invalid ("
             << r.problems.size() << (r.problems.size() == 1 ? " problem" : " problems") << ")\n";
   for (const auto& p : r.problems) {
-    std::cerr << "  - " << style(Stream::err, "1", p.code) << ": " << p.message << '\n';
-    if (!p.hint.empty()) std::cerr << "    " << style(Stream::err, "33", "hint: ") << p.hint << '\n';
+    std::cerr << "  - " << style(Stream::err, "1", p.code) << ": " << terminal_safe(p.message) << '\n';
+    if (!p.hint.empty()) std::cerr << "    " << style(Stream::err, "33", "hint: ") << terminal_safe(p.hint) << '\n';
   }
   return r.exit_code();
 }
@@ -370,11 +390,12 @@ int run_verify(const VerifyCliOptions& o) {
 void register_verify(CLI::App& app) {
   auto o = std::make_shared<VerifyCliOptions>();
   auto* sub = app.add_subcommand("verify", "Verify a token's signature and claims; list every failed check");
-  sub->add_option("token", o->token, "The token, or - for stdin (default)");
+  file_value(sub->add_option("token", o->token, "The token, or - for stdin (default)"));
   add_key_options(sub, o->keys, true);
-  sub->add_option("--decrypt-key", o->decrypt_key,
-                  "Key to decrypt a nested JWT (JWE around a JWS); default: the keystore's encryption keys");
-  sub->add_option("--alg", o->algs, "Allowed algorithm (repeatable); required when the key does not pin one");
+  file_value(sub->add_option("--decrypt-key", o->decrypt_key,
+                             "Key to decrypt a nested JWT (JWE around a JWS); default: the keystore's encryption keys"));
+  choice_value(sub->add_option("--alg", o->algs, "Allowed algorithm (repeatable); required when the key does not pin one"),
+               jws_alg_names(), ChoiceCheck::suggest);
   sub->add_option("--iss", o->iss, "Required issuer");
   sub->add_option("--aud", o->aud, "Required audience (must be in the token's aud)");
   sub->add_option("--sub", o->sub, "Required subject");
@@ -382,6 +403,9 @@ void register_verify(CLI::App& app) {
   sub->add_option("--leeway", o->leeway, "Clock skew allowed for exp/nbf/iat")->capture_default_str();
   sub->add_option("--require", o->required, "Claim that must be present (repeatable)");
   sub->add_option("--max-age", o->max_age, "Reject tokens issued (iat) longer ago than DUR");
+  sub->add_flag("--insecure", o->insecure,
+                "Accept weak keys (RSA < 2048 bits, HMAC secrets shorter than the hash) for debugging; "
+                "the verdict says INSECURE");
   sub->add_flag("--batch", o->batch, "Read tokens one per line on stdin; write one JSON object per line");
   sub->add_option("--threads", o->threads, "Worker threads for --batch (default: all cores)")
       ->check(CLI::Range(1u, 256u));

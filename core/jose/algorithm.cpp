@@ -131,8 +131,18 @@ KeyType key_type_for(Alg alg) {
   return KeyType::oct;
 }
 
-Result<void> check_key(Alg alg, const Jwk& key, KeyRole role) {
+bool is_weak_key(Alg alg, const Jwk& key) {
   const AlgInfo& a = info(alg);
+  if (key.kty() == KeyType::rsa) return key.bits() < k_min_rsa_bits;
+  if (a.family == Family::hmac && key.kty() == KeyType::oct) {
+    return key.secret().size() < static_cast<std::size_t>(a.hash_bytes);
+  }
+  return false;
+}
+
+Result<void> check_key(Alg alg, const Jwk& key, KeyRole role, KeyStrength strength) {
+  const AlgInfo& a = info(alg);
+  const bool allow_weak = role == KeyRole::verify && strength == KeyStrength::allow_weak;
   const char* who = role == KeyRole::verify ? "the token is " : "signing with ";
   if (key.kty() != key_type_for(alg)) {
     std::string hint = std::string(who) + a.name + " but the key is " + key_kind(key);
@@ -147,10 +157,13 @@ Result<void> check_key(Alg alg, const Jwk& key, KeyRole role) {
     return key_error(role, "EdDSA needs an Ed25519 or Ed448 key, not " + key.crv(),
                      key.crv() + " keys are for key agreement (JWE), not signatures");
   }
-  if (key.kty() == KeyType::rsa && key.bits() < k_min_rsa_bits) {
+  constexpr int k_insecure_min_rsa_bits = 1024;
+  if (key.kty() == KeyType::rsa && key.bits() < (allow_weak ? k_insecure_min_rsa_bits : k_min_rsa_bits)) {
     return key_error(role, "RSA key is " + std::to_string(key.bits()) + " bits; at least " +
                                std::to_string(k_min_rsa_bits) + " are required",
-                     "generate a new key: tokctl keys generate --alg " + std::string(a.name));
+                     role == KeyRole::verify
+                         ? "a weak key; to check such a token anyway while debugging: verify --insecure"
+                         : "generate a new key: tokctl keys generate --alg " + std::string(a.name));
   }
   if (!key.alg().empty() && key.alg() != a.name) {
     return key_error(role, std::string("the key is pinned to ") + key.alg() + ", not " + a.name,
@@ -184,11 +197,14 @@ Result<void> check_key(Alg alg, const Jwk& key, KeyRole role) {
     }
   }
   // RFC 7518 §3.2: a key shorter than the hash output MUST NOT be used with HS*, either way.
-  if (a.family == Family::hmac && key.secret().size() < static_cast<std::size_t>(a.hash_bytes)) {
+  if (a.family == Family::hmac && key.secret().size() < static_cast<std::size_t>(a.hash_bytes) &&
+      !(allow_weak && !key.secret().empty())) {
     return key_error(role, std::string(a.name) + " needs a secret of at least " +
                                std::to_string(a.hash_bytes) + " bytes, this one has " +
                                std::to_string(key.secret().size()),
-                     "RFC 7518 §3.2; generate one: tokctl keys generate --alg " + std::string(a.name));
+                     role == KeyRole::verify
+                         ? "RFC 7518 §3.2; to check such a token anyway while debugging: verify --insecure"
+                         : "RFC 7518 §3.2; generate one: tokctl keys generate --alg " + std::string(a.name));
   }
   if (role == KeyRole::sign) {
     if (key.kty() != KeyType::oct && !key.has_private()) {
@@ -343,8 +359,8 @@ SignatureVerifier::SignatureVerifier(SignatureVerifier&&) noexcept = default;
 SignatureVerifier& SignatureVerifier::operator=(SignatureVerifier&&) noexcept = default;
 SignatureVerifier::~SignatureVerifier() = default;
 
-Result<SignatureVerifier> SignatureVerifier::create(Alg alg, const Jwk& key) {
-  if (auto c = check_key(alg, key, KeyRole::verify); !c) return std::unexpected(c.error());
+Result<SignatureVerifier> SignatureVerifier::create(Alg alg, const Jwk& key, KeyStrength strength) {
+  if (auto c = check_key(alg, key, KeyRole::verify, strength); !c) return std::unexpected(c.error());
   return SignatureVerifier(alg, key);
 }
 

@@ -597,6 +597,33 @@ std::string JwkSet::kid_list() const {
   return out;
 }
 
+std::string JwkSet::type_list() const {
+  std::string out;
+  for (const auto& k : keys) {
+    if (!out.empty()) out += ", ";
+    std::string d = k.describe();
+    for (const char* suffix : {" private key", " public key", " secret", " key"}) {
+      if (d.ends_with(suffix)) {
+        d.resize(d.size() - std::char_traits<char>::length(suffix));
+        break;
+      }
+    }
+    out += d + " (" + (k.kid().empty() ? "no kid" : "kid '" + k.kid() + "'") + ")";
+  }
+  return out;
+}
+
+std::optional<std::string> implied_jws_alg(const Jwk& key) {
+  if (!key.alg().empty()) return key.alg();
+  if (key.kty() == KeyType::ec) {
+    if (key.crv() == "P-256") return "ES256";
+    if (key.crv() == "P-384") return "ES384";
+    if (key.crv() == "P-521") return "ES512";
+  }
+  if (key.kty() == KeyType::okp && (key.crv() == "Ed25519" || key.crv() == "Ed448")) return "EdDSA";
+  return std::nullopt;
+}
+
 nlohmann::json JwkSet::to_json(KeyPart part) const {
   json arr = json::array();
   for (const auto& k : keys) arr.push_back(k.to_json(part));
@@ -618,7 +645,10 @@ Result<JwkSet> parse_jwks(const nlohmann::json& jwks) {
       }
       set.keys.push_back(std::move(*k));
     } catch (const Unsupported&) {
-      // RFC 7517 §5: ignore keys with unsupported types.
+      // RFC 7517 §5: ignore keys with unsupported types, but remember them for messages.
+      std::string kty = string_or(j, "kty", "?");
+      std::string crv = string_or(j, "crv");
+      set.skipped.push_back(SkippedKey{string_or(j, "kid"), crv.empty() ? "kty '" + kty + "'" : kty + " " + crv});
     }
     ++i;
   }
@@ -679,7 +709,7 @@ bool looks_like_asymmetric_key(std::string_view secret) {
     auto j = parse_json_strict(text, "secret", JsonLimits{k_max_input_bytes, 64});
     if (j && j->is_object()) {
       if (j->contains("keys")) return true;
-      auto kty = j->value("kty", std::string());
+      std::string kty = string_or(*j, "kty");
       return kty == "RSA" || kty == "EC" || kty == "OKP";
     }
   }

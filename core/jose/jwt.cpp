@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cmath>
 
+#include <tokctl/jose/json.hpp>
+
 #include "jwk_data.hpp"
 
 namespace tokctl::jose {
@@ -26,12 +28,13 @@ std::optional<std::int64_t> numeric_date(const json& payload, const char* name, 
         "time claims are seconds since 1970-01-01T00:00:00Z", true);
     return std::nullopt;
   }
-  double v = it->get<double>();
-  if (!std::isfinite(v) || std::fabs(v) > 1e15) {
-    add(out, "bad_claim_type", std::string("claim \"") + name + "\" is out of range", {}, true);
-    return std::nullopt;
+  auto t = time_from_seconds(it->get<double>());
+  if (!t) {
+    add(out, "bad_claim_type",
+        std::string("claim \"") + name + "\" is out of range (" + it->dump() + ")",
+        "NumericDate values must lie between years 0001 and 9999", true);
   }
-  return static_cast<std::int64_t>(std::floor(v));
+  return t;
 }
 
 std::string lower(std::string s) {
@@ -141,7 +144,7 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
 
 std::vector<std::string> decode_warnings(const json& header, const json& payload, UnixTime now) {
   std::vector<std::string> w;
-  std::string alg = header.is_object() ? header.value("alg", std::string()) : std::string();
+  std::string alg = string_or(header, "alg");
   if (lower(alg) == "none") {
     w.push_back("alg is \"none\": the token is unsigned and tokctl will never accept it");
   } else if (auto a = alg_from_string(alg); a && is_symmetric(*a)) {
@@ -166,7 +169,9 @@ std::vector<std::string> decode_warnings(const json& header, const json& payload
       w.push_back(std::string("claim \"") + n + "\" is not a number (NumericDate)");
       return std::nullopt;
     }
-    return static_cast<std::int64_t>(std::floor(it->get<double>()));
+    auto t = time_from_seconds(it->get<double>());
+    if (!t) w.push_back(std::string("claim \"") + n + "\" is out of range (" + it->dump() + ")");
+    return t;
   };
   auto exp = num("exp");
   auto iat = num("iat");
@@ -197,6 +202,17 @@ std::vector<std::string> decode_warnings(const json& header, const json& payload
 
 // ---- TokenVerifier ----------------------------------------------------------------------------
 
+namespace {
+
+// The hint for a key that pins no alg and implies none (RSA, oct).
+std::string alg_hint(const Jwk& k) {
+  std::string example = k.kty() == KeyType::rsa ? "RS256 (or PS256)" : k.kty() == KeyType::oct ? "HS256" : "...";
+  return "a JWK with \"alg\" pins one; a PEM, bare secret or JWKS member without \"alg\" does not. For this key: "
+         "--alg " + example;
+}
+
+}  // namespace
+
 struct TokenVerifier::Impl {
   struct Candidate {
     std::size_t key_index;
@@ -213,7 +229,7 @@ struct TokenVerifier::Impl {
   SignatureVerifier* verifier_for(std::size_t index, Alg alg) {
     for (auto& c : verifiers)
       if (c.key_index == index && c.alg == alg) return &c.verifier;
-    auto v = SignatureVerifier::create(alg, keys.keys[index]);
+    auto v = SignatureVerifier::create(alg, keys.keys[index], options.key_strength);
     if (!v) return nullptr;
     verifiers.push_back(Candidate{index, alg, std::move(*v)});
     return &verifiers.back().verifier;
@@ -248,9 +264,12 @@ Result<TokenVerifier> TokenVerifier::create(JwkSet keys, KeySource source, Verif
                     std::find(options.allowed_algs.begin(), options.allowed_algs.end(), pinned) !=
                         options.allowed_algs.end();
       if (pinned && wanted) algs.push_back(*pinned);
+    } else if (!options.allowed_algs.empty()) {
+      algs = options.allowed_algs;
+    } else if (auto implied = implied_jws_alg(key); implied && alg_from_string(*implied)) {
+      algs.push_back(*alg_from_string(*implied));  // EC and Ed keys imply their one alg
     } else {
       any_unpinned = true;
-      algs = options.allowed_algs;
     }
     any_allowed = any_allowed || !algs.empty();
     impl->allowed.push_back(std::move(algs));
@@ -258,12 +277,8 @@ Result<TokenVerifier> TokenVerifier::create(JwkSet keys, KeySource source, Verif
   if (!any_allowed) {
     if (any_unpinned && options.allowed_algs.empty()) {
       const Jwk& k = keys.keys.front();
-      std::string example = k.kty() == KeyType::rsa ? "RS256 (or PS256)"
-                            : k.kty() == KeyType::oct ? "HS256"
-                            : k.kty() == KeyType::okp ? "EdDSA"
-                            : k.crv() == "P-384" ? "ES384" : k.crv() == "P-521" ? "ES512" : "ES256";
       return fail(ErrorCode::usage, "--alg is required: the " + k.describe() + " does not pin an algorithm",
-                  "a JWK with \"alg\" pins one; a PEM or bare secret does not. For this key: --alg " + example);
+                  alg_hint(k));
     }
     std::string pinned;
     for (const auto& k : keys.keys)
@@ -288,12 +303,20 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
   report.parsed = true;
   report.header = jws->header;
   auto payload = parse_json_strict(jws->payload, "claims", im.options.limits.json);
-  if (!payload) {
-    add(problems, "malformed", payload.error().message, {}, true);
-  } else if (!payload->is_object()) {
-    add(problems, "malformed", "claims must be a JSON object", {}, true);
-  } else {
+  const bool meant_as_json = meant_as_json_object(jws->payload);
+  if (payload && payload->is_object()) {
     report.payload = std::move(*payload);
+  } else if (meant_as_json) {
+    add(problems, "malformed", payload ? "claims must be a JSON object" : payload.error().message, {}, true);
+  } else {
+    // Not a JWT: a JWS over arbitrary bytes. Its signature can still be checked; claim rules cannot.
+    report.payload_bytes = jws->payload;
+    const ClaimRules& c = im.options.claims;
+    if (c.iss || c.aud || c.sub || !c.required.empty() || c.max_age) {
+      add(problems, "not_a_jwt", "the payload is not a JWT claims set (" + std::to_string(jws->payload.size()) +
+                                     " bytes), so claim checks cannot pass",
+          "drop --iss/--aud/--sub/--require/--max-age to check only the signature");
+    }
   }
 
   // Algorithm policy.
@@ -320,10 +343,16 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
         by_kid.push_back(i);
       }
     }
-    if (by_kid.empty()) {
+    auto skipped = std::find_if(im.keys.skipped.begin(), im.keys.skipped.end(),
+                                [&](const SkippedKey& k) { return !jws->kid.empty() && k.kid == jws->kid; });
+    if (by_kid.empty() && skipped != im.keys.skipped.end()) {
+      add(problems, "key_unsupported",
+          "kid '" + jws->kid + "' is in the JWKS, but it is an " + skipped->type + " key, which tokctl does not support",
+          "supported: RSA, EC P-256/P-384/P-521, OKP Ed25519/Ed448, oct");
+    } else if (by_kid.empty()) {
       add(problems, "kid_not_found",
           "kid '" + jws->kid + "' not in JWKS (have: " + im.keys.kid_list() + ")",
-          "the signer may have rotated keys; refresh the JWKS");
+          "the signer may have rotated keys; refresh the JWKS. The set has: " + im.keys.type_list());
     } else {
       std::vector<std::size_t> usable;
       std::string mismatch_hint;
@@ -331,7 +360,7 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
       for (auto i : by_kid) {
         const auto& allowed = im.allowed[i];
         if (std::find(allowed.begin(), allowed.end(), *alg) == allowed.end()) continue;
-        auto ok = check_key(*alg, im.keys.keys[i], KeyRole::verify);
+        auto ok = check_key(*alg, im.keys.keys[i], KeyRole::verify, im.options.key_strength);
         if (!ok) {
           if (mismatch_reason.empty()) {
             mismatch_reason = ok.error().message;
@@ -348,10 +377,17 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
             if (allowed_names.find(to_string(a)) == std::string::npos)
               allowed_names += (allowed_names.empty() ? "" : ", ") + std::string(to_string(a));
         if (mismatch_hint.empty() && !by_kid.empty()) {
-          auto probe = check_key(*alg, im.keys.keys[by_kid.front()], KeyRole::verify);
+          auto probe = check_key(*alg, im.keys.keys[by_kid.front()], KeyRole::verify, im.options.key_strength);
           if (!probe) mismatch_hint = probe.error().hint.empty() ? probe.error().message : probe.error().hint;
         }
-        if (allowed_names.find(jws->alg) == std::string::npos) {
+        bool unpinned = std::all_of(by_kid.begin(), by_kid.end(), [&](std::size_t i) { return im.allowed[i].empty(); });
+        if (unpinned && im.options.allowed_algs.empty()) {
+          const Jwk& k = im.keys.keys[by_kid.front()];
+          add(problems, "alg_not_allowed",
+              "the " + k.describe() + (k.kid().empty() ? "" : " (kid '" + k.kid() + "')") +
+                  " does not pin an algorithm, so no alg is allowed for it",
+              alg_hint(k));
+        } else if (allowed_names.find(jws->alg) == std::string::npos) {
           add(problems, "alg_not_allowed",
               "alg " + jws->alg + " is not allowed (allowed: " + (allowed_names.empty() ? "none" : allowed_names) + ")",
               mismatch_hint);
@@ -369,6 +405,7 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
             verified = true;
             report.signature_verified = true;
             report.kid = im.keys.keys[i].kid();
+            report.weak_key = is_weak_key(*alg, im.keys.keys[i]);
             break;
           }
         }

@@ -4,8 +4,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <map>
+#include <optional>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,43 +13,20 @@
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 
-#include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jwe.hpp>
-#include <tokctl/jose/keygen.hpp>
 #include <tokctl/util/io.hpp>
 #include <tokctl/util/lock.hpp>
+
+#include "keystore_files.hpp"
 
 namespace tokctl::keys {
 namespace {
 
 using nlohmann::json;
-
-constexpr const char* k_manifest = "keystore.json";
-constexpr int k_format = 1;
+using namespace detail;
 
 std::string errno_text() { return std::strerror(errno); }
-
-bool is_jws_alg(std::string_view alg) { return jose::alg_from_string(alg).has_value(); }
-bool is_jwe_alg(std::string_view alg) {
-  auto a = jose::key_mgmt_from_string(alg);
-  return a && *a != jose::KeyMgmtAlg::PBES2_HS256_A128KW && *a != jose::KeyMgmtAlg::PBES2_HS512_A256KW;
-}
-
-Result<void> check_mode(const std::string& path, mode_t forbidden, const char* what, const char* fix) {
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) {
-    return fail(ErrorCode::keystore, std::string("cannot stat ") + what + " '" + path + "': " + errno_text());
-  }
-  if ((st.st_mode & forbidden) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
-    return fail(ErrorCode::keystore,
-                std::string(what) + " '" + path + "' has mode " + mode + ", too open",
-                std::string(fix) + " '" + path + "'");
-  }
-  return {};
-}
 
 Result<void> ensure_dir(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -58,81 +35,18 @@ Result<void> ensure_dir(const std::string& path) {
   return {};
 }
 
-json entry_to_json(const KeyEntry& e) {
-  json j{{"kid", e.kid},
-         {"alg", e.alg},
-         {"use", e.use},
-         {"state", to_string(e.state)},
-         {"created", format_rfc3339(e.created)},
-         {"activated", e.activated ? json(format_rfc3339(*e.activated)) : json()},
-         {"retired", e.retired ? json(format_rfc3339(*e.retired)) : json()},
-         {"encrypted", e.encrypted},
-         {"thumbprint", e.thumbprint}};
-  if (!e.public_jwk.empty()) j["jwk"] = json::parse(e.public_jwk);
-  return j;
-}
+std::string with_fix(const Error& e) { return e.message + (e.hint.empty() ? "" : "; fix: " + e.hint); }
 
-Result<UnixTime> time_member(const json& j, const char* name) {
-  auto it = j.find(name);
-  if (it == j.end() || !it->is_string()) {
-    return fail(ErrorCode::keystore, std::string("manifest entry lacks \"") + name + "\"");
-  }
-  auto t = parse_time(it->get<std::string>(), 0);
-  if (!t) return fail(ErrorCode::keystore, std::string("manifest entry has a bad \"") + name + "\"");
-  return *t;
-}
-
-Result<KeyEntry> entry_from_json(const json& j) {
-  if (!j.is_object()) return fail(ErrorCode::keystore, "manifest key entry is not an object");
-  KeyEntry e;
-  try {
-    e.kid = j.at("kid").get<std::string>();
-    e.alg = j.at("alg").get<std::string>();
-    e.use = j.at("use").get<std::string>();
-    auto st = key_state_from_string(j.at("state").get<std::string>());
-    if (!st) return fail(ErrorCode::keystore, "manifest entry '" + e.kid + "' has an unknown state");
-    e.state = *st;
-    e.encrypted = j.value("encrypted", false);
-    e.thumbprint = j.value("thumbprint", std::string());
-    if (auto jwk = j.find("jwk"); jwk != j.end() && jwk->is_object()) e.public_jwk = jwk->dump();
-  } catch (const json::exception& ex) {
-    return fail(ErrorCode::keystore, std::string("manifest key entry is malformed: ") + ex.what());
-  }
-  if (!valid_kid(e.kid)) return fail(ErrorCode::keystore, "manifest has an unsafe kid '" + e.kid + "'");
-  auto created = time_member(j, "created");
-  if (!created) return std::unexpected(created.error());
-  e.created = *created;
-  for (auto [name, field] : {std::pair{"activated", &e.activated}, {"retired", &e.retired}}) {
-    if (j.contains(name) && !j[name].is_null()) {
-      auto t = time_member(j, name);
-      if (!t) return std::unexpected(t.error());
-      *field = *t;
-    }
-  }
-  return e;
-}
-
-std::string manifest_text(const Manifest& m) {
-  json keys = json::array();
-  for (const auto& e : m.keys) keys.push_back(entry_to_json(e));
-  return json{{"format", m.format}, {"keys", keys}}.dump(2) + "\n";
-}
-
-// A private key as stored: JWK JSON, or a PBES2-HS512+A256KW JWE of it when a passphrase is given.
-Result<std::string> key_file_text(const jose::Jwk& key, const Passphrase& passphrase) {
-  std::string jwk = key.to_json(jose::KeyPart::with_private).dump(2) + "\n";
-  if (!passphrase) return jwk;
-  auto pw = jose::Jwk::from_secret(*passphrase);
-  if (!pw) return fail(ErrorCode::usage, "the passphrase is empty");
-  jose::EncryptOptions o;
-  o.alg = jose::KeyMgmtAlg::PBES2_HS512_A256KW;
-  o.enc = jose::ContentEnc::A256GCM;
-  o.cty = "jwk+json";
-  o.kid = key.kid();
-  auto jwe = jose::encrypt_compact(jwk, *pw, o);
-  OPENSSL_cleanse(jwk.data(), jwk.size());
-  if (!jwe) return std::unexpected(jwe.error());
-  return *jwe + "\n";
+// Readers that compare the manifest with keys/ hold the writers' lock while they do, or a write in
+// progress (key file written, manifest not yet) would look like an unknown file. A keystore no
+// writer ever touched has no .lock, and a reader does not create one.
+std::optional<FileLock> lock_if_present(const std::string& dir) {
+  std::string path = dir + "/.lock";
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  auto lock = FileLock::acquire(path);
+  if (!lock) return std::nullopt;
+  return std::optional<FileLock>(std::move(*lock));
 }
 
 }  // namespace
@@ -189,8 +103,9 @@ Result<Keystore> Keystore::open(const std::string& dir, const Clock& clock, bool
   struct stat st{};
   if (::stat(dir.c_str(), &st) != 0) {
     if (!create) {
-      return fail(ErrorCode::keystore, "no keystore at '" + dir + "'",
-                  "create one with: tokctl keys add --alg ES256 --keystore '" + dir + "'");
+      return std::unexpected(Error{ErrorCode::keystore, "no keystore at '" + dir + "'",
+                                   "create one with: tokctl keys add --alg ES256 --keystore '" + dir + "'",
+                                   ErrorDetail::keystore_missing});
     }
     // Parents too (like mkdir -p), each 0700 when created here.
     std::string path;
@@ -202,57 +117,68 @@ Result<Keystore> Keystore::open(const std::string& dir, const Clock& clock, bool
       }
     }
   }
-  if (auto r = check_mode(dir, 022, "keystore directory", "chmod 700"); !r) return std::unexpected(r.error());
+  if (auto r = check_directory(dir, k_dir_rule); !r) return std::unexpected(r.error());
   std::string keys_dir = dir + "/keys";
   if (create) {
     if (auto r = ensure_dir(keys_dir); !r) return std::unexpected(r.error());
   }
-  if (::stat(keys_dir.c_str(), &st) == 0) {
-    if (auto r = check_mode(keys_dir, 077, "keys directory", "chmod 700"); !r) return std::unexpected(r.error());
+  if (::lstat(keys_dir.c_str(), &st) == 0) {
+    if (auto r = check_directory(keys_dir, k_keys_dir_rule); !r) return std::unexpected(r.error());
+  }
+  if (create) {
+    if (auto r = initialise_if_empty(dir); !r) return std::unexpected(r.error());
   }
   return Keystore(dir, clock);
 }
 
 Result<Manifest> Keystore::manifest() const {
   std::string path = m_dir + "/" + k_manifest;
-  if (::access(path.c_str(), F_OK) != 0) return Manifest{};
-  auto text = read_input(path);
-  if (!text) return fail(ErrorCode::keystore, text.error().message);
-  auto j = jose::parse_json_object(*text, "keystore manifest", jose::JsonLimits{k_max_input_bytes, 64});
-  if (!j) {
-    return fail(ErrorCode::keystore, "'" + path + "': " + j.error().message,
-                "restore it from a backup; 'tokctl keys check' lists the key files");
-  }
-  Manifest m;
-  m.format = j->value("format", 0);
-  if (m.format != k_format) {
-    return fail(ErrorCode::keystore, "'" + path + "' has format " + std::to_string(m.format) +
-                                         ", this tokctl reads format " + std::to_string(k_format));
-  }
-  if (!j->contains("keys") || !(*j)["keys"].is_array()) {
-    return fail(ErrorCode::keystore, "'" + path + "' has no \"keys\" array");
-  }
-  std::set<std::string> seen;
-  for (const auto& kj : (*j)["keys"]) {
-    auto e = entry_from_json(kj);
-    if (!e) {
-      e.error().message = "'" + path + "': " + e.error().message;
-      return std::unexpected(e.error());
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) return fail(ErrorCode::keystore, "cannot stat '" + path + "': " + errno_text());
+    auto files = key_files(m_dir);
+    if (files.empty()) {
+      return std::unexpected(Error{ErrorCode::keystore,
+                                   "no keystore at '" + m_dir + "': the directory has no keystore.json",
+                                   "create one with: tokctl keys add --alg ES256 --keystore '" + m_dir + "'",
+                                   ErrorDetail::keystore_missing});
     }
-    if (!seen.insert(e->kid).second) return fail(ErrorCode::keystore, "'" + path + "' lists kid '" + e->kid + "' twice");
-    m.keys.push_back(std::move(*e));
+    std::string names;
+    for (std::size_t i = 0; i < files.size() && i < 5; ++i) names += (i ? ", " : "") + files[i];
+    if (files.size() > 5) names += ", ...";
+    return fail(ErrorCode::keystore,
+                "'" + path + "' is missing but keys/ holds " + std::to_string(files.size()) +
+                    " file(s) (" + names + "): not treating the keystore as empty",
+                "restore keystore.json from a backup (no key file was touched); or rebuild it from the key "
+                "files: mv '" + m_dir + "/keys' '" + m_dir + "/keys.recovered', then for each file: tokctl keys "
+                "import '" + m_dir + "/keys.recovered/FILE' --keystore '" + m_dir + "' (see tokctl help keys import)");
   }
-  return m;
+  auto text = read_keystore_file(path, k_manifest_rule);
+  if (!text) return std::unexpected(text.error());
+  return parse_manifest(*text, path);
+}
+
+std::vector<std::string> Keystore::unknown_files() const {
+  std::vector<std::string> out;
+  auto lock = lock_if_present(m_dir);
+  auto m = manifest();
+  if (!m) return out;
+  std::set<std::string> known;
+  for (const auto& e : m->keys) known.insert(e.file_name());
+  for (const auto& p : m->pruned) known.insert(p.file);
+  for (const auto& name : key_files(m_dir))
+    if (!known.count(name)) out.push_back("keys/" + name);
+  return out;
 }
 
 Result<jose::Jwk> Keystore::load(const KeyEntry& entry, const Passphrase& passphrase) const {
   std::string path = m_dir + "/keys/" + entry.file_name();
-  if (auto r = check_mode(path, 077, "key file", "chmod 600"); !r) return std::unexpected(r.error());
-  auto text = read_input(path);
-  if (!text) return fail(ErrorCode::keystore, "key '" + entry.kid + "': " + text.error().message);
+  auto text = read_keystore_file(path, k_key_rule);
+  if (!text) return std::unexpected(text.error());
   std::string jwk_text;
   if (entry.encrypted) {
     if (!passphrase) {
+      OPENSSL_cleanse(text->data(), text->size());
       return fail(ErrorCode::keystore, "key '" + entry.kid + "' is encrypted at rest",
                   "pass --passphrase-file FILE or set TOKCTL_PASSPHRASE");
     }
@@ -269,7 +195,8 @@ Result<jose::Jwk> Keystore::load(const KeyEntry& entry, const Passphrase& passph
   }
   auto j = jose::parse_json_object(jwk_text, "key file");
   OPENSSL_cleanse(jwk_text.data(), jwk_text.size());
-  if (!j) return fail(ErrorCode::keystore, "key '" + entry.kid + "': " + j.error().message);
+  if (!j) return fail(ErrorCode::keystore, "key file of '" + entry.kid + "' (" + path + ") is not valid JSON",
+                      "restore it from a backup; run tokctl keys check");
   auto key = jose::Jwk::from_json(*j);
   if (!key) return fail(ErrorCode::keystore, "key '" + entry.kid + "': " + key.error().message);
   auto tp = key->thumbprint();
@@ -382,325 +309,27 @@ Result<jose::JwkSet> Keystore::decryption_keys(const std::string& kid, const Pas
   return set;
 }
 
-// ---- writers ------------------------------------------------------------------------------------
-
-namespace {
-
-struct Txn {
-  FileLock lock;
-  Manifest manifest;
-};
-
-// Removes files under keys/ that the manifest does not name (leftovers of a crash) and temp files.
-void sweep_orphans(const std::string& dir, const Manifest& m) {
-  std::set<std::string> named;
-  for (const auto& e : m.keys) named.insert(e.file_name());
-  std::string keys_dir = dir + "/keys";
-  DIR* d = ::opendir(keys_dir.c_str());
-  if (!d) return;
-  while (dirent* ent = ::readdir(d)) {
-    std::string name = ent->d_name;
-    if (name == "." || name == "..") continue;
-    if (!named.count(name)) ::unlink((keys_dir + "/" + name).c_str());
-  }
-  ::closedir(d);
-  // Temp manifests from an interrupted write.
-  DIR* top = ::opendir(dir.c_str());
-  if (!top) return;
-  std::string prefix = std::string(k_manifest) + ".tmp.";
-  while (dirent* ent = ::readdir(top)) {
-    std::string name = ent->d_name;
-    if (name.rfind(prefix, 0) == 0) ::unlink((dir + "/" + name).c_str());
-  }
-  ::closedir(top);
-}
-
-}  // namespace
-
-static Result<Txn> begin(const Keystore& ks) {
-  auto lock = FileLock::acquire(ks.dir() + "/.lock");
-  if (!lock) return std::unexpected(lock.error());
-  auto m = ks.manifest();
-  if (!m) return std::unexpected(m.error());
-  sweep_orphans(ks.dir(), *m);
-  return Txn{std::move(*lock), std::move(*m)};
-}
-
-static Result<void> commit(const Keystore& ks, const Manifest& m) {
-  fault_point("before_manifest_write");
-  auto r = write_file_atomic(ks.dir() + "/" + k_manifest, manifest_text(m), 0600);
-  if (r) fault_point("after_manifest_write");
-  return r;
-}
-
-static Result<KeyEntry> store_key(const Keystore& ks, const Manifest& m, jose::Jwk key, const std::string& kid_wanted,
-                                  const std::string& alg, KeyState state, UnixTime now, const Passphrase& passphrase) {
-  auto tp = key.thumbprint();
-  if (!tp) return std::unexpected(tp.error());
-  std::string kid = kid_wanted.empty() ? (key.kid().empty() ? *tp : key.kid()) : kid_wanted;
-  if (!valid_kid(kid)) {
-    return fail(ErrorCode::usage, "kid '" + kid + "' cannot be stored",
-                "a keystore kid is 1-128 characters of A-Z a-z 0-9 . _ - and does not start with '.'");
-  }
-  if (m.find(kid)) return fail(ErrorCode::keystore, "the keystore already has a key '" + kid + "'");
-  for (const auto& e : m.keys) {
-    if (e.thumbprint == *tp) {
-      return fail(ErrorCode::keystore, "this key is already in the keystore as '" + e.kid + "'");
-    }
-  }
-  key.set_kid(kid);
-  key.set_alg(alg);
-  key.set_use(is_jws_alg(alg) ? "sig" : "enc");
-  KeyEntry e;
-  e.kid = kid;
-  e.alg = alg;
-  e.use = key.use();
-  e.state = state;
-  e.created = now;
-  if (state == KeyState::active) e.activated = now;
-  e.encrypted = passphrase.has_value();
-  e.thumbprint = *tp;
-  if (key.kty() != jose::KeyType::oct) {
-    auto pub = key.to_public();
-    if (!pub) return std::unexpected(pub.error());
-    e.public_jwk = pub->to_json(jose::KeyPart::public_only).dump();
-  }
-  auto text = key_file_text(key, passphrase);
-  if (!text) return std::unexpected(text.error());
-  auto w = write_file_atomic(ks.dir() + "/keys/" + e.file_name(), *text, 0600);
-  OPENSSL_cleanse(text->data(), text->size());
-  if (!w) return std::unexpected(w.error());
-  fault_point("after_key_write");
-  return e;
-}
-
-// Keys of `alg` already stored encrypted need a passphrase for any new key of that alg, so the
-// keystore never mixes protected and unprotected keys of one alg by accident.
-// and a new key is sealed with the passphrase that opens the existing ones (a typo would otherwise
-// lock the new key away).
-static Result<void> passphrase_consistent(const Keystore& ks, const Manifest& m, const std::string& alg,
-                                          const Passphrase& passphrase) {
-  for (const auto& e : m.keys) {
-    if (e.alg != alg || !e.encrypted) continue;
-    if (!passphrase) {
-      return fail(ErrorCode::keystore, "keys of " + alg + " are encrypted at rest; a new one would not be",
-                  "pass --passphrase-file FILE or set TOKCTL_PASSPHRASE");
-    }
-    if (auto k = ks.load(e, passphrase); !k) {
-      return fail(ErrorCode::keystore, "the passphrase does not open the existing " + alg + " key '" + e.kid + "'",
-                  "use the keystore's passphrase");
-    }
-    return {};
-  }
-  return {};
-}
-
-static Result<std::string> checked_alg(const std::string& alg) {
-  if (is_jws_alg(alg) || is_jwe_alg(alg)) return alg;
-  return fail(ErrorCode::usage, "unknown or unsupported key alg '" + alg + "'",
-              "JWS: " + jose::supported_alg_names() + "; JWE: RSA-OAEP, RSA-OAEP-256, ECDH-ES, ECDH-ES+A128KW, "
-              "ECDH-ES+A256KW, A128KW, A256KW, dir");
-}
-
-Result<KeyEntry> Keystore::add(const AddOptions& o, const Passphrase& passphrase) {
-  auto alg = checked_alg(o.alg);
-  if (!alg) return std::unexpected(alg.error());
-  if (o.state == KeyState::retired) return fail(ErrorCode::usage, "a new key is next or active, not retired");
-  auto key = jose::generate_key(jose::KeyGenOptions{o.alg, o.bits, o.crv});
-  if (!key) return std::unexpected(key.error());
-  auto txn = begin(*this);
-  if (!txn) return std::unexpected(txn.error());
-  if (auto p = passphrase_consistent(*this, txn->manifest, o.alg, passphrase); !p) return std::unexpected(p.error());
-  UnixTime now = m_clock->now();
-  const KeyEntry* current = txn->manifest.active(o.alg);
-  KeyState state = o.state.value_or(current ? KeyState::next : KeyState::active);
-  if (state == KeyState::active && current) {
-    return fail(ErrorCode::keystore, o.alg + " already has an active key ('" + current->kid + "')",
-                "add the new key as next, publish the JWKS, then: tokctl keys rotate --alg " + o.alg);
-  }
-  auto e = store_key(*this, txn->manifest, std::move(*key), o.kid, o.alg, state, now, passphrase);
-  if (!e) return e;
-  Manifest m = txn->manifest;
-  if (state == KeyState::active) {
-    for (auto& k : m.keys) {
-      if (k.alg == o.alg && k.state == KeyState::active) {
-        k.state = KeyState::retired;
-        k.retired = now;
-      }
-    }
-  }
-  m.keys.push_back(*e);
-  if (auto c = commit(*this, m); !c) return std::unexpected(c.error());
-  return e;
-}
-
-Result<KeyEntry> Keystore::import(jose::Jwk key, const ImportOptions& o, const Passphrase& passphrase) {
-  std::string alg_name = o.alg.empty() ? key.alg() : o.alg;
-  if (alg_name.empty()) {
-    return fail(ErrorCode::usage, "the key has no \"alg\"", "say which algorithm it is for with --alg");
-  }
-  auto alg = checked_alg(alg_name);
-  if (!alg) return std::unexpected(alg.error());
-  if (!key.has_private()) {
-    return fail(ErrorCode::usage, "the keystore holds private keys; this is a " + key.describe());
-  }
-  if (auto jws = jose::alg_from_string(alg_name)) {
-    key.set_alg("");
-    key.set_use("");
-    key.set_key_ops({});
-    if (auto c = jose::check_key(*jws, key, jose::KeyRole::sign); !c) return std::unexpected(c.error());
-  }
-  if (o.state == KeyState::retired) return fail(ErrorCode::usage, "an imported key is next or active, not retired");
-  auto txn = begin(*this);
-  if (!txn) return std::unexpected(txn.error());
-  if (auto p = passphrase_consistent(*this, txn->manifest, alg_name, passphrase); !p) return std::unexpected(p.error());
-  UnixTime now = m_clock->now();
-  const KeyEntry* current = txn->manifest.active(alg_name);
-  KeyState state = o.state.value_or(current ? KeyState::next : KeyState::active);
-  if (state == KeyState::active && current) {
-    return fail(ErrorCode::keystore, alg_name + " already has an active key ('" + current->kid + "')",
-                "import the key as next, publish the JWKS, then: tokctl keys rotate --alg " + alg_name);
-  }
-  auto e = store_key(*this, txn->manifest, std::move(key), o.kid, alg_name, state, now, passphrase);
-  if (!e) return e;
-  Manifest m = txn->manifest;
-  if (state == KeyState::active) {
-    for (auto& k : m.keys) {
-      if (k.alg == alg_name && k.state == KeyState::active) {
-        k.state = KeyState::retired;
-        k.retired = now;
-      }
-    }
-  }
-  m.keys.push_back(*e);
-  if (auto c = commit(*this, m); !c) return std::unexpected(c.error());
-  return e;
-}
-
-Result<std::vector<RotateResult>> Keystore::rotate(const std::string& alg, bool force, const Passphrase& passphrase) {
-  auto txn = begin(*this);
-  if (!txn) return std::unexpected(txn.error());
-  Manifest m = txn->manifest;
-  std::vector<std::string> algs;
-  for (const auto& e : m.keys) {
-    if ((alg.empty() || e.alg == alg) && e.state != KeyState::retired &&
-        std::find(algs.begin(), algs.end(), e.alg) == algs.end()) {
-      algs.push_back(e.alg);
-    }
-  }
-  if (algs.empty()) {
-    if (alg.empty()) return fail(ErrorCode::keystore, "the keystore has no keys to rotate", "add one: tokctl keys add --alg ES256");
-    if (!force) {
-      return fail(ErrorCode::keystore, "no " + alg + " key to rotate", "add one: tokctl keys add --alg " + alg);
-    }
-    algs.push_back(alg);
-  }
-  UnixTime now = m_clock->now();
-  // Refuse before changing anything if any alg lacks a published next key.
-  for (const auto& a : algs) {
-    bool has_next = std::any_of(m.keys.begin(), m.keys.end(),
-                                [&](const KeyEntry& e) { return e.alg == a && e.state == KeyState::next; });
-    if (!has_next && !force) {
-      return fail(ErrorCode::keystore, "no next key for " + a + ": rotating now would sign with a key verifiers have never seen",
-                  "add one and publish the JWKS first: tokctl keys add --alg " + a +
-                      " && tokctl keys jwks --out jwks.json (or --force to rotate anyway)");
-    }
-    if (auto p = passphrase_consistent(*this, m, a, passphrase); !p) return std::unexpected(p.error());
-  }
-  std::vector<RotateResult> results;
-  std::vector<KeyEntry> added;
-  for (const auto& a : algs) {
-    RotateResult r;
-    r.alg = a;
-    // Generate the replacement "next" with the parameters of the key it follows.
-    jose::KeyGenOptions gen{a, std::nullopt, std::nullopt};
-    for (const auto& e : m.keys) {
-      if (e.alg == a && !e.public_jwk.empty() && e.state != KeyState::retired) {
-        auto pk = jose::Jwk::from_json(json::parse(e.public_jwk));
-        if (pk && pk->kty() == jose::KeyType::rsa) gen.bits = pk->bits();
-        if (pk && (pk->kty() == jose::KeyType::okp || (pk->kty() == jose::KeyType::ec && !is_jws_alg(a)))) gen.crv = pk->crv();
-      }
-    }
-    KeyEntry* next = nullptr;
-    for (auto& e : m.keys)
-      if (e.alg == a && e.state == KeyState::next && (!next || e.created < next->created)) next = &e;
-    if (!next) {  // --force: a brand-new key goes straight to active
-      auto fresh = jose::generate_key(gen);
-      if (!fresh) return std::unexpected(fresh.error());
-      auto e = store_key(*this, m, std::move(*fresh), "", a, KeyState::next, now, passphrase);
-      if (!e) return std::unexpected(e.error());
-      m.keys.push_back(*e);
-      next = &m.keys.back();
-    }
-    for (auto& e : m.keys) {
-      if (e.alg == a && e.state == KeyState::active) {
-        e.state = KeyState::retired;
-        e.retired = now;
-        r.retired = e.kid;
-      }
-    }
-    // `next` may dangle after push_back above only if it pointed elsewhere; re-find it by kid.
-    std::string next_kid = next->kid;
-    for (auto& e : m.keys) {
-      if (e.kid == next_kid) {
-        e.state = KeyState::active;
-        e.activated = now;
-      }
-    }
-    r.activated = next_kid;
-    auto fresh = jose::generate_key(gen);
-    if (!fresh) return std::unexpected(fresh.error());
-    auto e = store_key(*this, m, std::move(*fresh), "", a, KeyState::next, now, passphrase);
-    if (!e) return std::unexpected(e.error());
-    m.keys.push_back(*e);
-    r.added = e->kid;
-    results.push_back(r);
-  }
-  if (auto c = commit(*this, m); !c) return std::unexpected(c.error());
-  return results;
-}
-
-Result<KeyEntry> Keystore::retire(const std::string& kid) {
-  auto txn = begin(*this);
-  if (!txn) return std::unexpected(txn.error());
-  Manifest m = txn->manifest;
-  KeyEntry* e = nullptr;
-  for (auto& k : m.keys)
-    if (k.kid == kid) e = &k;
-  if (!e) return fail(ErrorCode::keystore, "no key '" + kid + "' in the keystore", "see: tokctl keys list");
-  if (e->state == KeyState::retired) return *e;  // idempotent
-  e->state = KeyState::retired;
-  e->retired = m_clock->now();
-  KeyEntry out = *e;
-  if (auto c = commit(*this, m); !c) return std::unexpected(c.error());
-  return out;
-}
-
-Result<std::vector<KeyEntry>> Keystore::prune(std::int64_t max_lifetime, std::int64_t grace) {
-  auto txn = begin(*this);
-  if (!txn) return std::unexpected(txn.error());
-  UnixTime now = m_clock->now();
-  Manifest m;
-  m.format = txn->manifest.format;
-  std::vector<KeyEntry> removed;
-  for (const auto& e : txn->manifest.keys) {
-    bool expired = e.state == KeyState::retired && e.retired && *e.retired + max_lifetime + grace <= now;
-    (expired ? removed : m.keys).push_back(e);
-  }
-  if (removed.empty()) return removed;
-  // Manifest first, files after: a crash in between leaves orphans, never a dangling entry.
-  if (auto c = commit(*this, m); !c) return std::unexpected(c.error());
-  for (const auto& e : removed) ::unlink((m_dir + "/keys/" + e.file_name()).c_str());
-  return removed;
-}
-
 CheckReport Keystore::check(const Passphrase& passphrase) const {
   CheckReport r;
-  auto dir_mode = check_mode(m_dir, 022, "keystore directory", "chmod 700");
-  if (!dir_mode) r.problems.push_back(dir_mode.error().message + "; fix: " + dir_mode.error().hint);
+  auto lock = lock_if_present(m_dir);
+  if (auto d = check_directory(m_dir, k_dir_rule); !d) r.problems.push_back(with_fix(d.error()));
+  std::string keys_dir = m_dir + "/keys";
+  struct stat st{};
+  if (::lstat(keys_dir.c_str(), &st) == 0) {
+    if (auto d = check_directory(keys_dir, k_keys_dir_rule); !d) r.problems.push_back(with_fix(d.error()));
+  }
+  for (const std::string& sub : {m_dir, keys_dir}) {
+    for (const auto& name : list_dir(sub)) {
+      if (is_temp_name(name, nullptr)) {
+        r.notes.push_back((sub == m_dir ? "" : "keys/") + name +
+                          " is a temp file of an interrupted write; the next keystore write removes it");
+      }
+    }
+  }
   auto m = manifest();
   if (!m) {
-    r.problems.push_back(m.error().message + (m.error().hint.empty() ? "" : "; fix: " + m.error().hint));
+    r.problems.push_back(with_fix(m.error()));
+    for (const auto& name : key_files(m_dir)) r.unknown_files.push_back("keys/" + name);
     return r;
   }
   std::set<std::string> named;
@@ -710,23 +339,23 @@ CheckReport Keystore::check(const Passphrase& passphrase) const {
     named.insert(e.file_name());
     algs.insert(e.alg);
     if (e.state == KeyState::active) ++active_per_alg[e.alg];
-    std::string path = m_dir + "/keys/" + e.file_name();
-    if (::access(path.c_str(), F_OK) != 0) {
+    std::string path = keys_dir + "/" + e.file_name();
+    if (::lstat(path.c_str(), &st) != 0) {
       r.problems.push_back("key '" + e.kid + "' is in the manifest but " + path +
                            " is missing; fix: restore the file from a backup, or retire and prune the key");
       continue;
     }
-    if (auto mode = check_mode(path, 077, "key file", "chmod 600"); !mode) {
-      r.problems.push_back(mode.error().message + "; fix: " + mode.error().hint);
-      continue;
-    }
     if (e.encrypted && !passphrase) {
-      r.notes.push_back("key '" + e.kid + "' is encrypted at rest; pass the passphrase to check its contents");
+      // Still check what can be checked without the passphrase: file type, owner, mode.
+      if (auto f = read_keystore_file(path, k_key_rule); !f) {
+        r.problems.push_back(with_fix(f.error()));
+      } else {
+        OPENSSL_cleanse(f->data(), f->size());
+        r.notes.push_back("key '" + e.kid + "' is encrypted at rest; pass the passphrase to check its contents");
+      }
       continue;
     }
-    if (auto k = load(e, passphrase); !k) {
-      r.problems.push_back(k.error().message + (k.error().hint.empty() ? "" : "; fix: " + k.error().hint));
-    }
+    if (auto k = load(e, passphrase); !k) r.problems.push_back(with_fix(k.error()));
   }
   for (const auto& a : algs) {
     int n = active_per_alg[a];
@@ -737,15 +366,31 @@ CheckReport Keystore::check(const Passphrase& passphrase) const {
       r.problems.push_back(std::to_string(n) + " active keys for " + a + "; fix: tokctl keys retire KID for all but one");
     }
   }
-  std::string keys_dir = m_dir + "/keys";
-  if (DIR* d = ::opendir(keys_dir.c_str())) {
-    while (dirent* ent = ::readdir(d)) {
-      std::string name = ent->d_name;
-      if (name == "." || name == ".." || named.count(name)) continue;
-      r.notes.push_back("keys/" + name + " is not in the manifest (left by an interrupted write; the next "
-                        "keystore write removes it)");
+  std::map<std::string, const PendingDeletion*> pending;
+  for (const auto& p : m->pruned) pending[p.file] = &p;
+  for (const auto& name : key_files(m_dir)) {
+    if (named.count(name)) continue;
+    std::string path = keys_dir + "/" + name;
+    if (auto it = pending.find(name); it != pending.end()) {
+      auto f = read_keystore_file(path, k_key_rule);
+      bool same = f && sha256_b64url(*f) == it->second->sha256;
+      if (f) OPENSSL_cleanse(f->data(), f->size());
+      if (same) {
+        r.notes.push_back("keys/" + name + " belongs to pruned key '" + it->second->kid +
+                          "' (interrupted prune); the next keystore write deletes it");
+        continue;
+      }
     }
-    ::closedir(d);
+    r.unknown_files.push_back("keys/" + name);
+    if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      r.problems.push_back("keys/" + name + " is not a regular file and not in the manifest; fix: move it out of '" +
+                           keys_dir + "'");
+      continue;
+    }
+    r.problems.push_back("keys/" + name + " is not in the manifest (left by an interrupted write, or the manifest "
+                         "was restored from an older backup); tokctl keeps it. fix: to keep the key, tokctl keys "
+                         "import '" + path + "' --keystore '" + m_dir + "' (add --state next, then retire it if it "
+                         "was retired); if you are sure it is not needed, move it out of keys/");
   }
   return r;
 }

@@ -11,8 +11,12 @@
 //   invalid_request  unsupported subject/actor/requested token type, unknown mode, a mode the rule
 //                    does not allow, delegation without any actor identity
 //   invalid_grant    subject or actor token unknown, expired, revoked or not verifying
+//                    (VerifyReport::signature_verified), without a subject, or its grant revoked
 //   invalid_target   no rule for the subject's audience, or a target audience the rule does not allow
-//   invalid_scope    a requested scope outside the subject token's scopes or the rule's scopes
+//   invalid_scope    a requested scope outside the subject token's scopes or the rule's scopes, or
+//                    one its client may not request
+//   invalid_client   the subject token's client is no longer in the policy
+// A subject token issued without a client (client_id "tokctl") is exchanged without one too.
 //
 // Modes: delegate adds `act` {"sub": actor} (the actor token's sub, else its client_id; without an
 // actor token the subject token's client_id), nesting the previous actor chain as act.act (the
@@ -31,12 +35,6 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* k_embed_claim = "subject_token";
-
-// A presented token that is active: its introspection and every claim it carries.
-struct Presented {
-  json info;    // RFC 7662 response (scope: only scopes still alive)
-  json claims;  // the token's full claims (act, sid, ...)
-};
 
 bool looks_like_jwt(std::string_view t) { return std::count(t.begin(), t.end(), '.') == 2; }
 
@@ -72,31 +70,15 @@ struct RuleMiss {
 }  // namespace
 
 // The token when it is active here, else nullopt; `type` is its token type URN as presented.
-static Result<std::optional<Presented>> presented(TokenService& svc, TokenService::Impl& im, std::string_view token,
-                                                  const std::string& type) {
-  if (token.empty()) return std::optional<Presented>();
-  auto info = svc.introspect(token);
-  if (!info) return std::unexpected(info.error());
-  if (!info->value("active", false)) return std::optional<Presented>();
-  Presented p{std::move(*info), json::object()};
-  auto rec = im.store->find(token_hash(token));
-  if (!rec) return std::unexpected(rec.error());
-  if (*rec) {
-    p.claims = json::parse((*rec)->claims.empty() ? "{}" : (*rec)->claims, nullptr, false);
-    if (!p.claims.is_object()) p.claims = json::object();
-    if (!p.claims.contains("sid") && !(*rec)->grant_id.empty()) p.claims["sid"] = (*rec)->grant_id;
-  } else {
-    if (type == k_urn_jwt && !looks_like_jwt(token)) return std::optional<Presented>();
-    auto report = im.verify_jwt(token);
-    if (!report) return std::unexpected(report.error());
-    if (!report->valid || !report->payload.is_object()) return std::optional<Presented>();
-    p.claims = report->payload;
-  }
-  // Verification allows clock leeway; an exchanged token needs some lifetime left.
-  if (p.info.contains("exp") && p.info["exp"].is_number() && p.info["exp"].get<UnixTime>() <= im.now()) {
-    return std::optional<Presented>();
-  }
-  return std::optional<Presented>(std::move(p));
+// Active means what introspection says (for a JWT: signature_verified with a keystore key, claims
+// valid, not revoked, not expired); claims of the wrong type were dropped there.
+static Result<std::optional<ActiveToken>> presented(TokenService::Impl& im, std::string_view token,
+                                                    const std::string& type) {
+  if (token.empty()) return std::optional<ActiveToken>();
+  auto t = active_token(im, token);
+  if (!t) return t;
+  if (*t && type == k_urn_jwt && !(*t)->stored && !looks_like_jwt(token)) return std::optional<ActiveToken>();
+  return t;
 }
 
 Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
@@ -126,19 +108,19 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
   }
 
   // The subject (and actor) tokens must be active here.
-  auto subject = presented(*this, im, request.subject_token, request.subject_token_type);
+  auto subject = presented(im, request.subject_token, request.subject_token_type);
   if (!subject) return std::unexpected(subject.error());
   if (!*subject) return oauth_fail("invalid_grant", "the subject token is not active (unknown, expired or revoked)");
-  const Presented& subj = **subject;
-  if (subj.info.value("token_type", std::string()) == "refresh_token") {
+  const ActiveToken& subj = **subject;
+  if (subj.kind == "refresh") {
     return oauth_fail("invalid_request", "the subject token is a refresh token; refresh tokens cannot be exchanged");
   }
-  std::optional<Presented> actor;
+  std::optional<ActiveToken> actor;
   if (!request.actor_token.empty()) {
-    auto a = presented(*this, im, request.actor_token, request.actor_token_type);
+    auto a = presented(im, request.actor_token, request.actor_token_type);
     if (!a) return std::unexpected(a.error());
     if (!*a) return oauth_fail("invalid_grant", "the actor token is not active (unknown, expired or revoked)");
-    if ((*a)->info.value("token_type", std::string()) == "refresh_token") {
+    if ((*a)->kind == "refresh") {
       return oauth_fail("invalid_request", "the actor token is a refresh token");
     }
     actor = std::move(**a);
@@ -146,8 +128,8 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
 
   // The rule: `from` is one of the subject token's audiences; the first rule allowing the whole
   // request wins, else the refusal of the rule that got furthest.
-  const std::vector<std::string> subject_aud = string_list(subj.info.value("aud", json()));
-  const std::vector<std::string> subject_scopes = split_scopes(str(subj.info, "scope"));
+  const std::vector<std::string> subject_aud = string_list(subj.claims.contains("aud") ? subj.claims["aud"] : json());
+  const std::vector<std::string> subject_scopes = split_scopes(str(subj.claims, "scope"));
   std::vector<std::string> targets;
   for (const auto& list : {request.audience, request.resource})
     for (const auto& t : list)
@@ -227,8 +209,11 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
   IssueRequest issue;
   issue.type = "access";
   issue.format = "jwt";
-  issue.client_id = str(subj.info, "client_id");
-  issue.sub = str(subj.info, "sub");
+  // The subject token's client. A token issued without --client-id names "tokctl" but belongs to
+  // no client: the new one is issued the same way (no client), so it carries "tokctl" again.
+  const std::string subject_client = str(subj.claims, "client_id");
+  issue.client_id = subject_client == k_cli_client_id && !p.client(subject_client) ? std::string() : subject_client;
+  issue.sub = str(subj.claims, "sub");
   if (issue.sub.empty()) return oauth_fail("invalid_grant", "the subject token has no subject");
   issue.aud = chosen_targets;
   issue.scope = join_scopes(chosen_scopes);
@@ -239,14 +224,12 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
     if (!g) return std::unexpected(g.error());
     if (!*g) issue.grant_id.clear();
   }
-  std::int64_t ttl = p.access.ttl;
-  if (subj.info.contains("exp") && subj.info["exp"].is_number()) {
-    ttl = std::min(ttl, subj.info["exp"].get<UnixTime>() - im.now());
-  }
+  std::int64_t ttl = std::min(p.access.ttl, p.max_lifetime);
+  if (subj.exp != 0) ttl = std::min(ttl, subj.exp - im.now());
   issue.ttl = ttl;
   if (mode == "delegate") {
-    std::string actor_id = actor ? str(actor->info, "sub") : issue.client_id;
-    if (actor && actor_id.empty()) actor_id = str(actor->info, "client_id");
+    std::string actor_id = actor ? str(actor->claims, "sub") : subject_client;
+    if (actor && actor_id.empty()) actor_id = str(actor->claims, "client_id");
     if (actor_id.empty()) {
       return oauth_fail("invalid_request", actor ? "the actor token names no subject or client"
                                                  : "delegation needs an actor token (the subject token has no client_id)");

@@ -3,9 +3,11 @@
 #include <tokctl/tokens/service.hpp>
 
 #include <algorithm>
+#include <cctype>
 
 #include <openssl/evp.h>
 
+#include <tokctl/jose/json.hpp>
 #include <tokctl/util/base64.hpp>
 
 #include "service_impl.hpp"
@@ -47,84 +49,130 @@ static std::pair<std::vector<std::string>, std::vector<std::string>> live_scopes
   return {alive, expired};
 }
 
-// Introspection data for a token, or nullopt when inactive. For a JWT, the verified claims.
-static Result<std::optional<json>> token_data(TokenService::Impl& im, std::string_view token) {
+// "at+jwt" / "application/at+jwt" (RFC 9068), case-insensitively.
+static bool access_token_typ(const json& header) {
+  std::string typ = jose::string_or(header, "typ");
+  std::transform(typ.begin(), typ.end(), typ.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (typ.rfind("application/", 0) == 0) typ.erase(0, 12);
+  return typ == "at+jwt";
+}
+
+// Registered claims keep their RFC 7662 / RFC 7519 types; a wrong-typed one (a numeric jti, an
+// array sub, a string exp, ...) is dropped rather than trusted or allowed to crash a caller.
+static bool well_typed(const std::string& name, const json& v) {
+  if (name == "scope" || name == "client_id" || name == "sub" || name == "iss" || name == "jti" || name == "sid" ||
+      name == "username" || name == "token_type") {
+    return v.is_string();
+  }
+  if (name == "exp" || name == "iat" || name == "nbf") return v.is_number_integer() || v.is_number_unsigned();
+  if (name == "aud") {
+    return v.is_string() ||
+           (v.is_array() && std::all_of(v.begin(), v.end(), [](const json& a) { return a.is_string(); }));
+  }
+  if (name == "act") return v.is_object();
+  return true;
+}
+
+Result<std::optional<ActiveToken>> active_token(TokenService::Impl& im, std::string_view token) {
   const UnixTime now = im.now();
   auto rec = active_record(im, token);
   if (!rec) return std::unexpected(rec.error());
-  json claims;
-  std::string token_type = "Bearer";
+  json raw;
+  ActiveToken out;
+  std::string grant_id;
   if (*rec) {
     const TokenRecord& r = **rec;
-    if (r.kind == "split") return std::optional<json>();  // a client part is not a bearer token here
-    claims = json::parse(r.claims.empty() ? "{}" : r.claims, nullptr, false);
-    if (!claims.is_object()) claims = json::object();
-    if (r.kind == "refresh") token_type = "refresh_token";
+    if (r.kind == "split") return std::optional<ActiveToken>();  // a client part is not a bearer token here
+    raw = json::parse(r.claims.empty() ? "{}" : r.claims, nullptr, false);
+    if (!raw.is_object()) raw = json::object();
+    out.kind = r.kind;
+    out.stored = true;
+    grant_id = r.grant_id;
   } else if (looks_like_jwt(token)) {
-    auto report = im.verify_jwt(token);
-    if (!report) return std::unexpected(report.error());
-    if (!report->valid) return std::optional<json>();
-    claims = report->payload;
+    jose::VerifyReport report;
+    auto claims = im.our_jwt_claims(token, &report);
+    if (!claims) return std::unexpected(claims.error());
+    // Ours (signature verified with a keystore key) and every claim check passed.
+    if (!*claims || !report.valid) return std::optional<ActiveToken>();
+    raw = std::move(**claims);
     // A wrapped token's data lives in the store; unknown there means it is not ours (or revoked).
-    if (!claims.contains("sub") && !claims.contains("client_id")) return std::optional<json>();
-    auto revoked = im.jwt_revoked(claims);
+    if (!jose::string_member(raw, "sub") && !jose::string_member(raw, "client_id")) {
+      return std::optional<ActiveToken>();
+    }
+    auto revoked = im.jwt_revoked(raw);
     if (!revoked) return std::unexpected(revoked.error());
-    if (*revoked) return std::optional<json>();
+    if (*revoked) return std::optional<ActiveToken>();
+    // Only RFC 9068 access tokens (typ at+jwt) are access tokens; the issuer's other JWTs are ID tokens.
+    out.kind = access_token_typ(report.header) ? "access" : "id";
   } else {
-    return std::optional<json>();
+    return std::optional<ActiveToken>();
   }
-  // Scope TTLs count from the grant's start.
-  std::string sid = claims.value("sid", std::string());
-  UnixTime started = claims.value("iat", now);
-  if (!sid.empty()) {
-    auto g = im.store->grant(sid);
+  for (const auto& [k, v] : raw.items())
+    if (well_typed(k, v)) out.claims[k] = v;
+  if (!out.claims.is_object()) out.claims = json::object();
+  // Verification allows clock leeway; an active token has lifetime left.
+  if (auto exp = jose::integer_member(out.claims, "exp")) {
+    if (*exp <= now) return std::optional<ActiveToken>();
+    out.exp = *exp;
+  }
+  // The grant: the stored row's, else the JWT's sid. Scope TTLs count from its start.
+  if (grant_id.empty()) grant_id = jose::string_or(out.claims, "sid");
+  UnixTime started = jose::integer_member(out.claims, "iat").value_or(now);
+  if (!grant_id.empty()) {
+    auto g = im.store->grant(grant_id);
     if (!g) return std::unexpected(g.error());
     if (*g) {
-      if ((*g)->revoked) return std::optional<json>();
+      if ((*g)->revoked) return std::optional<ActiveToken>();
       started = (*g)->started;
+      out.claims["sid"] = grant_id;
     }
   }
-  json out{{"active", true}, {"token_type", token_type}};
-  for (const char* k : {"scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti"}) {
-    if (claims.contains(k)) out[k] = claims[k];
+  if (const std::string* scope = jose::string_member(out.claims, "scope")) {
+    auto [alive, expired] = live_scopes(im.policy, *scope, started, now);
+    out.claims["scope"] = join_scopes(alive);
+    out.expired_scope = std::move(expired);
   }
-  if (claims.contains("scope") && claims["scope"].is_string()) {
-    auto [alive, expired] = live_scopes(im.policy, claims["scope"].get<std::string>(), started, now);
-    out["scope"] = join_scopes(alive);
-    if (!expired.empty()) out["expired_scope"] = join_scopes(expired);
-  }
-  // Other claims (policy claims, act, ...) travel too, for phantom JWTs.
-  for (const auto& [k, v] : claims.items())
-    if (!out.contains(k) && k != "sid") out[k] = v;
-  return std::optional<json>(out);
+  return std::optional<ActiveToken>(std::move(out));
 }
 
 Result<json> TokenService::introspect(std::string_view token) {
-  auto d = token_data(*m_impl, token);
+  auto d = active_token(*m_impl, token);
   if (!d) return std::unexpected(d.error());
   if (!*d) return json{{"active", false}};
-  json out = std::move(**d);
-  // RFC 7662 members only; the rest stays for the phantom JWT.
-  json r = json::object();
-  for (const char* k : {"active", "scope", "expired_scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf",
-                        "jti", "token_type"}) {
-    if (out.contains(k)) r[k] = out[k];
+  const ActiveToken& t = **d;
+  // RFC 7662 members only (well-typed: a wrong-typed claim is left out).
+  json r{{"active", true}, {"token_type", t.kind == "refresh" ? "refresh_token" : "Bearer"}};
+  for (const char* k : {"scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti"}) {
+    if (t.claims.contains(k)) r[k] = t.claims[k];
   }
+  if (!t.expired_scope.empty()) r["expired_scope"] = join_scopes(t.expired_scope);
   return r;
 }
 
 Result<std::string> TokenService::phantom_jwt(std::string_view token) {
-  auto d = token_data(*m_impl, token);
+  Impl& im = *m_impl;
+  auto d = active_token(im, token);
   if (!d) return std::unexpected(d.error());
   if (!*d) return fail(ErrorCode::invalid_token, "the token is not active (unknown, expired or revoked)");
-  json claims = std::move(**d);
-  claims.erase("active");
-  claims.erase("token_type");
-  claims.erase("expired_scope");
-  if (claims.contains("scope") && claims["scope"].is_string() && claims["scope"].get<std::string>().empty()) {
-    claims.erase("scope");
+  ActiveToken& t = **d;
+  // A phantom JWT stands in for an access token at the API: never for a refresh or ID token.
+  if (t.kind != "access") {
+    return fail(ErrorCode::invalid_token, "phantom JWTs are only minted for access tokens, not " +
+                                              std::string(t.kind == "refresh" ? "refresh" : "ID") + " tokens");
   }
-  return m_impl->sign(claims, "at+jwt");
+  json claims = std::move(t.claims);
+  if (const std::string* scope = jose::string_member(claims, "scope"); scope && scope->empty()) claims.erase("scope");
+  // It lives no longer than its source, nor than tokens.max_lifetime from now.
+  const UnixTime now = im.now();
+  UnixTime exp = now + im.policy.max_lifetime;
+  if (t.exp != 0) exp = std::min(exp, t.exp);
+  claims["iat"] = now;
+  claims["exp"] = exp;
+  claims.erase("nbf");
+  // Revoking the source revokes the phantom: it carries the source's jti (revoke deny-lists it)
+  // and grant (sid). Without a jti of its own, it gets a fresh one (so it can be revoked itself).
+  if (!jose::string_member(claims, "jti")) claims["jti"] = random_token(16);
+  return im.sign(claims, "at+jwt");
 }
 
 Result<int> TokenService::revoke(std::string_view token, bool whole_grant) {
@@ -132,61 +180,99 @@ Result<int> TokenService::revoke(std::string_view token, bool whole_grant) {
   auto rec = im.store->find(token_hash(token));
   if (!rec) return std::unexpected(rec.error());
   if (*rec) {
-    // A JWE carries a JWT inside: deny its jti too, so verify (after decrypting) refuses it.
-    if ((*rec)->format == "jwe" && !(*rec)->jti.empty()) {
+    // Deny its jti too: a JWE carries a JWT inside (verify decrypts it), and phantom JWTs of the
+    // token carry its jti.
+    if (!(*rec)->jti.empty()) {
       if (auto d = im.store->deny_jti((*rec)->jti, (*rec)->exp); !d) return std::unexpected(d.error());
     }
     if (whole_grant && !(*rec)->grant_id.empty()) return im.store->revoke_grant((*rec)->grant_id);
     return im.store->revoke_token((*rec)->hash);
   }
   if (!looks_like_jwt(token)) return 0;  // unknown: not an error (RFC 7009 §2.2)
-  // A JWT: only ours (signature verifies against the keystore) goes on the deny-list.
-  auto report = im.verify_jwt(token);
-  if (!report) return std::unexpected(report.error());
-  if (!report->signature_verified || !report->payload.is_object()) return 0;
-  const json& c = report->payload;
+  // A JWT: only ours (signature verified with a keystore key) goes on the deny-list. A forged
+  // one, an unknown crit, an alg not allowed or a malformed header change nothing.
+  auto claims = im.our_jwt_claims(token);
+  if (!claims) return std::unexpected(claims.error());
+  if (!*claims) return 0;
+  const json& c = **claims;
   int changed = 0;
-  if (auto jti = c.find("jti"); jti != c.end() && jti->is_string()) {
-    UnixTime exp = c.contains("exp") && c["exp"].is_number() ? c["exp"].get<UnixTime>() : 0;
-    if (auto d = im.store->deny_jti(jti->get<std::string>(), exp); !d) return std::unexpected(d.error());
+  if (const std::string* jti = jose::string_member(c, "jti")) {
+    // Denied until it expires; a token without a usable exp for ever (0).
+    UnixTime exp = jose::integer_member(c, "exp").value_or(0);
+    if (auto d = im.store->deny_jti(*jti, exp); !d) return std::unexpected(d.error());
     changed = 1;
   }
   if (whole_grant) {
-    if (auto sid = c.find("sid"); sid != c.end() && sid->is_string()) {
-      auto n = im.store->revoke_grant(sid->get<std::string>());
+    if (const std::string* sid = jose::string_member(c, "sid")) {
+      auto n = im.store->revoke_grant(*sid);
       if (!n) return std::unexpected(n.error());
-      changed += *n;
+      // The grant's count includes this JWT when the grant was still active.
+      changed = std::max(changed, *n);
     }
   }
   return changed;
 }
 
-Result<int> TokenService::revoke_client(std::string_view client_id) { return m_impl->store->revoke_client(client_id); }
-Result<int> TokenService::revoke_subject(std::string_view sub) { return m_impl->store->revoke_subject(sub); }
+Result<int> TokenService::revoke_client(std::string_view client_id) {
+  Impl& im = *m_impl;
+  auto n = im.store->revoke_client(client_id);
+  if (!n) return n;
+  // Tokens issued without --client-id carry client_id "tokctl" but belong to no client (stored "").
+  if (client_id == k_cli_client_id && !im.policy.client(client_id)) {
+    auto m = im.store->revoke_client("");
+    if (!m) return m;
+    *n += *m;
+  }
+  return n;
+}
+
+Result<int> TokenService::revoke_subject(std::string_view sub) {
+  Impl& im = *m_impl;
+  auto n = im.store->revoke_subject(sub);
+  if (!n) return n;
+  // The subject's pairwise subs under every sector of the policy (tokens issued to those clients
+  // carry them, and so do grants made by exchanging such a token).
+  auto ppids = im.known_ppids(std::string(sub));
+  if (!ppids) return std::unexpected(ppids.error());
+  for (const auto& pp : *ppids) {
+    auto m = im.store->revoke_subject(pp);
+    if (!m) return m;
+    *n += *m;
+  }
+  return n;
+}
 
 Result<SplitResult> TokenService::split(std::string_view jwt, bool store) {
   Impl& im = *m_impl;
-  auto report = im.verify_jwt(jwt);
-  if (!report) return std::unexpected(report.error());
-  if (!report->valid) {
-    std::string why = report->problems.empty() ? "invalid" : report->problems.front().code + ": " + report->problems.front().message;
+  jose::VerifyReport report;
+  auto claims = im.our_jwt_claims(jwt, &report);
+  if (!claims) return std::unexpected(claims.error());
+  if (!*claims || !report.valid) {
+    // Decided on the typed verdict above; the first problem only explains it.
+    std::string why = report.problems.empty() ? "invalid" : report.problems.front().code + ": " + report.problems.front().message;
     return fail(ErrorCode::invalid_token, "only a valid JWT from this keystore can be split (" + why + ")");
   }
+  auto revoked = im.jwt_revoked(**claims);
+  if (!revoked) return std::unexpected(revoked.error());
+  if (*revoked) return fail(ErrorCode::invalid_token, "only a valid JWT from this keystore can be split (revoked)");
   auto last = jwt.rfind('.');
   SplitResult r;
   r.client_token = std::string(jwt.substr(last + 1));
   r.gateway_token = std::string(jwt.substr(0, last));
   r.gateway_key = sha256_b64(r.client_token);
   if (!store) return r;
-  const json& c = report->payload;
+  const json& c = **claims;
   TokenRecord rec;
   rec.hash = token_hash(r.client_token);
   rec.kind = "split";
   rec.format = "jwt";
-  rec.jti = c.value("jti", std::string());
-  rec.sub = c.contains("sub") && c["sub"].is_string() ? c["sub"].get<std::string>() : "";
-  rec.client_id = c.value("client_id", std::string());
-  rec.exp = c.contains("exp") && c["exp"].is_number() ? c["exp"].get<UnixTime>() : 0;
+  // Wrong-typed claims are left empty (never trusted, never a crash).
+  rec.jti = jose::string_or(c, "jti");
+  rec.sub = jose::string_or(c, "sub");
+  rec.client_id = jose::string_or(c, "client_id");
+  // The gateway part lives as long as the JWT, and never longer than tokens.max_lifetime.
+  rec.exp = std::min(jose::integer_member(c, "exp").value_or(im.now() + im.policy.max_lifetime),
+                     im.now() + im.policy.max_lifetime);
   rec.iat = im.now();
   rec.data = r.gateway_token;
   rec.claims = c.dump();

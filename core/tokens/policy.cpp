@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <set>
 #include <unistd.h>
 
 #include <yaml-cpp/yaml.h>
 
+#include <tokctl/jose/jwk.hpp>
+#include <tokctl/util/io.hpp>
 #include <tokctl/util/time.hpp>
 
 namespace tokctl::tokens {
@@ -51,6 +54,25 @@ class Reader {
       return std::nullopt;
     }
     return n.as<std::string>();
+  }
+
+  /// A string that YAML does not read as a number, boolean or null (quote those: "42").
+  std::optional<std::string> text(const YAML::Node& n, const std::string& what) {
+    if (!n.IsScalar()) {
+      problem(n, what + " must be a string, not " + (n.IsMap() ? "a mapping" : n.IsSequence() ? "a list" : "null"));
+      return std::nullopt;
+    }
+    const json as = to_json(n);
+    if (!as.is_string()) {
+      problem(n, what + " must be a string, not " + std::string(as.type_name()) + " '" + n.Scalar() +
+                     "' (quote it if you mean the text)");
+      return std::nullopt;
+    }
+    if (n.Scalar().empty()) {
+      problem(n, what + " cannot be empty");
+      return std::nullopt;
+    }
+    return n.Scalar();
   }
 
   std::optional<std::int64_t> duration(const YAML::Node& n, const std::string& what) {
@@ -135,6 +157,30 @@ void check_reserved(Reader& r, const YAML::Node& claims, const std::string& what
   }
 }
 
+// Parses YAML text read from `file`; a syntax error becomes a "file:line:column: message" problem.
+std::optional<YAML::Node> parse_yaml(const std::string& file, const std::string& text, std::vector<std::string>& problems) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    problems.push_back(file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) + ": " +
+                       e.msg);
+    return std::nullopt;
+  }
+}
+
+// An issuer is an http(s) URL with a host and no query or fragment (RFC 8414 §2, OIDC Discovery).
+bool issuer_url(const std::string& s) {
+  std::string_view rest;
+  if (s.rfind("https://", 0) == 0) rest = std::string_view(s).substr(8);
+  else if (s.rfind("http://", 0) == 0) rest = std::string_view(s).substr(7);
+  else return false;
+  auto host_end = rest.find_first_of("/:");
+  if (host_end == 0 || rest.empty()) return false;
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    return c == '?' || c == '#' || static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
+  });
+}
+
 bool one_of(const std::string& v, std::initializer_list<const char*> set) {
   return std::any_of(set.begin(), set.end(), [&](const char* s) { return v == s; });
 }
@@ -192,17 +238,15 @@ PolicyCheck check_policy(const std::string& path) {
   if (path.empty()) return out;
   p.source = path;
   Reader r(path);
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    out.problems.push_back(path + ": cannot read the file");
-    return out;
-  } catch (const YAML::ParserException& e) {
-    out.problems.push_back(path + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                           ": " + e.msg);
+  // read_input never blocks and refuses directories, FIFOs and devices.
+  auto text = read_input(path);
+  if (!text) {
+    out.problems.push_back(path + ": cannot read the policy: " + text.error().message);
     return out;
   }
+  auto loaded = parse_yaml(path, *text, out.problems);
+  if (!loaded) return out;
+  YAML::Node root = *loaded;
   if (!root || root.IsNull()) return out;
   try {
     if (!r.mapping(root, "the policy", {"issuer", "keystore", "store", "tokens", "scopes", "claims", "subjects",
@@ -211,7 +255,13 @@ PolicyCheck check_policy(const std::string& path) {
       return out;
     }
     if (auto n = root["issuer"]) {
-      if (auto s = r.string(n, "issuer")) p.issuer = *s;
+      if (auto s = r.string(n, "issuer")) {
+        if (!issuer_url(*s)) {
+          r.problem(n, "issuer must be an https:// URL with a host and no query or fragment, not '" + *s + "'");
+        } else {
+          p.issuer = *s;
+        }
+      }
     }
     if (auto n = root["keystore"]) {
       if (auto s = r.string(n, "keystore")) p.keystore = relative_to(path, *s);
@@ -243,7 +293,18 @@ PolicyCheck check_policy(const std::string& path) {
           }
         }
         if (auto n = t["jwe_recipient"]) {
-          if (auto s = r.string(n, "tokens.jwe_recipient")) p.jwe_recipient = relative_to(path, *s);
+          if (auto s = r.string(n, "tokens.jwe_recipient")) {
+            p.jwe_recipient = relative_to(path, *s);
+            // The token service loads it when it opens: a missing or unusable key fails there.
+            auto key_text = read_input(p.jwe_recipient);
+            if (!key_text) {
+              r.problem(n, "tokens.jwe_recipient: " + key_text.error().message);
+            } else if (auto k = jose::parse_single_key(*key_text); !k) {
+              r.problem(n, "tokens.jwe_recipient '" + p.jwe_recipient + "' is not a key: " + k.error().message);
+            } else if (k->kty() == jose::KeyType::oct) {
+              r.problem(n, "tokens.jwe_recipient '" + p.jwe_recipient + "' must be a public key (RSA, EC or X25519/X448)");
+            }
+          }
         }
         if (auto n = t["max_lifetime"]) {
           if (auto d = r.duration(n, "tokens.max_lifetime")) p.max_lifetime = *d;
@@ -255,12 +316,23 @@ PolicyCheck check_policy(const std::string& path) {
       if (!s.IsSequence()) {
         r.problem(s, "scopes must be a list of {name: ...} or {prefix: ...}");
       } else {
+        // A second rule for the same name or prefix never applies (the first one wins).
+        std::map<std::string, std::string> seen;  // "name:x" / "prefix:x" -> where
+        auto duplicate = [&](const YAML::Node& item, const ScopeRule& rule) {
+          const std::string key = rule.name.empty() ? "prefix:" + rule.prefix : "name:" + rule.name;
+          auto [it, fresh] = seen.emplace(key, r.where(item));
+          if (!fresh) {
+            r.problem(item, "duplicate scope " + std::string(rule.name.empty() ? "prefix '" + rule.prefix : "'" + rule.name) +
+                                "' (first at " + it->second + ")");
+          }
+          return !fresh;
+        };
         for (const auto& item : s) {
           if (item.IsScalar()) {  // shorthand: "- read" is "- name: read"
             ScopeRule rule;
             rule.name = item.as<std::string>();
             if (rule.name.empty() || rule.name.find(' ') != std::string::npos) r.problem(item, "a scope name cannot be empty or contain spaces");
-            else p.scopes.push_back(std::move(rule));
+            else if (!duplicate(item, rule)) p.scopes.push_back(std::move(rule));
             continue;
           }
           if (!r.mapping(item, "a scope", {"name", "prefix", "ttl", "claims"})) continue;
@@ -283,7 +355,7 @@ PolicyCheck check_policy(const std::string& path) {
               rule.claims = r.to_json(n);
             }
           }
-          p.scopes.push_back(std::move(rule));
+          if (!duplicate(item, rule)) p.scopes.push_back(std::move(rule));
         }
       }
     }
@@ -295,21 +367,28 @@ PolicyCheck check_policy(const std::string& path) {
     if (auto n = root["subjects"]) {
       if (auto s = r.string(n, "subjects")) {
         p.subjects_file = relative_to(path, *s);
-        try {
-          YAML::Node subj = YAML::LoadFile(p.subjects_file);
-          if (subj && !subj.IsNull()) {
-            if (!subj.IsMap()) {
-              out.problems.push_back(p.subjects_file + ": the subjects file must map each sub to its attributes");
-            } else {
-              Reader sr(p.subjects_file);
-              for (const auto& kv : subj) p.subjects[kv.first.as<std::string>()] = sr.to_json(kv.second);
+        std::optional<YAML::Node> subj;
+        if (auto subjects_text = read_input(p.subjects_file); !subjects_text) {
+          r.problem(n, "cannot read subjects file '" + p.subjects_file + "': " + subjects_text.error().message);
+        } else {
+          subj = parse_yaml(p.subjects_file, *subjects_text, out.problems);
+        }
+        if (subj && *subj && !subj->IsNull()) {
+          if (!subj->IsMap()) {
+            out.problems.push_back(p.subjects_file + ": the subjects file must map each sub to its attributes");
+          } else {
+            Reader sr(p.subjects_file);
+            for (const auto& kv : *subj) {
+              json attrs = sr.to_json(kv.second);
+              // Attributes feed {{subject.*}} templates: a mapping, or nothing.
+              if (!attrs.is_object() && !attrs.is_null()) {
+                sr.problem(kv.second, "the attributes of subject '" + kv.first.as<std::string>() + "' must be a mapping");
+                continue;
+              }
+              p.subjects[kv.first.as<std::string>()] = attrs.is_null() ? json::object() : std::move(attrs);
             }
+            out.problems.insert(out.problems.end(), sr.problems().begin(), sr.problems().end());
           }
-        } catch (const YAML::BadFile&) {
-          r.problem(n, "cannot read subjects file '" + p.subjects_file + "'");
-        } catch (const YAML::ParserException& e) {
-          out.problems.push_back(p.subjects_file + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                 std::to_string(e.mark.column + 1) + ": " + e.msg);
         }
       }
     }
@@ -328,14 +407,21 @@ PolicyCheck check_policy(const std::string& path) {
           }
         }
         if (auto x = n["scopes"]) c.scopes = r.strings(x, what + ".scopes");
-        if (auto x = n["audiences"]) c.audiences = r.strings(x, what + ".audiences");
+        if (auto x = n["audiences"]) {
+          c.audiences = r.strings(x, what + ".audiences");
+          if (x.IsSequence() && x.size() == 0) {
+            r.problem(x, what + ".audiences is empty: leave it out (tokens get the issuer as aud) or list them");
+          }
+          for (const auto& a : c.audiences)
+            if (a.empty()) r.problem(x, what + ".audiences has an empty audience");
+        }
         if (auto x = n["format"]) {
           c.format = r.string(x, what + ".format").value_or("");
           if (!c.format.empty() && !one_of(c.format, {"jwt", "opaque", "wrapped", "jwe"})) {
             r.problem(x, what + ".format '" + c.format + "' is not one of jwt, opaque, wrapped, jwe");
           }
         }
-        if (auto x = n["sector"]) c.sector = r.string(x, what + ".sector").value_or("");
+        if (auto x = n["sector"]) c.sector = r.text(x, what + ".sector").value_or("");
         p.clients[c.id] = std::move(c);
       }
     }
@@ -377,11 +463,41 @@ PolicyCheck check_policy(const std::string& path) {
         }
       }
     }
-    if (p.access.ttl > p.max_lifetime || p.refresh.ttl > p.max_lifetime * 365 || p.id.ttl > p.max_lifetime) {
-      if (p.access.ttl > p.max_lifetime) {
-        out.problems.push_back(path + ": tokens.access.ttl (" + format_duration(p.access.ttl) +
-                               ") is longer than tokens.max_lifetime (" + format_duration(p.max_lifetime) + ")");
+    // Exchange rules must name audiences a subject token can carry: a client's, the issuer (the
+    // default aud), or a target of some rule (exchanged tokens are exchanged again). Without
+    // client audiences any audience is possible, so there is nothing to check against.
+    if (auto ex = root["exchange"]; ex && ex.IsSequence()) {
+      std::set<std::string> known = {p.issuer};
+      bool restricted = !p.clients.empty();
+      for (const auto& [id, c] : p.clients) {
+        if (c.audiences.empty()) restricted = false;
+        known.insert(c.audiences.begin(), c.audiences.end());
       }
+      for (const auto& rule : p.exchange) known.insert(rule.to.begin(), rule.to.end());
+      std::size_t i = 0;
+      for (const auto& item : ex) {
+        if (!item.IsMap() || i >= p.exchange.size()) break;
+        const ExchangeRule& rule = p.exchange[i++];
+        if (auto x = item["to"]; x && x.IsSequence() && rule.to.empty()) {
+          r.problem(x, "exchange rule from '" + rule.from + "' has no target audience in 'to'");
+        }
+        for (const auto& t : rule.to)
+          if (t.empty()) r.problem(item["to"], "exchange rule from '" + rule.from + "' has an empty target audience");
+        if (restricted && !rule.from.empty() && !known.count(rule.from)) {
+          std::string list;
+          for (const auto& a : known) list += (list.empty() ? "" : ", ") + a;
+          r.problem(item["from"], "exchange rule from '" + rule.from + "': no token can have this audience (known: " +
+                                      list + ")");
+        }
+      }
+    }
+    if (p.access.ttl > p.max_lifetime) {
+      out.problems.push_back(path + ": tokens.access.ttl (" + format_duration(p.access.ttl) +
+                             ") is longer than tokens.max_lifetime (" + format_duration(p.max_lifetime) + ")");
+    }
+    if (p.id.ttl > p.max_lifetime) {
+      out.problems.push_back(path + ": tokens.id.ttl (" + format_duration(p.id.ttl) +
+                             ") is longer than tokens.max_lifetime (" + format_duration(p.max_lifetime) + ")");
     }
   } catch (const YAML::Exception& e) {
     r.problems().push_back(path + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +

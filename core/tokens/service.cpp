@@ -10,6 +10,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jwe.hpp>
 #include <tokctl/jose/jws.hpp>
 #include <tokctl/util/base64.hpp>
@@ -23,8 +24,6 @@ namespace {
 using nlohmann::json;
 
 // The registered and RFC 9068 claims the issuer sets itself; extra claims may not override them.
-constexpr const char* k_cli_client_id = "tokctl";
-
 constexpr const char* k_reserved_claims[] = {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id",
                                              "scope", "sid"};
 
@@ -160,87 +159,6 @@ json IssueResponse::to_json() const {
   return j;
 }
 
-// ---- Impl helpers -------------------------------------------------------------------------------
-
-Result<void> TokenService::Impl::load_signer() {
-  if (signer) return {};
-  auto k = keystore.signing_key("", "", passphrase);
-  if (!k) return std::unexpected(k.error());
-  auto alg = jose::alg_from_string(k->alg());
-  if (!alg) return fail(ErrorCode::keystore, "the active key's alg '" + k->alg() + "' cannot sign");
-  signer = std::move(*k);
-  signer_alg = *alg;
-  return {};
-}
-
-Result<std::string> TokenService::Impl::sign(const json& claims, const char* typ) {
-  if (auto r = load_signer(); !r) return std::unexpected(r.error());
-  if (!signer_ctx) {
-    auto sc = jose::Signer::create(*signer_alg, *signer);
-    if (!sc) return std::unexpected(sc.error());
-    signer_ctx.emplace(std::move(*sc));
-  }
-  json header{{"kid", signer->kid()}, {"typ", typ}};
-  return jose::sign_compact(header, claims.dump(), *signer_ctx);
-}
-
-Result<jose::VerifyReport> TokenService::Impl::verify_jwt(std::string_view jwt) {
-  if (!verifier) {
-    auto keys = keystore.verification_keys(passphrase);
-    if (!keys) return std::unexpected(keys.error());
-    auto v = jose::TokenVerifier::create(std::move(*keys), jose::KeySource::set, jose::VerifyOptions{}, *clock);
-    if (!v) return std::unexpected(v.error());
-    verifier.emplace(std::move(*v));
-  }
-  return verifier->verify(jwt);
-}
-
-Result<bool> TokenService::Impl::jwt_revoked(const json& claims) {
-  if (auto jti = claims.find("jti"); jti != claims.end() && jti->is_string()) {
-    auto d = store->is_denied(jti->get<std::string>());
-    if (!d) return std::unexpected(d.error());
-    if (*d) return true;
-  }
-  if (auto sid = claims.find("sid"); sid != claims.end() && sid->is_string()) {
-    auto g = store->grant(sid->get<std::string>());
-    if (!g) return std::unexpected(g.error());
-    if (*g && (*g)->revoked) return true;
-  }
-  return false;
-}
-
-Result<std::string> TokenService::Impl::ppid(const std::string& sector, const std::string& sub) {
-  if (ppid_secret.empty()) {
-    // One random secret per keystore, created once; a concurrent creator's file wins (link is atomic).
-    std::string path = keystore.dir() + "/ppid.secret";
-    auto existing = read_input(path);
-    if (!existing) {
-      std::string secret(32, '\0');
-      RAND_bytes(reinterpret_cast<unsigned char*>(secret.data()), 32);
-      std::string tmp = path + ".new." + std::to_string(::getpid());
-      if (auto w = write_file_atomic(tmp, secret, 0600); !w) return std::unexpected(w.error());
-      if (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
-        std::string msg = "cannot create '" + path + "': " + std::strerror(errno);
-        ::unlink(tmp.c_str());
-        return fail(ErrorCode::keystore, msg);
-      }
-      ::unlink(tmp.c_str());
-      existing = read_input(path);
-      if (!existing) return fail(ErrorCode::keystore, existing.error().message);
-    }
-    ppid_secret = std::move(*existing);
-  }
-  // sub = base64url(HMAC-SHA256(secret, sector || 0x00 || sub)): the NUL keeps (a, bc) apart from (ab, c).
-  std::string msg = sector + std::string(1, '\0') + sub;
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), ppid_secret.data(), static_cast<int>(ppid_secret.size()),
-            reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len)) {
-    return fail(ErrorCode::keystore, "PPID HMAC failed");
-  }
-  return b64url_encode(std::string_view(reinterpret_cast<char*>(mac), len));
-}
-
 // ---- TokenService -------------------------------------------------------------------------------
 
 TokenService::TokenService(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
@@ -255,8 +173,11 @@ Result<std::unique_ptr<TokenService>> TokenService::open(Policy policy, keys::Ke
   auto impl = std::make_unique<Impl>(std::move(policy), std::move(keystore), clock, std::move(passphrase));
   impl->store = std::move(*store);
   if (!impl->policy.jwe_recipient.empty()) {
-    auto text = read_input(impl->policy.jwe_recipient);
-    if (!text) return std::unexpected(text.error());
+    auto text = read_input(impl->policy.jwe_recipient);  // refuses directories, FIFOs, devices
+    if (!text) {
+      text.error().message = "tokens.jwe_recipient: " + text.error().message;
+      return std::unexpected(text.error());
+    }
     auto k = jose::parse_single_key(*text);
     if (!k) {
       k.error().message = "tokens.jwe_recipient '" + impl->policy.jwe_recipient + "': " + k.error().message;
@@ -272,7 +193,8 @@ namespace {
 struct Prepared {
   std::vector<GrantRecord> grants;
   std::vector<TokenRecord> records;
-  json last_claims;  // claims of the last token issued (the batch fast path clones them)
+  json last_claims;        // claims of the last token issued (the batch fast path clones them)
+  std::int64_t jwts = 0;   // JWTs issued (no rows): counted on the grant for revocation counts
 };
 
 // Overwrites the 22-character jti value inside a serialized claims set.
@@ -308,6 +230,7 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
     if (!g) return std::unexpected(g.error());
     if (!*g || (*g)->revoked) return oauth_fail("invalid_grant", "the grant is unknown or revoked");
     grant = **g;
+    grant.jwts = 0;  // put() adds this batch's JWTs to the stored count
     new_grant = false;
   } else {
     grant.id = random_token(16);
@@ -334,12 +257,21 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
     granted.push_back(s);
   }
   if (new_grant) grant.scope = join_scopes(granted);
+  // RFC 9068 requires client_id: tokens minted from the command line without one name "tokctl".
+  const std::string client_id = req.client_id.empty() ? std::string(k_cli_client_id) : req.client_id;
   // Audience.
   std::vector<std::string> aud = req.aud;
+  if (req.type == "id") {
+    // OIDC Core §2: an ID token's aud contains the client_id of the relying party (first); other
+    // audiences given with --aud follow it.
+    aud = {client_id};
+    for (const auto& a : req.aud)
+      if (std::find(aud.begin(), aud.end(), a) == aud.end()) aud.push_back(a);
+  }
   if (aud.empty() && client && !client->audiences.empty()) aud.push_back(client->audiences.front());
   // RFC 9068 access tokens always have an audience: without one, the issuer itself.
   if (aud.empty() && req.type == "access") aud.push_back(p.issuer);
-  if (client && !client->audiences.empty() && !ov.audience_authorized) {
+  if (client && !client->audiences.empty() && !ov.audience_authorized && req.type != "id") {
     for (const auto& a : aud) {
       if (std::find(client->audiences.begin(), client->audiences.end(), a) == client->audiences.end()) {
         return oauth_fail("invalid_target", "client '" + client->id + "' may not get tokens for audience '" + a + "'");
@@ -355,7 +287,15 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
     sub = *pp;
   }
   const TokenKindPolicy& kind = req.type == "refresh" ? p.refresh : req.type == "id" ? p.id : p.access;
-  // Access and ID tokens never outlive tokens.max_lifetime (keys prune relies on it).
+  // Access and ID tokens never outlive tokens.max_lifetime (keys prune relies on it): an explicit
+  // longer --ttl is refused, never silently shortened.
+  if (req.ttl && req.type != "refresh" && *req.ttl > p.max_lifetime) {
+    return fail(ErrorCode::usage,
+                "--ttl " + format_duration(*req.ttl) + " is longer than tokens.max_lifetime (" +
+                    format_duration(p.max_lifetime) + ")",
+                "ask for at most " + format_duration(p.max_lifetime) +
+                    ", or raise tokens.max_lifetime in the policy (keys prune relies on it)");
+  }
   std::int64_t ttl = req.ttl.value_or(kind.ttl);
   if (req.type != "refresh") ttl = std::min(ttl, p.max_lifetime);
   if (ttl <= 0) return fail(ErrorCode::usage, "--ttl must be positive");
@@ -375,8 +315,6 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
   claims["iat"] = now;
   claims["exp"] = now + ttl;
   claims["jti"] = random_token(16);
-  // RFC 9068 requires client_id: tokens minted from the command line without one name "tokctl".
-  const std::string client_id = req.client_id.empty() ? std::string(k_cli_client_id) : req.client_id;
   claims["client_id"] = client_id;
   if (!scope.empty()) claims["scope"] = scope;
   claims["sid"] = grant.id;
@@ -461,6 +399,8 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
   if (stored) {
     rec.hash = token_hash(t.token);
     batch.records.push_back(rec);
+  } else {
+    ++batch.jwts;
   }
   // Every issuance re-stores its grant (an upsert): a continued grant's expiry moves forward.
   if (!shared_grant) batch.grants.push_back(grant);
@@ -478,16 +418,19 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
   }
   if (req.with_id_token && req.type == "access") {
     if (auto r = im.load_signer(); !r) return std::unexpected(r.error());
-    json id{{"iss", p.issuer}, {"sub", sub}, {"aud", req.client_id.empty() ? p.issuer : req.client_id},
-            {"iat", now}, {"exp", now + p.id.ttl}, {"auth_time", grant.started}, {"sid", grant.id},
+    // OIDC Core §2: aud is the client_id ("tokctl" when none was given, as in the access token).
+    const std::int64_t id_ttl = std::min(p.id.ttl, p.max_lifetime);
+    json id{{"iss", p.issuer}, {"sub", sub}, {"aud", client_id},
+            {"iat", now}, {"exp", now + id_ttl}, {"auth_time", grant.started}, {"sid", grant.id},
             {"at_hash", half_hash(t.token, *im.signer_alg)}};
     auto tok = im.sign(id, "JWT");
     if (!tok) return std::unexpected(tok.error());
+    ++batch.jwts;
     IssuedToken it;
     it.token = std::move(*tok);
     it.kind = "id";
     it.format = "jwt";
-    it.expires_in = p.id.ttl;
+    it.expires_in = id_ttl;
     resp.id_token = std::move(it);
   }
   return resp;
@@ -509,6 +452,7 @@ Result<IssueResponse> issue_with(TokenService::Impl& im, const IssueRequest& req
   if (!batch.grants.empty()) {
     grant = batch.grants.front();
     grant->expires = std::max(grant->expires, latest_exp(*r, im.now()));
+    grant->jwts = batch.jwts;
   }
   if (auto s = im.store->put(grant, batch.records); !s) return std::unexpected(s.error());
   return r;
@@ -570,6 +514,7 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
         input += '.';
         input += b64url_encode(*sig);
         r.access.token = std::move(input);
+        ++batch.jwts;
       } else {
         r.access.token = im.policy.opaque_prefix + next_random(32);
         TokenRecord rec = record_proto;
@@ -588,6 +533,7 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
     }
   }
   grant.expires = std::max(grant.expires, latest_exp(proto, im.now()));
+  grant.jwts = batch.jwts;
   if (auto s = im.store->put(grant, batch.records); !s) return std::unexpected(s.error());
   return out;
 }

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -11,6 +12,10 @@
 #include <tokctl/tokens/service.hpp>
 
 namespace tokctl::tokens {
+
+/// The client_id claim of tokens issued without a client (RFC 9068 requires one); such tokens
+/// are stored with an empty client_id.
+inline constexpr const char* k_cli_client_id = "tokctl";
 
 struct TokenService::Impl {
   Policy policy;
@@ -34,10 +39,30 @@ struct TokenService::Impl {
   Result<std::string> sign(const nlohmann::json& claims, const char* typ);
   /// Verifies a JWT against the keystore (signature, exp/nbf with the default leeway).
   Result<jose::VerifyReport> verify_jwt(std::string_view jwt);
+  /// The claims of a JWT this keystore signed (VerifyReport::signature_verified), whatever its
+  /// claims say; nullopt for anything else (forged, unknown crit, alg not allowed, malformed...).
+  /// The one place that decides "is this JWT ours" before revoke, split, exchange or introspect act.
+  Result<std::optional<nlohmann::json>> our_jwt_claims(std::string_view jwt, jose::VerifyReport* report = nullptr);
   /// True when the JWT (by jti and sid) has been revoked.
   Result<bool> jwt_revoked(const nlohmann::json& claims);
   Result<std::string> ppid(const std::string& sector, const std::string& sub);
+  /// The pairwise subjects `sub` has (or had) under the policy's sectors; none when no PPID was ever
+  /// issued (the per-keystore secret does not exist, and is not created here).
+  Result<std::vector<std::string>> known_ppids(const std::string& sub);
 };
+
+/// An active token: what introspection reports and a phantom JWT carries.
+struct ActiveToken {
+  nlohmann::json claims;    ///< every claim, wrong-typed registered claims dropped; sid = the grant
+  std::string kind;         ///< access | refresh | id
+  bool stored = false;      ///< found in the store by hash (opaque, wrapped, refresh, JWE)
+  UnixTime exp = 0;         ///< 0: none
+  std::vector<std::string> expired_scope;
+};
+
+/// The token when it is active here (stored and active, or a JWT of this keystore that verifies,
+/// is not revoked and has not expired), else nullopt.
+Result<std::optional<ActiveToken>> active_token(TokenService::Impl& im, std::string_view token);
 
 /// Issuing knobs only the service itself uses (token exchange); not part of the public IssueRequest.
 struct IssueOverrides {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fcntl.h>
+#include <limits>
 #include <random>
 #include <string_view>
 #include <thread>
@@ -70,6 +71,11 @@ CREATE INDEX denylist_exp ON denylist(exp);
     R"sql(
 ALTER TABLE grants ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 3: grants count the JWTs issued under them (JWTs have no rows), so revoking a grant, a
+    // client or a subject can say how many tokens it revoked.
+    R"sql(
+ALTER TABLE grants ADD COLUMN jwts INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(std::size(k_migrations) == k_sqlite_schema_version,
               "k_sqlite_schema_version must equal the number of migrations");
@@ -80,9 +86,10 @@ constexpr const char* k_statements[] = {
     /* commit */ "COMMIT",
     /* rollback */ "ROLLBACK",
     /* insert_grant: re-storing a grant keeps its fields; revocation is sticky */
-    "INSERT INTO grants (id, client_id, sub, scope, started, revoked, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+    "INSERT INTO grants (id, client_id, sub, scope, started, revoked, expires, jwts) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
     "ON CONFLICT (id) DO UPDATE SET revoked = max(grants.revoked, excluded.revoked), "
-    "expires = max(grants.expires, excluded.expires)",
+    "expires = max(grants.expires, excluded.expires), jwts = grants.jwts + excluded.jwts",
     /* insert_token */
     "INSERT INTO tokens (hash, kind, format, grant_id, client_id, sub, scope, aud, iss, jti, iat, nbf, exp, "
     "claims, data, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
@@ -90,14 +97,27 @@ constexpr const char* k_statements[] = {
     "SELECT t.hash, t.kind, t.format, coalesce(t.grant_id, ''), t.client_id, t.sub, t.scope, t.aud, t.iss, "
     "t.jti, t.iat, t.nbf, t.exp, t.claims, t.data, (t.revoked OR coalesce(g.revoked, 0)) "
     "FROM tokens t LEFT JOIN grants g ON g.id = t.grant_id WHERE t.hash = ?1",
-    /* find_grant */ "SELECT id, client_id, sub, scope, started, revoked, expires FROM grants WHERE id = ?1",
+    /* find_grant */ "SELECT id, client_id, sub, scope, started, revoked, expires, jwts FROM grants WHERE id = ?1",
     /* revoke_token */ "UPDATE tokens SET revoked = 1 WHERE hash = ?1 AND revoked = 0",
+    /* revoke_grant_jwts: JWTs of the grants about to be revoked (they have no rows) */
+    "SELECT coalesce(sum(jwts), 0) FROM grants WHERE id = ?1 AND revoked = 0",
     /* revoke_grant_row */ "UPDATE grants SET revoked = 1 WHERE id = ?1 AND revoked = 0",
     /* revoke_grant_tokens */ "UPDATE tokens SET revoked = 1 WHERE grant_id = ?1 AND revoked = 0",
+    /* revoke_client_jwts */ "SELECT coalesce(sum(jwts), 0) FROM grants WHERE client_id = ?1 AND revoked = 0",
     /* revoke_client_grants */ "UPDATE grants SET revoked = 1 WHERE client_id = ?1 AND revoked = 0",
-    /* revoke_client_tokens */ "UPDATE tokens SET revoked = 1 WHERE client_id = ?1 AND revoked = 0",
-    /* revoke_subject_grants */ "UPDATE grants SET revoked = 1 WHERE sub = ?1 AND revoked = 0",
-    /* revoke_subject_tokens */ "UPDATE tokens SET revoked = 1 WHERE sub = ?1 AND revoked = 0",
+    /* revoke_client_tokens: the client's rows, and every row of its grants (exchanged tokens) */
+    "UPDATE tokens SET revoked = 1 WHERE revoked = 0 AND "
+    "(client_id = ?1 OR grant_id IN (SELECT id FROM grants WHERE client_id = ?1))",
+    /* revoke_subject_jwts */
+    "SELECT coalesce(sum(jwts), 0) FROM grants WHERE revoked = 0 AND "
+    "(sub = ?1 OR id IN (SELECT grant_id FROM tokens WHERE sub = ?1 AND grant_id IS NOT NULL))",
+    /* revoke_subject_grants: grants keep the real sub; a pairwise sub reaches its grants via rows */
+    "UPDATE grants SET revoked = 1 WHERE revoked = 0 AND "
+    "(sub = ?1 OR id IN (SELECT grant_id FROM tokens WHERE sub = ?1 AND grant_id IS NOT NULL))",
+    /* revoke_subject_tokens: the subject's rows, and every row of its grants (pairwise subs) */
+    "UPDATE tokens SET revoked = 1 WHERE revoked = 0 AND "
+    "(sub = ?1 OR grant_id IN (SELECT id FROM grants WHERE sub = ?1 OR "
+    "id IN (SELECT grant_id FROM tokens WHERE sub = ?1 AND grant_id IS NOT NULL)))",
     /* deny_jti: a later deny never shortens an earlier one; 0 (for ever) wins */
     "INSERT INTO denylist (jti, exp) VALUES (?1, ?2) ON CONFLICT (jti) DO UPDATE SET exp = "
     "CASE WHEN denylist.exp <= 0 OR excluded.exp <= 0 THEN 0 ELSE max(denylist.exp, excluded.exp) END",
@@ -371,6 +391,7 @@ Result<void> SqliteTokenStore::put(const std::optional<GrantRecord>& grant, std:
       bind(s, 5, grant->started);
       bind(s, 6, grant->revoked);
       bind(s, 7, grant->expires);
+      bind(s, 8, grant->jwts);
       if (auto r = step_done(Stmt::insert_grant, "put", ("storing grant " + grant->id).c_str()); !r) return r;
     }
     sqlite3_stmt* s = stmt(Stmt::insert_token);
@@ -446,6 +467,7 @@ Result<std::optional<GrantRecord>> SqliteTokenStore::grant(std::string_view id) 
   g.started = sqlite3_column_int64(s, 4);
   g.revoked = sqlite3_column_int(s, 5) != 0;
   g.expires = sqlite3_column_int64(s, 6);
+  g.jwts = sqlite3_column_int64(s, 7);
   return g;
 }
 
@@ -459,27 +481,44 @@ Result<int> SqliteTokenStore::revoke_token(std::string_view hash) {
 }
 
 // Marks the grants matching `key`, then the tokens matching it; returns the tokens changed.
-Result<int> SqliteTokenStore::revoke_pair(const char* op, Stmt grants, Stmt tokens, std::string_view key) {
+// Counts the JWTs of the grants about to be revoked, revokes the grants, then their rows (and the
+// key's own rows): the count is every token that was active and is now revoked.
+Result<int> SqliteTokenStore::revoke_pair(const char* op, Stmt jwts, Stmt grants, Stmt tokens, std::string_view key) {
   std::lock_guard lock(m_mutex);
   return write_tx(op, [&]() -> Result<int> {
+    std::int64_t counted = 0;
+    {
+      StmtUse use(stmt(jwts));
+      bind(use.get(), 1, key);
+      int rc = sqlite3_step(use.get());
+      if (rc != SQLITE_ROW) {
+        m_last_rc = rc;
+        return sqlite_fail(m_db.get(), m_path, op, "counting JWTs");
+      }
+      counted = sqlite3_column_int64(use.get(), 0);
+    }
     bind(stmt(grants), 1, key);
     if (auto r = step_done(grants, op, "revoking grants"); !r) return std::unexpected(r.error());
     bind(stmt(tokens), 1, key);
     if (auto r = step_done(tokens, op, "revoking tokens"); !r) return std::unexpected(r.error());
-    return sqlite3_changes(m_db.get());
+    counted += sqlite3_changes(m_db.get());
+    return static_cast<int>(std::min<std::int64_t>(counted, std::numeric_limits<int>::max()));
   });
 }
 
 Result<int> SqliteTokenStore::revoke_grant(std::string_view grant_id) {
-  return revoke_pair("revoke grant", Stmt::revoke_grant_row, Stmt::revoke_grant_tokens, grant_id);
+  return revoke_pair("revoke grant", Stmt::revoke_grant_jwts, Stmt::revoke_grant_row, Stmt::revoke_grant_tokens,
+                     grant_id);
 }
 
 Result<int> SqliteTokenStore::revoke_client(std::string_view client_id) {
-  return revoke_pair("revoke client", Stmt::revoke_client_grants, Stmt::revoke_client_tokens, client_id);
+  return revoke_pair("revoke client", Stmt::revoke_client_jwts, Stmt::revoke_client_grants,
+                     Stmt::revoke_client_tokens, client_id);
 }
 
 Result<int> SqliteTokenStore::revoke_subject(std::string_view sub) {
-  return revoke_pair("revoke subject", Stmt::revoke_subject_grants, Stmt::revoke_subject_tokens, sub);
+  return revoke_pair("revoke subject", Stmt::revoke_subject_jwts, Stmt::revoke_subject_grants,
+                     Stmt::revoke_subject_tokens, sub);
 }
 
 Result<void> SqliteTokenStore::deny_jti(std::string_view jti, UnixTime exp) {

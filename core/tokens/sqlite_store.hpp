@@ -23,7 +23,7 @@ using SqlitePtr = std::unique_ptr<sqlite3, decltype(&sqlite3_close_v2)>;
 using SqliteStmtPtr = std::unique_ptr<sqlite3_stmt, decltype(&sqlite3_finalize)>;
 
 /// Schema version this build creates and understands (PRAGMA user_version).
-inline constexpr int k_sqlite_schema_version = 2;
+inline constexpr int k_sqlite_schema_version = 3;
 
 class SqliteTokenStore final : public TokenStore {
  public:
@@ -54,10 +54,13 @@ class SqliteTokenStore final : public TokenStore {
     find_token,
     find_grant,
     revoke_token,
+    revoke_grant_jwts,
     revoke_grant_row,
     revoke_grant_tokens,
+    revoke_client_jwts,
     revoke_client_grants,
     revoke_client_tokens,
+    revoke_subject_jwts,
     revoke_subject_grants,
     revoke_subject_tokens,
     deny_jti,
@@ -74,7 +77,7 @@ class SqliteTokenStore final : public TokenStore {
   auto write_tx(const char* op, F&& body) -> decltype(body());
   sqlite3_stmt* stmt(Stmt id) const { return m_stmts[static_cast<std::size_t>(id)].get(); }
   Result<void> step_done(Stmt id, const char* op, const char* what);
-  Result<int> revoke_pair(const char* op, Stmt grants, Stmt tokens, std::string_view key);
+  Result<int> revoke_pair(const char* op, Stmt jwts, Stmt grants, Stmt tokens, std::string_view key);
 
   std::string m_path;
   SqlitePtr m_db;

@@ -37,9 +37,19 @@ Result<std::string> read_fd(int fd, std::string_view name, std::size_t max_bytes
 Result<std::string> read_input(std::string_view path, std::size_t max_bytes) {
   if (path == "-") return read_fd(STDIN_FILENO, "standard input", max_bytes);
   std::string p(path);
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO without a writer must not hang; non-regular files are refused below.
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     return fail(ErrorCode::usage, "cannot open '" + p + "': " + errno_text());
+  }
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    std::string kind = S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
+                       S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" :
+                       S_ISSOCK(st.st_mode) ? "a socket" : "not a regular file";
+    ::close(fd);
+    return fail(ErrorCode::usage, "'" + p + "' is " + kind + ", not a regular file",
+                "give a file, or - to read standard input");
   }
   auto r = read_fd(fd, "'" + p + "'", max_bytes);
   ::close(fd);

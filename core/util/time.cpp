@@ -1,5 +1,7 @@
 #include <tokctl/util/time.hpp>
 
+#include <cmath>
+
 #include <chrono>
 #include <charconv>
 #include <cstdio>
@@ -8,8 +10,9 @@
 namespace tokctl {
 namespace {
 
+// Decimal digits only: from_chars alone would also take a leading '-' ("-1" hours, "-5" seconds).
 bool parse_digits(std::string_view s, std::int64_t& out) {
-  if (s.empty()) return false;
+  if (s.empty() || s[0] < '0' || s[0] > '9') return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && p == s.data() + s.size();
 }
@@ -86,8 +89,13 @@ Result<std::int64_t> parse_duration(std::string_view text) {
                 "use a number with a unit: 30s, 15m, 24h, 30d, or combined like 1h30m");
   };
   if (text.empty()) return bad();
+  // Keep every total far from overflow: a duration over ~73 billion years is not a duration.
+  constexpr std::int64_t k_max = std::numeric_limits<std::int64_t>::max() / 4;
   std::int64_t plain;
-  if (parse_digits(text, plain)) return plain;
+  if (parse_digits(text, plain)) {
+    if (plain > k_max) return bad();
+    return plain;
+  }
   std::int64_t total = 0;
   std::size_t i = 0;
   while (i < text.size()) {
@@ -105,8 +113,6 @@ Result<std::int64_t> parse_duration(std::string_view text) {
       default: return bad();
     }
     ++i;
-    // Keep every total far from overflow: a duration over ~146 billion years is not a duration.
-    constexpr std::int64_t k_max = std::numeric_limits<std::int64_t>::max() / 4;
     if (n > k_max / unit || total > k_max - n * unit) return bad();
     total += n * unit;
   }
@@ -126,14 +132,30 @@ Result<UnixTime> parse_time(std::string_view text, UnixTime now) {
     if (*d > k_limit || now > k_limit || now < -k_limit) {
       return fail(ErrorCode::usage, "relative time '" + std::string(text) + "' is out of range");
     }
-    return text[0] == '+' ? now + *d : now - *d;
+    const UnixTime t = text[0] == '+' ? now + *d : now - *d;
+    if (t < k_min_time || t > k_max_time) {
+      return fail(ErrorCode::usage, "relative time '" + std::string(text) + "' is out of range");
+    }
+    return t;
   }
   std::int64_t secs;
-  if (parse_digits(text, secs)) return secs;
+  if (parse_digits(text, secs)) {
+    // Callers add durations to times: keep them within the years 0001..9999.
+    if (secs > k_max_time) return fail(ErrorCode::usage, "time '" + std::string(text) + "' is out of range");
+    return secs;
+  }
   return parse_rfc3339(text);
 }
 
+std::optional<UnixTime> time_from_seconds(double seconds) {
+  if (!std::isfinite(seconds)) return std::nullopt;
+  double whole = std::floor(seconds);
+  if (whole < static_cast<double>(k_min_time) || whole > static_cast<double>(k_max_time)) return std::nullopt;
+  return static_cast<UnixTime>(whole);
+}
+
 std::string format_rfc3339(UnixTime t) {
+  if (t < k_min_time || t > k_max_time) return "(out of range: " + std::to_string(t) + ")";
   using namespace std::chrono;
   sys_seconds tp{seconds{t}};
   auto dp = floor<days>(tp);
@@ -147,10 +169,12 @@ std::string format_rfc3339(UnixTime t) {
   return buf;
 }
 
-std::string format_duration(std::int64_t seconds) {
-  if (seconds < 0) seconds = -seconds;
+namespace {
+
+// The magnitude of a duration, unsigned so that INT64_MIN and any time difference fit.
+std::string format_magnitude(std::uint64_t seconds) {
   if (seconds == 0) return "0s";
-  struct Unit { std::int64_t size; char name; };
+  struct Unit { std::uint64_t size; char name; };
   static constexpr Unit units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
   std::string out;
   int shown = 0;
@@ -167,10 +191,20 @@ std::string format_duration(std::int64_t seconds) {
   return out;
 }
 
+}  // namespace
+
+std::string format_duration(std::int64_t seconds) {
+  const auto magnitude = static_cast<std::uint64_t>(seconds);
+  return format_magnitude(seconds < 0 ? 0 - magnitude : magnitude);
+}
+
 std::string format_relative(UnixTime t, UnixTime now) {
   if (t == now) return "now";
-  if (t > now) return "in " + format_duration(t - now);
-  return format_duration(now - t) + " ago";
+  // The difference in unsigned arithmetic: exact for any two int64 values, never an overflow.
+  const auto ut = static_cast<std::uint64_t>(t);
+  const auto unow = static_cast<std::uint64_t>(now);
+  if (t > now) return "in " + format_magnitude(ut - unow);
+  return format_magnitude(unow - ut) + " ago";
 }
 
 }  // namespace tokctl

@@ -20,6 +20,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include "support/jws_helpers.hpp"
 #include "support/run.hpp"
 
 namespace {
@@ -42,88 +43,20 @@ constexpr const char* k_now_5m = "2026-01-01T00:05:00Z";
 constexpr const char* k_now_1h = "2026-01-01T01:00:00Z";
 
 // 39 bytes: long enough for HS256.
-constexpr std::string_view k_secret = "0123456789abcdef0123456789abcdef-secret";
+constexpr std::string_view k_secret = tokctl::test::k_test_secret;
 
 // ---------------------------------------------------------------------------------------------
-// Small encoding and crypto helpers, written here so the tests do not trust tokctl's own code.
+// Small encoding and crypto helpers (tests/support/jws_helpers), written so the tests do not trust
+// tokctl's own code.
 
-std::string b64url(std::string_view bytes) {
-  static constexpr char k_alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::size_t i = 0;
-  auto byte = [&](std::size_t k) { return static_cast<unsigned>(static_cast<unsigned char>(bytes[k])); };
-  for (; i + 2 < bytes.size(); i += 3) {
-    unsigned v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
-    out += k_alphabet[v >> 18 & 63];
-    out += k_alphabet[v >> 12 & 63];
-    out += k_alphabet[v >> 6 & 63];
-    out += k_alphabet[v & 63];
-  }
-  if (bytes.size() - i == 1) {
-    unsigned v = byte(i) << 16;
-    out += k_alphabet[v >> 18 & 63];
-    out += k_alphabet[v >> 12 & 63];
-  } else if (bytes.size() - i == 2) {
-    unsigned v = byte(i) << 16 | byte(i + 1) << 8;
-    out += k_alphabet[v >> 18 & 63];
-    out += k_alphabet[v >> 12 & 63];
-    out += k_alphabet[v >> 6 & 63];
-  }
-  return out;
-}
+using tokctl::test::b64_std;
+using tokctl::test::b64url;
+using tokctl::test::b64url_decode;
+using tokctl::test::hmac_sha256;
+using tokctl::test::hs256_segments;
 
-std::string b64url_decode(std::string_view text) {
-  std::string out;
-  unsigned v = 0;
-  int bits = 0;
-  for (char c : text) {
-    int d;
-    if (c >= 'A' && c <= 'Z') d = c - 'A';
-    else if (c >= 'a' && c <= 'z') d = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') d = c - '0' + 52;
-    else if (c == '-') d = 62;
-    else if (c == '_') d = 63;
-    else throw std::runtime_error("bad base64url in test data");
-    v = v << 6 | static_cast<unsigned>(d);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>(v >> bits & 0xff);
-    }
-  }
-  return out;
-}
-
-// Padded standard base64 (x5c).
-std::string b64_std(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::string hmac_sha256(std::string_view key, std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-            reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len)) {
-    throw std::runtime_error("HMAC failed");
-  }
-  return std::string(reinterpret_cast<char*>(md), len);
-}
-
-// A compact JWS from already-encoded header and payload segments, HS256-signed with `secret`.
-std::string hs256_segments(const std::string& header_seg, const std::string& payload_seg,
-                           std::string_view secret) {
-  std::string input = header_seg + "." + payload_seg;
-  return input + "." + b64url(hmac_sha256(secret, input));
-}
-
-// A compact JWS of raw header and payload JSON texts (kept verbatim: duplicates survive).
 std::string hs256_token(std::string_view header, std::string_view payload, std::string_view secret = k_secret) {
-  return hs256_segments(b64url(header), b64url(payload), secret);
+  return tokctl::test::hs256_token(header, payload, secret);
 }
 
 // RS256 over `header.payload` with a PEM private key file, bypassing tokctl's key-size policy.
@@ -293,6 +226,7 @@ struct Fixture {
 
     secret = dir.file("secret.txt");
     write_file(secret, k_secret);
+    ::chmod(secret.c_str(), 0600);  // a secret readable by others gets a warning on stderr
     hs256 = dir.file("hs256.jwk");
     ok({"keys", "generate", "--alg", "HS256", "--out", hs256});
   }
@@ -743,15 +677,21 @@ TEST_CASE("verify of an ES256 token with an RSA key hints at the alg/key mismatc
   }
 }
 
-TEST_CASE("verify with a PEM key and no --alg is a usage error", "[cli]") {
-  const std::string token = es256_jwt();
-  RunResult r = run({"verify", token, "--key", fx().es256_pub_pem, "--now", k_now_5m});
+TEST_CASE("verify with an RSA PEM key and no --alg is a usage error; EC PEM keys imply theirs", "[cli]") {
+  auto signed_rs = run({"sign", "--key", fx().rsa, "--sub", "alice", "--now", k_now});
+  REQUIRE(signed_rs.code == 0);
+  const std::string rs_token = signed_rs.out.substr(0, signed_rs.out.find('\n'));
+  RunResult r = run({"verify", rs_token, "--key", fx().rsa_pub_pem, "--now", k_now_5m});
   INFO(describe(r));
   CHECK(r.code == 2);
   CHECK(r.out.empty());
   CHECK_THAT(r.err, StartsWith("tokctl: error:"));
   CHECK_THAT(r.err, Contains("--alg is required"));
   // The same key with --alg verifies.
+  CHECK(run({"verify", rs_token, "--key", fx().rsa_pub_pem, "--alg", "RS256", "--now", k_now_5m}).code == 0);
+  // A P-256 PEM key has exactly one alg: ES256 is implied, and only ES256.
+  const std::string token = es256_jwt();
+  CHECK(run({"verify", token, "--key", fx().es256_pub_pem, "--now", k_now_5m}).code == 0);
   CHECK(run({"verify", token, "--key", fx().es256_pub_pem, "--alg", "ES256", "--now", k_now_5m}).code == 0);
 }
 

@@ -240,3 +240,66 @@ TEST_CASE("exchange --help shows examples and the refusal codes", "[exchange][cl
   CHECK_THAT(r.out, Contains("invalid_scope"));
   CHECK_THAT(r.out, Contains("invalid_grant"));
 }
+
+// ---- issue 7 ------------------------------------------------------------------------------------
+
+// Point 12: `issue` without --client-id makes tokens with client_id "tokctl" that belong to no
+// client; exchange takes them the same way.
+TEST_CASE("exchange accepts a token issued without --client-id", "[exchange][cli]") {
+  Env e;
+  RunResult issued = e.run({"issue", "--sub", "alice", "--aud", "api-a"});
+  INFO(describe(issued));
+  REQUIRE(issued.code == 0);
+  std::string t = e.exchange_ok({"--subject-token", trimmed(issued.out), "--audience", "api-b"});
+  json c = payload_of(t);
+  CHECK(c["client_id"] == "tokctl");
+  CHECK(c["sub"] == "alice");
+  CHECK(c["act"] == json{{"sub", "tokctl"}});
+  CHECK(e.run({"verify", t}).code == 0);
+}
+
+TEST_CASE("help exchange lists every refusal code", "[exchange][cli]") {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"help", "exchange"}, {"exchange", "--help"}}) {
+    RunResult r = tokctl::test::run(args);
+    INFO(describe(r));
+    CHECK(r.code == 0);
+    for (const char* code : {"invalid_grant", "invalid_target", "invalid_scope", "invalid_request", "invalid_client"}) {
+      CHECK_THAT(r.out, Contains(code));
+    }
+  }
+}
+
+// Points 2 and 3: a forged subject token is invalid_grant; keystore-signed subject tokens with
+// wrong-typed claims never crash exchange (exit 0, 1 or 3).
+TEST_CASE("exchange refuses forged subject tokens and survives wrong-typed claims", "[exchange][cli][attack]") {
+  Env e;
+  std::string real = e.issue("web", "alice", "read");
+  std::string other = e.issue("web", "mallory", "read");
+  std::string forged = real.substr(0, real.rfind('.')) + other.substr(other.rfind('.'));
+  RunResult r = e.run({"-o", "json", "exchange", "--subject-token", forged, "--audience", "api-b"});
+  INFO(describe(r));
+  CHECK(r.code == 1);
+  CHECK(json::parse(r.out)["error"] == "invalid_grant");
+
+  const std::vector<std::string> base = {"iss=https://tokens.example.test", "sub=alice", "client_id=web", "aud=api-a",
+                                         "scope=read", "jti=base-jti", "exp=1767226200"};
+  for (const char* name : {"jti", "sid", "client_id", "sub", "exp", "scope", "aud", "act"}) {
+    for (const char* value : {"42", "[1,2]", "{\"a\":1}", "null", "1e300"}) {
+      std::vector<std::string> sign = {"sign", "--typ", "at+jwt"};
+      for (const auto& c : base) {
+        if (c.rfind(std::string(name) + "=", 0) == 0) continue;
+        sign.push_back("--claim");
+        sign.push_back(c);
+      }
+      sign.push_back("--claim");
+      sign.push_back(std::string(name) + "=" + value);
+      RunResult s = e.run(sign);
+      REQUIRE(s.code == 0);
+      for (const char* mode : {"delegate", "impersonate"}) {
+        RunResult x = e.run({"exchange", "--subject-token", trimmed(s.out), "--audience", "api-b", "--mode", mode});
+        INFO(name << "=" << value << " " << mode << "\n" << describe(x));
+        CHECK((x.code == 0 || x.code == 1 || x.code == 3));
+      }
+    }
+  }
+}

@@ -54,6 +54,8 @@ constexpr const char* k_t0_2m = "2026-01-01T00:02:00Z";
 constexpr const char* k_t0_5m = "2026-01-01T00:05:00Z";
 constexpr const char* k_t0_10m = "2026-01-01T00:10:00Z";
 constexpr const char* k_t0_20m = "2026-01-01T00:20:00Z";
+constexpr const char* k_t0_1h = "2026-01-01T01:00:00Z";
+constexpr const char* k_t0_2h = "2026-01-01T02:00:00Z";
 // Retired at t0+10m, default max lifetime 24h: prunable from 2026-01-02T00:10:00Z on.
 constexpr const char* k_t0_25h = "2026-01-02T01:00:00Z";
 constexpr int k_killed = 128 + 9;
@@ -270,7 +272,7 @@ TEST_CASE("keys rotate in text and JSON", "[keystore][cli]") {
   Store s;
   auto a = s.add("ES256");
   auto b = s.add("ES256");
-  auto text = s.tk({"keys", "rotate", "--alg", "ES256"}, k_t0_10m);
+  auto text = s.tk({"keys", "rotate", "--alg", "ES256"}, k_t0_1h);
   require_ok(text);
   CHECK_THAT(text.out, Contains("ES256: active " + b));
   CHECK_THAT(text.out, Contains("retired " + a));
@@ -279,10 +281,11 @@ TEST_CASE("keys rotate in text and JSON", "[keystore][cli]") {
   REQUIRE(c.size() == 1);
   CHECK_THAT(text.out, Contains("next " + c[0]));
 
-  auto j = s.tk({"-o", "json", "keys", "rotate"}, k_t0_20m);
+  auto j = s.tk({"-o", "json", "keys", "rotate"}, k_t0_2h);
   require_ok(j);
   json doc = parse_json(j);
   REQUIRE(doc.at("rotated").size() == 1);
+  CHECK(doc.at("skipped").empty());
   CHECK(doc["rotated"][0].at("alg") == "ES256");
   CHECK(doc["rotated"][0].at("activated") == c[0]);
   CHECK(doc["rotated"][0].at("retired") == b);
@@ -334,7 +337,7 @@ TEST_CASE("keys prune in text and JSON honours max lifetime and grace", "[keysto
   Store s;
   auto a = s.add("ES256");
   s.add("ES256");
-  require_ok(s.tk({"keys", "rotate"}, k_t0_10m));  // a retired at t0+10m
+  require_ok(s.tk({"keys", "rotate", "--force"}, k_t0_10m));  // a retired at t0+10m
 
   // Default max lifetime 24h + default grace 60s (verify's leeway): too early at t0+10m+24h+59s,
   // due at t0+10m+24h+60s.
@@ -366,7 +369,7 @@ TEST_CASE("keys prune takes the max lifetime from the policy file", "[keystore][
   Store s;
   auto a = s.add("ES256");
   s.add("ES256");
-  require_ok(s.tk({"keys", "rotate"}, k_t0));
+  require_ok(s.tk({"keys", "rotate", "--force"}, k_t0));
   std::string policy = s.tmp.file("tokctl.yaml");
   write_file(policy, "tokens:\n  max_lifetime: 1h\n");
   auto r = s.tk({"--config", policy, "-o", "json", "keys", "prune", "--grace", "0s"}, "2026-01-01T01:00:00Z");
@@ -380,7 +383,7 @@ TEST_CASE("keys jwks publishes public keys only, to stdout or --out", "[keystore
   Store s;
   auto a = s.add("ES256");
   auto b = s.add("ES256");
-  require_ok(s.tk({"keys", "rotate"}, k_t0_10m));
+  require_ok(s.tk({"keys", "rotate", "--force"}, k_t0_10m));
   require_ok(s.tk({"keys", "import", "-", "--alg", "RS256"}, k_t0,
                   {}, tokctl::test::test_key_json("rsa2048")));
   require_ok(s.tk({"keys", "import", "-", "--alg", "HS256", "--kid", "hmac"}, k_t0, {},
@@ -415,6 +418,12 @@ TEST_CASE("keys jwks publishes public keys only, to stdout or --out", "[keystore
   check_no_private_members(json::parse(text));
   CHECK(json::parse(text).at("keys").size() == 5);
   CHECK(file_mode(out) == 0644);
+  // Publishing again replaces the file only with --force.
+  auto again = s.tk({"keys", "jwks", "--out", out});
+  CHECK(again.code == 2);
+  CHECK_THAT(again.err, Contains("--force"));
+  CHECK(read_file(out) == text);
+  require_ok(s.tk({"keys", "jwks", "--out", out, "--force"}));
 }
 
 TEST_CASE("keys show in text and JSON", "[keystore][cli]") {
@@ -608,7 +617,11 @@ TEST_CASE("lifecycle: rotation keeps old tokens verifiable until prune removes t
   CHECK(v0.code == 0);
   CHECK(parse_json(v0).at("valid") == true);
 
-  require_ok(s.tk({"keys", "rotate", "--alg", "ES256"}, k_t0_10m));
+  // Not before the next key has been known for --min-next-age (1h by default).
+  auto early = s.tk({"keys", "rotate", "--alg", "ES256"}, k_t0_10m);
+  CHECK(early.code == 4);
+  CHECK_THAT(early.err, Contains(k_t0_1h));
+  require_ok(s.tk({"keys", "rotate", "--alg", "ES256"}, k_t0_1h));
   CHECK(s.kids_in_state("active") == std::vector<std::string>{b});
   CHECK(s.kids_in_state("retired") == std::vector<std::string>{a});
 
@@ -651,7 +664,7 @@ TEST_CASE("prune keeps a retired key while a token it signed is still accepted w
   s.add("ES256");
   s.add("ES256");
   std::string token = s.sign(k_t0, {"--exp", "+24h"});
-  require_ok(s.tk({"keys", "rotate"}, k_t0));
+  require_ok(s.tk({"keys", "rotate", "--force"}, k_t0));
   const char* just_after_exp = "2026-01-02T00:00:30Z";  // exp + 30s: inside verify's default 60s leeway
   auto before = s.verify(token, just_after_exp);
   INFO(describe(before));
@@ -784,8 +797,10 @@ TEST_CASE("TOKCTL_PASSPHRASE encrypts keys at rest and is needed to use them", "
   CHECK(s.verify(token).code == 0);
 
   // rotate and check with the passphrase.
-  CHECK(s.tk({"keys", "rotate"}).code == 4);
-  require_ok(s.tk({"keys", "rotate"}, k_t0_10m, pw));
+  auto rot_no_pw = s.tk({"keys", "rotate", "--force"});
+  CHECK(rot_no_pw.code == 4);
+  CHECK_THAT(rot_no_pw.err, Contains("passphrase"));
+  require_ok(s.tk({"keys", "rotate", "--force"}, k_t0_10m, pw));
   require_ok(s.tk({"keys", "check"}, k_t0_10m, pw));
   for (const auto& k : s.list()) CHECK(k.at("encrypted") == true);
   (void)next;
@@ -914,8 +929,8 @@ TEST_CASE("two processes rotating one keystore 50 times each leave it consistent
   auto b = s.add("ES256");
   std::string token = s.sign(k_t0);
   auto started = std::chrono::steady_clock::now();
-  const std::vector<std::string> rotate = {"--keystore", s.dir, "--now", k_t0_1m, "-q",
-                                           "keys",       "rotate", "--alg", "ES256"};
+  const std::vector<std::string> rotate = {"--keystore", s.dir, "--now",  k_t0_1m, "-q",
+                                           "keys",       "rotate", "--alg", "ES256", "--force"};
   auto codes = run_lanes({rotate, rotate}, 50, s.tmp.file("lane"));
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   WARN("100 concurrent rotations took " << seconds << " s");
@@ -974,10 +989,10 @@ TEST_CASE("SIGKILL at any fault point of add, rotate or prune leaves a working k
       if (std::string(c.op) == "add") {
         op_args = {"keys", "add", "--alg", "ES256"};
       } else if (std::string(c.op) == "rotate") {
-        op_args = {"keys", "rotate", "--alg", "ES256"};
+        op_args = {"keys", "rotate", "--alg", "ES256", "--force"};
       } else {
         // Something to prune: a retired at t0+10m; the token of the new active key must survive.
-        require_ok(s.tk({"keys", "rotate"}, k_t0_10m));
+        require_ok(s.tk({"keys", "rotate", "--force"}, k_t0_10m));
         tokens = {s.sign(k_t0_10m)};
         op_args = {"keys", "prune"};
         crash_now = k_t0_25h;
@@ -993,18 +1008,40 @@ TEST_CASE("SIGKILL at any fault point of add, rotate or prune leaves a working k
       REQUIRE_NOTHROW(json::parse(after));
       if (std::string(c.point) == "after_manifest_write") CHECK(after != before);
       else CHECK(after == before);
+      // A key file written before the manifest named it is a crash leftover: kept, and reported by
+      // keys check as a problem (never "consistent") with the way back (keys import).
+      const bool leftover = std::string(c.op) != "prune" && std::string(c.point) != "after_manifest_write";
       auto check = s.tk({"-o", "json", "keys", "check"});
       INFO(describe(check));
-      CHECK(check.code == 0);
-      CHECK(parse_json(check).at("ok") == true);
+      CHECK(check.code == (leftover ? 4 : 0));
+      CHECK(parse_json(check).at("ok") == !leftover);
+      CHECK(parse_json(check).at("unknown_files").size() == (leftover ? 1u : 0u));
       CHECK(s.kids_in_state("active").size() == 1);
-      // Every file the manifest names is there (orphans may be left, as notes).
+      // Every file the manifest names is there.
       auto files = files_in(s.dir + "/keys");
       for (const auto& f : s.named_files()) CHECK(files.count(f) == 1);
       if (std::string(c.op) == "prune" && std::string(c.point) == "after_manifest_write") {
-        CHECK(s.manifest().dump().find(a) == std::string::npos);
+        for (const auto& k : s.manifest().at("keys")) CHECK(k.at("kid") != a);
         CHECK(files.count(a + ".jwk") == 1);  // deleted only after the manifest; killed before
-        CHECK_FALSE(parse_json(check).at("notes").empty());
+        CHECK_FALSE(parse_json(check).at("notes").empty());  // pending deletion, finished by the next write
+      }
+      if (leftover) {
+        std::string unknown = parse_json(check).at("unknown_files")[0];
+        auto text = s.tk({"keys", "check"});
+        CHECK(text.code == 4);
+        CHECK(text.out.find("consistent") == std::string::npos);
+        CHECK_THAT(text.err, Contains(unknown));
+        CHECK_THAT(text.err, Contains("keys import"));
+        // A write in between keeps it.
+        require_ok(s.tk({"keys", "add", "--alg", "ES256", "--kid", "written-after-crash"}, k_t0_1m));
+        CHECK(files_in(s.dir + "/keys").count(unknown.substr(5)) == 1);
+        // The documented recovery: import the file back.
+        auto imp = s.tk({"keys", "import", s.dir + "/" + unknown, "--state", "next"}, k_t0_1m);
+        INFO(describe(imp));
+        CHECK(imp.code == 0);
+        auto fixed = s.tk({"-o", "json", "keys", "check"});
+        INFO(describe(fixed));
+        CHECK(fixed.code == 0);
       }
 
       // Tokens signed before the crash still verify, through the keystore and the JWKS.
@@ -1017,8 +1054,8 @@ TEST_CASE("SIGKILL at any fault point of add, rotate or prune leaves a working k
         CHECK(vj.code == 0);
       }
 
-      // The keystore keeps working: the next write succeeds and sweeps the leftovers.
-      auto next = s.tk({"keys", "rotate", "--alg", "ES256"}, k_t0_2m);
+      // The keystore keeps working: the next write succeeds (and finishes an interrupted prune).
+      auto next = s.tk({"keys", "rotate", "--alg", "ES256", "--force"}, k_t0_2m);
       INFO(describe(next));
       CHECK(next.code == 0);
       auto fresh = s.tk({"keys", "add", "--alg", "ES256", "--kid", "after-crash"}, k_t0_2m);
@@ -1062,6 +1099,13 @@ TEST_CASE("SIGKILL during an encrypted add leaves no readable secret behind", "[
     CHECK(f.substr(f.size() - 4) == ".jwe");
     CHECK(file_mode(s.dir + "/keys/" + f) == 0600);
   }
+  // The encrypted leftover is reported, and imported back with the passphrase.
+  auto check = s.tk({"-o", "json", "keys", "check"}, k_t0_1m, pw);
+  CHECK(check.code == 4);
+  REQUIRE(parse_json(check).at("unknown_files").size() == 1);
+  std::string unknown = parse_json(check).at("unknown_files")[0];
+  CHECK(s.tk({"keys", "import", s.dir + "/" + unknown}, k_t0_1m).code == 4);  // needs the passphrase
+  require_ok(s.tk({"keys", "import", s.dir + "/" + unknown}, k_t0_1m, pw));
   require_ok(s.tk({"keys", "check"}, k_t0_1m, pw));
 }
 
@@ -1070,7 +1114,7 @@ TEST_CASE("readers see a whole manifest while another process rotates", "[keysto
   s.add("ES256");
   s.add("ES256");
   std::string token = s.sign(k_t0);
-  auto codes = run_lanes({{"--keystore", s.dir, "--now", k_t0_1m, "-q", "keys", "rotate"},
+  auto codes = run_lanes({{"--keystore", s.dir, "--now", k_t0_1m, "-q", "keys", "rotate", "--force"},
                           {"--keystore", s.dir, "--now", k_t0_5m, "-o", "json", "verify", token},
                           {"--keystore", s.dir, "--now", k_t0_1m, "-o", "json", "keys", "check"}},
                          40, s.tmp.file("lane"));
@@ -1115,4 +1159,291 @@ TEST_CASE("kids and tokens that start with a dash work as arguments", "[keystore
   auto revoke = s.tk({"revoke", "-not-a-real-token-0123456789"});
   require_ok(revoke);  // unknown tokens are not an error (RFC 7009)
   CHECK(s.tk({"keys", "show", "--unknown-flag"}).code == 2);  // real typos still fail
+}
+
+// ---- the keystore never deletes what it does not know (issue 7.1) ----------------------------------
+
+namespace {
+
+// Every command that reads the keystore, with a kid for show/export.
+std::vector<std::vector<std::string>> read_commands(const std::string& kid, const std::string& token) {
+  return {{"keys", "list"},           {"keys", "jwks"},        {"keys", "show", kid},
+          {"keys", "check"},          {"keys", "export", kid, "--public"},
+          {"sign", "--sub", "x"},     {"verify", token},       {"-o", "json", "keys", "list"}};
+}
+
+// File name -> content of every file under keys/.
+std::map<std::string, std::string> key_file_contents(const Store& s) {
+  std::map<std::string, std::string> out;
+  for (const auto& f : files_in(s.dir + "/keys")) out[f] = read_file(s.dir + "/keys/" + f);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a missing or odd keystore.json next to key files is exit 4 with a hint and deletes nothing",
+          "[keystore][cli]") {
+  Store s;
+  auto a = s.add("ES256");
+  s.add("ES256");
+  std::string token = s.sign(k_t0);
+  auto keys_before = key_file_contents(s);
+  std::string manifest = s.dir + "/keystore.json";
+  REQUIRE(::unlink(manifest.c_str()) == 0);
+  std::string what;
+  SECTION("missing") { what = "missing"; }
+  SECTION("dangling symlink") {
+    REQUIRE(::symlink((s.dir + "/old-keystore.json").c_str(), manifest.c_str()) == 0);
+    what = "symbolic link";
+  }
+  SECTION("symlink loop") {
+    REQUIRE(::symlink(manifest.c_str(), manifest.c_str()) == 0);
+    what = "loop";
+  }
+  SECTION("directory") {
+    REQUIRE(::mkdir(manifest.c_str(), 0700) == 0);
+    what = "directory";
+  }
+  SECTION("FIFO") {
+    REQUIRE(::mkfifo(manifest.c_str(), 0600) == 0);
+    what = "FIFO";
+  }
+  auto cmds = read_commands(a, token);
+  cmds.push_back({"keys", "add", "--alg", "ES256"});
+  cmds.push_back({"keys", "rotate", "--force"});
+  cmds.push_back({"keys", "prune"});
+  cmds.push_back({"keys", "retire", a});
+  for (const auto& args : cmds) {
+    auto r = s.tk(args, "2030-01-01T00:00:00Z");
+    INFO(describe(r));
+    CHECK(r.code == 4);
+    CHECK_THAT(r.err, Contains(what));
+    CHECK((r.err.find("hint:") != std::string::npos || r.err.find("fix:") != std::string::npos));
+    CHECK(r.out.find("consistent") == std::string::npos);
+  }
+  CHECK(key_file_contents(s) == keys_before);
+}
+
+TEST_CASE("a --keystore naming a file or a directory without keystore.json is exit 4 for every read command",
+          "[keystore][cli]") {
+  Store s;
+  auto a = s.add("ES256");
+  std::string token = s.sign(k_t0);
+  for (const std::string kind : {"file", "empty directory"}) {
+    std::string path = s.tmp.file(kind == "file" ? "a-file" : "empty-dir");
+    if (kind == "file") write_file(path, "{\"format\": 1, \"keys\": []}\n");
+    else REQUIRE(::mkdir(path.c_str(), 0700) == 0);
+    for (const auto& args : read_commands(a, token)) {
+      std::vector<std::string> full = {"--keystore", path, "--now", k_t0};
+      full.insert(full.end(), args.begin(), args.end());
+      auto r = tokctl::test::run(full, {}, s.env);
+      INFO(kind << ": " << describe(r));
+      CHECK(r.code == 4);
+      CHECK_THAT(r.err, Contains(kind == "file" ? "not a directory" : "no keystore.json"));
+    }
+    if (kind != "file") CHECK(files_in(path).empty());  // readers never create anything
+  }
+}
+
+TEST_CASE("keys jwks --out refuses to publish an empty set", "[keystore][cli]") {
+  Store s;
+  s.add("HS256");  // a secret: never published
+  std::string out = s.tmp.file("jwks.json");
+  auto r = s.tk({"keys", "jwks", "--out", out});
+  CHECK(r.code == 4);
+  CHECK_THAT(r.err, Contains("empty"));
+  CHECK(::access(out.c_str(), F_OK) != 0);
+  auto forced = s.tk({"keys", "jwks", "--out", out, "--force"});
+  CHECK(forced.code == 4);
+  CHECK(::access(out.c_str(), F_OK) != 0);
+}
+
+TEST_CASE("keys generate --out never replaces an existing file without --force", "[keystore][cli]") {
+  Store s;
+  std::string out = s.tmp.file("signer.jwk");
+  write_file(out, "precious");
+  auto r = s.tk({"keys", "generate", "--alg", "ES256", "--out", out});
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Contains("--force"));
+  CHECK(read_file(out) == "precious");
+  require_ok(s.tk({"keys", "generate", "--alg", "ES256", "--out", out, "--force"}));
+  CHECK(json::parse(read_file(out)).contains("d"));
+  CHECK(file_mode(out) == 0600);
+  std::string fresh = s.tmp.file("fresh.jwk");
+  require_ok(s.tk({"keys", "generate", "--alg", "EdDSA", "--out", fresh}));
+  CHECK(file_mode(fresh) == 0600);
+}
+
+TEST_CASE("a manifest restored from an older backup loses no key file, and keys check says how to recover",
+          "[keystore][cli]") {
+  Store s;
+  s.add("ES256");
+  s.add("ES256");
+  std::string backup = read_file(s.dir + "/keystore.json");
+  require_ok(s.tk({"keys", "rotate", "--force"}, k_t0_10m));
+  auto newer = s.add("EdDSA", {}, k_t0_10m);
+  auto keys_before = key_file_contents(s);
+  write_file(s.dir + "/keystore.json", backup);
+  REQUIRE(::chmod((s.dir + "/keystore.json").c_str(), 0600) == 0);
+  // Every writer runs; none deletes the keys the old manifest does not know, and they say so.
+  auto add = s.tk({"keys", "add", "--alg", "ES384"}, k_t0_20m);
+  require_ok(add);
+  CHECK_THAT(add.err, Contains("keys check"));
+  require_ok(s.tk({"keys", "rotate", "--force", "--alg", "ES256"}, k_t0_20m));
+  require_ok(s.tk({"keys", "prune"}, k_t0_20m));
+  auto now_files = key_file_contents(s);
+  for (const auto& [name, content] : keys_before) {
+    INFO(name);
+    REQUIRE(now_files.count(name) == 1);
+    CHECK(now_files[name] == content);
+  }
+  auto check = s.tk({"-o", "json", "keys", "check"});
+  CHECK(check.code == 4);
+  json doc = parse_json(check);
+  CHECK(doc.at("ok") == false);
+  auto unknown = doc.at("unknown_files").get<std::vector<std::string>>();
+  CHECK(unknown.size() == 2);  // the key the rotation added, and the EdDSA key
+  CHECK(std::count(unknown.begin(), unknown.end(), "keys/" + newer + ".jwk") == 1);
+  // The ES256 key goes back as next; the EdDSA key is its alg's only one, so it is active again.
+  for (const auto& f : unknown) {
+    std::vector<std::string> args = {"keys", "import", s.dir + "/" + f};
+    if (f.find(newer) == std::string::npos) args.insert(args.end(), {"--state", "next"});
+    require_ok(s.tk(args));
+  }
+  auto fixed = s.tk({"keys", "check"});
+  INFO(describe(fixed));
+  CHECK(fixed.code == 0);
+  CHECK_THAT(fixed.out, Contains("consistent"));
+}
+
+TEST_CASE("a manifest with wrong JSON types is exit 4, never a crash", "[keystore][cli]") {
+  Store s;
+  s.add("ES256");
+  json good = s.manifest();
+  for (const auto& bad : {json{{"format", "1"}, {"keys", good["keys"]}},
+                          json{{"format", 1}, {"keys", "none"}},
+                          json{{"format", 1}, {"keys", json::array({42})}},
+                          json{{"format", 1}, {"keys", json::array({{{"kid", 1}}})}},
+                          json{{"format", json::array()}, {"keys", json::array()}}}) {
+    INFO(bad.dump());
+    write_file(s.dir + "/keystore.json", bad.dump());
+    for (std::vector<std::string> args : {std::vector<std::string>{"keys", "list"},
+                                          std::vector<std::string>{"keys", "check"},
+                                          std::vector<std::string>{"keys", "jwks"}}) {
+      auto r = s.tk(args);
+      INFO(describe(r));
+      CHECK(r.code == 4);
+      CHECK(r.err.find("terminate") == std::string::npos);
+      CHECK(r.err.find("internal error") == std::string::npos);
+    }
+  }
+}
+
+// ---- owners (issue 7.6) ------------------------------------------------------------------------------
+
+TEST_CASE("a keystore, manifest or key file owned by another user is refused like ssh does", "[keystore][cli]") {
+  if (::geteuid() != 0) {
+    WARN("skipped: needs root to chown files to another user");
+    return;
+  }
+  Store s;
+  auto a = s.add("ES256");
+  std::string key = s.dir + "/keys/" + a + ".jwk";
+  for (const std::string& path : {s.dir, s.dir + "/keys", s.dir + "/keystore.json", key}) {
+    INFO(path);
+    REQUIRE(::chown(path.c_str(), 12345, static_cast<gid_t>(-1)) == 0);
+    auto r = s.tk(path == key ? std::vector<std::string>{"sign", "--sub", "x"}
+                              : std::vector<std::string>{"keys", "list"});
+    INFO(describe(r));
+    CHECK(r.code == 4);
+    CHECK_THAT(r.err, Contains("owned by uid 12345"));
+    CHECK_THAT(r.err, Contains("chown"));
+    auto check = s.tk({"keys", "check"});
+    CHECK(check.code == 4);
+    REQUIRE(::chown(path.c_str(), 0, static_cast<gid_t>(-1)) == 0);
+    require_ok(s.tk({"keys", "check"}));
+  }
+}
+
+// ---- rotation cannot cause an outage (issue 7.7) ---------------------------------------------------
+
+TEST_CASE("keys rotate waits --min-next-age after the next key's first publication and says when",
+          "[keystore][cli]") {
+  Store s;
+  s.add("ES256");
+  auto b = s.add("ES256");
+  std::string pub = s.tmp.file("jwks.json");
+  require_ok(s.tk({"keys", "jwks", "--out", pub}, k_t0_2h));
+  json listed = s.list();
+  CHECK(listed[1].at("published") == k_t0_2h);
+  std::string before = read_file(s.dir + "/keystore.json");
+  auto early = s.tk({"keys", "rotate"}, "2026-01-01T02:30:00Z");
+  INFO(describe(early));
+  CHECK(early.code == 4);
+  CHECK_THAT(early.err, Contains(b));
+  CHECK_THAT(early.err, Contains("2026-01-01T03:00:00Z"));
+  CHECK_THAT(early.err, Contains("--force"));
+  CHECK(read_file(s.dir + "/keystore.json") == before);
+  require_ok(s.tk({"keys", "rotate", "--min-next-age", "30m"}, "2026-01-01T02:30:00Z"));
+  // The fresh next key has not been published: refused however late, until keys jwks outputs it.
+  auto unpublished = s.tk({"keys", "rotate"}, "2026-01-05T00:00:00Z");
+  CHECK(unpublished.code == 4);
+  CHECK_THAT(unpublished.err, Contains("never been in a published JWKS"));
+  require_ok(s.tk({"keys", "jwks"}, "2026-01-05T00:00:00Z"));
+  require_ok(s.tk({"keys", "rotate"}, "2026-01-05T01:00:00Z"));
+  CHECK(s.tk({"keys", "rotate", "--min-next-age", "soon"}).code == 2);
+}
+
+TEST_CASE("concurrent cron runs of keys rotate --if-older-than rotate once per interval", "[keystore][concurrency]") {
+  Store s;
+  s.add("ES256");
+  s.add("ES256");
+  const char* now = "2026-01-03T00:00:00Z";
+  const std::vector<std::string> cron = {"--keystore", s.dir, "--now", now, "-q", "keys", "rotate",
+                                         "--if-older-than", "1d"};
+  auto codes = run_lanes({cron, cron}, 5, s.tmp.file("lane"));
+  for (int lane = 0; lane < 2; ++lane) {
+    INFO("lane " << lane << " stderr:\n" << read_file(s.tmp.file("lane" + std::to_string(lane))));
+    CHECK(std::count(codes[lane].begin(), codes[lane].end(), 0) == 5);
+  }
+  CHECK(s.kids_in_state("retired").size() == 1);
+  CHECK(s.kids_in_state("active").size() == 1);
+  CHECK(s.list().size() == 3);
+  auto again = s.tk({"keys", "rotate", "--if-older-than", "1d"}, now);
+  require_ok(again);
+  CHECK_THAT(again.out, Contains("not rotated"));
+  CHECK_THAT(again.out, Contains("2026-01-04T00:00:00Z"));
+  auto j = s.tk({"-o", "json", "keys", "rotate", "--if-older-than", "1d"}, now);
+  require_ok(j);
+  CHECK(parse_json(j).at("rotated").empty());
+  CHECK(parse_json(j).at("skipped").size() == 1);
+}
+
+// ---- output (issue 7.19) -------------------------------------------------------------------------------
+
+TEST_CASE("keys list -q prints kids only, keys show no null, and the table fits 100 columns", "[keystore][cli]") {
+  Store s;
+  auto a = s.add("ES256");
+  auto b = s.add("ECDH-ES+A256KW");  // the longest alg name
+  auto c = s.add("ES256");
+  auto q = s.tk({"-q", "keys", "list"});
+  require_ok(q);
+  CHECK(q.out == a + "\n" + b + "\n" + c + "\n");
+  auto table = s.tk({"keys", "list"});
+  require_ok(table);
+  std::size_t start = 0;
+  int lines = 0;
+  while (start < table.out.size()) {
+    auto end = table.out.find('\n', start);
+    std::string line = table.out.substr(start, end - start);
+    INFO(line);
+    CHECK(line.size() <= 100);
+    ++lines;
+    start = end + 1;
+  }
+  CHECK(lines == 4);
+  auto show = s.tk({"keys", "show", c});
+  require_ok(show);
+  CHECK(show.out.find("null") == std::string::npos);
+  CHECK_THAT(show.out, Contains("activated  -"));
 }

@@ -943,3 +943,234 @@ TEST_CASE("four processes issuing 500 opaque tokens each lose no row and never s
   CHECK(found == k_procs * k_each);
   for (const auto& t : sample) CHECK(env.introspect(t).second == 0);
 }
+
+// ---- issue 7 ------------------------------------------------------------------------------------
+
+namespace {
+
+long long denylist_rows(const Env& env) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2((env.ks + "/tokens.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM denylist) * 1000 + (SELECT count(*) FROM grants WHERE "
+                                 "revoked = 1) * 10 + (SELECT count(*) FROM tokens WHERE revoked = 1)",
+                             -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  long long n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+// `tokctl sign` with the keystore's active key: a JWT the keystore vouches for, with any claims.
+std::string keystore_signed(const Env& env, const std::vector<std::string>& claims, const std::string& typ = "at+jwt") {
+  std::vector<std::string> args = {"sign", "--typ", typ};
+  for (const auto& c : claims) {
+    args.push_back("--claim");
+    args.push_back(c);
+  }
+  auto r = env(args);
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  return trimmed(r.out);
+}
+
+}  // namespace
+
+// Point 2 through the CLI: a forgery carrying a real token's jti and sid changes nothing in the
+// store, and the real token still verifies afterwards.
+TEST_CASE("revoke of a forged JWT (bad signature, alg not allowed) leaves the store untouched", "[tokens][cli][attack]") {
+  Env env;
+  std::string jwt = env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  json claims = jwt_payload(jwt);
+  const long long before = denylist_rows(env);
+
+  // Valid claims under another token's signature.
+  std::string other = env.issue({"--client-id", "svc", "--sub", "mallory", "--scope", "read"});
+  std::string bad_sig = jwt.substr(0, jwt.rfind('.')) + other.substr(other.rfind('.'));
+  // An alg the keystore key does not allow (HS256), under the keystore key's kid. (An unknown
+  // crit with a good signature is covered by service_test: `sign` refuses to make one.)
+  auto gen = tokctl::test::run({"keys", "generate", "--alg", "HS256", "--out", env.dir.file("hs.jwk")});
+  INFO(describe(gen));
+  REQUIRE(gen.code == 0);
+  std::vector<std::string> hs_args = {"sign", "--key", env.dir.file("hs.jwk"), "--alg", "HS256", "--kid",
+                                      jwt_header(jwt)["kid"].get<std::string>(), "--typ", "at+jwt"};
+  for (auto it = claims.begin(); it != claims.end(); ++it) {
+    hs_args.push_back("--claim");
+    hs_args.push_back(it.key() + "=" + it.value().dump());
+  }
+  auto hs = env(hs_args);
+  INFO(describe(hs));
+  REQUIRE(hs.code == 0);
+  for (const std::string& forged : {bad_sig, trimmed(hs.out)}) {
+    for (const std::vector<std::string>& extra : {std::vector<std::string>{}, std::vector<std::string>{"--grant"}}) {
+      std::vector<std::string> args = {"-o", "json", "revoke", forged};
+      args.insert(args.end(), extra.begin(), extra.end());
+      auto r = env(args);
+      INFO(describe(r));
+      CHECK(r.code == 0);
+      CHECK(parse_json(r.out)["revoked"] == 0);
+    }
+    CHECK(env({"split", forged}).code == 1);
+    CHECK(env({"introspect", forged}).code == 1);
+    CHECK(env({"introspect", forged, "--jwt"}).code == 1);
+  }
+  CHECK(denylist_rows(env) == before);
+  CHECK(env.verify(jwt).second == 0);
+  CHECK(env.introspect(jwt).second == 0);
+}
+
+// Point 3: tokens the keystore signed (tokctl sign) whose claims have the wrong JSON type never
+// crash revoke, split or introspect: the exit code is 0, 1 or 3, never a signal or 70.
+TEST_CASE("revoke, split and introspect survive keystore-signed JWTs with wrong-typed claims", "[tokens][cli][attack]") {
+  Env env;
+  const std::vector<std::string> base = {"iss=https://tokens.example.test", "sub=alice", "client_id=svc", "aud=api-a",
+                                         "scope=read", "jti=base-jti", "exp=" + std::to_string(k_t0_unix + 600)};
+  for (const char* name : {"jti", "sid", "client_id", "sub", "exp", "scope", "aud"}) {
+    for (const char* value : {"42", "[1,2]", "{\"a\":1}", "null", "1e300", "true"}) {
+      std::vector<std::string> claims;
+      for (const auto& c : base)
+        if (c.rfind(std::string(name) + "=", 0) != 0) claims.push_back(c);
+      claims.push_back(std::string(name) + "=" + value);
+      std::string t = keystore_signed(env, claims);
+      for (const std::vector<std::string>& cmd :
+           {std::vector<std::string>{"revoke", t}, {"revoke", t, "--grant"}, {"split", t}, {"introspect", t},
+            {"introspect", t, "--jwt"}}) {
+        auto r = env(cmd);
+        INFO(name << "=" << value << " " << cmd[0] << "\n" << describe(r));
+        CHECK((r.code == 0 || r.code == 1 || r.code == 3));
+      }
+    }
+  }
+}
+
+TEST_CASE("issue --claim with deeply nested JSON is refused, not a crash", "[tokens][cli][attack]") {
+  Env env;
+  std::string deep = std::string(60000, '[') + std::string(60000, ']');
+  auto r = env({"issue", "--sub", "alice", "--claim", "x=" + deep});
+  INFO(r.code << " " << r.err.substr(0, 300));
+  CHECK(r.code == 3);
+  CHECK_THAT(r.err, Contains("--claim x"));
+  auto nested = env({"issue", "--sub", "alice", "--claim", "y=" + std::string(100, '[') + std::string(100, ']')});
+  INFO(describe(nested));
+  CHECK(nested.code == 3);
+  CHECK_THAT(nested.err, Contains("nesting"));
+  // Not JSON at all: the text itself, as before.
+  auto text = env.issue({"--sub", "alice", "--claim", "note=[not json"});
+  CHECK(jwt_payload(text)["note"] == "[not json");
+}
+
+// Point 5 through the CLI.
+TEST_CASE("phantom JWTs: refused for refresh and ID tokens, and revoked with their source", "[tokens][cli][phantom]") {
+  Env env;
+  auto j = env.issue_json({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read",
+                           "--with-refresh", "--with-id-token"});
+  for (const char* kind : {"refresh_token", "id_token"}) {
+    auto r = env({"introspect", j[kind].get<std::string>(), "--jwt"});
+    INFO(describe(r));
+    CHECK(r.code == 1);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Contains("only minted for access tokens"));
+  }
+  auto ph = env.at(k_t0_5m, {"introspect", j["access_token"], "--jwt"});
+  INFO(describe(ph));
+  REQUIRE(ph.code == 0);
+  const std::string phantom = trimmed(ph.out);
+  auto c = jwt_payload(phantom);
+  CHECK(c["exp"] == k_t0_unix + 15 * 60);  // the source's exp, not 5m + 15m
+  CHECK(c["iat"] == k_t0_unix + 5 * 60);
+  REQUIRE(env.verify(phantom, {}, k_t0_5m).second == 0);
+
+  SECTION("revoking the source token") {
+    env.revoke({j["access_token"]});
+    auto [v, code] = env.verify(phantom, {}, k_t0_5m);
+    CHECK(code == 1);
+    CHECK(has_error(v, "revoked"));
+  }
+  SECTION("revoking the grant through the refresh token") {
+    env.revoke({j["refresh_token"], "--grant"});
+    auto [v, code] = env.verify(phantom, {}, k_t0_5m);
+    CHECK(code == 1);
+    CHECK(has_error(v, "revoked"));
+  }
+  SECTION("revoking the subject") {
+    env.revoke({"--sub", "alice", "--all"});
+    CHECK(env.verify(phantom, {}, k_t0_5m).second == 1);
+  }
+}
+
+// Point 11.
+TEST_CASE("refresh and ID tokens go to stdout in every output mode", "[tokens][cli]") {
+  Env env;
+  const std::vector<std::string> base = {"issue", "--client-id", "svc", "--sub", "alice", "--scope", "read",
+                                         "--with-refresh", "--with-id-token"};
+  for (const std::vector<std::string>& mode : {std::vector<std::string>{}, {"-q"}, {"--header"}}) {
+    std::vector<std::string> args = mode.size() && mode[0] == "-q" ? mode : std::vector<std::string>{};
+    args.insert(args.end(), base.begin(), base.end());
+    if (mode.size() && mode[0] == "--header") args.push_back("--header");
+    auto r = env(args);
+    INFO(describe(r));
+    REQUIRE(r.code == 0);
+    auto lines = lines_of(r.out);
+    REQUIRE(lines.size() == 3);
+    CHECK(std::count(lines[0].begin(), lines[0].end(), '.') == 2);   // the access JWT
+    CHECK(lines[1].find('.') == std::string::npos);                   // the opaque refresh token
+    CHECK(jwt_header(lines[2])["typ"] == "JWT");                      // the ID token
+    CHECK(jwt_payload(lines[2])["aud"] == "svc");
+    CHECK(r.err.find(lines[1]) == std::string::npos);
+    CHECK(env.introspect(lines[1]).second == 0);
+  }
+  auto many = env({"-q", "issue", "--count", "3", "--client-id", "svc", "--sub", "alice", "--scope", "read",
+                   "--with-refresh"});
+  INFO(describe(many));
+  REQUIRE(many.code == 0);
+  auto lines = lines_of(many.out);
+  REQUIRE(lines.size() == 6);
+  for (std::size_t i = 1; i < 6; i += 2) CHECK(env.introspect(lines[i]).first["token_type"] == "refresh_token");
+  CHECK(many.err.empty());
+  auto json_lines = env({"-o", "json", "issue", "--count", "2", "--client-id", "svc", "--sub", "alice", "--with-refresh"});
+  REQUIRE(json_lines.code == 0);
+  for (const auto& l : lines_of(json_lines.out)) CHECK(parse_json(l).contains("refresh_token"));
+}
+
+TEST_CASE("ID tokens carry aud = client_id, also without --client-id", "[tokens][cli]") {
+  Env env;
+  auto j = env.issue_json({"--sub", "alice", "--with-id-token"});
+  CHECK(jwt_payload(j["id_token"])["aud"] == "tokctl");
+  CHECK(jwt_payload(j["access_token"])["client_id"] == "tokctl");
+  auto id = env.issue({"--type", "id", "--client-id", "web", "--sub", "alice"});
+  CHECK(jwt_payload(id)["aud"] == "web");
+}
+
+TEST_CASE("issue --ttl above tokens.max_lifetime is a usage error", "[tokens][cli]") {
+  Env env;
+  auto r = env({"issue", "--sub", "alice", "--ttl", "48h"});
+  INFO(describe(r));
+  CHECK(r.code == 2);
+  CHECK(r.out.empty());
+  CHECK_THAT(r.err, Contains("max_lifetime (1d)"));
+  CHECK(env({"issue", "--sub", "alice", "--ttl", "24h"}).code == 0);
+  CHECK(env({"issue", "--type", "refresh", "--sub", "alice", "--ttl", "48h"}).code == 0);  // refresh tokens may
+}
+
+// Point 12.
+TEST_CASE("revoke --sub --all counts every token, pairwise subjects and JWTs included", "[tokens][cli]") {
+  Env env;
+  env.issue({"--client-id", "svc", "--sub", "alice", "--scope", "read"});                       // JWT
+  env.issue({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read"});  // row
+  std::string pairwise = env.issue({"--client-id", "web", "--sub", "alice", "--scope", "read"});      // JWT, PPID
+  std::string pairwise_opaque =
+      env.issue({"--format", "opaque", "--client-id", "partner", "--sub", "alice", "--scope", "read"});  // row, PPID
+  std::string bob = env.issue({"--client-id", "svc", "--sub", "bob", "--scope", "read"});
+  auto r = env({"-o", "json", "revoke", "--sub", "alice", "--all"});
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(parse_json(r.out)["revoked"] == 4);
+  CHECK(env.verify(pairwise).second == 1);
+  require_inactive(env, pairwise_opaque);
+  CHECK(env.verify(bob).second == 0);
+  auto text = env({"revoke", "--sub", "alice", "--all"});
+  CHECK_THAT(text.err, Contains("revoked 0 token(s)"));
+  auto c = env({"revoke", "--client-id", "svc", "--all"});
+  CHECK_THAT(c.err, Contains("revoked 1 token(s)"));  // bob's JWT
+}

@@ -7,7 +7,9 @@
 # (a) every command path has a `.SS <path>` section in man/tokctl.1 that documents each of its own
 #     flags in a `.TP` item tag (e.g. `.B \-\-alg`); global flags (those of the root command, which
 #     every command inherits) are documented under `.SH GLOBAL OPTIONS`;
-# (b) completions/tokctl.{bash,zsh,fish} are byte-identical to `tokctl completion <shell>`;
+# (b) completions/tokctl.{bash,zsh,fish} are byte-identical to `tokctl completion <shell>` (they are
+#     generated: after adding or changing a command, flag or value, regenerate them with the command
+#     this check prints; tests/docs/completion_test.sh tries them in the real shells);
 # (c) each completion file knows every command path, subcommand and flag;
 # (d) flags that take no value are not completed as if they did (and vice versa), checked
 #     against each command's --help.
@@ -58,7 +60,7 @@ while IFS= read -r path; do
   i=$((i + 1))
 done < "$tmp/paths"
 
-regen="for s in bash zsh fish; do build/cli/tokctl completion \$s > completions/tokctl.\$s; done"
+regen="for s in bash zsh fish; do $TOKCTL completion \$s > $SRC/completions/tokctl.\$s; done"
 
 # ---- (b) completion files are the generator's output -------------------------------------------
 for shell in bash zsh fish; do
@@ -74,7 +76,9 @@ for shell in bash zsh fish; do
   else
     fail "completions/tokctl.$shell differs from 'tokctl completion $shell' (- file, + generator):"
     sed 's/^/    /' "$tmp/diff.$shell"
-    echo "    regenerate with: $regen"
+    echo "    completions/ are generated from the CLI definition, never edited by hand; after adding or"
+    echo "    changing a command, flag or value (cli/*.cpp), regenerate all three with:"
+    echo "      $regen"
   fi
 done
 
@@ -229,13 +233,19 @@ if text is not None:
     else:
         ok("completions/tokctl.bash knows every command path, subcommand and flag")
 
-# zsh: each path has a `('/a/b')` block with subs=( 'name:...' ) and opts=( '--flag:...' ).
+# zsh: each path has a `('/a/b')` block with opts=( '--flag:...' ), and _tokctl_subs a
+# `('/a') reply=( 'name:...' )` arm for each path with subcommands.
 text = read("zsh")
 if text is not None:
     blocks = {}
-    for m in re.finditer(r"^\s*\('([^']*)'\)\n\s*subs=\((.*?)\)\n\s*opts=\((.*?)\)(?:\n\s*values=\([^)]*\))? ;;$", text, re.M):
-        entries = re.findall(r"'((?:[^'\\]|\\.)*?)(?<!\\):", m.group(2) + m.group(3))
-        blocks[m.group(1)] = {e.replace("\\", "") for e in entries}
+
+    def entries(s):
+        return {e.replace("\\", "") for e in re.findall(r"'((?:[^'\\]|\\.)*?)(?<!\\):", s)}
+
+    for m in re.finditer(r"^\s*\('([^']*)'\)\n\s*opts=\((.*?)\)(?: ;;)?$", text, re.M):
+        blocks[m.group(1)] = entries(m.group(2))
+    for m in re.finditer(r"^\s*\('([^']*)'\) reply=\((.*?)\) ;;$", text, re.M):
+        blocks.setdefault(m.group(1), set()).update(entries(m.group(2)))
     problems = []
     for c in cmds:
         have = blocks.get(slash(c["path"]))
@@ -262,13 +272,9 @@ def fish_lines(text):
 
 
 def fish_cond_for(path):
-    if path == "":
-        return lambda cond: "__fish_use_subcommand" in cond
-    words = path.split()
-    def match(cond):
-        seen = re.findall(r"(?<!not )__fish_seen_subcommand_from ([^\s;]+)", cond)
-        return seen == words
-    return match
+    # `__tokctl_at /keys/generate` (the root: `__tokctl_at ""`)
+    want = "".join("/" + w for w in path.split()) or '""'
+    return lambda cond: cond == "__tokctl_at " + want
 
 
 text = read("fish")

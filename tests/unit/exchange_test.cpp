@@ -373,3 +373,89 @@ TEST_CASE("a refresh token is not a subject token", "[exchange][refusal]") {
   REQUIRE(t->refresh);
   CHECK(f.refusal(request(t->refresh->token, {"api-b"})) == "invalid_request");
 }
+
+// ---- issue 7 -------------------------------------------------------------------------------------
+
+// Point 2: only a subject or actor token whose signature verified with a keystore key
+// (VerifyReport::signature_verified) is exchanged; the forgeries carry a real token's claims.
+TEST_CASE("forged subject and actor tokens are invalid_grant, and leave the real token usable",
+          "[exchange][refusal][attack]") {
+  Fixture f;
+  std::string real = f.issue("svc-a", "alice", "read");
+  const json claims = claims_of(real);
+  for (const auto& [name, forged] : tokctl::test::forged_tokens(f.dir.file("ks"), f.clock, claims)) {
+    INFO(name);
+    CHECK(f.refusal(request(forged, {"api-b"})) == "invalid_grant");
+    ExchangeRequest with_actor = request(real, {"api-b"});
+    with_actor.actor_token = forged;
+    CHECK(f.refusal(with_actor) == "invalid_grant");
+  }
+  CHECK(f.active(real));
+  auto ok = f.exchange(request(real, {"api-b"}));
+  CHECK(claims_of(ok.access.token)["sub"] == "alice");
+}
+
+// Point 3: keystore-signed subject tokens with wrong-typed claims are refused or exchanged, never
+// a crash; wrong-typed claims are ignored.
+TEST_CASE("subject tokens with wrong-typed claims never throw in exchange", "[exchange][attack]") {
+  Fixture f;
+  const json base{{"iss", "https://tokens.example.test"}, {"sub", "alice"}, {"client_id", "svc-a"},
+                  {"aud", "api-a"}, {"scope", "read"}, {"iat", k_t0}, {"exp", k_t0 + 600},
+                  {"jti", "jti-base"}, {"sid", "no-such-grant"}};
+  for (const char* name : {"jti", "sid", "client_id", "sub", "exp", "scope", "aud", "act"}) {
+    for (const json& v : {json(42), json::array({1}), json{{"a", 1}}, json(nullptr), json(1e300)}) {
+      json c = base;
+      c[name] = v;
+      INFO(name << " = " << v.dump());
+      std::string t = tokctl::test::sign_with_keystore(f.dir.file("ks"), f.clock, c);
+      for (const char* mode : {"delegate", "impersonate", "embed"}) {
+        ExchangeRequest as_subject = request(t, {"api-b"}, mode);
+        CHECK_NOTHROW(f.svc->exchange(as_subject));
+        ExchangeRequest as_actor = request(f.issue("svc-a", "bob", "read"), {"api-b"}, mode);
+        as_actor.actor_token = t;
+        CHECK_NOTHROW(f.svc->exchange(as_actor));
+      }
+    }
+  }
+  json numeric_sub = base;
+  numeric_sub["sub"] = 7;
+  CHECK(f.refusal(request(tokctl::test::sign_with_keystore(f.dir.file("ks"), f.clock, numeric_sub), {"api-b"})) ==
+        "invalid_grant");
+}
+
+// Point 12: a token issued without a client (client_id "tokctl") is exchanged the same way.
+TEST_CASE("a subject token issued without a client is exchanged without one", "[exchange]") {
+  Fixture f;
+  IssueRequest r;
+  r.sub = "alice";
+  r.aud = {"api-a"};
+  auto t = f.svc->issue(r);
+  REQUIRE(t);
+  REQUIRE(claims_of(t->access.token)["client_id"] == "tokctl");
+  auto e = f.exchange(request(t->access.token, {"api-b"}));
+  auto c = claims_of(e.access.token);
+  CHECK(c["client_id"] == "tokctl");
+  CHECK(c["sub"] == "alice");
+  CHECK(c["aud"] == "api-b");
+  CHECK(c["act"] == json{{"sub", "tokctl"}});
+  CHECK(e.grant_id == t->grant_id);
+}
+
+// Point 5 with exchange: a phantom JWT carries its source's grant, so what is exchanged from it
+// joins that grant and dies with it.
+TEST_CASE("a token exchanged from a phantom JWT is in the source token's grant", "[exchange][phantom]") {
+  Fixture f;
+  IssueRequest r;
+  r.client_id = "opaque-web";
+  r.sub = "alice";
+  r.scope = "read";
+  auto src = f.svc->issue(r);
+  REQUIRE(src);
+  auto ph = f.svc->phantom_jwt(src->access.token);
+  REQUIRE(ph);
+  auto e = f.exchange(request(*ph, {"api-b"}));
+  CHECK(e.grant_id == src->grant_id);
+  REQUIRE(f.svc->revoke(src->access.token, true));
+  CHECK(!f.active(e.access.token));
+  CHECK(!f.active(*ph));
+}

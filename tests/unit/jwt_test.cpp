@@ -393,20 +393,33 @@ TEST_CASE("a token that does not parse is one malformed problem", "[jwt]") {
   CHECK_THAT(v.verify("a.b.c.d.e").problems[0].hint, Catch::Contains("decrypt"));
 }
 
-TEST_CASE("a payload that is not a JSON object is malformed but the signature is still checked", "[jwt]") {
+TEST_CASE("a JWS over bytes verifies as a JWS; a payload meant as JSON must be a strict claims set", "[jwt]") {
   FixedClock clock(k_now);
   auto v = make_verifier(clock);
-  for (const char* payload : {"not json", "[1,2]", R"({"a":1,"a":2})", ""}) {
+  for (const char* payload : {"not json", "[1,2]", ""}) {
     INFO(payload);
     auto r = v.verify(sign_raw_payload(payload));
     CHECK(r.parsed);
     CHECK(r.payload.is_null());
-    CHECK(codes(r) == std::vector<std::string>{"malformed"});
-    CHECK(r.exit_code() == 3);
+    REQUIRE(r.payload_bytes);
+    CHECK(*r.payload_bytes == payload);
+    CHECK(r.signature_verified);
+    CHECK(r.valid);
   }
+  auto dup = v.verify(sign_raw_payload(R"({"a":1,"a":2})"));
+  CHECK(codes(dup) == std::vector<std::string>{"malformed"});
+  CHECK(dup.exit_code() == 3);
   auto forged = v.verify(sign_raw_payload("not json", Alg::HS256, *Jwk::from_secret(std::string(32, 'q'))));
-  CHECK(has(forged, "malformed"));
   CHECK(has(forged, "bad_signature"));
+  CHECK_FALSE(forged.signature_verified);
+  CHECK_FALSE(forged.valid);
+  // Claim rules cannot hold for bytes.
+  ClaimRules rules;
+  rules.iss = "https://issuer.test";
+  auto strict = make_verifier(clock, rules);
+  auto r = strict.verify(sign_raw_payload("bytes"));
+  CHECK(has(r, "not_a_jwt"));
+  CHECK_FALSE(r.valid);
 }
 
 TEST_CASE("an unsupported crit header is reported and the signature is not checked", "[jwt]") {
@@ -417,13 +430,32 @@ TEST_CASE("an unsupported crit header is reported and the signature is not check
 
 // ---- algorithms and keys -----------------------------------------------------------------------
 
-TEST_CASE("create fails with usage when no alg is pinned and none is given", "[jwt][keys]") {
+TEST_CASE("create fails with usage when an RSA or HMAC key pins no alg and none is given", "[jwt][keys]") {
   FixedClock clock(k_now);
-  auto v = TokenVerifier::create(JwkSet{{test_key("p256")}}, KeySource::single, VerifyOptions{}, clock);
-  REQUIRE_FALSE(v.has_value());
-  CHECK(v.error().code == ErrorCode::usage);
-  CHECK_THAT(v.error().message, Catch::Contains("--alg is required"));
-  CHECK_FALSE(v.error().hint.empty());
+  for (const char* name : {"rsa2048", "hs256"}) {
+    auto v = TokenVerifier::create(JwkSet{{test_key(name)}}, KeySource::single, VerifyOptions{}, clock);
+    REQUIRE_FALSE(v.has_value());
+    CHECK(v.error().code == ErrorCode::usage);
+    CHECK_THAT(v.error().message, Catch::Contains("--alg is required"));
+    CHECK_FALSE(v.error().hint.empty());
+  }
+}
+
+TEST_CASE("EC and Ed keys without alg imply theirs: P-256 ES256, P-384 ES384, P-521 ES512, Ed25519 EdDSA",
+          "[jwt][keys]") {
+  FixedClock clock(k_now);
+  const std::pair<const char*, Alg> cases[] = {
+      {"p256", Alg::ES256}, {"p384", Alg::ES384}, {"p521", Alg::ES512}, {"ed25519", Alg::EdDSA}, {"ed448", Alg::EdDSA}};
+  for (const auto& [name, alg] : cases) {
+    INFO(name);
+    auto v = TokenVerifier::create(JwkSet{{public_of(name)}}, KeySource::single, VerifyOptions{}, clock);
+    REQUIRE(v.has_value());
+    REQUIRE_VALID(v->verify(sign(json{{"sub", "a"}}, json::object(), alg, test_key(name))));
+  }
+  // The implied alg is the only one: a P-256 key never verifies an ES384 header.
+  auto v = TokenVerifier::create(JwkSet{{public_of("p256")}}, KeySource::single, VerifyOptions{}, clock);
+  REQUIRE(v.has_value());
+  CHECK_FALSE(v->verify(sign(json{{"sub", "a"}}, json::object(), Alg::HS256, test_key("hs256"))).valid);
 }
 
 TEST_CASE("create accepts a key that pins its alg without --alg", "[jwt][keys]") {

@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -18,6 +19,9 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <chrono>
+#include <fcntl.h>
+#include <functional>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -29,17 +33,20 @@
 using nlohmann::json;
 using tokctl::ErrorCode;
 using tokctl::FixedClock;
+using tokctl::Result;
 using tokctl::UnixTime;
 using tokctl::jose::Jwk;
 using tokctl::jose::KeyPart;
 using tokctl::jose::KeyType;
 using tokctl::keys::AddOptions;
+using tokctl::keys::Force;
 using tokctl::keys::ImportOptions;
 using tokctl::keys::KeyEntry;
 using tokctl::keys::KeyState;
 using tokctl::keys::Keystore;
 using tokctl::keys::Manifest;
 using tokctl::keys::Passphrase;
+using tokctl::keys::RotateOptions;
 using tokctl::test::file_mode;
 using tokctl::test::files_in;
 using tokctl::test::read_file;
@@ -61,6 +68,13 @@ const Passphrase k_no_pass = std::nullopt;
 const std::vector<std::string> k_private_members = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"};
 
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+std::string sha256_b64(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  REQUIRE(EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) == 1);
+  return tokctl::b64url_encode(std::string_view(reinterpret_cast<const char*>(md), len));
+}
 
 // A keystore at <tmp>/ks (created by open, so its mode is tokctl's choice) with a settable clock.
 struct Fixture {
@@ -95,9 +109,18 @@ KeyEntry import_test_key(Keystore& ks, std::string_view name, const std::string&
   return *e;
 }
 
+// Rotation in tests that are not about the publication delay: no minimum next-key age.
+RotateOptions rot(const std::string& alg, Force force = Force::no) {
+  RotateOptions o;
+  o.alg = alg;
+  o.force = force;
+  o.min_next_age = 0;
+  return o;
+}
+
 Manifest manifest(const Keystore& ks) {
   auto m = ks.manifest();
-  REQUIRE(m);
+  if (!m) FAIL("manifest: " << m.error().message);
   return *m;
 }
 
@@ -332,7 +355,7 @@ TEST_CASE("rotate activates next, retires active and adds a fresh next", "[keyst
   auto a = add(ks, "ES256");
   auto b = add(ks, "ES256");
   f.clock.set(k_t0 + k_hour);
-  auto r = ks.rotate("ES256", false, k_no_pass);
+  auto r = ks.rotate(rot("ES256"), k_no_pass);
   REQUIRE(r);
   REQUIRE(r->size() == 1);
   CHECK((*r)[0].alg == "ES256");
@@ -354,7 +377,7 @@ TEST_CASE("rotate activates next, retires active and adds a fresh next", "[keyst
   CHECK(file_mode(f.dir + "/keys/" + c + ".jwk") == 0600);
   // The following rotation is safe again.
   f.clock.set(k_t0 + 2 * k_hour);
-  auto r2 = ks.rotate("ES256", false, k_no_pass);
+  auto r2 = ks.rotate(rot("ES256"), k_no_pass);
   REQUIRE(r2);
   CHECK((*r2)[0].activated == c);
   CHECK((*r2)[0].retired == b.kid);
@@ -365,7 +388,7 @@ TEST_CASE("rotate refuses without a next key and changes nothing", "[keystore]")
   auto ks = f.open();
   auto a = add(ks, "ES256");
   std::string before = read_file(f.dir + "/keystore.json");
-  auto r = ks.rotate("ES256", false, k_no_pass);
+  auto r = ks.rotate(rot("ES256"), k_no_pass);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::keystore);
   CHECK_THAT(r.error().message, Contains("ES256"));
@@ -375,7 +398,7 @@ TEST_CASE("rotate refuses without a next key and changes nothing", "[keystore]")
   CHECK(read_file(f.dir + "/keystore.json") == before);
   CHECK(files_in(f.dir + "/keys") == std::set<std::string>{a.kid + ".jwk"});
   // Every alg is rotated when none is named: refused as well.
-  auto all = ks.rotate("", false, k_no_pass);
+  auto all = ks.rotate(rot(""), k_no_pass);
   REQUIRE_FALSE(all);
   CHECK(all.error().code == ErrorCode::keystore);
 }
@@ -385,7 +408,7 @@ TEST_CASE("rotate --force without a next key activates a brand-new key", "[keyst
   auto ks = f.open();
   auto a = add(ks, "ES256");
   f.clock.set(k_t0 + 10);
-  auto r = ks.rotate("ES256", true, k_no_pass);
+  auto r = ks.rotate(rot("ES256", Force::yes), k_no_pass);
   REQUIRE(r);
   REQUIRE(r->size() == 1);
   CHECK((*r)[0].retired == a.kid);
@@ -404,7 +427,7 @@ TEST_CASE("rotate with no alg rotates every alg that has keys", "[keystore]") {
   auto e2 = add(ks, "ES256");
   auto d1 = add(ks, "EdDSA");
   auto d2 = add(ks, "EdDSA");
-  auto r = ks.rotate("", false, k_no_pass);
+  auto r = ks.rotate(rot(""), k_no_pass);
   REQUIRE(r);
   CHECK(r->size() == 2);
   auto m = manifest(ks);
@@ -422,7 +445,7 @@ TEST_CASE("rotate keeps the key parameters of the alg (RSA size, EdDSA curve)", 
   o.crv = "Ed448";
   REQUIRE(ks.add(o, k_no_pass));
   REQUIRE(ks.add(o, k_no_pass));
-  auto r = ks.rotate("EdDSA", false, k_no_pass);
+  auto r = ks.rotate(rot("EdDSA"), k_no_pass);
   REQUIRE(r);
   auto m = manifest(ks);
   auto key = ks.load(*m.find((*r)[0].added), k_no_pass);
@@ -468,7 +491,7 @@ TEST_CASE("prune removes retired keys exactly when max lifetime plus grace has p
   auto a = add(ks, "ES256");
   auto b = add(ks, "ES256");
   f.clock.set(k_t0 + 1000);
-  REQUIRE(ks.rotate("ES256", false, k_no_pass));  // a retired at t0+1000
+  REQUIRE(ks.rotate(rot("ES256"), k_no_pass));  // a retired at t0+1000
   const std::int64_t max_lifetime = k_day, grace = 600;
   const UnixTime boundary = k_t0 + 1000 + max_lifetime + grace;
 
@@ -510,9 +533,9 @@ TEST_CASE("prune keeps retired keys of other ages", "[keystore]") {
   auto ks = f.open();
   auto a = add(ks, "ES256");
   auto b = add(ks, "ES256");
-  REQUIRE(ks.rotate("ES256", false, k_no_pass));  // a retired at t0
+  REQUIRE(ks.rotate(rot("ES256"), k_no_pass));  // a retired at t0
   f.clock.set(k_t0 + 10 * k_hour);
-  REQUIRE(ks.rotate("ES256", false, k_no_pass));  // b retired at t0+10h
+  REQUIRE(ks.rotate(rot("ES256"), k_no_pass));  // b retired at t0+10h
   f.clock.set(k_t0 + k_day + 1);
   auto r = ks.prune(k_day, 0);
   REQUIRE(r);
@@ -529,7 +552,7 @@ TEST_CASE("jwks publishes next, active and retired public keys and never a priva
   auto ks = f.open();
   auto e1 = add(ks, "ES256");
   auto e2 = add(ks, "ES256");
-  REQUIRE(ks.rotate("ES256", false, k_no_pass));  // e1 retired, e2 active, fresh next
+  REQUIRE(ks.rotate(rot("ES256"), k_no_pass));  // e1 retired, e2 active, fresh next
   auto rsa = import_test_key(ks, "rsa2048", "RS256");
   auto ed = import_test_key(ks, "ed25519", "EdDSA");
   auto hs = import_test_key(ks, "hs256", "HS256");
@@ -596,7 +619,7 @@ TEST_CASE("verification_keys pins each key's alg from the manifest", "[keystore]
   auto ks = f.open();
   auto e1 = add(ks, "ES256");
   auto e2 = add(ks, "ES256");
-  REQUIRE(ks.rotate("ES256", false, k_no_pass));
+  REQUIRE(ks.rotate(rot("ES256"), k_no_pass));
   import_test_key(ks, "rsa2048", "PS384");
   import_test_key(ks, "hs512", "HS512");
   import_test_key(ks, "x25519", "ECDH-ES");
@@ -682,7 +705,7 @@ TEST_CASE("signing_key refuses a retired or unknown kid", "[keystore]") {
   auto ks = f.open();
   auto a = add(ks, "ES256");
   add(ks, "ES256");
-  REQUIRE(ks.rotate("ES256", false, k_no_pass));
+  REQUIRE(ks.rotate(rot("ES256"), k_no_pass));
   auto retired = ks.signing_key("", a.kid, k_no_pass);
   REQUIRE_FALSE(retired);
   CHECK(retired.error().code == ErrorCode::keystore);
@@ -791,10 +814,10 @@ TEST_CASE("rotate of encrypted keys needs the passphrase and keeps the new keys 
   Passphrase pass = std::string("correct horse battery staple");
   add(ks, "ES256", std::nullopt, "", pass);
   add(ks, "ES256", std::nullopt, "", pass);
-  auto without = ks.rotate("ES256", false, k_no_pass);
+  auto without = ks.rotate(rot("ES256"), k_no_pass);
   REQUIRE_FALSE(without);
   CHECK(without.error().code == ErrorCode::keystore);
-  auto r = ks.rotate("ES256", false, pass);
+  auto r = ks.rotate(rot("ES256"), pass);
   REQUIRE(r);
   auto m = manifest(ks);
   const auto* fresh = m.find((*r)[0].added);
@@ -817,7 +840,7 @@ TEST_CASE("rotate and add refuse a passphrase that does not open the alg's encry
   add(ks, "ES256", std::nullopt, "", right);
   add(ks, "ES256", std::nullopt, "", right);
   std::string before = read_file(f.dir + "/keystore.json");
-  auto r = ks.rotate("ES256", false, wrong);
+  auto r = ks.rotate(rot("ES256"), wrong);
   CHECK_FALSE(r);
   if (!r) CHECK(r.error().code == ErrorCode::keystore);
   AddOptions o;
@@ -940,22 +963,158 @@ TEST_CASE("check reports a key file replaced by another key", "[keystore]") {
   CHECK_FALSE(ks.load(a, k_no_pass));
 }
 
-TEST_CASE("check notes an orphaned key file without calling it a problem", "[keystore]") {
+// Regression (issue 7.1): the next writer used to "sweep" every file under keys/ the manifest did
+// not name, and check called such a file a harmless note.
+TEST_CASE("check reports a key file the manifest does not name as a problem, and writers keep it", "[keystore]") {
   Fixture f;
   auto ks = f.open();
   add(ks, "ES256");
   write_file(f.dir + "/keys/orphan.jwk", std::string(tokctl::test::test_key_json("p256")));
   REQUIRE(::chmod((f.dir + "/keys/orphan.jwk").c_str(), 0600) == 0);
+  write_file(f.dir + "/keys/README", "not a key");
   auto r = ks.check(k_no_pass);
-  INFO(join(r.problems));
-  CHECK(r.ok());
-  CHECK(any_contains(r.notes, "orphan.jwk"));
-  // The next write sweeps it away.
+  CHECK_FALSE(r.ok());
+  CHECK(any_contains(r.problems, "orphan.jwk"));
+  CHECK(any_contains(r.problems, "keys import"));
+  CHECK(r.unknown_files == std::vector<std::string>{"keys/README", "keys/orphan.jwk"});
+  CHECK(ks.unknown_files() == r.unknown_files);
+  // Writers never delete it.
   add(ks, "ES256");
-  CHECK_FALSE(exists(f.dir + "/keys/orphan.jwk"));
+  REQUIRE(ks.rotate(rot("ES256"), k_no_pass));
+  REQUIRE(ks.prune(0, 0));
+  CHECK(exists(f.dir + "/keys/orphan.jwk"));
+  CHECK(exists(f.dir + "/keys/README"));
+  CHECK_FALSE(ks.check(k_no_pass).ok());
+  // The documented recovery: import the file back (its own kid and alg), move the rest away.
+  auto key = Jwk::from_json(json::parse(read_file(f.dir + "/keys/orphan.jwk")));
+  REQUIRE(key);
+  REQUIRE(ks.import(*key, ImportOptions{"orphan", "ES256", KeyState::next}, k_no_pass));
+  REQUIRE(::unlink((f.dir + "/keys/README").c_str()) == 0);
   auto after = ks.check(k_no_pass);
+  INFO(join(after.problems));
   CHECK(after.ok());
-  CHECK(after.notes.empty());
+  CHECK(after.unknown_files.empty());
+}
+
+TEST_CASE("a new key never replaces a file of the same name the manifest does not name", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  add(ks, "ES256");
+  std::string path = f.dir + "/keys/taken.jwk";
+  std::string precious = std::string(tokctl::test::test_key_json("p256"));
+  write_file(path, precious);
+  REQUIRE(::chmod(path.c_str(), 0600) == 0);
+  AddOptions o;
+  o.alg = "ES256";
+  o.kid = "taken";
+  auto r = ks.add(o, k_no_pass);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::keystore);
+  CHECK_THAT(r.error().message, Contains("not replacing"));
+  CHECK(read_file(path) == precious);
+  CHECK(manifest(ks).find("taken") == nullptr);
+}
+
+TEST_CASE("writers remove only tokctl temp files of processes that no longer run", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  // pid 999999999 is above any pid_max: that writer is gone. Our own pid is alive.
+  std::string dead_key = f.dir + "/keys/" + a.kid + ".jwk.tmp.999999999.42";
+  std::string dead_manifest = f.dir + "/keystore.json.tmp.999999999.7";
+  std::string live = f.dir + "/keys/x.jwk.tmp." + std::to_string(::getpid()) + ".1";
+  std::string lookalike = f.dir + "/keys/backup.jwk.tmp";
+  std::string other = f.dir + "/keys/" + a.kid + ".jwk.bak";
+  for (const auto& p : {dead_key, dead_manifest, live, lookalike, other}) write_file(p, "x");
+  auto before = ks.check(k_no_pass);
+  CHECK(any_contains(before.notes, "temp file"));
+  CHECK_FALSE(any_contains(before.problems, ".tmp.999999999"));
+  CHECK(any_contains(before.problems, "backup.jwk.tmp"));
+  add(ks, "ES256");
+  CHECK_FALSE(exists(dead_key));
+  CHECK_FALSE(exists(dead_manifest));
+  CHECK(exists(live));
+  CHECK(exists(lookalike));
+  CHECK(exists(other));
+}
+
+TEST_CASE("a manifest restored from an older backup loses no key files", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  add(ks, "ES256");
+  add(ks, "ES256");
+  std::string backup = read_file(f.dir + "/keystore.json");
+  f.clock.set(k_t0 + k_hour);
+  auto r = ks.rotate(rot("ES256"), k_no_pass);
+  REQUIRE(r);
+  auto later = add(ks, "EdDSA");
+  std::set<std::string> files = files_in(f.dir + "/keys");
+  REQUIRE(files.size() == 4);
+  write_file(f.dir + "/keystore.json", backup);
+  // Every kind of write, then prune far in the future.
+  add(ks, "ES384");
+  REQUIRE(ks.rotate(rot("ES256", Force::yes), k_no_pass));
+  f.clock.set(k_t0 + 400 * k_day);
+  REQUIRE(ks.prune(k_day, 0));
+  auto now_files = files_in(f.dir + "/keys");
+  for (const auto& name : files) {
+    INFO(name);
+    if (name.rfind(r->front().retired, 0) == 0) continue;  // in the backup: pruned as the manifest says
+    CHECK(now_files.count(name) == 1);
+  }
+  CHECK(now_files.count(later.kid + ".jwk") == 1);
+  auto check = ks.check(k_no_pass);
+  CHECK_FALSE(check.ok());
+  CHECK(std::find(check.unknown_files.begin(), check.unknown_files.end(), "keys/" + later.kid + ".jwk") !=
+        check.unknown_files.end());
+}
+
+TEST_CASE("an interrupted prune is finished by the next writer only for the content it pruned", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  add(ks, "ES256");
+  auto b = add(ks, "ES256", KeyState::next);
+  std::string path = f.key_path(b);
+  // As a prune killed between its manifest write and the unlink leaves it.
+  json j = f.manifest_json();
+  j["keys"].erase(1);
+  SECTION("same content: deleted") {
+    j["pruned"] = json::array({{{"kid", b.kid}, {"file", b.kid + ".jwk"},
+                                {"sha256", sha256_b64(read_file(path))}}});
+    write_file(f.dir + "/keystore.json", j.dump());
+    auto c = ks.check(k_no_pass);
+    INFO(join(c.problems));
+    CHECK(c.ok());
+    CHECK(any_contains(c.notes, "pruned"));
+    add(ks, "ES384");
+    CHECK_FALSE(exists(path));
+    CHECK_FALSE(f.manifest_json().contains("pruned"));
+  }
+  SECTION("other content under that name: kept and reported") {
+    j["pruned"] = json::array({{{"kid", b.kid}, {"file", b.kid + ".jwk"}, {"sha256", "not-the-hash"}}});
+    write_file(f.dir + "/keystore.json", j.dump());
+    CHECK_FALSE(ks.check(k_no_pass).ok());
+    add(ks, "ES384");
+    CHECK(exists(path));
+    CHECK(ks.unknown_files() == std::vector<std::string>{"keys/" + b.kid + ".jwk"});
+  }
+}
+
+TEST_CASE("prune deletes the files of the keys it drops and leaves no record behind", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  add(ks, "ES256");
+  REQUIRE(ks.rotate(rot("ES256"), k_no_pass));
+  f.clock.set(k_t0 + 2 * k_day);
+  auto p = ks.prune(k_day, 0);
+  REQUIRE(p);
+  REQUIRE(p->size() == 1);
+  CHECK_FALSE(exists(f.key_path(a)));
+  CHECK_FALSE(f.manifest_json().contains("pruned"));
+  auto c = ks.check(k_no_pass);
+  CHECK(c.ok());
+  CHECK(c.notes.empty());
 }
 
 TEST_CASE("check notes encrypted keys it cannot read without the passphrase", "[keystore]") {
@@ -1021,4 +1180,343 @@ TEST_CASE("load refuses a key file readable by group or others", "[keystore]") {
   }
   REQUIRE(::chmod(f.key_path(a).c_str(), 0600) == 0);
   CHECK(ks.load(a, k_no_pass));
+}
+
+// ---- the manifest is never guessed (issue 7.1, 7.3) ------------------------------------------------
+
+namespace {
+
+// Runs `fn` and fails the test when it takes longer than a second (a FIFO opened for reading
+// without O_NONBLOCK would block forever; this at least says which call it was).
+template <class Fn>
+auto quickly(Fn fn) {
+  auto start = std::chrono::steady_clock::now();
+  auto r = fn();
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a missing manifest while key files exist is an error, never an empty keystore", "[keystore]") {
+  Fixture f;
+  {
+    auto ks = f.open();
+    add(ks, "ES256");
+    add(ks, "ES256");
+  }
+  auto files = files_in(f.dir + "/keys");
+  REQUIRE(::unlink((f.dir + "/keystore.json").c_str()) == 0);
+  // Writers that create keystores do not take it for a new one either.
+  auto ks = f.open();
+  CHECK_FALSE(exists(f.dir + "/keystore.json"));
+  auto m = ks.manifest();
+  REQUIRE_FALSE(m);
+  CHECK(m.error().code == ErrorCode::keystore);
+  CHECK_THAT(m.error().message, Contains("2 file(s)"));
+  CHECK_THAT(m.error().hint, Contains("backup"));
+  CHECK_THAT(m.error().hint, Contains("keys import"));
+  CHECK_FALSE(ks.jwks());
+  CHECK_FALSE(ks.verification_keys(k_no_pass));
+  CHECK_FALSE(ks.signing_key("", "", k_no_pass));
+  AddOptions o;
+  o.alg = "ES256";
+  CHECK_FALSE(ks.add(o, k_no_pass));
+  CHECK_FALSE(ks.rotate(rot("ES256", Force::yes), k_no_pass));
+  CHECK_FALSE(ks.prune(0, 0));
+  auto c = ks.check(k_no_pass);
+  CHECK_FALSE(c.ok());
+  CHECK(c.unknown_files.size() == 2);
+  CHECK(files_in(f.dir + "/keys") == files);
+  CHECK_FALSE(exists(f.dir + "/keystore.json"));
+}
+
+TEST_CASE("only a directory with neither manifest nor key files is a new keystore, and only for writers",
+          "[keystore]") {
+  TempDir tmp;
+  FixedClock clock(k_t0);
+  std::string dir = tmp.file("empty");
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  auto reader = Keystore::open(dir, clock, false);
+  REQUIRE(reader);
+  auto m = reader->manifest();
+  REQUIRE_FALSE(m);
+  CHECK(m.error().code == ErrorCode::keystore);
+  CHECK_THAT(m.error().message, Contains("no keystore.json"));
+  CHECK_FALSE(reader->jwks());
+  CHECK_FALSE(reader->check(k_no_pass).ok());
+  CHECK_FALSE(exists(dir + "/keystore.json"));
+  auto writer = Keystore::open(dir, clock, true);
+  REQUIRE(writer);
+  REQUIRE(writer->manifest());
+  CHECK(writer->manifest()->keys.empty());
+}
+
+TEST_CASE("a keystore path that is not a directory is refused", "[keystore]") {
+  TempDir tmp;
+  FixedClock clock(k_t0);
+  std::string file = tmp.file("file");
+  write_file(file, "{}");
+  for (bool create : {false, true}) {
+    auto ks = Keystore::open(file, clock, create);
+    REQUIRE_FALSE(ks);
+    CHECK(ks.error().code == ErrorCode::keystore);
+    CHECK_THAT(ks.error().message, Contains("not a directory"));
+  }
+}
+
+TEST_CASE("an odd keystore.json (dangling or looping symlink, directory, FIFO, unreadable) is refused at once",
+          "[keystore]") {
+  Fixture f;
+  {
+    auto ks = f.open();
+    add(ks, "ES256");
+  }
+  std::string path = f.dir + "/keystore.json";
+  REQUIRE(::unlink(path.c_str()) == 0);
+  std::string expect;
+  SECTION("dangling symlink") {
+    REQUIRE(::symlink((f.dir + "/gone.json").c_str(), path.c_str()) == 0);
+    expect = "symbolic link to a missing file";
+  }
+  SECTION("symlink loop") {
+    REQUIRE(::symlink(path.c_str(), path.c_str()) == 0);
+    expect = "symbolic link loop";
+  }
+  SECTION("directory") {
+    REQUIRE(::mkdir(path.c_str(), 0700) == 0);
+    expect = "a directory";
+  }
+  SECTION("FIFO") {
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    expect = "a FIFO";
+  }
+  SECTION("character device") {
+    REQUIRE(::symlink("/dev/zero", path.c_str()) == 0);
+    expect = "character device";
+  }
+  SECTION("unreadable") {
+    write_file(path, "{\"format\": 1, \"keys\": []}");
+    REQUIRE(::chmod(path.c_str(), 0) == 0);
+    if (::geteuid() == 0) {
+      WARN("running as root: mode 000 does not make a file unreadable; the other sections cover the rest");
+      return;
+    }
+    expect = "cannot open";
+  }
+  auto ks = f.open();
+  auto m = quickly([&] { return ks.manifest(); });
+  REQUIRE_FALSE(m);
+  CHECK(m.error().code == ErrorCode::keystore);
+  CHECK_THAT(m.error().message, Contains(expect));
+  CHECK_FALSE(m.error().hint.empty());
+  AddOptions o;
+  o.alg = "ES256";
+  CHECK_FALSE(quickly([&] { return ks.add(o, k_no_pass); }));
+  CHECK_FALSE(ks.check(k_no_pass).ok());
+  CHECK(files_in(f.dir + "/keys").size() == 1);
+}
+
+TEST_CASE("a manifest with wrong JSON types is a keystore error, never an exception", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  add(ks, "ES256");
+  json good = f.manifest_json();
+  const std::vector<std::pair<const char*, std::function<void(json&)>>> breakages = {
+      {"format as string", [](json& j) { j["format"] = "1"; }},
+      {"format as float", [](json& j) { j["format"] = 1.5; }},
+      {"format null", [](json& j) { j["format"] = nullptr; }},
+      {"format missing", [](json& j) { j.erase("format"); }},
+      {"keys as object", [](json& j) { j["keys"] = json::object(); }},
+      {"entry as string", [](json& j) { j["keys"][0] = "key"; }},
+      {"kid as number", [](json& j) { j["keys"][0]["kid"] = 7; }},
+      {"alg as array", [](json& j) { j["keys"][0]["alg"] = json::array(); }},
+      {"state as bool", [](json& j) { j["keys"][0]["state"] = true; }},
+      {"use unknown", [](json& j) { j["keys"][0]["use"] = "both"; }},
+      {"created as number", [](json& j) { j["keys"][0]["created"] = 1767225600; }},
+      {"activated as object", [](json& j) { j["keys"][0]["activated"] = json::object(); }},
+      {"published as number", [](json& j) { j["keys"][0]["published"] = 5; }},
+      {"encrypted as string", [](json& j) { j["keys"][0]["encrypted"] = "no"; }},
+      {"thumbprint as number", [](json& j) { j["keys"][0]["thumbprint"] = 1; }},
+      {"jwk as string", [](json& j) { j["keys"][0]["jwk"] = "{}"; }},
+      {"pruned as string", [](json& j) { j["pruned"] = "x"; }},
+      {"pruned escaping keys/", [](json& j) {
+         j["pruned"] = json::array({{{"kid", "a"}, {"file", "../keystore.json"}, {"sha256", "x"}}});
+       }},
+  };
+  for (const auto& [name, breakage] : breakages) {
+    INFO(name);
+    json j = good;
+    breakage(j);
+    write_file(f.dir + "/keystore.json", j.dump());
+    Result<Manifest> m = Manifest{};
+    REQUIRE_NOTHROW(m = ks.manifest());
+    REQUIRE_FALSE(m);
+    CHECK(m.error().code == ErrorCode::keystore);
+    CHECK_NOTHROW(ks.check(k_no_pass));
+    CHECK_FALSE(ks.check(k_no_pass).ok());
+  }
+}
+
+TEST_CASE("key files that are FIFOs, devices or directories are refused without blocking", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  std::string path = f.key_path(a);
+  REQUIRE(::unlink(path.c_str()) == 0);
+  SECTION("FIFO") { REQUIRE(::mkfifo(path.c_str(), 0600) == 0); }
+  SECTION("directory") { REQUIRE(::mkdir(path.c_str(), 0700) == 0); }
+  SECTION("device") { REQUIRE(::symlink("/dev/zero", path.c_str()) == 0); }
+  auto k = quickly([&] { return ks.load(a, k_no_pass); });
+  REQUIRE_FALSE(k);
+  CHECK(k.error().code == ErrorCode::keystore);
+  CHECK_THAT(k.error().message, Contains("not a regular file"));
+  CHECK_FALSE(quickly([&] { return ks.signing_key("ES256", "", k_no_pass); }));
+  auto c = quickly([&] { return ks.check(k_no_pass); });
+  CHECK_FALSE(c.ok());
+}
+
+// ---- owners (issue 7.6) ----------------------------------------------------------------------------
+
+TEST_CASE("a keystore directory, manifest or key file owned by another user is refused", "[keystore]") {
+  if (::geteuid() != 0) {
+    WARN("skipped: needs root to chown files to another user");
+    return;
+  }
+  constexpr uid_t k_other = 12345;
+  Fixture f;
+  KeyEntry a;
+  {
+    auto ks = f.open();
+    a = add(ks, "ES256");
+  }
+  SECTION("directory") {
+    REQUIRE(::chown(f.dir.c_str(), k_other, static_cast<gid_t>(-1)) == 0);
+    auto ks = Keystore::open(f.dir, f.clock, false);
+    REQUIRE_FALSE(ks);
+    CHECK(ks.error().code == ErrorCode::keystore);
+    CHECK_THAT(ks.error().message, Contains("owned by uid 12345"));
+    CHECK_THAT(ks.error().hint, Contains("chown"));
+    CHECK_FALSE(Keystore::open(f.dir, f.clock, true));
+  }
+  SECTION("keys directory") {
+    REQUIRE(::chown((f.dir + "/keys").c_str(), k_other, static_cast<gid_t>(-1)) == 0);
+    CHECK_FALSE(Keystore::open(f.dir, f.clock, false));
+  }
+  SECTION("manifest") {
+    REQUIRE(::chown((f.dir + "/keystore.json").c_str(), k_other, static_cast<gid_t>(-1)) == 0);
+    auto ks = Keystore::open(f.dir, f.clock, false);
+    REQUIRE(ks);
+    auto m = ks->manifest();
+    REQUIRE_FALSE(m);
+    CHECK_THAT(m.error().message, Contains("owned by uid 12345"));
+    CHECK_FALSE(ks->jwks());
+  }
+  SECTION("key file") {
+    REQUIRE(::chown(f.key_path(a).c_str(), k_other, static_cast<gid_t>(-1)) == 0);
+    auto ks = Keystore::open(f.dir, f.clock, false);
+    REQUIRE(ks);
+    auto k = ks->load(a, k_no_pass);
+    REQUIRE_FALSE(k);
+    CHECK_THAT(k.error().message, Contains("owned by uid 12345"));
+    CHECK_FALSE(ks->check(k_no_pass).ok());
+  }
+}
+
+// ---- rotation cannot cause an outage (issue 7.7) ---------------------------------------------------
+
+TEST_CASE("rotate waits min_next_age after a next key was created and says when it is safe", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  add(ks, "ES256");
+  auto b = add(ks, "ES256");
+  std::string before = read_file(f.dir + "/keystore.json");
+  f.clock.set(k_t0 + 10 * 60);
+  RotateOptions o;
+  o.alg = "ES256";
+  CHECK(o.min_next_age == 3600);  // the documented default
+  auto early = ks.rotate(o, k_no_pass);
+  REQUIRE_FALSE(early);
+  CHECK(early.error().code == ErrorCode::keystore);
+  CHECK_THAT(early.error().message, Contains(b.kid));
+  CHECK_THAT(early.error().message, Contains("2026-01-01T01:00:00Z"));
+  CHECK_THAT(early.error().hint, Contains("--force"));
+  CHECK(read_file(f.dir + "/keystore.json") == before);
+  o.min_next_age = 5 * 60;
+  CHECK(ks.rotate(o, k_no_pass));
+}
+
+TEST_CASE("rotate counts from the first publication once a keystore is published", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  auto b = add(ks, "ES256");
+  f.clock.set(k_t0 + 2 * k_hour);
+  REQUIRE(ks.record_published({a.kid, b.kid}));
+  CHECK(manifest(ks).find(b.kid)->published == k_t0 + 2 * k_hour);
+  f.clock.set(k_t0 + 2 * k_hour + 1800);
+  REQUIRE(ks.record_published({b.kid}));  // the first publication counts
+  CHECK(manifest(ks).find(b.kid)->published == k_t0 + 2 * k_hour);
+  RotateOptions o;
+  auto early = ks.rotate(o, k_no_pass);
+  REQUIRE_FALSE(early);
+  CHECK_THAT(early.error().message, Contains("first published at 2026-01-01T02:00:00Z"));
+  CHECK_THAT(early.error().message, Contains("2026-01-01T03:00:00Z"));
+  f.clock.set(k_t0 + 3 * k_hour);
+  auto r = ks.rotate(o, k_no_pass);
+  REQUIRE(r);
+  std::string c = r->front().added;
+  // The fresh next key was never output by keys jwks: however old, it is not activated.
+  f.clock.set(k_t0 + 10 * k_day);
+  auto unpublished = ks.rotate(o, k_no_pass);
+  REQUIRE_FALSE(unpublished);
+  CHECK_THAT(unpublished.error().message, Contains("never been in a published JWKS"));
+  CHECK(state_of(ks, c) == KeyState::next);
+  REQUIRE(ks.record_published({c}));
+  f.clock.set(k_t0 + 10 * k_day + k_hour);
+  CHECK(ks.rotate(o, k_no_pass));
+  o.force = Force::yes;  // emergencies: at once
+  CHECK(ks.rotate(o, k_no_pass));
+}
+
+TEST_CASE("rotate --if-older-than rotates once per interval and says why it skipped", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  add(ks, "ES256");
+  RotateOptions o;
+  o.if_older_than = k_day;
+  f.clock.set(k_t0 + 2 * k_hour);
+  std::string before = read_file(f.dir + "/keystore.json");
+  auto young = ks.rotate(o, k_no_pass);
+  REQUIRE(young);
+  REQUIRE(young->size() == 1);
+  CHECK_THAT(young->front().skipped, Contains(a.kid));
+  CHECK_THAT(young->front().skipped, Contains("2026-01-02T00:00:00Z"));
+  CHECK(read_file(f.dir + "/keystore.json") == before);
+  f.clock.set(k_t0 + k_day);
+  auto due = ks.rotate(o, k_no_pass);
+  REQUIRE(due);
+  CHECK(due->front().skipped.empty());
+  // A second run in the same interval (another cron job that waited for the lock) does nothing.
+  auto again = ks.rotate(o, k_no_pass);
+  REQUIRE(again);
+  CHECK_FALSE(again->front().skipped.empty());
+  CHECK(manifest(ks).keys.size() == 3);
+}
+
+TEST_CASE("write_output_file never replaces an existing file without Overwrite::yes", "[keystore]") {
+  TempDir tmp;
+  std::string path = tmp.file("out.json");
+  REQUIRE(tokctl::keys::write_output_file(path, "one", 0644, tokctl::keys::Overwrite::no));
+  CHECK(read_file(path) == "one");
+  CHECK(file_mode(path) == 0644);
+  auto again = tokctl::keys::write_output_file(path, "two", 0644, tokctl::keys::Overwrite::no);
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == ErrorCode::usage);
+  CHECK_THAT(again.error().hint, Contains("--force"));
+  CHECK(read_file(path) == "one");
+  REQUIRE(tokctl::keys::write_output_file(path, "three", 0600, tokctl::keys::Overwrite::yes));
+  CHECK(read_file(path) == "three");
+  CHECK(files_in(tmp.path()) == std::set<std::string>{"out.json"});
 }

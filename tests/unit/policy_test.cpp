@@ -15,6 +15,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support/keys.hpp"
 #include "support/run.hpp"
 
 using nlohmann::json;
@@ -41,6 +45,13 @@ void check_position(const std::string& problem, const std::string& file, int lin
   std::string prefix = file + ":" + std::to_string(line) + ":";
   CHECK(problem.rfind(prefix, 0) == 0);
   if (column > 0) CHECK(problem.rfind(prefix + std::to_string(column) + ": ", 0) == 0);
+}
+
+// A public JWK that tokens.jwe_recipient may name.
+std::string recipient_jwk() {
+  auto pub = tokctl::test::test_key("p256").to_public();
+  REQUIRE(pub);
+  return pub->to_json().dump();
 }
 
 PolicyCheck check_text(const TempDir& dir, const std::string& yaml, const std::string& name = "tokctl.yaml") {
@@ -77,6 +88,7 @@ TEST_CASE("check_policy without a file gives the built-in defaults", "[policy]")
 TEST_CASE("check_policy reads every setting of the schema", "[policy]") {
   TempDir dir;
   write_file(dir.file("subjects.yaml"), "alice: {email: alice@example.test, level: 3}\n");
+  write_file(dir.file("recipient.pub.jwk"), recipient_jwk());
   auto c = check_text(dir, R"(issuer: https://tokens.example.test
 keystore: ./keys
 store: sqlite:./data/tokens.db
@@ -168,6 +180,8 @@ exchange:
 TEST_CASE("relative paths in the policy resolve against the policy file's directory", "[policy]") {
   TempDir dir;
   write_file(dir.file("people.yaml"), "bob: {email: bob@example.test}\n");
+  REQUIRE(::mkdir(dir.file("keys").c_str(), 0700) == 0);
+  write_file(dir.file("keys/recipient.pub.jwk"), recipient_jwk());
   auto c = check_text(dir, R"(keystore: ./ks
 store: sqlite:db/tokens.db
 tokens:
@@ -486,4 +500,142 @@ exchange:
     CHECK(issue.code == 3);
     CHECK_THAT(issue.err, Contains("bogus"));
   }
+}
+
+// ---- issue 7 point 13: config check catches what later fails --------------------------------------
+
+TEST_CASE("config check: a missing, unreadable or non-key jwe_recipient is a problem at its line", "[policy]") {
+  TempDir dir;
+  const std::string f = dir.file("tokctl.yaml");
+  auto missing = check_text(dir, "tokens:\n  jwe_recipient: ./nope.jwk\n");
+  check_position(problem_with(missing, "nope.jwk"), f, 2, 18);
+  REQUIRE(::mkdir(dir.file("adir").c_str(), 0700) == 0);
+  auto directory = check_text(dir, "tokens:\n  jwe_recipient: ./adir\n");
+  check_position(problem_with(directory, "directory"), f, 2, 18);
+  write_file(dir.file("junk.jwk"), "not a key");
+  auto junk = check_text(dir, "tokens:\n  jwe_recipient: junk.jwk\n");
+  check_position(problem_with(junk, "not a key"), f, 2, 18);
+  write_file(dir.file("secret.jwk"), tokctl::test::test_key_json("hs256"));
+  auto oct = check_text(dir, "tokens:\n  jwe_recipient: secret.jwk\n");
+  check_position(problem_with(oct, "public key"), f, 2, 18);
+  write_file(dir.file("ok.jwk"), recipient_jwk());
+  CHECK(check_text(dir, "tokens:\n  jwe_recipient: ok.jwk\n").problems.empty());
+}
+
+TEST_CASE("config check: duplicate scope names and prefixes", "[policy]") {
+  TempDir dir;
+  auto c = check_text(dir, "scopes:\n  - read\n  - name: write\n  - name: read\n  - prefix: v_\n  - prefix: v_\n");
+  const std::string f = dir.file("tokctl.yaml");
+  check_position(problem_with(c, "duplicate scope 'read'"), f, 4, 5);
+  CHECK_THAT(problem_with(c, "duplicate scope 'read'"), Contains(":2:5"));  // where the first one is
+  check_position(problem_with(c, "duplicate scope prefix 'v_'"), f, 6, 5);
+  CHECK(c.problems.size() == 2);
+}
+
+TEST_CASE("config check: empty audiences lists and empty audiences", "[policy]") {
+  TempDir dir;
+  auto c = check_text(dir, "clients:\n  web: {audiences: []}\n  app: {audiences: [api, \"\"]}\n");
+  const std::string f = dir.file("tokctl.yaml");
+  check_position(problem_with(c, "client 'web'.audiences is empty"), f, 2, 20);
+  check_position(problem_with(c, "client 'app'.audiences has an empty audience"), f, 3, 20);
+}
+
+TEST_CASE("config check: sectors must be non-empty strings", "[policy]") {
+  TempDir dir;
+  const std::string f = dir.file("tokctl.yaml");
+  auto c = check_text(dir, "clients:\n  a: {sector: 42}\n  b: {sector: [x]}\n  c: {sector: true}\n  d: {sector: \"\"}\n"
+                           "  e: {sector: ~}\n  ok: {sector: web.example}\n  quoted: {sector: \"42\"}\n");
+  check_position(problem_with(c, "client 'a'.sector must be a string, not number"), f, 2, 15);
+  check_position(problem_with(c, "client 'b'.sector must be a string"), f, 3, 15);
+  check_position(problem_with(c, "client 'c'.sector must be a string, not boolean"), f, 4, 15);
+  check_position(problem_with(c, "client 'd'.sector cannot be empty"), f, 5, 15);
+  check_position(problem_with(c, "client 'e'.sector must be a string"), f, 6, 15);
+  CHECK(c.problems.size() == 5);
+  CHECK(c.policy.clients.at("ok").sector == "web.example");
+  CHECK(c.policy.clients.at("quoted").sector == "42");
+}
+
+TEST_CASE("config check: the issuer must be an http(s) URL", "[policy]") {
+  TempDir dir;
+  const std::string f = dir.file("tokctl.yaml");
+  for (const char* bad : {"tokens.example.test", "ftp://x.test", "https://", "https://x.test/?a=b", "https://x.test/#f",
+                          "\"https://x y.test\"", "urn:example:issuer"}) {
+    INFO(bad);
+    auto c = check_text(dir, std::string("issuer: ") + bad + "\n");
+    check_position(problem_with(c, "issuer must be an https:// URL"), f, 1, 9);
+  }
+  for (const char* good : {"https://tokens.example.test", "https://x.test/tenant/1", "http://localhost:8080"}) {
+    INFO(good);
+    CHECK(check_text(dir, std::string("issuer: ") + good + "\n").problems.empty());
+  }
+}
+
+TEST_CASE("config check: exchange rules must name audiences a token can have", "[policy]") {
+  TempDir dir;
+  const std::string f = dir.file("tokctl.yaml");
+  auto c = check_text(dir, R"(issuer: https://tokens.example.test
+clients:
+  web: {audiences: [api-a]}
+exchange:
+  - from: api-a
+    to: [api-b]
+  - from: api-b
+    to: [api-c]
+  - from: api-typo
+    to: [api-b]
+  - from: https://tokens.example.test
+    to: [api-b]
+  - from: api-a
+    to: []
+)");
+  check_position(problem_with(c, "exchange rule from 'api-typo'"), f, 9, 11);
+  check_position(problem_with(c, "has no target audience"), f, 14, 9);
+  CHECK(c.problems.size() == 2);
+  // Without client audiences any audience can be issued (issue --aud): nothing to check against.
+  CHECK(check_text(dir, "exchange:\n  - from: anything\n    to: [b]\n", "open.yaml").problems.empty());
+}
+
+TEST_CASE("policy and subjects paths that are directories or FIFOs are problems, without blocking", "[policy]") {
+  TempDir dir;
+  REQUIRE(::mkdir(dir.file("d").c_str(), 0700) == 0);
+  REQUIRE(::mkfifo(dir.file("fifo").c_str(), 0600) == 0);
+  for (const char* name : {"d", "fifo"}) {
+    INFO(name);
+    auto c = check_policy(dir.file(name));
+    REQUIRE(c.problems.size() == 1);
+    CHECK_THAT(c.problems[0], Contains(dir.file(name)));
+    CHECK_THAT(c.problems[0], Contains("not a regular file"));
+    auto s = check_text(dir, std::string("subjects: ") + name + "\n");
+    check_position(problem_with(s, "cannot read subjects file"), dir.file("tokctl.yaml"), 1, 11);
+    CHECK_THAT(problem_with(s, "cannot read subjects file"), Contains("not a regular file"));
+    auto j = check_text(dir, std::string("tokens:\n  jwe_recipient: ") + name + "\n");
+    check_position(problem_with(j, "not a regular file"), dir.file("tokctl.yaml"), 2, 18);
+  }
+  // The CLI: a policy that is a directory fails every command with exit 3, and config check too.
+  auto issue = tokctl::test::run({"--config", dir.file("d"), "--keystore", dir.file("ks"), "issue", "--sub", "x"});
+  CHECK(issue.code == 3);
+  CHECK_THAT(issue.err, Contains("not a regular file"));
+  auto check = tokctl::test::run({"config", "check", dir.file("fifo")});
+  CHECK(check.code == 3);
+  CHECK_THAT(check.err, Contains("not a regular file"));
+}
+
+TEST_CASE("subject attributes that are not mappings are problems", "[policy]") {
+  TempDir dir;
+  write_file(dir.file("subjects.yaml"), "alice: [a, b]\nbob: {email: bob@example.test}\ncarol:\n");
+  auto c = check_text(dir, "subjects: subjects.yaml\n");
+  check_position(problem_with(c, "subject 'alice'"), dir.file("subjects.yaml"), 1, 8);
+  CHECK(c.problems.size() == 1);
+}
+
+TEST_CASE("config check exits 3 on each issue 7 item in the CLI as well", "[policy][cli]") {
+  TempDir dir;
+  const std::string f = dir.file("tokctl.yaml");
+  write_file(f, "issuer: not-a-url\nscopes: [read, read]\nclients:\n  web: {audiences: [], sector: 1}\n"
+                "tokens:\n  jwe_recipient: missing.jwk\n");
+  auto r = tokctl::test::run({"-o", "json", "config", "check", f});
+  INFO("exit " << r.code << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err);
+  CHECK(r.code == 3);
+  auto j = json::parse(r.out);
+  CHECK(j["problems"].size() == 5);
 }

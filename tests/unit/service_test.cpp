@@ -282,3 +282,269 @@ TEST_CASE("split_scopes and join_scopes keep order and drop duplicates", "[token
   CHECK(join_scopes({"a", "b"}) == "a b");
   CHECK(join_scopes({}).empty());
 }
+
+// ---- issue 7: trust, type confusion, phantom JWTs, ID tokens, --ttl, revocation counts ------------
+
+namespace {
+
+// What a forged token must not change: the real token's jti is not denied, its grant not revoked.
+void require_untouched(Fixture& f, const std::string& real_jwt, const std::string& refresh) {
+  auto denied = f.svc->jwt_revoked(payload(real_jwt));
+  REQUIRE(denied);
+  CHECK(!*denied);
+  auto a = f.svc->introspect(real_jwt);
+  REQUIRE(a);
+  CHECK((*a)["active"] == true);
+  auto r = f.svc->introspect(refresh);
+  REQUIRE(r);
+  CHECK((*r)["active"] == true);
+}
+
+}  // namespace
+
+// Issue 7 point 2: revoke, split, introspect (and phantom JWTs) act only on a JWT whose signature
+// verified with a keystore key (VerifyReport::signature_verified). Each forgery carries the claims
+// of a real token (same jti and sid), so acting on it would revoke the real one.
+TEST_CASE("forged JWTs with a real token's claims change nothing and are never active", "[tokens][attack]") {
+  Fixture f;
+  IssueRequest req = request("svc", "alice", "read");
+  req.with_refresh = true;
+  auto real = f.issue(req);
+  REQUIRE(real.refresh);
+  const json claims = payload(real.access.token);
+  for (const auto& [name, forged] : tokctl::test::forged_tokens(f.dir.file("ks"), f.clock, claims)) {
+    INFO(name);
+    SECTION("revoke: " + name) {
+      for (bool grant : {false, true}) {
+        auto n = f.svc->revoke(forged, grant);
+        REQUIRE(n);
+        CHECK(*n == 0);
+      }
+      require_untouched(f, real.access.token, real.refresh->token);
+    }
+    SECTION("split: " + name) {
+      auto s = f.svc->split(forged, true);
+      REQUIRE(!s);
+      CHECK(s.error().code == ErrorCode::invalid_token);
+      CHECK(!f.svc->join(forged.substr(forged.rfind('.') + 1)));
+      require_untouched(f, real.access.token, real.refresh->token);
+    }
+    SECTION("introspect and phantom JWT: " + name) {
+      auto j = f.svc->introspect(forged);
+      REQUIRE(j);
+      CHECK(*j == json{{"active", false}});
+      auto ph = f.svc->phantom_jwt(forged);
+      REQUIRE(!ph);
+      CHECK(ph.error().code == ErrorCode::invalid_token);
+    }
+  }
+  // The control: the real token, revoked, is denied (so the checks above can fail).
+  auto n = f.svc->revoke(real.access.token, true);
+  REQUIRE(n);
+  CHECK(*n == 2);  // the grant's tokens: the JWT and its refresh token
+  auto denied = f.svc->jwt_revoked(claims);
+  REQUIRE(denied);
+  CHECK(*denied);
+}
+
+// Issue 7 point 3: JWTs signed by the keystore (e.g. with `tokctl sign`) whose registered claims
+// have the wrong JSON type. No call may throw; wrong-typed claims are ignored, never trusted.
+TEST_CASE("keystore-signed JWTs with wrong-typed claims never throw in revoke, split, introspect",
+          "[tokens][attack]") {
+  Fixture f;
+  const json base{{"iss", "https://tokens.example.test"}, {"sub", "alice"}, {"client_id", "svc"},
+                  {"aud", "api-a"}, {"scope", "read"}, {"iat", k_t0}, {"exp", k_t0 + 600},
+                  {"jti", "jti-base"}, {"sid", "no-such-grant"}};
+  const std::vector<json> bad_values = {42, json::array({1, 2}), json{{"a", 1}}, nullptr, 1e300, -1.5, "text", true};
+  for (const char* name : {"jti", "sid", "client_id", "sub", "exp", "iat", "scope", "aud", "act"}) {
+    for (const json& v : bad_values) {
+      json c = base;
+      c[name] = v;
+      INFO(name << " = " << v.dump());
+      std::string t = tokctl::test::sign_with_keystore(f.dir.file("ks"), f.clock, c);
+      CHECK_NOTHROW(f.svc->introspect(t));
+      CHECK_NOTHROW(f.svc->phantom_jwt(t));
+      CHECK_NOTHROW(f.svc->split(t, true));
+      CHECK_NOTHROW(f.svc->revoke(t, false));
+      CHECK_NOTHROW(f.svc->revoke(t, true));
+      auto j = f.svc->introspect(t);
+      REQUIRE(j);
+      if ((*j)["active"] == true && j->contains(name)) {
+        // A claim that stayed in the response has its RFC 7662 type.
+        const json& got = (*j)[name];
+        if (std::string(name) == "exp" || std::string(name) == "iat") CHECK(got.is_number_integer());
+        else if (std::string(name) == "aud") CHECK((got.is_string() || got.is_array()));
+        else CHECK(got.is_string());
+      }
+    }
+  }
+  // A numeric jti is not denied as a string: revoking changes nothing (and says so).
+  json c = base;
+  c["jti"] = 42;
+  auto n = f.svc->revoke(tokctl::test::sign_with_keystore(f.dir.file("ks"), f.clock, c), false);
+  REQUIRE(n);
+  CHECK(*n == 0);
+}
+
+// Issue 7 point 5.
+TEST_CASE("phantom JWTs: only for access tokens, never longer than the source or max_lifetime",
+          "[tokens][phantom]") {
+  Fixture f;
+  IssueRequest req = request("svc", "alice", "read", "opaque");
+  req.with_refresh = true;
+  req.with_id_token = true;
+  auto r = f.issue(req);
+  REQUIRE(r.refresh);
+  REQUIRE(r.id_token);
+
+  SECTION("refresh and ID tokens get none") {
+    for (const std::string& t : {r.refresh->token, r.id_token->token}) {
+      auto ph = f.svc->phantom_jwt(t);
+      REQUIRE(!ph);
+      CHECK(ph.error().code == ErrorCode::invalid_token);
+    }
+    // A refresh token is still active for introspection.
+    auto j = f.svc->introspect(r.refresh->token);
+    REQUIRE(j);
+    CHECK((*j)["active"] == true);
+  }
+  SECTION("an access token's phantom ends with its source") {
+    f.clock.set(k_t0 + 10 * 60);
+    auto ph = f.svc->phantom_jwt(r.access.token);
+    REQUIRE(ph);
+    auto c = payload(*ph);
+    CHECK(c["exp"] == k_t0 + 15 * 60);
+    CHECK(c["iat"] == k_t0 + 10 * 60);
+    CHECK(c["sid"] == r.grant_id);
+    CHECK(c["jti"] == r.access.jti);
+    // Expired source: no phantom.
+    f.clock.set(k_t0 + 15 * 60);
+    CHECK(!f.svc->phantom_jwt(r.access.token));
+  }
+  SECTION("a source living longer than max_lifetime gives a phantom of max_lifetime") {
+    const json claims{{"iss", "https://tokens.example.test"}, {"sub", "alice"}, {"client_id", "svc"},
+                      {"aud", "api-a"}, {"iat", k_t0}, {"exp", k_t0 + 400 * 86400}, {"jti", "long-lived"}};
+    auto ph = f.svc->phantom_jwt(tokctl::test::sign_with_keystore(f.dir.file("ks"), f.clock, claims));
+    REQUIRE(ph);
+    CHECK(payload(*ph)["exp"] == k_t0 + f.svc->policy().max_lifetime);
+  }
+  SECTION("an ID token is not an access token (typ JWT), even with access-like claims") {
+    const json claims{{"iss", "https://tokens.example.test"}, {"sub", "alice"}, {"client_id", "svc"},
+                      {"aud", "svc"}, {"iat", k_t0}, {"exp", k_t0 + 600}, {"jti", "id-like"}};
+    auto id = tokctl::test::sign_with_keystore(f.dir.file("ks"), f.clock, claims, json{{"typ", "JWT"}});
+    CHECK(!f.svc->phantom_jwt(id));
+  }
+}
+
+TEST_CASE("revoking the source of a phantom JWT revokes the phantom", "[tokens][phantom]") {
+  Fixture f;
+  auto phantom_revoked = [&](const std::string& ph) {
+    auto d = f.svc->jwt_revoked(payload(ph));
+    REQUIRE(d);
+    return *d;
+  };
+  for (const char* format : {"opaque", "wrapped", "jwt"}) {
+    INFO(format);
+    IssueRequest req = request("svc", "alice", "read", format);
+    req.with_refresh = true;
+    auto r = f.issue(req);
+    auto ph = f.svc->phantom_jwt(r.access.token);
+    REQUIRE(ph);
+    REQUIRE(!phantom_revoked(*ph));
+    SECTION(std::string("the token itself: ") + format) {
+      REQUIRE(f.svc->revoke(r.access.token, false));
+      CHECK(phantom_revoked(*ph));
+    }
+    SECTION(std::string("its grant, through the refresh token: ") + format) {
+      REQUIRE(f.svc->revoke(r.refresh->token, true));
+      CHECK(phantom_revoked(*ph));
+    }
+    SECTION(std::string("every token of the subject: ") + format) {
+      REQUIRE(f.svc->revoke_subject("alice"));
+      CHECK(phantom_revoked(*ph));
+    }
+  }
+}
+
+// Issue 7 point 11.
+TEST_CASE("ID tokens carry aud = client_id; --ttl above max_lifetime is refused", "[tokens]") {
+  Fixture f;
+  IssueRequest req = request("svc", "alice", "read");
+  req.with_id_token = true;
+  auto r = f.issue(req);
+  REQUIRE(r.id_token);
+  CHECK(payload(r.id_token->token)["aud"] == "svc");
+
+  IssueRequest no_client = request("", "alice", "");
+  no_client.with_id_token = true;
+  auto n = f.issue(no_client);
+  REQUIRE(n.id_token);
+  CHECK(payload(n.id_token->token)["aud"] == payload(n.access.token)["client_id"]);
+  CHECK(payload(n.id_token->token)["aud"] == "tokctl");
+
+  IssueRequest id = request("svc", "alice", "read");
+  id.type = "id";
+  auto idt = payload(f.issue(id).access.token);
+  CHECK(idt["aud"] == "svc");
+
+  IssueRequest too_long = request("svc", "alice", "read");
+  too_long.ttl = f.svc->policy().max_lifetime + 1;
+  auto bad = f.svc->issue(too_long);
+  REQUIRE(!bad);
+  CHECK(bad.error().code == ErrorCode::usage);
+  CHECK(bad.error().message.find("max_lifetime") != std::string::npos);
+  too_long.ttl = f.svc->policy().max_lifetime;
+  CHECK(f.svc->issue(too_long));
+}
+
+// Issue 7 point 12.
+TEST_CASE("revoke_subject counts every token it revoked, pairwise subjects and JWTs included", "[tokens]") {
+  Fixture f;
+  IssueRequest with_refresh = request("svc", "alice", "read");
+  with_refresh.with_refresh = true;
+  f.issue(with_refresh);                          // JWT + refresh row
+  f.issue(request("svc", "alice", "read", "opaque"));  // a row
+  auto web = f.issue(request("web", "alice", "read"));        // a JWT with a pairwise sub
+  auto web_opaque = f.issue(request("web", "alice", "read", "opaque"));
+  auto partner = f.issue(request("partner", "alice", "read"));  // another sector
+  auto bob = f.issue(request("svc", "bob", "read"));
+  auto many = f.svc->issue_many(request("web", "alice", "read"), 3);  // three pairwise JWTs
+  REQUIRE(many);
+
+  auto n = f.svc->revoke_subject("alice");
+  REQUIRE(n);
+  CHECK(*n == 2 + 1 + 1 + 1 + 1 + 3);
+  for (const std::string& t : {web.access.token, web_opaque.access.token, partner.access.token}) {
+    auto j = f.svc->introspect(t);
+    REQUIRE(j);
+    CHECK((*j)["active"] == false);
+  }
+  auto b = f.svc->introspect(bob.access.token);
+  REQUIRE(b);
+  CHECK((*b)["active"] == true);
+  // Again: nothing left to revoke.
+  auto again = f.svc->revoke_subject("alice");
+  REQUIRE(again);
+  CHECK(*again == 0);
+}
+
+TEST_CASE("revoke_client and revoke --grant count JWTs too", "[tokens]") {
+  Fixture f;
+  f.issue(request("svc", "alice", "read"));
+  f.issue(request("svc", "bob", "read", "opaque"));
+  IssueRequest both = request("svc", "carol", "read");
+  both.with_refresh = true;
+  both.with_id_token = true;
+  auto r = f.issue(both);  // JWT + refresh row + ID token
+  auto g = f.svc->revoke(r.refresh->token, true);
+  REQUIRE(g);
+  CHECK(*g == 3);
+  auto c = f.svc->revoke_client("svc");
+  REQUIRE(c);
+  CHECK(*c == 2);
+  // Tokens issued without a client carry client_id "tokctl": revoke_client("tokctl") reaches them.
+  f.issue(request("", "dave", ""));
+  auto t = f.svc->revoke_client("tokctl");
+  REQUIRE(t);
+  CHECK(*t == 1);
+}

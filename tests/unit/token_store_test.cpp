@@ -35,7 +35,7 @@ namespace {
 
 // 2026-01-01T00:00:00Z.
 constexpr UnixTime k_t0 = 1767225600;
-constexpr int k_schema_version = 2;  // 2: grants.expires
+constexpr int k_schema_version = 3;  // 2: grants.expires, 3: grants.jwts
 
 std::unique_ptr<TokenStore> open_store(const std::string& path) {
   auto s = open_token_store("sqlite:" + path);
@@ -310,6 +310,60 @@ TEST_CASE("revoking a client or a subject revokes all their tokens and grants", 
   CHECK_FALSE(revoked(*store, "b-bob"));
   CHECK((*store->grant("g-b"))->revoked);
   CHECK_FALSE((*store->grant("g-c"))->revoked);
+}
+
+// Issue 7 point 12: JWTs have no rows, so grants count them; a revocation reports every active
+// token it revoked, and reaching a grant through a row's (pairwise) sub revokes the whole grant.
+TEST_CASE("revocations count the JWTs of the grants they revoke", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  GrantRecord g1 = make_grant("g-1", "cli-a", "alice");
+  g1.jwts = 3;
+  REQUIRE(store->put(g1, std::vector{make_token("r1", "g-1")}));
+  g1.jwts = 2;  // the grant continued: two more JWTs
+  REQUIRE(store->put(g1, std::vector<TokenRecord>{}));
+  CHECK((*store->grant("g-1"))->jwts == 5);
+  GrantRecord g2 = make_grant("g-2", "cli-b", "alice");
+  g2.jwts = 1;
+  REQUIRE(store->put(g2, std::vector{make_token("pairwise-row", "g-2", "cli-b", "ppid-of-alice")}));
+  GrantRecord g3 = make_grant("g-3", "cli-a", "bob");
+  g3.jwts = 4;
+  REQUIRE(store->put(g3, std::vector<TokenRecord>{}));
+
+  auto g = store->revoke_grant("g-1");
+  REQUIRE(g);
+  CHECK(*g == 6);  // five JWTs and one row
+  CHECK(store->revoke_grant("g-1") == 0);
+
+  // The pairwise sub (a row's sub) reaches its grant: the grant's JWT and the row are counted.
+  auto p = store->revoke_subject("ppid-of-alice");
+  REQUIRE(p);
+  CHECK(*p == 2);
+  CHECK((*store->grant("g-2"))->revoked);
+  CHECK(store->revoke_subject("alice") == 0);
+
+  auto c = store->revoke_client("cli-a");
+  REQUIRE(c);
+  CHECK(*c == 4);  // bob's grant; g-1 was already revoked
+}
+
+TEST_CASE("a version 2 store is migrated: grants keep their rows and count no JWTs", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->put(make_grant("g-old"), std::vector{make_token("old", "g-old")}));
+  }
+  {
+    RawDb raw(path);
+    raw.exec("ALTER TABLE grants DROP COLUMN jwts");
+    raw.exec("PRAGMA user_version = 2");
+  }
+  auto store = open_store(path);
+  CHECK((*store->grant("g-old"))->jwts == 0);
+  CHECK(store->revoke_grant("g-old") == 1);
+  RawDb raw(path);
+  CHECK(raw.number("PRAGMA user_version") == k_schema_version);
 }
 
 TEST_CASE("revocation is idempotent and unknown ids are not an error", "[store]") {

@@ -41,12 +41,20 @@ KeyType key_type_for(Alg alg);
 
 enum class KeyRole { sign, verify };
 
+/// `allow_weak` (verify --insecure only, never a default): RSA keys of 1024+ bits and HMAC secrets
+/// shorter than the hash output may verify. Signing always enforces.
+enum class KeyStrength { enforce, allow_weak };
+
+/// True when `key` is below the strength floor for `alg` (RSA < 2048 bits, HMAC secret shorter
+/// than the hash output).
+bool is_weak_key(Alg alg, const Jwk& key);
+
 /// Checks that `key` may be used with `alg` for `role`: matching kty and curve, RSA >= 2048 bits,
 /// HMAC secret at least as long as the hash output (RFC 7518 §3.2), "use" sig and "key_ops"
 /// allowing the operation when present, private part present for signing, and the key's own `alg`
 /// (when set) equal to `alg`. Fails with ErrorCode::invalid_token for
 /// verify and ErrorCode::usage for sign, with a hint such as "the token is ES256 but the key is RSA".
-Result<void> check_key(Alg alg, const Jwk& key, KeyRole role);
+Result<void> check_key(Alg alg, const Jwk& key, KeyRole role, KeyStrength strength = KeyStrength::enforce);
 
 /// Computes a JWS signature (ES*: raw r||s of exact length). The key must pass check_key(sign).
 Result<std::string> sign(Alg alg, const Jwk& key, std::string_view signing_input);
@@ -83,8 +91,8 @@ class Signer {
 /// Not thread-safe: give each thread its own copy (copies are cheap and share the parsed key).
 class SignatureVerifier {
  public:
-  /// Fails as check_key(verify) does.
-  static Result<SignatureVerifier> create(Alg alg, const Jwk& key);
+  /// Fails as check_key(verify, strength) does.
+  static Result<SignatureVerifier> create(Alg alg, const Jwk& key, KeyStrength strength = KeyStrength::enforce);
 
   /// True when `signature` is valid for `signing_input`. ES* signatures must be raw r||s of exact
   /// length with 0 < r, s < n; DER is rejected. HMAC tags are compared in constant time.

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -103,17 +104,35 @@ class Jwk {
 };
 
 /// A set of keys, e.g. a JWKS document or several PEM blocks.
+/// A JWKS member skipped because its kty/crv is not supported (RFC 7517 §5): kept so that
+/// messages can say "kid 'x' is an EC secp256k1 key, which is not supported" instead of "not found".
+struct SkippedKey {
+  std::string kid;
+  std::string type;  ///< "EC secp256k1", "kty 'foo'"
+};
+
 struct JwkSet {
+  JwkSet() = default;
+  JwkSet(std::vector<Jwk> set_keys) : keys(std::move(set_keys)) {}  // NOLINT: implicit on purpose
+
   std::vector<Jwk> keys;
+  std::vector<SkippedKey> skipped;
 
   /// Kids of all keys, comma separated, for messages ("k1, k3").
   std::string kid_list() const;
+  /// Key types with their kids for hints: "EC P-256 (k1), RSA 2048-bit (k2)".
+  std::string type_list() const;
   nlohmann::json to_json(KeyPart part = KeyPart::public_only) const;
 };
 
 /// Parses `{"keys":[...]}`. Keys that fail to parse are errors (ErrorCode::malformed) naming the
 /// index, unless they have an unsupported kty/crv, which are skipped (RFC 7517 §5).
 Result<JwkSet> parse_jwks(const nlohmann::json& jwks);
+
+/// The one JWS alg a key implies by itself: EC P-256/384/521 -> ES256/384/512, Ed25519/Ed448 ->
+/// EdDSA; the key's own "alg" when it pins one. nullopt for RSA and oct without "alg" (several
+/// algorithms fit: the caller must ask for --alg).
+std::optional<std::string> implied_jws_alg(const Jwk& key);
 
 /// Sniffs the content, never the file name: a JWK object, a JWKS, one or more PEM blocks (keys or
 /// certificates), or DER. Fails with ErrorCode::malformed saying what was seen.

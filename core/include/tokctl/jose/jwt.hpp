@@ -34,13 +34,15 @@ struct ClaimRules {
 };
 
 struct VerifyOptions {
-  std::vector<Alg> allowed_algs;  ///< from --alg; empty = only what the keys pin
+  std::vector<Alg> allowed_algs;  ///< from --alg; empty = what the keys pin or imply (EC/Ed curves)
+  KeyStrength key_strength = KeyStrength::enforce;  ///< allow_weak only for verify --insecure
   ClaimRules claims;
   ParseLimits limits;
 };
 
 /// One failed check. `code` is stable for scripts: malformed, alg_none, alg_not_allowed,
-/// alg_unsupported, crit_unsupported, key_mismatch, kid_not_found, no_key, bad_signature, expired,
+/// alg_unsupported, crit_unsupported, key_mismatch, kid_not_found, key_unsupported, no_key,
+/// bad_signature, expired,
 /// not_yet_valid, iat_in_future, too_old, iss_mismatch, aud_mismatch, sub_mismatch, typ_mismatch,
 /// missing_claim, bad_claim_type.
 struct Problem {
@@ -60,7 +62,11 @@ struct VerifyReport {
   bool signature_verified = false;
   nlohmann::json header;       ///< only meaningful when parsed
   nlohmann::json payload;      ///< claims object, or null if the payload is not JSON
+  /// A JWS whose payload is not a claims set (e.g. `tokctl sign payload.bin`): the raw payload bytes.
+  /// Such a JWS is valid when its signature verifies and no claim rule was asked for.
+  std::optional<std::string> payload_bytes;
   std::string kid;             ///< kid of the key that verified (or was tried)
+  bool weak_key = false;       ///< verified with a key below the strength floor (allow_weak only)
   std::vector<Problem> problems;
 
   /// 0 valid, 3 if any problem is malformed input, else 1.

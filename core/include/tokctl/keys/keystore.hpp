@@ -3,17 +3,30 @@
 // one lock for every writer, and private keys optionally encrypted at rest with a passphrase.
 //
 //   DIR/keystore.json     manifest (format, keys[{kid, alg, use, state, created, activated,
-//                         retired, encrypted, thumbprint, jwk (public part, asymmetric keys)}])
+//                         retired, published, encrypted, thumbprint, jwk (public part)}],
+//                         pruned[{kid, file, sha256}] (files a prune still has to delete))
 //   DIR/keys/<kid>.jwk    private JWK, 0600   (or <kid>.jwe: PBES2-HS512+A256KW with a passphrase)
 //   DIR/.lock             flock held by every writer
 //
+// The keystore never deletes what it does not know. A missing or unreadable manifest is an error,
+// never "an empty keystore" (only a directory with neither keystore.json nor key files is new, and
+// only writers that create it initialise it). Writers delete only their own temp files
+// (<name>.tmp.<pid>.<random> of a dead process) and the files of keys they prune; files under keys/
+// that the manifest does not name are kept and reported (check(), unknown_files()).
+//
 // Crash safety: a key file is written (temp + fsync + rename) before the manifest names it, and
-// deleted only after the manifest stops naming it, so a crash leaves at worst an orphaned file,
-// never a manifest entry without its key. Readers take no lock: the manifest is replaced by rename.
+// deleted only after the manifest stops naming it (listed under "pruned" with its SHA-256 until
+// it is gone), so a crash leaves at worst an unknown key file, never a manifest entry without its
+// key. Readers take no lock: the manifest is replaced by rename.
+//
+// Files are trusted like ssh trusts them: the directory, keys/, the manifest and key files must be
+// regular files/directories owned by the caller or root and not open to others; FIFOs, devices and
+// directories in place of a file are refused without blocking.
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -37,6 +50,7 @@ struct KeyEntry {
   UnixTime created = 0;
   std::optional<UnixTime> activated;
   std::optional<UnixTime> retired;
+  std::optional<UnixTime> published;  ///< first time `keys jwks` output it (publish_recorded())
   bool encrypted = false;   ///< stored as keys/<kid>.jwe
   std::string thumbprint;   ///< RFC 7638, SHA-256
   std::string public_jwk;   ///< compact public JWK JSON (empty for oct keys)
@@ -45,9 +59,18 @@ struct KeyEntry {
   std::string file_name() const;
 };
 
+/// A key file a prune has dropped from the manifest but not deleted yet (crash in between). The
+/// next writer deletes it if its content still hashes to `sha256`, and forgets the record either way.
+struct PendingDeletion {
+  std::string kid;
+  std::string file;    ///< name under keys/: "<kid>.jwk" or "<kid>.jwe"
+  std::string sha256;  ///< base64url SHA-256 of the file content when it was pruned
+};
+
 struct Manifest {
   int format = 1;
   std::vector<KeyEntry> keys;
+  std::vector<PendingDeletion> pruned;
 
   const KeyEntry* find(std::string_view kid) const;
   /// The active key of `alg`, if any.
@@ -74,30 +97,67 @@ struct ImportOptions {
   std::optional<KeyState> state;
 };
 
+/// Default --min-next-age: a next key signs only after it has been published this long. It must be
+/// at least the max-age for which verifiers cache the published JWKS (serve it with
+/// Cache-Control: max-age=3600 or less).
+inline constexpr std::int64_t k_default_min_next_age = 3600;
+
+enum class Force { no, yes };
+
+struct RotateOptions {
+  std::string alg;  ///< empty: every alg that has next or active keys
+  /// yes: rotate even when the next key is missing (a brand-new key is activated) or too young.
+  Force force = Force::no;
+  /// A next key is activated only this long after it was first published (`published`; for a
+  /// keystore never published with `keys jwks`: after its creation).
+  std::int64_t min_next_age = k_default_min_next_age;
+  /// Rotate an alg only when its active key was activated at least this long ago (cron: two runs
+  /// in one interval rotate once; the second finds the fresh key under the lock and skips).
+  std::optional<std::int64_t> if_older_than;
+};
+
 struct RotateResult {
   std::string alg;
-  std::string activated;  ///< kid that became active
+  std::string activated;  ///< kid that became active (empty when skipped)
   std::string retired;    ///< kid that was retired (empty if there was no active key)
   std::string added;      ///< the fresh next key
+  std::string skipped;    ///< non-empty: why this alg was left alone (--if-older-than)
 };
 
 struct CheckReport {
-  std::vector<std::string> problems;  ///< each says what is wrong and how to fix it
-  std::vector<std::string> notes;     ///< harmless findings (e.g. crash leftovers)
+  std::vector<std::string> problems;       ///< each says what is wrong and how to fix it
+  std::vector<std::string> notes;          ///< harmless findings (temp files of an interrupted write)
+  std::vector<std::string> unknown_files;  ///< files under keys/ the manifest does not name ("keys/x.jwk")
   bool ok() const { return problems.empty(); }
 };
 
+enum class Overwrite { no, yes };
+
+/// Writes an output file (keys generate --out, keys jwks --out) atomically with `mode`. With
+/// Overwrite::no an existing `path` is never replaced: ErrorCode::usage with a --force hint (the
+/// final step is link(2), so a file created meanwhile is not replaced either). I/O errors:
+/// ErrorCode::keystore.
+Result<void> write_output_file(const std::string& path, std::string_view data, unsigned mode, Overwrite overwrite);
+
 class Keystore {
  public:
-  /// Opens DIR. `create`: make DIR (0700) and keys/ when missing (writers); else a missing
-  /// keystore is ErrorCode::keystore with a hint. A DIR or keys/ writable by group or others is
-  /// refused (ErrorCode::keystore), like ssh refuses loose permissions.
+  /// Opens DIR. `create`: make DIR (0700) and keys/ when missing and, when DIR holds neither
+  /// keystore.json nor key files, an empty manifest (writers that add keys); else a missing
+  /// keystore is ErrorCode::keystore with a hint. A DIR that is not a directory, a DIR or keys/
+  /// writable by group or others, or owned by another user (not root, not the caller) is refused
+  /// (ErrorCode::keystore), like ssh refuses loose permissions.
   static Result<Keystore> open(const std::string& dir, const Clock& clock, bool create);
 
   const std::string& dir() const { return m_dir; }
 
-  /// The current manifest (an empty one when the file does not exist yet).
+  /// The current manifest. ErrorCode::keystore with a recovery hint when keystore.json is missing
+  /// (saying how many key files are there), a dangling or looping symlink, not a regular file,
+  /// unreadable, owned by another user, writable by others, or malformed (wrong JSON types too).
   Result<Manifest> manifest() const;
+
+  /// Files under keys/ that the manifest does not name (not temp files, not pending deletions),
+  /// as "keys/<name>", sorted. Empty when the manifest cannot be read.
+  std::vector<std::string> unknown_files() const;
 
   /// The private key of an entry. Encrypted keys need the passphrase (ErrorCode::keystore with a
   /// hint when missing or wrong). Key files readable by group/others are refused.
@@ -121,15 +181,22 @@ class Keystore {
 
   Result<KeyEntry> add(const AddOptions& options, const Passphrase& passphrase);
   Result<KeyEntry> import(jose::Jwk key, const ImportOptions& options, const Passphrase& passphrase);
-  /// Per alg (all algs with keys when `alg` is empty): next -> active, active -> retired, and a
-  /// fresh next added. Without a next key: refused (ErrorCode::keystore) unless `force`, which
-  /// activates a brand-new key at once.
-  Result<std::vector<RotateResult>> rotate(const std::string& alg, bool force, const Passphrase& passphrase);
+  /// Per alg (all algs with keys when `options.alg` is empty): next -> active, active -> retired,
+  /// and a fresh next added. Refused before any change (ErrorCode::keystore, the message says from
+  /// when it is safe) when an alg has no next key, or its next key was published less than
+  /// `min_next_age` ago (or never, in a keystore published with `keys jwks`), unless Force::yes.
+  Result<std::vector<RotateResult>> rotate(const RotateOptions& options, const Passphrase& passphrase);
+  /// Records `published` = now for the listed kids that lack it (what `keys jwks` just output).
+  /// Takes the lock only when something is to be recorded.
+  Result<void> record_published(const std::vector<std::string>& kids);
   Result<KeyEntry> retire(const std::string& kid);
   /// Removes retired keys retired longer ago than max_lifetime + grace; never next or active keys.
+  /// The manifest drops them first (recording each file and its SHA-256 under "pruned"), then
+  /// their files are deleted.
   Result<std::vector<KeyEntry>> prune(std::int64_t max_lifetime, std::int64_t grace);
 
-  /// Manifest <-> files, permissions, exactly one active key per alg in use.
+  /// Manifest <-> files (unknown files under keys/ are problems), owners and permissions, exactly
+  /// one active key per alg in use.
   CheckReport check(const Passphrase& passphrase) const;
 
  private:

@@ -28,6 +28,9 @@ struct GrantRecord {
   /// The latest exp of any token issued under the grant, JWTs included (they have no rows):
   /// prune keeps the grant, and so its revocation, until then. Re-storing keeps the maximum.
   UnixTime expires = 0;
+  /// JWTs issued under the grant (they have no rows), so revocations can count them. put() adds
+  /// this to the stored count: pass only the JWTs issued since the grant was last stored.
+  std::int64_t jwts = 0;
 };
 
 struct TokenRecord {
@@ -61,7 +64,9 @@ class TokenStore {
   virtual Result<std::optional<TokenRecord>> find(std::string_view hash) = 0;
   virtual Result<std::optional<GrantRecord>> grant(std::string_view id) = 0;
 
-  /// Revocations return how many tokens changed; unknown ids are not an error (RFC 7009).
+  /// Revocations return how many active tokens they revoked: rows, plus the JWTs counted on the
+  /// grants they revoked (revoke_subject also reaches the grants of rows with that sub, e.g. a
+  /// pairwise one). Unknown ids are not an error (RFC 7009).
   virtual Result<int> revoke_token(std::string_view hash) = 0;
   virtual Result<int> revoke_grant(std::string_view grant_id) = 0;
   virtual Result<int> revoke_client(std::string_view client_id) = 0;

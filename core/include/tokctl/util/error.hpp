@@ -16,10 +16,17 @@ enum class ErrorCode {
   remote_oauth = 6,   ///< remote OAuth error response
 };
 
+/// A typed sub-code where callers branch on the kind of failure (never on the message text).
+enum class ErrorDetail {
+  none,
+  keystore_missing,  ///< no keystore at all at that path (nothing to load, nothing lost)
+};
+
 struct Error {
   ErrorCode code = ErrorCode::malformed;
   std::string message;
   std::string hint;
+  ErrorDetail detail = ErrorDetail::none;
 };
 
 template <class T>

@@ -13,7 +13,8 @@ namespace tokctl {
 inline constexpr std::size_t k_max_input_bytes = 1 << 20;
 
 /// Reads a whole file, or stdin when `path` is "-". Fails (ErrorCode::malformed) when larger than
-/// `max_bytes`, or (ErrorCode::usage) when the file cannot be opened.
+/// `max_bytes`, or (ErrorCode::usage) when the file cannot be opened or is not a regular file
+/// (a directory, FIFO, device or socket is refused without blocking).
 Result<std::string> read_input(std::string_view path, std::size_t max_bytes = k_max_input_bytes);
 
 /// Writes `data` to `path` atomically: temp file in the same directory (created with `mode`),

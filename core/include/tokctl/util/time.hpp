@@ -2,6 +2,7 @@
 // Clock injection, time and duration parsing, and human-readable rendering.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,14 @@ namespace tokctl {
 
 /// Seconds since the Unix epoch.
 using UnixTime = std::int64_t;
+
+/// The times tokctl can show and compare: RFC 3339 years 0001..9999.
+inline constexpr UnixTime k_min_time = -62135596800;  ///< 0001-01-01T00:00:00Z
+inline constexpr UnixTime k_max_time = 253402300799;  ///< 9999-12-31T23:59:59Z
+
+/// A JSON NumericDate (seconds, possibly fractional) as whole seconds, or nullopt when it is not
+/// finite or outside [k_min_time, k_max_time] (exp: 1e300 is "out of range", never year -19798).
+std::optional<UnixTime> time_from_seconds(double seconds);
 
 /// Source of "now". Commands get one from --now; tests use FixedClock and never sleep.
 class Clock {

@@ -1,0 +1,385 @@
+#include "keystore_files.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <random>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include <tokctl/jose/json.hpp>
+#include <tokctl/util/base64.hpp>
+#include <tokctl/util/io.hpp>
+#include <tokctl/util/time.hpp>
+
+namespace tokctl::keys::detail {
+namespace {
+
+using nlohmann::json;
+
+std::string errno_text() { return std::strerror(errno); }
+
+const char* file_type_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "not a regular file";
+}
+
+// ssh's rule: a file that decides which keys are trusted belongs to the caller or to root.
+Result<void> check_owner(const std::string& path, const struct stat& st, const FileRule& rule) {
+  uid_t me = ::geteuid();
+  if (st.st_uid == 0 || st.st_uid == me) return {};
+  return fail(ErrorCode::keystore,
+              std::string(rule.what) + " '" + path + "' is owned by uid " + std::to_string(st.st_uid) +
+                  ", neither you (uid " + std::to_string(me) + ") nor root",
+              "another user could have replaced the keys; check the content, then take it over: chown " +
+                  std::to_string(me) + " '" + path + "'");
+}
+
+Result<void> check_mode_bits(const std::string& path, const struct stat& st, const FileRule& rule) {
+  if ((st.st_mode & rule.forbidden) == 0) return {};
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
+  return fail(ErrorCode::keystore, std::string(rule.what) + " '" + path + "' has mode " + mode + ", too open",
+              std::string(rule.fix) + " '" + path + "'");
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+const char* k_restore_hint = "restore keystore.json from a backup (no key file was touched); 'tokctl keys check' lists the key files";
+
+Result<std::optional<std::string>> string_field(const json& j, const char* name, const std::string& where) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) {
+    return fail(ErrorCode::keystore, where + ": \"" + name + "\" must be a string, not " + jose::json_type_name(*it),
+                k_restore_hint);
+  }
+  return it->get<std::string>();
+}
+
+Result<std::string> required_string(const json& j, const char* name, const std::string& where) {
+  auto s = string_field(j, name, where);
+  if (!s) return std::unexpected(s.error());
+  if (!*s) return fail(ErrorCode::keystore, where + " lacks \"" + name + "\"", k_restore_hint);
+  return std::move(**s);
+}
+
+Result<std::optional<UnixTime>> time_field(const json& j, const char* name, const std::string& where) {
+  auto s = string_field(j, name, where);
+  if (!s) return std::unexpected(s.error());
+  if (!*s) return std::nullopt;
+  auto t = parse_time(**s, 0);
+  if (!t) return fail(ErrorCode::keystore, where + " has a bad \"" + name + "\" time", k_restore_hint);
+  return std::optional<UnixTime>(*t);
+}
+
+Result<KeyEntry> entry_from_json(const json& j, const std::string& where) {
+  if (!j.is_object()) return fail(ErrorCode::keystore, where + " is not an object", k_restore_hint);
+  KeyEntry e;
+  for (auto [name, field] : {std::pair{"kid", &e.kid}, {"alg", &e.alg}, {"use", &e.use}}) {
+    auto v = required_string(j, name, where);
+    if (!v) return std::unexpected(v.error());
+    *field = std::move(*v);
+  }
+  std::string at = where + " ('" + e.kid + "')";
+  if (!valid_kid(e.kid)) return fail(ErrorCode::keystore, where + " has an unsafe kid '" + e.kid + "'", k_restore_hint);
+  if (e.use != "sig" && e.use != "enc") return fail(ErrorCode::keystore, at + " has use '" + e.use + "'", k_restore_hint);
+  auto state = required_string(j, "state", at);
+  if (!state) return std::unexpected(state.error());
+  auto st = key_state_from_string(*state);
+  if (!st) return fail(ErrorCode::keystore, at + " has an unknown state '" + *state + "'", k_restore_hint);
+  e.state = *st;
+  auto created = time_field(j, "created", at);
+  if (!created) return std::unexpected(created.error());
+  if (!*created) return fail(ErrorCode::keystore, at + " lacks \"created\"", k_restore_hint);
+  e.created = **created;
+  for (auto [name, field] : {std::pair{"activated", &e.activated}, {"retired", &e.retired}, {"published", &e.published}}) {
+    auto t = time_field(j, name, at);
+    if (!t) return std::unexpected(t.error());
+    *field = *t;
+  }
+  if (auto it = j.find("encrypted"); it != j.end() && !it->is_null()) {
+    if (!it->is_boolean()) {
+      return fail(ErrorCode::keystore, at + ": \"encrypted\" must be true or false, not " + jose::json_type_name(*it),
+                  k_restore_hint);
+    }
+    e.encrypted = it->get<bool>();
+  }
+  auto tp = string_field(j, "thumbprint", at);
+  if (!tp) return std::unexpected(tp.error());
+  e.thumbprint = tp->value_or("");
+  if (auto it = j.find("jwk"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return fail(ErrorCode::keystore, at + ": \"jwk\" must be an object, not " + jose::json_type_name(*it), k_restore_hint);
+    }
+    e.public_jwk = it->dump();
+  }
+  return e;
+}
+
+json entry_to_json(const KeyEntry& e) {
+  auto t = [](const std::optional<UnixTime>& v) { return v ? json(format_rfc3339(*v)) : json(); };
+  json j{{"kid", e.kid},
+         {"alg", e.alg},
+         {"use", e.use},
+         {"state", to_string(e.state)},
+         {"created", format_rfc3339(e.created)},
+         {"activated", t(e.activated)},
+         {"retired", t(e.retired)},
+         {"published", t(e.published)},
+         {"encrypted", e.encrypted},
+         {"thumbprint", e.thumbprint}};
+  if (!e.public_jwk.empty()) j["jwk"] = json::parse(e.public_jwk);
+  return j;
+}
+
+Result<PendingDeletion> pending_from_json(const json& j, const std::string& where) {
+  if (!j.is_object()) return fail(ErrorCode::keystore, where + " is not an object", k_restore_hint);
+  PendingDeletion p;
+  for (auto [name, field] : {std::pair{"kid", &p.kid}, {"file", &p.file}, {"sha256", &p.sha256}}) {
+    auto v = required_string(j, name, where);
+    if (!v) return std::unexpected(v.error());
+    *field = std::move(*v);
+  }
+  if (!valid_kid(p.kid) || (p.file != p.kid + ".jwk" && p.file != p.kid + ".jwe")) {
+    return fail(ErrorCode::keystore, where + " names an unsafe file '" + p.file + "'", k_restore_hint);
+  }
+  return p;
+}
+
+}  // namespace
+
+Result<std::string> read_keystore_file(const std::string& path, const FileRule& rule) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    int err = errno;
+    struct stat lst{};
+    if (err == ENOENT && ::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+      return fail(ErrorCode::keystore, std::string(rule.what) + " '" + path + "' is a symbolic link to a missing file",
+                  "point the link at the real file, or restore the file from a backup");
+    }
+    if (err == ELOOP) {
+      return fail(ErrorCode::keystore, std::string(rule.what) + " '" + path + "' is a symbolic link loop",
+                  "replace the link with the real file, or restore it from a backup");
+    }
+    return fail(ErrorCode::keystore, "cannot open " + std::string(rule.what) + " '" + path + "': " + std::strerror(err),
+                err == EACCES ? "run as the keystore's owner" : "restore the file from a backup");
+  }
+  struct stat st{};
+  Result<std::string> out = std::string();
+  if (::fstat(fd, &st) != 0) {
+    out = fail(ErrorCode::keystore, "cannot stat " + std::string(rule.what) + " '" + path + "': " + errno_text());
+  } else if (!S_ISREG(st.st_mode)) {
+    out = fail(ErrorCode::keystore,
+               std::string(rule.what) + " '" + path + "' is " + file_type_name(st.st_mode) + ", not a regular file",
+               "replace it with the real file (restore it from a backup)");
+  } else if (auto o = check_owner(path, st, rule); !o) {
+    out = std::unexpected(o.error());
+  } else if (auto m = check_mode_bits(path, st, rule); !m) {
+    out = std::unexpected(m.error());
+  } else {
+    char buf[16384];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        out = fail(ErrorCode::keystore, "cannot read " + std::string(rule.what) + " '" + path + "': " + errno_text());
+        break;
+      }
+      if (n == 0) break;
+      if (out->size() + static_cast<std::size_t>(n) > k_max_input_bytes) {
+        out = fail(ErrorCode::keystore, std::string(rule.what) + " '" + path + "' is larger than 1 MiB");
+        break;
+      }
+      out->append(buf, static_cast<std::size_t>(n));
+    }
+    ::memset(buf, 0, sizeof buf);
+  }
+  ::close(fd);
+  return out;
+}
+
+Result<void> check_directory(const std::string& path, const FileRule& rule) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) {
+    return fail(ErrorCode::keystore, "cannot stat " + std::string(rule.what) + " '" + path + "': " + errno_text());
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return fail(ErrorCode::keystore, std::string(rule.what) + " '" + path + "' is not a directory",
+                "--keystore (or $TOKCTL_KEYSTORE) names the keystore directory, not a file in it");
+  }
+  if (auto o = check_owner(path, st, rule); !o) return o;
+  return check_mode_bits(path, st, rule);
+}
+
+std::vector<std::string> list_dir(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* ent = ::readdir(d)) {
+    std::string name = ent->d_name;
+    if (name != "." && name != "..") out.push_back(std::move(name));
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> key_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (auto& name : list_dir(dir + "/keys"))
+    if (!is_temp_name(name, nullptr)) out.push_back(std::move(name));
+  return out;
+}
+
+bool is_temp_name(std::string_view name, pid_t* pid) {
+  auto pos = name.rfind(".tmp.");
+  if (pos == std::string_view::npos) return false;
+  std::string_view base = name.substr(0, pos);
+  std::string_view rest = name.substr(pos + 5);
+  auto dot = rest.find('.');
+  if (dot == std::string_view::npos || !all_digits(rest.substr(0, dot)) || !all_digits(rest.substr(dot + 1))) {
+    return false;
+  }
+  std::string_view pid_text = rest.substr(0, dot);
+  if (pid_text.size() > 9) return false;
+  bool ours = base == k_manifest;
+  if (!ours && base.size() > 4 && (base.ends_with(".jwk") || base.ends_with(".jwe"))) {
+    ours = valid_kid(base.substr(0, base.size() - 4));
+  }
+  if (!ours) return false;
+  if (pid) *pid = static_cast<pid_t>(std::stol(std::string(pid_text)));
+  return true;
+}
+
+void remove_stale_temp_files(const std::string& dir) {
+  for (const std::string& sub : {dir, dir + "/keys"}) {
+    for (const auto& name : list_dir(sub)) {
+      pid_t pid = 0;
+      if (!is_temp_name(name, &pid)) continue;
+      if (pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) continue;  // its writer may still run
+      std::string path = sub + "/" + name;
+      struct stat st{};
+      if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) ::unlink(path.c_str());
+    }
+  }
+}
+
+std::string sha256_b64url(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
+  return b64url_encode(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+std::string manifest_text(const Manifest& m) {
+  json keys = json::array();
+  for (const auto& e : m.keys) keys.push_back(entry_to_json(e));
+  json doc{{"format", m.format}, {"keys", keys}};
+  if (!m.pruned.empty()) {
+    json pruned = json::array();
+    for (const auto& p : m.pruned) pruned.push_back({{"kid", p.kid}, {"file", p.file}, {"sha256", p.sha256}});
+    doc["pruned"] = pruned;
+  }
+  return doc.dump(2) + "\n";
+}
+
+Result<Manifest> parse_manifest(std::string_view text, const std::string& path) {
+  auto j = jose::parse_json_object(text, "keystore manifest", jose::JsonLimits{k_max_input_bytes, 64});
+  if (!j) return fail(ErrorCode::keystore, "'" + path + "': " + j.error().message, k_restore_hint);
+  Manifest m;
+  auto fmt = j->find("format");
+  auto format = jose::integer_member(*j, "format");
+  if (fmt == j->end() || !format) {
+    return fail(ErrorCode::keystore,
+                "'" + path + "' has " +
+                    (fmt == j->end() ? std::string("no \"format\"")
+                                     : "a \"format\" that is not an integer (" + jose::json_type_name(*fmt) + ")"),
+                k_restore_hint);
+  }
+  if (*format != k_format) {
+    return fail(ErrorCode::keystore, "'" + path + "' has format " + std::to_string(*format) +
+                                         ", this tokctl reads format " + std::to_string(k_format),
+                "use the tokctl that wrote it, or restore keystore.json from a backup");
+  }
+  m.format = k_format;
+  auto keys = j->find("keys");
+  if (keys == j->end() || !keys->is_array()) {
+    return fail(ErrorCode::keystore, "'" + path + "' has no \"keys\" array", k_restore_hint);
+  }
+  std::set<std::string> seen;
+  std::size_t index = 0;
+  for (const auto& kj : *keys) {
+    auto e = entry_from_json(kj, "'" + path + "': key entry " + std::to_string(index++));
+    if (!e) return std::unexpected(e.error());
+    if (!seen.insert(e->kid).second) {
+      return fail(ErrorCode::keystore, "'" + path + "' lists kid '" + e->kid + "' twice", k_restore_hint);
+    }
+    m.keys.push_back(std::move(*e));
+  }
+  if (auto pr = j->find("pruned"); pr != j->end() && !pr->is_null()) {
+    if (!pr->is_array()) {
+      return fail(ErrorCode::keystore, "'" + path + "': \"pruned\" must be an array, not " + jose::json_type_name(*pr),
+                  k_restore_hint);
+    }
+    index = 0;
+    for (const auto& pj : *pr) {
+      auto p = pending_from_json(pj, "'" + path + "': pruned entry " + std::to_string(index++));
+      if (!p) return std::unexpected(p.error());
+      m.pruned.push_back(std::move(*p));
+    }
+  }
+  return m;
+}
+
+}  // namespace tokctl::keys::detail
+
+namespace tokctl::keys {
+
+Result<void> write_output_file(const std::string& path, std::string_view data, unsigned mode, Overwrite overwrite) {
+  if (overwrite == Overwrite::yes) return write_file_atomic(path, data, mode);
+  auto exists = [&] {
+    return fail(ErrorCode::usage, "'" + path + "' already exists; not replacing it",
+                "pass --force to replace it, or choose another file");
+  };
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) == 0) return exists();
+  // Written completely under a temp name, then linked into place: link(2) never replaces a file.
+  std::random_device rd;
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
+  if (auto w = write_file_atomic(tmp, data, mode); !w) return w;
+  int rc = ::link(tmp.c_str(), path.c_str());
+  int err = errno;
+  if (rc != 0 && (err == EPERM || err == ENOTSUP || err == EXDEV)) {
+    // No hard links on this file system: rename after a fresh check (a narrow race remains).
+    if (::lstat(path.c_str(), &st) == 0) {
+      ::unlink(tmp.c_str());
+      return exists();
+    }
+    rc = ::rename(tmp.c_str(), path.c_str());
+    err = errno;
+  }
+  ::unlink(tmp.c_str());
+  if (rc != 0) {
+    if (err == EEXIST) return exists();
+    return fail(ErrorCode::keystore, "cannot create '" + path + "': " + std::strerror(err));
+  }
+  return {};
+}
+
+}  // namespace tokctl::keys

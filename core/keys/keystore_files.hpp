@@ -1,0 +1,71 @@
+#pragma once
+// Internal to core/keys: how the keystore touches the file system. Every file is opened without
+// blocking and checked with fstat (regular file, owner, mode) before a byte is read; directories
+// are listed, never swept; only tokctl's own temp files of dead processes are ever removed.
+
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <tokctl/keys/keystore.hpp>
+#include <tokctl/util/error.hpp>
+
+namespace tokctl::keys::detail {
+
+inline constexpr const char* k_manifest = "keystore.json";
+inline constexpr int k_format = 1;
+
+/// How a keystore file must look: `what` names it in messages ("key file"), `forbidden` are the
+/// mode bits that refuse it, `fix` starts the hint ("chmod 600").
+struct FileRule {
+  const char* what;
+  mode_t forbidden;
+  const char* fix;
+};
+
+inline constexpr FileRule k_manifest_rule{"keystore manifest", 022, "chmod 600"};
+inline constexpr FileRule k_key_rule{"key file", 077, "chmod 600"};
+inline constexpr FileRule k_dir_rule{"keystore directory", 022, "chmod 700"};
+inline constexpr FileRule k_keys_dir_rule{"keys directory", 077, "chmod 700"};
+
+/// Reads `path` (at most 1 MiB) after checking, on the open descriptor, that it is a regular file
+/// owned by the caller or root and has none of `rule.forbidden`. Opened with O_NONBLOCK, so a FIFO
+/// or device is refused, not waited on. Every failure is ErrorCode::keystore with a hint; a
+/// dangling symlink and a symlink loop are named as such. The content is never echoed.
+Result<std::string> read_keystore_file(const std::string& path, const FileRule& rule);
+
+/// Checks that `path` is a directory owned by the caller or root with none of `rule.forbidden`.
+Result<void> check_directory(const std::string& path, const FileRule& rule);
+
+/// Names in `dir` (not "." and ".."), sorted; empty when it cannot be listed.
+std::vector<std::string> list_dir(const std::string& dir);
+
+/// Files under DIR/keys/ that are not temp files of an interrupted write, sorted.
+std::vector<std::string> key_files(const std::string& dir);
+
+/// Writes an empty manifest (under the lock) when DIR has neither keystore.json (not even a
+/// dangling link) nor key files: the only case in which a keystore counts as new.
+Result<void> initialise_if_empty(const std::string& dir);
+
+/// True for "<base>.tmp.<pid>.<digits>" as write_file_atomic names its temp files, where base is
+/// keystore.json or a keystore key file name; `pid` receives the writer's process id.
+bool is_temp_name(std::string_view name, pid_t* pid);
+
+/// Removes temp files (is_temp_name) of processes that no longer run from the keystore directory
+/// and keys/. Call with the keystore lock held.
+void remove_stale_temp_files(const std::string& dir);
+
+/// Base64url SHA-256 of `data`.
+std::string sha256_b64url(std::string_view data);
+
+/// The manifest as stored (pretty JSON, one trailing newline).
+std::string manifest_text(const Manifest& m);
+
+/// The manifest from its JSON text; every member is type-checked (ErrorCode::keystore, never an
+/// exception). `path` prefixes the messages.
+Result<Manifest> parse_manifest(std::string_view text, const std::string& path);
+
+}  // namespace tokctl::keys::detail

@@ -1,0 +1,438 @@
+// Keystore writers: each takes the lock, re-reads the manifest, writes key files before the
+// manifest names them and deletes them only after it stops naming them. Nothing here deletes a
+// file the manifest does not know, except tokctl's own temp files of dead processes.
+
+#include <tokctl/keys/keystore.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
+
+#include <tokctl/jose/algorithm.hpp>
+#include <tokctl/jose/jwe.hpp>
+#include <tokctl/jose/keygen.hpp>
+#include <tokctl/util/io.hpp>
+#include <tokctl/util/lock.hpp>
+
+#include "keystore_files.hpp"
+
+namespace tokctl::keys {
+namespace {
+
+using nlohmann::json;
+using namespace detail;
+
+bool is_jws_alg(std::string_view alg) { return jose::alg_from_string(alg).has_value(); }
+bool is_jwe_alg(std::string_view alg) {
+  auto a = jose::key_mgmt_from_string(alg);
+  return a && *a != jose::KeyMgmtAlg::PBES2_HS256_A128KW && *a != jose::KeyMgmtAlg::PBES2_HS512_A256KW;
+}
+
+// A private key as stored: JWK JSON, or a PBES2-HS512+A256KW JWE of it when a passphrase is given.
+Result<std::string> key_file_text(const jose::Jwk& key, const Passphrase& passphrase) {
+  std::string jwk = key.to_json(jose::KeyPart::with_private).dump(2) + "\n";
+  if (!passphrase) return jwk;
+  auto pw = jose::Jwk::from_secret(*passphrase);
+  if (!pw) return fail(ErrorCode::usage, "the passphrase is empty");
+  jose::EncryptOptions o;
+  o.alg = jose::KeyMgmtAlg::PBES2_HS512_A256KW;
+  o.enc = jose::ContentEnc::A256GCM;
+  o.cty = "jwk+json";
+  o.kid = key.kid();
+  auto jwe = jose::encrypt_compact(jwk, *pw, o);
+  OPENSSL_cleanse(jwk.data(), jwk.size());
+  if (!jwe) return std::unexpected(jwe.error());
+  return *jwe + "\n";
+}
+
+struct Txn {
+  FileLock lock;
+  Manifest manifest;
+};
+
+// Deletes the files an interrupted prune left behind, each only if its content still hashes as
+// recorded (a manifest restored from a backup cannot delete a newer key that reuses the name),
+// then forgets the records.
+void finish_pending_deletions(const std::string& dir, Manifest& m) {
+  for (const auto& p : m.pruned) {
+    bool named = std::any_of(m.keys.begin(), m.keys.end(), [&](const KeyEntry& e) { return e.file_name() == p.file; });
+    if (named) continue;
+    std::string path = dir + "/keys/" + p.file;
+    auto text = read_keystore_file(path, k_key_rule);
+    if (!text) continue;
+    bool same = sha256_b64url(*text) == p.sha256;
+    OPENSSL_cleanse(text->data(), text->size());
+    if (same) ::unlink(path.c_str());
+  }
+  m.pruned.clear();
+}
+
+Result<Txn> begin(const Keystore& ks) {
+  auto lock = FileLock::acquire(ks.dir() + "/.lock");
+  if (!lock) return std::unexpected(lock.error());
+  auto m = ks.manifest();
+  if (!m) return std::unexpected(m.error());
+  remove_stale_temp_files(ks.dir());
+  finish_pending_deletions(ks.dir(), *m);
+  return Txn{std::move(*lock), std::move(*m)};
+}
+
+Result<void> commit(const Keystore& ks, const Manifest& m) {
+  fault_point("before_manifest_write");
+  auto r = write_file_atomic(ks.dir() + "/" + k_manifest, manifest_text(m), 0600);
+  if (r) fault_point("after_manifest_write");
+  return r;
+}
+
+// A new key's file name may already be taken by a file the manifest does not name (a crash
+// leftover, or a key an older manifest lost). It is replaced only when it holds this very key (a
+// lost key being imported back); anything else is kept and the write refused.
+Result<void> check_file_free(const Keystore& ks, const KeyEntry& e, const Passphrase& passphrase) {
+  std::string path = ks.dir() + "/keys/" + e.file_name();
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0 && errno == ENOENT) return {};
+  if (S_ISREG(st.st_mode) && ks.load(e, passphrase)) return {};
+  return fail(ErrorCode::keystore, "'" + path + "' already exists and is not in the manifest; not replacing it",
+              "see tokctl keys check; import that file (tokctl keys import '" + path + "') or move it away first");
+}
+
+Result<KeyEntry> store_key(const Keystore& ks, const Manifest& m, jose::Jwk key, const std::string& kid_wanted,
+                           const std::string& alg, KeyState state, UnixTime now, const Passphrase& passphrase) {
+  auto tp = key.thumbprint();
+  if (!tp) return std::unexpected(tp.error());
+  std::string kid = kid_wanted.empty() ? (key.kid().empty() ? *tp : key.kid()) : kid_wanted;
+  if (!valid_kid(kid)) {
+    return fail(ErrorCode::usage, "kid '" + kid + "' cannot be stored",
+                "a keystore kid is 1-128 characters of A-Z a-z 0-9 . _ - and does not start with '.'");
+  }
+  if (m.find(kid)) return fail(ErrorCode::keystore, "the keystore already has a key '" + kid + "'");
+  for (const auto& e : m.keys) {
+    if (e.thumbprint == *tp) {
+      return fail(ErrorCode::keystore, "this key is already in the keystore as '" + e.kid + "'");
+    }
+  }
+  key.set_kid(kid);
+  key.set_alg(alg);
+  key.set_use(is_jws_alg(alg) ? "sig" : "enc");
+  KeyEntry e;
+  e.kid = kid;
+  e.alg = alg;
+  e.use = key.use();
+  e.state = state;
+  e.created = now;
+  if (state == KeyState::active) e.activated = now;
+  e.encrypted = passphrase.has_value();
+  e.thumbprint = *tp;
+  if (key.kty() != jose::KeyType::oct) {
+    auto pub = key.to_public();
+    if (!pub) return std::unexpected(pub.error());
+    e.public_jwk = pub->to_json(jose::KeyPart::public_only).dump();
+  }
+  if (auto free = check_file_free(ks, e, passphrase); !free) return std::unexpected(free.error());
+  auto text = key_file_text(key, passphrase);
+  if (!text) return std::unexpected(text.error());
+  auto w = write_file_atomic(ks.dir() + "/keys/" + e.file_name(), *text, 0600);
+  OPENSSL_cleanse(text->data(), text->size());
+  if (!w) return std::unexpected(w.error());
+  fault_point("after_key_write");
+  return e;
+}
+
+// Keys of `alg` already stored encrypted need a passphrase for any new key of that alg, so the
+// keystore never mixes protected and unprotected keys of one alg by accident, and a new key is
+// sealed with the passphrase that opens the existing ones (a typo would otherwise lock it away).
+Result<void> passphrase_consistent(const Keystore& ks, const Manifest& m, const std::string& alg,
+                                   const Passphrase& passphrase) {
+  for (const auto& e : m.keys) {
+    if (e.alg != alg || !e.encrypted) continue;
+    if (!passphrase) {
+      return fail(ErrorCode::keystore, "keys of " + alg + " are encrypted at rest; a new one would not be",
+                  "pass --passphrase-file FILE or set TOKCTL_PASSPHRASE");
+    }
+    if (auto k = ks.load(e, passphrase); !k) {
+      return fail(ErrorCode::keystore, "the passphrase does not open the existing " + alg + " key '" + e.kid + "'",
+                  "use the keystore's passphrase");
+    }
+    return {};
+  }
+  return {};
+}
+
+Result<std::string> checked_alg(const std::string& alg) {
+  if (is_jws_alg(alg) || is_jwe_alg(alg)) return alg;
+  return fail(ErrorCode::usage, "unknown or unsupported key alg '" + alg + "'",
+              "JWS: " + jose::supported_alg_names() + "; JWE: RSA-OAEP, RSA-OAEP-256, ECDH-ES, ECDH-ES+A128KW, "
+              "ECDH-ES+A256KW, A128KW, A256KW, dir");
+}
+
+// add and import: store `key` as next (or active when the alg has none) and name it in the manifest.
+Result<KeyEntry> add_key(const Keystore& ks, const Clock& clock, jose::Jwk key, const std::string& kid,
+                         const std::string& alg, std::optional<KeyState> wanted, const Passphrase& passphrase) {
+  auto txn = begin(ks);
+  if (!txn) return std::unexpected(txn.error());
+  if (auto p = passphrase_consistent(ks, txn->manifest, alg, passphrase); !p) return std::unexpected(p.error());
+  UnixTime now = clock.now();
+  const KeyEntry* current = txn->manifest.active(alg);
+  KeyState state = wanted.value_or(current ? KeyState::next : KeyState::active);
+  if (state == KeyState::active && current) {
+    return fail(ErrorCode::keystore, alg + " already has an active key ('" + current->kid + "')",
+                "add the new key as next, publish the JWKS, then: tokctl keys rotate --alg " + alg);
+  }
+  auto e = store_key(ks, txn->manifest, std::move(key), kid, alg, state, now, passphrase);
+  if (!e) return e;
+  Manifest m = txn->manifest;
+  m.keys.push_back(*e);
+  if (auto c = commit(ks, m); !c) return std::unexpected(c.error());
+  return e;
+}
+
+// The oldest next key of `alg`.
+KeyEntry* next_key(Manifest& m, const std::string& alg) {
+  KeyEntry* next = nullptr;
+  for (auto& e : m.keys)
+    if (e.alg == alg && e.state == KeyState::next && (!next || e.created < next->created)) next = &e;
+  return next;
+}
+
+// Refuses to activate a next key verifiers may not have seen yet.
+Result<void> next_key_ready(const Manifest& m, const KeyEntry& next, const RotateOptions& o, UnixTime now) {
+  bool published_any = std::any_of(m.keys.begin(), m.keys.end(), [](const KeyEntry& e) { return e.published; });
+  std::string dur = format_duration(o.min_next_age);
+  std::string force = "; --force rotates anyway (emergencies only: verifiers with a cached JWKS reject new tokens "
+                      "until their cache expires)";
+  if (!next.published && published_any) {
+    return fail(ErrorCode::keystore,
+                "the next " + next.alg + " key '" + next.kid + "' has never been in a published JWKS (this keystore "
+                "is published with 'tokctl keys jwks'): verifiers cannot know it",
+                "publish it now: tokctl keys jwks --out FILE --force; rotating is safe " + dur +
+                    " (--min-next-age) after that" + force);
+  }
+  UnixTime since = next.published.value_or(next.created);
+  if (now >= since + o.min_next_age) return {};
+  std::string safe = format_rfc3339(since + o.min_next_age);
+  return fail(ErrorCode::keystore,
+              "the next " + next.alg + " key '" + next.kid + "' was " +
+                  (next.published ? "first published" : "created (never output by 'tokctl keys jwks')") + " at " +
+                  format_rfc3339(since) + ", less than --min-next-age " + dur +
+                  " ago: verifiers may still cache a JWKS without it; rotating is safe from " + safe,
+              "rotate at or after " + safe + " (from cron: tokctl keys rotate --if-older-than DUR); lower "
+              "--min-next-age only if your JWKS caches expire sooner" + force);
+}
+
+}  // namespace
+
+namespace detail {
+
+Result<void> initialise_if_empty(const std::string& dir) {
+  std::string path = dir + "/" + k_manifest;
+  struct stat st{};
+  auto is_new = [&] { return ::lstat(path.c_str(), &st) != 0 && errno == ENOENT && key_files(dir).empty(); };
+  if (!is_new()) return {};
+  auto lock = FileLock::acquire(dir + "/.lock");
+  if (!lock) return std::unexpected(lock.error());
+  if (!is_new()) return {};
+  return write_file_atomic(path, manifest_text(Manifest{}), 0600);
+}
+
+}  // namespace detail
+
+Result<KeyEntry> Keystore::add(const AddOptions& o, const Passphrase& passphrase) {
+  auto alg = checked_alg(o.alg);
+  if (!alg) return std::unexpected(alg.error());
+  if (o.state == KeyState::retired) return fail(ErrorCode::usage, "a new key is next or active, not retired");
+  auto key = jose::generate_key(jose::KeyGenOptions{o.alg, o.bits, o.crv});
+  if (!key) return std::unexpected(key.error());
+  return add_key(*this, *m_clock, std::move(*key), o.kid, o.alg, o.state, passphrase);
+}
+
+Result<KeyEntry> Keystore::import(jose::Jwk key, const ImportOptions& o, const Passphrase& passphrase) {
+  std::string alg_name = o.alg.empty() ? key.alg() : o.alg;
+  if (alg_name.empty()) {
+    return fail(ErrorCode::usage, "the key has no \"alg\"", "say which algorithm it is for with --alg");
+  }
+  auto alg = checked_alg(alg_name);
+  if (!alg) return std::unexpected(alg.error());
+  if (!key.has_private()) {
+    return fail(ErrorCode::usage, "the keystore holds private keys; this is a " + key.describe());
+  }
+  if (auto jws = jose::alg_from_string(alg_name)) {
+    key.set_alg("");
+    key.set_use("");
+    key.set_key_ops({});
+    if (auto c = jose::check_key(*jws, key, jose::KeyRole::sign); !c) return std::unexpected(c.error());
+  }
+  if (o.state == KeyState::retired) return fail(ErrorCode::usage, "an imported key is next or active, not retired");
+  return add_key(*this, *m_clock, std::move(key), o.kid, alg_name, o.state, passphrase);
+}
+
+Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const Passphrase& passphrase) {
+  if (o.min_next_age < 0 || (o.if_older_than && *o.if_older_than < 0)) {
+    return fail(ErrorCode::usage, "--min-next-age and --if-older-than are durations >= 0");
+  }
+  auto txn = begin(*this);
+  if (!txn) return std::unexpected(txn.error());
+  Manifest m = txn->manifest;
+  const bool force = o.force == Force::yes;
+  std::vector<std::string> algs;
+  for (const auto& e : m.keys) {
+    if ((o.alg.empty() || e.alg == o.alg) && e.state != KeyState::retired &&
+        std::find(algs.begin(), algs.end(), e.alg) == algs.end()) {
+      algs.push_back(e.alg);
+    }
+  }
+  if (algs.empty()) {
+    if (o.alg.empty()) {
+      return fail(ErrorCode::keystore, "the keystore has no keys to rotate", "add one: tokctl keys add --alg ES256");
+    }
+    if (!force) return fail(ErrorCode::keystore, "no " + o.alg + " key to rotate", "add one: tokctl keys add --alg " + o.alg);
+    algs.push_back(o.alg);
+  }
+  UnixTime now = m_clock->now();
+  // Decide per alg before changing anything: skipped (--if-older-than), refused, or rotated.
+  std::vector<RotateResult> results(algs.size());
+  bool any = false;
+  for (std::size_t i = 0; i < algs.size(); ++i) {
+    const auto& a = algs[i];
+    results[i].alg = a;
+    const KeyEntry* active = m.active(a);
+    if (o.if_older_than && active) {
+      UnixTime since = active->activated.value_or(active->created);
+      if (now - since < *o.if_older_than) {
+        results[i].skipped = "active key '" + active->kid + "' was activated at " + format_rfc3339(since) +
+                             ", less than " + format_duration(*o.if_older_than) + " ago; next rotation due at " +
+                             format_rfc3339(since + *o.if_older_than);
+        continue;
+      }
+    }
+    const KeyEntry* next = next_key(m, a);
+    if (!next && !force) {
+      return fail(ErrorCode::keystore, "no next key for " + a + ": rotating now would sign with a key verifiers have never seen",
+                  "add one and publish the JWKS first: tokctl keys add --alg " + a +
+                      " && tokctl keys jwks --out jwks.json --force, then rotate after --min-next-age (or --force to "
+                      "rotate anyway)");
+    }
+    if (next && !force) {
+      if (auto ready = next_key_ready(m, *next, o, now); !ready) return std::unexpected(ready.error());
+    }
+    if (auto p = passphrase_consistent(*this, m, a, passphrase); !p) return std::unexpected(p.error());
+    any = true;
+  }
+  if (!any) return results;
+  for (auto& r : results) {
+    if (!r.skipped.empty()) continue;
+    const std::string& a = r.alg;
+    // Generate the replacement "next" with the parameters of the key it follows.
+    jose::KeyGenOptions gen{a, std::nullopt, std::nullopt};
+    for (const auto& e : m.keys) {
+      if (e.alg == a && !e.public_jwk.empty() && e.state != KeyState::retired) {
+        auto pk = jose::Jwk::from_json(json::parse(e.public_jwk));
+        if (pk && pk->kty() == jose::KeyType::rsa) gen.bits = pk->bits();
+        if (pk && (pk->kty() == jose::KeyType::okp || (pk->kty() == jose::KeyType::ec && !is_jws_alg(a)))) gen.crv = pk->crv();
+      }
+    }
+    std::string next_kid;
+    if (KeyEntry* next = next_key(m, a)) {
+      next_kid = next->kid;
+    } else {  // --force: a brand-new key goes straight to active
+      auto fresh = jose::generate_key(gen);
+      if (!fresh) return std::unexpected(fresh.error());
+      auto e = store_key(*this, m, std::move(*fresh), "", a, KeyState::next, now, passphrase);
+      if (!e) return std::unexpected(e.error());
+      m.keys.push_back(*e);
+      next_kid = e->kid;
+    }
+    for (auto& e : m.keys) {
+      if (e.alg == a && e.state == KeyState::active) {
+        e.state = KeyState::retired;
+        e.retired = now;
+        r.retired = e.kid;
+      }
+      if (e.kid == next_kid) {
+        e.state = KeyState::active;
+        e.activated = now;
+      }
+    }
+    r.activated = next_kid;
+    auto fresh = jose::generate_key(gen);
+    if (!fresh) return std::unexpected(fresh.error());
+    auto e = store_key(*this, m, std::move(*fresh), "", a, KeyState::next, now, passphrase);
+    if (!e) return std::unexpected(e.error());
+    m.keys.push_back(*e);
+    r.added = e->kid;
+  }
+  if (auto c = commit(*this, m); !c) return std::unexpected(c.error());
+  return results;
+}
+
+Result<void> Keystore::record_published(const std::vector<std::string>& kids) {
+  auto needs = [&](const Manifest& m) {
+    return std::any_of(m.keys.begin(), m.keys.end(), [&](const KeyEntry& e) {
+      return !e.published && std::find(kids.begin(), kids.end(), e.kid) != kids.end();
+    });
+  };
+  auto current = manifest();
+  if (!current) return std::unexpected(current.error());
+  if (!needs(*current)) return {};
+  auto txn = begin(*this);
+  if (!txn) return std::unexpected(txn.error());
+  Manifest m = txn->manifest;
+  UnixTime now = m_clock->now();
+  for (auto& e : m.keys)
+    if (!e.published && std::find(kids.begin(), kids.end(), e.kid) != kids.end()) e.published = now;
+  return commit(*this, m);
+}
+
+Result<KeyEntry> Keystore::retire(const std::string& kid) {
+  auto txn = begin(*this);
+  if (!txn) return std::unexpected(txn.error());
+  Manifest m = txn->manifest;
+  KeyEntry* e = nullptr;
+  for (auto& k : m.keys)
+    if (k.kid == kid) e = &k;
+  if (!e) return fail(ErrorCode::keystore, "no key '" + kid + "' in the keystore", "see: tokctl keys list");
+  if (e->state == KeyState::retired) return *e;  // idempotent
+  e->state = KeyState::retired;
+  e->retired = m_clock->now();
+  KeyEntry out = *e;
+  if (auto c = commit(*this, m); !c) return std::unexpected(c.error());
+  return out;
+}
+
+Result<std::vector<KeyEntry>> Keystore::prune(std::int64_t max_lifetime, std::int64_t grace) {
+  auto txn = begin(*this);
+  if (!txn) return std::unexpected(txn.error());
+  UnixTime now = m_clock->now();
+  Manifest m;
+  m.format = txn->manifest.format;
+  std::vector<KeyEntry> removed;
+  for (const auto& e : txn->manifest.keys) {
+    bool expired = e.state == KeyState::retired && e.retired && *e.retired + max_lifetime + grace <= now;
+    (expired ? removed : m.keys).push_back(e);
+  }
+  if (removed.empty()) return removed;
+  // Manifest first (naming each file to delete and its hash), files after: a crash in between
+  // leaves files the next writer recognises and deletes, never a dangling entry. A file that cannot
+  // be read now is not recorded, so never deleted.
+  for (const auto& e : removed) {
+    auto text = read_keystore_file(m_dir + "/keys/" + e.file_name(), k_key_rule);
+    if (!text) continue;
+    m.pruned.push_back(PendingDeletion{e.kid, e.file_name(), sha256_b64url(*text)});
+    OPENSSL_cleanse(text->data(), text->size());
+  }
+  if (auto c = commit(*this, m); !c) return std::unexpected(c.error());
+  for (const auto& p : m.pruned) ::unlink((m_dir + "/keys/" + p.file).c_str());
+  if (!m.pruned.empty()) {
+    // Forget the records; if this write fails the prune still happened, and the next writer
+    // drops the records (their files are gone).
+    m.pruned.clear();
+    (void)commit(*this, m);
+  }
+  return removed;
+}
+
+}  // namespace tokctl::keys
