@@ -45,14 +45,6 @@ struct IssueCli {
   int count = 1;
 };
 
-// A --claim value: JSON when it is JSON (strictly parsed: depth, size and duplicate limits), else
-// the text itself.
-Result<json> flag_json(const std::string& name, const std::string& v) {
-  // accept() only validates (no tree, no recursion), so a 60,000-deep value cannot overflow here.
-  if (!json::accept(v)) return json(v);
-  return jose::parse_json_strict(v, "--claim " + name);
-}
-
 void progress(int done, int total) {
   if (total < 1000 || !::isatty(STDERR_FILENO) || globals().quiet) return;
   if (done % (total / 100 ? total / 100 : 1) != 0 && done != total) return;
@@ -105,7 +97,7 @@ int run_issue(const IssueCli& o) {
     if (eq == std::string::npos || eq == 0) {
       return report(Error{ErrorCode::usage, "--claim expects NAME=VALUE, got '" + c + "'", {}});
     }
-    auto value = flag_json(c.substr(0, eq), c.substr(eq + 1));
+    auto value = claim_value("--claim " + c.substr(0, eq), c.substr(eq + 1));
     if (!value) return report(value.error());
     req.claims[c.substr(0, eq)] = std::move(*value);
   }
