@@ -443,10 +443,10 @@ void register_keystore_commands(CLI::App* keys) {
   auto* imp = keys->add_subcommand("import", "Import a private key (JWK or PEM) into the keystore");
   file_value(imp->add_option("file", i->file, "Key file, or - for stdin"));
   imp->add_option("--kid", i->kid, "Key id (default: the key's kid, else its thumbprint)");
-  choice_value(imp->add_option("--alg", i->alg, "Algorithm (required when the key has no alg)"), key_alg_names(),
+  choice_value(imp->add_option("--alg", i->alg, "Algorithm (default: the key's alg; EC and Ed keys imply theirs, RSA/oct/X25519 need it)"), key_alg_names(),
                ChoiceCheck::suggest);
   imp->add_option("--state", i->state, "next or active")->check(CLI::IsMember({"next", "active"}));
-  examples(imp, {"tokctl keys import signer.pem --alg RS256 --state next", "tokctl keys import key.jwk",
+  examples(imp, {"tokctl keys import signer.pem --alg RS256 --state next", "tokctl keys import ec.pem   # ES256/384/512 by curve",
                  "tokctl keys import ~/.local/share/tokctl/keys/KID.jwk   # a key file keys check reports"});
   on_run(imp, [i] { return run_import(*i); });
 

@@ -336,7 +336,7 @@ complete -c tokctl -n '__tokctl_at /keys/export' -s v -l verbose -d 'Say which p
 complete -c tokctl -n '__tokctl_at /keys/import' -F
 complete -c tokctl -n '__tokctl_at /keys/import' -s h -l help -d 'Print this help message and exit'
 complete -c tokctl -n '__tokctl_at /keys/import' -l kid -x -d 'Key id (default: the key'\''s kid, else its thumbprint)'
-complete -c tokctl -n '__tokctl_at /keys/import' -l alg -x -a 'HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA RSA-OAEP RSA-OAEP-256 ECDH-ES ECDH-ES+A128KW ECDH-ES+A256KW A128KW A256KW dir' -d 'Algorithm (required when the key has no alg)'
+complete -c tokctl -n '__tokctl_at /keys/import' -l alg -x -a 'HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA RSA-OAEP RSA-OAEP-256 ECDH-ES ECDH-ES+A128KW ECDH-ES+A256KW A128KW A256KW dir' -d 'Algorithm (default: the key'\''s alg; EC and Ed keys imply theirs, RSA/oct/X25519 need it)'
 complete -c tokctl -n '__tokctl_at /keys/import' -l state -x -a 'next active' -d 'next or active'
 complete -c tokctl -n '__tokctl_at /keys/import' -s o -l output -x -a 'text json' -d 'Output format: text or json'
 complete -c tokctl -n '__tokctl_at /keys/import' -l now -x -d 'Pretend the current time is TIME: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)'

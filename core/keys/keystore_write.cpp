@@ -251,9 +251,12 @@ Result<KeyEntry> Keystore::add(const AddOptions& o, const Passphrase& passphrase
 }
 
 Result<KeyEntry> Keystore::import(jose::Jwk key, const ImportOptions& o, const Passphrase& passphrase) {
-  std::string alg_name = o.alg.empty() ? key.alg() : o.alg;
+  // An EC or Ed key can serve one signature alg only (as in sign and verify); RSA, oct and X25519
+  // keys serve several, so those need --alg or an "alg" member.
+  std::string alg_name = !o.alg.empty() ? o.alg : jose::implied_jws_alg(key).value_or("");
   if (alg_name.empty()) {
-    return fail(ErrorCode::usage, "the key has no \"alg\"", "say which algorithm it is for with --alg");
+    return fail(ErrorCode::usage, "the " + key.describe() + " has no \"alg\" and its type allows several",
+                "say which algorithm it is for with --alg");
   }
   auto alg = checked_alg(alg_name);
   if (!alg) return std::unexpected(alg.error());

@@ -1,11 +1,9 @@
 #include <tokctl/tokens/policy.hpp>
 
 #include <algorithm>
-#include <cstdlib>
 #include <functional>
 #include <map>
 #include <set>
-#include <unistd.h>
 
 #include <yaml-cpp/yaml.h>
 
@@ -223,13 +221,6 @@ const ScopeRule* Policy::scope_rule(std::string_view scope) const {
 const ClientPolicy* Policy::client(std::string_view client_id) const {
   auto it = clients.find(std::string(client_id));
   return it == clients.end() ? nullptr : &it->second;
-}
-
-std::string resolve_config_path(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("TOKCTL_CONFIG"); env && *env) return env;
-  if (::access("tokctl.yaml", F_OK) == 0) return "tokctl.yaml";
-  return {};
 }
 
 PolicyCheck check_policy(const std::string& path) {

@@ -488,15 +488,27 @@ TEST_CASE("keys import takes a JWK or PEM from a file or stdin", "[keystore][cli
   CHECK(e.at("state") == "next");
   CHECK(file_mode(s.dir + "/keys/rsa-1.jwk") == 0600);
 
-  // Twice the same key, a public key, a key without alg, a too-small RSA key: refused.
+  // Twice the same key, a public key, an RSA key without alg, a too-small RSA key: refused.
   CHECK(s.tk({"keys", "import", jwk, "--alg", "ES256", "--kid", "again"}).code == 4);
   CHECK(s.tk({"keys", "import", "-", "--alg", "ES256"}, k_t0, {}, tokctl::test::test_key_public_pem("p256b"))
             .code == 2);
-  CHECK(s.tk({"keys", "import", "-"}, k_t0, {}, tokctl::test::test_key_json("p256b")).code == 2);
+  auto no_alg = s.tk({"keys", "import", "-"}, k_t0, {}, tokctl::test::test_key_pem("rsa2048b"));
+  CHECK(no_alg.code == 2);
+  CHECK_THAT(no_alg.err, Contains("--alg"));
   CHECK(s.tk({"keys", "import", "-", "--alg", "RS256"}, k_t0, {}, tokctl::test::test_key_json("rsa1024")).code !=
         0);
   CHECK(s.tk({"keys", "import", "-", "--alg", "ES256"}, k_t0, {}, "not a key").code == 3);
   CHECK(s.list().size() == 2);
+
+  // An EC or Ed key implies its alg, as in sign and verify (PEM carries no alg at all).
+  auto ec = s.tk({"-o", "json", "keys", "import", "-", "--kid", "p256b"}, k_t0, {}, tokctl::test::test_key_pem("p256b"));
+  require_ok(ec);
+  CHECK(parse_json(ec).at("alg") == "ES256");
+  CHECK(parse_json(ec).at("state") == "next");  // ES256 already has an active key
+  auto ed = s.tk({"-o", "json", "keys", "import", "-"}, k_t0, {}, tokctl::test::test_key_pem("ed25519"));
+  require_ok(ed);
+  CHECK(parse_json(ed).at("alg") == "EdDSA");
+  CHECK(parse_json(ed).at("state") == "active");
 }
 
 TEST_CASE("keys check in text and JSON", "[keystore][cli]") {

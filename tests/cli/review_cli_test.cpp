@@ -379,6 +379,28 @@ TEST_CASE("keys convert --public keeps JWK as JWK with its alg, and EC/Ed keys i
     INFO(describe(v));
     CHECK(v.code == 0);
   }
+  // --decrypt-key: an EC or X25519 private key as PEM (no alg, no use) decrypts a nested JWT whose
+  // header says ECDH-ES; the signature is then checked with a PEM public key (implied EdDSA).
+  for (const char* crv : {"P-256", "X25519"}) {
+    INFO(crv);
+    std::string rcpt = tmp.file(std::string("rcpt-") + crv + ".jwk");
+    REQUIRE(run({"keys", "generate", "--alg", "ECDH-ES", "--crv", crv, "--out", rcpt}).code == 0);
+    auto rcpt_pem = run({"keys", "convert", rcpt, "--to", "pem"});
+    REQUIRE(rcpt_pem.code == 0);
+    std::string rcpt_pem_file = tmp.file(std::string("rcpt-") + crv + ".pem");
+    write_file(rcpt_pem_file, rcpt_pem.out);
+    ::chmod(rcpt_pem_file.c_str(), 0600);
+    auto t = run({"sign", "--key", tmp.file("EdDSA.jwk"), "--sub", "nested"});
+    REQUIRE(t.code == 0);
+    auto jwe = run({"encrypt", "--key", rcpt, "--cty", "JWT"}, t.out);
+    INFO(describe(jwe));
+    REQUIRE(jwe.code == 0);
+    auto v = run({"-o", "json", "verify", jwe.out.substr(0, jwe.out.find('\n')), "--key", tmp.file("EdDSA.pub.pem"),
+                  "--decrypt-key", rcpt_pem_file});
+    INFO(describe(v));
+    CHECK(v.code == 0);
+    CHECK_THAT(v.out, Contains("nested"));
+  }
 }
 
 // ---- 14: JWKS messages say what is true -------------------------------------------------------------

@@ -70,9 +70,6 @@ struct Policy {
   const ClientPolicy* client(std::string_view id) const;
 };
 
-/// --config FILE, else $TOKCTL_CONFIG, else ./tokctl.yaml if present, else "" (defaults).
-std::string resolve_config_path(const std::string& flag);
-
 /// Every problem in a policy file, each "file:line:column: message".
 struct PolicyCheck {
   Policy policy;
