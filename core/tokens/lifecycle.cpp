@@ -182,8 +182,9 @@ Result<int> TokenService::revoke(std::string_view token, bool whole_grant) {
   if (*rec) {
     // Deny its jti too: a JWE carries a JWT inside (verify decrypts it), and phantom JWTs of the
     // token carry its jti.
+    // The row is what counts (revoke_token/revoke_grant below), so no grant is named here.
     if (!(*rec)->jti.empty()) {
-      if (auto d = im.store->deny_jti((*rec)->jti, (*rec)->exp); !d) return std::unexpected(d.error());
+      if (auto d = im.store->deny_jti((*rec)->jti, (*rec)->exp, {}); !d) return std::unexpected(d.error());
     }
     if (whole_grant && !(*rec)->grant_id.empty()) return im.store->revoke_grant((*rec)->grant_id);
     return im.store->revoke_token((*rec)->hash);
@@ -196,19 +197,19 @@ Result<int> TokenService::revoke(std::string_view token, bool whole_grant) {
   if (!*claims) return 0;
   const json& c = **claims;
   int changed = 0;
+  const std::string* sid = jose::string_member(c, "sid");
   if (const std::string* jti = jose::string_member(c, "jti")) {
-    // Denied until it expires; a token without a usable exp for ever (0).
+    // Denied until it expires; a token without a usable exp for ever (0). Counted only when it was
+    // still valid (not denied before, grant not revoked); it then leaves its grant's JWT count.
     UnixTime exp = jose::integer_member(c, "exp").value_or(0);
-    if (auto d = im.store->deny_jti(*jti, exp); !d) return std::unexpected(d.error());
-    changed = 1;
+    auto d = im.store->deny_jti(*jti, exp, sid ? std::string_view(*sid) : std::string_view());
+    if (!d) return std::unexpected(d.error());
+    changed = *d ? 1 : 0;
   }
-  if (whole_grant) {
-    if (const std::string* sid = jose::string_member(c, "sid")) {
-      auto n = im.store->revoke_grant(*sid);
-      if (!n) return std::unexpected(n.error());
-      // The grant's count includes this JWT when the grant was still active.
-      changed = std::max(changed, *n);
-    }
+  if (whole_grant && sid) {
+    auto n = im.store->revoke_grant(*sid);
+    if (!n) return std::unexpected(n.error());
+    changed += *n;
   }
   return changed;
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string_view>
 #include <thread>
@@ -122,6 +123,9 @@ constexpr const char* k_statements[] = {
     "INSERT INTO denylist (jti, exp) VALUES (?1, ?2) ON CONFLICT (jti) DO UPDATE SET exp = "
     "CASE WHEN denylist.exp <= 0 OR excluded.exp <= 0 THEN 0 ELSE max(denylist.exp, excluded.exp) END",
     /* is_denied */ "SELECT 1 FROM denylist WHERE jti = ?1",
+    /* uncount_jwt: a JWT denied on its own no longer counts as an active token of its grant */
+    "UPDATE grants SET jwts = jwts - 1 WHERE id = ?1 AND revoked = 0 AND jwts > 0",
+    /* grant_revoked */ "SELECT revoked FROM grants WHERE id = ?1",
     /* prune_tokens */ "DELETE FROM tokens WHERE exp > 0 AND exp < ?1",
     /* prune_denylist */ "DELETE FROM denylist WHERE exp > 0 AND exp < ?1",
     /* prune_grants */
@@ -521,12 +525,32 @@ Result<int> SqliteTokenStore::revoke_subject(std::string_view sub) {
                      Stmt::revoke_subject_tokens, sub);
 }
 
-Result<void> SqliteTokenStore::deny_jti(std::string_view jti, UnixTime exp) {
+Result<bool> SqliteTokenStore::deny_jti(std::string_view jti, UnixTime exp, std::string_view grant_id) {
   std::lock_guard lock(m_mutex);
-  return write_tx("deny jti", [&]() -> Result<void> {
+  // Runs `id` bound to `key`: whether it returned a row, and that row's first column.
+  auto lookup = [&](Stmt id, std::string_view key, const char* what) -> Result<std::optional<std::int64_t>> {
+    StmtUse use(stmt(id));
+    bind(use.get(), 1, key);
+    int rc = sqlite3_step(use.get());
+    if (rc == SQLITE_ROW) return sqlite3_column_int64(use.get(), 0);
+    if (rc == SQLITE_DONE) return std::nullopt;
+    m_last_rc = rc;
+    return sqlite_fail(m_db.get(), m_path, "deny jti", what);
+  };
+  return write_tx("deny jti", [&]() -> Result<bool> {
+    auto denied = lookup(Stmt::is_denied, jti, "looking up jti");
+    if (!denied) return std::unexpected(denied.error());
     bind(stmt(Stmt::deny_jti), 1, jti);
     bind(stmt(Stmt::deny_jti), 2, exp);
-    return step_done(Stmt::deny_jti, "deny jti", "");
+    if (auto r = step_done(Stmt::deny_jti, "deny jti", "denying jti"); !r) return std::unexpected(r.error());
+    if (denied->has_value()) return false;  // revoked before: nothing changed now
+    if (grant_id.empty()) return true;
+    auto revoked = lookup(Stmt::grant_revoked, grant_id, "looking up the grant");
+    if (!revoked) return std::unexpected(revoked.error());
+    if (revoked->value_or(0) != 0) return false;  // its grant was revoked: the JWT was invalid already
+    bind(stmt(Stmt::uncount_jwt), 1, grant_id);
+    if (auto r = step_done(Stmt::uncount_jwt, "deny jti", "updating the grant"); !r) return std::unexpected(r.error());
+    return true;
   });
 }
 

@@ -39,7 +39,7 @@ class SqliteTokenStore final : public TokenStore {
   Result<int> revoke_grant(std::string_view grant_id) override;
   Result<int> revoke_client(std::string_view client_id) override;
   Result<int> revoke_subject(std::string_view sub) override;
-  Result<void> deny_jti(std::string_view jti, UnixTime exp) override;
+  Result<bool> deny_jti(std::string_view jti, UnixTime exp, std::string_view grant_id) override;
   Result<bool> is_denied(std::string_view jti) override;
   Result<std::int64_t> prune(UnixTime now) override;
 
@@ -65,6 +65,8 @@ class SqliteTokenStore final : public TokenStore {
     revoke_subject_tokens,
     deny_jti,
     is_denied,
+    uncount_jwt,
+    grant_revoked,
     prune_tokens,
     prune_denylist,
     prune_grants,

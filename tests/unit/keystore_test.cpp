@@ -270,12 +270,25 @@ TEST_CASE("import refuses public keys and keys unfit for the alg", "[keystore]")
   auto pub = test_key("p256").to_public();
   REQUIRE(pub);
   CHECK_FALSE(ks.import(*pub, ImportOptions{"", "ES256", std::nullopt}, k_no_pass));
-  CHECK_FALSE(ks.import(test_key("p256"), ImportOptions{"", "", std::nullopt}, k_no_pass));  // no alg
+  CHECK_FALSE(ks.import(test_key("rsa2048"), ImportOptions{"", "", std::nullopt}, k_no_pass));  // RSA: no alg implied
   CHECK_FALSE(ks.import(test_key("p384"), ImportOptions{"", "ES256", std::nullopt}, k_no_pass));
   CHECK_FALSE(ks.import(test_key("rsa1024"), ImportOptions{"", "RS256", std::nullopt}, k_no_pass));
   CHECK_FALSE(ks.import(test_key("p256"), ImportOptions{"", "ES256", KeyState::retired}, k_no_pass));
   CHECK(manifest(ks).keys.empty());
   CHECK(files_in(f.dir + "/keys").empty());
+}
+
+TEST_CASE("import takes the alg an EC or Ed key implies", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  auto ec = ks.import(test_key("p384"), ImportOptions{"", "", std::nullopt}, k_no_pass);
+  REQUIRE(ec);
+  CHECK(ec->alg == "ES384");
+  auto ed = ks.import(test_key("ed25519"), ImportOptions{"", "", std::nullopt}, k_no_pass);
+  REQUIRE(ed);
+  CHECK(ed->alg == "EdDSA");
+  // An explicit alg still wins, and must fit the key.
+  CHECK_FALSE(ks.import(test_key("p256"), ImportOptions{"", "ES384", std::nullopt}, k_no_pass));
 }
 
 TEST_CASE("the keystore directory is created 0700 and key files 0600", "[keystore]") {

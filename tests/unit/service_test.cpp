@@ -548,3 +548,37 @@ TEST_CASE("revoke_client and revoke --grant count JWTs too", "[tokens]") {
   REQUIRE(t);
   CHECK(*t == 1);
 }
+
+TEST_CASE("a JWT revoked on its own is not counted again by its grant, nor twice", "[tokens]") {
+  Fixture f;
+  IssueRequest both = request("svc", "erin", "read");
+  both.with_refresh = true;
+  auto r = f.issue(both);  // a JWT (counted on the grant) + a refresh row
+  auto first = f.svc->revoke(r.access.token, false);
+  REQUIRE(first);
+  CHECK(*first == 1);
+  auto again = f.svc->revoke(r.access.token, false);  // denied already: nothing changes
+  REQUIRE(again);
+  CHECK(*again == 0);
+  auto grant = f.svc->revoke(r.refresh->token, true);  // the refresh row only; the JWT was revoked
+  REQUIRE(grant);
+  CHECK(*grant == 1);
+  // The JWT of a grant revoked before: already invalid, so revoking it counts nothing.
+  auto s = f.issue(both);
+  auto g2 = f.svc->revoke(s.refresh->token, true);
+  REQUIRE(g2);
+  CHECK(*g2 == 2);
+  auto late = f.svc->revoke(s.access.token, false);
+  REQUIRE(late);
+  CHECK(*late == 0);
+  // A JWT and then its grant through the JWT itself (--grant): the JWT once, then the rest.
+  auto u = f.issue(both);
+  auto whole = f.svc->revoke(u.access.token, true);
+  REQUIRE(whole);
+  CHECK(*whole == 2);
+  auto v = f.issue(both);
+  REQUIRE(f.svc->revoke(v.access.token, false));
+  auto rest = f.svc->revoke(v.access.token, true);
+  REQUIRE(rest);
+  CHECK(*rest == 1);  // the refresh row; the JWT was counted by the first revoke
+}

@@ -390,17 +390,17 @@ TEST_CASE("a denied jti stays denied until pruned after its exp", "[store]") {
   TempDir dir;
   auto store = open_store(dir.file("tokens.db"));
   CHECK(store->is_denied("jti-1") == false);
-  REQUIRE(store->deny_jti("jti-1", k_t0 + 100));
+  CHECK(store->deny_jti("jti-1", k_t0 + 100, {}) == true);  // newly revoked
   CHECK(store->is_denied("jti-1") == true);
   CHECK(store->is_denied("jti-2") == false);
-  REQUIRE(store->deny_jti("jti-1", k_t0 + 50));  // idempotent; never shortens
+  CHECK(store->deny_jti("jti-1", k_t0 + 50, {}) == false);  // idempotent, never shortens, not counted
   CHECK(store->prune(k_t0 + 60) == 0);
   CHECK(store->is_denied("jti-1") == true);
   CHECK(store->prune(k_t0 + 100) == 0);  // exp == now: kept
   CHECK(store->prune(k_t0 + 101) == 1);
   CHECK(store->is_denied("jti-1") == false);
 
-  REQUIRE(store->deny_jti("forever", 0));  // a JWT without exp
+  REQUIRE(store->deny_jti("forever", 0, {}));  // a JWT without exp
   CHECK(store->prune(k_t0 + 10 * 365 * 86400) == 0);
   CHECK(store->is_denied("forever") == true);
 }
@@ -414,7 +414,7 @@ TEST_CASE("prune deletes tokens expired before now, and grants left empty", "[st
   REQUIRE(store->put(make_grant("g-mixed"), std::vector{make_token("m-old", "g-mixed", "c", "s", now - 1),
                                                         make_token("m-edge", "g-mixed", "c", "s", now)}));
   REQUIRE(store->put(std::nullopt, std::vector{make_token("never", "", "c", "s", 0)}));
-  REQUIRE(store->deny_jti("j-old", now - 1));
+  REQUIRE(store->deny_jti("j-old", now - 1, {}));
 
   auto n = store->prune(now);
   REQUIRE(n);

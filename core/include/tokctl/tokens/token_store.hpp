@@ -72,8 +72,12 @@ class TokenStore {
   virtual Result<int> revoke_client(std::string_view client_id) = 0;
   virtual Result<int> revoke_subject(std::string_view sub) = 0;
 
-  /// JWT deny-list: the jti stays denied until `exp` (then prune drops it).
-  virtual Result<void> deny_jti(std::string_view jti, UnixTime exp) = 0;
+  /// JWT deny-list: the jti stays denied until `exp` (then prune drops it). `grant_id` is the
+  /// JWT's grant (its `sid`), or empty when it has none or the JWT is counted as a row.
+  /// Returns whether this revoked a token that was still valid: false when the jti was denied
+  /// already or its grant is revoked. A JWT newly denied leaves its active grant's JWT count, so
+  /// revoking the grant afterwards does not count it a second time.
+  virtual Result<bool> deny_jti(std::string_view jti, UnixTime exp, std::string_view grant_id) = 0;
   virtual Result<bool> is_denied(std::string_view jti) = 0;
 
   /// Deletes tokens and deny-list entries expired before `now`, and grants without tokens whose
