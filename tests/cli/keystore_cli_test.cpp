@@ -1033,7 +1033,8 @@ TEST_CASE("SIGKILL at any fault point of add, rotate or prune leaves a working k
       auto files = files_in(s.dir + "/keys");
       for (const auto& f : s.named_files()) CHECK(files.count(f) == 1);
       if (std::string(c.op) == "prune" && std::string(c.point) == "after_manifest_write") {
-        for (const auto& k : s.manifest().at("keys")) CHECK(k.at("kid") != a);
+        const json m = s.manifest();  // a named copy: the loop must not outlive a temporary
+        for (const auto& k : m.at("keys")) CHECK(k.at("kid") != a);
         CHECK(files.count(a + ".jwk") == 1);  // deleted only after the manifest; killed before
         CHECK_FALSE(parse_json(check).at("notes").empty());  // pending deletion, finished by the next write
       }
