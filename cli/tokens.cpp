@@ -43,6 +43,7 @@ struct IssueCli {
   bool with_id_token = false;
   bool header = false;
   int count = 1;
+  std::string refresh_token;
 };
 
 void progress(int done, int total) {
@@ -70,7 +71,20 @@ void print_issued(const tokens::IssueResponse& r, const IssueCli& o) {
   }
 }
 
+// issue --refresh-token: RFC 6749 §6 redemption (rotation and reuse detection in core).
+int run_refresh(const IssueCli& o) {
+  auto token = read_token(o.refresh_token);
+  if (!token) return report(token.error());
+  auto svc = open_service();
+  if (!svc) return report(svc.error());
+  auto r = (*svc)->refresh(tokens::RefreshRequest{*token, o.client_id, o.scope});
+  if (!r) return report_oauth(r.error());
+  print_issued(*r, o);
+  return 0;
+}
+
 int run_issue(const IssueCli& o) {
+  if (!o.refresh_token.empty()) return run_refresh(o);
   tokens::IssueRequest req;
   req.type = o.type;
   req.format = o.format;
@@ -238,12 +252,21 @@ void register_tokens(CLI::App& app) {
   issue->add_flag("--with-id-token", o->with_id_token,
                   "Also issue an ID token (aud = client_id, at_hash set; printed after the refresh token)");
   issue->add_flag("--header", o->header, "Print 'Authorization: Bearer TOKEN'");
-  issue->add_option("--count", o->count, "Issue N tokens, one per line (JSON lines with -o json)");
+  auto* count = issue->add_option("--count", o->count, "Issue N tokens, one per line (JSON lines with -o json)");
+  auto* refresh = file_value(issue->add_option(
+      "--refresh-token", o->refresh_token,
+      "Redeem this refresh token (or a file, or - for stdin): a new access token in its grant; with "
+      "tokens.refresh.rotate also a new refresh token, and reusing the old one revokes the grant"));
+  for (const char* name : {"--type", "--format", "--sub", "--aud", "--ttl", "--claim", "--claims", "--with-refresh",
+                           "--with-id-token"})
+    refresh->excludes(issue->get_option(name));
+  refresh->excludes(count);
   examples(issue, {"tokctl issue --client-id web --sub alice --scope 'read write'",
                    "tokctl issue --format opaque --sub ci --scope read --ttl 5m -o json",
                    "tokctl issue --sub alice --with-refresh --with-id-token -o json",
                    "curl -H \"$(tokctl issue --sub alice --header)\" https://api.test/",
-                   "tokctl issue --count 10000 --format opaque --sub load > tokens.txt"});
+                   "tokctl issue --count 10000 --format opaque --sub load > tokens.txt",
+                   "tokctl issue --refresh-token \"$REFRESH\" --scope read   # rotates the refresh token"});
   on_run(issue, [o] { return run_issue(*o); });
 
   auto it = std::make_shared<std::pair<std::string, bool>>();

@@ -444,18 +444,25 @@ static UnixTime latest_exp(const IssueResponse& r, UnixTime now) {
   return now + ttl;
 }
 
-Result<IssueResponse> issue_with(TokenService::Impl& im, const IssueRequest& request, const IssueOverrides& overrides) {
+Result<PreparedIssue> prepare_issue(TokenService::Impl& im, const IssueRequest& request,
+                                    const IssueOverrides& overrides) {
   Prepared batch;
   auto r = issue_one(im, request, batch, nullptr, overrides);
-  if (!r) return r;
-  std::optional<GrantRecord> grant;
+  if (!r) return std::unexpected(r.error());
+  PreparedIssue out{std::move(*r), std::nullopt, std::move(batch.records)};
   if (!batch.grants.empty()) {
-    grant = batch.grants.front();
-    grant->expires = std::max(grant->expires, latest_exp(*r, im.now()));
-    grant->jwts = batch.jwts;
+    out.grant = batch.grants.front();
+    out.grant->expires = std::max(out.grant->expires, latest_exp(out.response, im.now()));
+    out.grant->jwts = batch.jwts;
   }
-  if (auto s = im.store->put(grant, batch.records); !s) return std::unexpected(s.error());
-  return r;
+  return out;
+}
+
+Result<IssueResponse> issue_with(TokenService::Impl& im, const IssueRequest& request, const IssueOverrides& overrides) {
+  auto p = prepare_issue(im, request, overrides);
+  if (!p) return std::unexpected(p.error());
+  if (auto s = im.store->put(p->grant, p->records); !s) return std::unexpected(s.error());
+  return std::move(p->response);
 }
 
 Result<IssueResponse> TokenService::issue(const IssueRequest& request) { return issue_with(*m_impl, request, {}); }

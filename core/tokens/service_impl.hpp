@@ -73,6 +73,16 @@ struct IssueOverrides {
 /// TokenService::issue with overrides: issues one token and stores it (and a new grant).
 Result<IssueResponse> issue_with(TokenService::Impl& im, const IssueRequest& request, const IssueOverrides& overrides);
 
+/// An issuance signed and ready, not stored yet: the caller stores `grant` and `records` (in one
+/// transaction, e.g. together with consuming a refresh token).
+struct PreparedIssue {
+  IssueResponse response;
+  std::optional<GrantRecord> grant;
+  std::vector<TokenRecord> records;
+};
+Result<PreparedIssue> prepare_issue(TokenService::Impl& im, const IssueRequest& request,
+                                    const IssueOverrides& overrides);
+
 /// An ErrorCode::invalid_token error whose message starts with the OAuth error code.
 std::unexpected<Error> oauth_fail(const std::string& code, const std::string& description);
 

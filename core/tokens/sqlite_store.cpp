@@ -1,4 +1,5 @@
 #include "sqlite_store.hpp"
+#include "sqlite_sql.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -19,118 +20,8 @@ namespace tokctl::tokens {
 namespace {
 
 using namespace std::chrono_literals;
-
-// SQL steps; migration i (0-based) takes the schema from user_version i to i + 1.
-// Each one runs in its own BEGIN IMMEDIATE transaction together with its user_version bump.
-// Never edit a step that has shipped: append a new one.
-constexpr std::string_view k_migrations[] = {
-    // 1: grants, tokens, JWT deny-list.
-    R"sql(
-CREATE TABLE grants (
-  id        TEXT PRIMARY KEY NOT NULL,
-  client_id TEXT NOT NULL,
-  sub       TEXT NOT NULL,
-  scope     TEXT NOT NULL,
-  started   INTEGER NOT NULL,
-  revoked   INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX grants_client_id ON grants(client_id);
-CREATE INDEX grants_sub ON grants(sub);
-
-CREATE TABLE tokens (
-  hash      TEXT PRIMARY KEY NOT NULL,
-  kind      TEXT NOT NULL,
-  format    TEXT NOT NULL,
-  grant_id  TEXT REFERENCES grants(id),   -- NULL when the token belongs to no grant
-  client_id TEXT NOT NULL,
-  sub       TEXT NOT NULL,
-  scope     TEXT NOT NULL,
-  aud       TEXT NOT NULL,
-  iss       TEXT NOT NULL,
-  jti       TEXT NOT NULL,
-  iat       INTEGER NOT NULL,
-  nbf       INTEGER NOT NULL,
-  exp       INTEGER NOT NULL,               -- 0: never expires
-  claims    TEXT NOT NULL,
-  data      TEXT NOT NULL,
-  revoked   INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX tokens_grant_id ON tokens(grant_id);
-CREATE INDEX tokens_client_id ON tokens(client_id);
-CREATE INDEX tokens_sub ON tokens(sub);
-CREATE INDEX tokens_exp ON tokens(exp);
-CREATE INDEX tokens_jti ON tokens(jti);
-
-CREATE TABLE denylist (
-  jti TEXT PRIMARY KEY NOT NULL,
-  exp INTEGER NOT NULL                      -- 0: denied for ever
-);
-CREATE INDEX denylist_exp ON denylist(exp);
-)sql",
-    // 2: grants remember when their last token expires, so prune never forgets a revocation
-    // while a JWT of the grant (no row of its own) can still be presented.
-    R"sql(
-ALTER TABLE grants ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;
-)sql",
-    // 3: grants count the JWTs issued under them (JWTs have no rows), so revoking a grant, a
-    // client or a subject can say how many tokens it revoked.
-    R"sql(
-ALTER TABLE grants ADD COLUMN jwts INTEGER NOT NULL DEFAULT 0;
-)sql",
-};
-static_assert(std::size(k_migrations) == k_sqlite_schema_version,
-              "k_sqlite_schema_version must equal the number of migrations");
-
-// Indexed by SqliteTokenStore::Stmt.
-constexpr const char* k_statements[] = {
-    /* begin_immediate */ "BEGIN IMMEDIATE",
-    /* commit */ "COMMIT",
-    /* rollback */ "ROLLBACK",
-    /* insert_grant: re-storing a grant keeps its fields; revocation is sticky */
-    "INSERT INTO grants (id, client_id, sub, scope, started, revoked, expires, jwts) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-    "ON CONFLICT (id) DO UPDATE SET revoked = max(grants.revoked, excluded.revoked), "
-    "expires = max(grants.expires, excluded.expires), jwts = grants.jwts + excluded.jwts",
-    /* insert_token */
-    "INSERT INTO tokens (hash, kind, format, grant_id, client_id, sub, scope, aud, iss, jti, iat, nbf, exp, "
-    "claims, data, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    /* find_token */
-    "SELECT t.hash, t.kind, t.format, coalesce(t.grant_id, ''), t.client_id, t.sub, t.scope, t.aud, t.iss, "
-    "t.jti, t.iat, t.nbf, t.exp, t.claims, t.data, (t.revoked OR coalesce(g.revoked, 0)) "
-    "FROM tokens t LEFT JOIN grants g ON g.id = t.grant_id WHERE t.hash = ?1",
-    /* find_grant */ "SELECT id, client_id, sub, scope, started, revoked, expires, jwts FROM grants WHERE id = ?1",
-    /* revoke_token */ "UPDATE tokens SET revoked = 1 WHERE hash = ?1 AND revoked = 0",
-    /* revoke_grant_jwts: JWTs of the grants about to be revoked (they have no rows) */
-    "SELECT coalesce(sum(jwts), 0) FROM grants WHERE id = ?1 AND revoked = 0",
-    /* revoke_grant_row */ "UPDATE grants SET revoked = 1 WHERE id = ?1 AND revoked = 0",
-    /* revoke_grant_tokens */ "UPDATE tokens SET revoked = 1 WHERE grant_id = ?1 AND revoked = 0",
-    /* revoke_client_jwts */ "SELECT coalesce(sum(jwts), 0) FROM grants WHERE client_id = ?1 AND revoked = 0",
-    /* revoke_client_grants */ "UPDATE grants SET revoked = 1 WHERE client_id = ?1 AND revoked = 0",
-    /* revoke_client_tokens: the client's rows, and every row of its grants (exchanged tokens) */
-    "UPDATE tokens SET revoked = 1 WHERE revoked = 0 AND "
-    "(client_id = ?1 OR grant_id IN (SELECT id FROM grants WHERE client_id = ?1))",
-    /* revoke_subject_jwts */
-    "SELECT coalesce(sum(jwts), 0) FROM grants WHERE revoked = 0 AND "
-    "(sub = ?1 OR id IN (SELECT grant_id FROM tokens WHERE sub = ?1 AND grant_id IS NOT NULL))",
-    /* revoke_subject_grants: grants keep the real sub; a pairwise sub reaches its grants via rows */
-    "UPDATE grants SET revoked = 1 WHERE revoked = 0 AND "
-    "(sub = ?1 OR id IN (SELECT grant_id FROM tokens WHERE sub = ?1 AND grant_id IS NOT NULL))",
-    /* revoke_subject_tokens: the subject's rows, and every row of its grants (pairwise subs) */
-    "UPDATE tokens SET revoked = 1 WHERE revoked = 0 AND "
-    "(sub = ?1 OR grant_id IN (SELECT id FROM grants WHERE sub = ?1 OR "
-    "id IN (SELECT grant_id FROM tokens WHERE sub = ?1 AND grant_id IS NOT NULL)))",
-    /* deny_jti: a later deny never shortens an earlier one; 0 (for ever) wins */
-    "INSERT INTO denylist (jti, exp) VALUES (?1, ?2) ON CONFLICT (jti) DO UPDATE SET exp = "
-    "CASE WHEN denylist.exp <= 0 OR excluded.exp <= 0 THEN 0 ELSE max(denylist.exp, excluded.exp) END",
-    /* is_denied */ "SELECT 1 FROM denylist WHERE jti = ?1",
-    /* uncount_jwt: a JWT denied on its own no longer counts as an active token of its grant */
-    "UPDATE grants SET jwts = jwts - 1 WHERE id = ?1 AND revoked = 0 AND jwts > 0",
-    /* grant_revoked */ "SELECT revoked FROM grants WHERE id = ?1",
-    /* prune_tokens */ "DELETE FROM tokens WHERE exp > 0 AND exp < ?1",
-    /* prune_denylist */ "DELETE FROM denylist WHERE exp > 0 AND exp < ?1",
-    /* prune_grants */
-    "DELETE FROM grants WHERE expires < ?1 AND NOT EXISTS (SELECT 1 FROM tokens WHERE tokens.grant_id = grants.id)",
-};
+using sqlite_sql::k_migrations;
+using sqlite_sql::k_statements;
 
 constexpr int k_busy_timeout_ms = 10'000;
 constexpr int k_max_attempts = 8;  // BUSY retries on top of busy_timeout, < 0.5 s of backoff in all
@@ -365,6 +256,12 @@ auto SqliteTokenStore::write_tx(const char* op, F&& body) -> decltype(body()) {
 }
 
 Result<void> SqliteTokenStore::put(const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens) {
+  std::lock_guard lock(m_mutex);
+  return write_tx("put", [&]() -> Result<void> { return insert_rows(grant, tokens); });
+}
+
+Result<void> SqliteTokenStore::insert_rows(const std::optional<GrantRecord>& grant,
+                                           std::span<const TokenRecord> tokens) {
   // Hashes are random: inserted in hash order, the primary key index grows at its right edge
   // instead of touching a random page per token (a batch of 100,000 goes ~1.5x faster).
   // Sorting on an inline 8-byte prefix keeps the sort in cache (no pointer chasing per compare).
@@ -384,47 +281,44 @@ Result<void> SqliteTokenStore::put(const std::optional<GrantRecord>& grant, std:
     return a.prefix != b.prefix ? a.prefix < b.prefix : a.token->hash < b.token->hash;
   });
 
-  std::lock_guard lock(m_mutex);
-  return write_tx("put", [&]() -> Result<void> {
-    if (grant) {
-      sqlite3_stmt* s = stmt(Stmt::insert_grant);
-      bind(s, 1, grant->id);
-      bind(s, 2, grant->client_id);
-      bind(s, 3, grant->sub);
-      bind(s, 4, grant->scope);
-      bind(s, 5, grant->started);
-      bind(s, 6, grant->revoked);
-      bind(s, 7, grant->expires);
-      bind(s, 8, grant->jwts);
-      if (auto r = step_done(Stmt::insert_grant, "put", ("storing grant " + grant->id).c_str()); !r) return r;
+  if (grant) {
+    sqlite3_stmt* s = stmt(Stmt::insert_grant);
+    bind(s, 1, grant->id);
+    bind(s, 2, grant->client_id);
+    bind(s, 3, grant->sub);
+    bind(s, 4, grant->scope);
+    bind(s, 5, grant->started);
+    bind(s, 6, grant->revoked);
+    bind(s, 7, grant->expires);
+    bind(s, 8, grant->jwts);
+    if (auto r = step_done(Stmt::insert_grant, "put", ("storing grant " + grant->id).c_str()); !r) return r;
+  }
+  sqlite3_stmt* s = stmt(Stmt::insert_token);
+  for (const Entry& e : order) {
+    const TokenRecord& t = *e.token;
+    bind(s, 1, t.hash);
+    bind(s, 2, t.kind);
+    bind(s, 3, t.format);
+    bind_null_if_empty(s, 4, t.grant_id);
+    bind(s, 5, t.client_id);
+    bind(s, 6, t.sub);
+    bind(s, 7, t.scope);
+    bind(s, 8, t.aud);
+    bind(s, 9, t.iss);
+    bind(s, 10, t.jti);
+    bind(s, 11, t.iat);
+    bind(s, 12, t.nbf);
+    bind(s, 13, t.exp);
+    bind(s, 14, t.claims);
+    bind(s, 15, t.data);
+    bind(s, 16, t.revoked);
+    StmtUse use(s);
+    if (sqlite3_step(s) != SQLITE_DONE) {
+      m_last_rc = sqlite3_errcode(m_db.get());
+      return sqlite_fail(m_db.get(), m_path, "put", "storing token " + t.hash);
     }
-    sqlite3_stmt* s = stmt(Stmt::insert_token);
-    for (const Entry& e : order) {
-      const TokenRecord& t = *e.token;
-      bind(s, 1, t.hash);
-      bind(s, 2, t.kind);
-      bind(s, 3, t.format);
-      bind_null_if_empty(s, 4, t.grant_id);
-      bind(s, 5, t.client_id);
-      bind(s, 6, t.sub);
-      bind(s, 7, t.scope);
-      bind(s, 8, t.aud);
-      bind(s, 9, t.iss);
-      bind(s, 10, t.jti);
-      bind(s, 11, t.iat);
-      bind(s, 12, t.nbf);
-      bind(s, 13, t.exp);
-      bind(s, 14, t.claims);
-      bind(s, 15, t.data);
-      bind(s, 16, t.revoked);
-      StmtUse use(s);
-      if (sqlite3_step(s) != SQLITE_DONE) {
-        m_last_rc = sqlite3_errcode(m_db.get());
-        return sqlite_fail(m_db.get(), m_path, "put", "storing token " + t.hash);
-      }
-    }
-    return {};
-  });
+  }
+  return {};
 }
 
 Result<std::optional<TokenRecord>> SqliteTokenStore::find(std::string_view hash) {
@@ -452,6 +346,7 @@ Result<std::optional<TokenRecord>> SqliteTokenStore::find(std::string_view hash)
   t.claims = column_text(s, 13);
   t.data = column_text(s, 14);
   t.revoked = sqlite3_column_int(s, 15) != 0;
+  t.consumed = sqlite3_column_int(s, 16) != 0;
   return t;
 }
 
@@ -489,25 +384,28 @@ Result<int> SqliteTokenStore::revoke_token(std::string_view hash) {
 // key's own rows): the count is every token that was active and is now revoked.
 Result<int> SqliteTokenStore::revoke_pair(const char* op, Stmt jwts, Stmt grants, Stmt tokens, std::string_view key) {
   std::lock_guard lock(m_mutex);
-  return write_tx(op, [&]() -> Result<int> {
-    std::int64_t counted = 0;
-    {
-      StmtUse use(stmt(jwts));
-      bind(use.get(), 1, key);
-      int rc = sqlite3_step(use.get());
-      if (rc != SQLITE_ROW) {
-        m_last_rc = rc;
-        return sqlite_fail(m_db.get(), m_path, op, "counting JWTs");
-      }
-      counted = sqlite3_column_int64(use.get(), 0);
+  return write_tx(op, [&]() { return revoke_pair_in_tx(op, jwts, grants, tokens, key); });
+}
+
+Result<int> SqliteTokenStore::revoke_pair_in_tx(const char* op, Stmt jwts, Stmt grants, Stmt tokens,
+                                                std::string_view key) {
+  std::int64_t counted = 0;
+  {
+    StmtUse use(stmt(jwts));
+    bind(use.get(), 1, key);
+    int rc = sqlite3_step(use.get());
+    if (rc != SQLITE_ROW) {
+      m_last_rc = rc;
+      return sqlite_fail(m_db.get(), m_path, op, "counting JWTs");
     }
-    bind(stmt(grants), 1, key);
-    if (auto r = step_done(grants, op, "revoking grants"); !r) return std::unexpected(r.error());
-    bind(stmt(tokens), 1, key);
-    if (auto r = step_done(tokens, op, "revoking tokens"); !r) return std::unexpected(r.error());
-    counted += sqlite3_changes(m_db.get());
-    return static_cast<int>(std::min<std::int64_t>(counted, std::numeric_limits<int>::max()));
-  });
+    counted = sqlite3_column_int64(use.get(), 0);
+  }
+  bind(stmt(grants), 1, key);
+  if (auto r = step_done(grants, op, "revoking grants"); !r) return std::unexpected(r.error());
+  bind(stmt(tokens), 1, key);
+  if (auto r = step_done(tokens, op, "revoking tokens"); !r) return std::unexpected(r.error());
+  counted += sqlite3_changes(m_db.get());
+  return static_cast<int>(std::min<std::int64_t>(counted, std::numeric_limits<int>::max()));
 }
 
 Result<int> SqliteTokenStore::revoke_grant(std::string_view grant_id) {
@@ -523,6 +421,39 @@ Result<int> SqliteTokenStore::revoke_client(std::string_view client_id) {
 Result<int> SqliteTokenStore::revoke_subject(std::string_view sub) {
   return revoke_pair("revoke subject", Stmt::revoke_subject_jwts, Stmt::revoke_subject_grants,
                      Stmt::revoke_subject_tokens, sub);
+}
+
+Result<Redeemed> SqliteTokenStore::redeem(std::string_view hash, const GrantRecord& grant,
+                                          std::span<const TokenRecord> tokens) {
+  std::lock_guard lock(m_mutex);
+  return write_tx("redeem", [&]() -> Result<Redeemed> {
+    bind(stmt(Stmt::consume_token), 1, hash);
+    if (auto r = step_done(Stmt::consume_token, "redeem", "consuming the refresh token"); !r)
+      return std::unexpected(r.error());
+    if (sqlite3_changes(m_db.get()) == 1) {
+      if (auto r = insert_rows(grant, tokens); !r) return std::unexpected(r.error());
+      return Redeemed::ok;
+    }
+    // Not redeemable: consumed before (reuse: revoke the grant) or unknown / revoked.
+    std::optional<std::string> reused_grant;
+    {
+      StmtUse use(stmt(Stmt::token_consumed));
+      bind(use.get(), 1, hash);
+      int rc = sqlite3_step(use.get());
+      if (rc == SQLITE_ROW && sqlite3_column_int(use.get(), 0) != 0) reused_grant = column_text(use.get(), 1);
+      else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        m_last_rc = rc;
+        return sqlite_fail(m_db.get(), m_path, "redeem", "looking up the refresh token");
+      }
+    }
+    if (!reused_grant) return Redeemed::inactive;
+    if (!reused_grant->empty()) {
+      auto n = revoke_pair_in_tx("redeem", Stmt::revoke_grant_jwts, Stmt::revoke_grant_row,
+                                 Stmt::revoke_grant_tokens, *reused_grant);
+      if (!n) return std::unexpected(n.error());
+    }
+    return Redeemed::reused;
+  });
 }
 
 Result<bool> SqliteTokenStore::deny_jti(std::string_view jti, UnixTime exp, std::string_view grant_id) {

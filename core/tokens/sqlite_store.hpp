@@ -23,7 +23,7 @@ using SqlitePtr = std::unique_ptr<sqlite3, decltype(&sqlite3_close_v2)>;
 using SqliteStmtPtr = std::unique_ptr<sqlite3_stmt, decltype(&sqlite3_finalize)>;
 
 /// Schema version this build creates and understands (PRAGMA user_version).
-inline constexpr int k_sqlite_schema_version = 3;
+inline constexpr int k_sqlite_schema_version = 4;
 
 class SqliteTokenStore final : public TokenStore {
  public:
@@ -42,6 +42,7 @@ class SqliteTokenStore final : public TokenStore {
   Result<bool> deny_jti(std::string_view jti, UnixTime exp, std::string_view grant_id) override;
   Result<bool> is_denied(std::string_view jti) override;
   Result<std::int64_t> prune(UnixTime now) override;
+  Result<Redeemed> redeem(std::string_view hash, const GrantRecord& grant, std::span<const TokenRecord> tokens) override;
 
  private:
   // Prepared once per connection, reused with reset + clear_bindings.
@@ -67,6 +68,8 @@ class SqliteTokenStore final : public TokenStore {
     is_denied,
     uncount_jwt,
     grant_revoked,
+    consume_token,
+    token_consumed,
     prune_tokens,
     prune_denylist,
     prune_grants,
@@ -80,6 +83,9 @@ class SqliteTokenStore final : public TokenStore {
   sqlite3_stmt* stmt(Stmt id) const { return m_stmts[static_cast<std::size_t>(id)].get(); }
   Result<void> step_done(Stmt id, const char* op, const char* what);
   Result<int> revoke_pair(const char* op, Stmt jwts, Stmt grants, Stmt tokens, std::string_view key);
+  Result<int> revoke_pair_in_tx(const char* op, Stmt jwts, Stmt grants, Stmt tokens, std::string_view key);
+  /// Inserts a grant (upsert) and tokens; runs inside a transaction the caller holds.
+  Result<void> insert_rows(const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens);
 
   std::string m_path;
   SqlitePtr m_db;

@@ -399,6 +399,38 @@ TEST_CASE("jwe access token round trip: introspect active, revoke, verify refuse
   CHECK(has_error(v, "revoked"));
 }
 
+TEST_CASE("issue --refresh-token redeems with rotation; reusing the old one revokes the grant", "[tokens][cli]") {
+  Env env;
+  json first = env.issue_json({"--client-id", "svc", "--sub", "alice", "--scope", "read write", "--with-refresh"});
+  std::string refresh = first["refresh_token"];
+  // Text mode: the access token, then the new refresh token, each on its own line of stdout.
+  auto r = env.at(k_t0_5m, {"issue", "--refresh-token", refresh, "--client-id", "svc", "--scope", "read"});
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  auto lines = lines_of(r.out);
+  REQUIRE(lines.size() == 2);
+  auto [claims, vcode] = env.verify(lines[0], {}, k_t0_5m);
+  CHECK(vcode == 0);
+  CHECK(claims["payload"]["scope"] == "read");
+  CHECK(lines[1] != refresh);
+  // The same token from a file, in Bearer form, is the same token: consumed, so this is reuse.
+  std::string file = env.dir.file("refresh.txt");
+  write_file(file, "Bearer " + refresh + "\n");
+  auto reuse = env({"-o", "json", "issue", "--refresh-token", file});
+  INFO(describe(reuse));
+  CHECK(reuse.code == 1);
+  CHECK(parse_json(reuse.out)["error"] == "invalid_grant");
+  require_inactive(env, lines[1]);
+  CHECK(env.verify(lines[0], {}, k_t0_5m).second == 1);  // the grant is revoked: its JWTs too
+  // Flags that describe a new grant do not go with --refresh-token.
+  for (const std::vector<std::string>& extra : std::vector<std::vector<std::string>>{
+           {"--sub", "x"}, {"--with-refresh"}, {"--count", "2"}, {"--ttl", "5m"}, {"--format", "opaque"}}) {
+    std::vector<std::string> args = {"issue", "--refresh-token", lines[1]};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CHECK(env(args).code == 2);
+  }
+}
+
 TEST_CASE("refresh token: issued with --with-refresh in the same grant, introspected, revoked", "[tokens][cli]") {
   Env env;
   auto resp = env.issue_json({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read",

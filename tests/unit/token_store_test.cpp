@@ -35,7 +35,7 @@ namespace {
 
 // 2026-01-01T00:00:00Z.
 constexpr UnixTime k_t0 = 1767225600;
-constexpr int k_schema_version = 3;  // 2: grants.expires, 3: grants.jwts
+constexpr int k_schema_version = 4;  // 2: grants.expires, 3: grants.jwts, 4: tokens.consumed
 
 std::unique_ptr<TokenStore> open_store(const std::string& path) {
   auto s = open_token_store("sqlite:" + path);
@@ -356,6 +356,7 @@ TEST_CASE("a version 2 store is migrated: grants keep their rows and count no JW
   }
   {
     RawDb raw(path);
+    raw.exec("ALTER TABLE tokens DROP COLUMN consumed");
     raw.exec("ALTER TABLE grants DROP COLUMN jwts");
     raw.exec("PRAGMA user_version = 2");
   }
@@ -364,6 +365,70 @@ TEST_CASE("a version 2 store is migrated: grants keep their rows and count no JW
   CHECK(store->revoke_grant("g-old") == 1);
   RawDb raw(path);
   CHECK(raw.number("PRAGMA user_version") == k_schema_version);
+}
+
+TEST_CASE("a version 3 store is migrated: its refresh tokens are unconsumed and redeemable", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  TokenRecord refresh = make_token("r-old", "g-old");
+  refresh.kind = "refresh";
+  {
+    auto store = open_store(path);
+    REQUIRE(store->put(make_grant("g-old"), std::vector{refresh}));
+  }
+  {
+    RawDb raw(path);
+    raw.exec("ALTER TABLE tokens DROP COLUMN consumed");
+    raw.exec("PRAGMA user_version = 3");
+  }
+  auto store = open_store(path);
+  auto found = store->find(refresh.hash);
+  REQUIRE(found);
+  REQUIRE(found->has_value());
+  CHECK_FALSE((*found)->consumed);
+  CHECK(store->redeem(refresh.hash, make_grant("g-old"), std::vector{make_token("next", "g-old")}) ==
+        tokctl::tokens::Redeemed::ok);
+  RawDb raw(path);
+  CHECK(raw.number("PRAGMA user_version") == k_schema_version);
+}
+
+TEST_CASE("redeem consumes a refresh token once; a second redemption revokes the grant", "[store]") {
+  using tokctl::tokens::Redeemed;
+  TempDir dir;
+  auto store = open_store(dir.file("tokens.db"));
+  TokenRecord refresh = make_token("r1", "g-1");
+  refresh.kind = "refresh";
+  REQUIRE(store->put(make_grant("g-1"), std::vector{refresh, make_token("a1", "g-1")}));
+  REQUIRE(store->put(make_grant("g-2"), std::vector{make_token("other", "g-2")}));
+
+  CHECK(store->redeem(refresh.hash, make_grant("g-1"), std::vector{make_token("a2", "g-1")}) == Redeemed::ok);
+  auto used = store->find(refresh.hash);
+  REQUIRE(used);
+  CHECK((*used)->consumed);
+  CHECK((*used)->revoked);
+  CHECK_FALSE(revoked(*store, "a2"));  // stored in the same transaction
+  CHECK_FALSE(revoked(*store, "a1"));
+
+  // Reuse: nothing stored, the whole grant revoked, another grant untouched.
+  CHECK(store->redeem(refresh.hash, make_grant("g-1"), std::vector{make_token("a3", "g-1")}) == Redeemed::reused);
+  auto a3 = store->find(token_hash("a3"));
+  REQUIRE(a3);
+  CHECK_FALSE(a3->has_value());
+  CHECK(revoked(*store, "a1"));
+  CHECK(revoked(*store, "a2"));
+  CHECK((*store->grant("g-1"))->revoked);
+  CHECK_FALSE(revoked(*store, "other"));
+
+  // Unknown, and revoked without being used: inactive, nothing changes.
+  CHECK(store->redeem(token_hash("nope"), make_grant("g-2"), std::vector{make_token("x", "g-2")}) ==
+        Redeemed::inactive);
+  TokenRecord r2 = make_token("r2", "g-2");
+  r2.kind = "refresh";
+  REQUIRE(store->put(std::nullopt, std::vector{r2}));
+  REQUIRE(store->revoke_token(r2.hash) == 1);
+  CHECK(store->redeem(r2.hash, make_grant("g-2"), std::vector{make_token("y", "g-2")}) == Redeemed::inactive);
+  CHECK_FALSE(revoked(*store, "other"));
+  CHECK_FALSE((*store->find(token_hash("y"))).has_value());
 }
 
 TEST_CASE("revocation is idempotent and unknown ids are not an error", "[store]") {

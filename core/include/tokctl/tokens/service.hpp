@@ -75,6 +75,13 @@ struct ExchangeRequest {
   std::string mode = "delegate";  ///< delegate | impersonate | embed
 };
 
+/// RFC 6749 §6: a new access token from a refresh token.
+struct RefreshRequest {
+  std::string refresh_token;
+  std::string client_id;  ///< the client redeeming it; empty: the token's own client (CLI)
+  std::string scope;      ///< empty: the grant's scopes; otherwise a subset of them
+};
+
 struct SplitResult {
   std::string client_token;   ///< the JWT's signature segment
   std::string gateway_key;    ///< base64(SHA-256(client_token))
@@ -96,6 +103,13 @@ class TokenService {
   /// `count` tokens for one request: issued together, they form one grant (one delegation), and
   /// are stored in one transaction.
   Result<std::vector<IssueResponse>> issue_many(const IssueRequest& request, int count);
+
+  /// Redeems a refresh token: a new access token in its grant, the grant's scope TTLs applying.
+  /// With tokens.refresh.rotate the refresh token is consumed and a new one issued in the same
+  /// transaction; presenting a consumed one again revokes the whole grant (reuse detection, RFC
+  /// 9700 §4.14). Refusals: invalid_grant (unknown, expired, revoked, reused, another client's),
+  /// invalid_scope (a scope beyond the grant's).
+  Result<IssueResponse> refresh(const RefreshRequest& request);
 
   /// RFC 7662 response for an opaque, wrapped, refresh or locally issued JWT: {"active":false}
   /// for unknown, expired or revoked tokens.

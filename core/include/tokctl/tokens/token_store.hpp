@@ -50,6 +50,14 @@ struct TokenRecord {
   std::string claims;     ///< JSON object text: every claim of the token
   std::string data;       ///< kind-specific payload (split: the gateway part header.payload)
   bool revoked = false;
+  bool consumed = false;  ///< a refresh token redeemed with rotation: presenting it again is reuse
+};
+
+/// What redeeming a refresh token did.
+enum class Redeemed {
+  ok,        ///< consumed; the new tokens are stored
+  reused,    ///< it was consumed before: its whole grant is now revoked, nothing stored
+  inactive,  ///< unknown or revoked (by revocation, not by use): nothing changed
 };
 
 class TokenStore {
@@ -79,6 +87,13 @@ class TokenStore {
   /// revoking the grant afterwards does not count it a second time.
   virtual Result<bool> deny_jti(std::string_view jti, UnixTime exp, std::string_view grant_id) = 0;
   virtual Result<bool> is_denied(std::string_view jti) = 0;
+
+  /// Refresh-token redemption with rotation, in one transaction: consumes the token with `hash`
+  /// (it becomes revoked and consumed) and stores `grant` (an upsert) and `tokens`. A token that
+  /// was consumed before is reuse: its whole grant is revoked (RFC 9700 §4.14) and nothing is
+  /// stored. Two concurrent redemptions of one token: exactly one gets Redeemed::ok.
+  virtual Result<Redeemed> redeem(std::string_view hash, const GrantRecord& grant,
+                                  std::span<const TokenRecord> tokens) = 0;
 
   /// Deletes tokens and deny-list entries expired before `now`, and grants without tokens whose
   /// `expires` is before `now` (no token of theirs can still be valid, revoked or not).

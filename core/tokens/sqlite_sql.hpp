@@ -1,0 +1,133 @@
+#pragma once
+// The SQL of SqliteTokenStore: schema migrations and the prepared statements (indexed by
+// SqliteTokenStore::Stmt). Private to core/tokens; included only by sqlite_store.cpp.
+
+#include <iterator>
+#include <string_view>
+
+#include "sqlite_store.hpp"
+
+namespace tokctl::tokens::sqlite_sql {
+
+// SQL steps; migration i (0-based) takes the schema from user_version i to i + 1.
+// Each one runs in its own BEGIN IMMEDIATE transaction together with its user_version bump.
+// Never edit a step that has shipped: append a new one.
+inline constexpr std::string_view k_migrations[] = {
+    // 1: grants, tokens, JWT deny-list.
+    R"sql(
+CREATE TABLE grants (
+  id        TEXT PRIMARY KEY NOT NULL,
+  client_id TEXT NOT NULL,
+  sub       TEXT NOT NULL,
+  scope     TEXT NOT NULL,
+  started   INTEGER NOT NULL,
+  revoked   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX grants_client_id ON grants(client_id);
+CREATE INDEX grants_sub ON grants(sub);
+
+CREATE TABLE tokens (
+  hash      TEXT PRIMARY KEY NOT NULL,
+  kind      TEXT NOT NULL,
+  format    TEXT NOT NULL,
+  grant_id  TEXT REFERENCES grants(id),   -- NULL when the token belongs to no grant
+  client_id TEXT NOT NULL,
+  sub       TEXT NOT NULL,
+  scope     TEXT NOT NULL,
+  aud       TEXT NOT NULL,
+  iss       TEXT NOT NULL,
+  jti       TEXT NOT NULL,
+  iat       INTEGER NOT NULL,
+  nbf       INTEGER NOT NULL,
+  exp       INTEGER NOT NULL,               -- 0: never expires
+  claims    TEXT NOT NULL,
+  data      TEXT NOT NULL,
+  revoked   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX tokens_grant_id ON tokens(grant_id);
+CREATE INDEX tokens_client_id ON tokens(client_id);
+CREATE INDEX tokens_sub ON tokens(sub);
+CREATE INDEX tokens_exp ON tokens(exp);
+CREATE INDEX tokens_jti ON tokens(jti);
+
+CREATE TABLE denylist (
+  jti TEXT PRIMARY KEY NOT NULL,
+  exp INTEGER NOT NULL                      -- 0: denied for ever
+);
+CREATE INDEX denylist_exp ON denylist(exp);
+)sql",
+    // 2: grants remember when their last token expires, so prune never forgets a revocation
+    // while a JWT of the grant (no row of its own) can still be presented.
+    R"sql(
+ALTER TABLE grants ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // 3: grants count the JWTs issued under them (JWTs have no rows), so revoking a grant, a
+    // client or a subject can say how many tokens it revoked.
+    R"sql(
+ALTER TABLE grants ADD COLUMN jwts INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // 4: a rotated refresh token is consumed (and revoked): presenting it again is reuse, which
+    // revokes its whole grant (RFC 9700 §4.14).
+    R"sql(
+ALTER TABLE tokens ADD COLUMN consumed INTEGER NOT NULL DEFAULT 0;
+)sql",
+};
+static_assert(std::size(k_migrations) == k_sqlite_schema_version,
+              "k_sqlite_schema_version must equal the number of migrations");
+
+// Indexed by SqliteTokenStore::Stmt.
+inline constexpr const char* k_statements[] = {
+    /* begin_immediate */ "BEGIN IMMEDIATE",
+    /* commit */ "COMMIT",
+    /* rollback */ "ROLLBACK",
+    /* insert_grant: re-storing a grant keeps its fields; revocation is sticky */
+    "INSERT INTO grants (id, client_id, sub, scope, started, revoked, expires, jwts) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+    "ON CONFLICT (id) DO UPDATE SET revoked = max(grants.revoked, excluded.revoked), "
+    "expires = max(grants.expires, excluded.expires), jwts = grants.jwts + excluded.jwts",
+    /* insert_token */
+    "INSERT INTO tokens (hash, kind, format, grant_id, client_id, sub, scope, aud, iss, jti, iat, nbf, exp, "
+    "claims, data, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    /* find_token */
+    "SELECT t.hash, t.kind, t.format, coalesce(t.grant_id, ''), t.client_id, t.sub, t.scope, t.aud, t.iss, "
+    "t.jti, t.iat, t.nbf, t.exp, t.claims, t.data, (t.revoked OR coalesce(g.revoked, 0)), t.consumed "
+    "FROM tokens t LEFT JOIN grants g ON g.id = t.grant_id WHERE t.hash = ?1",
+    /* find_grant */ "SELECT id, client_id, sub, scope, started, revoked, expires, jwts FROM grants WHERE id = ?1",
+    /* revoke_token */ "UPDATE tokens SET revoked = 1 WHERE hash = ?1 AND revoked = 0",
+    /* revoke_grant_jwts: JWTs of the grants about to be revoked (they have no rows) */
+    "SELECT coalesce(sum(jwts), 0) FROM grants WHERE id = ?1 AND revoked = 0",
+    /* revoke_grant_row */ "UPDATE grants SET revoked = 1 WHERE id = ?1 AND revoked = 0",
+    /* revoke_grant_tokens */ "UPDATE tokens SET revoked = 1 WHERE grant_id = ?1 AND revoked = 0",
+    /* revoke_client_jwts */ "SELECT coalesce(sum(jwts), 0) FROM grants WHERE client_id = ?1 AND revoked = 0",
+    /* revoke_client_grants */ "UPDATE grants SET revoked = 1 WHERE client_id = ?1 AND revoked = 0",
+    /* revoke_client_tokens: the client's rows, and every row of its grants (exchanged tokens) */
+    "UPDATE tokens SET revoked = 1 WHERE revoked = 0 AND "
+    "(client_id = ?1 OR grant_id IN (SELECT id FROM grants WHERE client_id = ?1))",
+    /* revoke_subject_jwts */
+    "SELECT coalesce(sum(jwts), 0) FROM grants WHERE revoked = 0 AND "
+    "(sub = ?1 OR id IN (SELECT grant_id FROM tokens WHERE sub = ?1 AND grant_id IS NOT NULL))",
+    /* revoke_subject_grants: grants keep the real sub; a pairwise sub reaches its grants via rows */
+    "UPDATE grants SET revoked = 1 WHERE revoked = 0 AND "
+    "(sub = ?1 OR id IN (SELECT grant_id FROM tokens WHERE sub = ?1 AND grant_id IS NOT NULL))",
+    /* revoke_subject_tokens: the subject's rows, and every row of its grants (pairwise subs) */
+    "UPDATE tokens SET revoked = 1 WHERE revoked = 0 AND "
+    "(sub = ?1 OR grant_id IN (SELECT id FROM grants WHERE sub = ?1 OR "
+    "id IN (SELECT grant_id FROM tokens WHERE sub = ?1 AND grant_id IS NOT NULL)))",
+    /* deny_jti: a later deny never shortens an earlier one; 0 (for ever) wins */
+    "INSERT INTO denylist (jti, exp) VALUES (?1, ?2) ON CONFLICT (jti) DO UPDATE SET exp = "
+    "CASE WHEN denylist.exp <= 0 OR excluded.exp <= 0 THEN 0 ELSE max(denylist.exp, excluded.exp) END",
+    /* is_denied */ "SELECT 1 FROM denylist WHERE jti = ?1",
+    /* uncount_jwt: a JWT denied on its own no longer counts as an active token of its grant */
+    "UPDATE grants SET jwts = jwts - 1 WHERE id = ?1 AND revoked = 0 AND jwts > 0",
+    /* grant_revoked */ "SELECT revoked FROM grants WHERE id = ?1",
+    /* consume_token: only an active, unconsumed token of an active grant is redeemed */
+    "UPDATE tokens SET consumed = 1, revoked = 1 WHERE hash = ?1 AND revoked = 0 AND consumed = 0 AND "
+    "NOT EXISTS (SELECT 1 FROM grants WHERE grants.id = tokens.grant_id AND grants.revoked = 1)",
+    /* token_consumed */ "SELECT consumed, coalesce(grant_id, '') FROM tokens WHERE hash = ?1",
+    /* prune_tokens */ "DELETE FROM tokens WHERE exp > 0 AND exp < ?1",
+    /* prune_denylist */ "DELETE FROM denylist WHERE exp > 0 AND exp < ?1",
+    /* prune_grants */
+    "DELETE FROM grants WHERE expires < ?1 AND NOT EXISTS (SELECT 1 FROM tokens WHERE tokens.grant_id = grants.id)",
+};
+
+}  // namespace tokctl::tokens::sqlite_sql
