@@ -320,7 +320,8 @@ for c in cmds:
         continue
     takes = {}
     for line in open(hp, encoding="utf-8", errors="replace"):
-        m = re.match(r"^  (-[^\s]+)( \S)?", line)
+        # The word after the flag is its value type, unless it is CLI11's "Excludes:" or "Needs:".
+        m = re.match(r"^  (-[^\s]+)( (?!Excludes:|Needs:)\S)?", line)
         if m:
             for n in m.group(1).split(","):
                 takes[n] = m.group(2) is not None
