@@ -195,8 +195,14 @@ std::function<int()> selected_action(CLI::App&) {
 }
 
 int report(const Error& error) {
+  // An OAuth refusal: the code first; -o json also prints the RFC 6749 error object on stdout.
+  std::string message = error.message;
+  if (error.oauth != OAuthCode::none) {
+    if (json_output()) print_json({{"error", to_string(error.oauth)}, {"error_description", error.message}});
+    message = std::string(to_string(error.oauth)) + ": " + message;
+  }
   // Messages quote token and file content (claims, kids, names): never raw on a terminal.
-  std::cerr << style(Stream::err, "31", "tokctl: error: ") << terminal_safe(error.message, Newlines::keep) << '\n';
+  std::cerr << style(Stream::err, "31", "tokctl: error: ") << terminal_safe(message, Newlines::keep) << '\n';
   if (!error.hint.empty()) {
     std::cerr << style(Stream::err, "33", "hint: ") << terminal_safe(error.hint, Newlines::keep) << '\n';
   }

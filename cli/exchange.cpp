@@ -36,15 +36,6 @@ std::string token_type_urn(const std::string& value) {
   return value;
 }
 
-// OAuth refusals are exit 1 with the code first; -o json also prints the RFC 6749 error object.
-int report_exchange_error(const Error& e) {
-  if (e.code == ErrorCode::invalid_token && json_output()) {
-    auto oe = tokens::oauth_error(e);
-    print_json({{"error", oe.error}, {"error_description", oe.description}});
-  }
-  return report(e);
-}
-
 int run_exchange(const ExchangeCli& o) {
   if (o.subject_token == "-" && o.actor_token == "-") {
     return report(Error{ErrorCode::usage, "only one of --subject-token and --actor-token can be read from stdin", {}});
@@ -74,7 +65,7 @@ int run_exchange(const ExchangeCli& o) {
   auto svc = open_service();
   if (!svc) return report(svc.error());
   auto r = (*svc)->exchange(req);
-  if (!r) return report_exchange_error(r.error());
+  if (!r) return report(r.error());
   if (json_output()) print_json(r->to_json());
   else std::cout << r->access.token << '\n';
   return 0;

@@ -19,16 +19,6 @@ namespace {
 
 using nlohmann::json;
 
-// OAuth refusals (invalid_scope, ...) are exit 1 with the code first; -o json also gets the
-// RFC 6749 error object on stdout.
-int report_oauth(const Error& e) {
-  if (e.code == ErrorCode::invalid_token && json_output()) {
-    auto oe = tokens::oauth_error(e);
-    print_json({{"error", oe.error}, {"error_description", oe.description}});
-  }
-  return report(e);
-}
-
 struct IssueCli {
   std::string type = "access";
   std::string format;
@@ -78,7 +68,7 @@ int run_refresh(const IssueCli& o) {
   auto svc = open_service();
   if (!svc) return report(svc.error());
   auto r = (*svc)->refresh(tokens::RefreshRequest{*token, o.client_id, o.scope});
-  if (!r) return report_oauth(r.error());
+  if (!r) return report(r.error());
   print_issued(*r, o);
   return 0;
 }
@@ -120,7 +110,7 @@ int run_issue(const IssueCli& o) {
   if (!svc) return report(svc.error());
   if (o.count == 1) {
     auto r = (*svc)->issue(req);
-    if (!r) return report_oauth(r.error());
+    if (!r) return report(r.error());
     print_issued(*r, o);
     return 0;
   }
@@ -130,7 +120,7 @@ int run_issue(const IssueCli& o) {
   for (int done = 0; done < o.count;) {
     int n = std::min(k_chunk, o.count - done);
     auto batch = (*svc)->issue_many(req, n);
-    if (!batch) return report_oauth(batch.error());
+    if (!batch) return report(batch.error());
     req.grant_id = batch->front().grant_id;  // later chunks continue the same grant
     for (const auto& r : *batch) print_issued(r, o);
     done += n;

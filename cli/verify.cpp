@@ -145,7 +145,7 @@ class RevocationCheck {
   void apply(jose::VerifyReport& r) {
     if (m_error && r.valid) {
       // The store exists but cannot be read: never call a token valid without its revocation check.
-      r.problems.push_back(jose::Problem{"store_error", "cannot check revocation: " + m_error->message, m_error->hint, false});
+      r.problems.push_back(jose::Problem{jose::ProblemCode::store_error, "cannot check revocation: " + m_error->message, m_error->hint, false});
       r.valid = false;
       return;
     }
@@ -153,10 +153,10 @@ class RevocationCheck {
     std::lock_guard<std::mutex> lock(*m_mutex);
     auto revoked = m_service->jwt_revoked(r.payload);
     if (!revoked) {
-      r.problems.push_back(jose::Problem{"store_error", revoked.error().message, {}, false});
+      r.problems.push_back(jose::Problem{jose::ProblemCode::store_error, revoked.error().message, {}, false});
       r.valid = false;
     } else if (*revoked) {
-      r.problems.push_back(jose::Problem{"revoked", "the token was revoked (jti deny-list or its grant)", {}, false});
+      r.problems.push_back(jose::Problem{jose::ProblemCode::revoked, "the token was revoked (jti deny-list or its grant)", {}, false});
       r.valid = false;
     }
   }
@@ -175,7 +175,7 @@ RevocationCheck& revocation() {
 // A report for a token that could not even be decrypted.
 jose::VerifyReport decrypt_failure(const Error& e) {
   jose::VerifyReport r;
-  r.problems.push_back(jose::Problem{e.code == ErrorCode::malformed ? "malformed" : "decrypt_failed", e.message,
+  r.problems.push_back(jose::Problem{e.code == ErrorCode::malformed ? jose::ProblemCode::malformed : jose::ProblemCode::decrypt_failed, e.message,
                                      e.hint, e.code == ErrorCode::malformed});
   return r;
 }
@@ -237,7 +237,7 @@ Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock
 nlohmann::json errors_json(const jose::VerifyReport& r) {
   nlohmann::json errs = nlohmann::json::array();
   for (const auto& p : r.problems) {
-    nlohmann::json e{{"code", p.code}, {"message", p.message}};
+    nlohmann::json e{{"code", jose::to_string(p.code)}, {"message", p.message}};
     if (!p.hint.empty()) e["hint"] = p.hint;
     errs.push_back(std::move(e));
   }
@@ -300,7 +300,7 @@ int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decrypt
   std::cerr << style(Stream::err, "31", "tokctl: error: ") << "token is invalid ("
             << r.problems.size() << (r.problems.size() == 1 ? " problem" : " problems") << ")\n";
   for (const auto& p : r.problems) {
-    std::cerr << "  - " << style(Stream::err, "1", p.code) << ": " << terminal_safe(p.message) << '\n';
+    std::cerr << "  - " << style(Stream::err, "1", jose::to_string(p.code)) << ": " << terminal_safe(p.message) << '\n';
     if (!p.hint.empty()) std::cerr << "    " << style(Stream::err, "33", "hint: ") << terminal_safe(p.hint) << '\n';
   }
   return r.exit_code();

@@ -10,6 +10,7 @@
 #include <tokctl/jose/ossl.hpp>
 #include <tokctl/util/io.hpp>
 
+#include "ctx_pool.hpp"
 #include "jwk_data.hpp"
 
 namespace tokctl::jose {
@@ -236,58 +237,49 @@ struct Signer::Cache {
   ossl::EvpPkeyCtxPtr pkey{nullptr, &EVP_PKEY_CTX_free};
   bool mac_used = false;
 };
+struct Signer::Pool : detail::ContextPool<Signer::Cache> {};
 
-Signer::Signer(Alg alg, Jwk key) : m_alg(alg), m_key(std::move(key)) {}
-Signer::Signer(const Signer& other) : m_alg(other.m_alg), m_key(other.m_key) {}
-Signer& Signer::operator=(const Signer& other) {
-  if (this != &other) {
-    m_alg = other.m_alg;
-    m_key = other.m_key;
-    m_cache.reset();
-  }
-  return *this;
-}
-Signer::Signer(Signer&&) noexcept = default;
-Signer& Signer::operator=(Signer&&) noexcept = default;
-Signer::~Signer() = default;
+Signer::Signer(Alg alg, Jwk key) : m_alg(alg), m_key(std::move(key)), m_pool(std::make_shared<Pool>()) {}
 
 Result<Signer> Signer::create(Alg alg, const Jwk& key) {
   if (auto c = check_key(alg, key, KeyRole::sign); !c) return std::unexpected(c.error());
   return Signer(alg, key);
 }
 
-Result<std::string> Signer::sign(std::string_view input) {
-  const AlgInfo& a = info(m_alg);
-  if (!m_cache) {
-    auto c = std::make_unique<Cache>();
-    bool ok = false;
-    switch (a.family) {
-      case Family::hmac: {
-        auto ctx = hmac_ctx(a, m_key.secret());
-        if (!ctx) return std::unexpected(ctx.error());
-        c->mac = std::move(*ctx);
-        ok = true;
-        break;
-      }
-      case Family::rsa_pkcs1:
-      case Family::rsa_pss:
-      case Family::ecdsa:
-        // Digest once per token, then EVP_PKEY_sign on a context initialised once.
-        c->md = ossl::make(EVP_MD_CTX_new());
-        c->pkey = ossl::make(EVP_PKEY_CTX_new_from_pkey(nullptr, m_key.pkey(), nullptr));
-        ok = c->md && c->pkey && EVP_PKEY_sign_init(c->pkey.get()) == 1 &&
-             EVP_PKEY_CTX_set_signature_md(c->pkey.get(), fetched_md(a.md)) == 1 &&
-             (a.family == Family::ecdsa || configure_rsa(c->pkey.get(), a));
-        break;
-      case Family::eddsa:
-        c->md = ossl::make(EVP_MD_CTX_new());
-        ok = c->md && EVP_DigestSignInit(c->md.get(), nullptr, nullptr, nullptr, m_key.pkey()) == 1;
-        break;
+namespace {
+
+// A fresh context bundle for signing with (a, key).
+Result<std::unique_ptr<Signer::Cache>> new_sign_cache(const AlgInfo& a, const Jwk& key) {
+  auto c = std::make_unique<Signer::Cache>();
+  bool ok = false;
+  switch (a.family) {
+    case Family::hmac: {
+      auto ctx = hmac_ctx(a, key.secret());
+      if (!ctx) return std::unexpected(ctx.error());
+      c->mac = std::move(*ctx);
+      ok = true;
+      break;
     }
-    if (!ok) return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign init failed");
-    m_cache = std::move(c);
+    case Family::rsa_pkcs1:
+    case Family::rsa_pss:
+    case Family::ecdsa:
+      // Digest once per token, then EVP_PKEY_sign on a context initialised once.
+      c->md = ossl::make(EVP_MD_CTX_new());
+      c->pkey = ossl::make(EVP_PKEY_CTX_new_from_pkey(nullptr, key.pkey(), nullptr));
+      ok = c->md && c->pkey && EVP_PKEY_sign_init(c->pkey.get()) == 1 &&
+           EVP_PKEY_CTX_set_signature_md(c->pkey.get(), fetched_md(a.md)) == 1 &&
+           (a.family == Family::ecdsa || configure_rsa(c->pkey.get(), a));
+      break;
+    case Family::eddsa:
+      c->md = ossl::make(EVP_MD_CTX_new());
+      ok = c->md && EVP_DigestSignInit(c->md.get(), nullptr, nullptr, nullptr, key.pkey()) == 1;
+      break;
   }
-  Cache& c = *m_cache;
+  if (!ok) return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign init failed");
+  return c;
+}
+
+Result<std::string> sign_with(const AlgInfo& a, const Jwk& key, Signer::Cache& c, std::string_view input) {
   const auto* in = reinterpret_cast<const unsigned char*>(input.data());
   if (a.family == Family::hmac) {
     unsigned char out[EVP_MAX_MD_SIZE];
@@ -325,7 +317,23 @@ Result<std::string> Signer::sign(std::string_view input) {
   }
   sig.resize(len);
   if (a.family != Family::ecdsa) return sig;
-  return der_to_raw(reinterpret_cast<const unsigned char*>(sig.data()), sig.size(), m_key.data().ec_size);
+  return der_to_raw(reinterpret_cast<const unsigned char*>(sig.data()), sig.size(), key.data().ec_size);
+}
+
+}  // namespace
+
+Result<std::string> Signer::sign(std::string_view input) const {
+  const AlgInfo& a = info(m_alg);
+  auto cache = m_pool->take();
+  if (!cache) {
+    auto fresh = new_sign_cache(a, m_key);
+    if (!fresh) return std::unexpected(fresh.error());
+    cache = std::move(*fresh);
+  }
+  auto sig = sign_with(a, m_key, *cache, input);
+  // A context whose operation failed may be left half-way: drop it rather than reuse it.
+  if (sig) m_pool->give(std::move(cache));
+  return sig;
 }
 
 Result<std::string> sign(Alg alg, const Jwk& key, std::string_view input) {
@@ -341,62 +349,70 @@ struct SignatureVerifier::Cache {
   ossl::EvpMdCtxPtr md{nullptr, &EVP_MD_CTX_free};
   ossl::EvpPkeyCtxPtr pkey{nullptr, &EVP_PKEY_CTX_free};
   bool mac_used = false;
-  bool ok = false;
 };
+struct SignatureVerifier::Pool : detail::ContextPool<SignatureVerifier::Cache> {};
 
-SignatureVerifier::SignatureVerifier(Alg alg, Jwk key) : m_alg(alg), m_key(std::move(key)) {}
-SignatureVerifier::SignatureVerifier(const SignatureVerifier& other)
-    : m_alg(other.m_alg), m_key(other.m_key) {}
-SignatureVerifier& SignatureVerifier::operator=(const SignatureVerifier& other) {
-  if (this != &other) {
-    m_alg = other.m_alg;
-    m_key = other.m_key;
-    m_cache.reset();
-  }
-  return *this;
-}
-SignatureVerifier::SignatureVerifier(SignatureVerifier&&) noexcept = default;
-SignatureVerifier& SignatureVerifier::operator=(SignatureVerifier&&) noexcept = default;
-SignatureVerifier::~SignatureVerifier() = default;
+SignatureVerifier::SignatureVerifier(Alg alg, Jwk key)
+    : m_alg(alg), m_key(std::move(key)), m_pool(std::make_shared<Pool>()) {}
 
 Result<SignatureVerifier> SignatureVerifier::create(Alg alg, const Jwk& key, KeyStrength strength) {
   if (auto c = check_key(alg, key, KeyRole::verify, strength); !c) return std::unexpected(c.error());
   return SignatureVerifier(alg, key);
 }
 
-bool SignatureVerifier::verify(std::string_view input, std::string_view signature) {
-  const AlgInfo& a = info(m_alg);
-  if (!m_cache) {
-    m_cache = std::make_unique<Cache>();
-    auto& c = *m_cache;
-    switch (a.family) {
-      case Family::hmac: {
-        auto ctx = hmac_ctx(a, m_key.secret());
-        if (ctx) c.mac = std::move(*ctx);
-        c.ok = static_cast<bool>(c.mac);
-        break;
-      }
-      case Family::rsa_pkcs1:
-      case Family::rsa_pss:
-      case Family::ecdsa:
-        c.md = ossl::make(EVP_MD_CTX_new());
-        c.pkey = ossl::make(EVP_PKEY_CTX_new_from_pkey(nullptr, m_key.pkey(), nullptr));
-        c.ok = c.md && c.pkey && EVP_PKEY_verify_init(c.pkey.get()) == 1 &&
-               EVP_PKEY_CTX_set_signature_md(c.pkey.get(), fetched_md(a.md)) == 1 &&
-               (a.family == Family::ecdsa || configure_rsa(c.pkey.get(), a));
-        break;
-      case Family::eddsa:
-        c.md = ossl::make(EVP_MD_CTX_new());
-        c.ok = c.md && EVP_DigestVerifyInit(c.md.get(), nullptr, nullptr, nullptr, m_key.pkey()) == 1;
-        break;
+namespace {
+
+// A fresh context bundle for verifying with (a, key); null when OpenSSL refuses the key.
+std::unique_ptr<SignatureVerifier::Cache> new_verify_cache(const AlgInfo& a, const Jwk& key) {
+  auto c = std::make_unique<SignatureVerifier::Cache>();
+  bool ok = false;
+  switch (a.family) {
+    case Family::hmac: {
+      auto ctx = hmac_ctx(a, key.secret());
+      if (ctx) c->mac = std::move(*ctx);
+      ok = static_cast<bool>(c->mac);
+      break;
     }
-    if (!c.ok) {
-      ossl::clear_errors();
-      m_cache.reset();
-      return false;
-    }
+    case Family::rsa_pkcs1:
+    case Family::rsa_pss:
+    case Family::ecdsa:
+      c->md = ossl::make(EVP_MD_CTX_new());
+      c->pkey = ossl::make(EVP_PKEY_CTX_new_from_pkey(nullptr, key.pkey(), nullptr));
+      ok = c->md && c->pkey && EVP_PKEY_verify_init(c->pkey.get()) == 1 &&
+           EVP_PKEY_CTX_set_signature_md(c->pkey.get(), fetched_md(a.md)) == 1 &&
+           (a.family == Family::ecdsa || configure_rsa(c->pkey.get(), a));
+      break;
+    case Family::eddsa:
+      c->md = ossl::make(EVP_MD_CTX_new());
+      ok = c->md && EVP_DigestVerifyInit(c->md.get(), nullptr, nullptr, nullptr, key.pkey()) == 1;
+      break;
   }
-  auto& c = *m_cache;
+  if (!ok) {
+    ossl::clear_errors();
+    return nullptr;
+  }
+  return c;
+}
+
+bool verify_with(const AlgInfo& a, const Jwk& key, SignatureVerifier::Cache& c, std::string_view input,
+                 std::string_view signature);
+
+}  // namespace
+
+bool SignatureVerifier::verify(std::string_view input, std::string_view signature) const {
+  const AlgInfo& a = info(m_alg);
+  auto cache = m_pool->take();
+  if (!cache) cache = new_verify_cache(a, m_key);
+  if (!cache) return false;
+  bool ok = verify_with(a, m_key, *cache, input, signature);
+  m_pool->give(std::move(cache));
+  return ok;
+}
+
+namespace {
+
+bool verify_with(const AlgInfo& a, const Jwk& key, SignatureVerifier::Cache& c, std::string_view input,
+                 std::string_view signature) {
   const auto* in = reinterpret_cast<const unsigned char*>(input.data());
   const auto* sig = reinterpret_cast<const unsigned char*>(signature.data());
   switch (a.family) {
@@ -428,11 +444,11 @@ bool SignatureVerifier::verify(std::string_view input, std::string_view signatur
   int ok = 0;
   if (a.family != Family::ecdsa) {
     // RSA signatures are exactly the modulus length (RFC 8017 §8.2.2 step 1).
-    if (signature.size() != static_cast<std::size_t>(EVP_PKEY_get_size(m_key.pkey()))) return false;
+    if (signature.size() != static_cast<std::size_t>(EVP_PKEY_get_size(key.pkey()))) return false;
     ok = EVP_PKEY_verify(c.pkey.get(), sig, signature.size(), digest, dlen);
   } else {
     // JWS ECDSA signatures are raw r||s, each exactly the field size; DER is not accepted.
-    const Jwk::Data& kd = m_key.data();
+    const Jwk::Data& kd = key.data();
     const std::size_t n = kd.ec_size;
     if (n == 0 || signature.size() != 2 * n) return false;
     // 0 < r, s < n, checked here explicitly (CVE-2022-21449 accepted r = s = 0).
@@ -460,5 +476,7 @@ bool SignatureVerifier::verify(std::string_view input, std::string_view signatur
   if (ok != 1) ossl::clear_errors();
   return ok == 1;
 }
+
+}  // namespace
 
 }  // namespace tokctl::jose

@@ -92,7 +92,7 @@ Result<std::string> sign_compact(nlohmann::json header, std::string_view payload
   return input;
 }
 
-Result<std::string> sign_compact(const nlohmann::json& header, std::string_view payload, Signer& signer) {
+Result<std::string> sign_compact(const nlohmann::json& header, std::string_view payload, const Signer& signer) {
   if (header.contains("alg")) {
     nlohmann::json without = header;
     without.erase("alg");

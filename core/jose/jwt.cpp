@@ -13,9 +13,9 @@ namespace {
 
 using nlohmann::json;
 
-void add(std::vector<Problem>& out, std::string code, std::string message, std::string hint = {},
+void add(std::vector<Problem>& out, ProblemCode code, std::string message, std::string hint = {},
          bool malformed = false) {
-  out.push_back(Problem{std::move(code), std::move(message), std::move(hint), malformed});
+  out.push_back(Problem{code, std::move(message), std::move(hint), malformed});
 }
 
 // Reads a NumericDate claim. Returns nullopt when absent; sets `bad` when present but not a number.
@@ -23,14 +23,14 @@ std::optional<std::int64_t> numeric_date(const json& payload, const char* name, 
   auto it = payload.find(name);
   if (it == payload.end()) return std::nullopt;
   if (!it->is_number()) {
-    add(out, "bad_claim_type",
+    add(out, ProblemCode::bad_claim_type,
         std::string("claim \"") + name + "\" must be a number (NumericDate), not " + it->type_name(),
         "time claims are seconds since 1970-01-01T00:00:00Z", true);
     return std::nullopt;
   }
   auto t = time_from_seconds(it->get<double>());
   if (!t) {
-    add(out, "bad_claim_type",
+    add(out, ProblemCode::bad_claim_type,
         std::string("claim \"") + name + "\" is out of range (" + it->dump() + ")",
         "NumericDate values must lie between years 0001 and 9999", true);
   }
@@ -49,13 +49,13 @@ std::string media_type(const std::string& typ) {
 }
 
 void check_string_claim(const json& payload, const char* name, const std::optional<std::string>& want,
-                        const char* code, std::vector<Problem>& out) {
+                        ProblemCode code, std::vector<Problem>& out) {
   if (!want) return;
   auto it = payload.find(name);
   if (it == payload.end()) {
     add(out, code, std::string(name) + " is missing, expected '" + *want + "'");
   } else if (!it->is_string()) {
-    add(out, "bad_claim_type", std::string("claim \"") + name + "\" must be a string", {}, true);
+    add(out, ProblemCode::bad_claim_type, std::string("claim \"") + name + "\" must be a string", {}, true);
   } else if (it->get_ref<const std::string&>() != *want) {
     add(out, code, std::string(name) + " mismatch: token has '" + it->get<std::string>() + "', expected '" +
                        *want + "'");
@@ -63,6 +63,35 @@ void check_string_claim(const json& payload, const char* name, const std::option
 }
 
 }  // namespace
+
+const char* to_string(ProblemCode code) {
+  switch (code) {
+    case ProblemCode::malformed: return "malformed";
+    case ProblemCode::not_a_jwt: return "not_a_jwt";
+    case ProblemCode::alg_none: return "alg_none";
+    case ProblemCode::alg_unsupported: return "alg_unsupported";
+    case ProblemCode::alg_not_allowed: return "alg_not_allowed";
+    case ProblemCode::crit_unsupported: return "crit_unsupported";
+    case ProblemCode::key_mismatch: return "key_mismatch";
+    case ProblemCode::kid_not_found: return "kid_not_found";
+    case ProblemCode::key_unsupported: return "key_unsupported";
+    case ProblemCode::bad_signature: return "bad_signature";
+    case ProblemCode::expired: return "expired";
+    case ProblemCode::not_yet_valid: return "not_yet_valid";
+    case ProblemCode::iat_in_future: return "iat_in_future";
+    case ProblemCode::too_old: return "too_old";
+    case ProblemCode::iss_mismatch: return "iss_mismatch";
+    case ProblemCode::aud_mismatch: return "aud_mismatch";
+    case ProblemCode::sub_mismatch: return "sub_mismatch";
+    case ProblemCode::typ_mismatch: return "typ_mismatch";
+    case ProblemCode::missing_claim: return "missing_claim";
+    case ProblemCode::bad_claim_type: return "bad_claim_type";
+    case ProblemCode::revoked: return "revoked";
+    case ProblemCode::store_error: return "store_error";
+    case ProblemCode::decrypt_failed: return "decrypt_failed";
+  }
+  return "unknown";
+}
 
 int VerifyReport::exit_code() const {
   if (valid) return 0;
@@ -79,28 +108,28 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
   auto nbf = numeric_date(payload, "nbf", out);
   auto iat = numeric_date(payload, "iat", out);
   if (exp && now - leeway >= *exp) {
-    add(out, "expired", "expired " + format_duration(now - *exp) + " ago (exp " + format_rfc3339(*exp) + lw + ")",
+    add(out, ProblemCode::expired, "expired " + format_duration(now - *exp) + " ago (exp " + format_rfc3339(*exp) + lw + ")",
         now - *exp < 86400 * 365 ? "" : "is --now right?");
   }
   if (nbf && now + leeway < *nbf) {
-    add(out, "not_yet_valid", "not valid for another " + format_duration(*nbf - now) + " (nbf " +
+    add(out, ProblemCode::not_yet_valid, "not valid for another " + format_duration(*nbf - now) + " (nbf " +
                                   format_rfc3339(*nbf) + lw + ")");
   }
   if (iat && *iat > now + leeway) {
-    add(out, "iat_in_future", "issued " + format_duration(*iat - now) + " in the future (iat " +
+    add(out, ProblemCode::iat_in_future, "issued " + format_duration(*iat - now) + " in the future (iat " +
                                   format_rfc3339(*iat) + lw + ")",
         "the issuer's clock may be ahead");
   }
   if (rules.max_age) {
     if (!iat) {
-      if (!payload.contains("iat")) add(out, "missing_claim", "iat is required by --max-age but missing");
+      if (!payload.contains("iat")) add(out, ProblemCode::missing_claim, "iat is required by --max-age but missing");
     } else if (now - *iat > *rules.max_age + leeway) {
-      add(out, "too_old", "issued " + format_duration(now - *iat) + " ago, over the max age of " +
+      add(out, ProblemCode::too_old, "issued " + format_duration(now - *iat) + " ago, over the max age of " +
                               format_duration(*rules.max_age) + " (iat " + format_rfc3339(*iat) + lw + ")");
     }
   }
-  check_string_claim(payload, "iss", rules.iss, "iss_mismatch", out);
-  check_string_claim(payload, "sub", rules.sub, "sub_mismatch", out);
+  check_string_claim(payload, "iss", rules.iss, ProblemCode::iss_mismatch, out);
+  check_string_claim(payload, "sub", rules.sub, ProblemCode::sub_mismatch, out);
   if (rules.aud) {
     auto it = payload.find("aud");
     std::vector<std::string> auds;
@@ -118,27 +147,27 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
       }
     }
     if (!typed) {
-      add(out, "bad_claim_type", "claim \"aud\" must be a string or an array of strings", {}, true);
+      add(out, ProblemCode::bad_claim_type, "claim \"aud\" must be a string or an array of strings", {}, true);
     } else if (it == payload.end()) {
-      add(out, "aud_mismatch", "aud is missing, expected '" + *rules.aud + "'");
+      add(out, ProblemCode::aud_mismatch, "aud is missing, expected '" + *rules.aud + "'");
     } else if (std::find(auds.begin(), auds.end(), *rules.aud) == auds.end()) {
       std::string have;
       for (const auto& a : auds) have += (have.empty() ? "'" : ", '") + a + "'";
-      add(out, "aud_mismatch", "aud mismatch: token is for " + (have.empty() ? "nobody" : have) +
+      add(out, ProblemCode::aud_mismatch, "aud mismatch: token is for " + (have.empty() ? "nobody" : have) +
                                    ", expected '" + *rules.aud + "'");
     }
   }
   if (rules.typ) {
     auto it = header.find("typ");
     if (it == header.end() || !it->is_string()) {
-      add(out, "typ_mismatch", "header typ is missing, expected '" + *rules.typ + "'");
+      add(out, ProblemCode::typ_mismatch, "header typ is missing, expected '" + *rules.typ + "'");
     } else if (media_type(it->get<std::string>()) != media_type(*rules.typ)) {
-      add(out, "typ_mismatch", "typ mismatch: token has '" + it->get<std::string>() + "', expected '" +
+      add(out, ProblemCode::typ_mismatch, "typ mismatch: token has '" + it->get<std::string>() + "', expected '" +
                                    *rules.typ + "'");
     }
   }
   for (const auto& name : rules.required) {
-    if (!payload.contains(name)) add(out, "missing_claim", "required claim \"" + name + "\" is missing");
+    if (!payload.contains(name)) add(out, ProblemCode::missing_claim, "required claim \"" + name + "\" is missing");
   }
 }
 
@@ -224,24 +253,18 @@ struct TokenVerifier::Impl {
   VerifyOptions options;
   const Clock* clock;
   std::vector<std::vector<Alg>> allowed;  // per key
-  std::vector<Candidate> verifiers;       // built lazily, reused across tokens
+  std::vector<Candidate> verifiers;       // every usable (key, allowed alg), built by create()
 
-  SignatureVerifier* verifier_for(std::size_t index, Alg alg) {
-    for (auto& c : verifiers)
+  const SignatureVerifier* verifier_for(std::size_t index, Alg alg) const {
+    for (const auto& c : verifiers)
       if (c.key_index == index && c.alg == alg) return &c.verifier;
-    auto v = SignatureVerifier::create(alg, keys.keys[index], options.key_strength);
-    if (!v) return nullptr;
-    verifiers.push_back(Candidate{index, alg, std::move(*v)});
-    return &verifiers.back().verifier;
+    return nullptr;
   }
 };
 
-TokenVerifier::TokenVerifier(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
-TokenVerifier::TokenVerifier(const TokenVerifier& o) : m_impl(std::make_unique<Impl>(*o.m_impl)) {}
-TokenVerifier& TokenVerifier::operator=(const TokenVerifier& o) {
-  if (this != &o) m_impl = std::make_unique<Impl>(*o.m_impl);
-  return *this;
-}
+TokenVerifier::TokenVerifier(std::shared_ptr<const Impl> impl) : m_impl(std::move(impl)) {}
+TokenVerifier::TokenVerifier(const TokenVerifier&) = default;
+TokenVerifier& TokenVerifier::operator=(const TokenVerifier&) = default;
 TokenVerifier::TokenVerifier(TokenVerifier&&) noexcept = default;
 TokenVerifier& TokenVerifier::operator=(TokenVerifier&&) noexcept = default;
 TokenVerifier::~TokenVerifier() = default;
@@ -288,16 +311,24 @@ Result<TokenVerifier> TokenVerifier::create(JwkSet keys, KeySource source, Verif
   }
   impl->keys = std::move(keys);
   impl->options = std::move(options);
+  // Built once: verify() is const and shared by threads. A pair that check_key refuses has none
+  // (verify() reports why when a token selects it).
+  for (std::size_t i = 0; i < impl->keys.keys.size(); ++i) {
+    for (Alg alg : impl->allowed[i]) {
+      auto v = SignatureVerifier::create(alg, impl->keys.keys[i], impl->options.key_strength);
+      if (v) impl->verifiers.push_back(Impl::Candidate{i, alg, std::move(*v)});
+    }
+  }
   return TokenVerifier(std::move(impl));
 }
 
-VerifyReport TokenVerifier::verify(std::string_view token) {
-  Impl& im = *m_impl;
+VerifyReport TokenVerifier::verify(std::string_view token) const {
+  const Impl& im = *m_impl;
   VerifyReport report;
   auto& problems = report.problems;
   auto jws = parse_compact(token, im.options.limits);
   if (!jws) {
-    add(problems, "malformed", jws.error().message, jws.error().hint, true);
+    add(problems, ProblemCode::malformed, jws.error().message, jws.error().hint, true);
     return report;
   }
   report.parsed = true;
@@ -307,13 +338,13 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
   if (payload && payload->is_object()) {
     report.payload = std::move(*payload);
   } else if (meant_as_json) {
-    add(problems, "malformed", payload ? "claims must be a JSON object" : payload.error().message, {}, true);
+    add(problems, ProblemCode::malformed, payload ? "claims must be a JSON object" : payload.error().message, {}, true);
   } else {
     // Not a JWT: a JWS over arbitrary bytes. Its signature can still be checked; claim rules cannot.
     report.payload_bytes = jws->payload;
     const ClaimRules& c = im.options.claims;
     if (c.iss || c.aud || c.sub || !c.required.empty() || c.max_age) {
-      add(problems, "not_a_jwt", "the payload is not a JWT claims set (" + std::to_string(jws->payload.size()) +
+      add(problems, ProblemCode::not_a_jwt, "the payload is not a JWT claims set (" + std::to_string(jws->payload.size()) +
                                      " bytes), so claim checks cannot pass",
           "drop --iss/--aud/--sub/--require/--max-age to check only the signature");
     }
@@ -323,15 +354,15 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
   auto alg = alg_from_string(jws->alg);
   bool can_check_signature = true;
   if (lower(jws->alg) == "none") {
-    add(problems, "alg_none", "alg \"" + jws->alg + "\" (unsigned token) is never accepted");
+    add(problems, ProblemCode::alg_none, "alg \"" + jws->alg + "\" (unsigned token) is never accepted");
     can_check_signature = false;
   } else if (!alg) {
-    add(problems, "alg_unsupported", "alg \"" + jws->alg + "\" is not supported",
+    add(problems, ProblemCode::alg_unsupported, "alg \"" + jws->alg + "\" is not supported",
         "supported: " + supported_alg_names());
     can_check_signature = false;
   }
   if (auto c = check_crit(jws->header); !c) {
-    add(problems, "crit_unsupported", c.error().message, c.error().hint);
+    add(problems, ProblemCode::crit_unsupported, c.error().message, c.error().hint);
     can_check_signature = false;
   }
 
@@ -346,11 +377,11 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
     auto skipped = std::find_if(im.keys.skipped.begin(), im.keys.skipped.end(),
                                 [&](const SkippedKey& k) { return !jws->kid.empty() && k.kid == jws->kid; });
     if (by_kid.empty() && skipped != im.keys.skipped.end()) {
-      add(problems, "key_unsupported",
+      add(problems, ProblemCode::key_unsupported,
           "kid '" + jws->kid + "' is in the JWKS, but it is an " + skipped->type + " key, which tokctl does not support",
           "supported: RSA, EC P-256/P-384/P-521, OKP Ed25519/Ed448, oct");
     } else if (by_kid.empty()) {
-      add(problems, "kid_not_found",
+      add(problems, ProblemCode::kid_not_found,
           "kid '" + jws->kid + "' not in JWKS (have: " + im.keys.kid_list() + ")",
           "the signer may have rotated keys; refresh the JWKS. The set has: " + im.keys.type_list());
     } else {
@@ -383,16 +414,16 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
         bool unpinned = std::all_of(by_kid.begin(), by_kid.end(), [&](std::size_t i) { return im.allowed[i].empty(); });
         if (unpinned && im.options.allowed_algs.empty()) {
           const Jwk& k = im.keys.keys[by_kid.front()];
-          add(problems, "alg_not_allowed",
+          add(problems, ProblemCode::alg_not_allowed,
               "the " + k.describe() + (k.kid().empty() ? "" : " (kid '" + k.kid() + "')") +
                   " does not pin an algorithm, so no alg is allowed for it",
               alg_hint(k));
         } else if (allowed_names.find(jws->alg) == std::string::npos) {
-          add(problems, "alg_not_allowed",
+          add(problems, ProblemCode::alg_not_allowed,
               "alg " + jws->alg + " is not allowed (allowed: " + (allowed_names.empty() ? "none" : allowed_names) + ")",
               mismatch_hint);
         } else {
-          add(problems, "key_mismatch",
+          add(problems, ProblemCode::key_mismatch,
               "no key can verify a " + jws->alg + " token" + (mismatch_reason.empty() ? "" : ": " + mismatch_reason),
               mismatch_hint);
         }
@@ -400,7 +431,7 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
         std::string input = jws->signing_input();
         bool verified = false;
         for (auto i : usable) {
-          auto* v = im.verifier_for(i, *alg);
+          const auto* v = im.verifier_for(i, *alg);
           if (v && v->verify(input, jws->signature)) {
             verified = true;
             report.signature_verified = true;
@@ -426,7 +457,7 @@ VerifyReport TokenVerifier::verify(std::string_view token) {
                    " bytes of raw r||s; this one is " + std::to_string(jws->signature.size()) +
                    " (DER-encoded signatures are not JWS)";
           }
-          add(problems, "bad_signature", msg, hint);
+          add(problems, ProblemCode::bad_signature, msg, hint);
           report.kid = k.kid();
         }
       }

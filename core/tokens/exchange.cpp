@@ -7,7 +7,7 @@
 // client, in the subject token's grant (revoking that grant revokes the exchanged tokens too), and
 // never outlives the subject token.
 //
-// Refusals (ErrorCode::invalid_token, OAuth code first):
+// Refusals (ErrorCode::invalid_token with Error::oauth):
 //   invalid_request  unsupported subject/actor/requested token type, unknown mode, a mode the rule
 //                    does not allow, delegation without any actor identity
 //   invalid_grant    subject or actor token unknown, expired, revoked or not verifying
@@ -63,7 +63,7 @@ bool known_input_type(const std::string& urn) {
 // Why a rule does not fit the request; `stage` orders failures (the furthest one is reported).
 struct RuleMiss {
   int stage = -1;
-  std::string code;
+  OAuthCode code = OAuthCode::none;
   std::string description;
 };
 
@@ -72,7 +72,7 @@ struct RuleMiss {
 // The token when it is active here, else nullopt; `type` is its token type URN as presented.
 // Active means what introspection says (for a JWT: signature_verified with a keystore key, claims
 // valid, not revoked, not expired); claims of the wrong type were dropped there.
-static Result<std::optional<ActiveToken>> presented(TokenService::Impl& im, std::string_view token,
+static Result<std::optional<ActiveToken>> presented(const TokenService::Impl& im, std::string_view token,
                                                     const std::string& type) {
   if (token.empty()) return std::optional<ActiveToken>();
   auto t = active_token(im, token);
@@ -81,47 +81,47 @@ static Result<std::optional<ActiveToken>> presented(TokenService::Impl& im, std:
   return t;
 }
 
-Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
-  Impl& im = *m_impl;
+Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) const {
+  const Impl& im = *m_impl;
   const Policy& p = im.policy;
 
   // The request itself.
-  if (request.subject_token.empty()) return oauth_fail("invalid_request", "subject_token is required");
+  if (request.subject_token.empty()) return oauth_fail(OAuthCode::invalid_request, "subject_token is required");
   if (!known_input_type(request.subject_token_type)) {
-    return oauth_fail("invalid_request", "unsupported subject_token_type '" + request.subject_token_type + "'");
+    return oauth_fail(OAuthCode::invalid_request, "unsupported subject_token_type '" + request.subject_token_type + "'");
   }
   if (request.subject_token_type == k_urn_refresh_token) {
-    return oauth_fail("invalid_request", "refresh tokens cannot be exchanged; use the refresh token grant");
+    return oauth_fail(OAuthCode::invalid_request, "refresh tokens cannot be exchanged; use the refresh token grant");
   }
   if (!request.actor_token.empty() &&
       (!known_input_type(request.actor_token_type) || request.actor_token_type == k_urn_refresh_token)) {
-    return oauth_fail("invalid_request", "unsupported actor_token_type '" + request.actor_token_type + "'");
+    return oauth_fail(OAuthCode::invalid_request, "unsupported actor_token_type '" + request.actor_token_type + "'");
   }
   const std::string& rtt = request.requested_token_type;
   if (!rtt.empty() && rtt != k_urn_access_token && rtt != k_urn_jwt) {
-    return oauth_fail("invalid_request", "requested_token_type '" + rtt +
+    return oauth_fail(OAuthCode::invalid_request, "requested_token_type '" + rtt +
                                              "' is not supported (only access_token and jwt: a JWT access token)");
   }
   const std::string mode = request.mode.empty() ? "delegate" : request.mode;
   if (mode != "delegate" && mode != "impersonate" && mode != "embed") {
-    return oauth_fail("invalid_request", "mode must be delegate, impersonate or embed, not '" + mode + "'");
+    return oauth_fail(OAuthCode::invalid_request, "mode must be delegate, impersonate or embed, not '" + mode + "'");
   }
 
   // The subject (and actor) tokens must be active here.
   auto subject = presented(im, request.subject_token, request.subject_token_type);
   if (!subject) return std::unexpected(subject.error());
-  if (!*subject) return oauth_fail("invalid_grant", "the subject token is not active (unknown, expired or revoked)");
+  if (!*subject) return oauth_fail(OAuthCode::invalid_grant, "the subject token is not active (unknown, expired or revoked)");
   const ActiveToken& subj = **subject;
   if (subj.kind == "refresh") {
-    return oauth_fail("invalid_request", "the subject token is a refresh token; refresh tokens cannot be exchanged");
+    return oauth_fail(OAuthCode::invalid_request, "the subject token is a refresh token; refresh tokens cannot be exchanged");
   }
   std::optional<ActiveToken> actor;
   if (!request.actor_token.empty()) {
     auto a = presented(im, request.actor_token, request.actor_token_type);
     if (!a) return std::unexpected(a.error());
-    if (!*a) return oauth_fail("invalid_grant", "the actor token is not active (unknown, expired or revoked)");
+    if (!*a) return oauth_fail(OAuthCode::invalid_grant, "the actor token is not active (unknown, expired or revoked)");
     if ((*a)->kind == "refresh") {
-      return oauth_fail("invalid_request", "the actor token is a refresh token");
+      return oauth_fail(OAuthCode::invalid_request, "the actor token is a refresh token");
     }
     actor = std::move(**a);
   }
@@ -148,7 +148,7 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
     auto bad_target = std::find_if(to.begin(), to.end(), [&](const std::string& t) { return !contains(rule.to, t); });
     if (to.empty() || bad_target != to.end()) {
       if (miss.stage < 0) {
-        miss = {0, "invalid_target", to.empty() ? "the exchange rule for audience '" + rule.from + "' allows no target"
+        miss = {0, OAuthCode::invalid_target, to.empty() ? "the exchange rule for audience '" + rule.from + "' allows no target"
                                                 : "audience '" + *bad_target + "' is not an allowed target for tokens of audience '" +
                                                       rule.from + "'"};
       }
@@ -181,14 +181,14 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
         if (rule_allows(s)) scopes.push_back(s);
     }
     if (!scope_problem.empty()) {
-      if (miss.stage < 1) miss = {1, "invalid_scope", scope_problem};
+      if (miss.stage < 1) miss = {1, OAuthCode::invalid_scope, scope_problem};
       continue;
     }
     // Mode (a rule without modes allows delegation only, as the policy loader defaults).
     bool mode_ok = rule.modes.empty() ? mode == "delegate" : contains(rule.modes, mode);
     if (!mode_ok) {
       if (miss.stage < 2) {
-        miss = {2, "invalid_request", "mode '" + mode + "' is not allowed for tokens of audience '" + rule.from + "'"};
+        miss = {2, OAuthCode::invalid_request, "mode '" + mode + "' is not allowed for tokens of audience '" + rule.from + "'"};
       }
       continue;
     }
@@ -201,7 +201,7 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
     if (miss.stage >= 0) return oauth_fail(miss.code, miss.description);
     std::string auds;
     for (const auto& a : subject_aud) auds += (auds.empty() ? "'" : ", '") + a + "'";
-    return oauth_fail("invalid_target", "no exchange rule for the subject token's audience" +
+    return oauth_fail(OAuthCode::invalid_target, "no exchange rule for the subject token's audience" +
                                             (auds.empty() ? std::string(" (it has none)") : " (" + auds + ")"));
   }
 
@@ -214,7 +214,7 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
   const std::string subject_client = str(subj.claims, "client_id");
   issue.client_id = subject_client == k_cli_client_id && !p.client(subject_client) ? std::string() : subject_client;
   issue.sub = str(subj.claims, "sub");
-  if (issue.sub.empty()) return oauth_fail("invalid_grant", "the subject token has no subject");
+  if (issue.sub.empty()) return oauth_fail(OAuthCode::invalid_grant, "the subject token has no subject");
   issue.aud = chosen_targets;
   issue.scope = join_scopes(chosen_scopes);
   issue.grant_id = str(subj.claims, "sid");
@@ -231,7 +231,7 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) {
     std::string actor_id = actor ? str(actor->claims, "sub") : subject_client;
     if (actor && actor_id.empty()) actor_id = str(actor->claims, "client_id");
     if (actor_id.empty()) {
-      return oauth_fail("invalid_request", actor ? "the actor token names no subject or client"
+      return oauth_fail(OAuthCode::invalid_request, actor ? "the actor token names no subject or client"
                                                  : "delegation needs an actor token (the subject token has no client_id)");
     }
     json act{{"sub", actor_id}};

@@ -29,7 +29,7 @@ std::string sha256_b64(std::string_view data) {
 }  // namespace
 
 // The stored record of an opaque, wrapped, refresh or split token, when active.
-static Result<std::optional<TokenRecord>> active_record(TokenService::Impl& im, std::string_view token) {
+static Result<std::optional<TokenRecord>> active_record(const TokenService::Impl& im, std::string_view token) {
   auto rec = im.store->find(token_hash(token));
   if (!rec) return std::unexpected(rec.error());
   if (!*rec) return std::optional<TokenRecord>();
@@ -73,7 +73,7 @@ static bool well_typed(const std::string& name, const json& v) {
   return true;
 }
 
-Result<std::optional<ActiveToken>> active_token(TokenService::Impl& im, std::string_view token) {
+Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, std::string_view token) {
   const UnixTime now = im.now();
   auto rec = active_record(im, token);
   if (!rec) return std::unexpected(rec.error());
@@ -135,7 +135,7 @@ Result<std::optional<ActiveToken>> active_token(TokenService::Impl& im, std::str
   return std::optional<ActiveToken>(std::move(out));
 }
 
-Result<json> TokenService::introspect(std::string_view token) {
+Result<json> TokenService::introspect(std::string_view token) const {
   auto d = active_token(*m_impl, token);
   if (!d) return std::unexpected(d.error());
   if (!*d) return json{{"active", false}};
@@ -149,8 +149,8 @@ Result<json> TokenService::introspect(std::string_view token) {
   return r;
 }
 
-Result<std::string> TokenService::phantom_jwt(std::string_view token) {
-  Impl& im = *m_impl;
+Result<std::string> TokenService::phantom_jwt(std::string_view token) const {
+  const Impl& im = *m_impl;
   auto d = active_token(im, token);
   if (!d) return std::unexpected(d.error());
   if (!*d) return fail(ErrorCode::invalid_token, "the token is not active (unknown, expired or revoked)");
@@ -172,11 +172,13 @@ Result<std::string> TokenService::phantom_jwt(std::string_view token) {
   // Revoking the source revokes the phantom: it carries the source's jti (revoke deny-lists it)
   // and grant (sid). Without a jti of its own, it gets a fresh one (so it can be revoked itself).
   if (!jose::string_member(claims, "jti")) claims["jti"] = random_token(16);
-  return im.sign(claims, "at+jwt");
+  auto ring = im.ring();
+  if (!ring) return std::unexpected(ring.error());
+  return TokenService::Impl::sign(**ring, claims, "at+jwt");
 }
 
-Result<int> TokenService::revoke(std::string_view token, bool whole_grant) {
-  Impl& im = *m_impl;
+Result<int> TokenService::revoke(std::string_view token, bool whole_grant) const {
+  const Impl& im = *m_impl;
   auto rec = im.store->find(token_hash(token));
   if (!rec) return std::unexpected(rec.error());
   if (*rec) {
@@ -214,8 +216,8 @@ Result<int> TokenService::revoke(std::string_view token, bool whole_grant) {
   return changed;
 }
 
-Result<int> TokenService::revoke_client(std::string_view client_id) {
-  Impl& im = *m_impl;
+Result<int> TokenService::revoke_client(std::string_view client_id) const {
+  const Impl& im = *m_impl;
   auto n = im.store->revoke_client(client_id);
   if (!n) return n;
   // Tokens issued without --client-id carry client_id "tokctl" but belong to no client (stored "").
@@ -227,8 +229,8 @@ Result<int> TokenService::revoke_client(std::string_view client_id) {
   return n;
 }
 
-Result<int> TokenService::revoke_subject(std::string_view sub) {
-  Impl& im = *m_impl;
+Result<int> TokenService::revoke_subject(std::string_view sub) const {
+  const Impl& im = *m_impl;
   auto n = im.store->revoke_subject(sub);
   if (!n) return n;
   // The subject's pairwise subs under every sector of the policy (tokens issued to those clients
@@ -243,14 +245,14 @@ Result<int> TokenService::revoke_subject(std::string_view sub) {
   return n;
 }
 
-Result<SplitResult> TokenService::split(std::string_view jwt, bool store) {
-  Impl& im = *m_impl;
+Result<SplitResult> TokenService::split(std::string_view jwt, bool store) const {
+  const Impl& im = *m_impl;
   jose::VerifyReport report;
   auto claims = im.our_jwt_claims(jwt, &report);
   if (!claims) return std::unexpected(claims.error());
   if (!*claims || !report.valid) {
     // Decided on the typed verdict above; the first problem only explains it.
-    std::string why = report.problems.empty() ? "invalid" : report.problems.front().code + ": " + report.problems.front().message;
+    std::string why = report.problems.empty() ? "invalid" : std::string(jose::to_string(report.problems.front().code)) + ": " + report.problems.front().message;
     return fail(ErrorCode::invalid_token, "only a valid JWT from this keystore can be split (" + why + ")");
   }
   auto revoked = im.jwt_revoked(**claims);
@@ -281,8 +283,8 @@ Result<SplitResult> TokenService::split(std::string_view jwt, bool store) {
   return r;
 }
 
-Result<std::string> TokenService::join(std::string_view client_token) {
-  Impl& im = *m_impl;
+Result<std::string> TokenService::join(std::string_view client_token) const {
+  const Impl& im = *m_impl;
   auto rec = active_record(im, client_token);
   if (!rec) return std::unexpected(rec.error());
   if (!*rec || (*rec)->kind != "split") {

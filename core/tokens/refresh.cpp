@@ -10,35 +10,35 @@
 
 namespace tokctl::tokens {
 
-Result<IssueResponse> TokenService::refresh(const RefreshRequest& request) {
-  Impl& im = *m_impl;
+Result<IssueResponse> TokenService::refresh(const RefreshRequest& request) const {
+  const Impl& im = *m_impl;
   const std::string hash = token_hash(request.refresh_token);
   auto found = im.store->find(hash);
   if (!found) return std::unexpected(found.error());
-  if (!*found || (*found)->kind != "refresh") return oauth_fail("invalid_grant", "the refresh token is unknown");
+  if (!*found || (*found)->kind != "refresh") return oauth_fail(OAuthCode::invalid_grant, "the refresh token is unknown");
   const TokenRecord& old = **found;
   const std::string owner = old.client_id.empty() ? std::string(k_cli_client_id) : old.client_id;
   // A consumed token presented again: someone holds a copy. redeem() revokes the grant.
   auto reuse = [&]() -> Result<IssueResponse> {
     if (auto r = im.store->redeem(hash, GrantRecord{}, {}); !r) return std::unexpected(r.error());
-    return oauth_fail("invalid_grant", "the refresh token was used before; its whole grant is now revoked "
+    return oauth_fail(OAuthCode::invalid_grant, "the refresh token was used before; its whole grant is now revoked "
                                        "(reuse detection)");
   };
   if (old.consumed) return reuse();
-  if (old.revoked) return oauth_fail("invalid_grant", "the refresh token is revoked");
-  if (old.exp != 0 && old.exp < im.now()) return oauth_fail("invalid_grant", "the refresh token has expired");
+  if (old.revoked) return oauth_fail(OAuthCode::invalid_grant, "the refresh token is revoked");
+  if (old.exp != 0 && old.exp < im.now()) return oauth_fail(OAuthCode::invalid_grant, "the refresh token has expired");
   if (!request.client_id.empty() && request.client_id != owner) {
-    return oauth_fail("invalid_grant", "the refresh token was issued to another client");
+    return oauth_fail(OAuthCode::invalid_grant, "the refresh token was issued to another client");
   }
   auto grant = im.store->grant(old.grant_id);
   if (!grant) return std::unexpected(grant.error());
-  if (!*grant || (*grant)->revoked) return oauth_fail("invalid_grant", "the refresh token's grant is revoked");
+  if (!*grant || (*grant)->revoked) return oauth_fail(OAuthCode::invalid_grant, "the refresh token's grant is revoked");
 
   // Scope may only narrow: every scope asked for must be one of the grant's.
   const std::vector<std::string> granted = split_scopes((*grant)->scope);
   for (const auto& s : split_scopes(request.scope)) {
     if (std::find(granted.begin(), granted.end(), s) == granted.end()) {
-      return oauth_fail("invalid_scope", "scope '" + s + "' was not granted to this refresh token");
+      return oauth_fail(OAuthCode::invalid_scope, "scope '" + s + "' was not granted to this refresh token");
     }
   }
   IssueRequest issue;
@@ -62,7 +62,7 @@ Result<IssueResponse> TokenService::refresh(const RefreshRequest& request) {
     case Redeemed::reused: return reuse();
     case Redeemed::inactive: break;
   }
-  return oauth_fail("invalid_grant", "the refresh token was revoked meanwhile");
+  return oauth_fail(OAuthCode::invalid_grant, "the refresh token was revoked meanwhile");
 }
 
 }  // namespace tokctl::tokens

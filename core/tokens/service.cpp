@@ -105,18 +105,6 @@ json aud_json(const std::vector<std::string>& aud) {
 
 }  // namespace
 
-std::unexpected<Error> oauth_fail(const std::string& code, const std::string& description) {
-  return fail(ErrorCode::invalid_token, code + ": " + description);
-}
-
-OAuthError oauth_error(const Error& e) {
-  auto colon = e.message.find(": ");
-  std::string code = colon == std::string::npos ? e.message : e.message.substr(0, colon);
-  bool word = !code.empty() && std::all_of(code.begin(), code.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
-  if (!word) return {e.code == ErrorCode::invalid_token ? "invalid_grant" : "invalid_request", e.message};
-  return {code, colon == std::string::npos ? std::string() : e.message.substr(colon + 2)};
-}
-
 std::string random_token(std::size_t bytes) {
   std::string b(bytes, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(bytes)) != 1) {
@@ -164,14 +152,31 @@ json IssueResponse::to_json() const {
 TokenService::TokenService(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 TokenService::~TokenService() = default;
 const Policy& TokenService::policy() const { return m_impl->policy; }
+const keys::KeyProvider& TokenService::keys() const { return *m_impl->keys; }
 
 Result<std::unique_ptr<TokenService>> TokenService::open(Policy policy, keys::Keystore keystore, const Clock& clock,
                                                          keys::Passphrase passphrase) {
-  std::string url = policy.store.empty() ? "sqlite:" + keystore.dir() + "/tokens.db" : policy.store;
+  auto provider = std::make_shared<const keys::KeyProvider>(std::move(keystore), std::move(passphrase), clock,
+                                                            keys::k_default_check_interval);
+  return open(std::make_shared<const Policy>(std::move(policy)), std::move(provider), clock);
+}
+
+Result<std::unique_ptr<TokenService>> TokenService::open(std::shared_ptr<const Policy> policy,
+                                                         std::shared_ptr<const keys::KeyProvider> keys,
+                                                         const Clock& clock) {
+  const std::string& dir = keys->keystore().dir();
+  std::string url = policy->store.empty() ? "sqlite:" + dir + "/tokens.db" : policy->store;
   auto store = open_token_store(url);
   if (!store) return std::unexpected(store.error());
-  auto impl = std::make_unique<Impl>(std::move(policy), std::move(keystore), clock, std::move(passphrase));
+  auto impl = std::make_unique<Impl>(std::move(policy), std::move(keys), clock);
   impl->store = std::move(*store);
+  // Pairwise subjects need the per-keystore secret: created now when a client has a sector, so
+  // that nothing is filled in lazily while threads use the service.
+  const bool sectors = std::any_of(impl->policy.clients.begin(), impl->policy.clients.end(),
+                                   [](const auto& c) { return !c.second.sector.empty(); });
+  auto secret = load_ppid_secret(dir, sectors);
+  if (!secret) return std::unexpected(secret.error());
+  impl->ppid_secret = std::move(*secret);
   if (!impl->policy.jwe_recipient.empty()) {
     auto text = read_input(impl->policy.jwe_recipient);  // refuses directories, FIFOs, devices
     if (!text) {
@@ -191,6 +196,7 @@ Result<std::unique_ptr<TokenService>> TokenService::open(Policy policy, keys::Ke
 namespace {
 
 struct Prepared {
+  std::shared_ptr<const keys::KeyRing> ring;  // one key ring for every token of a batch
   std::vector<GrantRecord> grants;
   std::vector<TokenRecord> records;
   json last_claims;        // claims of the last token issued (the batch fast path clones them)
@@ -206,15 +212,25 @@ bool replace_jti(std::string& claims_json, std::size_t pos, const std::string& j
 
 }  // namespace
 
+// The batch's key ring: the provider's current one, pinned for the rest of the batch.
+static Result<const keys::KeyRing*> batch_ring(const TokenService::Impl& im, Prepared& batch) {
+  if (!batch.ring) {
+    auto r = im.ring();
+    if (!r) return std::unexpected(r.error());
+    batch.ring = std::move(*r);
+  }
+  return batch.ring.get();
+}
+
 // Issues into `out`, collecting store rows into `batch` (stored by the caller in one put()).
-static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueRequest& req, Prepared& batch,
+static Result<IssueResponse> issue_one(const TokenService::Impl& im, const IssueRequest& req, Prepared& batch,
                                        const GrantRecord* shared_grant, const IssueOverrides& ov = {}) {
   const Policy& p = im.policy;
   const UnixTime now = im.now();
   const ClientPolicy* client = nullptr;
   if (!req.client_id.empty()) {
     client = p.client(req.client_id);
-    if (!client && !p.clients.empty()) return oauth_fail("invalid_client", "unknown client '" + req.client_id + "'");
+    if (!client && !p.clients.empty()) return oauth_fail(OAuthCode::invalid_client, "unknown client '" + req.client_id + "'");
   }
   if (req.type != "access" && req.type != "refresh" && req.type != "id") {
     return fail(ErrorCode::usage, "--type must be access, refresh or id, not '" + req.type + "'");
@@ -228,7 +244,7 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
   } else if (!req.grant_id.empty()) {
     auto g = im.store->grant(req.grant_id);
     if (!g) return std::unexpected(g.error());
-    if (!*g || (*g)->revoked) return oauth_fail("invalid_grant", "the grant is unknown or revoked");
+    if (!*g || (*g)->revoked) return oauth_fail(OAuthCode::invalid_grant, "the grant is unknown or revoked");
     grant = **g;
     grant.jwts = 0;  // put() adds this batch's JWTs to the stored count
     new_grant = false;
@@ -242,13 +258,13 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
   std::vector<std::string> granted, expired;
   for (const auto& s : split_scopes(req.scope)) {
     const ScopeRule* rule = p.scope_rule(s);
-    if (!rule && !p.scopes.empty()) return oauth_fail("invalid_scope", "unknown scope '" + s + "'");
-    if (!rule && p.scopes.empty() && !p.source.empty()) return oauth_fail("invalid_scope", "unknown scope '" + s + "' (the policy defines no scopes)");
+    if (!rule && !p.scopes.empty()) return oauth_fail(OAuthCode::invalid_scope, "unknown scope '" + s + "'");
+    if (!rule && p.scopes.empty() && !p.source.empty()) return oauth_fail(OAuthCode::invalid_scope, "unknown scope '" + s + "' (the policy defines no scopes)");
     if (client && !client->scopes.empty()) {
       bool allowed = std::any_of(client->scopes.begin(), client->scopes.end(), [&](const std::string& a) {
         return a == s || (rule && !rule->prefix.empty() && a == rule->prefix);
       });
-      if (!allowed) return oauth_fail("invalid_scope", "client '" + client->id + "' may not request scope '" + s + "'");
+      if (!allowed) return oauth_fail(OAuthCode::invalid_scope, "client '" + client->id + "' may not request scope '" + s + "'");
     }
     if (rule && rule->ttl && now - grant.started > *rule->ttl) {
       expired.push_back(s);
@@ -274,7 +290,7 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
   if (client && !client->audiences.empty() && !ov.audience_authorized && req.type != "id") {
     for (const auto& a : aud) {
       if (std::find(client->audiences.begin(), client->audiences.end(), a) == client->audiences.end()) {
-        return oauth_fail("invalid_target", "client '" + client->id + "' may not get tokens for audience '" + a + "'");
+        return oauth_fail(OAuthCode::invalid_target, "client '" + client->id + "' may not get tokens for audience '" + a + "'");
       }
     }
   }
@@ -367,11 +383,15 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
     json wrapper{{"iss", p.issuer}, {"exp", now + ttl}, {"iat", now}, {"jti", t.jti}};
     for (const auto& name : p.wrapper_claims)
       if (claims.contains(name) && !reserved(name)) wrapper[name] = claims[name];
-    auto w = im.sign(wrapper, "JWT");
+    auto ring = batch_ring(im, batch);
+    if (!ring) return std::unexpected(ring.error());
+    auto w = TokenService::Impl::sign(**ring, wrapper, "JWT");
     if (!w) return std::unexpected(w.error());
     t.token = std::move(*w);
   } else {
-    auto jwt = im.sign(claims, req.type == "id" ? "JWT" : "at+jwt");
+    auto ring = batch_ring(im, batch);
+    if (!ring) return std::unexpected(ring.error());
+    auto jwt = TokenService::Impl::sign(**ring, claims, req.type == "id" ? "JWT" : "at+jwt");
     if (!jwt) return std::unexpected(jwt.error());
     t.token = std::move(*jwt);
     // A JWT is self-contained: revocation is the jti deny-list and the grant (sid). A JWE is
@@ -417,13 +437,15 @@ static Result<IssueResponse> issue_one(TokenService::Impl& im, const IssueReques
     resp.refresh = r->access;
   }
   if (req.with_id_token && req.type == "access") {
-    if (auto r = im.load_signer(); !r) return std::unexpected(r.error());
+    auto ring = batch_ring(im, batch);
+    if (!ring) return std::unexpected(ring.error());
+    if (!(*ring)->signer) return std::unexpected((*ring)->signer.error());
     // OIDC Core §2: aud is the client_id ("tokctl" when none was given, as in the access token).
     const std::int64_t id_ttl = std::min(p.id.ttl, p.max_lifetime);
     json id{{"iss", p.issuer}, {"sub", sub}, {"aud", client_id},
             {"iat", now}, {"exp", now + id_ttl}, {"auth_time", grant.started}, {"sid", grant.id},
-            {"at_hash", half_hash(t.token, *im.signer_alg)}};
-    auto tok = im.sign(id, "JWT");
+            {"at_hash", half_hash(t.token, (*ring)->signer->alg())}};
+    auto tok = TokenService::Impl::sign(**ring, id, "JWT");
     if (!tok) return std::unexpected(tok.error());
     ++batch.jwts;
     IssuedToken it;
@@ -444,7 +466,7 @@ static UnixTime latest_exp(const IssueResponse& r, UnixTime now) {
   return now + ttl;
 }
 
-Result<PreparedIssue> prepare_issue(TokenService::Impl& im, const IssueRequest& request,
+Result<PreparedIssue> prepare_issue(const TokenService::Impl& im, const IssueRequest& request,
                                     const IssueOverrides& overrides) {
   Prepared batch;
   auto r = issue_one(im, request, batch, nullptr, overrides);
@@ -458,18 +480,18 @@ Result<PreparedIssue> prepare_issue(TokenService::Impl& im, const IssueRequest& 
   return out;
 }
 
-Result<IssueResponse> issue_with(TokenService::Impl& im, const IssueRequest& request, const IssueOverrides& overrides) {
+Result<IssueResponse> issue_with(const TokenService::Impl& im, const IssueRequest& request, const IssueOverrides& overrides) {
   auto p = prepare_issue(im, request, overrides);
   if (!p) return std::unexpected(p.error());
   if (auto s = im.store->put(p->grant, p->records); !s) return std::unexpected(s.error());
   return std::move(p->response);
 }
 
-Result<IssueResponse> TokenService::issue(const IssueRequest& request) { return issue_with(*m_impl, request, {}); }
+Result<IssueResponse> TokenService::issue(const IssueRequest& request) const { return issue_with(*m_impl, request, {}); }
 
-Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& request, int count) {
+Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& request, int count) const {
   if (count < 1) return fail(ErrorCode::usage, "--count must be at least 1");
-  Impl& im = *m_impl;
+  const Impl& im = *m_impl;
   std::vector<IssueResponse> out;
   out.reserve(static_cast<std::size_t>(count));
   Prepared batch;
@@ -516,7 +538,7 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
         std::string input = header_b64;
         input += '.';
         input += b64url_encode(claims);
-        auto sig = im.signer_ctx->sign(input);
+        auto sig = batch.ring->signer->sign(input);
         if (!sig) return std::unexpected(sig.error());
         input += '.';
         input += b64url_encode(*sig);
@@ -545,8 +567,8 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
   return out;
 }
 
-Result<bool> TokenService::jwt_revoked(const nlohmann::json& claims) { return m_impl->jwt_revoked(claims); }
+Result<bool> TokenService::jwt_revoked(const nlohmann::json& claims) const { return m_impl->jwt_revoked(claims); }
 
-Result<std::int64_t> TokenService::prune_store() { return m_impl->store->prune(m_impl->now()); }
+Result<std::int64_t> TokenService::prune_store() const { return m_impl->store->prune(m_impl->now()); }
 
 }  // namespace tokctl::tokens

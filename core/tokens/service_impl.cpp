@@ -1,4 +1,4 @@
-// The token service's shared helpers (TokenService::Impl): the signer, keystore verification
+// The token service's shared helpers (TokenService::Impl): signing with the key ring, keystore verification
 // (the one "is this JWT ours" verdict), JWT revocation look-ups and pairwise subjects.
 
 #include <algorithm>
@@ -23,40 +23,22 @@ using nlohmann::json;
 
 // ---- Impl helpers -------------------------------------------------------------------------------
 
-Result<void> TokenService::Impl::load_signer() {
-  if (signer) return {};
-  auto k = keystore.signing_key("", "", passphrase);
-  if (!k) return std::unexpected(k.error());
-  auto alg = jose::alg_from_string(k->alg());
-  if (!alg) return fail(ErrorCode::keystore, "the active key's alg '" + k->alg() + "' cannot sign");
-  signer = std::move(*k);
-  signer_alg = *alg;
-  return {};
+Result<std::shared_ptr<const keys::KeyRing>> TokenService::Impl::ring() const { return keys->current(); }
+
+Result<std::string> TokenService::Impl::sign(const keys::KeyRing& ring, const json& claims, const char* typ) {
+  if (!ring.signer) return std::unexpected(ring.signer.error());
+  json header{{"kid", ring.signer->key().kid()}, {"typ", typ}};
+  return jose::sign_compact(header, claims.dump(), *ring.signer);
 }
 
-Result<std::string> TokenService::Impl::sign(const json& claims, const char* typ) {
-  if (auto r = load_signer(); !r) return std::unexpected(r.error());
-  if (!signer_ctx) {
-    auto sc = jose::Signer::create(*signer_alg, *signer);
-    if (!sc) return std::unexpected(sc.error());
-    signer_ctx.emplace(std::move(*sc));
-  }
-  json header{{"kid", signer->kid()}, {"typ", typ}};
-  return jose::sign_compact(header, claims.dump(), *signer_ctx);
+Result<jose::VerifyReport> TokenService::Impl::verify_jwt(std::string_view jwt) const {
+  auto r = ring();
+  if (!r) return std::unexpected(r.error());
+  if (!(*r)->verifier) return std::unexpected((*r)->verifier.error());
+  return (*r)->verifier->verify(jwt);
 }
 
-Result<jose::VerifyReport> TokenService::Impl::verify_jwt(std::string_view jwt) {
-  if (!verifier) {
-    auto keys = keystore.verification_keys(passphrase);
-    if (!keys) return std::unexpected(keys.error());
-    auto v = jose::TokenVerifier::create(std::move(*keys), jose::KeySource::set, jose::VerifyOptions{}, *clock);
-    if (!v) return std::unexpected(v.error());
-    verifier.emplace(std::move(*v));
-  }
-  return verifier->verify(jwt);
-}
-
-Result<std::optional<json>> TokenService::Impl::our_jwt_claims(std::string_view jwt, jose::VerifyReport* out) {
+Result<std::optional<json>> TokenService::Impl::our_jwt_claims(std::string_view jwt, jose::VerifyReport* out) const {
   auto report = verify_jwt(jwt);
   if (!report) return std::unexpected(report.error());
   std::optional<json> claims;
@@ -66,7 +48,7 @@ Result<std::optional<json>> TokenService::Impl::our_jwt_claims(std::string_view 
   return claims;
 }
 
-Result<bool> TokenService::Impl::jwt_revoked(const json& claims) {
+Result<bool> TokenService::Impl::jwt_revoked(const json& claims) const {
   if (auto jti = claims.find("jti"); jti != claims.end() && jti->is_string()) {
     auto d = store->is_denied(jti->get<std::string>());
     if (!d) return std::unexpected(d.error());
@@ -80,27 +62,32 @@ Result<bool> TokenService::Impl::jwt_revoked(const json& claims) {
   return false;
 }
 
-Result<std::string> TokenService::Impl::ppid(const std::string& sector, const std::string& sub) {
-  if (ppid_secret.empty()) {
-    // One random secret per keystore, created once; a concurrent creator's file wins (link is atomic).
-    std::string path = keystore.dir() + "/ppid.secret";
-    auto existing = read_input(path);
-    if (!existing) {
-      std::string secret(32, '\0');
-      RAND_bytes(reinterpret_cast<unsigned char*>(secret.data()), 32);
-      std::string tmp = path + ".new." + std::to_string(::getpid());
-      if (auto w = write_file_atomic(tmp, secret, 0600); !w) return std::unexpected(w.error());
-      if (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
-        std::string msg = "cannot create '" + path + "': " + std::strerror(errno);
-        ::unlink(tmp.c_str());
-        return fail(ErrorCode::keystore, msg);
-      }
-      ::unlink(tmp.c_str());
-      existing = read_input(path);
-      if (!existing) return fail(ErrorCode::keystore, existing.error().message);
+Result<std::string> load_ppid_secret(const std::string& keystore_dir, bool create) {
+  // One random secret per keystore, created once; a concurrent creator's file wins (link is atomic).
+  const std::string path = keystore_dir + "/ppid.secret";
+  if (!create && ::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return std::string();
+  auto existing = read_input(path);
+  if (!existing && create) {
+    std::string secret(32, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(secret.data()), 32) != 1) {
+      return fail(ErrorCode::keystore, "cannot create '" + path + "': no randomness");
     }
-    ppid_secret = std::move(*existing);
+    std::string tmp = path + ".new." + std::to_string(::getpid());
+    if (auto w = write_file_atomic(tmp, secret, 0600); !w) return std::unexpected(w.error());
+    if (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
+      std::string msg = "cannot create '" + path + "': " + std::strerror(errno);
+      ::unlink(tmp.c_str());
+      return fail(ErrorCode::keystore, msg);
+    }
+    ::unlink(tmp.c_str());
+    existing = read_input(path);
   }
+  if (!existing) return fail(ErrorCode::keystore, existing.error().message, existing.error().hint);
+  return std::move(*existing);
+}
+
+Result<std::string> TokenService::Impl::ppid(const std::string& sector, const std::string& sub) const {
+  if (ppid_secret.empty()) return fail(ErrorCode::keystore, "internal: no pairwise-subject secret was loaded");
   // sub = base64url(HMAC-SHA256(secret, sector || 0x00 || sub)): the NUL keeps (a, bc) apart from (ab, c).
   std::string msg = sector + std::string(1, '\0') + sub;
   unsigned char mac[EVP_MAX_MD_SIZE];
@@ -112,13 +99,10 @@ Result<std::string> TokenService::Impl::ppid(const std::string& sector, const st
   return b64url_encode(std::string_view(reinterpret_cast<char*>(mac), len));
 }
 
-Result<std::vector<std::string>> TokenService::Impl::known_ppids(const std::string& sub) {
+Result<std::vector<std::string>> TokenService::Impl::known_ppids(const std::string& sub) const {
   std::vector<std::string> out;
-  if (ppid_secret.empty()) {
-    // No secret yet: no pairwise subject was ever issued from this keystore (do not create one).
-    const std::string path = keystore.dir() + "/ppid.secret";
-    if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return out;
-  }
+  // No secret: no pairwise subject was ever issued from this keystore.
+  if (ppid_secret.empty()) return out;
   for (const auto& [id, client] : policy.clients) {
     if (client.sector.empty()) continue;
     auto pp = ppid(client.sector, sub);

@@ -1,6 +1,7 @@
 #pragma once
 // Private to core/tokens: the token service's state and shared helpers.
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 
 #include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/jwt.hpp>
+#include <tokctl/keys/key_ring.hpp>
 #include <tokctl/tokens/service.hpp>
 
 namespace tokctl::tokens {
@@ -17,38 +19,38 @@ namespace tokctl::tokens {
 /// are stored with an empty client_id.
 inline constexpr const char* k_cli_client_id = "tokctl";
 
+/// The service's state: immutable after open() (the key ring is swapped by the provider, the
+/// store synchronises itself), so every method is safe to call from many threads at once.
 struct TokenService::Impl {
-  Policy policy;
-  keys::Keystore keystore;
+  std::shared_ptr<const Policy> policy_ptr;
+  const Policy& policy;
+  std::shared_ptr<const keys::KeyProvider> keys;
   const Clock* clock;
-  keys::Passphrase passphrase;
   std::unique_ptr<TokenStore> store;
-  std::optional<jose::Jwk> signer;            // the keystore's active signing key, loaded once
-  std::optional<jose::Alg> signer_alg;
-  std::optional<jose::Signer> signer_ctx;     // reused OpenSSL contexts for batch issuing
-  std::optional<jose::TokenVerifier> verifier;  // keystore verification keys, built once
   std::optional<jose::Jwk> jwe_recipient;
-  std::string ppid_secret;                    // per-keystore secret (keystore/ppid.secret)
+  std::string ppid_secret;  // per-keystore secret (keystore/ppid.secret); empty: none exists
 
-  Impl(Policy p, keys::Keystore ks, const Clock& c, keys::Passphrase pw)
-      : policy(std::move(p)), keystore(std::move(ks)), clock(&c), passphrase(std::move(pw)) {}
+  Impl(std::shared_ptr<const Policy> p, std::shared_ptr<const keys::KeyProvider> k, const Clock& c)
+      : policy_ptr(std::move(p)), policy(*policy_ptr), keys(std::move(k)), clock(&c) {}
 
   UnixTime now() const { return clock->now(); }
-  Result<void> load_signer();
-  /// Signs a claims set with the active key (kid header set).
-  Result<std::string> sign(const nlohmann::json& claims, const char* typ);
+  /// The current key ring (reloaded when keystore.json changed).
+  Result<std::shared_ptr<const keys::KeyRing>> ring() const;
+  /// Signs a claims set with the ring's active key (kid header set).
+  static Result<std::string> sign(const keys::KeyRing& ring, const nlohmann::json& claims, const char* typ);
   /// Verifies a JWT against the keystore (signature, exp/nbf with the default leeway).
-  Result<jose::VerifyReport> verify_jwt(std::string_view jwt);
+  Result<jose::VerifyReport> verify_jwt(std::string_view jwt) const;
   /// The claims of a JWT this keystore signed (VerifyReport::signature_verified), whatever its
   /// claims say; nullopt for anything else (forged, unknown crit, alg not allowed, malformed...).
   /// The one place that decides "is this JWT ours" before revoke, split, exchange or introspect act.
-  Result<std::optional<nlohmann::json>> our_jwt_claims(std::string_view jwt, jose::VerifyReport* report = nullptr);
+  Result<std::optional<nlohmann::json>> our_jwt_claims(std::string_view jwt, jose::VerifyReport* report = nullptr) const;
   /// True when the JWT (by jti and sid) has been revoked.
-  Result<bool> jwt_revoked(const nlohmann::json& claims);
-  Result<std::string> ppid(const std::string& sector, const std::string& sub);
+  Result<bool> jwt_revoked(const nlohmann::json& claims) const;
+  /// The pairwise subject of `sub` for `sector` (the secret is loaded or created by open()).
+  Result<std::string> ppid(const std::string& sector, const std::string& sub) const;
   /// The pairwise subjects `sub` has (or had) under the policy's sectors; none when no PPID was ever
-  /// issued (the per-keystore secret does not exist, and is not created here).
-  Result<std::vector<std::string>> known_ppids(const std::string& sub);
+  /// issued (the per-keystore secret does not exist).
+  Result<std::vector<std::string>> known_ppids(const std::string& sub) const;
 };
 
 /// An active token: what introspection reports and a phantom JWT carries.
@@ -62,7 +64,7 @@ struct ActiveToken {
 
 /// The token when it is active here (stored and active, or a JWT of this keystore that verifies,
 /// is not revoked and has not expired), else nullopt.
-Result<std::optional<ActiveToken>> active_token(TokenService::Impl& im, std::string_view token);
+Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, std::string_view token);
 
 /// Issuing knobs only the service itself uses (token exchange); not part of the public IssueRequest.
 struct IssueOverrides {
@@ -71,7 +73,7 @@ struct IssueOverrides {
 };
 
 /// TokenService::issue with overrides: issues one token and stores it (and a new grant).
-Result<IssueResponse> issue_with(TokenService::Impl& im, const IssueRequest& request, const IssueOverrides& overrides);
+Result<IssueResponse> issue_with(const TokenService::Impl& im, const IssueRequest& request, const IssueOverrides& overrides);
 
 /// An issuance signed and ready, not stored yet: the caller stores `grant` and `records` (in one
 /// transaction, e.g. together with consuming a refresh token).
@@ -80,11 +82,13 @@ struct PreparedIssue {
   std::optional<GrantRecord> grant;
   std::vector<TokenRecord> records;
 };
-Result<PreparedIssue> prepare_issue(TokenService::Impl& im, const IssueRequest& request,
+Result<PreparedIssue> prepare_issue(const TokenService::Impl& im, const IssueRequest& request,
                                     const IssueOverrides& overrides);
 
-/// An ErrorCode::invalid_token error whose message starts with the OAuth error code.
-std::unexpected<Error> oauth_fail(const std::string& code, const std::string& description);
+
+/// The keystore's pairwise-subject secret (DIR/ppid.secret); created when missing and `create`,
+/// else empty when missing.
+Result<std::string> load_ppid_secret(const std::string& keystore_dir, bool create);
 
 /// Random bytes, base64url-encoded.
 std::string random_token(std::size_t bytes);

@@ -80,24 +80,24 @@ TokenVerifier make_verifier(const FixedClock& clock, ClaimRules rules = {},
 
 std::vector<std::string> codes(const VerifyReport& r) {
   std::vector<std::string> out;
-  for (const auto& p : r.problems) out.push_back(p.code);
+  for (const auto& p : r.problems) out.push_back(jose::to_string(p.code));
   return out;
 }
 
 bool has(const VerifyReport& r, std::string_view code) {
-  return std::any_of(r.problems.begin(), r.problems.end(), [&](const auto& p) { return p.code == code; });
+  return std::any_of(r.problems.begin(), r.problems.end(), [&](const auto& p) { return jose::to_string(p.code) == code; });
 }
 
 const jose::Problem& problem(const VerifyReport& r, std::string_view code) {
   for (const auto& p : r.problems)
-    if (p.code == code) return p;
+    if (jose::to_string(p.code) == code) return p;
   FAIL("no problem with code " << code);
   throw 0;  // unreachable
 }
 
 std::string describe(const VerifyReport& r) {
   std::string s;
-  for (const auto& p : r.problems) s += p.code + ": " + p.message + "\n";
+  for (const auto& p : r.problems) s += std::string(jose::to_string(p.code)) + ": " + p.message + "\n";
   return s;
 }
 
@@ -611,13 +611,13 @@ TEST_CASE("TokenVerifier reads the injected clock on every verify", "[jwt][time]
 // ---- check_claims ------------------------------------------------------------------------------
 
 TEST_CASE("check_claims appends to the problems it is given", "[jwt][claims]") {
-  std::vector<jose::Problem> problems{{"earlier", "kept", "", false}};
+  std::vector<jose::Problem> problems{{jose::ProblemCode::revoked, "kept", "", false}};
   ClaimRules rules;
   rules.leeway = 0;
   jose::check_claims(json::object(), json{{"exp", k_now}}, rules, k_now, problems);
   REQUIRE(problems.size() == 2);
-  CHECK(problems[0].code == "earlier");
-  CHECK(problems[1].code == "expired");
+  CHECK(problems[0].code == jose::ProblemCode::revoked);
+  CHECK(problems[1].code == jose::ProblemCode::expired);
   std::vector<jose::Problem> none;
   jose::check_claims(json::object(), json{{"exp", k_now + 1}}, rules, k_now, none);
   CHECK(none.empty());

@@ -51,13 +51,13 @@ VerifyReport verify_with(const Jwk& k, std::string_view token, std::vector<Alg> 
 
 bool has_problem(const VerifyReport& r, const std::string& code) {
   for (const auto& p : r.problems)
-    if (p.code == code) return true;
+    if (tokctl::jose::to_string(p.code) == code) return true;
   return false;
 }
 
 std::string codes(const VerifyReport& r) {
   std::string s;
-  for (const auto& p : r.problems) s += p.code + ": " + p.message + " | ";
+  for (const auto& p : r.problems) s += std::string(tokctl::jose::to_string(p.code)) + ": " + p.message + " | ";
   return s;
 }
 

@@ -236,13 +236,13 @@ Outcome outcome_of(const jose::VerifyReport& report) {
   const bool payload_not_claims = report.parsed && !report.payload.is_object();
   Outcome o;
   for (const auto& p : report.problems) {
-    o.codes.push_back(p.code == "malformed" && payload_not_claims ? "claims_not_json" : p.code);
-    o.detail += p.code + ": " + p.message + (p.hint.empty() ? "" : " (hint: " + p.hint + ")") + "; ";
+    o.codes.push_back(p.code == jose::ProblemCode::malformed && payload_not_claims ? "claims_not_json" : jose::to_string(p.code));
+    o.detail += std::string(jose::to_string(p.code)) + ": " + p.message + (p.hint.empty() ? "" : " (hint: " + p.hint + ")") + "; ";
   }
   const bool only_claims =
       !report.problems.empty() &&
       std::all_of(report.problems.begin(), report.problems.end(), [&](const jose::Problem& p) {
-        return k_claim_level_codes.contains(p.code) || (p.code == "malformed" && payload_not_claims);
+        return k_claim_level_codes.contains(jose::to_string(p.code)) || (p.code == jose::ProblemCode::malformed && payload_not_claims);
       });
   o.accepted = report.valid || (report.parsed && only_claims);
   if (report.valid) o.detail = "valid";
@@ -588,7 +588,7 @@ constexpr Decision k_crypto_decisions[] = {
 
 bool has_code(const jose::VerifyReport& report, std::string_view code) {
   return std::any_of(report.problems.begin(), report.problems.end(),
-                     [&](const jose::Problem& p) { return p.code == code; });
+                     [&](const jose::Problem& p) { return jose::to_string(p.code) == code; });
 }
 
 std::string problems_of(const jose::VerifyReport& report) { return outcome_of(report).detail; }

@@ -60,35 +60,31 @@ Result<void> check_key(Alg alg, const Jwk& key, KeyRole role, KeyStrength streng
 Result<std::string> sign(Alg alg, const Jwk& key, std::string_view signing_input);
 
 /// Signs with one (alg, key) pair, reusing OpenSSL contexts across calls (batch issuing).
-/// Not thread-safe: one per thread (copies are cheap and share the parsed key).
+/// Immutable and thread-safe: sign() may run on many threads at once (each call borrows its own
+/// context from a pool shared by copies). Digests are fetched once per process.
 class Signer {
  public:
   /// Fails as check_key(sign) does.
   static Result<Signer> create(Alg alg, const Jwk& key);
 
   /// The JWS signature of `signing_input` (ES*: raw r||s of exact length).
-  Result<std::string> sign(std::string_view signing_input);
+  Result<std::string> sign(std::string_view signing_input) const;
 
   Alg alg() const { return m_alg; }
   const Jwk& key() const { return m_key; }
 
-  Signer(const Signer& other);
-  Signer& operator=(const Signer& other);
-  Signer(Signer&&) noexcept;
-  Signer& operator=(Signer&&) noexcept;
-  ~Signer();
-
   struct Cache;
+  struct Pool;
 
  private:
   Signer(Alg alg, Jwk key);
   Alg m_alg;
   Jwk m_key;
-  std::unique_ptr<Cache> m_cache;
+  std::shared_ptr<Pool> m_pool;  // never null; shared by copies
 };
 
 /// Verifies signatures for one (alg, key) pair, reusing OpenSSL contexts across calls.
-/// Not thread-safe: give each thread its own copy (copies are cheap and share the parsed key).
+/// Immutable and thread-safe like Signer.
 class SignatureVerifier {
  public:
   /// Fails as check_key(verify, strength) does.
@@ -96,24 +92,19 @@ class SignatureVerifier {
 
   /// True when `signature` is valid for `signing_input`. ES* signatures must be raw r||s of exact
   /// length with 0 < r, s < n; DER is rejected. HMAC tags are compared in constant time.
-  bool verify(std::string_view signing_input, std::string_view signature);
+  bool verify(std::string_view signing_input, std::string_view signature) const;
 
   Alg alg() const { return m_alg; }
   const Jwk& key() const { return m_key; }
 
-  SignatureVerifier(const SignatureVerifier& other);
-  SignatureVerifier& operator=(const SignatureVerifier& other);
-  SignatureVerifier(SignatureVerifier&&) noexcept;
-  SignatureVerifier& operator=(SignatureVerifier&&) noexcept;
-  ~SignatureVerifier();
-
   struct Cache;
+  struct Pool;
 
  private:
   SignatureVerifier(Alg alg, Jwk key);
   Alg m_alg;
   Jwk m_key;
-  std::unique_ptr<Cache> m_cache;
+  std::shared_ptr<Pool> m_pool;  // never null; shared by copies
 };
 
 }  // namespace tokctl::jose

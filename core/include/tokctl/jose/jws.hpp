@@ -52,7 +52,7 @@ Result<std::string> sign_compact(nlohmann::json header, std::string_view payload
                                  const Jwk& key);
 
 /// sign_compact with a reusable Signer (batch issuing: no per-token context set-up).
-Result<std::string> sign_compact(const nlohmann::json& header, std::string_view payload, Signer& signer);
+Result<std::string> sign_compact(const nlohmann::json& header, std::string_view payload, const Signer& signer);
 
 /// Signs with the header bytes exactly as given (reproducing published vectors byte for byte).
 /// The header must be a JSON object whose "alg" equals `alg`; fails with ErrorCode::usage if not.

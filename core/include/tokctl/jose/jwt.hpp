@@ -40,13 +40,39 @@ struct VerifyOptions {
   ParseLimits limits;
 };
 
-/// One failed check. `code` is stable for scripts: malformed, alg_none, alg_not_allowed,
-/// alg_unsupported, crit_unsupported, key_mismatch, kid_not_found, key_unsupported, no_key,
-/// bad_signature, expired,
-/// not_yet_valid, iat_in_future, too_old, iss_mismatch, aud_mismatch, sub_mismatch, typ_mismatch,
-/// missing_claim, bad_claim_type.
+/// What a failed check found. The names (to_string) are stable for scripts (`-o json`).
+enum class ProblemCode {
+  malformed,         ///< not a parseable JWS/JWT, or a claim of the wrong JSON type
+  not_a_jwt,         ///< the payload is not a claims set, but claim rules were asked for
+  alg_none,          ///< alg "none"
+  alg_unsupported,   ///< an alg tokctl does not implement
+  alg_not_allowed,   ///< an alg the keys or --alg do not allow
+  crit_unsupported,  ///< a "crit" header parameter tokctl does not understand
+  key_mismatch,      ///< no candidate key fits the alg (type, size, use, key_ops)
+  kid_not_found,     ///< the kid is not in the key set
+  key_unsupported,   ///< the kid names a key of an unsupported type
+  bad_signature,     ///< the signature does not verify
+  expired,
+  not_yet_valid,
+  iat_in_future,
+  too_old,           ///< older than --max-age
+  iss_mismatch,
+  aud_mismatch,
+  sub_mismatch,
+  typ_mismatch,
+  missing_claim,
+  bad_claim_type,    ///< a registered claim of the wrong type (also malformed)
+  revoked,           ///< on the jti deny-list, or its grant was revoked (verify against a store)
+  store_error,       ///< the revocation check could not be made
+  decrypt_failed,    ///< a nested JWT's JWE layer did not decrypt
+};
+
+/// The stable name, e.g. "kid_not_found".
+const char* to_string(ProblemCode code);
+
+/// One failed check.
 struct Problem {
-  std::string code;
+  ProblemCode code = ProblemCode::malformed;
   std::string message;
   std::string hint;
   bool malformed = false;  ///< the input is malformed (exit 3) rather than merely invalid (exit 1)
@@ -73,8 +99,8 @@ struct VerifyReport {
   int exit_code() const;
 };
 
-/// The keys and rules for verifying many tokens. Build once; for threads, copy one per thread
-/// (copies share parsed keys and reuse their own OpenSSL contexts).
+/// The keys and rules for verifying many tokens. Build once; immutable, so one instance serves any
+/// number of threads (each verification borrows pooled OpenSSL contexts).
 class TokenVerifier {
  public:
   /// Fails with ErrorCode::usage when a key pins no alg and `options.allowed_algs` is empty
@@ -84,7 +110,7 @@ class TokenVerifier {
 
   /// Verifies one compact JWS/JWT: structure, alg policy, crit, key selection, signature, then
   /// every claim rule; all failures are collected.
-  VerifyReport verify(std::string_view token);
+  VerifyReport verify(std::string_view token) const;
 
   TokenVerifier(const TokenVerifier&);
   TokenVerifier& operator=(const TokenVerifier&);
@@ -94,8 +120,8 @@ class TokenVerifier {
 
  private:
   struct Impl;
-  explicit TokenVerifier(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> m_impl;
+  explicit TokenVerifier(std::shared_ptr<const Impl> impl);
+  std::shared_ptr<const Impl> m_impl;  // immutable; copies share it
 };
 
 /// Checks the registered claims of an already signature-verified payload against `rules`,

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <tokctl/keys/key_ring.hpp>
 #include <tokctl/keys/keystore.hpp>
 #include <tokctl/tokens/policy.hpp>
 #include <tokctl/tokens/token_store.hpp>
@@ -22,12 +23,6 @@ inline constexpr const char* k_urn_access_token = "urn:ietf:params:oauth:token-t
 inline constexpr const char* k_urn_refresh_token = "urn:ietf:params:oauth:token-type:refresh_token";
 inline constexpr const char* k_urn_id_token = "urn:ietf:params:oauth:token-type:id_token";
 inline constexpr const char* k_urn_jwt = "urn:ietf:params:oauth:token-type:jwt";
-
-/// An OAuth error (RFC 6749 §5.2 / RFC 8693 §2.2.2): `error` is the code, e.g. invalid_scope.
-struct OAuthError {
-  std::string error;
-  std::string description;
-};
 
 struct IssueRequest {
   std::string type = "access";           ///< access | refresh | id
@@ -88,59 +83,69 @@ struct SplitResult {
   std::string gateway_token;  ///< header.payload
 };
 
+/// Every method is const and safe to call from many threads at once: the policy is an immutable
+/// snapshot, keys come from a KeyProvider (a new key ring as soon as keystore.json changes: a
+/// rotation is picked up within its check interval, without a restart), and the store synchronises
+/// itself.
 class TokenService {
  public:
-  /// Opens the store (policy.store, else sqlite:<keystore>/tokens.db). Fails with
+  /// Opens the store (policy.store, else sqlite:<keystore>/tokens.db) and, when a client has a
+  /// sector, the keystore's pairwise-subject secret (created if missing). Fails with
   /// ErrorCode::keystore (store/keystore) or ErrorCode::malformed (a bad jwe_recipient key).
+  static Result<std::unique_ptr<TokenService>> open(std::shared_ptr<const Policy> policy,
+                                                    std::shared_ptr<const keys::KeyProvider> keys,
+                                                    const Clock& clock);
+  /// open() with a KeyProvider over `keystore` checking it every keys::k_default_check_interval.
   static Result<std::unique_ptr<TokenService>> open(Policy policy, keys::Keystore keystore,
                                                     const Clock& clock, keys::Passphrase passphrase);
 
   /// Issues one token (plus refresh/id tokens when asked). A refusal that OAuth defines
-  /// (invalid_scope, invalid_client, invalid_target, ...) is ErrorCode::invalid_token with the
-  /// OAuth error code as the message's first word; see oauth_error().
-  Result<IssueResponse> issue(const IssueRequest& request);
+  /// (invalid_scope, invalid_client, invalid_target, ...) is ErrorCode::invalid_token with
+  /// Error::oauth set and the error_description as the message.
+  Result<IssueResponse> issue(const IssueRequest& request) const;
 
   /// `count` tokens for one request: issued together, they form one grant (one delegation), and
   /// are stored in one transaction.
-  Result<std::vector<IssueResponse>> issue_many(const IssueRequest& request, int count);
+  Result<std::vector<IssueResponse>> issue_many(const IssueRequest& request, int count) const;
 
   /// Redeems a refresh token: a new access token in its grant, the grant's scope TTLs applying.
   /// With tokens.refresh.rotate the refresh token is consumed and a new one issued in the same
   /// transaction; presenting a consumed one again revokes the whole grant (reuse detection, RFC
   /// 9700 §4.14). Refusals: invalid_grant (unknown, expired, revoked, reused, another client's),
   /// invalid_scope (a scope beyond the grant's).
-  Result<IssueResponse> refresh(const RefreshRequest& request);
+  Result<IssueResponse> refresh(const RefreshRequest& request) const;
 
   /// RFC 7662 response for an opaque, wrapped, refresh or locally issued JWT: {"active":false}
   /// for unknown, expired or revoked tokens.
-  Result<nlohmann::json> introspect(std::string_view token);
+  Result<nlohmann::json> introspect(std::string_view token) const;
 
   /// The phantom JWT of an active token: signed by the keystore, carrying the token's data.
   /// Fails (ErrorCode::invalid_token) for an inactive token.
-  Result<std::string> phantom_jwt(std::string_view token);
+  Result<std::string> phantom_jwt(std::string_view token) const;
 
   /// RFC 7009: unknown tokens are not an error. Returns how many tokens changed.
-  Result<int> revoke(std::string_view token, bool whole_grant);
-  Result<int> revoke_client(std::string_view client_id);
-  Result<int> revoke_subject(std::string_view sub);
+  Result<int> revoke(std::string_view token, bool whole_grant) const;
+  Result<int> revoke_client(std::string_view client_id) const;
+  Result<int> revoke_subject(std::string_view sub) const;
 
   /// True when a JWT with these (verified) claims was revoked: its jti is on the deny-list or its
   /// grant (sid) was revoked. verify consults it when checking against the local keystore.
-  Result<bool> jwt_revoked(const nlohmann::json& claims);
+  Result<bool> jwt_revoked(const nlohmann::json& claims) const;
 
   /// Split Token pattern: store the gateway part keyed by SHA-256 of the client part (unless
   /// `store` is false) and return the parts. The JWT must verify against the keystore.
-  Result<SplitResult> split(std::string_view jwt, bool store);
+  Result<SplitResult> split(std::string_view jwt, bool store) const;
   /// The full JWT for a client part, or ErrorCode::invalid_token when unknown, expired or revoked.
-  Result<std::string> join(std::string_view client_token);
+  Result<std::string> join(std::string_view client_token) const;
 
   /// RFC 8693 token exchange under the policy's exchange rules.
-  Result<IssueResponse> exchange(const ExchangeRequest& request);
+  Result<IssueResponse> exchange(const ExchangeRequest& request) const;
 
   /// Deletes expired rows from the store.
-  Result<std::int64_t> prune_store();
+  Result<std::int64_t> prune_store() const;
 
   const Policy& policy() const;
+  const keys::KeyProvider& keys() const;
   TokenService(const TokenService&) = delete;
   TokenService& operator=(const TokenService&) = delete;
   ~TokenService();
@@ -155,9 +160,5 @@ class TokenService {
 /// Space-separated scopes, in order, without duplicates; and back.
 std::vector<std::string> split_scopes(std::string_view scope);
 std::string join_scopes(const std::vector<std::string>& scopes);
-
-/// Splits an ErrorCode::invalid_token message made by the service into its OAuth error code and
-/// description ("invalid_scope: unknown scope 'x'" -> {invalid_scope, unknown scope 'x'}).
-OAuthError oauth_error(const Error& error);
 
 }  // namespace tokctl::tokens

@@ -22,11 +22,31 @@ enum class ErrorDetail {
   keystore_missing,  ///< no keystore at all at that path (nothing to load, nothing lost)
 };
 
+/// An OAuth error code (RFC 6749 §5.2, RFC 7009, RFC 8693 §2.2.2) carried by a refusal of the
+/// token service; the HTTP server and the CLI render it, nobody parses it out of a message.
+enum class OAuthCode {
+  none,
+  invalid_request,
+  invalid_client,
+  invalid_grant,
+  unauthorized_client,
+  unsupported_grant_type,
+  invalid_scope,
+  invalid_target,
+  access_denied,
+  server_error,
+  temporarily_unavailable,
+};
+
+/// The wire name, e.g. "invalid_scope" ("" for none).
+const char* to_string(OAuthCode code);
+
 struct Error {
   ErrorCode code = ErrorCode::malformed;
-  std::string message;
+  std::string message;  ///< for an OAuth refusal: the error_description (no code prefix)
   std::string hint;
   ErrorDetail detail = ErrorDetail::none;
+  OAuthCode oauth = OAuthCode::none;  ///< set on refusals OAuth defines
 };
 
 template <class T>
@@ -34,6 +54,9 @@ using Result = std::expected<T, Error>;
 
 /// Builds an unexpected Error, for `return fail(...)` in functions returning Result<T>.
 std::unexpected<Error> fail(ErrorCode code, std::string message, std::string hint = {});
+
+/// An OAuth refusal: ErrorCode::invalid_token (exit 1) carrying `code`; `description` is the message.
+std::unexpected<Error> oauth_fail(OAuthCode code, std::string description);
 
 /// The process exit code for an error group.
 constexpr int exit_code(ErrorCode code) { return static_cast<int>(code); }
