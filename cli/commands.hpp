@@ -17,5 +17,6 @@ void register_keystore_commands(CLI::App* keys);
 void register_config(CLI::App& app);
 void register_tokens(CLI::App& app);
 void register_exchange(CLI::App& app);
+void register_clients(CLI::App& app);
 
 }  // namespace tokctl::cli

@@ -57,6 +57,7 @@ void build_app(CLI::App& app) {
   register_config(app);
   register_tokens(app);
   register_exchange(app);
+  register_clients(app);
   register_completion(app);
 
   auto* help = app.add_subcommand("help", "Show help for tokctl or for one command");

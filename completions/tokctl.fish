@@ -11,7 +11,7 @@ function __tokctl_path --description 'tokctl: the command path before the cursor
             continue
         end
         switch "$path $w"
-            case '* -o' '* --output' '* --now' '* --keystore' '* --passphrase-file' '* --config' '/sign --key' '/sign --secret-file' '/sign --secret-env' '/sign --alg' '/sign --kid' '/sign --typ' '/sign --header' '/sign --iss' '/sign --sub' '/sign --aud' '/sign --exp' '/sign --nbf' '/sign --iat' '/sign --jti' '/sign --claim' '/verify --key' '/verify --jwks' '/verify --secret-file' '/verify --secret-env' '/verify --decrypt-key' '/verify --alg' '/verify --iss' '/verify --aud' '/verify --sub' '/verify --typ' '/verify --leeway' '/verify --require' '/verify --max-age' '/verify --threads' '/encrypt --key' '/encrypt --kid' '/encrypt --alg' '/encrypt --enc' '/encrypt --cty' '/encrypt --p2c' '/decrypt --key' '/keys/generate --alg' '/keys/generate --kid' '/keys/generate --bits' '/keys/generate --crv' '/keys/generate --format' '/keys/generate --out' '/keys/convert --to' '/keys/thumbprint --hash' '/keys/add --alg' '/keys/add --kid' '/keys/add --state' '/keys/add --bits' '/keys/add --crv' '/keys/rotate --alg' '/keys/rotate --min-next-age' '/keys/rotate --if-older-than' '/keys/prune --grace' '/keys/jwks --out' '/keys/export --format' '/keys/import --kid' '/keys/import --alg' '/keys/import --state' '/issue --type' '/issue --format' '/issue --client-id' '/issue --sub' '/issue --aud' '/issue --scope' '/issue --ttl' '/issue --claim' '/issue --claims' '/issue --count' '/issue --refresh-token' '/revoke --client-id' '/revoke --sub' '/split --join' '/exchange --subject-token' '/exchange --subject-token-type' '/exchange --actor-token' '/exchange --actor-token-type' '/exchange --audience' '/exchange --resource' '/exchange --scope' '/exchange --requested-token-type' '/exchange --mode'
+            case '* -o' '* --output' '* --now' '* --keystore' '* --passphrase-file' '* --config' '/sign --key' '/sign --secret-file' '/sign --secret-env' '/sign --alg' '/sign --kid' '/sign --typ' '/sign --header' '/sign --iss' '/sign --sub' '/sign --aud' '/sign --exp' '/sign --nbf' '/sign --iat' '/sign --jti' '/sign --claim' '/verify --key' '/verify --jwks' '/verify --secret-file' '/verify --secret-env' '/verify --decrypt-key' '/verify --alg' '/verify --iss' '/verify --aud' '/verify --sub' '/verify --typ' '/verify --leeway' '/verify --require' '/verify --max-age' '/verify --threads' '/encrypt --key' '/encrypt --kid' '/encrypt --alg' '/encrypt --enc' '/encrypt --cty' '/encrypt --p2c' '/decrypt --key' '/keys/generate --alg' '/keys/generate --kid' '/keys/generate --bits' '/keys/generate --crv' '/keys/generate --format' '/keys/generate --out' '/keys/convert --to' '/keys/thumbprint --hash' '/keys/add --alg' '/keys/add --kid' '/keys/add --state' '/keys/add --bits' '/keys/add --crv' '/keys/rotate --alg' '/keys/rotate --min-next-age' '/keys/rotate --if-older-than' '/keys/prune --grace' '/keys/jwks --out' '/keys/export --format' '/keys/import --kid' '/keys/import --alg' '/keys/import --state' '/issue --type' '/issue --format' '/issue --client-id' '/issue --sub' '/issue --aud' '/issue --scope' '/issue --ttl' '/issue --claim' '/issue --claims' '/issue --count' '/issue --refresh-token' '/revoke --client-id' '/revoke --sub' '/split --join' '/exchange --subject-token' '/exchange --subject-token-type' '/exchange --actor-token' '/exchange --actor-token-type' '/exchange --audience' '/exchange --resource' '/exchange --scope' '/exchange --requested-token-type' '/exchange --mode' '/clients/add --grant' '/clients/add --scope' '/clients/add --audience' '/clients/add --format' '/clients/add --sector' '/clients/add --secret-file' '/clients/add --iterations'
                 set skip 1
                 continue
         end
@@ -20,7 +20,7 @@ function __tokctl_path --description 'tokctl: the command path before the cursor
             continue
         end
         switch "$path/$w"
-            case /decode /sign /verify /encrypt /decrypt /keys /keys/generate /keys/convert /keys/thumbprint /keys/add /keys/list /keys/rotate /keys/retire /keys/prune /keys/jwks /keys/show /keys/export /keys/import /keys/check /config /config/check /issue /introspect /revoke /split /store /store/prune /exchange /completion /help
+            case /decode /sign /verify /encrypt /decrypt /keys /keys/generate /keys/convert /keys/thumbprint /keys/add /keys/list /keys/rotate /keys/retire /keys/prune /keys/jwks /keys/show /keys/export /keys/import /keys/check /config /config/check /issue /introspect /revoke /split /store /store/prune /exchange /clients /clients/add /completion /help
                 set path "$path/$w"
         end
     end
@@ -50,6 +50,7 @@ function __tokctl_subs --description 'tokctl: the subcommands of a command path,
             printf '%s\t%s\n' split 'Split Token pattern: client part = signature, gateway part stored by hash'
             printf '%s\t%s\n' store 'Maintain the token store'
             printf '%s\t%s\n' exchange 'RFC 8693 token exchange under the policy'\''s exchange rules: delegate (act), impersonate, embed'
+            printf '%s\t%s\n' clients 'Manage the clients of the token service (policy file)'
             printf '%s\t%s\n' completion 'Print a shell completion script (bash, zsh or fish)'
             printf '%s\t%s\n' help 'Show help for tokctl or for one command'
         case /keys
@@ -70,6 +71,8 @@ function __tokctl_subs --description 'tokctl: the subcommands of a command path,
             printf '%s\t%s\n' check 'Validate the policy file; every problem with file:line:column'
         case /store
             printf '%s\t%s\n' prune 'Delete expired tokens, deny-list entries and empty grants'
+        case /clients
+            printf '%s\t%s\n' add 'Add a client to the policy file; a generated secret is printed once'
     end
 end
 complete -c tokctl -f
@@ -86,6 +89,7 @@ complete -c tokctl -n '__tokctl_at ""' -a revoke -d 'Revoke a token, its grant, 
 complete -c tokctl -n '__tokctl_at ""' -a split -d 'Split Token pattern: client part = signature, gateway part stored by hash'
 complete -c tokctl -n '__tokctl_at ""' -a store -d 'Maintain the token store'
 complete -c tokctl -n '__tokctl_at ""' -a exchange -d 'RFC 8693 token exchange under the policy'\''s exchange rules: delegate (act), impersonate, embed'
+complete -c tokctl -n '__tokctl_at ""' -a clients -d 'Manage the clients of the token service (policy file)'
 complete -c tokctl -n '__tokctl_at ""' -a completion -d 'Print a shell completion script (bash, zsh or fish)'
 complete -c tokctl -n '__tokctl_at ""' -a help -d 'Show help for tokctl or for one command'
 complete -c tokctl -n '__tokctl_at ""' -s h -l help -d 'Print this help message and exit'
@@ -472,6 +476,32 @@ complete -c tokctl -n '__tokctl_at /exchange' -l keystore -x -a '(__fish_complet
 complete -c tokctl -n '__tokctl_at /exchange' -l passphrase-file -r -F -d 'Passphrase for keys encrypted at rest and for PBES2 (default: $TOKCTL_PASSPHRASE)'
 complete -c tokctl -n '__tokctl_at /exchange' -l config -r -F -d 'Policy file (default: $TOKCTL_CONFIG; ./tokctl.yaml is never read implicitly)'
 complete -c tokctl -n '__tokctl_at /exchange' -s v -l verbose -d 'Say which policy and keystore this run uses (on stderr)'
+complete -c tokctl -n '__tokctl_at /clients' -a add -d 'Add a client to the policy file; a generated secret is printed once'
+complete -c tokctl -n '__tokctl_at /clients' -s h -l help -d 'Print this help message and exit'
+complete -c tokctl -n '__tokctl_at /clients' -s o -l output -x -a 'text json' -d 'Output format: text or json'
+complete -c tokctl -n '__tokctl_at /clients' -l now -x -d 'Pretend the current time is TIME: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)'
+complete -c tokctl -n '__tokctl_at /clients' -l no-color -d 'Never use colour (also honoured: NO_COLOR)'
+complete -c tokctl -n '__tokctl_at /clients' -s q -l quiet -d 'Print only what scripts need (tokens, errors)'
+complete -c tokctl -n '__tokctl_at /clients' -l keystore -x -a '(__fish_complete_directories)' -d 'Keystore directory (default: $TOKCTL_KEYSTORE, else $XDG_DATA_HOME/tokctl)'
+complete -c tokctl -n '__tokctl_at /clients' -l passphrase-file -r -F -d 'Passphrase for keys encrypted at rest and for PBES2 (default: $TOKCTL_PASSPHRASE)'
+complete -c tokctl -n '__tokctl_at /clients' -l config -r -F -d 'Policy file (default: $TOKCTL_CONFIG; ./tokctl.yaml is never read implicitly)'
+complete -c tokctl -n '__tokctl_at /clients' -s v -l verbose -d 'Say which policy and keystore this run uses (on stderr)'
+complete -c tokctl -n '__tokctl_at /clients/add' -s h -l help -d 'Print this help message and exit'
+complete -c tokctl -n '__tokctl_at /clients/add' -l grant -x -a 'client_credentials refresh_token token_exchange jwt_bearer' -d 'Grant it may use: client_credentials, refresh_token, token_exchange, jwt_bearer (repeatable; default: client_credentials and refresh_token)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l scope -x -d 'Scope it may request (repeatable)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l audience -x -d 'Audience it may get tokens for; the first is its default (repeatable)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l format -x -a 'jwt opaque wrapped jwe' -d 'Access token format for it: jwt, opaque, wrapped or jwe'
+complete -c tokctl -n '__tokctl_at /clients/add' -l sector -x -d 'Pairwise subject sector (its tokens get PPIDs)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l secret-file -r -F -d 'Use this secret (a file, or - for stdin) instead of a generated one; stored as PBKDF2'
+complete -c tokctl -n '__tokctl_at /clients/add' -l iterations -x -d 'PBKDF2 iterations for a chosen secret (default 600000, at least 1000)'
+complete -c tokctl -n '__tokctl_at /clients/add' -s o -l output -x -a 'text json' -d 'Output format: text or json'
+complete -c tokctl -n '__tokctl_at /clients/add' -l now -x -d 'Pretend the current time is TIME: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l no-color -d 'Never use colour (also honoured: NO_COLOR)'
+complete -c tokctl -n '__tokctl_at /clients/add' -s q -l quiet -d 'Print only what scripts need (tokens, errors)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l keystore -x -a '(__fish_complete_directories)' -d 'Keystore directory (default: $TOKCTL_KEYSTORE, else $XDG_DATA_HOME/tokctl)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l passphrase-file -r -F -d 'Passphrase for keys encrypted at rest and for PBES2 (default: $TOKCTL_PASSPHRASE)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l config -r -F -d 'Policy file (default: $TOKCTL_CONFIG; ./tokctl.yaml is never read implicitly)'
+complete -c tokctl -n '__tokctl_at /clients/add' -s v -l verbose -d 'Say which policy and keystore this run uses (on stderr)'
 complete -c tokctl -n '__tokctl_at /completion' -x -a 'bash zsh fish'
 complete -c tokctl -n '__tokctl_at /completion' -s h -l help -d 'Print this help message and exit'
 complete -c tokctl -n '__tokctl_at /completion' -s o -l output -x -a 'text json' -d 'Output format: text or json'

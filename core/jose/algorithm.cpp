@@ -7,7 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rsa.h>
 
-#include <tokctl/jose/ossl.hpp>
+#include "ossl.hpp"
 #include <tokctl/util/io.hpp>
 
 #include "ctx_pool.hpp"
@@ -45,21 +45,8 @@ constexpr AlgInfo k_algs[] = {
 
 const AlgInfo& info(Alg alg) { return k_algs[static_cast<int>(alg)]; }
 
-// Digests fetched once per process (explicit fetch avoids a provider lookup per operation).
-const EVP_MD* fetched_md(const char* name) {
-  static EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  static EVP_MD* sha384 = EVP_MD_fetch(nullptr, "SHA384", nullptr);
-  static EVP_MD* sha512 = EVP_MD_fetch(nullptr, "SHA512", nullptr);
-  if (std::strcmp(name, "SHA256") == 0) return sha256;
-  if (std::strcmp(name, "SHA384") == 0) return sha384;
-  if (std::strcmp(name, "SHA512") == 0) return sha512;
-  return nullptr;
-}
-
-EVP_MAC* fetched_hmac() {
-  static EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  return mac;
-}
+using ossl::fetched_hmac;
+using ossl::fetched_md;
 
 Result<ossl::EvpMacCtxPtr> hmac_ctx(const AlgInfo& a, const std::string& secret) {
   auto ctx = ossl::make(EVP_MAC_CTX_new(fetched_hmac()));

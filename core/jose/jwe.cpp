@@ -7,7 +7,7 @@
 #include <openssl/rand.h>
 
 #include <tokctl/jose/jws.hpp>
-#include <tokctl/jose/ossl.hpp>
+#include "ossl.hpp"
 #include <tokctl/util/base64.hpp>
 
 namespace tokctl::jose {

@@ -11,7 +11,7 @@
 #include <openssl/kdf.h>
 #include <openssl/rsa.h>
 
-#include <tokctl/jose/ossl.hpp>
+#include "ossl.hpp"
 
 namespace tokctl::jose::jwe_crypto {
 namespace {

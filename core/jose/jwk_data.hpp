@@ -4,7 +4,7 @@
 #include <string>
 
 #include <tokctl/jose/jwk.hpp>
-#include <tokctl/jose/ossl.hpp>
+#include "ossl.hpp"
 
 namespace tokctl::jose {
 

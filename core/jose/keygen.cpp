@@ -5,7 +5,7 @@
 
 #include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/jwe.hpp>
-#include <tokctl/jose/ossl.hpp>
+#include "ossl.hpp"
 
 namespace tokctl::jose {
 

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
+#include <tokctl/jose/digest.hpp>
 #include <tokctl/jose/json.hpp>
 #include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
@@ -280,12 +280,7 @@ void remove_stale_temp_files(const std::string& dir) {
   }
 }
 
-std::string sha256_b64url(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
-  return b64url_encode(std::string_view(reinterpret_cast<const char*>(md), len));
-}
+std::string sha256_b64url(std::string_view data) { return b64url_encode(jose::sha256(data)); }
 
 std::string manifest_text(const Manifest& m) {
   json keys = json::array();

@@ -5,8 +5,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include <openssl/evp.h>
-
+#include <tokctl/jose/digest.hpp>
 #include <tokctl/jose/json.hpp>
 #include <tokctl/util/base64.hpp>
 
@@ -19,12 +18,7 @@ using nlohmann::json;
 
 bool looks_like_jwt(std::string_view t) { return std::count(t.begin(), t.end(), '.') == 2; }
 
-std::string sha256_b64(std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr);
-  return b64_encode(std::string_view(reinterpret_cast<char*>(out), len));
-}
+std::string sha256_b64(std::string_view data) { return b64_encode(jose::sha256(data)); }
 
 }  // namespace
 

@@ -11,137 +11,15 @@
 #include <tokctl/util/io.hpp>
 #include <tokctl/util/time.hpp>
 
+#include "policy_reader.hpp"
+
 namespace tokctl::tokens {
 namespace {
 
 using nlohmann::json;
-
-// Collects problems with positions while walking the YAML tree.
-class Reader {
- public:
-  explicit Reader(std::string file) : m_file(std::move(file)) {}
-
-  std::string where(const YAML::Node& n) const {
-    auto m = n.Mark();
-    if (m.is_null() || m.line < 0) return m_file;
-    return m_file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-  }
-  void problem(const YAML::Node& n, const std::string& msg) { m_problems.push_back(where(n) + ": " + msg); }
-  std::vector<std::string>& problems() { return m_problems; }
-
-  /// Checks a mapping's keys against `allowed`; unknown keys are problems (with a suggestion).
-  bool mapping(const YAML::Node& n, const std::string& what, std::initializer_list<const char*> allowed) {
-    if (!n.IsMap()) {
-      problem(n, what + " must be a mapping");
-      return false;
-    }
-    for (const auto& kv : n) {
-      auto key = kv.first.as<std::string>();
-      if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
-        std::string list;
-        for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-        problem(kv.first, "unknown key '" + key + "' in " + what + " (allowed: " + list + ")");
-      }
-    }
-    return true;
-  }
-
-  std::optional<std::string> string(const YAML::Node& n, const std::string& what) {
-    if (!n.IsScalar()) {
-      problem(n, what + " must be a string");
-      return std::nullopt;
-    }
-    return n.as<std::string>();
-  }
-
-  /// A string that YAML does not read as a number, boolean or null (quote those: "42").
-  std::optional<std::string> text(const YAML::Node& n, const std::string& what) {
-    if (!n.IsScalar()) {
-      problem(n, what + " must be a string, not " + (n.IsMap() ? "a mapping" : n.IsSequence() ? "a list" : "null"));
-      return std::nullopt;
-    }
-    const json as = to_json(n);
-    if (!as.is_string()) {
-      problem(n, what + " must be a string, not " + std::string(as.type_name()) + " '" + n.Scalar() +
-                     "' (quote it if you mean the text)");
-      return std::nullopt;
-    }
-    if (n.Scalar().empty()) {
-      problem(n, what + " cannot be empty");
-      return std::nullopt;
-    }
-    return n.Scalar();
-  }
-
-  std::optional<std::int64_t> duration(const YAML::Node& n, const std::string& what) {
-    auto s = string(n, what);
-    if (!s) return std::nullopt;
-    auto d = parse_duration(*s);
-    if (!d || *d <= 0) {
-      problem(n, what + ": '" + *s + "' is not a positive duration (30s, 15m, 24h, 30d)");
-      return std::nullopt;
-    }
-    return *d;
-  }
-
-  std::optional<bool> boolean(const YAML::Node& n, const std::string& what) {
-    try {
-      return n.as<bool>();
-    } catch (const YAML::Exception&) {
-      problem(n, what + " must be true or false");
-      return std::nullopt;
-    }
-  }
-
-  std::vector<std::string> strings(const YAML::Node& n, const std::string& what) {
-    std::vector<std::string> out;
-    if (!n.IsSequence()) {
-      problem(n, what + " must be a list");
-      return out;
-    }
-    for (const auto& item : n)
-      if (auto s = string(item, what + " entry")) out.push_back(*s);
-    return out;
-  }
-
-  /// Any YAML value as JSON (scalars: true/false/null/numbers when they look like it, else strings).
-  json to_json(const YAML::Node& n) {
-    switch (n.Type()) {
-      case YAML::NodeType::Map: {
-        json o = json::object();
-        for (const auto& kv : n) o[kv.first.as<std::string>()] = to_json(kv.second);
-        return o;
-      }
-      case YAML::NodeType::Sequence: {
-        json a = json::array();
-        for (const auto& item : n) a.push_back(to_json(item));
-        return a;
-      }
-      case YAML::NodeType::Scalar: {
-        const std::string& s = n.Scalar();
-        if (n.Tag() == "!") return s;  // quoted: always a string
-        if (s == "true" || s == "false") return s == "true";
-        if (s == "null" || s == "~") return nullptr;
-        auto num = json::parse(s, nullptr, false);
-        if (!num.is_discarded() && num.is_number()) return num;
-        return s;
-      }
-      default:
-        return nullptr;
-    }
-  }
-
- private:
-  std::string m_file;
-  std::vector<std::string> m_problems;
-};
-
-std::string relative_to(const std::string& file, const std::string& path) {
-  if (path.empty() || path.front() == '/' || path.find("://") != std::string::npos) return path;
-  auto slash = file.find_last_of('/');
-  if (slash == std::string::npos) return path;
-  return file.substr(0, slash + 1) + path;
-}
+using detail::Reader;
+using detail::one_of;
+using detail::relative_to;
 
 // Claims the issuer sets itself (RFC 7519, RFC 9068, and sid = the grant) cannot be configured.
 void check_reserved(Reader& r, const YAML::Node& claims, const std::string& what) {
@@ -177,10 +55,6 @@ bool issuer_url(const std::string& s) {
   return std::none_of(s.begin(), s.end(), [](char c) {
     return c == '?' || c == '#' || static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
   });
-}
-
-bool one_of(const std::string& v, std::initializer_list<const char*> set) {
-  return std::any_of(set.begin(), set.end(), [&](const char* s) { return v == s; });
 }
 
 void read_kind(Reader& r, const YAML::Node& n, const std::string& what, TokenKindPolicy& k,
@@ -387,32 +261,7 @@ PolicyCheck check_policy(const std::string& path) {
     if (auto cl = root["clients"]; cl && cl.IsMap()) {
       for (const auto& kv : cl) {
         ClientPolicy c;
-        c.id = kv.first.as<std::string>();
-        const YAML::Node& n = kv.second;
-        std::string what = "client '" + c.id + "'";
-        if (!r.mapping(n, what, {"secret_hash", "scopes", "audiences", "format", "sector"})) continue;
-        if (auto x = n["secret_hash"]) {
-          c.secret_hash = r.string(x, what + ".secret_hash").value_or("");
-          if (!c.secret_hash.empty() && (c.secret_hash.rfind("sha256:", 0) != 0 || c.secret_hash.size() != 7 + 64)) {
-            r.problem(x, what + ".secret_hash must be sha256:<64 hex digits>");
-          }
-        }
-        if (auto x = n["scopes"]) c.scopes = r.strings(x, what + ".scopes");
-        if (auto x = n["audiences"]) {
-          c.audiences = r.strings(x, what + ".audiences");
-          if (x.IsSequence() && x.size() == 0) {
-            r.problem(x, what + ".audiences is empty: leave it out (tokens get the issuer as aud) or list them");
-          }
-          for (const auto& a : c.audiences)
-            if (a.empty()) r.problem(x, what + ".audiences has an empty audience");
-        }
-        if (auto x = n["format"]) {
-          c.format = r.string(x, what + ".format").value_or("");
-          if (!c.format.empty() && !one_of(c.format, {"jwt", "opaque", "wrapped", "jwe"})) {
-            r.problem(x, what + ".format '" + c.format + "' is not one of jwt, opaque, wrapped, jwe");
-          }
-        }
-        if (auto x = n["sector"]) c.sector = r.text(x, what + ".sector").value_or("");
+        detail::read_client(r, kv.first.as<std::string>(), kv.second, path, c);
         p.clients[c.id] = std::move(c);
       }
     }

@@ -6,10 +6,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <tokctl/jose/digest.hpp>
 #include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jwe.hpp>
 #include <tokctl/jose/jws.hpp>
@@ -88,13 +87,13 @@ json render_claims(const json& tpl, const std::string& sub, const std::string& c
 }
 
 std::string half_hash(std::string_view token, jose::Alg alg) {
+  // OIDC Core §3.1.3.6: the left half of the hash the JWS alg uses (EdDSA: SHA-512).
   const std::string name = jose::to_string(alg);
-  const EVP_MD* md = name.ends_with("384") ? EVP_sha384() : (name.ends_with("512") || name == "EdDSA") ? EVP_sha512()
-                                                                                                       : EVP_sha256();
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(token.data(), token.size(), out, &len, md, nullptr);
-  return b64url_encode(std::string_view(reinterpret_cast<char*>(out), len / 2));
+  const jose::Digest d = name.ends_with("384")                          ? jose::Digest::sha384
+                         : (name.ends_with("512") || name == "EdDSA") ? jose::Digest::sha512
+                                                                        : jose::Digest::sha256;
+  const std::string h = jose::digest(d, token);
+  return b64url_encode(std::string_view(h).substr(0, h.size() / 2));
 }
 
 json aud_json(const std::vector<std::string>& aud) {

@@ -7,10 +7,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <tokctl/jose/digest.hpp>
 #include <tokctl/jose/jws.hpp>
 #include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
@@ -90,13 +89,7 @@ Result<std::string> TokenService::Impl::ppid(const std::string& sector, const st
   if (ppid_secret.empty()) return fail(ErrorCode::keystore, "internal: no pairwise-subject secret was loaded");
   // sub = base64url(HMAC-SHA256(secret, sector || 0x00 || sub)): the NUL keeps (a, bc) apart from (ab, c).
   std::string msg = sector + std::string(1, '\0') + sub;
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), ppid_secret.data(), static_cast<int>(ppid_secret.size()),
-            reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len)) {
-    return fail(ErrorCode::keystore, "PPID HMAC failed");
-  }
-  return b64url_encode(std::string_view(reinterpret_cast<char*>(mac), len));
+  return b64url_encode(jose::hmac_sha256(ppid_secret, msg));
 }
 
 Result<std::vector<std::string>> TokenService::Impl::known_ppids(const std::string& sub) const {

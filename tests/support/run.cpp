@@ -186,7 +186,10 @@ RunResult run_tokctl(const char* binary, const std::vector<std::string>& args, s
 }  // namespace
 
 RunResult run(const std::vector<std::string>& args, std::string_view stdin_data, const EnvVars& env) {
-  return run_tokctl(TOKCTL_BINARY, args, stdin_data, env);
+  // $TOKCTL_TEST_BINARY overrides the build's own binary: the ThreadSanitizer suite (scripts/tsan)
+  // builds only the core and runs the CLI of the normal build.
+  const char* override_bin = std::getenv("TOKCTL_TEST_BINARY");
+  return run_tokctl(override_bin && *override_bin ? override_bin : TOKCTL_BINARY, args, stdin_data, env);
 }
 
 RunResult run_faulty(const std::vector<std::string>& args, std::string_view stdin_data, const EnvVars& env) {

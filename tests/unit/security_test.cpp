@@ -9,8 +9,9 @@
 
 #include <tokctl/jose/jwt.hpp>
 #include <tokctl/jose/keygen.hpp>
-#include <tokctl/jose/ossl.hpp>
 #include <tokctl/util/base64.hpp>
+
+#include "jose/ossl.hpp"  // white-box: OpenSSL handles private to core/jose
 
 using namespace tokctl;
 using namespace tokctl::jose;

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <tokctl/jose/jwk.hpp>
 #include <tokctl/util/error.hpp>
 
 namespace tokctl::tokens {
@@ -30,13 +31,33 @@ struct ScopeRule {
   bool matches(std::string_view scope) const;
 };
 
+/// RFC 8705 §2.1.2: the certificate a tls_client_auth client presents must match one of these.
+struct TlsClientAuth {
+  std::string subject_dn;              ///< RFC 4514 string, e.g. "CN=svc,O=Example"
+  std::vector<std::string> san_dns, san_uri, san_email, san_ip;
+  bool empty() const {
+    return subject_dn.empty() && san_dns.empty() && san_uri.empty() && san_email.empty() && san_ip.empty();
+  }
+};
+
+/// A client of the token service (tokctl/tokens/clients.hpp authenticates them).
 struct ClientPolicy {
   std::string id;
-  std::string secret_hash;             ///< "sha256:<hex>" (serve: client authentication)
+  /// "sha256:<64 hex>" for a generated secret (high entropy: one hash suffices), or
+  /// "pbkdf2-sha256:<iterations>:<salt b64url>:<hash b64url>" for a human-chosen one.
+  std::string secret_hash;
+  /// RFC 7591 token_endpoint_auth_method: client_secret_basic, client_secret_post,
+  /// private_key_jwt, tls_client_auth or none. Empty: implied by what is configured.
+  std::string auth_method;
+  /// Grant types the client may use at the token endpoint (client_credentials, refresh_token and
+  /// the token-exchange and jwt-bearer URNs). Default: client_credentials and refresh_token.
+  std::vector<std::string> grants;
   std::vector<std::string> scopes;     ///< allowed scopes (exact names or prefix rules' prefixes)
   std::vector<std::string> audiences;  ///< allowed audiences; the first is the default
   std::string format;                  ///< overrides tokens.access.format
   std::string sector;                  ///< pairwise subject (PPID) sector identifier
+  std::optional<jose::JwkSet> jwks;    ///< public keys for private_key_jwt (inline or a file)
+  TlsClientAuth tls;                   ///< for tls_client_auth
 };
 
 struct ExchangeRule {

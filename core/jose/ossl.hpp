@@ -1,5 +1,6 @@
 #pragma once
-// RAII aliases for OpenSSL handles, declared once, and error-queue draining.
+// Private to core/jose: RAII aliases for OpenSSL handles, declared once, digests fetched once,
+// and error-queue draining. Other modules use the JOSE API (tokctl/jose/digest.hpp for hashes).
 
 #include <memory>
 #include <string>
@@ -41,6 +42,12 @@ inline EcdsaSigPtr make(ECDSA_SIG* p) { return {p, &ECDSA_SIG_free}; }
 inline X509Ptr make(X509* p) { return {p, &X509_free}; }
 inline ParamBldPtr make(OSSL_PARAM_BLD* p) { return {p, &OSSL_PARAM_BLD_free}; }
 inline ParamPtr make(OSSL_PARAM* p) { return {p, &OSSL_PARAM_free}; }
+
+/// "SHA256", "SHA384" or "SHA512" fetched once per process (an explicit fetch avoids a provider
+/// lookup per operation: OpenSSL 3 lock contention under threads); null for other names.
+const EVP_MD* fetched_md(const char* name);
+/// The HMAC EVP_MAC, fetched once per process.
+EVP_MAC* fetched_hmac();
 
 /// Empties this thread's OpenSSL error queue and returns its entries joined by "; " (may be empty).
 std::string drain_errors();

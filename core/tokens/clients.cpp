@@ -1,0 +1,384 @@
+// The client model: reading `clients:` entries, secret hashes (SHA-256 for generated secrets,
+// PBKDF2-HMAC-SHA256 for human ones) checked in constant time, grant types, and adding a client to
+// a policy file without touching the rest of it.
+
+#include <tokctl/tokens/clients.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <tokctl/jose/digest.hpp>
+#include <tokctl/jose/json.hpp>
+#include <tokctl/util/base64.hpp>
+#include <tokctl/util/io.hpp>
+#include <tokctl/util/lock.hpp>
+
+#include "policy_reader.hpp"
+
+namespace tokctl::tokens {
+namespace {
+
+constexpr const char* k_auth_methods[] = {"client_secret_basic", "client_secret_post", "private_key_jwt",
+                                          "tls_client_auth", "none"};
+
+std::string random_bytes(std::size_t n) {
+  std::string b(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(n)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  return b;
+}
+
+std::string pbkdf2(std::string_view secret, std::string_view salt, int iterations) {
+  unsigned char out[32];
+  if (PKCS5_PBKDF2_HMAC(secret.data(), static_cast<int>(secret.size()),
+                        reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()),
+                        iterations, EVP_sha256(), sizeof out, out) != 1) {
+    throw std::runtime_error("PBKDF2 failed");
+  }
+  return std::string(reinterpret_cast<const char*>(out), sizeof out);
+}
+
+bool equal_ct(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+struct Pbkdf2Hash {
+  int iterations = 0;
+  std::string salt, hash;
+};
+
+// "pbkdf2-sha256:<iterations>:<salt b64url>:<hash b64url>" (32-byte hash).
+std::optional<Pbkdf2Hash> parse_pbkdf2(std::string_view stored) {
+  constexpr std::string_view prefix = "pbkdf2-sha256:";
+  if (!stored.starts_with(prefix)) return std::nullopt;
+  std::string_view rest = stored.substr(prefix.size());
+  auto c1 = rest.find(':');
+  auto c2 = c1 == std::string_view::npos ? c1 : rest.find(':', c1 + 1);
+  if (c2 == std::string_view::npos) return std::nullopt;
+  std::string_view iter = rest.substr(0, c1);
+  if (iter.empty() || iter.size() > 9 || iter.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+  Pbkdf2Hash h;
+  h.iterations = std::stoi(std::string(iter));
+  auto salt = b64url_decode(rest.substr(c1 + 1, c2 - c1 - 1));
+  auto hash = b64url_decode(rest.substr(c2 + 1));
+  if (!salt || !hash || salt->size() < 8 || hash->size() != 32 || h.iterations < k_pbkdf2_min_iterations) {
+    return std::nullopt;
+  }
+  h.salt = std::move(*salt);
+  h.hash = std::move(*hash);
+  return h;
+}
+
+std::optional<std::string> parse_sha256(std::string_view stored) {
+  constexpr std::string_view prefix = "sha256:";
+  if (!stored.starts_with(prefix) || stored.size() != prefix.size() + 64) return std::nullopt;
+  auto raw = hex_decode(stored.substr(prefix.size()));
+  if (!raw) return std::nullopt;
+  return std::move(*raw);
+}
+
+}  // namespace
+
+std::string grant_type(std::string_view name) {
+  if (name == k_grant_client_credentials || name == k_grant_refresh_token) return std::string(name);
+  if (name == k_grant_token_exchange || name == "token_exchange" || name == "token-exchange") return k_grant_token_exchange;
+  if (name == k_grant_jwt_bearer || name == "jwt_bearer" || name == "jwt-bearer") return k_grant_jwt_bearer;
+  return {};
+}
+
+std::string generate_client_secret() { return b64url_encode(random_bytes(32)); }
+
+std::string hash_generated_secret(std::string_view secret) { return "sha256:" + hex_encode(jose::sha256(secret)); }
+
+Result<std::string> hash_human_secret(std::string_view secret, int iterations) {
+  if (iterations < k_pbkdf2_min_iterations) {
+    return fail(ErrorCode::usage, "PBKDF2 needs at least " + std::to_string(k_pbkdf2_min_iterations) + " iterations");
+  }
+  if (secret.empty()) return fail(ErrorCode::usage, "the client secret is empty");
+  std::string salt = random_bytes(16);
+  return "pbkdf2-sha256:" + std::to_string(iterations) + ":" + b64url_encode(salt) + ":" +
+         b64url_encode(pbkdf2(secret, salt, iterations));
+}
+
+bool valid_secret_hash(std::string_view stored) { return parse_sha256(stored) || parse_pbkdf2(stored); }
+
+bool secret_matches(std::string_view stored, std::string_view secret) {
+  if (auto h = parse_sha256(stored)) return equal_ct(jose::sha256(secret), *h);
+  if (auto p = parse_pbkdf2(stored)) return equal_ct(pbkdf2(secret, p->salt, p->iterations), p->hash);
+  return false;
+}
+
+Result<const ClientPolicy*> authenticate_client(const Policy& policy, std::string_view client_id,
+                                                std::string_view secret) {
+  const ClientPolicy* c = policy.client(client_id);
+  // One answer for unknown client, no secret configured and wrong secret. An unknown client still
+  // costs one hash, like a known one with a generated secret.
+  const bool ok = c && !c->secret_hash.empty() ? secret_matches(c->secret_hash, secret)
+                                               : (secret_matches(hash_generated_secret(""), secret), false);
+  if (!ok) return oauth_fail(OAuthCode::invalid_client, "client authentication failed");
+  return c;
+}
+
+Result<void> check_grant(const ClientPolicy& client, std::string_view grant) {
+  const std::string urn = grant_type(grant);
+  if (urn.empty()) return oauth_fail(OAuthCode::unsupported_grant_type, "grant type '" + std::string(grant) + "' is not supported");
+  const std::vector<std::string> defaults = {k_grant_client_credentials, k_grant_refresh_token};
+  const auto& allowed = client.grants.empty() ? defaults : client.grants;
+  if (std::find(allowed.begin(), allowed.end(), urn) == allowed.end()) {
+    return oauth_fail(OAuthCode::unauthorized_client, "client '" + client.id + "' may not use the " + urn + " grant");
+  }
+  return {};
+}
+
+// ---- reading clients: from the policy ------------------------------------------------------------
+
+namespace detail {
+
+void read_client(Reader& r, const std::string& id, const YAML::Node& n, const std::string& policy_path,
+                 ClientPolicy& c) {
+  c.id = id;
+  const std::string what = "client '" + c.id + "'";
+  if (!r.mapping(n, what, {"secret_hash", "token_endpoint_auth_method", "grants", "scopes", "audiences", "format",
+                           "sector", "jwks", "tls_client_auth"})) {
+    return;
+  }
+  if (auto x = n["secret_hash"]) {
+    c.secret_hash = r.string(x, what + ".secret_hash").value_or("");
+    if (!c.secret_hash.empty() && !valid_secret_hash(c.secret_hash)) {
+      r.problem(x, what + ".secret_hash must be sha256:<64 hex digits> or pbkdf2-sha256:<iterations >= " +
+                       std::to_string(k_pbkdf2_min_iterations) + ">:<salt>:<hash> (tokctl clients add writes one)");
+    }
+  }
+  if (auto x = n["grants"]) {
+    for (const auto& g : r.strings(x, what + ".grants")) {
+      std::string urn = grant_type(g);
+      if (urn.empty()) {
+        r.problem(x, what + ".grants: '" + g + "' is not one of client_credentials, refresh_token, token_exchange, jwt_bearer");
+      } else if (std::find(c.grants.begin(), c.grants.end(), urn) == c.grants.end()) {
+        c.grants.push_back(urn);
+      }
+    }
+  }
+  if (auto x = n["scopes"]) c.scopes = r.strings(x, what + ".scopes");
+  if (auto x = n["audiences"]) {
+    c.audiences = r.strings(x, what + ".audiences");
+    if (x.IsSequence() && x.size() == 0) {
+      r.problem(x, what + ".audiences is empty: leave it out (tokens get the issuer as aud) or list them");
+    }
+    for (const auto& a : c.audiences)
+      if (a.empty()) r.problem(x, what + ".audiences has an empty audience");
+  }
+  if (auto x = n["format"]) {
+    c.format = r.string(x, what + ".format").value_or("");
+    if (!c.format.empty() && !one_of(c.format, {"jwt", "opaque", "wrapped", "jwe"})) {
+      r.problem(x, what + ".format '" + c.format + "' is not one of jwt, opaque, wrapped, jwe");
+    }
+  }
+  if (auto x = n["sector"]) c.sector = r.text(x, what + ".sector").value_or("");
+  if (auto x = n["jwks"]) {
+    // A JWKS inline, or the path of a JWKS file (relative to the policy file).
+    Result<nlohmann::json> doc = fail(ErrorCode::malformed, "");
+    std::string source = what + ".jwks";
+    if (x.IsMap()) {
+      doc = r.to_json(x);
+    } else if (auto file = r.text(x, what + ".jwks")) {
+      std::string resolved = relative_to(policy_path, *file);
+      source += " '" + resolved + "'";
+      auto text = read_input(resolved);
+      doc = text ? jose::parse_json_object(*text, "the JWKS") : std::unexpected(text.error());
+    }
+    if (!doc && !doc.error().message.empty()) r.problem(x, source + ": " + doc.error().message);
+    if (doc) {
+      auto set = jose::parse_jwks(*doc);
+      if (!set) {
+        r.problem(x, source + ": " + set.error().message);
+      } else if (set->keys.empty()) {
+        r.problem(x, source + " has no usable key");
+      } else if (std::any_of(set->keys.begin(), set->keys.end(), [](const jose::Jwk& k) { return k.has_private(); })) {
+        r.problem(x, source + " holds a private or secret key: give the client's public keys only");
+      } else {
+        c.jwks = std::move(*set);
+      }
+    }
+  }
+  if (auto x = n["tls_client_auth"]) {
+    const std::string tw = what + ".tls_client_auth";
+    if (r.mapping(x, tw, {"subject_dn", "san_dns", "san_uri", "san_email", "san_ip"})) {
+      if (auto s = x["subject_dn"]) c.tls.subject_dn = r.text(s, tw + ".subject_dn").value_or("");
+      if (auto s = x["san_dns"]) c.tls.san_dns = r.strings(s, tw + ".san_dns");
+      if (auto s = x["san_uri"]) c.tls.san_uri = r.strings(s, tw + ".san_uri");
+      if (auto s = x["san_email"]) c.tls.san_email = r.strings(s, tw + ".san_email");
+      if (auto s = x["san_ip"]) c.tls.san_ip = r.strings(s, tw + ".san_ip");
+      if (c.tls.empty()) r.problem(x, tw + " names no subject_dn or SAN to match");
+    }
+  }
+  if (auto x = n["token_endpoint_auth_method"]) {
+    c.auth_method = r.string(x, what + ".token_endpoint_auth_method").value_or("");
+    const std::string& m = c.auth_method;
+    if (std::none_of(std::begin(k_auth_methods), std::end(k_auth_methods), [&](const char* a) { return m == a; })) {
+      r.problem(x, what + ".token_endpoint_auth_method '" + m +
+                       "' is not one of client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth, none");
+    } else if (m.starts_with("client_secret_") && c.secret_hash.empty()) {
+      r.problem(x, what + " uses " + m + " but has no secret_hash");
+    } else if (m == "private_key_jwt" && !c.jwks) {
+      r.problem(x, what + " uses private_key_jwt but has no jwks");
+    } else if (m == "tls_client_auth" && c.tls.empty()) {
+      r.problem(x, what + " uses tls_client_auth but has no tls_client_auth subject or SAN");
+    } else if (m == "none" && !c.secret_hash.empty()) {
+      r.problem(x, what + " uses none but has a secret_hash");
+    }
+  }
+}
+
+}  // namespace detail
+
+// ---- adding a client to a policy file ------------------------------------------------------------
+
+namespace {
+
+std::string flow_entry(const std::string& id, const NewClient& c, const std::string& secret_hash) {
+  YAML::Emitter key;
+  key << id;
+  YAML::Emitter e;
+  e << YAML::Flow << YAML::BeginMap << YAML::Key << "secret_hash" << YAML::Value << YAML::DoubleQuoted << secret_hash;
+  auto list = [&](const char* name, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    e << YAML::Key << name << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& s : v) e << s;
+    e << YAML::EndSeq;
+  };
+  list("grants", c.grants);
+  list("scopes", c.scopes);
+  list("audiences", c.audiences);
+  if (!c.format.empty()) e << YAML::Key << "format" << YAML::Value << c.format;
+  if (!c.sector.empty()) e << YAML::Key << "sector" << YAML::Value << YAML::DoubleQuoted << c.sector;
+  e << YAML::EndMap;
+  return std::string(key.c_str()) + ": " + e.c_str();
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return lines;
+}
+
+// `text` with `entry` added under the top-level clients: mapping (created at the end if absent).
+Result<std::string> insert_client(const std::string& path, const std::string& text, const std::string& id,
+                                  const std::string& entry) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return fail(ErrorCode::malformed, path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  std::string out = text;
+  if (!out.empty() && out.back() != '\n') out += '\n';
+  if (!root.IsNull() && !root.IsMap()) return fail(ErrorCode::malformed, path + ": the policy must be a mapping");
+  if (root.IsNull() || !root["clients"]) return out + "clients:\n  " + entry + "\n";
+  for (const auto& kv : root) {
+    if (kv.first.Scalar() != "clients") continue;
+    const YAML::Node& v = kv.second;
+    const int key_line = kv.first.Mark().line;
+    std::string indent = "  ";
+    if (v.IsMap() && v[id]) return fail(ErrorCode::usage, "client '" + id + "' already exists in " + path);
+    if (v.IsMap() && v.size() > 0) {
+      const YAML::Mark first = v.begin()->first.Mark();
+      if (first.line == key_line) {
+        return fail(ErrorCode::usage, path + ": clients is written inline ({...}); write it as a block mapping to add clients");
+      }
+      indent = std::string(static_cast<std::size_t>(first.column), ' ');
+    } else if (!v.IsNull()) {
+      return fail(ErrorCode::usage, path + ":" + std::to_string(key_line + 1) +
+                                        ": clients is not a block mapping; write it as one to add clients");
+    }
+    auto lines = lines_of(out);
+    if (key_line < 0 || static_cast<std::size_t>(key_line) >= lines.size()) {
+      return fail(ErrorCode::malformed, path + ": cannot locate clients:");
+    }
+    // An empty `clients:` with trailing text on its line (e.g. "clients: ~") becomes a mapping.
+    std::string& head = lines[static_cast<std::size_t>(key_line)];
+    if (v.IsNull()) head = head.substr(0, head.find(':') + 1);
+    lines.insert(lines.begin() + key_line + 1, indent + entry);
+    std::string joined;
+    for (const auto& l : lines) joined += l + "\n";
+    return joined;
+  }
+  return fail(ErrorCode::malformed, path + ": cannot locate clients:");
+}
+
+}  // namespace
+
+Result<AddedClient> add_client(const std::string& path, const NewClient& nc) {
+  if (nc.id.empty()) return fail(ErrorCode::usage, "the client id is empty");
+  for (unsigned char ch : nc.id) {
+    if (ch < 0x21 || ch == 0x7f) return fail(ErrorCode::usage, "the client id may not contain spaces or control characters");
+  }
+  NewClient c = nc;
+  for (auto& g : c.grants) {
+    std::string urn = grant_type(g);
+    if (urn.empty()) {
+      return fail(ErrorCode::usage, "unknown grant '" + g + "'", "use client_credentials, refresh_token, token_exchange or jwt_bearer");
+    }
+    g = urn;
+  }
+  AddedClient added{c.id, c.secret, c.secret.empty()};
+  std::string hash;
+  if (added.generated) {
+    added.secret = generate_client_secret();
+    hash = hash_generated_secret(added.secret);
+  } else {
+    auto h = hash_human_secret(c.secret, c.iterations);
+    if (!h) return std::unexpected(h.error());
+    hash = std::move(*h);
+  }
+
+  // One writer at a time; readers see the old or the new file (rename).
+  auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  auto lock = FileLock::acquire(dir + "/." + base + ".lock");
+  if (!lock) return std::unexpected(lock.error());
+
+  std::string text;
+  unsigned mode = 0600;
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0) {
+    auto existing = read_input(path);
+    if (!existing) return std::unexpected(existing.error());
+    text = std::move(*existing);
+    mode = st.st_mode & 0777;
+  } else if (errno != ENOENT) {
+    return fail(ErrorCode::usage, "cannot read '" + path + "': " + std::strerror(errno));
+  }
+  auto updated = insert_client(path, text, c.id, flow_entry(c.id, c, hash));
+  if (!updated) return std::unexpected(updated.error());
+
+  // The whole new policy must be valid (and hold the client) before it replaces the old one.
+  const std::string probe = dir + "/." + base + ".new." + std::to_string(::getpid());
+  if (auto w = write_file_atomic(probe, *updated, 0600); !w) return std::unexpected(w.error());
+  PolicyCheck check = check_policy(probe);
+  ::unlink(probe.c_str());
+  if (!check.problems.empty() || !check.policy.client(c.id)) {
+    std::string all;
+    for (auto p : check.problems) {
+      if (p.starts_with(probe)) p = path + p.substr(probe.size());
+      all += (all.empty() ? "" : "\n") + p;
+    }
+    return fail(ErrorCode::usage, "the policy would not be valid with client '" + c.id + "'" +
+                                      (all.empty() ? "" : ":\n" + all),
+                "nothing was written; fix the client's settings (or the policy) and run again");
+  }
+  if (auto w = write_file_atomic(path, *updated, mode); !w) return std::unexpected(w.error());
+  return added;
+}
+
+}  // namespace tokctl::tokens

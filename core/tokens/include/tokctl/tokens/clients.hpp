@@ -1,0 +1,76 @@
+#pragma once
+// The client model of the token service: secret hashing and checking, grant types, and adding a
+// client to a policy file (`tokctl clients add`). Clients themselves are ClientPolicy entries of
+// the policy (tokctl/tokens/policy.hpp).
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tokctl/tokens/policy.hpp>
+#include <tokctl/util/error.hpp>
+
+namespace tokctl::tokens {
+
+inline constexpr const char* k_grant_client_credentials = "client_credentials";
+inline constexpr const char* k_grant_refresh_token = "refresh_token";
+inline constexpr const char* k_grant_token_exchange = "urn:ietf:params:oauth:grant-type:token-exchange";
+inline constexpr const char* k_grant_jwt_bearer = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// The grant type URN for a policy/CLI name: the URN itself, or the short names token_exchange /
+/// token-exchange and jwt_bearer / jwt-bearer. Empty for an unknown name.
+std::string grant_type(std::string_view name);
+
+/// PBKDF2-HMAC-SHA256 iterations for human-chosen secrets (OWASP 2023 recommendation).
+inline constexpr int k_pbkdf2_iterations = 600000;
+/// The fewest iterations a policy may carry (below this a hash is refused as too weak).
+inline constexpr int k_pbkdf2_min_iterations = 1000;
+
+/// A new client secret: 32 random bytes, base64url (43 characters).
+std::string generate_client_secret();
+/// "sha256:<64 hex>": for generated secrets, whose entropy makes a slow hash pointless.
+std::string hash_generated_secret(std::string_view secret);
+/// "pbkdf2-sha256:<iterations>:<salt>:<hash>" with a random 16-byte salt: for secrets people
+/// choose. Fails (ErrorCode::usage) below k_pbkdf2_min_iterations.
+Result<std::string> hash_human_secret(std::string_view secret, int iterations = k_pbkdf2_iterations);
+/// True when `stored` is a well-formed hash in one of the two formats (see ClientPolicy).
+bool valid_secret_hash(std::string_view stored);
+/// True when `secret` matches `stored`; the comparison is constant-time, and a malformed hash
+/// matches nothing.
+bool secret_matches(std::string_view stored, std::string_view secret);
+
+/// client_secret_basic / client_secret_post: the client when it exists, has a secret and `secret`
+/// matches it. Every failure is the same OAuthCode::invalid_client refusal ("client
+/// authentication failed"), so the answer does not tell which clients exist.
+Result<const ClientPolicy*> authenticate_client(const Policy& policy, std::string_view client_id,
+                                                std::string_view secret);
+
+/// OAuthCode::unauthorized_client unless `client` may use `grant` (a URN or short name).
+Result<void> check_grant(const ClientPolicy& client, std::string_view grant);
+
+/// What `tokctl clients add` writes.
+struct NewClient {
+  std::string id;
+  std::vector<std::string> grants;     ///< empty: the default (client_credentials, refresh_token)
+  std::vector<std::string> scopes;
+  std::vector<std::string> audiences;
+  std::string format;
+  std::string sector;
+  std::string secret;                  ///< empty: a generated one; else a human secret (PBKDF2)
+  int iterations = k_pbkdf2_iterations;
+};
+
+struct AddedClient {
+  std::string id;
+  std::string secret;  ///< the only copy of the secret in clear: print it once
+  bool generated = false;
+};
+
+/// Adds a client to the policy file at `path` (created when missing): its entry is inserted under
+/// `clients:` as one line, the rest of the file (comments included) is kept byte for byte, and
+/// the result is validated as a whole before it atomically replaces the file (a lock serialises
+/// concurrent adds). Refusals: the client exists, a name, grant or scope the policy refuses
+/// (ErrorCode::usage, with every problem); the file is unreadable or malformed (its own code).
+Result<AddedClient> add_client(const std::string& path, const NewClient& client);
+
+}  // namespace tokctl::tokens

@@ -1,0 +1,2 @@
+// Must not compile: jose is below keys.
+#include <tokctl/keys/keystore.hpp>

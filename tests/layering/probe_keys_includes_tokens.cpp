@@ -1,0 +1,2 @@
+// Must not compile: keys is below tokens.
+#include <tokctl/tokens/service.hpp>

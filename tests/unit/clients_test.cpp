@@ -1,0 +1,358 @@
+// The client model (issue 8 point 7): secret hashes (SHA-256 for generated secrets, PBKDF2 for
+// human ones) checked in constant time, client authentication that does not reveal which clients
+// exist, grant types, the client settings of the policy (grants, jwks, tls_client_auth, auth
+// method), and `clients add` writing a client into a policy file without disturbing the rest.
+
+#include <tokctl/tokens/clients.hpp>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/keys.hpp"
+#include "support/run.hpp"
+
+using nlohmann::json;
+using tokctl::ErrorCode;
+using tokctl::OAuthCode;
+using namespace tokctl::tokens;
+using tokctl::test::read_file;
+using tokctl::test::run;
+using tokctl::test::TempDir;
+using tokctl::test::write_file;
+using Catch::Matchers::Contains;
+
+namespace {
+
+constexpr const char* k_policy = R"(# The team's policy: comments and layout must survive clients add.
+issuer: https://tokens.example.test   # where tokens come from
+scopes:
+  - name: read
+  - name: write
+clients:
+    # billing runs nightly
+    billing: {scopes: [read]}
+exchange: []
+)";
+
+PolicyCheck check_text(TempDir& dir, const std::string& text) {
+  write_file(dir.file("p.yaml"), text);
+  return check_policy(dir.file("p.yaml"));
+}
+
+std::string problems_of(const PolicyCheck& c) {
+  std::string all;
+  for (const auto& p : c.problems) all += p + "\n";
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("client secrets: SHA-256 for generated ones, PBKDF2 for chosen ones, nothing else matches",
+          "[clients]") {
+  const std::string secret = generate_client_secret();
+  CHECK(secret.size() == 43);
+  CHECK(generate_client_secret() != secret);
+  const std::string h = hash_generated_secret(secret);
+  CHECK(h.rfind("sha256:", 0) == 0);
+  CHECK(h.size() == 7 + 64);
+  CHECK(valid_secret_hash(h));
+  CHECK(secret_matches(h, secret));
+  CHECK_FALSE(secret_matches(h, secret + "x"));
+  CHECK_FALSE(secret_matches(h, ""));
+
+  auto p = hash_human_secret("correct horse battery staple", 1000);
+  REQUIRE(p);
+  CHECK(p->rfind("pbkdf2-sha256:1000:", 0) == 0);
+  CHECK(valid_secret_hash(*p));
+  CHECK(secret_matches(*p, "correct horse battery staple"));
+  CHECK_FALSE(secret_matches(*p, "correct horse battery stapler"));
+  auto again = hash_human_secret("correct horse battery staple", 1000);
+  REQUIRE(again);
+  CHECK(*again != *p);  // a fresh salt each time
+
+  CHECK_FALSE(hash_human_secret("x", 999));
+  CHECK(hash_human_secret("x", 999).error().code == ErrorCode::usage);
+  CHECK_FALSE(hash_human_secret("", 1000));
+
+  // Malformed hashes are invalid and match nothing, not even what they were made from.
+  const std::string salt = p->substr(p->find(':', 19) + 1);
+  for (const std::string& bad : {std::string("md5:abc"), "sha256:" + std::string(63, 'a'),
+                                "sha256:" + std::string(64, 'g'), std::string("pbkdf2-sha256:999:") + salt,
+                                std::string("pbkdf2-sha256:x:") + salt, std::string("pbkdf2-sha256:1000:AAAA:") +
+                                    std::string(43, 'A'), std::string("pbkdf2-sha256:1000"), std::string()}) {
+    CAPTURE(bad);
+    CHECK_FALSE(valid_secret_hash(bad));
+    CHECK_FALSE(secret_matches(bad, ""));
+  }
+}
+
+TEST_CASE("client authentication gives one answer for unknown clients, missing and wrong secrets",
+          "[clients]") {
+  Policy policy;
+  ClientPolicy a;
+  a.id = "a";
+  const std::string secret = generate_client_secret();
+  a.secret_hash = hash_generated_secret(secret);
+  policy.clients["a"] = a;
+  ClientPolicy open;
+  open.id = "open";  // no secret: cannot authenticate with one
+  policy.clients["open"] = open;
+
+  auto ok = authenticate_client(policy, "a", secret);
+  REQUIRE(ok);
+  CHECK((*ok)->id == "a");
+  for (auto [id, s] : {std::pair<std::string, std::string>{"a", "wrong"}, {"a", ""}, {"nobody", secret},
+                       {"open", ""}, {"open", "anything"}}) {
+    CAPTURE(id, s);
+    auto r = authenticate_client(policy, id, s);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::invalid_token);
+    CHECK(r.error().oauth == OAuthCode::invalid_client);
+    CHECK(r.error().message == "client authentication failed");
+  }
+}
+
+TEST_CASE("grant types: client_credentials and refresh_token by default, others when listed", "[clients]") {
+  CHECK(grant_type("token-exchange") == k_grant_token_exchange);
+  CHECK(grant_type("jwt_bearer") == k_grant_jwt_bearer);
+  CHECK(grant_type(k_grant_jwt_bearer) == k_grant_jwt_bearer);
+  CHECK(grant_type("password").empty());
+
+  ClientPolicy c;
+  c.id = "c";
+  CHECK(check_grant(c, "client_credentials"));
+  CHECK(check_grant(c, "refresh_token"));
+  auto refused = check_grant(c, k_grant_token_exchange);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().oauth == OAuthCode::unauthorized_client);
+  auto unknown = check_grant(c, "password");
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().oauth == OAuthCode::unsupported_grant_type);
+  c.grants = {k_grant_token_exchange};
+  CHECK(check_grant(c, "token_exchange"));
+  CHECK_FALSE(check_grant(c, "client_credentials"));
+}
+
+TEST_CASE("the policy reads grants, jwks, tls_client_auth and the auth method of clients", "[clients][policy]") {
+  TempDir dir;
+  json pub = tokctl::test::test_key("p256").to_json(tokctl::jose::KeyPart::public_only);
+  pub["kid"] = "c1";
+  write_file(dir.file("client.jwks"), json{{"keys", json::array({pub})}}.dump());
+  auto c = check_text(dir, std::string(R"(issuer: https://tokens.example.test
+clients:
+  svc:
+    grants: [client_credentials, token-exchange, urn:ietf:params:oauth:grant-type:jwt-bearer]
+    jwks: client.jwks
+    token_endpoint_auth_method: private_key_jwt
+  inline:
+    jwks: {keys: [)") + pub.dump() + R"(]}
+  mtls:
+    tls_client_auth: {subject_dn: "CN=svc,O=Example", san_dns: [svc.example]}
+    token_endpoint_auth_method: tls_client_auth
+)");
+  INFO(problems_of(c));
+  REQUIRE(c.problems.empty());
+  const ClientPolicy& svc = *c.policy.client("svc");
+  CHECK(svc.grants == std::vector<std::string>{k_grant_client_credentials, k_grant_token_exchange, k_grant_jwt_bearer});
+  REQUIRE(svc.jwks);
+  REQUIRE(svc.jwks->keys.size() == 1);
+  CHECK(svc.jwks->keys[0].kid() == "c1");
+  CHECK(svc.auth_method == "private_key_jwt");
+  REQUIRE(c.policy.client("inline")->jwks);
+  const ClientPolicy& mtls = *c.policy.client("mtls");
+  CHECK(mtls.tls.subject_dn == "CN=svc,O=Example");
+  CHECK(mtls.tls.san_dns == std::vector<std::string>{"svc.example"});
+
+  json priv = tokctl::test::test_key("p256").to_json(tokctl::jose::KeyPart::with_private);
+  struct Bad {
+    std::string yaml;
+    std::string problem;
+  };
+  const Bad bad[] = {
+      {"  x: {grants: [password]}", "'password' is not one of"},
+      {"  x: {jwks: {keys: [" + priv.dump() + "]}}", "private or secret key"},
+      {"  x: {jwks: missing.jwks}", "missing.jwks"},
+      {"  x: {jwks: {keys: []}}", "no usable key"},
+      {"  x: {tls_client_auth: {}}", "names no subject_dn or SAN"},
+      {"  x: {tls_client_auth: {cn: x}}", "unknown key 'cn'"},
+      {"  x: {token_endpoint_auth_method: client_secret_basic}", "has no secret_hash"},
+      {"  x: {token_endpoint_auth_method: private_key_jwt}", "has no jwks"},
+      {"  x: {token_endpoint_auth_method: tls_client_auth}", "no tls_client_auth subject or SAN"},
+      {"  x: {token_endpoint_auth_method: magic}", "is not one of client_secret_basic"},
+      {"  x: {secret_hash: \"pbkdf2-sha256:10:AAAAAAAAAAA:" + std::string(43, 'A') + "\"}", "secret_hash must be"},
+      {"  x: {secret_hash: \"sha256:" + std::string(64, 'a') + "\", token_endpoint_auth_method: none}", "uses none"},
+  };
+  for (const auto& b : bad) {
+    CAPTURE(b.yaml);
+    auto r = check_text(dir, "clients:\n" + b.yaml + "\n");
+    CHECK_THAT(problems_of(r), Contains(b.problem));
+  }
+}
+
+TEST_CASE("clients add inserts one line, keeps the rest of the file, and the secret authenticates",
+          "[clients]") {
+  TempDir dir;
+  const std::string path = dir.file("tokctl.yaml");
+  write_file(path, k_policy);
+  NewClient nc;
+  nc.id = "web";
+  nc.scopes = {"read", "write"};
+  nc.grants = {"client_credentials", "token_exchange"};
+  nc.audiences = {"api-a"};
+  auto added = add_client(path, nc);
+  REQUIRE(added);
+  CHECK(added->generated);
+  const std::string text = read_file(path);
+  // Every original line is still there, in order, and exactly one line was added.
+  std::vector<std::string> before, after;
+  {
+    std::string s = k_policy;
+    for (std::size_t p = 0, n; (n = s.find('\n', p)) != std::string::npos; p = n + 1) before.push_back(s.substr(p, n - p));
+    for (std::size_t p = 0, n; (n = text.find('\n', p)) != std::string::npos; p = n + 1) after.push_back(text.substr(p, n - p));
+  }
+  REQUIRE(after.size() == before.size() + 1);
+  std::size_t extra = 0;
+  for (std::size_t i = 0, j = 0; i < after.size(); ++i) {
+    if (j < before.size() && after[i] == before[j]) ++j;
+    else ++extra;
+  }
+  CHECK(extra == 1);
+  CHECK_THAT(text, Contains("    web: {secret_hash: \"sha256:"));  // the block's own indentation
+  CHECK_THAT(text, !Contains(added->secret));                       // only the hash is written
+
+  auto policy = load_policy(path);
+  REQUIRE(policy);
+  const ClientPolicy* web = policy->client("web");
+  REQUIRE(web);
+  CHECK(web->scopes == std::vector<std::string>{"read", "write"});
+  CHECK(web->grants == std::vector<std::string>{k_grant_client_credentials, k_grant_token_exchange});
+  CHECK(web->audiences == std::vector<std::string>{"api-a"});
+  CHECK(authenticate_client(*policy, "web", added->secret));
+  CHECK_FALSE(authenticate_client(*policy, "web", added->secret + "x"));
+  CHECK(policy->client("billing"));
+
+  SECTION("refusals write nothing") {
+    const std::string kept = read_file(path);
+    NewClient dup;
+    dup.id = "web";
+    auto d = add_client(path, dup);
+    REQUIRE_FALSE(d);
+    CHECK(d.error().code == ErrorCode::usage);
+    CHECK_THAT(d.error().message, Contains("already exists"));
+    NewClient bad_scope;
+    bad_scope.id = "other";
+    bad_scope.scopes = {"delete"};
+    auto s = add_client(path, bad_scope);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == ErrorCode::usage);
+    CHECK_THAT(s.error().message, Contains("delete"));
+    CHECK_THAT(s.error().message, Contains(path));  // problems name the real file
+    NewClient bad_grant;
+    bad_grant.id = "other";
+    bad_grant.grants = {"password"};
+    CHECK_FALSE(add_client(path, bad_grant));
+    NewClient spaced;
+    spaced.id = "two words";
+    CHECK_FALSE(add_client(path, spaced));
+    CHECK(read_file(path) == kept);
+  }
+  SECTION("a chosen secret is stored as PBKDF2 and never printed back") {
+    NewClient human;
+    human.id = "legacy";
+    human.secret = "a passphrase someone chose";
+    human.iterations = 1000;
+    auto h = add_client(path, human);
+    REQUIRE(h);
+    CHECK_FALSE(h->generated);
+    auto p2 = load_policy(path);
+    REQUIRE(p2);
+    CHECK(p2->client("legacy")->secret_hash.rfind("pbkdf2-sha256:1000:", 0) == 0);
+    CHECK(authenticate_client(*p2, "legacy", "a passphrase someone chose"));
+  }
+  SECTION("concurrent adds both land") {
+    std::vector<std::thread> threads;
+    std::vector<bool> ok(4);
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back([&, i] {
+        NewClient c;
+        c.id = "c" + std::to_string(i);
+        ok[static_cast<std::size_t>(i)] = static_cast<bool>(add_client(path, c));
+      });
+    }
+    for (auto& t : threads) t.join();
+    auto p3 = load_policy(path);
+    REQUIRE(p3);
+    for (int i = 0; i < 4; ++i) {
+      CHECK(ok[static_cast<std::size_t>(i)]);
+      CHECK(p3->client("c" + std::to_string(i)));
+    }
+  }
+}
+
+TEST_CASE("clients add creates a missing policy, fills an empty clients:, refuses inline ones", "[clients]") {
+  TempDir dir;
+  NewClient nc;
+  nc.id = "first";
+  const std::string fresh = dir.file("new.yaml");
+  REQUIRE(add_client(fresh, nc));
+  CHECK(load_policy(fresh));
+  CHECK(load_policy(fresh)->client("first"));
+
+  const std::string empty = dir.file("empty.yaml");
+  write_file(empty, "issuer: https://x.example\nclients:\nscopes: [{name: read}]\n");
+  REQUIRE(add_client(empty, nc));
+  CHECK(load_policy(empty)->client("first"));
+
+  const std::string flow = dir.file("flow.yaml");
+  write_file(flow, "clients: {a: {}}\n");
+  auto r = add_client(flow, nc);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::usage);
+  CHECK(read_file(flow) == "clients: {a: {}}\n");
+
+  const std::string broken = dir.file("broken.yaml");
+  write_file(broken, "clients: [unclosed\n");
+  CHECK_FALSE(add_client(broken, nc));
+  CHECK(read_file(broken) == "clients: [unclosed\n");
+}
+
+TEST_CASE("tokctl clients add prints a generated secret once and needs a policy file", "[clients][cli]") {
+  TempDir dir;
+  const std::string path = dir.file("tokctl.yaml");
+  write_file(path, k_policy);
+  auto r = run({"--config", path, "clients", "add", "web", "--scope", "read"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const std::string secret = r.out.substr(0, r.out.find('\n'));
+  CHECK(secret.size() == 43);
+  CHECK_THAT(r.err, Contains("shown this once"));
+  auto policy = load_policy(path);
+  REQUIRE(policy);
+  CHECK(authenticate_client(*policy, "web", secret));
+
+  auto j = run({"--config", path, "-o", "json", "clients", "add", "api"});
+  REQUIRE(j.code == 0);
+  auto doc = json::parse(j.out);
+  CHECK(doc["client_id"] == "api");
+  CHECK(doc["policy"] == path);
+  CHECK(authenticate_client(*load_policy(path), "api", doc["client_secret"].get<std::string>()));
+
+  auto human = run({"--config", path, "clients", "add", "legacy", "--secret-file", "-", "--iterations", "1000"},
+                   "chosen by a person\n");
+  REQUIRE(human.code == 0);
+  CHECK(human.out.empty());
+  CHECK(authenticate_client(*load_policy(path), "legacy", "chosen by a person"));
+
+  auto dup = run({"--config", path, "clients", "add", "web"});
+  CHECK(dup.code == 2);
+  CHECK_THAT(dup.err, Contains("already exists"));
+  auto none = run({"clients", "add", "web"}, "", {{"TOKCTL_CONFIG", ""}});
+  CHECK(none.code == 2);
+  CHECK_THAT(none.err, Contains("--config"));
+  auto empty_secret = run({"--config", path, "clients", "add", "x", "--secret-file", "-"}, "\n");
+  CHECK(empty_secret.code == 2);
+}
