@@ -74,6 +74,8 @@ Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, st
   json raw;
   ActiveToken out;
   std::string grant_id;
+  // When the grant began (scope TTLs count from there), from the same query as the token or JWT.
+  std::optional<UnixTime> started;
   if (*rec) {
     const TokenRecord& r = **rec;
     if (r.kind == "split") return std::optional<ActiveToken>();  // a client part is not a bearer token here
@@ -81,7 +83,8 @@ Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, st
     if (!raw.is_object()) raw = json::object();
     out.kind = r.kind;
     out.stored = true;
-    grant_id = r.grant_id;
+    grant_id = r.grant_id;  // its grant's revocation is folded into r.revoked
+    if (!grant_id.empty() && r.grant_started != 0) started = r.grant_started;
   } else if (looks_like_jwt(token)) {
     jose::VerifyReport report;
     auto claims = im.our_jwt_claims(token, &report);
@@ -93,9 +96,13 @@ Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, st
     if (!jose::string_member(raw, "sub") && !jose::string_member(raw, "client_id")) {
       return std::optional<ActiveToken>();
     }
-    auto revoked = im.jwt_revoked(raw);
-    if (!revoked) return std::unexpected(revoked.error());
-    if (*revoked) return std::optional<ActiveToken>();
+    auto st = im.jwt_status(raw);
+    if (!st) return std::unexpected(st.error());
+    if (st->denied || st->grant_revoked) return std::optional<ActiveToken>();
+    if (st->grant_found) {
+      grant_id = jose::string_or(raw, "sid");
+      started = st->grant_started;
+    }
     // Only RFC 9068 access tokens (typ at+jwt) are access tokens; the issuer's other JWTs are ID tokens.
     out.kind = access_token_typ(report.header) ? "access" : "id";
   } else {
@@ -109,20 +116,10 @@ Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, st
     if (*exp <= now) return std::optional<ActiveToken>();
     out.exp = *exp;
   }
-  // The grant: the stored row's, else the JWT's sid. Scope TTLs count from its start.
-  if (grant_id.empty()) grant_id = jose::string_or(out.claims, "sid");
-  UnixTime started = jose::integer_member(out.claims, "iat").value_or(now);
-  if (!grant_id.empty()) {
-    auto g = im.store->grant(grant_id);
-    if (!g) return std::unexpected(g.error());
-    if (*g) {
-      if ((*g)->revoked) return std::optional<ActiveToken>();
-      started = (*g)->started;
-      out.claims["sid"] = grant_id;
-    }
-  }
+  if (started) out.claims["sid"] = grant_id;
+  else started = jose::integer_member(out.claims, "iat").value_or(now);
   if (const std::string* scope = jose::string_member(out.claims, "scope")) {
-    auto [alive, expired] = live_scopes(im.policy, *scope, started, now);
+    auto [alive, expired] = live_scopes(im.policy, *scope, *started, now);
     out.claims["scope"] = join_scopes(alive);
     out.expired_scope = std::move(expired);
   }

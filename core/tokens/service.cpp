@@ -570,4 +570,36 @@ Result<bool> TokenService::jwt_revoked(const nlohmann::json& claims) const { ret
 
 Result<std::int64_t> TokenService::prune_store() const { return m_impl->store->prune(m_impl->now()); }
 
+void TokenService::prune_every(std::chrono::milliseconds interval) {
+  Impl& im = *m_impl;
+  if (im.pruner.joinable()) {
+    im.pruner.request_stop();
+    im.pruner.join();
+  }
+  if (interval.count() <= 0) return;
+  im.pruner = std::jthread([&im, interval](std::stop_token stop) {
+    std::unique_lock lock(im.prune_mu);
+    // Sleeps until the interval passes or a stop is requested (the destructor's jthread).
+    for (;;) {
+      im.prune_cv.wait_for(lock, stop, interval, [] { return false; });
+      if (stop.stop_requested()) return;
+      lock.unlock();
+      auto n = im.store->prune(im.now());
+      lock.lock();
+      ++im.prune_status.runs;
+      if (n) {
+        im.prune_status.deleted += *n;
+        im.prune_status.last_error.reset();
+      } else {
+        im.prune_status.last_error = n.error();
+      }
+    }
+  });
+}
+
+PruneStatus TokenService::prune_status() const {
+  std::lock_guard lock(m_impl->prune_mu);
+  return m_impl->prune_status;
+}
+
 }  // namespace tokctl::tokens

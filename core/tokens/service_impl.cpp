@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include <tokctl/jose/digest.hpp>
+#include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jws.hpp>
 #include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
@@ -47,18 +48,17 @@ Result<std::optional<json>> TokenService::Impl::our_jwt_claims(std::string_view 
   return claims;
 }
 
+Result<JwtStatus> TokenService::Impl::jwt_status(const json& claims) const {
+  const std::string* jti = jose::string_member(claims, "jti");
+  const std::string* sid = jose::string_member(claims, "sid");
+  if (!jti && !sid) return JwtStatus{};
+  return store->jwt_status(jti ? *jti : std::string(), sid ? *sid : std::string());
+}
+
 Result<bool> TokenService::Impl::jwt_revoked(const json& claims) const {
-  if (auto jti = claims.find("jti"); jti != claims.end() && jti->is_string()) {
-    auto d = store->is_denied(jti->get<std::string>());
-    if (!d) return std::unexpected(d.error());
-    if (*d) return true;
-  }
-  if (auto sid = claims.find("sid"); sid != claims.end() && sid->is_string()) {
-    auto g = store->grant(sid->get<std::string>());
-    if (!g) return std::unexpected(g.error());
-    if (*g && (*g)->revoked) return true;
-  }
-  return false;
+  auto st = jwt_status(claims);
+  if (!st) return std::unexpected(st.error());
+  return st->denied || st->grant_revoked;
 }
 
 Result<std::string> load_ppid_secret(const std::string& keystore_dir, bool create) {

@@ -1,7 +1,10 @@
 #pragma once
 // Private to core/tokens: the token service's state and shared helpers.
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +33,13 @@ struct TokenService::Impl {
   std::optional<jose::Jwk> jwe_recipient;
   std::string ppid_secret;  // per-keystore secret (keystore/ppid.secret); empty: none exists
 
+  // Background pruning (prune_every): the thread, its wake-up, and what it did. Declared last so
+  // the thread stops before the store it uses is destroyed.
+  mutable std::mutex prune_mu;
+  std::condition_variable_any prune_cv;
+  PruneStatus prune_status;  // guarded by prune_mu
+  std::jthread pruner;
+
   Impl(std::shared_ptr<const Policy> p, std::shared_ptr<const keys::KeyProvider> k, const Clock& c)
       : policy_ptr(std::move(p)), policy(*policy_ptr), keys(std::move(k)), clock(&c) {}
 
@@ -44,6 +54,8 @@ struct TokenService::Impl {
   /// claims say; nullopt for anything else (forged, unknown crit, alg not allowed, malformed...).
   /// The one place that decides "is this JWT ours" before revoke, split, exchange or introspect act.
   Result<std::optional<nlohmann::json>> our_jwt_claims(std::string_view jwt, jose::VerifyReport* report = nullptr) const;
+  /// What the store knows of a JWT's jti and sid (grant), in one query.
+  Result<JwtStatus> jwt_status(const nlohmann::json& claims) const;
   /// True when the JWT (by jti and sid) has been revoked.
   Result<bool> jwt_revoked(const nlohmann::json& claims) const;
   /// The pairwise subject of `sub` for `sector` (the secret is loaded or created by open()).

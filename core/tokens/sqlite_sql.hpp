@@ -1,13 +1,51 @@
 #pragma once
 // The SQL of SqliteTokenStore: schema migrations and the prepared statements (indexed by
-// SqliteTokenStore::Stmt). Private to core/tokens; included only by sqlite_store.cpp.
+// Stmt). Private to core/tokens.
 
+#include <cstddef>
 #include <iterator>
 #include <string_view>
 
-#include "sqlite_store.hpp"
-
 namespace tokctl::tokens::sqlite_sql {
+
+/// Schema version this build creates and understands (PRAGMA user_version).
+inline constexpr int k_sqlite_schema_version = 4;
+
+/// The prepared statements, indexed into k_statements. Each connection prepares a statement the
+/// first time it runs it (a reader never prepares the writes).
+enum class Stmt {
+  begin_immediate,
+  commit,
+  rollback,
+  savepoint,
+  release,
+  rollback_to,
+  insert_grant,
+  insert_token,
+  find_token,
+  find_grant,
+  jwt_status,
+  revoke_token,
+  revoke_grant_jwts,
+  revoke_grant_row,
+  revoke_grant_tokens,
+  revoke_client_jwts,
+  revoke_client_grants,
+  revoke_client_tokens,
+  revoke_subject_jwts,
+  revoke_subject_grants,
+  revoke_subject_tokens,
+  deny_jti,
+  is_denied,
+  uncount_jwt,
+  grant_revoked,
+  consume_token,
+  token_consumed,
+  prune_tokens,
+  prune_denylist,
+  prune_grants,
+  count_,  // number of statements, not one
+};
 
 // SQL steps; migration i (0-based) takes the schema from user_version i to i + 1.
 // Each one runs in its own BEGIN IMMEDIATE transaction together with its user_version bump.
@@ -80,6 +118,9 @@ inline constexpr const char* k_statements[] = {
     /* begin_immediate */ "BEGIN IMMEDIATE",
     /* commit */ "COMMIT",
     /* rollback */ "ROLLBACK",
+    /* savepoint: one per caller of a group commit */ "SAVEPOINT job",
+    /* release */ "RELEASE job",
+    /* rollback_to: undoes one caller's writes, keeps the others' */ "ROLLBACK TO job",
     /* insert_grant: re-storing a grant keeps its fields; revocation is sticky */
     "INSERT INTO grants (id, client_id, sub, scope, started, revoked, expires, jwts) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
@@ -90,9 +131,13 @@ inline constexpr const char* k_statements[] = {
     "claims, data, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     /* find_token */
     "SELECT t.hash, t.kind, t.format, coalesce(t.grant_id, ''), t.client_id, t.sub, t.scope, t.aud, t.iss, "
-    "t.jti, t.iat, t.nbf, t.exp, t.claims, t.data, (t.revoked OR coalesce(g.revoked, 0)), t.consumed "
+    "t.jti, t.iat, t.nbf, t.exp, t.claims, t.data, (t.revoked OR coalesce(g.revoked, 0)), t.consumed, "
+    "coalesce(g.started, 0) "
     "FROM tokens t LEFT JOIN grants g ON g.id = t.grant_id WHERE t.hash = ?1",
     /* find_grant */ "SELECT id, client_id, sub, scope, started, revoked, expires, jwts FROM grants WHERE id = ?1",
+    /* jwt_status: one query for a JWT's jti (deny-list) and sid (grant) */
+    "SELECT EXISTS (SELECT 1 FROM denylist WHERE jti = ?1), g.id IS NOT NULL, coalesce(g.revoked, 0), "
+    "coalesce(g.started, 0) FROM (SELECT 1) LEFT JOIN grants g ON g.id = ?2",
     /* revoke_token */ "UPDATE tokens SET revoked = 1 WHERE hash = ?1 AND revoked = 0",
     /* revoke_grant_jwts: JWTs of the grants about to be revoked (they have no rows) */
     "SELECT coalesce(sum(jwts), 0) FROM grants WHERE id = ?1 AND revoked = 0",
@@ -129,5 +174,6 @@ inline constexpr const char* k_statements[] = {
     /* prune_grants */
     "DELETE FROM grants WHERE expires < ?1 AND NOT EXISTS (SELECT 1 FROM tokens WHERE tokens.grant_id = grants.id)",
 };
+static_assert(std::size(k_statements) == static_cast<std::size_t>(Stmt::count_));
 
 }  // namespace tokctl::tokens::sqlite_sql

@@ -2,35 +2,43 @@
 // SqliteTokenStore: the embedded TokenStore (one SQLite file, WAL). Private to core/tokens;
 // everything else reaches it through open_token_store("sqlite:PATH").
 //
-// Concurrency: several processes may write the same file. Every write is one BEGIN IMMEDIATE
-// transaction (the write lock is taken up front, so a transaction never fails half-way with
-// SQLITE_BUSY), waits come from busy_timeout, and a bounded retry with backoff covers the
-// SQLITE_BUSY cases the busy handler does not (WAL recovery, lock upgrades). One object owns one
-// connection and its prepared statements; a mutex serialises calls made on it from several threads.
+// Concurrency, within a process: reads run on a pool of read-only connections, one per thread at
+// a time, in parallel with each other and with the writer (WAL). Writes go through one writer
+// connection with group commit: a caller queues its write and waits; the first caller to find no
+// write in progress becomes the leader, takes every queued write, runs them in one BEGIN IMMEDIATE
+// transaction (each inside its own savepoint, so one failing write rolls back alone), commits, and
+// wakes the callers. A caller is answered only after the transaction holding its write committed,
+// so an acknowledged write survives the process being killed. No lock is held while SQLite waits
+// (busy_timeout) or while the leader backs off and retries after SQLITE_BUSY: the queue's mutex is
+// held only to enqueue and dequeue.
+//
+// Across processes: several processes may use the same file; BEGIN IMMEDIATE takes the write lock
+// up front, busy_timeout waits for it, and a bounded retry with backoff covers the SQLITE_BUSY
+// cases the busy handler does not (WAL recovery, lock upgrades).
 
+#include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include <sqlite3.h>
-
 #include <tokctl/tokens/token_store.hpp>
 
 namespace tokctl::tokens {
 
-using SqlitePtr = std::unique_ptr<sqlite3, decltype(&sqlite3_close_v2)>;
-using SqliteStmtPtr = std::unique_ptr<sqlite3_stmt, decltype(&sqlite3_finalize)>;
-
-/// Schema version this build creates and understands (PRAGMA user_version).
-inline constexpr int k_sqlite_schema_version = 4;
+namespace sqlite {
+class Conn;
+}
 
 class SqliteTokenStore final : public TokenStore {
  public:
   /// Opens (creating it with mode 0600 when absent) the store at `path`, switches it to WAL and
-  /// brings its schema up to date. ":memory:" gives a private in-memory store (no WAL).
-  /// Fails with ErrorCode::keystore (cannot open, not a database, schema newer than this build).
+  /// brings its schema up to date. ":memory:" gives a private in-memory store (no WAL; reads
+  /// then go through the writer). Fails with ErrorCode::keystore (cannot open, not a database,
+  /// schema newer than this build).
   static Result<std::unique_ptr<SqliteTokenStore>> open(const std::string& path);
+  ~SqliteTokenStore() override;
 
   Result<void> put(const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens) override;
   Result<std::optional<TokenRecord>> find(std::string_view hash) override;
@@ -41,57 +49,53 @@ class SqliteTokenStore final : public TokenStore {
   Result<int> revoke_subject(std::string_view sub) override;
   Result<bool> deny_jti(std::string_view jti, UnixTime exp, std::string_view grant_id) override;
   Result<bool> is_denied(std::string_view jti) override;
+  Result<JwtStatus> jwt_status(std::string_view jti, std::string_view grant_id) override;
   Result<std::int64_t> prune(UnixTime now) override;
   Result<Redeemed> redeem(std::string_view hash, const GrantRecord& grant, std::span<const TokenRecord> tokens) override;
 
- private:
-  // Prepared once per connection, reused with reset + clear_bindings.
-  enum class Stmt {
-    begin_immediate,
-    commit,
-    rollback,
-    insert_grant,
-    insert_token,
-    find_token,
-    find_grant,
-    revoke_token,
-    revoke_grant_jwts,
-    revoke_grant_row,
-    revoke_grant_tokens,
-    revoke_client_jwts,
-    revoke_client_grants,
-    revoke_client_tokens,
-    revoke_subject_jwts,
-    revoke_subject_grants,
-    revoke_subject_tokens,
-    deny_jti,
-    is_denied,
-    uncount_jwt,
-    grant_revoked,
-    consume_token,
-    token_consumed,
-    prune_tokens,
-    prune_denylist,
-    prune_grants,
-    count_,  // number of statements, not one
+  /// How many transactions the writer committed, and how many writes they held (group commit
+  /// puts several writes in one transaction). For tests and benchmarks.
+  struct WriteStats {
+    std::uint64_t transactions = 0;
+    std::uint64_t writes = 0;
+  };
+  WriteStats write_stats() const;
+
+  /// A queued write: `run` executes it on the writer connection inside the leader's transaction.
+  struct Job {
+    std::function<Result<void>(sqlite::Conn&)> run;
+    const char* op = "";
+    bool done = false;
+    bool failed = false;  ///< its own statements failed: rolled back to its savepoint
+    Error error;
   };
 
-  SqliteTokenStore(std::string path, SqlitePtr db);
+ private:
+  SqliteTokenStore(std::string path, std::unique_ptr<sqlite::Conn> writer);
 
-  template <class F>
-  auto write_tx(const char* op, F&& body) -> decltype(body());
-  sqlite3_stmt* stmt(Stmt id) const { return m_stmts[static_cast<std::size_t>(id)].get(); }
-  Result<void> step_done(Stmt id, const char* op, const char* what);
-  Result<int> revoke_pair(const char* op, Stmt jwts, Stmt grants, Stmt tokens, std::string_view key);
-  Result<int> revoke_pair_in_tx(const char* op, Stmt jwts, Stmt grants, Stmt tokens, std::string_view key);
-  /// Inserts a grant (upsert) and tokens; runs inside a transaction the caller holds.
-  Result<void> insert_rows(const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens);
+  /// Queues `job` and returns when it is done (committed, or failed).
+  void submit(Job& job);
+  /// The leader's part: runs `batch` in one transaction (retrying it whole after SQLITE_BUSY).
+  void run_group(const std::vector<Job*>& batch);
+  /// Runs `body(conn)` on a pooled reader (":memory:": as a write job).
+  template <class T, class F>
+  Result<T> read(const char* op, F&& body);
+  /// Runs `body(conn)` as one write through group commit.
+  template <class T, class F>
+  Result<T> write(const char* op, F&& body);
 
   std::string m_path;
-  SqlitePtr m_db;
-  std::vector<SqliteStmtPtr> m_stmts;  ///< indexed by Stmt
-  int m_last_rc = SQLITE_OK;          ///< result of the last failed step (for BUSY retries)
-  std::mutex m_mutex;
+  bool m_in_memory = false;
+  std::unique_ptr<sqlite::Conn> m_writer;  // used by the current leader only
+
+  std::mutex m_readers_mu;  // guards m_readers only (never held during a query)
+  std::vector<std::unique_ptr<sqlite::Conn>> m_readers;
+
+  mutable std::mutex m_queue_mu;  // guards the queue, the leader flag and the stats
+  std::condition_variable m_queue_cv;
+  std::vector<Job*> m_queue;
+  bool m_leader_active = false;
+  WriteStats m_stats;
 };
 
 }  // namespace tokctl::tokens

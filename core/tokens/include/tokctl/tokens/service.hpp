@@ -2,6 +2,7 @@
 // The token service: issue, introspect, revoke, split and exchange tokens, on the keystore (signing
 // keys), the token store and the policy. The CLI calls it directly; `tokctl serve` puts HTTP on it.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -87,6 +88,13 @@ struct SplitResult {
 /// snapshot, keys come from a KeyProvider (a new key ring as soon as keystore.json changes: a
 /// rotation is picked up within its check interval, without a restart), and the store synchronises
 /// itself.
+/// Background pruning so far (TokenService::prune_every).
+struct PruneStatus {
+  std::uint64_t runs = 0;
+  std::int64_t deleted = 0;           ///< rows deleted by all runs
+  std::optional<Error> last_error;    ///< of the last run, if it failed
+};
+
 class TokenService {
  public:
   /// Opens the store (policy.store, else sqlite:<keystore>/tokens.db) and, when a client has a
@@ -143,6 +151,12 @@ class TokenService {
 
   /// Deletes expired rows from the store.
   Result<std::int64_t> prune_store() const;
+
+  /// Prunes the store every `interval` on a background thread (`tokctl serve`), besides explicit
+  /// `store prune` runs; zero stops it. The thread stops when the service is destroyed.
+  void prune_every(std::chrono::milliseconds interval);
+  /// What background pruning did so far.
+  PruneStatus prune_status() const;
 
   const Policy& policy() const;
   const keys::KeyProvider& keys() const;

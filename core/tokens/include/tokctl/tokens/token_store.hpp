@@ -51,6 +51,15 @@ struct TokenRecord {
   std::string data;       ///< kind-specific payload (split: the gateway part header.payload)
   bool revoked = false;
   bool consumed = false;  ///< a refresh token redeemed with rotation: presenting it again is reuse
+  UnixTime grant_started = 0;  ///< find(): when its grant began (0: no grant), from the same query
+};
+
+/// What the store knows about a JWT (which has no row): from one query.
+struct JwtStatus {
+  bool denied = false;         ///< its jti is on the deny-list
+  bool grant_found = false;    ///< its sid names a stored grant
+  bool grant_revoked = false;
+  UnixTime grant_started = 0;
 };
 
 /// What redeeming a refresh token did.
@@ -60,6 +69,7 @@ enum class Redeemed {
   inactive,  ///< unknown or revoked (by revocation, not by use): nothing changed
 };
 
+/// Implementations are safe to call from many threads at once.
 class TokenStore {
  public:
   virtual ~TokenStore() = default;
@@ -87,6 +97,8 @@ class TokenStore {
   /// revoking the grant afterwards does not count it a second time.
   virtual Result<bool> deny_jti(std::string_view jti, UnixTime exp, std::string_view grant_id) = 0;
   virtual Result<bool> is_denied(std::string_view jti) = 0;
+  /// The deny-list entry of `jti` and the grant `grant_id` (may be empty) in one query.
+  virtual Result<JwtStatus> jwt_status(std::string_view jti, std::string_view grant_id) = 0;
 
   /// Refresh-token redemption with rotation, in one transaction: consumes the token with `hash`
   /// (it becomes revoked and consumed) and stores `grant` (an upsert) and `tokens`. A token that

@@ -1,0 +1,249 @@
+// The store under threads (issue 8 point 5): reads run beside a write in progress (no lock held
+// across it), concurrent writes share one transaction (group commit) without sharing failures, an
+// acknowledged write survives SIGKILL, a JWT's deny-list entry and grant come from one query, and
+// TokenService::prune_every deletes expired rows in the background.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <memory>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include <tokctl/tokens/service.hpp>
+#include <tokctl/tokens/token_store.hpp>
+
+#include "support/run.hpp"
+#include "support/service_fixture.hpp"
+#include "tokens/sqlite_store.hpp"  // white-box: write_stats()
+
+using tokctl::FixedClock;
+using tokctl::UnixTime;
+using tokctl::test::TempDir;
+using tokctl::test::write_file;
+using namespace tokctl::tokens;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr UnixTime k_t0 = 1767225600;  // 2026-01-01T00:00:00Z
+
+TokenRecord token(const std::string& name, UnixTime exp = k_t0 + 3600, const std::string& grant_id = "") {
+  TokenRecord t;
+  t.hash = token_hash(name);
+  t.kind = "access";
+  t.format = "opaque";
+  t.grant_id = grant_id;
+  t.client_id = "cli";
+  t.sub = "alice";
+  t.scope = "read";
+  t.aud = R"(["api"])";
+  t.iss = "https://issuer.example";
+  t.jti = "jti-" + name;
+  t.iat = k_t0;
+  t.exp = exp;
+  t.claims = "{}";
+  return t;
+}
+
+std::unique_ptr<SqliteTokenStore> open_sqlite(const std::string& path) {
+  auto s = SqliteTokenStore::open(path);
+  if (!s) FAIL("open: " << s.error().message);
+  return std::move(*s);
+}
+
+// A write that holds the writer for a while: many rows in one put().
+std::vector<TokenRecord> big_batch(const std::string& prefix, int n) {
+  std::vector<TokenRecord> v;
+  v.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) v.push_back(token(prefix + std::to_string(i)));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("reads run while a write is in progress, and queued writes commit together", "[store][concurrency]") {
+  TempDir dir;
+  auto store = open_sqlite(dir.file("tokens.db"));
+  REQUIRE(store->put(std::nullopt, std::vector<TokenRecord>{token("existing")}));
+  const auto before = store->write_stats();
+
+  // One long write (a big batch), then 8 small writes queued behind it and a read beside it.
+  const auto batch = big_batch("bulk-", 80000);
+  std::atomic<bool> big_done{false};
+  std::thread big([&] {
+    auto r = store->put(std::nullopt, batch);
+    big_done = true;
+    CHECK(r);  // joined before the test's checks read it
+  });
+  // Let the big write get under way (it becomes the leader), then queue the others behind it.
+  std::this_thread::sleep_for(30ms);
+  std::vector<std::thread> small;
+  std::atomic<int> small_ok{0};
+  for (int i = 0; i < 8; ++i) {
+    small.emplace_back([&, i] {
+      if (store->put(std::nullopt, std::vector<TokenRecord>{token("small-" + std::to_string(i))})) ++small_ok;
+    });
+  }
+  // A read does not wait for the writer: it answers from the last committed state.
+  const bool writing_when_read_started = !big_done;
+  auto found = store->find(token_hash("existing"));
+  const bool writing_when_read_ended = !big_done;
+  REQUIRE(found);
+  CHECK(found->has_value());
+  big.join();
+  for (auto& t : small) t.join();
+  CHECK(small_ok == 8);
+  INFO("the big write finished before the read (the machine is too fast for this check)");
+  CHECK(writing_when_read_started);
+  CHECK(writing_when_read_ended);
+
+  const auto after = store->write_stats();
+  CHECK(after.writes - before.writes == 9);
+  // The 8 small writes queued while the big one ran: they share one or two transactions.
+  CHECK(after.transactions - before.transactions <= 3);
+  for (int i = 0; i < 8; ++i) {
+    auto f = store->find(token_hash("small-" + std::to_string(i)));
+    REQUIRE(f);
+    CHECK(f->has_value());
+  }
+}
+
+TEST_CASE("a failing write in a group commit fails alone", "[store][concurrency]") {
+  TempDir dir;
+  auto store = open_sqlite(dir.file("tokens.db"));
+  REQUIRE(store->put(std::nullopt, std::vector<TokenRecord>{token("taken")}));
+  const auto batch = big_batch("bulk-", 80000);
+  std::thread big([&] { CHECK(store->put(std::nullopt, batch)); });
+  std::this_thread::sleep_for(30ms);
+  // Queued behind the big write, likely in one group: a duplicate (constraint violation) between
+  // two good writes.
+  tokctl::Result<void> good1, dup, good2;
+  std::thread t1([&] { good1 = store->put(std::nullopt, std::vector<TokenRecord>{token("good-1")}); });
+  std::thread t2([&] {
+    dup = store->put(std::nullopt, std::vector<TokenRecord>{token("dup-new"), token("taken")});
+  });
+  std::thread t3([&] { good2 = store->put(std::nullopt, std::vector<TokenRecord>{token("good-2")}); });
+  big.join();
+  t1.join();
+  t2.join();
+  t3.join();
+  CHECK(good1);
+  CHECK(good2);
+  REQUIRE_FALSE(dup);
+  CHECK(dup.error().code == tokctl::ErrorCode::keystore);
+  for (const char* name : {"good-1", "good-2"}) {
+    auto f = store->find(token_hash(name));
+    REQUIRE(f);
+    CHECK(f->has_value());
+  }
+  // The failed write left nothing behind, not even its first row.
+  auto partial = store->find(token_hash("dup-new"));
+  REQUIRE(partial);
+  CHECK_FALSE(partial->has_value());
+}
+
+TEST_CASE("a write acknowledged to its caller survives SIGKILL of the process", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    auto s = SqliteTokenStore::open(path);
+    if (!s || !(*s)->put(std::nullopt, std::vector<TokenRecord>{token("acked")})) ::_exit(3);
+    (void)!::write(fds[1], "1", 1);  // acknowledged
+    for (;;) ::pause();
+  }
+  ::close(fds[1]);
+  char c = 0;
+  REQUIRE(::read(fds[0], &c, 1) == 1);
+  ::close(fds[0]);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFSIGNALED(status));
+  auto store = open_sqlite(path);
+  auto f = store->find(token_hash("acked"));
+  REQUIRE(f);
+  CHECK(f->has_value());
+}
+
+TEST_CASE("a JWT's deny-list entry and grant come from one query", "[store]") {
+  TempDir dir;
+  auto store = open_sqlite(dir.file("tokens.db"));
+  GrantRecord g{.id = "g1", .client_id = "cli", .sub = "alice", .scope = "read", .started = k_t0 - 60};
+  REQUIRE(store->put(g, {}));
+  auto st = store->jwt_status("j1", "g1");
+  REQUIRE(st);
+  CHECK_FALSE(st->denied);
+  CHECK(st->grant_found);
+  CHECK_FALSE(st->grant_revoked);
+  CHECK(st->grant_started == k_t0 - 60);
+  auto none = store->jwt_status("j1", "");
+  REQUIRE(none);
+  CHECK_FALSE(none->grant_found);
+  REQUIRE(store->deny_jti("j1", k_t0 + 60, "g1"));
+  REQUIRE(store->revoke_grant("g1"));
+  st = store->jwt_status("j1", "g1");
+  REQUIRE(st);
+  CHECK(st->denied);
+  CHECK(st->grant_revoked);
+}
+
+TEST_CASE("many threads reading and writing one store see every acknowledged write", "[store][concurrency]") {
+  TempDir dir;
+  auto store = open_sqlite(dir.file("tokens.db"));
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int n = 0; n < 6; ++n) {
+    threads.emplace_back([&, n] {
+      for (int i = 0; i < 60; ++i) {
+        const std::string name = "t" + std::to_string(n) + "-" + std::to_string(i);
+        if (!store->put(std::nullopt, std::vector<TokenRecord>{token(name)})) ++failures;
+        auto f = store->find(token_hash(name));  // read-your-write from a reader connection
+        if (!f || !f->has_value()) ++failures;
+        if (i % 7 == 0) {
+          auto r = store->revoke_token(token_hash(name));
+          if (!r || *r != 1) ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(failures == 0);
+  const auto stats = store->write_stats();
+  CHECK(stats.writes >= 6 * 60);
+}
+
+TEST_CASE("the service prunes expired rows in the background", "[store][tokens]") {
+  TempDir dir;
+  write_file(dir.file("tokctl.yaml"), "issuer: https://tokens.example.test\ntokens:\n  access: {format: opaque, ttl: 5m}\n");
+  FixedClock clock{k_t0};
+  auto svc = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
+  IssueRequest req;
+  req.sub = "alice";
+  auto r = svc->issue(req);
+  REQUIRE(r);
+  auto in = svc->introspect(r->access.token);
+  REQUIRE(in);
+  CHECK((*in)["active"] == true);
+  clock.set(k_t0 + 3600);  // long expired
+  svc->prune_every(20ms);
+  for (int i = 0; i < 250 && svc->prune_status().deleted == 0; ++i) std::this_thread::sleep_for(20ms);
+  const PruneStatus st = svc->prune_status();
+  CHECK(st.runs >= 1);
+  CHECK(st.deleted >= 1);
+  CHECK_FALSE(st.last_error);
+  svc->prune_every(0ms);  // stops; the service (and its store) stay usable
+  auto gone = svc->introspect(r->access.token);
+  REQUIRE(gone);
+  CHECK((*gone)["active"] == false);
+}
