@@ -30,6 +30,25 @@ std::vector<std::pair<CLI::App*, std::function<int()>>>& actions() {
   return a;
 }
 
+struct DashPositional {
+  CLI::App* cmd;
+  CLI::Option* opt;
+  bool required;
+};
+std::vector<DashPositional>& dash_positionals() {
+  static std::vector<DashPositional> d;
+  return d;
+}
+
+// A value that merely starts with '-': base64url kids, thumbprints and tokens. A "--" start is
+// taken as a value only at token/thumbprint length, so mistyped long flags still fail.
+bool dash_value(const std::string& a) {
+  std::size_t min = a.rfind("--", 0) == 0 ? 20 : 8;
+  return a.size() >= min && a[0] == '-' && std::all_of(a.begin(), a.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+         });
+}
+
 }  // namespace
 
 GlobalOptions& globals() {
@@ -81,7 +100,15 @@ Result<std::optional<std::string>> passphrase() {
   return *cached;
 }
 
-std::string keystore_dir() { return keys::resolve_keystore_dir(globals().keystore); }
+// --keystore, else $TOKCTL_KEYSTORE, else $XDG_DATA_HOME/tokctl, else ~/.local/share/tokctl. The
+// environment is read here, in the CLI: core takes explicit paths.
+std::string keystore_dir() {
+  if (!globals().keystore.empty()) return globals().keystore;
+  if (const char* env = std::getenv("TOKCTL_KEYSTORE"); env && *env) return env;
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) return std::string(xdg) + "/tokctl";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.local/share/tokctl";
+}
 
 ConfigChoice config_choice() {
   if (!globals().config.empty()) return {globals().config, "--config"};
@@ -184,6 +211,37 @@ Result<std::string> unlock_key_material(std::string content, const std::string& 
 }
 
 void on_run(CLI::App* sub, std::function<int()> action) { actions().emplace_back(sub, std::move(action)); }
+
+CLI::Option* dash_positional(CLI::App* cmd, CLI::Option* opt, bool required) {
+  dash_positionals().push_back({cmd, opt, required});
+  return opt;
+}
+
+Result<void> claim_dash_values(CLI::App& app) {
+  // The deepest parsed command, as selected_action() picks it.
+  CLI::App* cmd = &app;
+  for (auto& [sub, action] : actions())
+    if (sub->parsed()) cmd = sub;
+  for (const std::string& extra : app.remaining(true)) {
+    if (extra == "--") continue;  // CLI11 keeps the positional mark among the extras
+    auto free = std::find_if(dash_positionals().begin(), dash_positionals().end(), [&](const DashPositional& d) {
+      return d.cmd == cmd && d.opt->count() == 0;
+    });
+    if (!dash_value(extra) || free == dash_positionals().end()) {
+      return fail(ErrorCode::usage, "The following argument was not expected: " + extra,
+                  cmd == &app ? std::string("run 'tokctl help' or 'tokctl <command> --help'")
+                              : "run 'tokctl " + cmd->get_name() + " --help'; a value starting with '-' can follow '--'");
+    }
+    free->opt->add_result(extra);
+    free->opt->run_callback();
+  }
+  for (const auto& d : dash_positionals()) {
+    if (d.required && d.cmd == cmd && d.opt->count() == 0) {
+      return fail(ErrorCode::usage, d.opt->get_name() + " is required", "run 'tokctl " + cmd->get_name() + " --help'");
+    }
+  }
+  return {};
+}
 
 std::function<int()> selected_action(CLI::App&) {
   // The deepest parsed subcommand wins (keys generate over keys).

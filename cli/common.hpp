@@ -114,6 +114,19 @@ enum class ChoiceCheck {
   suggest,  ///< completion only: the command checks the value itself (with a better hint)
 };
 
+/// A positional that may hold a value starting with '-' (base64url kids and tokens do one time in
+/// 64), which CLI11 reads as an unknown option. The root command allows extras (they fall through
+/// to it), and claim_dash_values() hands such a value to the selected command's first empty dash
+/// positional after parsing; no argv is rewritten.
+/// Options that take a value need nothing: CLI11 takes their required value whatever it starts
+/// with (`--kid -Xy...`, or `--kid=-Xy...`), and `--` always ends the options. `required`: a
+/// missing value is a usage error ("kid is required"), checked after claiming. Returns `opt`.
+CLI::Option* dash_positional(CLI::App* cmd, CLI::Option* opt, bool required = false);
+/// After parsing, for the selected command: its unrecognised arguments that look like values go
+/// to its empty dash positionals; an unknown option (e.g. a mistyped --flag) or a value with no
+/// positional left is a usage error, as CLI11 itself would report it.
+Result<void> claim_dash_values(CLI::App& app);
+
 /// Marks `opt` as naming a file (or "-" for stdin): shells complete file names. Returns `opt`.
 CLI::Option* file_value(CLI::Option* opt);
 /// Marks `opt` as naming a directory: shells complete directory names. Returns `opt`.

@@ -107,7 +107,7 @@ int run_decode(const DecodeOptions& opt) {
 void register_decode(CLI::App& app) {
   auto opt = std::make_shared<DecodeOptions>();
   auto* sub = app.add_subcommand("decode", "Show a token's header and claims without verifying anything");
-  file_value(sub->add_option("token", opt->token, "The token, or - for stdin (default)"));
+  dash_positional(sub, file_value(sub->add_option("token", opt->token, "The token, or - for stdin (default)")));
   examples(sub, {"tokctl decode eyJhbGciOi...",
                  "pbpaste | tokctl decode -",
                  "tokctl decode -o json \"$TOKEN\" | jq .payload.sub",

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include <CLI/CLI.hpp>
+#include <openssl/crypto.h>
 
 #include <nlohmann/json.hpp>
 
@@ -100,6 +101,29 @@ Result<jose::JwkSet> load_keys(const KeyArgs& a, jose::KeySource& source) {
     return fail(ErrorCode::usage, "'" + path + "' holds " + std::to_string(set->keys.size()) + " keys",
                 "use --jwks for a key set");
   }
+  return set;
+}
+
+bool is_pbes2(std::string_view alg) { return alg.rfind("PBES2-", 0) == 0; }
+
+// The keystore, when there is one; a missing keystore means "no key was given" (usage).
+Result<keys::Keystore> existing_keystore(const std::string& no_key_message, const std::string& hint) {
+  auto ks = open_keystore(false);
+  if (!ks && ks.error().detail == ErrorDetail::keystore_missing) {
+    return fail(ErrorCode::usage, no_key_message + " (" + ks.error().message + ")", hint);
+  }
+  return ks;
+}
+
+// Loads a key file (JWK, JWKS, PEM, DER, sniffed); one encrypted at rest needs the passphrase.
+Result<jose::JwkSet> load_key_file(const std::string& path) {
+  auto raw = read_input(path);
+  if (!raw) return std::unexpected(raw.error());
+  auto data = unlock_key_material(std::move(*raw), "key file '" + path + "'");
+  if (!data) return std::unexpected(data.error());
+  auto set = jose::parse_key_material(*data);
+  OPENSSL_cleanse(data->data(), data->size());
+  if (!set) set.error().message = "'" + path + "': " + set.error().message;
   return set;
 }
 

@@ -405,7 +405,7 @@ void register_keystore_commands(CLI::App* keys) {
 
   auto rkid = std::make_shared<std::string>();
   auto* retire = keys->add_subcommand("retire", "Retire a key: it stays in the JWKS and verifies, but never signs");
-  retire->add_option("kid", *rkid, "Key id")->required();
+  dash_positional(retire, retire->add_option("kid", *rkid, "Key id"), true);
   examples(retire, {"tokctl keys retire 3mJ2...Xk"});
   on_run(retire, [rkid] { return run_retire(*rkid); });
 
@@ -427,13 +427,13 @@ void register_keystore_commands(CLI::App* keys) {
 
   auto skid = std::make_shared<std::string>();
   auto* show = keys->add_subcommand("show", "Show one key's metadata and public JWK");
-  show->add_option("kid", *skid, "Key id")->required();
+  dash_positional(show, show->add_option("kid", *skid, "Key id"), true);
   examples(show, {"tokctl keys show KID", "tokctl keys show KID -o json"});
   on_run(show, [skid] { return run_show(*skid); });
 
   auto x = std::make_shared<ExportCli>();
   auto* exp = keys->add_subcommand("export", "Export a key (private unless --public)");
-  exp->add_option("kid", x->kid, "Key id")->required();
+  dash_positional(exp, exp->add_option("kid", x->kid, "Key id"), true);
   exp->add_flag("--public", x->public_only, "Only the public key");
   exp->add_option("--format", x->format, "jwk or pem")->check(CLI::IsMember({"jwk", "pem"}))->capture_default_str();
   examples(exp, {"tokctl keys export KID --public --format pem > signer.pub.pem", "tokctl keys export KID > backup.jwk"});

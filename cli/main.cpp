@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cctype>
 #include <iostream>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +27,10 @@ void build_app(CLI::App& app) {
   app.set_version_flag("--version", std::string("tokctl ") + TOKCTL_VERSION);
   app.require_subcommand(0, 1);
   app.fallthrough();
+  // Unrecognised arguments of any command end up here (fallthrough) instead of failing the parse:
+  // claim_dash_values() hands values such as "-Xy..." kids to dash positionals and reports the
+  // rest as CLI11 would (exit 2).
+  app.allow_extras();
   auto& g = globals();
   app.add_option("-o,--output", g.output, "Output format: text or json")
       ->check(CLI::IsMember({"text", "json"}))
@@ -53,9 +56,14 @@ void build_app(CLI::App& app) {
   register_sign(app);
   register_verify(app);
   register_encrypt(app);
+  register_decrypt(app);
   register_keys(app);
   register_config(app);
-  register_tokens(app);
+  register_issue(app);
+  register_introspect(app);
+  register_revoke(app);
+  register_split(app);
+  register_store(app);
   register_exchange(app);
   register_clients(app);
   register_completion(app);
@@ -91,75 +99,6 @@ void build_app(CLI::App& app) {
 
 namespace {
 
-// Every option name of the command tree, and whether it takes a value.
-void collect_options(const CLI::App& app, std::map<std::string, bool>& out) {
-  for (const CLI::Option* o : app.get_options()) {
-    if (o->get_positional()) continue;
-    bool takes = o->get_expected_max() > 0;
-    for (const auto& l : o->get_lnames()) out["--" + l] = takes;
-    for (const auto& sn : o->get_snames()) out["-" + sn] = takes;
-  }
-  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) collect_options(*sub, out);
-}
-
-// A value that merely starts with '-': base64url kids, thumbprints and tokens do 1 time in 64.
-// A "--" start is taken as a value only at token/thumbprint length, so mistyped long flags still
-// fail as unknown options.
-bool dash_value(const std::string& a) {
-  std::size_t min = a.rfind("--", 0) == 0 ? 20 : 8;
-  return a.size() >= min && a[0] == '-' && std::all_of(a.begin(), a.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-         });
-}
-
-// CLI11 reads any argument starting with '-' as an option, so "tokctl keys show -Xy..." or
-// "tokctl revoke -Q3..." would fail for such values. Rewrite them before parsing: a dash value
-// right after an option that takes one is glued ("--kid=-Xy..."); other dash values become
-// positionals after "--". Known options are left alone.
-std::vector<std::string> protect_dash_values(const CLI::App& app, int argc, char** argv) {
-  std::map<std::string, bool> opts;
-  collect_options(app, opts);
-  auto known = [&](const std::string& a) -> std::optional<bool> {  // nullopt: not an option
-    auto eq = a.find('=');
-    if (auto it = opts.find(a.substr(0, eq)); it != opts.end()) return it->second;
-    if (a.size() > 2 && a[1] != '-') {  // "-ojson": a short option with its value attached
-      if (auto it = opts.find(a.substr(0, 2)); it != opts.end() && it->second) return true;
-    }
-    return std::nullopt;
-  };
-  std::vector<std::string> out, trailing;
-  bool after_dd = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (after_dd || a == "-" || a.size() < 2 || a[0] != '-') {
-      out.push_back(a);
-      if (a == "--") after_dd = true;
-      continue;
-    }
-    if (a == "--") {
-      after_dd = true;
-      out.push_back(a);
-      continue;
-    }
-    if (auto takes = known(a)) {
-      if (*takes && a.find('=') == std::string::npos && a.size() > 2 && a[1] == '-' && i + 1 < argc &&
-          dash_value(argv[i + 1]) && !known(argv[i + 1])) {
-        out.push_back(a + "=" + argv[++i]);
-      } else {
-        out.push_back(a);
-      }
-      continue;
-    }
-    if (dash_value(a)) trailing.push_back(a);
-    else out.push_back(a);
-  }
-  if (!trailing.empty()) {
-    if (!after_dd) out.push_back("--");
-    out.insert(out.end(), trailing.begin(), trailing.end());
-  }
-  return out;
-}
-
 // Before any key is read: no core dump can carry a private key or secret (prctl also keeps
 // /proc/PID/mem and ptrace-attach from other processes of the same user out), and a full
 // RLIMIT_FSIZE makes write() fail with EFBIG (a clean exit 4) instead of killing the process.
@@ -174,9 +113,7 @@ int run_main(int argc, char** argv) {
   CLI::App app;
   tokctl::cli::build_app(app);
   try {
-    std::vector<std::string> args = protect_dash_values(app, argc, argv);
-    std::reverse(args.begin(), args.end());  // CLI11's vector form takes the arguments reversed
-    app.parse(args);
+    app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -188,6 +125,7 @@ int run_main(int argc, char** argv) {
     std::cerr << "hint: run 'tokctl help' or 'tokctl <command> --help'\n";
     return 2;
   }
+  if (auto claimed = tokctl::cli::claim_dash_values(app); !claimed) return tokctl::cli::report(claimed.error());
   auto action = tokctl::cli::selected_action(app);
   if (!action) {
     std::cout << app.help();

@@ -390,7 +390,7 @@ int run_verify(const VerifyCliOptions& o) {
 void register_verify(CLI::App& app) {
   auto o = std::make_shared<VerifyCliOptions>();
   auto* sub = app.add_subcommand("verify", "Verify a token's signature and claims; list every failed check");
-  file_value(sub->add_option("token", o->token, "The token, or - for stdin (default)"));
+  dash_positional(sub, file_value(sub->add_option("token", o->token, "The token, or - for stdin (default)")));
   add_key_options(sub, o->keys, true);
   file_value(sub->add_option("--decrypt-key", o->decrypt_key,
                              "Key to decrypt a nested JWT (JWE around a JWS); default: the keystore's encryption keys"));

@@ -258,6 +258,46 @@ std::optional<ContentEnc> content_enc_from_string(std::string_view name) {
   return std::nullopt;
 }
 
+Result<KeyMgmtAlg> default_key_management(const Jwk& key) {
+  if (!key.alg().empty()) {
+    // RFC 7520 §5.6: a dir key may name its content encryption instead.
+    if (content_enc_from_string(key.alg())) return KeyMgmtAlg::dir;
+    if (auto a = key_mgmt_from_string(key.alg())) return *a;
+    return fail(ErrorCode::usage, "the " + key.describe() + " is for " + key.alg() + ", not a JWE algorithm",
+                "use an encryption key (tokctl keys generate --alg ECDH-ES+A256KW), or name the JWE alg");
+  }
+  switch (key.kty()) {
+    case KeyType::rsa:
+      return KeyMgmtAlg::RSA_OAEP_256;
+    case KeyType::ec:
+      return KeyMgmtAlg::ECDH_ES_A256KW;
+    case KeyType::okp:
+      if (key.crv() != "X25519" && key.crv() != "X448") {
+        return fail(ErrorCode::usage, "the " + key.describe() + " is a signing key and cannot receive JWE",
+                    "use an X25519/X448 or EC key: tokctl keys generate --alg ECDH-ES+A256KW --crv X25519");
+      }
+      return KeyMgmtAlg::ECDH_ES_A256KW;
+    case KeyType::oct:
+      if (key.secret().size() == 16) return KeyMgmtAlg::A128KW;
+      if (key.secret().size() == 32) return KeyMgmtAlg::A256KW;
+      return fail(ErrorCode::usage,
+                  "the JWE alg must be named: a " + std::to_string(key.secret().size()) +
+                      "-byte secret is no AES key-wrap key",
+                  "A128KW takes 16 bytes, A256KW 32; dir takes the content key itself (16, 32 or 64 bytes)");
+  }
+  return fail(ErrorCode::usage, "no JWE algorithm fits the " + key.describe());
+}
+
+ContentEnc default_content_enc(KeyMgmtAlg alg, const Jwk& key) {
+  if (alg == KeyMgmtAlg::dir) {
+    // The key is the content key: its alg (an enc name) or its size decides.
+    if (auto e = content_enc_from_string(key.alg())) return *e;
+    if (key.kty() == KeyType::oct && key.secret().size() == 16) return ContentEnc::A128GCM;
+    if (key.kty() == KeyType::oct && key.secret().size() == 64) return ContentEnc::A256CBC_HS512;
+  }
+  return ContentEnc::A256GCM;
+}
+
 std::string supported_key_mgmt_names() {
   std::string out;
   for (const auto& a : k_alg_names) out += (out.empty() ? "" : ", ") + std::string(a.name);

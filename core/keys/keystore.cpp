@@ -89,14 +89,6 @@ bool valid_kid(std::string_view kid) {
   });
 }
 
-std::string resolve_keystore_dir(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("TOKCTL_KEYSTORE"); env && *env) return env;
-  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) return std::string(xdg) + "/tokctl";
-  const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : ".") + "/.local/share/tokctl";
-}
-
 // ---- Keystore ----------------------------------------------------------------------------------
 
 Result<Keystore> Keystore::open(const std::string& dir, const Clock& clock, bool create) {
@@ -307,6 +299,79 @@ Result<jose::JwkSet> Keystore::decryption_keys(const std::string& kid, const Pas
                 "pass --key FILE, or add one: tokctl keys add --alg ECDH-ES+A256KW");
   }
   return set;
+}
+
+Result<jose::Jwk> Keystore::encryption_recipient(const std::string& kid, const std::string& alg,
+                                                const Passphrase& passphrase) const {
+  auto m = manifest();
+  if (!m) return std::unexpected(m.error());
+  // The public key of an entry (an oct key: the secret itself).
+  auto entry_key = [&](const KeyEntry& e) -> Result<jose::Jwk> {
+    if (e.public_jwk.empty()) return load(e, passphrase);
+    auto set = jwks("enc");
+    if (!set) return std::unexpected(set.error());
+    for (auto& k : set->keys)
+      if (k.kid() == e.kid) return k;
+    return fail(ErrorCode::keystore, "the manifest has no public key for '" + e.kid + "'", "run tokctl keys check");
+  };
+  if (!kid.empty()) {
+    const KeyEntry* e = m->find(kid);
+    if (!e) return fail(ErrorCode::keystore, "no key '" + kid + "' in the keystore", "see: tokctl keys list");
+    if (e->use != "enc") {
+      return fail(ErrorCode::usage, "key '" + kid + "' is a signing key (" + e->alg + "), not an encryption key",
+                  "add one: tokctl keys add --alg ECDH-ES+A256KW");
+    }
+    if (e->state == KeyState::retired) {
+      return fail(ErrorCode::keystore, "key '" + kid + "' is retired: it still decrypts but no longer receives",
+                  "encrypt to the active key");
+    }
+    return entry_key(*e);
+  }
+  std::vector<const KeyEntry*> active;
+  for (const auto& e : m->keys)
+    if (e.use == "enc" && e.state == KeyState::active && (alg.empty() || e.alg == alg)) active.push_back(&e);
+  if (active.empty()) {
+    return fail(ErrorCode::usage,
+                "no recipient key given, and the keystore has no active encryption key" +
+                    (alg.empty() ? std::string() : " for " + alg),
+                "name a key file or kid, or add one: tokctl keys add --alg " +
+                    (alg.empty() ? std::string("ECDH-ES+A256KW") : alg) + " --state active");
+  }
+  if (active.size() > 1) {
+    std::string algs;
+    for (auto* e : active) algs += (algs.empty() ? "" : ", ") + e->alg;
+    return fail(ErrorCode::usage, "several algs have an active encryption key (" + algs + ")",
+                "pick one by alg or kid");
+  }
+  return entry_key(*active.front());
+}
+
+Result<std::vector<jose::Jwk>> Keystore::decryption_candidates(const std::string& kid, const std::string& alg,
+                                                               const Passphrase& passphrase) const {
+  auto m = manifest();
+  if (!m) return std::unexpected(m.error());
+  if (!kid.empty()) {
+    const KeyEntry* e = m->find(kid);
+    if (!e || e->use != "enc") {
+      return fail(ErrorCode::usage, "no encryption key '" + kid + "' (the token's kid) in the keystore at '" + m_dir + "'",
+                  "decrypt with the recipient's private key file");
+    }
+    auto set = decryption_keys(kid, passphrase);
+    if (!set) return std::unexpected(set.error());
+    return std::move(set->keys);
+  }
+  std::vector<jose::Jwk> out;
+  for (const auto& e : m->keys) {
+    if (e.use != "enc" || e.alg != alg) continue;
+    auto k = load(e, passphrase);
+    if (!k) return std::unexpected(k.error());
+    out.push_back(std::move(*k));
+  }
+  if (out.empty()) {
+    return fail(ErrorCode::usage, "the token has no kid and the keystore has no " + alg + " key",
+                "decrypt with a key file, or keep the key in the keystore (tokctl keys add --alg ECDH-ES+A256KW)");
+  }
+  return out;
 }
 
 CheckReport Keystore::check(const Passphrase& passphrase) const {

@@ -104,6 +104,11 @@ json aud_json(const std::vector<std::string>& aud) {
 
 }  // namespace
 
+std::string bearer_token_text(std::string token) {
+  while (!token.empty() && token.front() == '-') token = random_token((token.size() * 3) / 4);
+  return token;
+}
+
 std::string random_token(std::size_t bytes) {
   std::string b(bytes, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(bytes)) != 1) {
@@ -376,7 +381,7 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
   bool stored = true;
 
   if (req.type == "refresh" || format == "opaque") {
-    t.token = (req.type == "refresh" ? std::string() : p.opaque_prefix) + random_token(32);
+    t.token = (req.type == "refresh" ? std::string() : p.opaque_prefix) + bearer_token_text(random_token(32));
   } else if (format == "wrapped") {
     // Only iss, exp, iat, jti (+ configured non-sensitive claims); the rest via introspection.
     json wrapper{{"iss", p.issuer}, {"exp", now + ttl}, {"iat", now}, {"jti", t.jti}};
@@ -402,12 +407,10 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
                     "point it at the recipient's public key file");
       }
       jose::EncryptOptions eo;
-      const std::string& ra = im.jwe_recipient->alg();
-      auto alg = jose::key_mgmt_from_string(ra);
-      eo.alg = alg ? *alg
-                   : im.jwe_recipient->kty() == jose::KeyType::rsa ? jose::KeyMgmtAlg::RSA_OAEP_256
-                                                                     : jose::KeyMgmtAlg::ECDH_ES_A256KW;
-      eo.enc = jose::ContentEnc::A256GCM;
+      auto alg = jose::default_key_management(*im.jwe_recipient);
+      if (!alg) return std::unexpected(alg.error());
+      eo.alg = *alg;
+      eo.enc = jose::default_content_enc(eo.alg, *im.jwe_recipient);
       eo.cty = "JWT";
       eo.kid = im.jwe_recipient->kid();
       auto jwe = jose::encrypt_compact(t.token, *im.jwe_recipient, eo);
@@ -544,7 +547,9 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
         r.access.token = std::move(input);
         ++batch.jwts;
       } else {
-        r.access.token = im.policy.opaque_prefix + next_random(32);
+        std::string value = next_random(32);
+        while (value.front() == '-') value = next_random(32);
+        r.access.token = im.policy.opaque_prefix + value;
         TokenRecord rec = record_proto;
         rec.hash = token_hash(r.access.token);
         rec.jti = jti;

@@ -104,6 +104,9 @@ Result<std::string> load_ppid_secret(const std::string& keystore_dir, bool creat
 
 /// Random bytes, base64url-encoded.
 std::string random_token(std::size_t bytes);
+/// `token` (from random_token), drawn again while it starts with '-': a token is pasted on command
+/// lines, where a leading dash reads as an option (costs 0.02 bits of 256).
+std::string bearer_token_text(std::string token);
 
 
 }  // namespace tokctl::tokens

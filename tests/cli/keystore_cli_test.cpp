@@ -1172,6 +1172,15 @@ TEST_CASE("kids and tokens that start with a dash work as arguments", "[keystore
   auto revoke = s.tk({"revoke", "-not-a-real-token-0123456789"});
   require_ok(revoke);  // unknown tokens are not an error (RFC 7009)
   CHECK(s.tk({"keys", "show", "--unknown-flag"}).code == 2);  // real typos still fail
+  // A kid that reads as a global option (-o...) goes after "--"; an option takes it as is.
+  auto o = s.add("ES256", {"--kid", "-oQ3-dash-kid-02"});
+  CHECK(o == "-oQ3-dash-kid-02");
+  auto show_o = s.tk({"-o", "json", "keys", "show", "--", o});
+  require_ok(show_o);
+  CHECK(parse_json(show_o).at("kid") == o);
+  CHECK(s.tk({"keys", "list", "--bogus"}).code == 2);
+  CHECK(s.tk({"keys", "list", "stray-argument"}).code == 2);
+  CHECK(s.tk({"isue"}).code == 2);
 }
 
 // ---- the keystore never deletes what it does not know (issue 7.1) ----------------------------------

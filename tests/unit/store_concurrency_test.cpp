@@ -247,3 +247,24 @@ TEST_CASE("the service prunes expired rows in the background", "[store][tokens]"
   REQUIRE(gone);
   CHECK((*gone)["active"] == false);
 }
+
+TEST_CASE("tokens tokctl issues never start with a dash (they are pasted on command lines)", "[tokens]") {
+  TempDir dir;
+  write_file(dir.file("tokctl.yaml"), "issuer: https://tokens.example.test\ntokens:\n  access: {format: opaque, ttl: 5m}\n");
+  FixedClock clock{k_t0};
+  auto svc = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
+  IssueRequest req;
+  req.sub = "alice";
+  // 2000 random base64url tokens would start with '-' about 31 times.
+  auto many = svc->issue_many(req, 2000);
+  REQUIRE(many);
+  int dashed = 0;
+  for (const auto& r : *many) dashed += r.access.token.front() == '-';
+  req.with_refresh = true;
+  for (int i = 0; i < 200; ++i) {
+    auto one = svc->issue(req);
+    REQUIRE(one);
+    dashed += one->access.token.front() == '-' || one->refresh->token.front() == '-';
+  }
+  CHECK(dashed == 0);
+}

@@ -49,6 +49,16 @@ inline constexpr ContentEnc k_all_content_encs[] = {ContentEnc::A128GCM, Content
 const char* to_string(KeyMgmtAlg alg);
 const char* to_string(ContentEnc enc);
 
+/// The key management alg for `key` when none is asked for: the key's own "alg" when it names a
+/// JWE alg (or a content encryption: then "dir", RFC 7520 §5.6); else RSA: RSA-OAEP-256, EC and
+/// X25519/X448: ECDH-ES+A256KW, a 16/32-byte secret: A128KW/A256KW. Fails (ErrorCode::usage) for
+/// a signing-only key (its alg is a JWS alg, or Ed25519/Ed448) and secrets of other sizes.
+Result<KeyMgmtAlg> default_key_management(const Jwk& key);
+
+/// The content encryption when none is asked for: for "dir", what the key's alg or size implies
+/// (16 bytes: A128GCM, 64: A256CBC-HS512); else A256GCM.
+ContentEnc default_content_enc(KeyMgmtAlg alg, const Jwk& key);
+
 /// Exact JOSE names; unknown or refused names (RSA1_5, A128GCMKW, A192*) give nullopt.
 std::optional<KeyMgmtAlg> key_mgmt_from_string(std::string_view name);
 std::optional<ContentEnc> content_enc_from_string(std::string_view name);

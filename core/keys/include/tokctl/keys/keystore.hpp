@@ -80,9 +80,6 @@ struct Manifest {
 /// Passphrase for keys at rest (empty optional: none given).
 using Passphrase = std::optional<std::string>;
 
-/// --keystore, else $TOKCTL_KEYSTORE, else $XDG_DATA_HOME/tokctl, else ~/.local/share/tokctl.
-std::string resolve_keystore_dir(const std::string& flag);
-
 struct AddOptions {
   std::string alg;                  ///< JWS alg, or JWE alg (RSA-OAEP*, ECDH-ES*, A128KW, A256KW, dir)
   std::string kid;                  ///< empty: RFC 7638 thumbprint
@@ -176,6 +173,18 @@ class Keystore {
 
   /// The private key to decrypt a JWE whose header names `kid` (or, without kid, every enc key).
   Result<jose::JwkSet> decryption_keys(const std::string& kid, const Passphrase& passphrase) const;
+
+  /// The key a JWE is encrypted to: `kid` (an encryption key that is not retired), else the one
+  /// active encryption key (of `alg` when given). Public keys come from the manifest; an oct key
+  /// is loaded (its secret is the key). Refusals (a signing key, several active algs, none):
+  /// ErrorCode::usage; an unknown or retired kid: ErrorCode::keystore.
+  Result<jose::Jwk> encryption_recipient(const std::string& kid, const std::string& alg,
+                                         const Passphrase& passphrase) const;
+
+  /// The private keys that may decrypt a JWE with header `kid` and `alg`: the kid's encryption
+  /// key, or without a kid every encryption key of that alg. None fitting: ErrorCode::usage.
+  Result<std::vector<jose::Jwk>> decryption_candidates(const std::string& kid, const std::string& alg,
+                                                       const Passphrase& passphrase) const;
 
   // ---- writers: each takes the lock, re-reads the manifest, writes atomically ----
 

@@ -1,7 +1,7 @@
-// tokctl issue | introspect | revoke | split | store prune: the local token service.
+// tokctl issue: tokens per the policy, one or --count N; --refresh-token redeems a refresh token.
 
 #include <iostream>
-#include <unistd.h>
+#include <memory>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -9,6 +9,8 @@
 #include <tokctl/jose/json.hpp>
 #include <tokctl/tokens/service.hpp>
 #include <tokctl/util/io.hpp>
+
+#include <unistd.h>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -130,100 +132,9 @@ int run_issue(const IssueCli& o) {
   return 0;
 }
 
-int run_introspect(const std::string& token_arg, bool as_jwt) {
-  auto token = read_token(token_arg);
-  if (!token) return report(token.error());
-  auto svc = open_service();
-  if (!svc) return report(svc.error());
-  if (as_jwt) {
-    auto jwt = (*svc)->phantom_jwt(*token);
-    if (!jwt) return report(jwt.error());
-    std::cout << *jwt << '\n';
-    return 0;
-  }
-  auto r = (*svc)->introspect(*token);
-  if (!r) return report(r.error());
-  print_json(*r);
-  return r->value("active", false) ? 0 : 1;
-}
-
-struct RevokeCli {
-  std::string token;
-  bool grant = false;
-  std::string client_id;
-  std::string sub;
-  bool all = false;
-};
-
-int run_revoke(const RevokeCli& o) {
-  if (!o.client_id.empty() || !o.sub.empty()) {
-    if (!o.all) return report(Error{ErrorCode::usage, "--client-id/--sub revoke everything: add --all to confirm", {}});
-    if (!o.token.empty()) return report(Error{ErrorCode::usage, "give a token, or --client-id/--sub with --all", {}});
-  } else if (o.all) {
-    return report(Error{ErrorCode::usage, "--all needs --client-id C or --sub S", {}});
-  }
-  auto svc = open_service();
-  if (!svc) return report(svc.error());
-  Result<int> n = 0;
-  if (!o.client_id.empty()) {
-    n = (*svc)->revoke_client(o.client_id);
-  } else if (!o.sub.empty()) {
-    n = (*svc)->revoke_subject(o.sub);
-  } else {
-    auto token = read_token(o.token);
-    if (!token) return report(token.error());
-    n = (*svc)->revoke(*token, o.grant);
-  }
-  if (!n) return report(n.error());
-  if (json_output()) print_json({{"revoked", *n}});
-  else if (!globals().quiet) std::cerr << "revoked " << *n << " token(s)\n";
-  return 0;
-}
-
-struct SplitCli {
-  std::string token;
-  std::string join;
-  bool no_store = false;
-};
-
-int run_split(const SplitCli& o) {
-  auto svc = open_service();
-  if (!svc) return report(svc.error());
-  if (!o.join.empty()) {
-    auto part = read_token(o.join);
-    if (!part) return report(part.error());
-    auto jwt = (*svc)->join(*part);
-    if (!jwt) return report(jwt.error());
-    std::cout << *jwt << '\n';
-    return 0;
-  }
-  auto token = read_token(o.token);
-  if (!token) return report(token.error());
-  auto r = (*svc)->split(*token, !o.no_store);
-  if (!r) return report(r.error());
-  if (o.no_store) {
-    print_json({{"client_token", r->client_token}, {"gateway_key", r->gateway_key}, {"gateway_token", r->gateway_token}});
-  } else if (json_output()) {
-    print_json({{"client_token", r->client_token}, {"gateway_key", r->gateway_key}});
-  } else {
-    std::cout << r->client_token << '\n';
-  }
-  return 0;
-}
-
-int run_store_prune() {
-  auto svc = open_service();
-  if (!svc) return report(svc.error());
-  auto n = (*svc)->prune_store();
-  if (!n) return report(n.error());
-  if (json_output()) print_json({{"deleted", *n}});
-  else if (!globals().quiet) std::cerr << "deleted " << *n << " expired row(s)\n";
-  return 0;
-}
-
 }  // namespace
 
-void register_tokens(CLI::App& app) {
+void register_issue(CLI::App& app) {
   auto o = std::make_shared<IssueCli>();
   auto* issue = app.add_subcommand("issue", "Issue tokens per the policy: JWT (at+jwt), opaque, wrapped, JWE, refresh, ID");
   issue->add_option("--type", o->type, "access, refresh or id")->check(CLI::IsMember({"access", "refresh", "id"}))
@@ -258,39 +169,6 @@ void register_tokens(CLI::App& app) {
                    "tokctl issue --count 10000 --format opaque --sub load > tokens.txt",
                    "tokctl issue --refresh-token \"$REFRESH\" --scope read   # rotates the refresh token"});
   on_run(issue, [o] { return run_issue(*o); });
-
-  auto it = std::make_shared<std::pair<std::string, bool>>();
-  auto* intro = app.add_subcommand("introspect", "RFC 7662 introspection of a local token; --jwt for its phantom JWT");
-  file_value(intro->add_option("token", it->first, "The token, or - for stdin (default)"));
-  intro->add_flag("--jwt", it->second,
-                  "Print the phantom JWT of an active access token (signed by the keystore; revoked with its source)");
-  examples(intro, {"tokctl introspect \"$OPAQUE\"", "tokctl introspect \"$OPAQUE\" --jwt | tokctl verify -"});
-  on_run(intro, [it] { return run_introspect(it->first, it->second); });
-
-  auto r = std::make_shared<RevokeCli>();
-  auto* rev = app.add_subcommand("revoke", "Revoke a token, its grant, or all tokens of a client or subject (RFC 7009)");
-  file_value(rev->add_option("token", r->token, "The token, or - for stdin"));
-  rev->add_flag("--grant", r->grant, "Revoke every token of the token's grant");
-  rev->add_option("--client-id", r->client_id, "With --all: every token of this client");
-  rev->add_option("--sub", r->sub, "With --all: every token of this subject");
-  rev->add_flag("--all", r->all, "Confirm revoking everything of --client-id/--sub");
-  examples(rev, {"tokctl revoke \"$TOKEN\"", "tokctl revoke \"$REFRESH\" --grant", "tokctl revoke --client-id web --all"});
-  on_run(rev, [r] { return run_revoke(*r); });
-
-  auto s = std::make_shared<SplitCli>();
-  auto* split = app.add_subcommand("split", "Split Token pattern: client part = signature, gateway part stored by hash");
-  file_value(split->add_option("token", s->token, "The JWT, or - for stdin"));
-  split->add_option("--join", s->join, "Client part to join back into the full JWT");
-  split->add_flag("--no-store", s->no_store, "Print client_token, gateway_key and gateway_token for an external gateway");
-  examples(split, {"tokctl split \"$JWT\"", "tokctl split --join \"$CLIENT_PART\"", "tokctl split \"$JWT\" --no-store"});
-  on_run(split, [s] { return run_split(*s); });
-
-  auto* store = app.add_subcommand("store", "Maintain the token store");
-  store->require_subcommand(1);
-  examples(store, {"tokctl store prune"});
-  auto* prune = store->add_subcommand("prune", "Delete expired tokens, deny-list entries and empty grants");
-  examples(prune, {"tokctl store prune", "tokctl store prune -o json"});
-  on_run(prune, [] { return run_store_prune(); });
 }
 
 }  // namespace tokctl::cli
