@@ -102,6 +102,12 @@ Result<PreparedIssue> prepare_issue(const TokenService::Impl& im, const IssueReq
 /// else empty when missing.
 Result<std::string> load_ppid_secret(const std::string& keystore_dir, bool create);
 
+/// The policy's claim templates rendered for one token: strings with {{sub}}, {{client_id}},
+/// {{scope}} and {{subject.attr}} filled in; a string that is exactly one {{subject.attr}} keeps the
+/// attribute's JSON type (and drops the claim when the subject has none).
+nlohmann::json render_claims(const nlohmann::json& tpl, const std::string& sub, const std::string& client_id,
+                             const std::string& scope, const nlohmann::json& subject);
+
 /// Random bytes, base64url-encoded.
 std::string random_token(std::size_t bytes);
 /// `token` (from random_token), drawn again while it starts with '-': a token is pasted on command
