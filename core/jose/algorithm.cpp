@@ -218,12 +218,49 @@ static Result<std::string> der_to_raw(const unsigned char* der, std::size_t len,
   return raw;
 }
 
-struct Signer::Cache {
+namespace {
+
+// The OpenSSL contexts one sign or verify call uses; reused through a ContextPool.
+struct CtxBundle {
   ossl::EvpMacCtxPtr mac{nullptr, &EVP_MAC_CTX_free};
   ossl::EvpMdCtxPtr md{nullptr, &EVP_MD_CTX_free};
   ossl::EvpPkeyCtxPtr pkey{nullptr, &EVP_PKEY_CTX_free};
   bool mac_used = false;
 };
+
+// Sets up `c` for signing or verifying with (a, key): HMAC on an EVP_MAC context, RSA and ECDSA
+// on a digest context plus an EVP_PKEY context initialised once, EdDSA on a one-shot digest-sign
+// context. False when OpenSSL refuses (its error queue says why).
+bool init_bundle(CtxBundle& c, const AlgInfo& a, const Jwk& key, KeyRole role) {
+  const bool sign = role == KeyRole::sign;
+  switch (a.family) {
+    case Family::hmac: {
+      auto ctx = hmac_ctx(a, key.secret());
+      if (!ctx) return false;
+      c.mac = std::move(*ctx);
+      return true;
+    }
+    case Family::rsa_pkcs1:
+    case Family::rsa_pss:
+    case Family::ecdsa:
+      // Digest once per token, then EVP_PKEY_sign/verify on a context initialised once.
+      c.md = ossl::make(EVP_MD_CTX_new());
+      c.pkey = ossl::make(EVP_PKEY_CTX_new_from_pkey(nullptr, key.pkey(), nullptr));
+      return c.md && c.pkey &&
+             (sign ? EVP_PKEY_sign_init(c.pkey.get()) : EVP_PKEY_verify_init(c.pkey.get())) == 1 &&
+             EVP_PKEY_CTX_set_signature_md(c.pkey.get(), fetched_md(a.md)) == 1 &&
+             (a.family == Family::ecdsa || configure_rsa(c.pkey.get(), a));
+    case Family::eddsa:
+      c.md = ossl::make(EVP_MD_CTX_new());
+      return c.md && (sign ? EVP_DigestSignInit(c.md.get(), nullptr, nullptr, nullptr, key.pkey())
+                           : EVP_DigestVerifyInit(c.md.get(), nullptr, nullptr, nullptr, key.pkey())) == 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+struct Signer::Cache : CtxBundle {};
 struct Signer::Pool : detail::ContextPool<Signer::Cache> {};
 
 Signer::Signer(Alg alg, Jwk key) : m_alg(alg), m_key(std::move(key)), m_pool(std::make_shared<Pool>()) {}
@@ -238,31 +275,9 @@ namespace {
 // A fresh context bundle for signing with (a, key).
 Result<std::unique_ptr<Signer::Cache>> new_sign_cache(const AlgInfo& a, const Jwk& key) {
   auto c = std::make_unique<Signer::Cache>();
-  bool ok = false;
-  switch (a.family) {
-    case Family::hmac: {
-      auto ctx = hmac_ctx(a, key.secret());
-      if (!ctx) return std::unexpected(ctx.error());
-      c->mac = std::move(*ctx);
-      ok = true;
-      break;
-    }
-    case Family::rsa_pkcs1:
-    case Family::rsa_pss:
-    case Family::ecdsa:
-      // Digest once per token, then EVP_PKEY_sign on a context initialised once.
-      c->md = ossl::make(EVP_MD_CTX_new());
-      c->pkey = ossl::make(EVP_PKEY_CTX_new_from_pkey(nullptr, key.pkey(), nullptr));
-      ok = c->md && c->pkey && EVP_PKEY_sign_init(c->pkey.get()) == 1 &&
-           EVP_PKEY_CTX_set_signature_md(c->pkey.get(), fetched_md(a.md)) == 1 &&
-           (a.family == Family::ecdsa || configure_rsa(c->pkey.get(), a));
-      break;
-    case Family::eddsa:
-      c->md = ossl::make(EVP_MD_CTX_new());
-      ok = c->md && EVP_DigestSignInit(c->md.get(), nullptr, nullptr, nullptr, key.pkey()) == 1;
-      break;
+  if (!init_bundle(*c, a, key, KeyRole::sign)) {
+    return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign init failed");
   }
-  if (!ok) return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign init failed");
   return c;
 }
 
@@ -331,12 +346,7 @@ Result<std::string> sign(Alg alg, const Jwk& key, std::string_view input) {
 
 // ---- SignatureVerifier ------------------------------------------------------------------------
 
-struct SignatureVerifier::Cache {
-  ossl::EvpMacCtxPtr mac{nullptr, &EVP_MAC_CTX_free};
-  ossl::EvpMdCtxPtr md{nullptr, &EVP_MD_CTX_free};
-  ossl::EvpPkeyCtxPtr pkey{nullptr, &EVP_PKEY_CTX_free};
-  bool mac_used = false;
-};
+struct SignatureVerifier::Cache : CtxBundle {};
 struct SignatureVerifier::Pool : detail::ContextPool<SignatureVerifier::Cache> {};
 
 SignatureVerifier::SignatureVerifier(Alg alg, Jwk key)
@@ -352,29 +362,7 @@ namespace {
 // A fresh context bundle for verifying with (a, key); null when OpenSSL refuses the key.
 std::unique_ptr<SignatureVerifier::Cache> new_verify_cache(const AlgInfo& a, const Jwk& key) {
   auto c = std::make_unique<SignatureVerifier::Cache>();
-  bool ok = false;
-  switch (a.family) {
-    case Family::hmac: {
-      auto ctx = hmac_ctx(a, key.secret());
-      if (ctx) c->mac = std::move(*ctx);
-      ok = static_cast<bool>(c->mac);
-      break;
-    }
-    case Family::rsa_pkcs1:
-    case Family::rsa_pss:
-    case Family::ecdsa:
-      c->md = ossl::make(EVP_MD_CTX_new());
-      c->pkey = ossl::make(EVP_PKEY_CTX_new_from_pkey(nullptr, key.pkey(), nullptr));
-      ok = c->md && c->pkey && EVP_PKEY_verify_init(c->pkey.get()) == 1 &&
-           EVP_PKEY_CTX_set_signature_md(c->pkey.get(), fetched_md(a.md)) == 1 &&
-           (a.family == Family::ecdsa || configure_rsa(c->pkey.get(), a));
-      break;
-    case Family::eddsa:
-      c->md = ossl::make(EVP_MD_CTX_new());
-      ok = c->md && EVP_DigestVerifyInit(c->md.get(), nullptr, nullptr, nullptr, key.pkey()) == 1;
-      break;
-  }
-  if (!ok) {
+  if (!init_bundle(*c, a, key, KeyRole::verify)) {
     ossl::clear_errors();
     return nullptr;
   }

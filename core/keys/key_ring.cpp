@@ -63,9 +63,19 @@ KeyProvider::KeyProvider(Keystore keystore, Passphrase passphrase, const Clock& 
       m_clock(&clock),
       m_interval(check_interval) {}
 
+std::shared_ptr<const KeyRing> KeyProvider::load_ring() const {
+  std::lock_guard lock(m_ring_mu);
+  return m_ring;
+}
+
+void KeyProvider::store_ring(std::shared_ptr<const KeyRing> ring) const {
+  std::lock_guard lock(m_ring_mu);
+  m_ring.swap(ring);  // the old ring is released outside the lock
+}
+
 bool KeyProvider::reload(bool force_check) const {
   std::unique_lock lock(m_reload, std::defer_lock);
-  if (m_ring.load() && !force_check) {
+  if (load_ring() && !force_check) {
     // Someone else is reloading: keep using the current ring rather than wait.
     if (!lock.try_lock()) return false;
   } else {
@@ -73,7 +83,7 @@ bool KeyProvider::reload(bool force_check) const {
   }
   const std::string manifest = m_keystore.dir() + "/keystore.json";
   FileStamp before = stamp_of(manifest);
-  auto have = m_ring.load();
+  auto have = load_ring();
   if (have && before == m_stamp) return false;
   // The ring is read from several files; when the manifest is replaced while it is read, read
   // again so that a ring never mixes two manifests.
@@ -91,7 +101,7 @@ bool KeyProvider::reload(bool force_check) const {
     }
     m_error.reset();
     m_stamp = after;
-    m_ring.store(std::move(*ring));
+    store_ring(std::move(*ring));
     return true;
   }
   return false;
@@ -100,16 +110,16 @@ bool KeyProvider::reload(bool force_check) const {
 Result<std::shared_ptr<const KeyRing>> KeyProvider::current() const {
   const std::int64_t now = steady_ns();
   const std::int64_t interval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(m_interval).count();
-  auto ring = m_ring.load();
+  auto ring = load_ring();
   if (!ring) {
     reload(false);
     m_next_check.store(now + interval_ns, std::memory_order_relaxed);
-    ring = m_ring.load();
+    ring = load_ring();
   } else if (std::int64_t due = m_next_check.load(std::memory_order_relaxed); now >= due) {
     // One thread per interval does the stat(); the others go on with the ring they have.
     if (m_next_check.compare_exchange_strong(due, now + interval_ns, std::memory_order_relaxed)) {
       reload(false);
-      ring = m_ring.load();
+      ring = load_ring();
     }
   }
   if (!ring) {

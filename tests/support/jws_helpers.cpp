@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -85,6 +87,11 @@ std::string hs256_segments(const std::string& header_seg, const std::string& pay
 
 std::string hs256_token(std::string_view header, std::string_view payload, std::string_view secret) {
   return hs256_segments(b64url(header), b64url(payload), secret);
+}
+
+std::string header_kid(std::string_view jws) {
+  auto h = nlohmann::json::parse(b64url_decode(jws.substr(0, jws.find('.'))), nullptr, false);
+  return h.is_object() && h.contains("kid") && h["kid"].is_string() ? h["kid"].get<std::string>() : std::string();
 }
 
 }  // namespace tokctl::test

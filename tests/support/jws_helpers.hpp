@@ -23,4 +23,7 @@ std::string hs256_segments(const std::string& header_seg, const std::string& pay
 /// A compact JWS of raw header and payload JSON texts (kept verbatim: duplicates survive).
 std::string hs256_token(std::string_view header, std::string_view payload, std::string_view secret = k_test_secret);
 
+/// The "kid" of a compact JWS's protected header ("" when there is none or the header is not JSON).
+std::string header_kid(std::string_view jws);
+
 }  // namespace tokctl::test

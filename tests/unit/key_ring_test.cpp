@@ -20,6 +20,7 @@
 #include <tokctl/util/base64.hpp>
 
 #include "support/keys.hpp"
+#include "support/jws_helpers.hpp"
 #include "support/run.hpp"
 
 using nlohmann::json;
@@ -87,12 +88,6 @@ std::string sign_with(const KeyRing& ring, const json& claims) {
   return *t;
 }
 
-std::string kid_of(const std::string& jwt) {
-  auto h = tokctl::b64url_decode(jwt.substr(0, jwt.find('.')));
-  REQUIRE(h);
-  return json::parse(*h).at("kid").get<std::string>();
-}
-
 }  // namespace
 
 TEST_CASE("a key provider reads the keystore when first asked and serves one ring until it changes",
@@ -125,7 +120,7 @@ TEST_CASE("a key provider reads the keystore when first asked and serves one rin
     CHECK(rep.valid);
     CHECK(rep.signature_verified);
   }
-  CHECK(kid_of(new_token) == new_kid);
+  CHECK(tokctl::test::header_kid(new_token) == new_kid);
   REQUIRE(second->jwks);
   auto jwks = json::parse(*second->jwks);
   std::vector<std::string> kids;

@@ -23,6 +23,7 @@
 #include <tokctl/tokens/policy.hpp>
 #include <tokctl/util/base64.hpp>
 
+#include "support/jws_helpers.hpp"
 #include "support/run.hpp"
 
 using nlohmann::json;
@@ -49,13 +50,6 @@ scopes:
 clients:
   svc: {scopes: [read], audiences: [api-a]}
 )";
-
-std::string kid_of(const std::string& jwt) {
-  auto h = tokctl::b64url_decode(jwt.substr(0, jwt.find('.')));
-  if (!h) return {};
-  auto j = json::parse(*h, nullptr, false);
-  return j.is_object() && j.contains("kid") ? j["kid"].get<std::string>() : std::string();
-}
 
 struct Issued {
   steady::time_point started;
@@ -133,7 +127,7 @@ TEST_CASE("4 threads issue, introspect, refresh and revoke while another process
           failures.add("issue: " + r.error().message);
           continue;
         }
-        mine.push_back(Issued{started, r->access.token, kid_of(r->access.token)});
+        mine.push_back(Issued{started, r->access.token, tokctl::test::header_kid(r->access.token)});
         auto in = svc.introspect(r->access.token);
         if (!in || !(*in)["active"].get<bool>()) failures.add("a fresh token is not active");
         if (i % 3 == 0) {
@@ -146,7 +140,7 @@ TEST_CASE("4 threads issue, introspect, refresh and revoke while another process
             failures.add("refresh: " + fresh.error().message);
           } else {
             ++refreshed;
-            mine.push_back(Issued{rstarted, fresh->access.token, kid_of(fresh->access.token)});
+            mine.push_back(Issued{rstarted, fresh->access.token, tokctl::test::header_kid(fresh->access.token)});
             auto again = svc.refresh(rr);  // reuse: refused, and the whole grant is revoked
             if (again) failures.add("a consumed refresh token was redeemed twice");
             mine.back().revoked = true;

@@ -51,6 +51,12 @@ TokenRecord token(const std::string& name, UnixTime exp = k_t0 + 3600, const std
   return t;
 }
 
+// A service issuing opaque access tokens (5 minutes) from a fresh keystore in `dir`.
+std::unique_ptr<TokenService> opaque_service(const TempDir& dir, const FixedClock& clock) {
+  write_file(dir.file("tokctl.yaml"), "issuer: https://tokens.example.test\ntokens:\n  access: {format: opaque, ttl: 5m}\n");
+  return tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
+}
+
 std::unique_ptr<SqliteTokenStore> open_sqlite(const std::string& path) {
   auto s = SqliteTokenStore::open(path);
   if (!s) FAIL("open: " << s.error().message);
@@ -225,9 +231,8 @@ TEST_CASE("many threads reading and writing one store see every acknowledged wri
 
 TEST_CASE("the service prunes expired rows in the background", "[store][tokens]") {
   TempDir dir;
-  write_file(dir.file("tokctl.yaml"), "issuer: https://tokens.example.test\ntokens:\n  access: {format: opaque, ttl: 5m}\n");
   FixedClock clock{k_t0};
-  auto svc = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
+  auto svc = opaque_service(dir, clock);
   IssueRequest req;
   req.sub = "alice";
   auto r = svc->issue(req);
@@ -250,9 +255,8 @@ TEST_CASE("the service prunes expired rows in the background", "[store][tokens]"
 
 TEST_CASE("tokens tokctl issues never start with a dash (they are pasted on command lines)", "[tokens]") {
   TempDir dir;
-  write_file(dir.file("tokctl.yaml"), "issuer: https://tokens.example.test\ntokens:\n  access: {format: opaque, ttl: 5m}\n");
   FixedClock clock{k_t0};
-  auto svc = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
+  auto svc = opaque_service(dir, clock);
   IssueRequest req;
   req.sub = "alice";
   // 2000 random base64url tokens would start with '-' about 31 times.

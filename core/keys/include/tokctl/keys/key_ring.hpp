@@ -82,12 +82,17 @@ class KeyProvider {
 
  private:
   bool reload(bool force_check) const;
+  std::shared_ptr<const KeyRing> load_ring() const;
+  void store_ring(std::shared_ptr<const KeyRing> ring) const;
 
   Keystore m_keystore;
   Passphrase m_passphrase;
   const Clock* m_clock;
   std::chrono::milliseconds m_interval;
-  mutable std::atomic<std::shared_ptr<const KeyRing>> m_ring;
+  // The current ring. A mutex held only to copy or swap the pointer (libstdc++ 12's
+  // atomic<shared_ptr> hides its lock from ThreadSanitizer); readers never wait for a reload.
+  mutable std::mutex m_ring_mu;
+  mutable std::shared_ptr<const KeyRing> m_ring;
   mutable std::atomic<std::int64_t> m_next_check{0};  // steady-clock ns
   mutable std::mutex m_reload;                        // one reloader; readers never take it
   mutable FileStamp m_stamp;                          // guarded by m_reload
