@@ -87,32 +87,7 @@ class Decryptor {
       e.hint = "pass --decrypt-key FILE, or keep the encryption key in the keystore";
       return std::unexpected(e);
     }
-    // Prefer the key the header names; try the others only when it names none.
-    auto header = jose::parse_json_object(
-        b64url_decode(token.substr(0, token.find('.'))).value_or(std::string("{}")), "JWE header");
-    std::string kid = header ? jose::string_or(*header, "kid") : std::string();
-    std::optional<Error> last;
-    for (const auto& k : m_keys.keys) {
-      if (!kid.empty() && !k.kid().empty() && k.kid() != kid) continue;
-      auto dec = jose::decrypt_compact(token, k);
-      if (!dec) {
-        last = dec.error();
-        continue;
-      }
-      // cty is untrusted: absent, or a number, is simply "not a JWT".
-      const std::string* cty_member = jose::string_member(dec->header, "cty");
-      std::string cty = cty_member ? *cty_member : std::string();
-      for (auto& c : cty) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (cty != "jwt" && cty != "application/jwt") {
-        std::string shown = cty_member ? "'" + *cty_member + "'"
-                            : dec->header.contains("cty") ? "not a string" : "missing";
-        return fail(ErrorCode::invalid_token, "the JWE does not contain a JWT (cty is " + shown + ")",
-                    "use 'tokctl decrypt' for other encrypted content");
-      }
-      return std::string(trim(dec->plaintext));
-    }
-    if (last) return std::unexpected(*last);
-    return fail(ErrorCode::invalid_token, "no decryption key has kid '" + kid + "' (have: " + m_keys.kid_list() + ")");
+    return jose::unwrap_nested_jwt(token, m_keys);
   }
 
  private:
@@ -123,7 +98,7 @@ class Decryptor {
 };
 
 // With the local keystore, tokens revoked in the local token store (jti deny-list, revoked grant)
-// are invalid too. Only consulted when the store exists; lookups are serialised by the store.
+// are invalid too (TokenService::apply_revocation). Only consulted when the store exists.
 class RevocationCheck {
  public:
   void open(bool keystore_mode) {
@@ -149,21 +124,11 @@ class RevocationCheck {
       r.valid = false;
       return;
     }
-    if (!m_service || !r.payload.is_object() || !r.signature_verified) return;
-    std::lock_guard<std::mutex> lock(*m_mutex);
-    auto revoked = m_service->jwt_revoked(r.payload);
-    if (!revoked) {
-      r.problems.push_back(jose::Problem{jose::ProblemCode::store_error, revoked.error().message, {}, false});
-      r.valid = false;
-    } else if (*revoked) {
-      r.problems.push_back(jose::Problem{jose::ProblemCode::revoked, "the token was revoked (jti deny-list or its grant)", {}, false});
-      r.valid = false;
-    }
+    if (m_service) m_service->apply_revocation(r);  // the service is safe to share between threads
   }
 
  private:
   std::shared_ptr<tokens::TokenService> m_service;
-  std::shared_ptr<std::mutex> m_mutex = std::make_shared<std::mutex>();
   std::optional<Error> m_error;
 };
 

@@ -518,6 +518,19 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
 
 Result<bool> TokenService::jwt_revoked(const nlohmann::json& claims) const { return m_impl->jwt_revoked(claims); }
 
+void TokenService::apply_revocation(jose::VerifyReport& r) const {
+  if (!r.payload.is_object() || !r.signature_verified) return;
+  auto revoked = m_impl->jwt_revoked(r.payload);
+  if (!revoked) {
+    r.problems.push_back(jose::Problem{jose::ProblemCode::store_error, revoked.error().message, {}, false});
+    r.valid = false;
+  } else if (*revoked) {
+    r.problems.push_back(
+        jose::Problem{jose::ProblemCode::revoked, "the token was revoked (jti deny-list or its grant)", {}, false});
+    r.valid = false;
+  }
+}
+
 Result<std::int64_t> TokenService::prune_store() const { return m_impl->store->prune(m_impl->now()); }
 
 void TokenService::prune_every(std::chrono::milliseconds interval) {

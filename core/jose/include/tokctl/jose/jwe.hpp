@@ -171,4 +171,11 @@ Result<std::string> rsa_oaep_encrypt(const Jwk& key, OaepHash hash, std::string_
 Result<std::string> rsa_oaep_decrypt(const Jwk& key, OaepHash hash, std::string_view ciphertext);
 
 }  // namespace jwe_crypto
+/// A nested JWT (RFC 7519 §5.2, a JWE whose cty is JWT): the inner token, decrypted with the key
+/// the header's kid names (every key of `keys` when it names none). nullopt when `token` is not a
+/// compact JWE (use it as it is). Fails with ErrorCode::invalid_token when no key decrypts it or it
+/// does not contain a JWT (cty), ErrorCode::malformed for a broken JWE, ErrorCode::usage when
+/// `keys` is empty.
+Result<std::optional<std::string>> unwrap_nested_jwt(std::string_view token, const JwkSet& keys);
+
 }  // namespace tokctl::jose

@@ -140,6 +140,11 @@ class TokenService {
   /// grant (sid) was revoked. verify consults it when checking against the local keystore.
   Result<bool> jwt_revoked(const nlohmann::json& claims) const;
 
+  /// Verification against keystore and store: a report whose signature verified gets a `revoked`
+  /// problem when its jti is on the deny-list or its grant was revoked, and a `store_error`
+  /// problem (never "valid") when the store cannot be read. Other reports are left as they are.
+  void apply_revocation(jose::VerifyReport& report) const;
+
   /// Split Token pattern: store the gateway part keyed by SHA-256 of the client part (unless
   /// `store` is false) and return the parts. The JWT must verify against the keystore.
   Result<SplitResult> split(std::string_view jwt, bool store) const;
