@@ -82,10 +82,10 @@ TEST_CASE("reads run while a write is in progress, and queued writes commit toge
   // One long write (a big batch), then 8 small writes queued behind it and a read beside it.
   const auto batch = big_batch("bulk-", 80000);
   std::atomic<bool> big_done{false};
+  tokctl::Result<void> big_result;  // checked after join: Catch assertions are not thread-safe
   std::thread big([&] {
-    auto r = store->put(std::nullopt, batch);
+    big_result = store->put(std::nullopt, batch);
     big_done = true;
-    CHECK(r);  // joined before the test's checks read it
   });
   // Let the big write get under way (it becomes the leader), then queue the others behind it.
   std::this_thread::sleep_for(30ms);
@@ -104,6 +104,7 @@ TEST_CASE("reads run while a write is in progress, and queued writes commit toge
   CHECK(found->has_value());
   big.join();
   for (auto& t : small) t.join();
+  CHECK(big_result);
   CHECK(small_ok == 8);
   INFO("the big write finished before the read (the machine is too fast for this check)");
   CHECK(writing_when_read_started);
@@ -125,7 +126,8 @@ TEST_CASE("a failing write in a group commit fails alone", "[store][concurrency]
   auto store = open_sqlite(dir.file("tokens.db"));
   REQUIRE(store->put(std::nullopt, std::vector<TokenRecord>{token("taken")}));
   const auto batch = big_batch("bulk-", 80000);
-  std::thread big([&] { CHECK(store->put(std::nullopt, batch)); });
+  tokctl::Result<void> big_result;  // checked after join: Catch assertions are not thread-safe
+  std::thread big([&] { big_result = store->put(std::nullopt, batch); });
   std::this_thread::sleep_for(30ms);
   // Queued behind the big write, likely in one group: a duplicate (constraint violation) between
   // two good writes.
@@ -139,6 +141,7 @@ TEST_CASE("a failing write in a group commit fails alone", "[store][concurrency]
   t1.join();
   t2.join();
   t3.join();
+  CHECK(big_result);
   CHECK(good1);
   CHECK(good2);
   REQUIRE_FALSE(dup);
