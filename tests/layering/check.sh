@@ -9,7 +9,8 @@ probe() {
   out=$(cmake --build "$build" --target "$target" 2>&1); rc=$?
   if [[ $want == ok && $rc -ne 0 ]]; then
     echo "FAIL: $target should build:"; echo "$out" | tail -20; fails=$((fails + 1))
-  elif [[ $want == refused ]] && { [[ $rc -eq 0 ]] || ! grep -q "$header: No such file" <<<"$out"; }; then
+  # GCC: "HEADER: No such file or directory"; clang: "'HEADER' file not found".
+  elif [[ $want == refused ]] && { [[ $rc -eq 0 ]] || ! grep -qF -e "$header: No such file" -e "'$header' file not found" <<<"$out"; }; then
     echo "FAIL: $target should fail to find $header (exit $rc):"; echo "$out" | tail -20; fails=$((fails + 1))
   else
     echo "ok: $target ($want)"
