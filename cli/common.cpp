@@ -252,6 +252,62 @@ std::function<int()> selected_action(CLI::App&) {
   return chosen;
 }
 
+std::string flag_for(std::string_view param) {
+  std::string flag = "--";
+  for (char c : param) flag.push_back(c == '_' ? '-' : c);
+  return flag;
+}
+
+namespace {
+
+constexpr const char* k_force_rotate =
+    "--force rotates anyway (emergencies only: verifiers with a cached JWKS reject new tokens until their cache "
+    "expires)";
+
+// How the CLI spells a core remedy: the command that does it.
+std::string remedy_text(Remedy remedy, const std::string& subject) {
+  auto quoted = [](const std::string& s) { return "'" + s + "'"; };
+  switch (remedy) {
+    case Remedy::none: return {};
+    case Remedy::add_signing_key:
+      return "run: tokctl keys add --alg " + (subject.empty() ? std::string("ES256") : subject) + " --keystore " +
+             quoted(keystore_dir());
+    case Remedy::add_encryption_key:
+      return "run: tokctl keys add --alg " + (subject.empty() ? std::string("ECDH-ES+A256KW") : subject) +
+             " --keystore " + quoted(keystore_dir());
+    case Remedy::generate_key: return "run: tokctl keys generate --alg " + subject;
+    case Remedy::rotate_key: return "run: tokctl keys rotate --alg " + subject;
+    case Remedy::publish_jwks:
+      return "run: tokctl keys jwks --out FILE --force, then tokctl keys rotate --alg " + subject +
+             " after --min-next-age; " + k_force_rotate;
+    case Remedy::import_key_file:
+      return "run: tokctl keys import " + quoted(subject) + " --keystore " + quoted(keystore_dir()) +
+             " (see tokctl help keys import)";
+    case Remedy::check_config: return "run: tokctl config check --config " + quoted(subject);
+    case Remedy::allow_weak_keys: return "to check it anyway while debugging: tokctl verify --insecure";
+    case Remedy::pass_passphrase: return "pass --passphrase-file FILE or set TOKCTL_PASSPHRASE";
+    case Remedy::check_clock: return "is --now right?";
+    case Remedy::force_rotate:
+      return std::string("from cron: tokctl keys rotate --if-older-than DUR; ") + k_force_rotate;
+    case Remedy::force_overwrite: return "pass --force to replace it";
+    case Remedy::name_alg: return subject.empty() ? "pass --alg" : "pass --alg " + subject;
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string hint_text(const std::string& hint, Remedy remedy, const std::string& subject) {
+  std::string how = remedy_text(remedy, subject);
+  if (how.empty()) return hint;
+  return hint.empty() ? how : hint + "; " + how;
+}
+
+void replace_hint(Error& error, std::string hint) {
+  error.hint = std::move(hint);
+  error.remedy = Remedy::none;
+}
+
 int report(const Error& error) {
   // An OAuth refusal: the code first; -o json also prints the RFC 6749 error object on stdout.
   std::string message = error.message;
@@ -259,10 +315,12 @@ int report(const Error& error) {
     if (json_output()) print_json({{"error", to_string(error.oauth)}, {"error_description", error.message}});
     message = std::string(to_string(error.oauth)) + ": " + message;
   }
+  // The core names the parameter; the CLI names its flag.
+  if (!error.param.empty()) message = flag_for(error.param) + ": " + message;
   // Messages quote token and file content (claims, kids, names): never raw on a terminal.
   std::cerr << style(Stream::err, "31", "tokctl: error: ") << terminal_safe(message, Newlines::keep) << '\n';
-  if (!error.hint.empty()) {
-    std::cerr << style(Stream::err, "33", "hint: ") << terminal_safe(error.hint, Newlines::keep) << '\n';
+  if (auto hint = hint_text(error.hint, error.remedy, error.subject); !hint.empty()) {
+    std::cerr << style(Stream::err, "33", "hint: ") << terminal_safe(hint, Newlines::keep) << '\n';
   }
   return exit_code(error.code);
 }

@@ -80,6 +80,16 @@ std::function<int()> selected_action(CLI::App& app);
 /// Prints "tokctl: error: <message>" and an optional "hint: ..." on stderr; returns the exit code.
 int report(const Error& error);
 
+/// The CLI's name for a core request parameter (Error::param): "min_next_age" -> "--min-next-age".
+std::string flag_for(std::string_view param);
+
+/// A core hint completed by the CLI's spelling of its remedy (a tokctl command line), for terminal
+/// and JSON output alike. `subject` is Error::subject (an alg or a path).
+std::string hint_text(const std::string& hint, Remedy remedy, const std::string& subject = {});
+
+/// A CLI-specific hint in place of the core's (which the remedy would otherwise complete).
+void replace_hint(Error& error, std::string hint);
+
 /// Reads a token/payload/key argument: "-" (or empty) means stdin. `trim_ws` strips surrounding
 /// whitespace (tokens, keys), not for payloads.
 Result<std::string> read_arg(const std::string& value, bool trim_ws);

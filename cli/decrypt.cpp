@@ -36,29 +36,19 @@ const char* const k_no_key_hint =
     "pass --key FILE, --passphrase-file FILE (PBES2 tokens), or keep the key in the keystore "
     "(tokctl keys add --alg ECDH-ES+A256KW)";
 
+// Text, not binary: valid UTF-8 without NUL.
 bool valid_utf8_text(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c == 0) return false;  // NUL: treat as binary
-    std::size_t n;
-    std::uint32_t cp;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
-    else return false;
-    if (i + n >= s.size()) return false;
-    for (std::size_t k = 1; k <= n; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = cp << 6 | (cc & 0x3F);
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == 0) return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
     }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += n + 1;
+    unsigned cp = 0;
+    const std::size_t len = utf8_sequence(s, i, cp);
+    if (len == 0) return false;
+    i += len;
   }
   return true;
 }
@@ -153,7 +143,7 @@ int run_decrypt(const DecryptCli& o) {
     if (!ks) return report(ks.error());
     auto keys = ks->decryption_candidates(h->kid, h->alg, *pass);
     if (!keys) {
-      if (keys.error().code == ErrorCode::usage) keys.error().hint = k_no_key_hint;
+      if (keys.error().code == ErrorCode::usage) replace_hint(keys.error(), k_no_key_hint);
       return report(keys.error());
     }
     candidates = std::move(*keys);

@@ -88,7 +88,7 @@ int run_encrypt(const EncryptCli& o) {
     if (!ks) return report(ks.error());
     auto k = ks->encryption_recipient(o.kid, o.alg, *pass);
     if (!k) {
-      if (k.error().code == ErrorCode::usage && o.kid.empty()) k.error().hint = k_recipient_hint;
+      if (k.error().code == ErrorCode::usage && o.kid.empty()) replace_hint(k.error(), k_recipient_hint);
       return report(k.error());
     }
     key = std::move(*k);

@@ -346,15 +346,20 @@ int run_check() {
   auto ks = open_keystore(false);
   if (!ks) return report(ks.error());
   auto r = ks->check(*pass);
+  std::vector<std::string> problems;
+  for (const auto& p : r.problems) {
+    auto fix = hint_text(p.hint, p.remedy, p.subject);
+    problems.push_back(p.message + (fix.empty() ? "" : "; fix: " + fix));
+  }
   if (json_output()) {
     print_json(json{{"ok", r.ok()},
                     {"keystore", ks->dir()},
-                    {"problems", r.problems},
+                    {"problems", problems},
                     {"notes", r.notes},
                     {"unknown_files", r.unknown_files}});
   } else {
     for (const auto& n : r.notes) std::cerr << style(Stream::err, "2", "note: ") << n << '\n';
-    for (const auto& p : r.problems) std::cerr << style(Stream::err, "31", "problem: ") << p << '\n';
+    for (const auto& p : problems) std::cerr << style(Stream::err, "31", "problem: ") << p << '\n';
     if (r.ok() && !globals().quiet) std::cout << "keystore " << ks->dir() << " is consistent\n";
   }
   if (!r.ok()) {

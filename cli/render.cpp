@@ -23,6 +23,23 @@ std::string style(Stream s, const char* code, const std::string& text) {
   return std::string("\033[") + code + "m" + text + "\033[0m";
 }
 
+std::size_t utf8_sequence(std::string_view text, std::size_t i, unsigned& cp) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const unsigned char c = p[i];
+  const std::size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  if (len == 0 || i + len > text.size()) return 0;
+  cp = len == 2 ? c & 0x1Fu : len == 3 ? c & 0x0Fu : c & 0x07u;
+  for (std::size_t k = 1; k < len; ++k) {
+    const unsigned char cc = p[i + k];
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3Fu);
+  }
+  if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
+    return 0;
+  }
+  return len;
+}
+
 std::string terminal_safe(std::string_view text, Newlines newlines) {
   const bool keep = newlines == Newlines::keep;
   std::string out;
@@ -42,20 +59,9 @@ std::string terminal_safe(std::string_view text, Newlines newlines) {
       ++i;
       continue;
     }
-    // Decode one UTF-8 sequence strictly (no overlongs, no surrogates, <= U+10FFFF).
-    int len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    unsigned cp = len == 2 ? c & 0x1Fu : len == 3 ? c & 0x0Fu : c & 0x07u;
-    bool ok = len != 0 && i + static_cast<std::size_t>(len) <= n;
-    for (int k = 1; ok && k < len; ++k) {
-      unsigned char cc = p[i + static_cast<std::size_t>(k)];
-      if ((cc & 0xC0) != 0x80) ok = false;
-      cp = (cp << 6) | (cc & 0x3Fu);
-    }
-    if (ok && ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-               (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))) {
-      ok = false;
-    }
-    if (!ok) {
+    unsigned cp = 0;
+    const std::size_t len = utf8_sequence(text, i, cp);
+    if (len == 0) {
       hex(c, "\\x", 2);
       ++i;
       continue;
@@ -64,8 +70,8 @@ std::string terminal_safe(std::string_view text, Newlines newlines) {
                      (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||  // bidi
                      cp == 0x200E || cp == 0x200F || cp == 0x061C;          // direction marks
     if (dangerous) hex(cp, "\\u", 4);
-    else out.append(text.substr(i, static_cast<std::size_t>(len)));
-    i += static_cast<std::size_t>(len);
+    else out.append(text.substr(i, len));
+    i += len;
   }
   return out;
 }

@@ -24,6 +24,10 @@ std::string style(Stream s, const char* code, const std::string& text);
 /// Newlines (and tabs) are escaped too unless `newlines` is keep: a value spliced into a line must
 /// not be able to start a new, fake line.
 enum class Newlines { escape, keep };
+
+/// The length (2..4) of the strict UTF-8 sequence (no overlongs, no surrogates, <= U+10FFFF)
+/// starting at text[i] with a lead byte >= 0x80, its code point in `cp`; 0 when invalid.
+std::size_t utf8_sequence(std::string_view text, std::size_t i, unsigned& cp);
 std::string terminal_safe(std::string_view text, Newlines newlines = Newlines::escape);
 
 /// JSON for a terminal: pretty-printed (indent 2, or compact with -1) and then terminal_safe().

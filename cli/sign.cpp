@@ -121,8 +121,8 @@ int run_sign(const SignOptions& o) {
         // Nothing to sign/verify with at all: a usage error, like a missing --key.
         ks.error().code = ErrorCode::usage;
         ks.error().message = "no key given (and " + ks.error().message + ")";
-        ks.error().hint = "pass --key FILE (JWK or PEM), --secret-file FILE or --secret-env NAME, or create a "
-                          "keystore: tokctl keys add --alg ES256";
+        replace_hint(ks.error(), "pass --key FILE (JWK or PEM), --secret-file FILE or --secret-env NAME, or create a "
+                                 "keystore: tokctl keys add --alg ES256");
       }
       return report(ks.error());
     }

@@ -84,7 +84,7 @@ class Decryptor {
     if (m_keys.keys.empty()) {
       Error e = m_keystore_error.value_or(Error{ErrorCode::usage, "no decryption key", {}});
       e.message = "the token is a JWE (encrypted) and no key can decrypt it: " + e.message;
-      e.hint = "pass --decrypt-key FILE, or keep the encryption key in the keystore";
+      replace_hint(e, "pass --decrypt-key FILE, or keep the encryption key in the keystore");
       return std::unexpected(e);
     }
     return jose::unwrap_nested_jwt(token, m_keys);
@@ -141,7 +141,7 @@ RevocationCheck& revocation() {
 jose::VerifyReport decrypt_failure(const Error& e) {
   jose::VerifyReport r;
   r.problems.push_back(jose::Problem{e.code == ErrorCode::malformed ? jose::ProblemCode::malformed : jose::ProblemCode::decrypt_failed, e.message,
-                                     e.hint, e.code == ErrorCode::malformed});
+                                     e.hint, e.code == ErrorCode::malformed, e.remedy, e.subject});
   return r;
 }
 
@@ -187,7 +187,7 @@ Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock
         // Nothing to sign/verify with at all: a usage error, like a missing --key.
         ks.error().code = ErrorCode::usage;
         ks.error().message = "no key given (and " + ks.error().message + ")";
-        ks.error().hint = "pass one of --key FILE, --jwks FILE, --secret-file FILE or --secret-env NAME";
+        replace_hint(ks.error(), "pass one of --key FILE, --jwks FILE, --secret-file FILE or --secret-env NAME");
       }
       return std::unexpected(ks.error());
     }
@@ -203,7 +203,7 @@ nlohmann::json errors_json(const jose::VerifyReport& r) {
   nlohmann::json errs = nlohmann::json::array();
   for (const auto& p : r.problems) {
     nlohmann::json e{{"code", jose::to_string(p.code)}, {"message", p.message}};
-    if (!p.hint.empty()) e["hint"] = p.hint;
+    if (auto hint = hint_text(p.hint, p.remedy, p.subject); !hint.empty()) e["hint"] = std::move(hint);
     errs.push_back(std::move(e));
   }
   return errs;
@@ -266,7 +266,9 @@ int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decrypt
             << r.problems.size() << (r.problems.size() == 1 ? " problem" : " problems") << ")\n";
   for (const auto& p : r.problems) {
     std::cerr << "  - " << style(Stream::err, "1", jose::to_string(p.code)) << ": " << terminal_safe(p.message) << '\n';
-    if (!p.hint.empty()) std::cerr << "    " << style(Stream::err, "33", "hint: ") << terminal_safe(p.hint) << '\n';
+    if (auto hint = hint_text(p.hint, p.remedy, p.subject); !hint.empty()) {
+      std::cerr << "    " << style(Stream::err, "33", "hint: ") << terminal_safe(hint) << '\n';
+    }
   }
   return r.exit_code();
 }

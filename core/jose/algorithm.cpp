@@ -81,6 +81,15 @@ std::unexpected<Error> key_error(KeyRole role, std::string message, std::string 
               std::move(hint));
 }
 
+// A key too weak for `alg`: a verifier may force the check while debugging, a signer needs a new key.
+std::unexpected<Error> weak_key_error(KeyRole role, std::string message, const std::string& why, const char* alg) {
+  if (role == KeyRole::verify) {
+    return fail_remedy(ErrorCode::invalid_token, std::move(message),
+                       why + "a weak key; such a token can still be checked while debugging", Remedy::allow_weak_keys);
+  }
+  return fail_remedy(ErrorCode::usage, std::move(message), why + "generate a new key", Remedy::generate_key, alg);
+}
+
 std::string key_kind(const Jwk& key) {
   if (key.kty() == KeyType::oct) return "an HMAC secret";
   if (key.kty() == KeyType::rsa) return "RSA";
@@ -147,16 +156,16 @@ Result<void> check_key(Alg alg, const Jwk& key, KeyRole role, KeyStrength streng
   }
   constexpr int k_insecure_min_rsa_bits = 1024;
   if (key.kty() == KeyType::rsa && key.bits() < (allow_weak ? k_insecure_min_rsa_bits : k_min_rsa_bits)) {
-    return key_error(role, "RSA key is " + std::to_string(key.bits()) + " bits; at least " +
-                               std::to_string(k_min_rsa_bits) + " are required",
-                     role == KeyRole::verify
-                         ? "a weak key; to check such a token anyway while debugging: verify --insecure"
-                         : "generate a new key: tokctl keys generate --alg " + std::string(a.name));
+    return weak_key_error(role, "RSA key is " + std::to_string(key.bits()) + " bits; at least " +
+                                    std::to_string(k_min_rsa_bits) + " are required",
+                          "", a.name);
   }
   if (!key.alg().empty() && key.alg() != a.name) {
-    return key_error(role, std::string("the key is pinned to ") + key.alg() + ", not " + a.name,
-                     role == KeyRole::verify ? "the token's alg does not match the key's \"alg\""
-                                             : "drop --alg or use a key made for " + std::string(a.name));
+    auto e = key_error(role, std::string("the key is pinned to ") + key.alg() + ", not " + a.name,
+                       role == KeyRole::verify ? "the token's alg does not match the key's \"alg\""
+                                               : "name no algorithm, or use a key made for " + std::string(a.name));
+    if (role == KeyRole::sign) e.error().param = "alg";
+    return e;
   }
   // RFC 7517 §4.2/§4.3: a key marked for encryption, or whose key_ops exclude the operation,
   // must not be used for signatures.
@@ -187,12 +196,10 @@ Result<void> check_key(Alg alg, const Jwk& key, KeyRole role, KeyStrength streng
   // RFC 7518 §3.2: a key shorter than the hash output MUST NOT be used with HS*, either way.
   if (a.family == Family::hmac && key.secret().size() < static_cast<std::size_t>(a.hash_bytes) &&
       !(allow_weak && !key.secret().empty())) {
-    return key_error(role, std::string(a.name) + " needs a secret of at least " +
-                               std::to_string(a.hash_bytes) + " bytes, this one has " +
-                               std::to_string(key.secret().size()),
-                     role == KeyRole::verify
-                         ? "RFC 7518 §3.2; to check such a token anyway while debugging: verify --insecure"
-                         : "RFC 7518 §3.2; generate one: tokctl keys generate --alg " + std::string(a.name));
+    return weak_key_error(role, std::string(a.name) + " needs a secret of at least " +
+                                    std::to_string(a.hash_bytes) + " bytes, this one has " +
+                                    std::to_string(key.secret().size()),
+                          "RFC 7518 §3.2; ", a.name);
   }
   if (role == KeyRole::sign) {
     if (key.kty() != KeyType::oct && !key.has_private()) {

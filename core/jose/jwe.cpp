@@ -263,8 +263,8 @@ Result<KeyMgmtAlg> default_key_management(const Jwk& key) {
     // RFC 7520 §5.6: a dir key may name its content encryption instead.
     if (content_enc_from_string(key.alg())) return KeyMgmtAlg::dir;
     if (auto a = key_mgmt_from_string(key.alg())) return *a;
-    return fail(ErrorCode::usage, "the " + key.describe() + " is for " + key.alg() + ", not a JWE algorithm",
-                "use an encryption key (tokctl keys generate --alg ECDH-ES+A256KW), or name the JWE alg");
+    return fail_remedy(ErrorCode::usage, "the " + key.describe() + " is for " + key.alg() + ", not a JWE algorithm",
+                       "use an encryption key, or name the JWE alg", Remedy::generate_key, "ECDH-ES+A256KW");
   }
   switch (key.kty()) {
     case KeyType::rsa:
@@ -273,8 +273,8 @@ Result<KeyMgmtAlg> default_key_management(const Jwk& key) {
       return KeyMgmtAlg::ECDH_ES_A256KW;
     case KeyType::okp:
       if (key.crv() != "X25519" && key.crv() != "X448") {
-        return fail(ErrorCode::usage, "the " + key.describe() + " is a signing key and cannot receive JWE",
-                    "use an X25519/X448 or EC key: tokctl keys generate --alg ECDH-ES+A256KW --crv X25519");
+        return fail_remedy(ErrorCode::usage, "the " + key.describe() + " is a signing key and cannot receive JWE",
+                           "use an X25519/X448 or EC key", Remedy::generate_key, "ECDH-ES+A256KW");
       }
       return KeyMgmtAlg::ECDH_ES_A256KW;
     case KeyType::oct:

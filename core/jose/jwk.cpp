@@ -545,7 +545,7 @@ nlohmann::json Jwk::to_json(KeyPart part) const {
 
 Result<std::string> Jwk::to_pem(KeyPart part) const {
   if (kty() == KeyType::oct) {
-    return fail(ErrorCode::usage, "an oct (symmetric) key has no PEM form", "use --format jwk");
+    return fail_param(ErrorCode::usage, "format", "an oct (symmetric) key has no PEM form", "export it as a JWK");
   }
   auto bio = ossl::make(BIO_new(BIO_s_mem()));
   int ok = (part == KeyPart::with_private && has_private())

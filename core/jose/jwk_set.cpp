@@ -115,7 +115,7 @@ Result<JwkSet> parse_key_material(std::string_view content) {
   auto der = Jwk::from_der(content);  // binary: not trimmed
   if (der) return JwkSet{{std::move(*der)}};
   return fail(ErrorCode::malformed, "the key is not a JWK, JWKS, PEM or DER key",
-              "for an HMAC secret in a file, use --secret-file");
+              "an HMAC secret in a file is passed as a secret file, not as a key");
 }
 
 Result<Jwk> parse_single_key(std::string_view content) {
@@ -123,7 +123,7 @@ Result<Jwk> parse_single_key(std::string_view content) {
   if (!set) return std::unexpected(set.error());
   if (set->keys.size() != 1) {
     return fail(ErrorCode::usage, "expected one key, found " + std::to_string(set->keys.size()),
-                "use --jwks for a key set");
+                "pass a key set as a JWKS");
   }
   return std::move(set->keys.front());
 }

@@ -93,12 +93,13 @@ const char* to_string(ProblemCode code) {
   return "unknown";
 }
 
-int VerifyReport::exit_code() const {
-  if (valid) return 0;
+ErrorCode VerifyReport::error_code() const {
   for (const auto& p : problems)
-    if (p.malformed) return 3;
-  return 1;
+    if (p.malformed) return ErrorCode::malformed;
+  return ErrorCode::invalid_token;
 }
+
+int VerifyReport::exit_code() const { return valid ? 0 : tokctl::exit_code(error_code()); }
 
 void check_claims(const json& header, const json& payload, const ClaimRules& rules, UnixTime now,
                   std::vector<Problem>& out) {
@@ -109,7 +110,8 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
   auto iat = numeric_date(payload, "iat", out);
   if (exp && now - leeway >= *exp) {
     add(out, ProblemCode::expired, "expired " + format_duration(now - *exp) + " ago (exp " + format_rfc3339(*exp) + lw + ")",
-        now - *exp < 86400 * 365 ? "" : "is --now right?");
+        now - *exp < 86400 * 365 ? "" : "is the verification time right?");
+    if (now - *exp >= 86400 * 365) out.back().remedy = Remedy::check_clock;
   }
   if (nbf && now + leeway < *nbf) {
     add(out, ProblemCode::not_yet_valid, "not valid for another " + format_duration(*nbf - now) + " (nbf " +
@@ -122,7 +124,7 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
   }
   if (rules.max_age) {
     if (!iat) {
-      if (!payload.contains("iat")) add(out, ProblemCode::missing_claim, "iat is required by --max-age but missing");
+      if (!payload.contains("iat")) add(out, ProblemCode::missing_claim, "iat is required by the max-age check but missing");
     } else if (now - *iat > *rules.max_age + leeway) {
       add(out, ProblemCode::too_old, "issued " + format_duration(now - *iat) + " ago, over the max age of " +
                               format_duration(*rules.max_age) + " (iat " + format_rfc3339(*iat) + lw + ")");
@@ -233,11 +235,13 @@ std::vector<std::string> decode_warnings(const json& header, const json& payload
 
 namespace {
 
-// The hint for a key that pins no alg and implies none (RSA, oct).
+// The hint for a key that pins no alg and implies none (RSA, oct), and an alg to name for it.
+std::string alg_example(const Jwk& k) { return k.kty() == KeyType::rsa ? "RS256" : k.kty() == KeyType::oct ? "HS256" : ""; }
+
 std::string alg_hint(const Jwk& k) {
   std::string example = k.kty() == KeyType::rsa ? "RS256 (or PS256)" : k.kty() == KeyType::oct ? "HS256" : "...";
-  return "a JWK with \"alg\" pins one; a PEM, bare secret or JWKS member without \"alg\" does not. For this key: "
-         "--alg " + example;
+  return "a JWK with \"alg\" pins one; a PEM, bare secret or JWKS member without \"alg\" does not. For this key, "
+         "name one: " + example;
 }
 
 }  // namespace
@@ -300,14 +304,14 @@ Result<TokenVerifier> TokenVerifier::create(JwkSet keys, KeySource source, Verif
   if (!any_allowed) {
     if (any_unpinned && options.allowed_algs.empty()) {
       const Jwk& k = keys.keys.front();
-      return fail(ErrorCode::usage, "--alg is required: the " + k.describe() + " does not pin an algorithm",
-                  alg_hint(k));
+      return fail_param(ErrorCode::usage, "alg", "an algorithm is required: the " + k.describe() + " does not pin one",
+                        alg_hint(k));
     }
     std::string pinned;
     for (const auto& k : keys.keys)
       if (!k.alg().empty()) pinned += (pinned.empty() ? "" : ", ") + k.alg();
-    return fail(ErrorCode::usage, "--alg does not match the key's own alg (" + pinned + ")",
-                "drop --alg or use a matching key");
+    return fail_param(ErrorCode::usage, "alg", "the requested algorithm does not match the key's own alg (" + pinned + ")",
+                      "name no algorithm, or use a matching key");
   }
   impl->keys = std::move(keys);
   impl->options = std::move(options);
@@ -346,7 +350,7 @@ VerifyReport TokenVerifier::verify(std::string_view token) const {
     if (c.iss || c.aud || c.sub || !c.required.empty() || c.max_age) {
       add(problems, ProblemCode::not_a_jwt, "the payload is not a JWT claims set (" + std::to_string(jws->payload.size()) +
                                      " bytes), so claim checks cannot pass",
-          "drop --iss/--aud/--sub/--require/--max-age to check only the signature");
+          "drop the claim checks (issuer, audience, subject, required claims, max age) to check only the signature");
     }
   }
 
@@ -388,6 +392,7 @@ VerifyReport TokenVerifier::verify(std::string_view token) const {
       std::vector<std::size_t> usable;
       std::string mismatch_hint;
       std::string mismatch_reason;  // why the first allowed key was refused
+      Remedy mismatch_remedy = Remedy::none;
       for (auto i : by_kid) {
         const auto& allowed = im.allowed[i];
         if (std::find(allowed.begin(), allowed.end(), *alg) == allowed.end()) continue;
@@ -396,6 +401,7 @@ VerifyReport TokenVerifier::verify(std::string_view token) const {
           if (mismatch_reason.empty()) {
             mismatch_reason = ok.error().message;
             mismatch_hint = ok.error().hint;
+            mismatch_remedy = ok.error().remedy;
           }
           continue;
         }
@@ -409,7 +415,10 @@ VerifyReport TokenVerifier::verify(std::string_view token) const {
               allowed_names += (allowed_names.empty() ? "" : ", ") + std::string(to_string(a));
         if (mismatch_hint.empty() && !by_kid.empty()) {
           auto probe = check_key(*alg, im.keys.keys[by_kid.front()], KeyRole::verify, im.options.key_strength);
-          if (!probe) mismatch_hint = probe.error().hint.empty() ? probe.error().message : probe.error().hint;
+          if (!probe) {
+            mismatch_hint = probe.error().hint.empty() ? probe.error().message : probe.error().hint;
+            mismatch_remedy = probe.error().remedy;
+          }
         }
         bool unpinned = std::all_of(by_kid.begin(), by_kid.end(), [&](std::size_t i) { return im.allowed[i].empty(); });
         if (unpinned && im.options.allowed_algs.empty()) {
@@ -418,14 +427,18 @@ VerifyReport TokenVerifier::verify(std::string_view token) const {
               "the " + k.describe() + (k.kid().empty() ? "" : " (kid '" + k.kid() + "')") +
                   " does not pin an algorithm, so no alg is allowed for it",
               alg_hint(k));
+          problems.back().remedy = Remedy::name_alg;
+          problems.back().subject = alg_example(k);
         } else if (allowed_names.find(jws->alg) == std::string::npos) {
           add(problems, ProblemCode::alg_not_allowed,
               "alg " + jws->alg + " is not allowed (allowed: " + (allowed_names.empty() ? "none" : allowed_names) + ")",
               mismatch_hint);
+          problems.back().remedy = mismatch_remedy;
         } else {
           add(problems, ProblemCode::key_mismatch,
               "no key can verify a " + jws->alg + " token" + (mismatch_reason.empty() ? "" : ": " + mismatch_reason),
               mismatch_hint);
+          problems.back().remedy = mismatch_remedy;
         }
       } else {
         std::string input = jws->signing_input();

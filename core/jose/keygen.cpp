@@ -52,7 +52,7 @@ Result<Jwk> generate_jwe_key(const KeyGenOptions& o, KeyMgmtAlg alg) {
   switch (alg) {
     case KeyMgmtAlg::RSA_OAEP:
     case KeyMgmtAlg::RSA_OAEP_256: {
-      if (o.crv) return fail(ErrorCode::usage, "--crv does not apply to " + name);
+      if (o.crv) return fail_param(ErrorCode::usage, "crv", "a curve does not apply to " + name);
       auto pkey = rsa_keygen(o.bits.value_or(2048));
       if (!pkey) return std::unexpected(pkey.error());
       return with_alg(*pkey, name, "enc");
@@ -60,7 +60,7 @@ Result<Jwk> generate_jwe_key(const KeyGenOptions& o, KeyMgmtAlg alg) {
     case KeyMgmtAlg::ECDH_ES:
     case KeyMgmtAlg::ECDH_ES_A128KW:
     case KeyMgmtAlg::ECDH_ES_A256KW: {
-      if (o.bits) return fail(ErrorCode::usage, "--bits does not apply to " + name + "; use --crv");
+      if (o.bits) return fail_param(ErrorCode::usage, "bits", "a key size in bits does not apply to " + name, "name a curve instead");
       std::string crv = o.crv.value_or("P-256");
       EVP_PKEY* pkey = nullptr;
       if (crv == "P-256" || crv == "P-384" || crv == "P-521") {
@@ -93,8 +93,8 @@ Result<Jwk> generate_jwe_key(const KeyGenOptions& o, KeyMgmtAlg alg) {
     case KeyMgmtAlg::PBES2_HS512_A256KW:
       break;
   }
-  return fail(ErrorCode::usage, name + " derives its key from a passphrase; there is no key to generate",
-              "use --passphrase-file with encrypt/decrypt");
+  return fail_remedy(ErrorCode::usage, name + " derives its key from a passphrase; there is no key to generate",
+                     "encrypt and decrypt with the passphrase", Remedy::pass_passphrase);
 }
 
 }  // namespace
@@ -116,11 +116,11 @@ Result<Jwk> generate_key(const KeyGenOptions& o) {
         return fail(ErrorCode::usage, name + " secrets must be a multiple of 8 bits and at least " +
                                           std::to_string(hash_bits) + " bits");
       }
-      if (o.crv) return fail(ErrorCode::usage, "--crv does not apply to " + name);
+      if (o.crv) return fail_param(ErrorCode::usage, "crv", "a curve does not apply to " + name);
       return random_secret(static_cast<std::size_t>(bits / 8), name, "sig");
     }
     case KeyType::rsa: {
-      if (o.crv) return fail(ErrorCode::usage, "--crv does not apply to " + name);
+      if (o.crv) return fail_param(ErrorCode::usage, "crv", "a curve does not apply to " + name);
       auto rsa = rsa_keygen(o.bits.value_or(2048));
       if (!rsa) return std::unexpected(rsa.error());
       pkey = *rsa;
@@ -131,7 +131,7 @@ Result<Jwk> generate_key(const KeyGenOptions& o) {
       if (o.crv && *o.crv != curve) {
         return fail(ErrorCode::usage, name + " uses curve " + curve + ", not " + *o.crv);
       }
-      if (o.bits) return fail(ErrorCode::usage, "--bits does not apply to " + name);
+      if (o.bits) return fail_param(ErrorCode::usage, "bits", "a key size in bits does not apply to " + name);
       pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve);
       if (!pkey) return ossl::fail_ossl(ErrorCode::usage, "EC key generation failed");
       break;
@@ -141,7 +141,7 @@ Result<Jwk> generate_key(const KeyGenOptions& o) {
       if (crv != "Ed25519" && crv != "Ed448") {
         return fail(ErrorCode::usage, "EdDSA uses Ed25519 or Ed448, not " + crv);
       }
-      if (o.bits) return fail(ErrorCode::usage, "--bits does not apply to EdDSA");
+      if (o.bits) return fail_param(ErrorCode::usage, "bits", "a key size in bits does not apply to EdDSA");
       pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, crv == "Ed25519" ? "ED25519" : "ED448");
       if (!pkey) return ossl::fail_ossl(ErrorCode::usage, crv + " key generation failed");
       break;

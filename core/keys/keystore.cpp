@@ -35,7 +35,12 @@ Result<void> ensure_dir(const std::string& path) {
   return {};
 }
 
-std::string with_fix(const Error& e) { return e.message + (e.hint.empty() ? "" : "; fix: " + e.hint); }
+Error problem(std::string message, std::string fix, Remedy remedy = Remedy::none, std::string subject = {}) {
+  Error e{ErrorCode::keystore, std::move(message), std::move(fix)};
+  e.remedy = remedy;
+  e.subject = std::move(subject);
+  return e;
+}
 
 // Readers that compare the manifest with keys/ hold the writers' lock while they do, or a write in
 // progress (key file written, manifest not yet) would look like an unknown file. A keystore no
@@ -95,9 +100,10 @@ Result<Keystore> Keystore::open(const std::string& dir, const Clock& clock, bool
   struct stat st{};
   if (::stat(dir.c_str(), &st) != 0) {
     if (!create) {
-      return std::unexpected(Error{ErrorCode::keystore, "no keystore at '" + dir + "'",
-                                   "create one with: tokctl keys add --alg ES256 --keystore '" + dir + "'",
-                                   ErrorDetail::keystore_missing});
+      auto e = fail_remedy(ErrorCode::keystore, "no keystore at '" + dir + "'", "create it by adding a key",
+                           Remedy::add_signing_key);
+      e.error().detail = ErrorDetail::keystore_missing;
+      return e;
     }
     // Parents too (like mkdir -p), each 0700 when created here.
     std::string path;
@@ -130,20 +136,20 @@ Result<Manifest> Keystore::manifest() const {
     if (errno != ENOENT) return fail(ErrorCode::keystore, "cannot stat '" + path + "': " + errno_text());
     auto files = key_files(m_dir);
     if (files.empty()) {
-      return std::unexpected(Error{ErrorCode::keystore,
-                                   "no keystore at '" + m_dir + "': the directory has no keystore.json",
-                                   "create one with: tokctl keys add --alg ES256 --keystore '" + m_dir + "'",
-                                   ErrorDetail::keystore_missing});
+      auto e = fail_remedy(ErrorCode::keystore, "no keystore at '" + m_dir + "': the directory has no keystore.json",
+                           "create it by adding a key", Remedy::add_signing_key);
+      e.error().detail = ErrorDetail::keystore_missing;
+      return e;
     }
     std::string names;
     for (std::size_t i = 0; i < files.size() && i < 5; ++i) names += (i ? ", " : "") + files[i];
     if (files.size() > 5) names += ", ...";
-    return fail(ErrorCode::keystore,
+    return fail_remedy(ErrorCode::keystore,
                 "'" + path + "' is missing but keys/ holds " + std::to_string(files.size()) +
                     " file(s) (" + names + "): not treating the keystore as empty",
                 "restore keystore.json from a backup (no key file was touched); or rebuild it from the key "
-                "files: mv '" + m_dir + "/keys' '" + m_dir + "/keys.recovered', then for each file: tokctl keys "
-                "import '" + m_dir + "/keys.recovered/FILE' --keystore '" + m_dir + "' (see tokctl help keys import)");
+                "files: mv '" + m_dir + "/keys' '" + m_dir + "/keys.recovered', then import each file from there",
+                Remedy::import_key_file, m_dir + "/keys.recovered/FILE");
   }
   auto text = read_keystore_file(path, k_manifest_rule);
   if (!text) return std::unexpected(text.error());
@@ -171,8 +177,8 @@ Result<jose::Jwk> Keystore::load(const KeyEntry& entry, const Passphrase& passph
   if (entry.encrypted) {
     if (!passphrase) {
       OPENSSL_cleanse(text->data(), text->size());
-      return fail(ErrorCode::keystore, "key '" + entry.kid + "' is encrypted at rest",
-                  "pass --passphrase-file FILE or set TOKCTL_PASSPHRASE");
+      return fail_remedy(ErrorCode::keystore, "key '" + entry.kid + "' is encrypted at rest", "supply the passphrase",
+                         Remedy::pass_passphrase);
     }
     auto pw = jose::Jwk::from_secret(*passphrase);
     if (!pw) return fail(ErrorCode::keystore, "the passphrase is empty");
@@ -241,8 +247,8 @@ Result<jose::JwkSet> Keystore::verification_keys(const Passphrase& passphrase) c
     set.keys.push_back(std::move(*k));
   }
   if (set.keys.empty()) {
-    return fail(ErrorCode::keystore, "the keystore at '" + m_dir + "' has no signing keys",
-                "add one: tokctl keys add --alg ES256");
+    return fail_remedy(ErrorCode::keystore, "the keystore at '" + m_dir + "' has no signing keys", "add one",
+                       Remedy::add_signing_key);
   }
   return set;
 }
@@ -258,25 +264,26 @@ Result<jose::Jwk> Keystore::signing_key(const std::string& alg, const std::strin
     if (chosen->use != "sig") return fail(ErrorCode::keystore, "key '" + kid + "' is an encryption key");
     if (chosen->state == KeyState::retired) {
       return fail(ErrorCode::keystore, "key '" + kid + "' is retired: it verifies but no longer signs",
-                  "sign with the active key (omit --kid)");
+                  "sign with the active key (name no kid)");
     }
     if (chosen->state == KeyState::next) {
-      return fail(ErrorCode::keystore, "key '" + kid + "' is next: published, but it signs only once rotated in",
-                  "tokctl keys rotate --alg " + chosen->alg + ", or sign with the active key (omit --kid)");
+      return fail_remedy(ErrorCode::keystore, "key '" + kid + "' is next: published, but it signs only once rotated in",
+                         "rotate it in, or sign with the active key (name no kid)", Remedy::rotate_key, chosen->alg);
     }
   } else {
     std::vector<const KeyEntry*> active;
     for (const auto& e : m->keys)
       if (e.use == "sig" && e.state == KeyState::active && (alg.empty() || e.alg == alg)) active.push_back(&e);
     if (active.empty()) {
-      return fail(ErrorCode::keystore,
-                  "no active signing key" + (alg.empty() ? std::string() : " for " + alg) + " in '" + m_dir + "'",
-                  "add one: tokctl keys add --alg " + (alg.empty() ? std::string("ES256") : alg) + " --state active");
+      return fail_remedy(ErrorCode::keystore,
+                         "no active signing key" + (alg.empty() ? std::string() : " for " + alg) + " in '" + m_dir + "'",
+                         "add one", Remedy::add_signing_key, alg);
     }
     if (active.size() > 1) {
       std::string algs;
       for (auto* e : active) algs += (algs.empty() ? "" : ", ") + e->alg;
-      return fail(ErrorCode::usage, "several algs have an active key (" + algs + ")", "pick one with --alg");
+      return fail_param(ErrorCode::usage, "alg", "several algs have an active key (" + algs + ")",
+                        "name the algorithm to sign with");
     }
     chosen = active.front();
   }
@@ -294,9 +301,9 @@ Result<jose::JwkSet> Keystore::decryption_keys(const std::string& kid, const Pas
     set.keys.push_back(std::move(*k));
   }
   if (set.keys.empty()) {
-    return fail(ErrorCode::keystore,
-                kid.empty() ? "the keystore has no encryption keys" : "no encryption key '" + kid + "' in the keystore",
-                "pass --key FILE, or add one: tokctl keys add --alg ECDH-ES+A256KW");
+    return fail_remedy(ErrorCode::keystore,
+                       kid.empty() ? "the keystore has no encryption keys" : "no encryption key '" + kid + "' in the keystore",
+                       "name a key file, or add an encryption key to the keystore", Remedy::add_encryption_key);
   }
   return set;
 }
@@ -318,8 +325,8 @@ Result<jose::Jwk> Keystore::encryption_recipient(const std::string& kid, const s
     const KeyEntry* e = m->find(kid);
     if (!e) return fail(ErrorCode::keystore, "no key '" + kid + "' in the keystore", "see: tokctl keys list");
     if (e->use != "enc") {
-      return fail(ErrorCode::usage, "key '" + kid + "' is a signing key (" + e->alg + "), not an encryption key",
-                  "add one: tokctl keys add --alg ECDH-ES+A256KW");
+      return fail_remedy(ErrorCode::usage, "key '" + kid + "' is a signing key (" + e->alg + "), not an encryption key",
+                         "add an encryption key", Remedy::add_encryption_key);
     }
     if (e->state == KeyState::retired) {
       return fail(ErrorCode::keystore, "key '" + kid + "' is retired: it still decrypts but no longer receives",
@@ -331,11 +338,10 @@ Result<jose::Jwk> Keystore::encryption_recipient(const std::string& kid, const s
   for (const auto& e : m->keys)
     if (e.use == "enc" && e.state == KeyState::active && (alg.empty() || e.alg == alg)) active.push_back(&e);
   if (active.empty()) {
-    return fail(ErrorCode::usage,
+    return fail_remedy(ErrorCode::usage,
                 "no recipient key given, and the keystore has no active encryption key" +
                     (alg.empty() ? std::string() : " for " + alg),
-                "name a key file or kid, or add one: tokctl keys add --alg " +
-                    (alg.empty() ? std::string("ECDH-ES+A256KW") : alg) + " --state active");
+                "name a key file or kid, or add an active encryption key", Remedy::add_encryption_key, alg);
   }
   if (active.size() > 1) {
     std::string algs;
@@ -368,8 +374,8 @@ Result<std::vector<jose::Jwk>> Keystore::decryption_candidates(const std::string
     out.push_back(std::move(*k));
   }
   if (out.empty()) {
-    return fail(ErrorCode::usage, "the token has no kid and the keystore has no " + alg + " key",
-                "decrypt with a key file, or keep the key in the keystore (tokctl keys add --alg ECDH-ES+A256KW)");
+    return fail_remedy(ErrorCode::usage, "the token has no kid and the keystore has no " + alg + " key",
+                       "decrypt with a key file, or keep the key in the keystore", Remedy::add_encryption_key, alg);
   }
   return out;
 }
@@ -377,11 +383,11 @@ Result<std::vector<jose::Jwk>> Keystore::decryption_candidates(const std::string
 CheckReport Keystore::check(const Passphrase& passphrase) const {
   CheckReport r;
   auto lock = lock_if_present(m_dir);
-  if (auto d = check_directory(m_dir, k_dir_rule); !d) r.problems.push_back(with_fix(d.error()));
+  if (auto d = check_directory(m_dir, k_dir_rule); !d) r.problems.push_back(d.error());
   std::string keys_dir = m_dir + "/keys";
   struct stat st{};
   if (::lstat(keys_dir.c_str(), &st) == 0) {
-    if (auto d = check_directory(keys_dir, k_keys_dir_rule); !d) r.problems.push_back(with_fix(d.error()));
+    if (auto d = check_directory(keys_dir, k_keys_dir_rule); !d) r.problems.push_back(d.error());
   }
   for (const std::string& sub : {m_dir, keys_dir}) {
     for (const auto& name : list_dir(sub)) {
@@ -393,7 +399,7 @@ CheckReport Keystore::check(const Passphrase& passphrase) const {
   }
   auto m = manifest();
   if (!m) {
-    r.problems.push_back(with_fix(m.error()));
+    r.problems.push_back(m.error());
     for (const auto& name : key_files(m_dir)) r.unknown_files.push_back("keys/" + name);
     return r;
   }
@@ -406,29 +412,29 @@ CheckReport Keystore::check(const Passphrase& passphrase) const {
     if (e.state == KeyState::active) ++active_per_alg[e.alg];
     std::string path = keys_dir + "/" + e.file_name();
     if (::lstat(path.c_str(), &st) != 0) {
-      r.problems.push_back("key '" + e.kid + "' is in the manifest but " + path +
-                           " is missing; fix: restore the file from a backup, or retire and prune the key");
+      r.problems.push_back(problem("key '" + e.kid + "' is in the manifest but " + path + " is missing",
+                                   "restore the file from a backup, or retire and prune the key"));
       continue;
     }
     if (e.encrypted && !passphrase) {
       // Still check what can be checked without the passphrase: file type, owner, mode.
       if (auto f = read_keystore_file(path, k_key_rule); !f) {
-        r.problems.push_back(with_fix(f.error()));
+        r.problems.push_back(f.error());
       } else {
         OPENSSL_cleanse(f->data(), f->size());
         r.notes.push_back("key '" + e.kid + "' is encrypted at rest; pass the passphrase to check its contents");
       }
       continue;
     }
-    if (auto k = load(e, passphrase); !k) r.problems.push_back(with_fix(k.error()));
+    if (auto k = load(e, passphrase); !k) r.problems.push_back(k.error());
   }
   for (const auto& a : algs) {
     int n = active_per_alg[a];
     if (n == 0 && std::any_of(m->keys.begin(), m->keys.end(),
                               [&](const KeyEntry& e) { return e.alg == a && e.state != KeyState::retired; })) {
-      r.problems.push_back("no active key for " + a + "; fix: tokctl keys rotate --alg " + a);
+      r.problems.push_back(problem("no active key for " + a, "rotate one in", Remedy::rotate_key, a));
     } else if (n > 1) {
-      r.problems.push_back(std::to_string(n) + " active keys for " + a + "; fix: tokctl keys retire KID for all but one");
+      r.problems.push_back(problem(std::to_string(n) + " active keys for " + a, "retire all but one"));
     }
   }
   std::map<std::string, const PendingDeletion*> pending;
@@ -448,14 +454,15 @@ CheckReport Keystore::check(const Passphrase& passphrase) const {
     }
     r.unknown_files.push_back("keys/" + name);
     if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-      r.problems.push_back("keys/" + name + " is not a regular file and not in the manifest; fix: move it out of '" +
-                           keys_dir + "'");
+      r.problems.push_back(problem("keys/" + name + " is not a regular file and not in the manifest",
+                                   "move it out of '" + keys_dir + "'"));
       continue;
     }
-    r.problems.push_back("keys/" + name + " is not in the manifest (left by an interrupted write, or the manifest "
-                         "was restored from an older backup); tokctl keeps it. fix: to keep the key, tokctl keys "
-                         "import '" + path + "' --keystore '" + m_dir + "' (add --state next, then retire it if it "
-                         "was retired); if you are sure it is not needed, move it out of keys/");
+    r.problems.push_back(problem("keys/" + name + " is not in the manifest (left by an interrupted write, or the "
+                                 "manifest was restored from an older backup); tokctl keeps it",
+                                 "to keep the key, import it (as next, then retire it if it was retired); if you are "
+                                 "sure it is not needed, move it out of keys/",
+                                 Remedy::import_key_file, path));
   }
   return r;
 }

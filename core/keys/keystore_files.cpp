@@ -221,7 +221,7 @@ Result<void> check_directory(const std::string& path, const FileRule& rule) {
   }
   if (!S_ISDIR(st.st_mode)) {
     return fail(ErrorCode::keystore, std::string(rule.what) + " '" + path + "' is not a directory",
-                "--keystore (or $TOKCTL_KEYSTORE) names the keystore directory, not a file in it");
+                "a keystore is a directory, not a file in it");
   }
   if (auto o = check_owner(path, st, rule); !o) return o;
   return check_mode_bits(path, st, rule);
@@ -349,8 +349,8 @@ namespace tokctl::keys {
 Result<void> write_output_file(const std::string& path, std::string_view data, unsigned mode, Overwrite overwrite) {
   if (overwrite == Overwrite::yes) return write_file_atomic(path, data, mode);
   auto exists = [&] {
-    return fail(ErrorCode::usage, "'" + path + "' already exists; not replacing it",
-                "pass --force to replace it, or choose another file");
+    return fail_remedy(ErrorCode::usage, "'" + path + "' already exists; not replacing it",
+                       "choose another file, or replace it", Remedy::force_overwrite);
   };
   struct stat st{};
   if (::lstat(path.c_str(), &st) == 0) return exists();

@@ -151,8 +151,8 @@ Result<void> passphrase_consistent(const Keystore& ks, const Manifest& m, const 
   for (const auto& e : m.keys) {
     if (e.alg != alg || !e.encrypted) continue;
     if (!passphrase) {
-      return fail(ErrorCode::keystore, "keys of " + alg + " are encrypted at rest; a new one would not be",
-                  "pass --passphrase-file FILE or set TOKCTL_PASSPHRASE");
+      return fail_remedy(ErrorCode::keystore, "keys of " + alg + " are encrypted at rest; a new one would not be",
+                         "supply the keystore's passphrase", Remedy::pass_passphrase);
     }
     if (auto k = ks.load(e, passphrase); !k) {
       return fail(ErrorCode::keystore, "the passphrase does not open the existing " + alg + " key '" + e.kid + "'",
@@ -180,8 +180,8 @@ Result<KeyEntry> add_key(const Keystore& ks, const Clock& clock, jose::Jwk key, 
   const KeyEntry* current = txn->manifest.active(alg);
   KeyState state = wanted.value_or(current ? KeyState::next : KeyState::active);
   if (state == KeyState::active && current) {
-    return fail(ErrorCode::keystore, alg + " already has an active key ('" + current->kid + "')",
-                "add the new key as next, publish the JWKS, then: tokctl keys rotate --alg " + alg);
+    return fail_remedy(ErrorCode::keystore, alg + " already has an active key ('" + current->kid + "')",
+                "add the new key as next, publish the JWKS, then rotate", Remedy::rotate_key, alg);
   }
   auto e = store_key(ks, txn->manifest, std::move(key), kid, alg, state, now, passphrase);
   if (!e) return e;
@@ -203,25 +203,25 @@ KeyEntry* next_key(Manifest& m, const std::string& alg) {
 Result<void> next_key_ready(const Manifest& m, const KeyEntry& next, const RotateOptions& o, UnixTime now) {
   bool published_any = std::any_of(m.keys.begin(), m.keys.end(), [](const KeyEntry& e) { return e.published; });
   std::string dur = format_duration(o.min_next_age);
-  std::string force = "; --force rotates anyway (emergencies only: verifiers with a cached JWKS reject new tokens "
-                      "until their cache expires)";
   if (!next.published && published_any) {
-    return fail(ErrorCode::keystore,
-                "the next " + next.alg + " key '" + next.kid + "' has never been in a published JWKS (this keystore "
-                "is published with 'tokctl keys jwks'): verifiers cannot know it",
-                "publish it now: tokctl keys jwks --out FILE --force; rotating is safe " + dur +
-                    " (--min-next-age) after that" + force);
+    return fail_remedy(ErrorCode::keystore,
+                       "the next " + next.alg + " key '" + next.kid + "' has never been in a published JWKS (this "
+                       "keystore has published one before): verifiers cannot know it",
+                       "publish the JWKS now; rotating is safe " + dur + " (the minimum next-key age) after that",
+                       Remedy::publish_jwks, next.alg);
   }
   UnixTime since = next.published.value_or(next.created);
   if (now >= since + o.min_next_age) return {};
   std::string safe = format_rfc3339(since + o.min_next_age);
-  return fail(ErrorCode::keystore,
-              "the next " + next.alg + " key '" + next.kid + "' was " +
-                  (next.published ? "first published" : "created (never output by 'tokctl keys jwks')") + " at " +
-                  format_rfc3339(since) + ", less than --min-next-age " + dur +
-                  " ago: verifiers may still cache a JWKS without it; rotating is safe from " + safe,
-              "rotate at or after " + safe + " (from cron: tokctl keys rotate --if-older-than DUR); lower "
-              "--min-next-age only if your JWKS caches expire sooner" + force);
+  auto e = fail_param(ErrorCode::keystore, "min_next_age",
+                    "the next " + next.alg + " key '" + next.kid + "' was " +
+                        (next.published ? "first published" : "created (never in a published JWKS)") + " at " +
+                        format_rfc3339(since) + ", less than the minimum next-key age " + dur +
+                        " ago: verifiers may still cache a JWKS without it; rotating is safe from " + safe,
+                    "rotate at or after " + safe + "; lower the minimum next-key age only if your JWKS caches "
+                    "expire sooner");
+  e.error().remedy = Remedy::force_rotate;
+  return e;
 }
 
 }  // namespace
@@ -255,8 +255,8 @@ Result<KeyEntry> Keystore::import(jose::Jwk key, const ImportOptions& o, const P
   // keys serve several, so those need --alg or an "alg" member.
   std::string alg_name = !o.alg.empty() ? o.alg : jose::implied_jws_alg(key).value_or("");
   if (alg_name.empty()) {
-    return fail(ErrorCode::usage, "the " + key.describe() + " has no \"alg\" and its type allows several",
-                "say which algorithm it is for with --alg");
+    return fail_param(ErrorCode::usage, "alg", "the " + key.describe() + " has no \"alg\" and its type allows several",
+                "name the algorithm it is for");
   }
   auto alg = checked_alg(alg_name);
   if (!alg) return std::unexpected(alg.error());
@@ -275,7 +275,7 @@ Result<KeyEntry> Keystore::import(jose::Jwk key, const ImportOptions& o, const P
 
 Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const Passphrase& passphrase) {
   if (o.min_next_age < 0 || (o.if_older_than && *o.if_older_than < 0)) {
-    return fail(ErrorCode::usage, "--min-next-age and --if-older-than are durations >= 0");
+    return fail(ErrorCode::usage, "the minimum next-key age and the rotation age are durations >= 0");
   }
   auto txn = begin(*this);
   if (!txn) return std::unexpected(txn.error());
@@ -290,9 +290,11 @@ Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const
   }
   if (algs.empty()) {
     if (o.alg.empty()) {
-      return fail(ErrorCode::keystore, "the keystore has no keys to rotate", "add one: tokctl keys add --alg ES256");
+      return fail_remedy(ErrorCode::keystore, "the keystore has no keys to rotate", "add one", Remedy::add_signing_key);
     }
-    if (!force) return fail(ErrorCode::keystore, "no " + o.alg + " key to rotate", "add one: tokctl keys add --alg " + o.alg);
+    if (!force) {
+      return fail_remedy(ErrorCode::keystore, "no " + o.alg + " key to rotate", "add one", Remedy::add_signing_key, o.alg);
+    }
     algs.push_back(o.alg);
   }
   UnixTime now = m_clock->now();
@@ -314,10 +316,11 @@ Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const
     }
     const KeyEntry* next = next_key(m, a);
     if (!next && !force) {
-      return fail(ErrorCode::keystore, "no next key for " + a + ": rotating now would sign with a key verifiers have never seen",
-                  "add one and publish the JWKS first: tokctl keys add --alg " + a +
-                      " && tokctl keys jwks --out jwks.json --force, then rotate after --min-next-age (or --force to "
-                      "rotate anyway)");
+      return fail_remedy(ErrorCode::keystore,
+                         "no next key for " + a + ": rotating now would sign with a key verifiers have never seen",
+                         "add one and publish the JWKS first, then rotate after the minimum next-key age (or force "
+                         "the rotation)",
+                         Remedy::add_signing_key, a);
     }
     if (next && !force) {
       if (auto ready = next_key_ready(m, *next, o, now); !ready) return std::unexpected(ready.error());

@@ -352,7 +352,7 @@ Result<Policy> load_policy(const std::string& path) {
   if (c.problems.empty()) return std::move(c.policy);
   std::string msg = "policy '" + path + "' has " + std::to_string(c.problems.size()) + " problem(s):";
   for (const auto& p : c.problems) msg += "\n  " + p;
-  return fail(ErrorCode::malformed, msg, "tokctl config check --config " + path);
+  return fail_remedy(ErrorCode::malformed, msg, "check the policy file", Remedy::check_config, path);
 }
 
 }  // namespace tokctl::tokens

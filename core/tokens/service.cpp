@@ -182,7 +182,7 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
     if (!client && !p.clients.empty()) return oauth_fail(OAuthCode::invalid_client, "unknown client '" + req.client_id + "'");
   }
   if (req.type != "access" && req.type != "refresh" && req.type != "id") {
-    return fail(ErrorCode::usage, "--type must be access, refresh or id, not '" + req.type + "'");
+    return fail_param(ErrorCode::usage, "type", "the token type must be access, refresh or id, not '" + req.type + "'");
   }
   // Grant: a new one, the batch's shared one, or the one named (refresh).
   GrantRecord grant;
@@ -244,7 +244,7 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
     }
   }
   // Subject: pairwise (PPID) for clients with a sector.
-  if (req.sub.empty() && req.type != "refresh") return fail(ErrorCode::usage, "--sub is required");
+  if (req.sub.empty() && req.type != "refresh") return fail_param(ErrorCode::usage, "sub", "a subject is required");
   std::string sub = req.sub;
   if (client && !client->sector.empty() && !sub.empty() && !ov.keep_sub) {
     auto pp = im.ppid(client->sector, req.sub);
@@ -255,20 +255,20 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
   // Access and ID tokens never outlive tokens.max_lifetime (keys prune relies on it): an explicit
   // longer --ttl is refused, never silently shortened.
   if (req.ttl && req.type != "refresh" && *req.ttl > p.max_lifetime) {
-    return fail(ErrorCode::usage,
-                "--ttl " + format_duration(*req.ttl) + " is longer than tokens.max_lifetime (" +
+    return fail_param(ErrorCode::usage, "ttl",
+                "the requested lifetime " + format_duration(*req.ttl) + " is longer than tokens.max_lifetime (" +
                     format_duration(p.max_lifetime) + ")",
                 "ask for at most " + format_duration(p.max_lifetime) +
                     ", or raise tokens.max_lifetime in the policy (keys prune relies on it)");
   }
   std::int64_t ttl = req.ttl.value_or(kind.ttl);
   if (req.type != "refresh") ttl = std::min(ttl, p.max_lifetime);
-  if (ttl <= 0) return fail(ErrorCode::usage, "--ttl must be positive");
+  if (ttl <= 0) return fail_param(ErrorCode::usage, "ttl", "the lifetime must be positive");
   std::string format = req.type == "refresh" ? "opaque" : req.type == "id" ? "jwt"
                        : !req.format.empty() ? req.format : (client && !client->format.empty()) ? client->format
                                                                                                 : p.access.format;
   if (format != "jwt" && format != "opaque" && format != "wrapped" && format != "jwe") {
-    return fail(ErrorCode::usage, "--format must be jwt, opaque, wrapped or jwe, not '" + format + "'");
+    return fail_param(ErrorCode::usage, "format", "the token format must be jwt, opaque, wrapped or jwe, not '" + format + "'");
   }
   const std::string scope = join_scopes(granted);
   // The claims set: registered + RFC 9068, policy claims (templates), scope claims, extra claims.
@@ -437,7 +437,7 @@ Result<IssueResponse> issue_with(const TokenService::Impl& im, const IssueReques
 Result<IssueResponse> TokenService::issue(const IssueRequest& request) const { return issue_with(*m_impl, request, {}); }
 
 Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& request, int count) const {
-  if (count < 1) return fail(ErrorCode::usage, "--count must be at least 1");
+  if (count < 1) return fail_param(ErrorCode::usage, "count", "the token count must be at least 1");
   const Impl& im = *m_impl;
   std::vector<IssueResponse> out;
   out.reserve(static_cast<std::size_t>(count));

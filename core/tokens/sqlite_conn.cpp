@@ -63,7 +63,7 @@ Result<void> migrate(sqlite3* db, const std::string& path) {
     return tokctl::fail(ErrorCode::keystore,
                         "token store " + path + " has schema version " + std::to_string(v) +
                             ", newer than this tokctl understands (" + std::to_string(k_sqlite_schema_version) + ")",
-                        "upgrade tokctl, or point --store at another database");
+                        "upgrade tokctl, or use another token store");
   };
   if (*version > k_sqlite_schema_version) return newer(*version);
   if (*version < 0) return tokctl::fail(ErrorCode::keystore, "token store " + path + " has a negative schema version");
@@ -183,7 +183,9 @@ std::unexpected<Error> Conn::fail(std::string_view op, std::string_view what) {
 }
 
 Result<std::unique_ptr<Conn>> open_writer(const std::string& path) {
-  if (path.empty()) return tokctl::fail(ErrorCode::usage, "token store: empty SQLite path", "use --store sqlite:PATH");
+  if (path.empty()) {
+    return tokctl::fail_param(ErrorCode::usage, "store", "token store: empty SQLite path", "name a file: sqlite:PATH");
+  }
   const bool in_memory = path == ":memory:";
   if (!in_memory) {
     if (auto r = create_private_file(path); !r) return std::unexpected(r.error());

@@ -17,7 +17,7 @@ Result<std::unique_ptr<TokenStore>> open_token_store(const std::string& url) {
     return std::unique_ptr<TokenStore>(std::move(*store));
   }
   if (url.starts_with("postgresql://") || url.starts_with("postgres://"))
-    return fail(ErrorCode::usage, "PostgreSQL store not built yet", "use --store sqlite:PATH for now");
+    return fail_param(ErrorCode::usage, "store", "PostgreSQL store not built yet", "use a SQLite store (sqlite:PATH) for now");
   return fail(ErrorCode::usage, "unknown token store URL '" + url + "'",
               "use sqlite:PATH or postgresql://USER@HOST/DB");
 }

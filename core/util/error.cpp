@@ -6,6 +6,20 @@ std::unexpected<Error> fail(ErrorCode code, std::string message, std::string hin
   return std::unexpected(Error{code, std::move(message), std::move(hint)});
 }
 
+std::unexpected<Error> fail_param(ErrorCode code, std::string param, std::string message, std::string hint) {
+  Error e{code, std::move(message), std::move(hint)};
+  e.param = std::move(param);
+  return std::unexpected(std::move(e));
+}
+
+std::unexpected<Error> fail_remedy(ErrorCode code, std::string message, std::string hint, Remedy remedy,
+                                   std::string subject) {
+  Error e{code, std::move(message), std::move(hint)};
+  e.remedy = remedy;
+  e.subject = std::move(subject);
+  return std::unexpected(std::move(e));
+}
+
 std::unexpected<Error> oauth_fail(OAuthCode code, std::string description) {
   return std::unexpected(Error{ErrorCode::invalid_token, std::move(description), {}, ErrorDetail::none, code});
 }

@@ -1181,6 +1181,7 @@ TEST_CASE("issue --ttl above tokens.max_lifetime is a usage error", "[tokens][cl
   CHECK(r.code == 2);
   CHECK(r.out.empty());
   CHECK_THAT(r.err, Contains("max_lifetime (1d)"));
+  CHECK_THAT(r.err, Contains("error: --ttl: the requested lifetime 2d"));  // the CLI names its flag
   CHECK(env({"issue", "--sub", "alice", "--ttl", "24h"}).code == 0);
   CHECK(env({"issue", "--type", "refresh", "--sub", "alice", "--ttl", "48h"}).code == 0);  // refresh tokens may
 }

@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
 #include <string>
 #include <thread>
 #include <vector>
@@ -355,4 +357,36 @@ TEST_CASE("tokctl clients add prints a generated secret once and needs a policy 
   CHECK_THAT(none.err, Contains("--config"));
   auto empty_secret = run({"--config", path, "clients", "add", "x", "--secret-file", "-"}, "\n");
   CHECK(empty_secret.code == 2);
+}
+
+TEST_CASE("clients add and a client's jwks refuse directories, FIFOs and oversized files, without blocking",
+          "[clients][cli]") {
+  TempDir dir;
+  const std::string path = dir.file("tokctl.yaml");
+  write_file(path, k_policy);
+  REQUIRE(::mkdir(dir.file("d").c_str(), 0700) == 0);
+  REQUIRE(::mkfifo(dir.file("fifo").c_str(), 0600) == 0);
+  write_file(dir.file("big"), std::string(2 * 1024 * 1024, 'x'));  // over the 1 MiB input limit
+  for (const char* name : {"d", "fifo", "big"}) {
+    INFO(name);
+    // --secret-file: a usage error that names the file; the policy keeps its bytes and gains no client.
+    auto r = run({"--config", path, "clients", "add", "x", "--secret-file", dir.file(name)});
+    CHECK(r.code != 0);
+    CHECK(r.code != 70);  // a refusal, not a crash
+    CHECK_THAT(r.err, Contains(dir.file(name)));
+    CHECK(read_file(path) == k_policy);
+    // jwks: the client's key set file is a policy problem at its line.
+    auto c = check_text(dir, std::string("clients:\n  x: {jwks: ") + name + "}\n");
+    CHECK_THAT(problems_of(c), Contains(name));
+    CHECK_FALSE(c.problems.empty());
+  }
+  // The policy itself oversized (or a directory) during clients add: refused, nothing written.
+  const std::string huge = "# " + std::string(2 * 1024 * 1024, 'p') + "\nclients: {}\n";
+  write_file(path, huge);
+  auto r = run({"--config", path, "clients", "add", "x"});
+  CHECK(r.code != 0);
+  CHECK(read_file(path) == huge);
+  auto d = run({"--config", dir.file("d"), "clients", "add", "x"});
+  CHECK(d.code != 0);
+  CHECK_THAT(d.err, Contains(dir.file("d")));
 }

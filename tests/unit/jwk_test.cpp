@@ -802,7 +802,7 @@ TEST_CASE("parse_key_material rejects empty input, plain text and broken PEM", "
   auto plain = jose::parse_key_material("correct horse battery staple");
   REQUIRE_FALSE(plain);
   CHECK_THAT(plain.error().message, Catch::Contains("not a JWK, JWKS, PEM or DER"));
-  CHECK_THAT(plain.error().hint, Catch::Contains("--secret-file"));
+  CHECK_THAT(plain.error().hint, Catch::Contains("secret file"));
   auto no_end = jose::parse_key_material("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYI\n");
   REQUIRE_FALSE(no_end);
   CHECK_THAT(no_end.error().message, Catch::Contains("-----END PUBLIC KEY-----"));

@@ -32,6 +32,8 @@
 
 using nlohmann::json;
 using tokctl::ErrorCode;
+using tokctl::Error;
+using tokctl::Remedy;
 using tokctl::FixedClock;
 using tokctl::Result;
 using tokctl::UnixTime;
@@ -142,6 +144,19 @@ std::string join(const std::vector<std::string>& lines) {
   return out;
 }
 
+// Keystore check problems as "message; fix: hint" lines.
+std::vector<std::string> lines(const std::vector<Error>& problems) {
+  std::vector<std::string> out;
+  for (const auto& p : problems) out.push_back(p.message + "; fix: " + p.hint);
+  return out;
+}
+
+bool any_contains(const std::vector<Error>& problems, std::string_view needle) {
+  return any_contains(lines(problems), needle);
+}
+
+std::string join(const std::vector<Error>& problems) { return join(lines(problems)); }
+
 }  // namespace
 
 // ---- add -----------------------------------------------------------------------------------------
@@ -173,7 +188,8 @@ TEST_CASE("add with state active is refused while the alg has an active key", "[
   auto b = ks.add(o, std::nullopt);
   REQUIRE_FALSE(b);
   CHECK(b.error().code == tokctl::ErrorCode::keystore);
-  CHECK_THAT(b.error().hint, Catch::Contains("keys rotate"));
+  CHECK(b.error().remedy == Remedy::rotate_key);
+  CHECK(b.error().subject == "ES256");
   auto m = manifest(ks);
   CHECK(m.keys.size() == 1);
   CHECK(m.active("ES256")->kid == a.kid);
@@ -406,7 +422,7 @@ TEST_CASE("rotate refuses without a next key and changes nothing", "[keystore]")
   CHECK(r.error().code == ErrorCode::keystore);
   CHECK_THAT(r.error().message, Contains("ES256"));
   CHECK_FALSE(r.error().hint.empty());
-  CHECK_THAT(r.error().hint, Contains("keys add"));
+  CHECK(r.error().remedy == Remedy::add_signing_key);
   CHECK_THAT(r.error().hint, Contains("publish"));
   CHECK(read_file(f.dir + "/keystore.json") == before);
   CHECK(files_in(f.dir + "/keys") == std::set<std::string>{a.kid + ".jwk"});
@@ -706,7 +722,7 @@ TEST_CASE("signing_key asks for an alg when several algs have an active key", "[
   REQUIRE_FALSE(k);
   CHECK_THAT(k.error().message, Contains("ES256"));
   CHECK_THAT(k.error().message, Contains("RS256"));
-  CHECK_THAT(k.error().hint, Contains("--alg"));
+  CHECK(k.error().param == "alg");
   auto r = ks.signing_key("RS256", "", k_no_pass);
   REQUIRE(r);
   CHECK(r->kid() == rs.kid);
@@ -988,7 +1004,9 @@ TEST_CASE("check reports a key file the manifest does not name as a problem, and
   auto r = ks.check(k_no_pass);
   CHECK_FALSE(r.ok());
   CHECK(any_contains(r.problems, "orphan.jwk"));
-  CHECK(any_contains(r.problems, "keys import"));
+  CHECK(std::any_of(r.problems.begin(), r.problems.end(), [](const Error& p) {
+    return p.remedy == Remedy::import_key_file && p.subject.ends_with("/keys/orphan.jwk");
+  }));
   CHECK(r.unknown_files == std::vector<std::string>{"keys/README", "keys/orphan.jwk"});
   CHECK(ks.unknown_files() == r.unknown_files);
   // Writers never delete it.
@@ -1228,7 +1246,8 @@ TEST_CASE("a missing manifest while key files exist is an error, never an empty 
   CHECK(m.error().code == ErrorCode::keystore);
   CHECK_THAT(m.error().message, Contains("2 file(s)"));
   CHECK_THAT(m.error().hint, Contains("backup"));
-  CHECK_THAT(m.error().hint, Contains("keys import"));
+  CHECK(m.error().remedy == Remedy::import_key_file);
+  CHECK_THAT(m.error().subject, Contains("keys.recovered"));
   CHECK_FALSE(ks.jwks());
   CHECK_FALSE(ks.verification_keys(k_no_pass));
   CHECK_FALSE(ks.signing_key("", "", k_no_pass));
@@ -1453,7 +1472,8 @@ TEST_CASE("rotate waits min_next_age after a next key was created and says when 
   CHECK(early.error().code == ErrorCode::keystore);
   CHECK_THAT(early.error().message, Contains(b.kid));
   CHECK_THAT(early.error().message, Contains("2026-01-01T01:00:00Z"));
-  CHECK_THAT(early.error().hint, Contains("--force"));
+  CHECK(early.error().remedy == Remedy::force_rotate);
+  CHECK(early.error().param == "min_next_age");
   CHECK(read_file(f.dir + "/keystore.json") == before);
   o.min_next_age = 5 * 60;
   CHECK(ks.rotate(o, k_no_pass));
@@ -1527,7 +1547,7 @@ TEST_CASE("write_output_file never replaces an existing file without Overwrite::
   auto again = tokctl::keys::write_output_file(path, "two", 0644, tokctl::keys::Overwrite::no);
   REQUIRE_FALSE(again);
   CHECK(again.error().code == ErrorCode::usage);
-  CHECK_THAT(again.error().hint, Contains("--force"));
+  CHECK(again.error().remedy == Remedy::force_overwrite);
   CHECK(read_file(path) == "one");
   REQUIRE(tokctl::keys::write_output_file(path, "three", 0600, tokctl::keys::Overwrite::yes));
   CHECK(read_file(path) == "three");

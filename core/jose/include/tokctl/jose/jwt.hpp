@@ -76,6 +76,8 @@ struct Problem {
   std::string message;
   std::string hint;
   bool malformed = false;  ///< the input is malformed (exit 3) rather than merely invalid (exit 1)
+  Remedy remedy = Remedy::none;  ///< a remedy the front end spells (see Error::remedy)
+  std::string subject = {};      ///< what the remedy applies to (see Error::subject)
 };
 
 struct VerifyReport {
@@ -95,7 +97,10 @@ struct VerifyReport {
   bool weak_key = false;       ///< verified with a key below the strength floor (allow_weak only)
   std::vector<Problem> problems;
 
-  /// 0 valid, 3 if any problem is malformed input, else 1.
+  /// The error group of an invalid token: malformed if any problem is malformed input, else
+  /// invalid_token. Meaningless when valid.
+  ErrorCode error_code() const;
+  /// 0 when valid, else tokctl::exit_code(error_code()): the one mapping from groups to codes.
   int exit_code() const;
 };
 
@@ -104,7 +109,8 @@ struct VerifyReport {
 class TokenVerifier {
  public:
   /// Fails with ErrorCode::usage when a key pins no alg and `options.allowed_algs` is empty
-  /// ("--alg is required"), or when --alg conflicts with every key's own alg.
+  /// (an algorithm is required, Error::param "alg"), or when the requested algorithm conflicts
+  /// with every key's own alg.
   static Result<TokenVerifier> create(JwkSet keys, KeySource source, VerifyOptions options,
                                       const Clock& clock);
 

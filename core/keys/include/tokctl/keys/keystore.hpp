@@ -122,7 +122,7 @@ struct RotateResult {
 };
 
 struct CheckReport {
-  std::vector<std::string> problems;       ///< each says what is wrong and how to fix it
+  std::vector<Error> problems;             ///< each says what is wrong (message) and how to fix it (hint, remedy)
   std::vector<std::string> notes;          ///< harmless findings (temp files of an interrupted write)
   std::vector<std::string> unknown_files;  ///< files under keys/ the manifest does not name ("keys/x.jwk")
   bool ok() const { return problems.empty(); }
