@@ -23,5 +23,6 @@ void register_split(CLI::App& app);
 void register_store(CLI::App& app);
 void register_exchange(CLI::App& app);
 void register_clients(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace tokctl::cli

@@ -66,6 +66,7 @@ void build_app(CLI::App& app) {
   register_store(app);
   register_exchange(app);
   register_clients(app);
+  register_serve(app);
   register_completion(app);
 
   auto* help = app.add_subcommand("help", "Show help for tokctl or for one command");

@@ -11,7 +11,7 @@ function __tokctl_path --description 'tokctl: the command path before the cursor
             continue
         end
         switch "$path $w"
-            case '* -o' '* --output' '* --now' '* --keystore' '* --passphrase-file' '* --config' '/sign --key' '/sign --secret-file' '/sign --secret-env' '/sign --alg' '/sign --kid' '/sign --typ' '/sign --header' '/sign --iss' '/sign --sub' '/sign --aud' '/sign --exp' '/sign --nbf' '/sign --iat' '/sign --jti' '/sign --claim' '/verify --key' '/verify --jwks' '/verify --secret-file' '/verify --secret-env' '/verify --decrypt-key' '/verify --alg' '/verify --iss' '/verify --aud' '/verify --sub' '/verify --typ' '/verify --leeway' '/verify --require' '/verify --max-age' '/verify --threads' '/encrypt --key' '/encrypt --kid' '/encrypt --alg' '/encrypt --enc' '/encrypt --cty' '/encrypt --p2c' '/decrypt --key' '/keys/generate --alg' '/keys/generate --kid' '/keys/generate --bits' '/keys/generate --crv' '/keys/generate --format' '/keys/generate --out' '/keys/convert --to' '/keys/thumbprint --hash' '/keys/add --alg' '/keys/add --kid' '/keys/add --state' '/keys/add --bits' '/keys/add --crv' '/keys/rotate --alg' '/keys/rotate --min-next-age' '/keys/rotate --if-older-than' '/keys/prune --grace' '/keys/jwks --out' '/keys/export --format' '/keys/import --kid' '/keys/import --alg' '/keys/import --state' '/issue --type' '/issue --format' '/issue --client-id' '/issue --sub' '/issue --aud' '/issue --scope' '/issue --ttl' '/issue --claim' '/issue --claims' '/issue --count' '/issue --refresh-token' '/revoke --client-id' '/revoke --sub' '/split --join' '/exchange --subject-token' '/exchange --subject-token-type' '/exchange --actor-token' '/exchange --actor-token-type' '/exchange --audience' '/exchange --resource' '/exchange --scope' '/exchange --requested-token-type' '/exchange --mode' '/clients/add --grant' '/clients/add --scope' '/clients/add --audience' '/clients/add --format' '/clients/add --sector' '/clients/add --secret-file' '/clients/add --iterations'
+            case '* -o' '* --output' '* --now' '* --keystore' '* --passphrase-file' '* --config' '/sign --key' '/sign --secret-file' '/sign --secret-env' '/sign --alg' '/sign --kid' '/sign --typ' '/sign --header' '/sign --iss' '/sign --sub' '/sign --aud' '/sign --exp' '/sign --nbf' '/sign --iat' '/sign --jti' '/sign --claim' '/verify --key' '/verify --jwks' '/verify --secret-file' '/verify --secret-env' '/verify --decrypt-key' '/verify --alg' '/verify --iss' '/verify --aud' '/verify --sub' '/verify --typ' '/verify --leeway' '/verify --require' '/verify --max-age' '/verify --threads' '/encrypt --key' '/encrypt --kid' '/encrypt --alg' '/encrypt --enc' '/encrypt --cty' '/encrypt --p2c' '/decrypt --key' '/keys/generate --alg' '/keys/generate --kid' '/keys/generate --bits' '/keys/generate --crv' '/keys/generate --format' '/keys/generate --out' '/keys/convert --to' '/keys/thumbprint --hash' '/keys/add --alg' '/keys/add --kid' '/keys/add --state' '/keys/add --bits' '/keys/add --crv' '/keys/rotate --alg' '/keys/rotate --min-next-age' '/keys/rotate --if-older-than' '/keys/prune --grace' '/keys/jwks --out' '/keys/export --format' '/keys/import --kid' '/keys/import --alg' '/keys/import --state' '/issue --type' '/issue --format' '/issue --client-id' '/issue --sub' '/issue --aud' '/issue --scope' '/issue --ttl' '/issue --claim' '/issue --claims' '/issue --count' '/issue --refresh-token' '/revoke --client-id' '/revoke --sub' '/split --join' '/exchange --subject-token' '/exchange --subject-token-type' '/exchange --actor-token' '/exchange --actor-token-type' '/exchange --audience' '/exchange --resource' '/exchange --scope' '/exchange --requested-token-type' '/exchange --mode' '/clients/add --grant' '/clients/add --scope' '/clients/add --audience' '/clients/add --format' '/clients/add --sector' '/clients/add --secret-file' '/clients/add --iterations' '/serve --listen' '/serve --threads' '/serve --jwks-max-age'
                 set skip 1
                 continue
         end
@@ -20,7 +20,7 @@ function __tokctl_path --description 'tokctl: the command path before the cursor
             continue
         end
         switch "$path/$w"
-            case /decode /sign /verify /encrypt /decrypt /keys /keys/generate /keys/convert /keys/thumbprint /keys/add /keys/list /keys/rotate /keys/retire /keys/prune /keys/jwks /keys/show /keys/export /keys/import /keys/check /config /config/check /issue /introspect /revoke /split /store /store/prune /exchange /clients /clients/add /completion /help
+            case /decode /sign /verify /encrypt /decrypt /keys /keys/generate /keys/convert /keys/thumbprint /keys/add /keys/list /keys/rotate /keys/retire /keys/prune /keys/jwks /keys/show /keys/export /keys/import /keys/check /config /config/check /issue /introspect /revoke /split /store /store/prune /exchange /clients /clients/add /serve /completion /help
                 set path "$path/$w"
         end
     end
@@ -51,6 +51,7 @@ function __tokctl_subs --description 'tokctl: the subcommands of a command path,
             printf '%s\t%s\n' store 'Maintain the token store'
             printf '%s\t%s\n' exchange 'RFC 8693 token exchange under the policy'\''s exchange rules: delegate (act), impersonate, embed'
             printf '%s\t%s\n' clients 'Manage the clients of the token service (policy file)'
+            printf '%s\t%s\n' serve 'Run the OAuth token service over HTTP (token, introspect, revoke, JWKS)'
             printf '%s\t%s\n' completion 'Print a shell completion script (bash, zsh or fish)'
             printf '%s\t%s\n' help 'Show help for tokctl or for one command'
         case /keys
@@ -90,6 +91,7 @@ complete -c tokctl -n '__tokctl_at ""' -a split -d 'Split Token pattern: client 
 complete -c tokctl -n '__tokctl_at ""' -a store -d 'Maintain the token store'
 complete -c tokctl -n '__tokctl_at ""' -a exchange -d 'RFC 8693 token exchange under the policy'\''s exchange rules: delegate (act), impersonate, embed'
 complete -c tokctl -n '__tokctl_at ""' -a clients -d 'Manage the clients of the token service (policy file)'
+complete -c tokctl -n '__tokctl_at ""' -a serve -d 'Run the OAuth token service over HTTP (token, introspect, revoke, JWKS)'
 complete -c tokctl -n '__tokctl_at ""' -a completion -d 'Print a shell completion script (bash, zsh or fish)'
 complete -c tokctl -n '__tokctl_at ""' -a help -d 'Show help for tokctl or for one command'
 complete -c tokctl -n '__tokctl_at ""' -s h -l help -d 'Print this help message and exit'
@@ -502,6 +504,19 @@ complete -c tokctl -n '__tokctl_at /clients/add' -l keystore -x -a '(__fish_comp
 complete -c tokctl -n '__tokctl_at /clients/add' -l passphrase-file -r -F -d 'Passphrase for keys encrypted at rest and for PBES2 (default: $TOKCTL_PASSPHRASE)'
 complete -c tokctl -n '__tokctl_at /clients/add' -l config -r -F -d 'Policy file (default: $TOKCTL_CONFIG; ./tokctl.yaml is never read implicitly)'
 complete -c tokctl -n '__tokctl_at /clients/add' -s v -l verbose -d 'Say which policy and keystore this run uses (on stderr)'
+complete -c tokctl -n '__tokctl_at /serve' -s h -l help -d 'Print this help message and exit'
+complete -c tokctl -n '__tokctl_at /serve' -l listen -x -d 'HOST:PORT to listen on (port 0: any free port)'
+complete -c tokctl -n '__tokctl_at /serve' -l threads -x -d 'Server threads (0: one per core)'
+complete -c tokctl -n '__tokctl_at /serve' -l dev -d 'Throwaway keystore, store and policy with one client '\''dev'\'' (its secret is printed once)'
+complete -c tokctl -n '__tokctl_at /serve' -l jwks-max-age -x -d 'Cache-Control max-age of /oauth/jwks and metadata'
+complete -c tokctl -n '__tokctl_at /serve' -s o -l output -x -a 'text json' -d 'Output format: text or json'
+complete -c tokctl -n '__tokctl_at /serve' -l now -x -d 'Pretend the current time is TIME: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)'
+complete -c tokctl -n '__tokctl_at /serve' -l no-color -d 'Never use colour (also honoured: NO_COLOR)'
+complete -c tokctl -n '__tokctl_at /serve' -s q -l quiet -d 'Print only what scripts need (tokens, errors)'
+complete -c tokctl -n '__tokctl_at /serve' -l keystore -x -a '(__fish_complete_directories)' -d 'Keystore directory (default: $TOKCTL_KEYSTORE, else $XDG_DATA_HOME/tokctl)'
+complete -c tokctl -n '__tokctl_at /serve' -l passphrase-file -r -F -d 'Passphrase for keys encrypted at rest and for PBES2 (default: $TOKCTL_PASSPHRASE)'
+complete -c tokctl -n '__tokctl_at /serve' -l config -r -F -d 'Policy file (default: $TOKCTL_CONFIG; ./tokctl.yaml is never read implicitly)'
+complete -c tokctl -n '__tokctl_at /serve' -s v -l verbose -d 'Say which policy and keystore this run uses (on stderr)'
 complete -c tokctl -n '__tokctl_at /completion' -x -a 'bash zsh fish'
 complete -c tokctl -n '__tokctl_at /completion' -s h -l help -d 'Print this help message and exit'
 complete -c tokctl -n '__tokctl_at /completion' -s o -l output -x -a 'text json' -d 'Output format: text or json'

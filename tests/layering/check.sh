@@ -21,4 +21,5 @@ probe probe_util_includes_jose refused tokctl/jose/jwk.hpp
 probe probe_jose_includes_keys refused tokctl/keys/keystore.hpp
 probe probe_keys_includes_tokens refused tokctl/tokens/service.hpp
 probe probe_keys_includes_ossl refused tokctl/jose/ossl.hpp
+probe probe_tokens_includes_server refused tokctl/server/http_server.hpp
 exit $((fails > 0))

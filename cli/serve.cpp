@@ -1,0 +1,208 @@
+// tokctl serve: the token service over HTTP (core/server), on the keystore, store and policy the
+// other commands use; or, with --dev, on throwaway ones made for the run.
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <tokctl/server/http_server.hpp>
+#include <tokctl/server/oauth.hpp>
+#include <tokctl/tokens/clients.hpp>
+#include <tokctl/tokens/service.hpp>
+#include <tokctl/util/time.hpp>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "render.hpp"
+
+namespace tokctl::cli {
+namespace {
+
+using nlohmann::json;
+
+struct ServeCli {
+  std::string listen = "127.0.0.1:8080";
+  int threads = 0;
+  bool dev = false;
+  std::string jwks_max_age = "5m";
+};
+
+// "HOST:PORT" or "[V6]:PORT".
+Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
+  auto bad = [&] { return fail_param(ErrorCode::usage, "listen", "'" + text + "' is not HOST:PORT"); };
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return bad();
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port = text.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return bad();
+  const unsigned long p = std::stoul(port);
+  if (p > 65535) return bad();
+  return std::pair(host, static_cast<std::uint16_t>(p));
+}
+
+// The --dev environment: a keystore with an active ES256 key, a store and a policy with one
+// client allowed every grant, in a temporary directory removed on exit.
+struct DevEnv {
+  std::string dir;
+  std::string secret;
+  ~DevEnv() {
+    std::error_code ignored;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
+  }
+};
+
+Result<std::unique_ptr<tokens::TokenService>> open_dev_service(DevEnv& env, const std::string& issuer,
+                                                               const Clock& clock) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "tokctl-serve-dev-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) return fail(ErrorCode::keystore, "cannot create a temporary directory for --dev");
+  env.dir = tmpl;
+  auto ks = keys::Keystore::open(env.dir + "/keystore", clock, true);
+  if (!ks) return std::unexpected(ks.error());
+  keys::AddOptions add;
+  add.alg = "ES256";
+  add.state = keys::KeyState::active;
+  if (auto k = ks->add(add, std::nullopt); !k) return std::unexpected(k.error());
+  tokens::Policy p;
+  p.issuer = issuer;
+  p.keystore = env.dir + "/keystore";
+  p.store = "sqlite:" + env.dir + "/tokens.db";
+  for (const char* s : {"read", "write", "admin", "openid", "profile", "email", "offline_access"}) {
+    tokens::ScopeRule rule;
+    rule.name = s;
+    p.scopes.push_back(rule);
+  }
+  env.secret = tokens::generate_client_secret();
+  tokens::ClientPolicy dev;
+  dev.id = "dev";
+  dev.secret_hash = tokens::hash_generated_secret(env.secret);
+  dev.grants = {tokens::k_grant_client_credentials, tokens::k_grant_refresh_token, tokens::k_grant_token_exchange,
+                tokens::k_grant_jwt_bearer};
+  p.clients.emplace(dev.id, dev);
+  return tokens::TokenService::open(std::move(p), std::move(*ks), clock, std::nullopt);
+}
+
+// Known paths are logged as they are; anything else as "(other)", so that a token pasted into a
+// URL never reaches the log.
+std::string loggable_path(const std::string& path) {
+  for (const char* known : {"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/jwks", "/healthz",
+                            "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}) {
+    if (path == known) return path;
+  }
+  return "(other)";
+}
+
+int run_serve(const ServeCli& o) {
+  auto listen = parse_listen(o.listen);
+  if (!listen) return report(listen.error());
+  if (o.threads < 0 || o.threads > 256) return report(fail_param(ErrorCode::usage, "threads", "threads must be 0..256").error());
+  auto max_age = parse_duration(o.jwks_max_age);
+  if (!max_age) return report(max_age.error());
+  auto clk = clock();
+  if (!clk) return report(clk.error());
+
+  // A reader of stdout/stderr that went away must not kill the service (EPIPE is reported instead).
+  ::signal(SIGPIPE, SIG_IGN);
+  // SIGINT/SIGTERM are taken by sigwait below: blocked before any server thread exists, so that
+  // every thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  // The endpoints need the service, and --dev's issuer needs the port: bind first, answer 503
+  // until the endpoints exist (the ready line comes after, so no client is that early).
+  std::shared_ptr<const server::OAuthEndpoints> endpoints;
+  std::mutex endpoints_mutex;
+  auto handler = [&](const server::HttpRequest& req) {
+    std::shared_ptr<const server::OAuthEndpoints> e;
+    {
+      std::lock_guard lock(endpoints_mutex);
+      e = endpoints;
+    }
+    if (!e) return server::HttpResponse{503, {{"Retry-After", "1"}}, {}, {}};
+    return e->handle(req);
+  };
+  std::mutex log_mutex;
+  const Clock& clock_ref = **clk;
+  auto log = [&](const server::AccessRecord& r) {
+    json line{{"time", format_rfc3339(clock_ref.now())}, {"method", r.method}, {"path", loggable_path(r.path)},
+              {"status", r.status}, {"latency_us", r.latency_us}};
+    if (!r.client_id.empty()) line["client_id"] = r.client_id;
+    std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    std::lock_guard lock(log_mutex);
+    std::cerr << text << std::flush;
+  };
+  server::ServerOptions so;
+  so.host = listen->first;
+  so.port = listen->second;
+  so.threads = o.threads;
+  auto srv = server::HttpServer::start(so, handler, log);
+  if (!srv) return report(srv.error());
+  const std::string host = (*srv)->host().find(':') != std::string::npos ? "[" + (*srv)->host() + "]" : (*srv)->host();
+  const std::string address = host + ":" + std::to_string((*srv)->port());
+
+  DevEnv dev;
+  auto service = o.dev ? open_dev_service(dev, "http://" + address, clock_ref) : open_service();
+  if (!service) {
+    (*srv)->stop(std::chrono::milliseconds(0));
+    return report(service.error());
+  }
+  (*service)->prune_every(std::chrono::minutes(5));
+  server::EndpointOptions eo;
+  eo.jwks_max_age = *max_age;
+  if (o.dev) eo.base_url = "http://" + address;
+  auto made = std::make_shared<const server::OAuthEndpoints>(**service, clock_ref, eo);
+  {
+    std::lock_guard lock(endpoints_mutex);
+    endpoints = made;
+  }
+  json ready{{"issuer", (*service)->policy().issuer},
+             {"listen", address},
+             {"token_endpoint", made->metadata()["token_endpoint"]}};
+  if (o.dev) {
+    ready["client_id"] = "dev";
+    ready["client_secret"] = dev.secret;  // the one place it is shown: a throwaway for this run
+  }
+  std::cout << ready.dump() << std::endl;
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  (*srv)->stop(std::chrono::seconds(10));
+  {
+    std::lock_guard lock(endpoints_mutex);
+    endpoints.reset();
+  }
+  made.reset();
+  service->reset();  // closes the store before the --dev directory goes
+  return 0;
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app) {
+  auto s = std::make_shared<ServeCli>();
+  auto* serve = app.add_subcommand("serve", "Run the OAuth token service over HTTP (token, introspect, revoke, JWKS)");
+  serve->add_option("--listen", s->listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
+  serve->add_option("--threads", s->threads, "Server threads (0: one per core)")->capture_default_str();
+  serve->add_flag("--dev", s->dev,
+                  "Throwaway keystore, store and policy with one client 'dev' (its secret is printed once)");
+  serve->add_option("--jwks-max-age", s->jwks_max_age, "Cache-Control max-age of /oauth/jwks and metadata")
+      ->capture_default_str();
+  examples(serve, {"tokctl serve --dev --listen 127.0.0.1:0",
+                   "tokctl --config tokctl.yaml serve --listen 0.0.0.0:8080 --threads 2"});
+  on_run(serve, [s] { return run_serve(*s); });
+}
+
+}  // namespace tokctl::cli

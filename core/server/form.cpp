@@ -1,0 +1,92 @@
+#include <tokctl/server/form.hpp>
+
+#include <cctype>
+
+#include <tokctl/util/base64.hpp>
+
+namespace tokctl::server {
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool iequals_prefix(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(text[i])) != std::tolower(static_cast<unsigned char>(prefix[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> form_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '+') {
+      out.push_back(' ');
+    } else if (c == '%') {
+      if (i + 2 >= text.size()) return std::nullopt;
+      int hi = hex_value(text[i + 1]);
+      int lo = hex_value(text[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+Result<std::map<std::string, std::string>> parse_form(std::string_view body) {
+  std::map<std::string, std::string> out;
+  std::size_t pos = 0;
+  while (pos <= body.size()) {
+    std::size_t amp = body.find('&', pos);
+    std::string_view pair = body.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
+    pos = amp == std::string_view::npos ? body.size() + 1 : amp + 1;
+    if (pair.empty()) continue;
+    std::size_t eq = pair.find('=');
+    auto name = form_decode(pair.substr(0, eq));
+    auto value = form_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    if (!name || !value) return oauth_fail(OAuthCode::invalid_request, "malformed form encoding");
+    if (name->empty()) return oauth_fail(OAuthCode::invalid_request, "a form parameter has no name");
+    if (out.count(*name)) {
+      return oauth_fail(OAuthCode::invalid_request, "parameter '" + *name + "' is included more than once");
+    }
+    if (value->empty()) {
+      out.emplace(std::move(*name), std::string());  // remembered (a repeat is still an error), then dropped
+      continue;
+    }
+    out.emplace(std::move(*name), std::move(*value));
+  }
+  for (auto it = out.begin(); it != out.end();) it = it->second.empty() ? out.erase(it) : std::next(it);
+  return out;
+}
+
+Result<std::optional<std::pair<std::string, std::string>>> parse_basic_auth(std::string_view header) {
+  if (!iequals_prefix(header, "basic ")) return std::optional<std::pair<std::string, std::string>>();
+  std::string_view b64 = header.substr(6);
+  while (!b64.empty() && b64.front() == ' ') b64.remove_prefix(1);
+  auto raw = b64_decode(b64);
+  auto malformed = [] { return oauth_fail(OAuthCode::invalid_request, "malformed Basic credentials"); };
+  if (!raw) return malformed();
+  auto colon = raw->find(':');
+  if (colon == std::string::npos) return malformed();
+  auto id = form_decode(std::string_view(*raw).substr(0, colon));
+  auto secret = form_decode(std::string_view(*raw).substr(colon + 1));
+  if (!id || !secret || id->empty()) return malformed();
+  return std::optional(std::pair(std::move(*id), std::move(*secret)));
+}
+
+}  // namespace tokctl::server

@@ -1,0 +1,47 @@
+#pragma once
+// The HTTP exchange the token service sees: a parsed request and the response to send. No Boost
+// here: the transport (http_server.cpp) is the only code that includes Beast, so handlers and
+// their tests compile without it.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace tokctl::server {
+
+struct HttpRequest {
+  std::string method;  ///< "GET", "POST", ... as sent
+  std::string target;  ///< path and query, as sent
+  /// Header fields in arrival order, names lower-cased. A repeated field appears repeatedly.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  bool tls = false;
+  /// The verified client certificate (mTLS): subject DN (RFC 2253) and subjectAltNames
+  /// ("DNS:x", "URI:x", "email:x", "IP:x"). Empty without one.
+  std::string client_cert_subject;
+  std::vector<std::string> client_cert_sans;
+
+  /// The first value of a header (name lower-case), or nullptr.
+  const std::string* header(std::string_view name) const;
+  /// How many times a header occurs.
+  std::size_t header_count(std::string_view name) const;
+  /// The path without the query.
+  std::string_view path() const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  ///< besides Date/Server/Content-Length
+  std::string body;
+  /// For the access log only (never sent): the authenticated client, if any.
+  std::string client_id;
+
+  HttpResponse& set(std::string name, std::string value);
+};
+
+/// The status line's reason phrase ("OK", "Bad Request", ...).
+const char* reason_phrase(int status);
+
+}  // namespace tokctl::server

@@ -1,0 +1,66 @@
+#pragma once
+// An asynchronous HTTP/1.1 server (Boost.Beast + Asio behind a pimpl): keep-alive, N threads,
+// bounded headers and bodies, read and idle timeouts, a connection cap, graceful stop. Handlers
+// are plain functions of HttpRequest; they run on the server's threads, concurrently.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <tokctl/server/http.hpp>
+#include <tokctl/util/error.hpp>
+
+namespace tokctl::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;  ///< 0: any free port (see HttpServer::port())
+  int threads = 0;            ///< 0: the number of cores
+  std::size_t header_limit = 8 * 1024;
+  std::size_t body_limit = 64 * 1024;
+  std::chrono::milliseconds read_timeout{10'000};   ///< a request must arrive whole within this
+  std::chrono::milliseconds idle_timeout{60'000};   ///< a keep-alive connection may idle this long
+  std::size_t max_connections = 4096;               ///< beyond this, new connections are closed
+};
+
+/// One line per request for the access log: never a token, a secret or an Authorization header.
+struct AccessRecord {
+  std::string method;
+  std::string path;  ///< without the query
+  int status = 0;
+  std::int64_t latency_us = 0;
+  std::string client_id;
+};
+
+using Handler = std::function<HttpResponse(const HttpRequest&)>;
+using AccessLog = std::function<void(const AccessRecord&)>;
+
+class HttpServer {
+ public:
+  /// Binds and listens (port 0: a free port), then serves on `options.threads` threads. Fails
+  /// with ErrorCode::usage for a bad address and ErrorCode::network when the port cannot be bound.
+  static Result<std::unique_ptr<HttpServer>> start(const ServerOptions& options, Handler handler,
+                                                   AccessLog log = {});
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  std::uint16_t port() const;
+  std::string host() const;
+  /// Connections open now (for tests and metrics).
+  std::size_t connections() const;
+
+  /// Stops accepting, lets requests in flight finish (closing idle keep-alive connections), and
+  /// returns when every thread has finished or `grace` has passed (then the rest is cut).
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace tokctl::server

@@ -1,0 +1,63 @@
+#pragma once
+// The OAuth endpoints of `tokctl serve` over one TokenService: a function from HttpRequest to
+// HttpResponse, with no transport in it (tests call it directly, the HttpServer over sockets).
+//
+//   POST /oauth/token        client_credentials, refresh_token (RFC 6749 §4.4, §6)
+//   POST /oauth/introspect   RFC 7662 JSON; Accept: application/jwt gives the phantom JWT
+//   POST /oauth/revoke       RFC 7009
+//   GET  /oauth/jwks         the published keys (Cache-Control, ETag)
+//   GET  /.well-known/oauth-authorization-server, /.well-known/openid-configuration (RFC 8414)
+//   GET  /healthz            200 when the store answers, else 503
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include <tokctl/server/http.hpp>
+#include <tokctl/tokens/service.hpp>
+#include <tokctl/util/time.hpp>
+
+namespace tokctl::server {
+
+struct EndpointOptions {
+  /// Where the endpoints are published (metadata URLs): the policy issuer when empty.
+  std::string base_url;
+  std::int64_t jwks_max_age = 300;     ///< Cache-Control max-age of /oauth/jwks
+  std::int64_t phantom_max_age = 300;  ///< the most a phantom JWT response may be cached
+};
+
+class OAuthEndpoints {
+ public:
+  OAuthEndpoints(const tokens::TokenService& service, const Clock& clock, EndpointOptions options = {});
+
+  /// Never throws for bad input: every refusal is an HTTP answer (RFC 6749 §5.2 JSON for OAuth
+  /// errors, {"error": ...} JSON for 404/405).
+  HttpResponse handle(const HttpRequest& request) const;
+
+  /// The RFC 8414 authorization server metadata.
+  const nlohmann::json& metadata() const { return m_metadata; }
+
+ private:
+  HttpResponse token(const HttpRequest& request) const;
+  HttpResponse introspect(const HttpRequest& request) const;
+  HttpResponse revoke(const HttpRequest& request) const;
+  HttpResponse jwks(const HttpRequest& request) const;
+  HttpResponse health() const;
+
+  const tokens::TokenService& m_service;
+  const Clock& m_clock;
+  EndpointOptions m_options;
+  nlohmann::json m_metadata;
+  std::string m_metadata_text;
+};
+
+/// The HTTP status of an OAuth refusal: 401 invalid_client, 500 server_error, 503
+/// temporarily_unavailable, 400 for the others (RFC 6749 §5.2).
+int oauth_status(OAuthCode code);
+
+/// The OAuth refusal an Error stands for: its own code, or by group (usage and malformed input:
+/// invalid_request; keystore and store failures: temporarily_unavailable; else server_error).
+OAuthCode oauth_code_of(const Error& error);
+
+}  // namespace tokctl::server

@@ -1,0 +1,396 @@
+#include <tokctl/server/oauth.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <optional>
+#include <variant>
+
+#include <tokctl/jose/digest.hpp>
+#include <tokctl/jose/json.hpp>
+#include <tokctl/server/form.hpp>
+#include <tokctl/tokens/clients.hpp>
+#include <tokctl/util/base64.hpp>
+#include <tokctl/util/time.hpp>
+
+namespace tokctl::server {
+
+using nlohmann::json;
+using Form = std::map<std::string, std::string>;
+
+int oauth_status(OAuthCode code) {
+  switch (code) {
+    case OAuthCode::invalid_client: return 401;
+    case OAuthCode::server_error: return 500;
+    case OAuthCode::temporarily_unavailable: return 503;
+    default: return 400;
+  }
+}
+
+OAuthCode oauth_code_of(const Error& error) {
+  if (error.oauth != OAuthCode::none) return error.oauth;
+  switch (error.code) {
+    case ErrorCode::usage:
+    case ErrorCode::malformed: return OAuthCode::invalid_request;
+    case ErrorCode::keystore:
+    case ErrorCode::network: return OAuthCode::temporarily_unavailable;
+    default: return OAuthCode::server_error;
+  }
+}
+
+namespace {
+
+constexpr const char* k_json = "application/json;charset=UTF-8";
+
+HttpResponse json_response(int status, const std::string& body) {
+  HttpResponse r;
+  r.status = status;
+  r.set("Content-Type", k_json);
+  r.body = body;
+  return r;
+}
+
+// RFC 6749 §5.1/§5.2: token and error responses are never cached.
+HttpResponse no_store(HttpResponse r) {
+  r.set("Cache-Control", "no-store");
+  r.set("Pragma", "no-cache");
+  return r;
+}
+
+HttpResponse oauth_error(OAuthCode code, const std::string& description) {
+  json body{{"error", to_string(code)}};
+  if (!description.empty()) body["error_description"] = description;
+  return no_store(json_response(oauth_status(code), body.dump(-1, ' ', false, json::error_handler_t::replace)));
+}
+
+HttpResponse oauth_error(const Error& e) {
+  OAuthCode code = oauth_code_of(e);
+  // Store and internal failures: the cause goes nowhere near the client.
+  if (code == OAuthCode::temporarily_unavailable) return oauth_error(code, "the token store is unavailable; retry later");
+  if (code == OAuthCode::server_error) return oauth_error(code, "internal error");
+  return oauth_error(code, e.message);
+}
+
+HttpResponse simple_error(int status, const char* error, const std::string& description) {
+  return json_response(status, json{{"error", error}, {"error_description", description}}.dump());
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// The media type of a Content-Type or Accept member, without parameters, lower-case.
+std::string media_type(std::string_view value) {
+  auto semi = value.find(';');
+  std::string_view t = value.substr(0, semi);
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+  return lower(t);
+}
+
+bool accepts(const HttpRequest& req, std::string_view type) {
+  const std::string* accept = req.header("accept");
+  if (!accept) return false;
+  std::string_view rest = *accept;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    if (media_type(rest.substr(0, comma)) == type) return true;
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// A POST whose body is a form: the parameters, or the refusal to send.
+std::variant<Form, HttpResponse> read_form(const HttpRequest& req) {
+  const std::string* ct = req.header("content-type");
+  if (!ct || media_type(*ct) != "application/x-www-form-urlencoded") {
+    return oauth_error(OAuthCode::invalid_request, "the body must be application/x-www-form-urlencoded");
+  }
+  auto form = parse_form(req.body);
+  if (!form) return oauth_error(form.error());
+  return std::move(*form);
+}
+
+struct ClientAuth {
+  const tokens::ClientPolicy* client = nullptr;
+  std::optional<HttpResponse> refusal;
+};
+
+// client_secret_basic or client_secret_post (RFC 6749 §2.3.1): exactly one of them. A failure
+// is the one invalid_client answer, with a Basic challenge when Authorization was tried.
+ClientAuth authenticate(const tokens::Policy& policy, const HttpRequest& req, Form& form, const std::string& realm) {
+  ClientAuth out;
+  if (req.header_count("authorization") > 1) {
+    out.refusal = oauth_error(OAuthCode::invalid_request, "more than one Authorization header");
+    return out;
+  }
+  const std::string* authorization = req.header("authorization");
+  std::optional<std::pair<std::string, std::string>> basic;
+  if (authorization) {
+    auto b = parse_basic_auth(*authorization);
+    if (!b) {
+      out.refusal = oauth_error(b.error());
+      return out;
+    }
+    basic = std::move(*b);
+  }
+  const bool post = form.count("client_secret") > 0;
+  if (basic && post) {
+    out.refusal = oauth_error(OAuthCode::invalid_request, "more than one client authentication method");
+    return out;
+  }
+  std::string id, secret, method;
+  if (basic) {
+    id = basic->first;
+    secret = basic->second;
+    method = "client_secret_basic";
+    if (auto it = form.find("client_id"); it != form.end() && it->second != id) {
+      out.refusal = oauth_error(OAuthCode::invalid_request, "client_id differs from the authenticated client");
+      return out;
+    }
+  } else if (post) {
+    id = form.count("client_id") ? form["client_id"] : std::string();
+    secret = form["client_secret"];
+    method = "client_secret_post";
+  }
+  form.erase("client_secret");
+  auto fail_auth = [&](const std::string& why) {
+    HttpResponse r = oauth_error(OAuthCode::invalid_client, why);
+    if (authorization) r.set("WWW-Authenticate", "Basic realm=\"" + realm + "\"");
+    out.refusal = std::move(r);
+    return out;
+  };
+  if (method.empty()) return fail_auth("client authentication is required");
+  auto c = tokens::authenticate_client(policy, id, secret);
+  if (!c) return fail_auth(c.error().message);
+  // A client registered for one method may not use the other.
+  const std::string& registered = (*c)->auth_method;
+  if (!registered.empty() && registered != method) return fail_auth("client authentication failed");
+  out.client = *c;
+  return out;
+}
+
+bool is_active(const json& info) {
+  auto a = info.find("active");
+  return a != info.end() && a->is_boolean() && a->get<bool>();
+}
+
+std::string etag_of(const std::string& body) {
+  return "\"" + b64url_encode(jose::sha256(body)).substr(0, 22) + "\"";
+}
+
+}  // namespace
+
+OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock& clock, EndpointOptions options)
+    : m_service(service), m_clock(clock), m_options(std::move(options)) {
+  const tokens::Policy& p = service.policy();
+  std::string base = m_options.base_url.empty() ? p.issuer : m_options.base_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  m_options.base_url = base;
+  json scopes = json::array();
+  for (const auto& s : p.scopes)
+    if (!s.name.empty()) scopes.push_back(s.name);
+  m_metadata = json{
+      {"issuer", p.issuer},
+      {"token_endpoint", base + "/oauth/token"},
+      {"introspection_endpoint", base + "/oauth/introspect"},
+      {"revocation_endpoint", base + "/oauth/revoke"},
+      {"jwks_uri", base + "/oauth/jwks"},
+      {"grant_types_supported", {tokens::k_grant_client_credentials, tokens::k_grant_refresh_token}},
+      {"response_types_supported", json::array()},
+      {"token_endpoint_auth_methods_supported", {"client_secret_basic", "client_secret_post"}},
+      {"introspection_endpoint_auth_methods_supported", {"client_secret_basic", "client_secret_post"}},
+      {"revocation_endpoint_auth_methods_supported", {"client_secret_basic", "client_secret_post"}},
+      {"scopes_supported", scopes},
+  };
+  m_metadata_text = m_metadata.dump();
+}
+
+HttpResponse OAuthEndpoints::handle(const HttpRequest& req) const {
+  const std::string_view path = req.path();
+  struct Route {
+    std::string_view path;
+    const char* method;  // the one method (GET routes also answer HEAD)
+    HttpResponse (OAuthEndpoints::*post)(const HttpRequest&) const;
+  };
+  static constexpr std::string_view k_meta1 = "/.well-known/oauth-authorization-server";
+  static constexpr std::string_view k_meta2 = "/.well-known/openid-configuration";
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  auto only = [&](const char* allow) {
+    HttpResponse r;
+    if (req.method == "OPTIONS") {
+      r.status = 204;
+    } else {
+      r = simple_error(405, "method_not_allowed", "use " + std::string(allow));
+    }
+    r.set("Allow", allow);
+    return r;
+  };
+  if (path == "/oauth/token") return req.method == "POST" ? token(req) : only("POST, OPTIONS");
+  if (path == "/oauth/introspect") return req.method == "POST" ? introspect(req) : only("POST, OPTIONS");
+  if (path == "/oauth/revoke") return req.method == "POST" ? revoke(req) : only("POST, OPTIONS");
+  if (path == "/oauth/jwks") return get ? jwks(req) : only("GET, HEAD, OPTIONS");
+  if (path == k_meta1 || path == k_meta2) {
+    if (!get) return only("GET, HEAD, OPTIONS");
+    HttpResponse r = json_response(200, m_metadata_text);
+    r.set("Cache-Control", "max-age=" + std::to_string(m_options.jwks_max_age));
+    return r;
+  }
+  if (path == "/healthz") return get ? health() : only("GET, HEAD, OPTIONS");
+  return simple_error(404, "not_found", "no such endpoint");
+}
+
+HttpResponse OAuthEndpoints::token(const HttpRequest& req) const {
+  auto read = read_form(req);
+  if (auto* refusal = std::get_if<HttpResponse>(&read)) return std::move(*refusal);
+  Form form = std::move(std::get<Form>(read));
+  const tokens::Policy& policy = m_service.policy();
+  auto auth = authenticate(policy, req, form, policy.issuer);
+  if (auth.refusal) return std::move(*auth.refusal);
+  const tokens::ClientPolicy& client = *auth.client;
+  auto it = form.find("grant_type");
+  if (it == form.end()) return oauth_error(OAuthCode::invalid_request, "grant_type is missing");
+  const std::string grant = it->second;
+  // Only the URNs and RFC 6749 names go over the wire (not tokctl's short names).
+  const std::string urn = tokens::grant_type(grant);
+  if (urn != grant) return oauth_error(OAuthCode::unsupported_grant_type, "grant type '" + grant + "' is not supported");
+  if (auto g = tokens::check_grant(client, grant); !g) {
+    HttpResponse r = oauth_error(g.error());
+    r.client_id = client.id;
+    return r;
+  }
+  Result<tokens::IssueResponse> issued = std::unexpected(Error{});
+  auto param = [&](const char* name) {
+    auto f = form.find(name);
+    return f == form.end() ? std::string() : f->second;
+  };
+  if (grant == tokens::k_grant_client_credentials) {
+    tokens::IssueRequest r;
+    r.client_id = client.id;
+    r.sub = client.id;
+    r.scope = param("scope");
+    if (auto resource = param("resource"); !resource.empty()) r.aud = {resource};
+    issued = m_service.issue(r);
+  } else if (grant == tokens::k_grant_refresh_token) {
+    tokens::RefreshRequest r;
+    r.refresh_token = param("refresh_token");
+    if (r.refresh_token.empty()) return oauth_error(OAuthCode::invalid_request, "refresh_token is missing");
+    r.client_id = client.id;
+    r.scope = param("scope");
+    issued = m_service.refresh(r);
+  } else {
+    issued = oauth_fail(OAuthCode::unsupported_grant_type, "grant type '" + grant + "' is not served yet");
+  }
+  HttpResponse r = issued ? no_store(json_response(200, issued->to_json().dump())) : oauth_error(issued.error());
+  r.client_id = client.id;
+  return r;
+}
+
+HttpResponse OAuthEndpoints::introspect(const HttpRequest& req) const {
+  auto read = read_form(req);
+  if (auto* refusal = std::get_if<HttpResponse>(&read)) return std::move(*refusal);
+  Form form = std::move(std::get<Form>(read));
+  const tokens::Policy& policy = m_service.policy();
+  auto auth = authenticate(policy, req, form, policy.issuer);
+  if (auth.refusal) return std::move(*auth.refusal);
+  auto finish = [&](HttpResponse r) {
+    r.client_id = auth.client->id;
+    return r;
+  };
+  auto token = form.find("token");
+  if (token == form.end()) return finish(oauth_error(OAuthCode::invalid_request, "token is missing"));
+  if (accepts(req, "application/token-introspection+jwt")) {
+    return finish(simple_error(406, "not_acceptable", "application/token-introspection+jwt is not served yet"));
+  }
+  auto info = m_service.introspect(token->second);
+  if (!info) return finish(oauth_error(info.error()));
+  const bool active = is_active(*info);
+  if (accepts(req, "application/jwt")) {
+    // The phantom contract: the JWT for an active token, nothing (204) for any other.
+    if (!active) return finish(HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}});
+    auto jwt = m_service.phantom_jwt(token->second);
+    if (!jwt) {
+      if (jwt.error().code == ErrorCode::invalid_token && jwt.error().oauth == OAuthCode::none) {
+        return finish(HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}});  // expired meanwhile
+      }
+      return finish(oauth_error(jwt.error()));
+    }
+    std::int64_t left = m_options.phantom_max_age;
+    if (auto exp = jose::integer_member(*info, "exp")) {
+      left = std::clamp<std::int64_t>(*exp - m_clock.now(), 0, m_options.phantom_max_age);
+    }
+    HttpResponse r;
+    r.status = 200;
+    r.set("Content-Type", "application/jwt");
+    r.set("Cache-Control", "max-age=" + std::to_string(left));
+    r.body = std::move(*jwt);
+    return finish(std::move(r));
+  }
+  HttpResponse r = json_response(200, info->dump(-1, ' ', false, json::error_handler_t::replace));
+  r.set("Cache-Control", "no-store");
+  return finish(std::move(r));
+}
+
+HttpResponse OAuthEndpoints::revoke(const HttpRequest& req) const {
+  auto read = read_form(req);
+  if (auto* refusal = std::get_if<HttpResponse>(&read)) return std::move(*refusal);
+  Form form = std::move(std::get<Form>(read));
+  const tokens::Policy& policy = m_service.policy();
+  auto auth = authenticate(policy, req, form, policy.issuer);
+  if (auth.refusal) return std::move(*auth.refusal);
+  auto finish = [&](HttpResponse r) {
+    r.client_id = auth.client->id;
+    return r;
+  };
+  auto token = form.find("token");
+  if (token == form.end()) return finish(oauth_error(OAuthCode::invalid_request, "token is missing"));
+  // token_type_hint is a hint (RFC 7009 §2.1): the store knows what the token is. Only the
+  // client's own tokens are revoked; for others (and unknown ones) the answer is the same 200,
+  // so the endpoint tells nobody which tokens exist.
+  auto info = m_service.introspect(token->second);
+  if (!info) return finish(oauth_error(info.error()));
+  if (is_active(*info)) {
+    const std::string* owner = jose::string_member(*info, "client_id");
+    if (owner && *owner == auth.client->id) {
+      const std::string* type = jose::string_member(*info, "token_type");
+      const bool refresh = type && *type == "refresh_token";
+      if (auto r = m_service.revoke(token->second, refresh); !r) return finish(oauth_error(r.error()));
+    }
+  }
+  HttpResponse r;
+  r.status = 200;
+  r.set("Cache-Control", "no-store");
+  return finish(std::move(r));
+}
+
+HttpResponse OAuthEndpoints::jwks(const HttpRequest& req) const {
+  auto ring = m_service.keys().current();
+  if (!ring || !(*ring)->jwks) return oauth_error(OAuthCode::temporarily_unavailable, "no key set is available");
+  const std::string& body = *(*ring)->jwks;
+  const std::string etag = etag_of(body);
+  HttpResponse r;
+  r.set("Cache-Control", "max-age=" + std::to_string(m_options.jwks_max_age));
+  r.set("ETag", etag);
+  if (const std::string* inm = req.header("if-none-match"); inm && *inm == etag) {
+    r.status = 304;
+    return r;
+  }
+  r.status = 200;
+  r.set("Content-Type", "application/jwk-set+json");
+  r.body = body;
+  return r;
+}
+
+HttpResponse OAuthEndpoints::health() const {
+  // A lookup that finds nothing: the store answered.
+  auto probe = m_service.introspect("healthz-probe");
+  HttpResponse r = probe ? json_response(200, R"({"status":"ok"})")
+                         : json_response(503, R"({"status":"unavailable","reason":"token store"})");
+  r.set("Cache-Control", "no-store");
+  return r;
+}
+
+}  // namespace tokctl::server

@@ -1,0 +1,679 @@
+// tokctl serve (issue 9), first part: the form and Basic parsing, the OAuth endpoints called
+// directly, the Beast transport over real loopback sockets (keep-alive, limits, timeouts, HEAD,
+// graceful stop), and `tokctl serve --dev` as a process (ready line, a token, SIGTERM).
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <tokctl/server/form.hpp>
+#include <tokctl/server/http_server.hpp>
+#include <tokctl/server/oauth.hpp>
+#include <tokctl/tokens/clients.hpp>
+#include <tokctl/util/base64.hpp>
+
+#include "support/run.hpp"
+#include "support/service_fixture.hpp"
+
+using nlohmann::json;
+using namespace tokctl;
+using namespace tokctl::server;
+using Catch::Matchers::Contains;
+using tokctl::test::TempDir;
+using tokctl::test::write_file;
+
+namespace {
+
+constexpr UnixTime k_now = 1767225600;  // 2026-01-01T00:00:00Z
+
+// Two clients with generated secrets; "post" may only authenticate with client_secret_post.
+struct Fixture {
+  TempDir dir;
+  FixedClock clock{k_now};
+  std::string api_secret = tokens::generate_client_secret();
+  std::string post_secret = tokens::generate_client_secret();
+  std::unique_ptr<tokens::TokenService> service;
+  std::unique_ptr<OAuthEndpoints> endpoints;
+
+  Fixture() {
+    write_file(dir.file("tokctl.yaml"), "issuer: https://issuer.test\n"
+                                        "scopes:\n  - name: read\n  - name: write\n"
+                                        "tokens:\n  access: {format: opaque, ttl: 10m}\n"
+                                        "clients:\n"
+                                        "  api: {secret_hash: \"" + tokens::hash_generated_secret(api_secret) +
+                                        "\", scopes: [read, write]}\n"
+                                        "  post: {secret_hash: \"" + tokens::hash_generated_secret(post_secret) +
+                                        "\", token_endpoint_auth_method: client_secret_post, scopes: [read]}\n");
+    service = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
+    endpoints = std::make_unique<OAuthEndpoints>(*service, clock);
+  }
+
+  std::string basic(const std::string& id, const std::string& secret) const {
+    return "Basic " + b64_encode(id + ":" + secret);
+  }
+
+  HttpResponse post(const std::string& path, const std::string& body, std::vector<std::pair<std::string, std::string>> headers = {}) const {
+    HttpRequest r;
+    r.method = "POST";
+    r.target = path;
+    r.body = body;
+    r.headers.emplace_back("content-type", "application/x-www-form-urlencoded");
+    for (auto& h : headers) r.headers.push_back(std::move(h));
+    return endpoints->handle(r);
+  }
+
+  HttpResponse get(const std::string& path, std::vector<std::pair<std::string, std::string>> headers = {}) const {
+    HttpRequest r;
+    r.method = "GET";
+    r.target = path;
+    r.headers = std::move(headers);
+    return endpoints->handle(r);
+  }
+
+  std::string token(const std::string& scope = "read") const {
+    auto r = post("/oauth/token", "grant_type=client_credentials&scope=" + scope, {{"authorization", basic("api", api_secret)}});
+    REQUIRE(r.status == 200);
+    return json::parse(r.body).at("access_token").get<std::string>();
+  }
+};
+
+std::string header_of(const HttpResponse& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers)
+    if (k == name) return v;
+  return {};
+}
+
+json body_of(const HttpResponse& r) { return json::parse(r.body); }
+
+// ---- a raw HTTP/1.1 client over loopback --------------------------------------------------------
+
+int connect_to(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  return fd;
+}
+
+void send_all(int fd, const std::string& data) {
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return;  // the server may close first (limits): the answer says why
+    sent += static_cast<std::size_t>(n);
+  }
+}
+
+struct RawResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  bool closed = false;  // the connection ended (EOF) instead of a response
+};
+
+// One response from `fd` (reading at most what it announces), keeping extra bytes in `pending`.
+RawResponse read_response(int fd, std::string& pending, bool head = false) {
+  RawResponse r;
+  auto fill = [&] {
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    pending.append(buf, static_cast<std::size_t>(n));
+    return true;
+  };
+  std::size_t end;
+  while ((end = pending.find("\r\n\r\n")) == std::string::npos) {
+    if (!fill()) {
+      r.closed = true;
+      return r;
+    }
+  }
+  std::string head_text = pending.substr(0, end);
+  pending.erase(0, end + 4);
+  r.status = std::stoi(head_text.substr(9, 3));
+  std::size_t pos = head_text.find("\r\n");
+  while (pos != std::string::npos) {
+    std::size_t next = head_text.find("\r\n", pos + 2);
+    std::string line = head_text.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+    auto colon = line.find(':');
+    std::string name = line.substr(0, colon);
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    r.headers[name] = value;
+    pos = next;
+  }
+  std::size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+  if (head) length = 0;
+  while (pending.size() < length)
+    if (!fill()) break;
+  r.body = pending.substr(0, length);
+  pending.erase(0, std::min(length, pending.size()));
+  return r;
+}
+
+// True when the server has closed the connection (EOF within the receive timeout).
+bool closed_by_server(int fd) {
+  char c;
+  return ::recv(fd, &c, 1, 0) == 0;
+}
+
+std::string http_post(const std::string& path, const std::string& body, const std::string& extra = "") {
+  return "POST " + path + " HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\n" + extra +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+}  // namespace
+
+// ---- parsing -----------------------------------------------------------------------------------
+
+TEST_CASE("form bodies: escapes, '+', empty values omitted, repeats and bad escapes refused", "[serve][form]") {
+  auto f = parse_form("grant_type=client_credentials&scope=read+write&x=%41%2b&empty=&&resource=");
+  REQUIRE(f);
+  CHECK(f->at("grant_type") == "client_credentials");
+  CHECK(f->at("scope") == "read write");
+  CHECK(f->at("x") == "A+");
+  CHECK(f->count("empty") == 0);  // RFC 6749 §3.1: sent without a value = omitted
+  CHECK(f->count("resource") == 0);
+  for (const char* bad : {"a=1&a=2", "a=&a=1", "a=%4", "a=%zz", "=x", "a=%"}) {
+    CAPTURE(bad);
+    auto r = parse_form(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().oauth == OAuthCode::invalid_request);
+  }
+  CHECK(parse_form("a=1&a=2").error().message.find("more than once") != std::string::npos);
+  CHECK(parse_form("")->empty());
+}
+
+TEST_CASE("Basic credentials are form-decoded after base64 (RFC 6749 §2.3.1)", "[serve][form]") {
+  auto c = parse_basic_auth("Basic " + b64_encode("my%3Aclient:p%40ss+word"));
+  REQUIRE(c);
+  REQUIRE(*c);
+  CHECK((*c)->first == "my:client");
+  CHECK((*c)->second == "p@ss word");
+  CHECK(parse_basic_auth("bAsIc " + b64_encode("a:b")).value().has_value());
+  CHECK_FALSE(parse_basic_auth("Bearer abc").value().has_value());  // another scheme: not client auth
+  for (const std::string& bad : std::vector<std::string>{"Basic !!!", "Basic " + b64_encode("nocolon"), "Basic " + b64_encode(":secret"),
+                          "Basic " + b64_encode("a%zz:b")}) {
+    CAPTURE(bad);
+    auto r = parse_basic_auth(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().oauth == OAuthCode::invalid_request);
+  }
+}
+
+// ---- endpoints ---------------------------------------------------------------------------------
+
+TEST_CASE("token endpoint: client_credentials with Basic or post auth, no-store headers", "[serve][oauth]") {
+  Fixture fx;
+  auto r = fx.post("/oauth/token", "grant_type=client_credentials&scope=read", {{"authorization", fx.basic("api", fx.api_secret)}});
+  REQUIRE(r.status == 200);
+  CHECK(header_of(r, "Content-Type") == "application/json;charset=UTF-8");
+  CHECK(header_of(r, "Cache-Control") == "no-store");
+  CHECK(header_of(r, "Pragma") == "no-cache");
+  CHECK(r.client_id == "api");
+  auto body = body_of(r);
+  CHECK(body.at("token_type") == "Bearer");
+  CHECK(body.at("expires_in") == 600);
+  CHECK(body.at("scope") == "read");
+  CHECK_FALSE(body.contains("refresh_token"));  // RFC 6749 §4.4.3
+  auto info = fx.service->introspect(body.at("access_token").get<std::string>());
+  REQUIRE(info);
+  CHECK(info->at("active") == true);
+  CHECK(info->at("client_id") == "api");
+  CHECK(info->at("sub") == "api");
+
+  auto post = fx.post("/oauth/token", "grant_type=client_credentials&client_id=post&client_secret=" + fx.post_secret);
+  CHECK(post.status == 200);
+  // "post" is registered for client_secret_post: Basic is refused.
+  auto wrong_method = fx.post("/oauth/token", "grant_type=client_credentials", {{"authorization", fx.basic("post", fx.post_secret)}});
+  CHECK(wrong_method.status == 401);
+}
+
+TEST_CASE("token endpoint refusals are RFC 6749 §5.2 JSON with the right status", "[serve][oauth]") {
+  Fixture fx;
+  const std::string auth = fx.basic("api", fx.api_secret);
+  struct Case {
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+    int status;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {"grant_type=client_credentials", {}, 401, "invalid_client"},  // no client auth at all
+      {"grant_type=client_credentials", {{"authorization", fx.basic("api", "wrong")}}, 401, "invalid_client"},
+      {"grant_type=client_credentials", {{"authorization", fx.basic("nobody", "x")}}, 401, "invalid_client"},
+      {"grant_type=client_credentials&client_id=api&client_secret=" + fx.api_secret, {{"authorization", auth}}, 400,
+       "invalid_request"},  // two methods
+      {"scope=read", {{"authorization", auth}}, 400, "invalid_request"},  // no grant_type
+      {"grant_type=client_credentials&grant_type=client_credentials", {{"authorization", auth}}, 400, "invalid_request"},
+      {"grant_type=password&username=a&password=b", {{"authorization", auth}}, 400, "unsupported_grant_type"},
+      {"grant_type=token_exchange", {{"authorization", auth}}, 400, "unsupported_grant_type"},  // short names are tokctl's
+      {"grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer", {{"authorization", auth}}, 400, "unauthorized_client"},
+      {"grant_type=client_credentials&scope=admin", {{"authorization", auth}}, 400, "invalid_scope"},
+      {"grant_type=refresh_token", {{"authorization", auth}}, 400, "invalid_request"},
+      {"grant_type=refresh_token&refresh_token=nope", {{"authorization", auth}}, 400, "invalid_grant"},
+      {"grant_type=client_credentials&x=%zz", {{"authorization", auth}}, 400, "invalid_request"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.body);
+    auto r = fx.post("/oauth/token", c.body, c.headers);
+    CHECK(r.status == c.status);
+    CHECK(header_of(r, "Cache-Control") == "no-store");
+    auto b = body_of(r);
+    CHECK(b.at("error") == c.error);
+    CHECK(b.at("error_description").is_string());
+    CHECK(r.body.find(fx.api_secret) == std::string::npos);
+    // The Basic challenge only when Authorization was sent (RFC 6749 §5.2).
+    const bool sent_basic = !c.headers.empty() && c.headers[0].first == "authorization";
+    CHECK((header_of(r, "WWW-Authenticate") == "Basic realm=\"https://issuer.test\"") == (c.status == 401 && sent_basic));
+  }
+  // A JSON body is not a form.
+  HttpRequest j;
+  j.method = "POST";
+  j.target = "/oauth/token";
+  j.headers = {{"content-type", "application/json"}, {"authorization", auth}};
+  j.body = R"({"grant_type":"client_credentials"})";
+  auto r = fx.endpoints->handle(j);
+  CHECK(r.status == 400);
+  CHECK(body_of(r).at("error") == "invalid_request");
+}
+
+TEST_CASE("refresh_token grant at the token endpoint rotates, and a reuse is invalid_grant", "[serve][oauth]") {
+  Fixture fx;
+  tokens::IssueRequest ir;
+  ir.client_id = "api";
+  ir.sub = "alice";
+  ir.scope = "read";
+  ir.with_refresh = true;
+  auto first = fx.service->issue(ir);
+  REQUIRE(first);
+  REQUIRE(first->refresh);
+  const std::string rt = first->refresh->token;
+  const std::string auth = fx.basic("api", fx.api_secret);
+  auto r = fx.post("/oauth/token", "grant_type=refresh_token&refresh_token=" + rt, {{"authorization", auth}});
+  REQUIRE(r.status == 200);
+  CHECK(body_of(r).at("access_token").is_string());
+  // Another client cannot redeem it.
+  auto other = fx.post("/oauth/token", "grant_type=refresh_token&client_id=post&client_secret=" + fx.post_secret +
+                                           "&refresh_token=" + rt);
+  CHECK(other.status == 400);
+  CHECK(body_of(other).at("error") == "invalid_grant");
+}
+
+TEST_CASE("introspection: JSON, phantom JWT or 204, client auth required", "[serve][oauth]") {
+  Fixture fx;
+  const std::string auth = fx.basic("api", fx.api_secret);
+  const std::string token = fx.token();
+  auto r = fx.post("/oauth/introspect", "token=" + token, {{"authorization", auth}});
+  REQUIRE(r.status == 200);
+  CHECK(body_of(r).at("active") == true);
+  CHECK(body_of(r).at("scope") == "read");
+  auto unknown = fx.post("/oauth/introspect", "token=nope", {{"authorization", auth}});
+  CHECK(unknown.status == 200);
+  CHECK(body_of(unknown) == json{{"active", false}});
+  CHECK(fx.post("/oauth/introspect", "token=" + token).status == 401);
+  CHECK(fx.post("/oauth/introspect", "", {{"authorization", auth}}).status == 400);
+
+  auto phantom = fx.post("/oauth/introspect", "token=" + token, {{"authorization", auth}, {"accept", "application/jwt"}});
+  REQUIRE(phantom.status == 200);
+  CHECK(header_of(phantom, "Content-Type") == "application/jwt");
+  CHECK(header_of(phantom, "Cache-Control") == "max-age=300");  // 10 min left, capped at 5 min
+  CHECK(std::count(phantom.body.begin(), phantom.body.end(), '.') == 2);
+  auto none = fx.post("/oauth/introspect", "token=nope", {{"authorization", auth}, {"accept", "application/jwt"}});
+  CHECK(none.status == 204);
+  CHECK(none.body.empty());
+  // Not yet: an honest 406 rather than JSON in place of the JWT asked for.
+  auto rfc9701 = fx.post("/oauth/introspect", "token=" + token,
+                         {{"authorization", auth}, {"accept", "application/token-introspection+jwt"}});
+  CHECK(rfc9701.status == 406);
+}
+
+TEST_CASE("revocation: 200 always, only the client's own tokens change", "[serve][oauth]") {
+  Fixture fx;
+  const std::string token = fx.token();
+  // Another client: 200, and the token stays active (no oracle, no cross-client revocation).
+  auto other = fx.post("/oauth/revoke", "token=" + token + "&client_id=post&client_secret=" + fx.post_secret);
+  CHECK(other.status == 200);
+  CHECK(other.body.empty());
+  CHECK(fx.service->introspect(token)->at("active") == true);
+  auto own = fx.post("/oauth/revoke", "token=" + token + "&token_type_hint=access_token",
+                     {{"authorization", fx.basic("api", fx.api_secret)}});
+  CHECK(own.status == 200);
+  CHECK(fx.service->introspect(token)->at("active") == false);
+  CHECK(fx.post("/oauth/revoke", "token=unknown", {{"authorization", fx.basic("api", fx.api_secret)}}).status == 200);
+  CHECK(fx.post("/oauth/revoke", "token=" + token).status == 401);
+}
+
+TEST_CASE("JWKS with ETag, metadata, health, 404 and 405 as JSON", "[serve][oauth]") {
+  Fixture fx;
+  auto j = fx.get("/oauth/jwks");
+  REQUIRE(j.status == 200);
+  CHECK(header_of(j, "Content-Type") == "application/jwk-set+json");
+  CHECK(header_of(j, "Cache-Control") == "max-age=300");
+  CHECK(body_of(j).at("keys").size() == 1);
+  const std::string etag = header_of(j, "ETag");
+  CHECK(etag.size() > 2);
+  auto again = fx.get("/oauth/jwks", {{"if-none-match", etag}});
+  CHECK(again.status == 304);
+  CHECK(again.body.empty());
+
+  for (const char* path : {"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}) {
+    auto m = fx.get(path);
+    REQUIRE(m.status == 200);
+    auto doc = body_of(m);
+    CHECK(doc.at("issuer") == "https://issuer.test");
+    CHECK(doc.at("token_endpoint") == "https://issuer.test/oauth/token");
+    CHECK(doc.at("jwks_uri") == "https://issuer.test/oauth/jwks");
+    CHECK(doc.at("grant_types_supported") == json{"client_credentials", "refresh_token"});
+  }
+  CHECK(fx.get("/healthz").status == 200);
+  auto missing = fx.get("/nope");
+  CHECK(missing.status == 404);
+  CHECK(body_of(missing).at("error") == "not_found");
+  auto method = fx.get("/oauth/token");
+  CHECK(method.status == 405);
+  CHECK(header_of(method, "Allow") == "POST, OPTIONS");
+  CHECK(fx.post("/oauth/jwks", "").status == 405);
+}
+
+// ---- the transport -----------------------------------------------------------------------------
+
+TEST_CASE("HTTP server: keep-alive, HEAD, Connection: close, limits and timeouts", "[serve][http]") {
+  std::atomic<int> handled{0};
+  ServerOptions o;
+  o.port = 0;
+  o.threads = 2;
+  o.read_timeout = std::chrono::milliseconds(300);
+  o.idle_timeout = std::chrono::milliseconds(600);
+  o.body_limit = 1024;
+  o.header_limit = 1024;
+  std::vector<AccessRecord> log;
+  std::mutex log_mutex;
+  auto srv = HttpServer::start(
+      o,
+      [&](const HttpRequest& r) {
+        ++handled;
+        HttpResponse res;
+        res.set("Content-Type", "text/plain");
+        res.body = r.method + " " + std::string(r.path()) + " " + std::to_string(r.body.size());
+        res.client_id = "c1";
+        return res;
+      },
+      [&](const AccessRecord& a) {
+        std::lock_guard lock(log_mutex);
+        log.push_back(a);
+      });
+  REQUIRE(srv);
+  const auto port = (*srv)->port();
+  CHECK(port != 0);
+
+  SECTION("two requests on one connection, then Connection: close") {
+    int fd = connect_to(port);
+    std::string pending;
+    send_all(fd, "GET /a?secret=x HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto a = read_response(fd, pending);
+    CHECK(a.status == 200);
+    CHECK(a.body == "GET /a 0");
+    CHECK(a.headers["server"] == "tokctl");
+    send_all(fd, http_post("/b", "x=1", "Connection: close\r\n"));
+    auto b = read_response(fd, pending);
+    CHECK(b.status == 200);
+    CHECK(b.body == "POST /b 3");
+    CHECK(closed_by_server(fd));
+    ::close(fd);
+    std::lock_guard lock(log_mutex);
+    REQUIRE(log.size() == 2);
+    CHECK(log[0].path == "/a");  // never the query
+    CHECK(log[0].client_id == "c1");
+  }
+  SECTION("pipelined requests are answered in order") {
+    int fd = connect_to(port);
+    std::string pending;
+    send_all(fd, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(read_response(fd, pending).body == "GET /1 0");
+    CHECK(read_response(fd, pending).body == "GET /2 0");
+    ::close(fd);
+  }
+  SECTION("HEAD: the length of the body, and no body") {
+    int fd = connect_to(port);
+    std::string pending;
+    send_all(fd, "HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto h = read_response(fd, pending, true);
+    CHECK(h.status == 200);
+    CHECK(h.headers["content-length"] == "9");  // "HEAD /h 0"
+    send_all(fd, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n");  // nothing was left in between
+    CHECK(read_response(fd, pending).body == "GET /x 0");
+    ::close(fd);
+  }
+  SECTION("oversized header: 431; oversized body: 413; garbage: 400; each closes") {
+    for (auto [request, status] : std::vector<std::pair<std::string, int>>{
+             {"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n", 431},
+             {http_post("/p", std::string(2000, 'a')), 413},
+             {"NOT HTTP AT ALL\r\n\r\n", 400},
+             {"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcde", 400}}) {
+      CAPTURE(status);
+      int fd = connect_to(port);
+      std::string pending;
+      send_all(fd, request);
+      auto r = read_response(fd, pending);
+      CHECK(r.status == status);
+      CHECK(json::parse(r.body).at("error") == "invalid_request");
+      CHECK(closed_by_server(fd));
+      ::close(fd);
+    }
+    CHECK(handled == 0);
+  }
+  SECTION("a slow header is cut at the read timeout; an idle connection at the idle timeout") {
+    int slow = connect_to(port);
+    send_all(slow, "GET / HTTP/1.1\r\nHo");
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(closed_by_server(slow));
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
+    ::close(slow);
+    int idle = connect_to(port);
+    CHECK(closed_by_server(idle));
+    ::close(idle);
+    CHECK(handled == 0);
+  }
+  SECTION("Expect: 100-continue gets its interim answer") {
+    int fd = connect_to(port);
+    std::string pending;
+    send_all(fd, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+    auto cont = read_response(fd, pending);
+    CHECK(cont.status == 100);
+    send_all(fd, "abc");
+    CHECK(read_response(fd, pending).body == "POST /c 3");
+    ::close(fd);
+  }
+  (*srv)->stop();
+}
+
+TEST_CASE("HTTP server: stop finishes the request in flight and closes idle connections", "[serve][http]") {
+  std::atomic<bool> entered{false};
+  ServerOptions o;
+  o.port = 0;
+  o.threads = 2;
+  auto srv = HttpServer::start(o, [&](const HttpRequest&) {
+    entered = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    HttpResponse r;
+    r.body = "done";
+    return r;
+  });
+  REQUIRE(srv);
+  int idle = connect_to((*srv)->port());
+  int busy = connect_to((*srv)->port());
+  send_all(busy, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  while (!entered) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::thread stopper([&] { (*srv)->stop(std::chrono::seconds(5)); });
+  std::string pending;
+  auto r = read_response(busy, pending);
+  CHECK(r.status == 200);
+  CHECK(r.body == "done");
+  CHECK(r.headers["connection"] == "close");
+  CHECK(closed_by_server(idle));
+  stopper.join();
+  CHECK((*srv)->connections() == 0);
+  ::close(idle);
+  ::close(busy);
+  // New connections are refused once stopped.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((*srv)->port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0);
+  ::close(fd);
+}
+
+TEST_CASE("HTTP server: a port in use and a bad address are clear errors", "[serve][http]") {
+  ServerOptions o;
+  o.port = 0;
+  auto first = HttpServer::start(o, [](const HttpRequest&) { return HttpResponse{}; });
+  REQUIRE(first);
+  o.port = (*first)->port();
+  auto second = HttpServer::start(o, [](const HttpRequest&) { return HttpResponse{}; });
+  REQUIRE_FALSE(second);
+  CHECK(second.error().code == ErrorCode::network);
+  CHECK_THAT(second.error().message, Contains(std::to_string(o.port)));
+  o.host = "not-an-ip";
+  auto bad = HttpServer::start(o, [](const HttpRequest&) { return HttpResponse{}; });
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == ErrorCode::usage);
+}
+
+// ---- tokctl serve as a process -------------------------------------------------------------------
+
+namespace {
+
+// `tokctl serve ...` in the background: its stdout's first line, and stderr when it has exited.
+struct ServeProcess {
+  pid_t pid = -1;
+  int out = -1;
+  int err = -1;
+
+  explicit ServeProcess(const std::vector<std::string>& args) {
+    int o[2], e[2];
+    REQUIRE(::pipe(o) == 0);
+    REQUIRE(::pipe(e) == 0);
+    pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::dup2(o[1], 1);
+      ::dup2(e[1], 2);
+      ::close(o[0]);
+      ::close(e[0]);
+      std::vector<char*> argv;
+      std::string bin = TOKCTL_BINARY;
+      argv.push_back(bin.data());
+      std::vector<std::string> copy = args;
+      for (auto& a : copy) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(bin.c_str(), argv.data());
+      ::_exit(127);
+    }
+    ::close(o[1]);
+    ::close(e[1]);
+    out = o[0];
+    err = e[0];
+  }
+  ~ServeProcess() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    ::close(out);
+    ::close(err);
+  }
+  std::string first_line() const {
+    std::string line;
+    char c;
+    while (::read(out, &c, 1) == 1 && c != '\n') line.push_back(c);
+    return line;
+  }
+  // SIGTERM, then the exit status and everything it wrote to stderr.
+  std::pair<int, std::string> terminate() {
+    ::kill(pid, SIGTERM);
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(err, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    pid = -1;
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), text};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tokctl serve --dev: ready line, a real token, clean SIGTERM, no secret in the log", "[serve][cli]") {
+  ServeProcess p({"serve", "--dev", "--listen", "127.0.0.1:0", "--threads", "2"});
+  auto ready = json::parse(p.first_line());
+  const std::string listen = ready.at("listen");
+  REQUIRE(listen.rfind("127.0.0.1:", 0) == 0);
+  const auto port = static_cast<std::uint16_t>(std::stoi(listen.substr(10)));
+  CHECK(ready.at("issuer") == "http://" + listen);
+  CHECK(ready.at("token_endpoint") == "http://" + listen + "/oauth/token");
+  CHECK(ready.at("client_id") == "dev");
+  const std::string secret = ready.at("client_secret");
+
+  int fd = connect_to(port);
+  std::string pending;
+  send_all(fd, http_post("/oauth/token", "grant_type=client_credentials&scope=read",
+                         "Authorization: Basic " + b64_encode("dev:" + secret) + "\r\n"));
+  auto r = read_response(fd, pending);
+  REQUIRE(r.status == 200);
+  const std::string token = json::parse(r.body).at("access_token");
+  // The token verifies against the server's JWKS.
+  send_all(fd, "GET /oauth/jwks HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto jwks = read_response(fd, pending);
+  REQUIRE(jwks.status == 200);
+  TempDir dir;
+  write_file(dir.file("jwks.json"), jwks.body);
+  auto v = tokctl::test::run({"verify", token, "--jwks", dir.file("jwks.json"), "--iss", "http://" + listen});
+  CHECK(v.code == 0);
+  ::close(fd);
+
+  auto [code, log] = p.terminate();
+  CHECK(code == 0);
+  CHECK_THAT(log, Contains("\"path\":\"/oauth/token\""));
+  CHECK_THAT(log, Contains("\"client_id\":\"dev\""));
+  CHECK(log.find(secret) == std::string::npos);
+  CHECK(log.find(token) == std::string::npos);
+  CHECK(log.find(token.substr(token.rfind('.') + 1)) == std::string::npos);
+  CHECK(log.find("Basic") == std::string::npos);
+}
+
+TEST_CASE("tokctl serve refuses a bad --listen and a port in use with exit codes 2 and 5", "[serve][cli]") {
+  CHECK(tokctl::test::run({"serve", "--dev", "--listen", "nonsense"}).code == 2);
+  CHECK(tokctl::test::run({"serve", "--dev", "--listen", "127.0.0.1:99999"}).code == 2);
+  ServerOptions o;
+  o.port = 0;
+  auto taken = HttpServer::start(o, [](const HttpRequest&) { return HttpResponse{}; });
+  REQUIRE(taken);
+  auto r = tokctl::test::run({"serve", "--dev", "--listen", "127.0.0.1:" + std::to_string((*taken)->port())});
+  CHECK(r.code == 5);
+  CHECK_THAT(r.err, Contains("--listen"));
+}
