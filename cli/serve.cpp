@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -95,7 +96,7 @@ Result<std::unique_ptr<tokens::TokenService>> open_dev_service(DevEnv& env, cons
 // Known paths are logged as they are; anything else as "(other)", so that a token pasted into a
 // URL never reaches the log.
 std::string loggable_path(const std::string& path) {
-  for (const char* known : {"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/jwks", "/healthz",
+  for (const char* known : {"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/jwks", "/healthz", "/metrics",
                             "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}) {
     if (path == known) return path;
   }
@@ -123,20 +124,17 @@ int run_serve(const ServeCli& o) {
 
   // The endpoints need the service, and --dev's issuer needs the port: bind first, answer 503
   // until the endpoints exist (the ready line comes after, so no client is that early).
-  std::shared_ptr<const server::OAuthEndpoints> endpoints;
-  std::mutex endpoints_mutex;
+  // Set once before the ready line; the object outlives the server threads (stopped first).
+  std::atomic<const server::OAuthEndpoints*> endpoints{nullptr};
   auto handler = [&](const server::HttpRequest& req) {
-    std::shared_ptr<const server::OAuthEndpoints> e;
-    {
-      std::lock_guard lock(endpoints_mutex);
-      e = endpoints;
-    }
+    const server::OAuthEndpoints* e = endpoints.load(std::memory_order_acquire);
     if (!e) return server::HttpResponse{503, {{"Retry-After", "1"}}, {}, {}};
     return e->handle(req);
   };
   std::mutex log_mutex;
   const Clock& clock_ref = **clk;
   auto log = [&](const server::AccessRecord& r) {
+    if (const auto* e = endpoints.load(std::memory_order_acquire)) e->observe(r.path, r.status, r.latency_us);
     json line{{"time", format_rfc3339(clock_ref.now())}, {"method", r.method}, {"path", loggable_path(r.path)},
               {"status", r.status}, {"latency_us", r.latency_us}};
     if (!r.client_id.empty()) line["client_id"] = r.client_id;
@@ -163,11 +161,8 @@ int run_serve(const ServeCli& o) {
   server::EndpointOptions eo;
   eo.jwks_max_age = *max_age;
   if (o.dev) eo.base_url = "http://" + address;
-  auto made = std::make_shared<const server::OAuthEndpoints>(**service, clock_ref, eo);
-  {
-    std::lock_guard lock(endpoints_mutex);
-    endpoints = made;
-  }
+  auto made = std::make_unique<const server::OAuthEndpoints>(**service, clock_ref, eo);
+  endpoints.store(made.get(), std::memory_order_release);
   json ready{{"issuer", (*service)->policy().issuer},
              {"listen", address},
              {"token_endpoint", made->metadata()["token_endpoint"]}};
@@ -179,11 +174,8 @@ int run_serve(const ServeCli& o) {
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  (*srv)->stop(std::chrono::seconds(10));
-  {
-    std::lock_guard lock(endpoints_mutex);
-    endpoints.reset();
-  }
+  (*srv)->stop(std::chrono::seconds(10));  // every server thread has returned
+  endpoints.store(nullptr);
   made.reset();
   service->reset();  // closes the store before the --dev directory goes
   return 0;

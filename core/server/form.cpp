@@ -1,5 +1,6 @@
 #include <tokctl/server/form.hpp>
 
+#include <algorithm>
 #include <cctype>
 
 #include <tokctl/util/base64.hpp>
@@ -48,8 +49,28 @@ std::optional<std::string> form_decode(std::string_view text) {
   return out;
 }
 
-Result<std::map<std::string, std::string>> parse_form(std::string_view body) {
-  std::map<std::string, std::string> out;
+const std::string* FormParams::get(std::string_view name) const {
+  auto it = values.find(name);
+  return it == values.end() || it->second.empty() ? nullptr : &it->second.front();
+}
+
+std::string FormParams::value(std::string_view name) const {
+  const std::string* v = get(name);
+  return v ? *v : std::string();
+}
+
+std::vector<std::string> FormParams::all(std::string_view name) const {
+  auto it = values.find(name);
+  return it == values.end() ? std::vector<std::string>() : it->second;
+}
+
+void FormParams::erase(std::string_view name) {
+  if (auto it = values.find(name); it != values.end()) values.erase(it);
+}
+
+Result<FormParams> parse_form(std::string_view body, std::initializer_list<std::string_view> repeatable) {
+  FormParams form;
+  auto& out = form.values;
   std::size_t pos = 0;
   while (pos <= body.size()) {
     std::size_t amp = body.find('&', pos);
@@ -61,17 +82,19 @@ Result<std::map<std::string, std::string>> parse_form(std::string_view body) {
     auto value = form_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
     if (!name || !value) return oauth_fail(OAuthCode::invalid_request, "malformed form encoding");
     if (name->empty()) return oauth_fail(OAuthCode::invalid_request, "a form parameter has no name");
-    if (out.count(*name)) {
-      return oauth_fail(OAuthCode::invalid_request, "parameter '" + *name + "' is included more than once");
+    const bool may_repeat = std::find(repeatable.begin(), repeatable.end(), *name) != repeatable.end();
+    auto [it, fresh] = out.try_emplace(std::move(*name));
+    if (!fresh && !may_repeat) {
+      return oauth_fail(OAuthCode::invalid_request, "parameter '" + it->first + "' is included more than once");
     }
-    if (value->empty()) {
-      out.emplace(std::move(*name), std::string());  // remembered (a repeat is still an error), then dropped
-      continue;
-    }
-    out.emplace(std::move(*name), std::move(*value));
+    // An empty value is remembered (a repeat is still an error), then dropped.
+    it->second.push_back(std::move(*value));
   }
-  for (auto it = out.begin(); it != out.end();) it = it->second.empty() ? out.erase(it) : std::next(it);
-  return out;
+  for (auto it = out.begin(); it != out.end();) {
+    std::erase(it->second, std::string());
+    it = it->second.empty() ? out.erase(it) : std::next(it);
+  }
+  return form;
 }
 
 Result<std::optional<std::pair<std::string, std::string>>> parse_basic_auth(std::string_view header) {

@@ -16,7 +16,7 @@
 namespace tokctl::server {
 
 using nlohmann::json;
-using Form = std::map<std::string, std::string>;
+using Form = FormParams;
 
 int oauth_status(OAuthCode code) {
   switch (code) {
@@ -104,12 +104,13 @@ bool accepts(const HttpRequest& req, std::string_view type) {
 }
 
 // A POST whose body is a form: the parameters, or the refusal to send.
-std::variant<Form, HttpResponse> read_form(const HttpRequest& req) {
+std::variant<Form, HttpResponse> read_form(const HttpRequest& req,
+                                           std::initializer_list<std::string_view> repeatable = {}) {
   const std::string* ct = req.header("content-type");
   if (!ct || media_type(*ct) != "application/x-www-form-urlencoded") {
     return oauth_error(OAuthCode::invalid_request, "the body must be application/x-www-form-urlencoded");
   }
-  auto form = parse_form(req.body);
+  auto form = parse_form(req.body, repeatable);
   if (!form) return oauth_error(form.error());
   return std::move(*form);
 }
@@ -137,7 +138,7 @@ ClientAuth authenticate(const tokens::Policy& policy, const HttpRequest& req, Fo
     }
     basic = std::move(*b);
   }
-  const bool post = form.count("client_secret") > 0;
+  const bool post = form.has("client_secret");
   if (basic && post) {
     out.refusal = oauth_error(OAuthCode::invalid_request, "more than one client authentication method");
     return out;
@@ -147,13 +148,13 @@ ClientAuth authenticate(const tokens::Policy& policy, const HttpRequest& req, Fo
     id = basic->first;
     secret = basic->second;
     method = "client_secret_basic";
-    if (auto it = form.find("client_id"); it != form.end() && it->second != id) {
+    if (const std::string* cid = form.get("client_id"); cid && *cid != id) {
       out.refusal = oauth_error(OAuthCode::invalid_request, "client_id differs from the authenticated client");
       return out;
     }
   } else if (post) {
-    id = form.count("client_id") ? form["client_id"] : std::string();
-    secret = form["client_secret"];
+    id = form.value("client_id");
+    secret = form.value("client_secret");
     method = "client_secret_post";
   }
   form.erase("client_secret");
@@ -199,7 +200,9 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
       {"introspection_endpoint", base + "/oauth/introspect"},
       {"revocation_endpoint", base + "/oauth/revoke"},
       {"jwks_uri", base + "/oauth/jwks"},
-      {"grant_types_supported", {tokens::k_grant_client_credentials, tokens::k_grant_refresh_token}},
+      {"grant_types_supported",
+       {tokens::k_grant_client_credentials, tokens::k_grant_refresh_token, tokens::k_grant_token_exchange}},
+      {"introspection_signing_alg_values_supported", json::array()},
       {"response_types_supported", json::array()},
       {"token_endpoint_auth_methods_supported", {"client_secret_basic", "client_secret_post"}},
       {"introspection_endpoint_auth_methods_supported", {"client_secret_basic", "client_secret_post"}},
@@ -240,20 +243,29 @@ HttpResponse OAuthEndpoints::handle(const HttpRequest& req) const {
     return r;
   }
   if (path == "/healthz") return get ? health() : only("GET, HEAD, OPTIONS");
+  if (path == "/metrics") {
+    if (!get) return only("GET, HEAD, OPTIONS");
+    HttpResponse r;
+    r.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    r.set("Cache-Control", "no-store");
+    r.body = m_metrics.render();
+    return r;
+  }
   return simple_error(404, "not_found", "no such endpoint");
 }
 
 HttpResponse OAuthEndpoints::token(const HttpRequest& req) const {
-  auto read = read_form(req);
+  // RFC 8693 §2.1 and RFC 8707: audience and resource may be repeated.
+  auto read = read_form(req, {"audience", "resource"});
   if (auto* refusal = std::get_if<HttpResponse>(&read)) return std::move(*refusal);
   Form form = std::move(std::get<Form>(read));
   const tokens::Policy& policy = m_service.policy();
   auto auth = authenticate(policy, req, form, policy.issuer);
   if (auth.refusal) return std::move(*auth.refusal);
   const tokens::ClientPolicy& client = *auth.client;
-  auto it = form.find("grant_type");
-  if (it == form.end()) return oauth_error(OAuthCode::invalid_request, "grant_type is missing");
-  const std::string grant = it->second;
+  const std::string* grant_param = form.get("grant_type");
+  if (!grant_param) return oauth_error(OAuthCode::invalid_request, "grant_type is missing");
+  const std::string grant = *grant_param;
   // Only the URNs and RFC 6749 names go over the wire (not tokctl's short names).
   const std::string urn = tokens::grant_type(grant);
   if (urn != grant) return oauth_error(OAuthCode::unsupported_grant_type, "grant type '" + grant + "' is not supported");
@@ -263,16 +275,14 @@ HttpResponse OAuthEndpoints::token(const HttpRequest& req) const {
     return r;
   }
   Result<tokens::IssueResponse> issued = std::unexpected(Error{});
-  auto param = [&](const char* name) {
-    auto f = form.find(name);
-    return f == form.end() ? std::string() : f->second;
-  };
+  auto param = [&](const char* name) { return form.value(name); };
   if (grant == tokens::k_grant_client_credentials) {
     tokens::IssueRequest r;
     r.client_id = client.id;
     r.sub = client.id;
     r.scope = param("scope");
-    if (auto resource = param("resource"); !resource.empty()) r.aud = {resource};
+    r.aud = form.all("resource");
+    if (r.aud.empty()) r.aud = form.all("audience");
     issued = m_service.issue(r);
   } else if (grant == tokens::k_grant_refresh_token) {
     tokens::RefreshRequest r;
@@ -281,8 +291,34 @@ HttpResponse OAuthEndpoints::token(const HttpRequest& req) const {
     r.client_id = client.id;
     r.scope = param("scope");
     issued = m_service.refresh(r);
+  } else if (grant == tokens::k_grant_token_exchange) {
+    // RFC 8693 under the policy's exchange rules, as `tokctl exchange` (delegation by default).
+    tokens::ExchangeRequest r;
+    r.subject_token = param("subject_token");
+    if (r.subject_token.empty()) return oauth_error(OAuthCode::invalid_request, "subject_token is missing");
+    r.subject_token_type = param("subject_token_type");
+    if (r.subject_token_type.empty()) return oauth_error(OAuthCode::invalid_request, "subject_token_type is missing");
+    r.actor_token = param("actor_token");
+    r.actor_token_type = param("actor_token_type");
+    if (!r.actor_token.empty() && r.actor_token_type.empty()) {
+      return oauth_error(OAuthCode::invalid_request, "actor_token_type is missing");
+    }
+    if (r.actor_token.empty() && !r.actor_token_type.empty()) {
+      return oauth_error(OAuthCode::invalid_request, "actor_token_type without actor_token");
+    }
+    if (r.actor_token_type.empty()) r.actor_token_type = tokens::k_urn_access_token;
+    r.audience = form.all("audience");
+    r.resource = form.all("resource");
+    r.scope = param("scope");
+    r.requested_token_type = param("requested_token_type");
+    issued = m_service.exchange(r);
   } else {
     issued = oauth_fail(OAuthCode::unsupported_grant_type, "grant type '" + grant + "' is not served yet");
+  }
+  if (issued) {
+    m_metrics.issued(issued->access.format);
+    if (issued->refresh) m_metrics.issued(issued->refresh->format);
+    if (issued->id_token) m_metrics.issued(issued->id_token->format);
   }
   HttpResponse r = issued ? no_store(json_response(200, issued->to_json().dump())) : oauth_error(issued.error());
   r.client_id = client.id;
@@ -300,18 +336,30 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req) const {
     r.client_id = auth.client->id;
     return r;
   };
-  auto token = form.find("token");
-  if (token == form.end()) return finish(oauth_error(OAuthCode::invalid_request, "token is missing"));
-  if (accepts(req, "application/token-introspection+jwt")) {
-    return finish(simple_error(406, "not_acceptable", "application/token-introspection+jwt is not served yet"));
-  }
-  auto info = m_service.introspect(token->second);
+  const std::string* token = form.get("token");
+  if (!token) return finish(oauth_error(OAuthCode::invalid_request, "token is missing"));
+  auto info = m_service.introspect(*token);
   if (!info) return finish(oauth_error(info.error()));
   const bool active = is_active(*info);
+  if (accepts(req, "application/token-introspection+jwt")) {
+    // RFC 9701: the answer signed by the issuer, for the caller.
+    json claims{{"iss", m_service.policy().issuer},
+                {"aud", auth.client->id},
+                {"iat", m_clock.now()},
+                {"token_introspection", *info}};
+    auto jwt = m_service.sign_jwt(claims, "token-introspection+jwt");
+    if (!jwt) return finish(oauth_error(jwt.error()));
+    HttpResponse r;
+    r.status = 200;
+    r.set("Content-Type", "application/token-introspection+jwt");
+    r.set("Cache-Control", "no-store");
+    r.body = std::move(*jwt);
+    return finish(std::move(r));
+  }
   if (accepts(req, "application/jwt")) {
     // The phantom contract: the JWT for an active token, nothing (204) for any other.
     if (!active) return finish(HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}});
-    auto jwt = m_service.phantom_jwt(token->second);
+    auto jwt = m_service.phantom_jwt(*token);
     if (!jwt) {
       if (jwt.error().code == ErrorCode::invalid_token && jwt.error().oauth == OAuthCode::none) {
         return finish(HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}});  // expired meanwhile
@@ -345,19 +393,19 @@ HttpResponse OAuthEndpoints::revoke(const HttpRequest& req) const {
     r.client_id = auth.client->id;
     return r;
   };
-  auto token = form.find("token");
-  if (token == form.end()) return finish(oauth_error(OAuthCode::invalid_request, "token is missing"));
+  const std::string* token = form.get("token");
+  if (!token) return finish(oauth_error(OAuthCode::invalid_request, "token is missing"));
   // token_type_hint is a hint (RFC 7009 §2.1): the store knows what the token is. Only the
   // client's own tokens are revoked; for others (and unknown ones) the answer is the same 200,
   // so the endpoint tells nobody which tokens exist.
-  auto info = m_service.introspect(token->second);
+  auto info = m_service.introspect(*token);
   if (!info) return finish(oauth_error(info.error()));
   if (is_active(*info)) {
     const std::string* owner = jose::string_member(*info, "client_id");
     if (owner && *owner == auth.client->id) {
       const std::string* type = jose::string_member(*info, "token_type");
       const bool refresh = type && *type == "refresh_token";
-      if (auto r = m_service.revoke(token->second, refresh); !r) return finish(oauth_error(r.error()));
+      if (auto r = m_service.revoke(*token, refresh); !r) return finish(oauth_error(r.error()));
     }
   }
   HttpResponse r;
@@ -382,6 +430,11 @@ HttpResponse OAuthEndpoints::jwks(const HttpRequest& req) const {
   r.set("Content-Type", "application/jwk-set+json");
   r.body = body;
   return r;
+}
+
+void OAuthEndpoints::observe(std::string_view path, int status, std::int64_t latency_us) const {
+  m_metrics.request(path, status, latency_us);
+  if (status == 503) m_metrics.store_error();
 }
 
 HttpResponse OAuthEndpoints::health() const {

@@ -140,6 +140,12 @@ Result<json> TokenService::introspect(std::string_view token) const {
   return r;
 }
 
+Result<std::string> TokenService::sign_jwt(const json& claims, const char* typ) const {
+  auto ring = m_impl->ring();
+  if (!ring) return std::unexpected(ring.error());
+  return Impl::sign(**ring, claims, typ);
+}
+
 Result<std::string> TokenService::phantom_jwt(std::string_view token) const {
   const Impl& im = *m_impl;
   auto d = active_token(im, token);

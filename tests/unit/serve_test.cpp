@@ -47,6 +47,7 @@ struct Fixture {
   FixedClock clock{k_now};
   std::string api_secret = tokens::generate_client_secret();
   std::string post_secret = tokens::generate_client_secret();
+  std::string gw_secret = tokens::generate_client_secret();
   std::unique_ptr<tokens::TokenService> service;
   std::unique_ptr<OAuthEndpoints> endpoints;
 
@@ -56,9 +57,13 @@ struct Fixture {
                                         "tokens:\n  access: {format: opaque, ttl: 10m}\n"
                                         "clients:\n"
                                         "  api: {secret_hash: \"" + tokens::hash_generated_secret(api_secret) +
-                                        "\", scopes: [read, write]}\n"
+                                        "\", scopes: [read, write], audiences: [api-a]}\n"
                                         "  post: {secret_hash: \"" + tokens::hash_generated_secret(post_secret) +
-                                        "\", token_endpoint_auth_method: client_secret_post, scopes: [read]}\n");
+                                        "\", token_endpoint_auth_method: client_secret_post, scopes: [read]}\n"
+                                        "  gw: {secret_hash: \"" + tokens::hash_generated_secret(gw_secret) +
+                                        "\", grants: [token_exchange]}\n"
+                                        "exchange:\n  - from: api-a\n    to: [api-b]\n    scopes: [read]\n"
+                                        "    modes: [delegate]\n");
     service = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
     endpoints = std::make_unique<OAuthEndpoints>(*service, clock);
   }
@@ -190,11 +195,18 @@ std::string http_post(const std::string& path, const std::string& body, const st
 TEST_CASE("form bodies: escapes, '+', empty values omitted, repeats and bad escapes refused", "[serve][form]") {
   auto f = parse_form("grant_type=client_credentials&scope=read+write&x=%41%2b&empty=&&resource=");
   REQUIRE(f);
-  CHECK(f->at("grant_type") == "client_credentials");
-  CHECK(f->at("scope") == "read write");
-  CHECK(f->at("x") == "A+");
-  CHECK(f->count("empty") == 0);  // RFC 6749 §3.1: sent without a value = omitted
-  CHECK(f->count("resource") == 0);
+  CHECK(f->value("grant_type") == "client_credentials");
+  CHECK(f->value("scope") == "read write");
+  CHECK(f->value("x") == "A+");
+  CHECK_FALSE(f->has("empty"));  // RFC 6749 §3.1: sent without a value = omitted
+  CHECK_FALSE(f->has("resource"));
+  CHECK(f->get("nothing") == nullptr);
+  // RFC 8693: audience and resource may repeat where the caller allows it; nothing else may.
+  auto multi = parse_form("audience=a&audience=b&resource=r&audience=", {"audience", "resource"});
+  REQUIRE(multi);
+  CHECK(multi->all("audience") == std::vector<std::string>{"a", "b"});
+  CHECK(multi->all("resource") == std::vector<std::string>{"r"});
+  CHECK_FALSE(parse_form("scope=a&scope=b", {"audience"}));
   for (const char* bad : {"a=1&a=2", "a=&a=1", "a=%4", "a=%zz", "=x", "a=%"}) {
     CAPTURE(bad);
     auto r = parse_form(bad);
@@ -202,7 +214,7 @@ TEST_CASE("form bodies: escapes, '+', empty values omitted, repeats and bad esca
     CHECK(r.error().oauth == OAuthCode::invalid_request);
   }
   CHECK(parse_form("a=1&a=2").error().message.find("more than once") != std::string::npos);
-  CHECK(parse_form("")->empty());
+  CHECK(parse_form("")->values.empty());
 }
 
 TEST_CASE("Basic credentials are form-decoded after base64 (RFC 6749 §2.3.1)", "[serve][form]") {
@@ -274,6 +286,8 @@ TEST_CASE("token endpoint refusals are RFC 6749 §5.2 JSON with the right status
       {"grant_type=refresh_token", {{"authorization", auth}}, 400, "invalid_request"},
       {"grant_type=refresh_token&refresh_token=nope", {{"authorization", auth}}, 400, "invalid_grant"},
       {"grant_type=client_credentials&x=%zz", {{"authorization", auth}}, 400, "invalid_request"},
+      {"grant_type=client_credentials&scope=read&scope=write", {{"authorization", auth}}, 400, "invalid_request"},
+      {"grant_type=urn:ietf:params:oauth:grant-type:token-exchange", {{"authorization", auth}}, 400, "unauthorized_client"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.body);
@@ -321,6 +335,45 @@ TEST_CASE("refresh_token grant at the token endpoint rotates, and a reuse is inv
   CHECK(body_of(other).at("error") == "invalid_grant");
 }
 
+TEST_CASE("token exchange at the token endpoint: RFC 8693 parameters, repeatable audience", "[serve][oauth]") {
+  Fixture fx;
+  const std::string subject = fx.token("read write");
+  const std::string gw = fx.basic("gw", fx.gw_secret);
+  const std::string base = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=" +
+                           subject + "&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token";
+  auto r = fx.post("/oauth/token", base + "&audience=api-b&audience=api-b&scope=read", {{"authorization", gw}});
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(header_of(r, "Cache-Control") == "no-store");
+  auto body = body_of(r);
+  CHECK(body.at("issued_token_type").get<std::string>().rfind("urn:ietf:params:oauth:token-type:", 0) == 0);
+  CHECK(body.at("scope") == "read");
+  auto info = fx.service->introspect(body.at("access_token").get<std::string>());
+  REQUIRE(info);
+  CHECK(info->at("active") == true);
+  CHECK(info->at("aud") == "api-b");
+  struct Bad {
+    std::string body;
+    std::string error;
+  };
+  for (const auto& b : std::vector<Bad>{
+           {base + "&audience=api-z", "invalid_target"},
+           {base + "&audience=api-b&scope=write", "invalid_scope"},
+           {"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=" + subject,
+            "invalid_request"},  // no subject_token_type
+           {base + "&audience=api-b&actor_token=" + subject, "invalid_request"},  // no actor_token_type
+           {base + "&audience=api-b&scope=read&scope=read", "invalid_request"},  // scope is not repeatable
+           {"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=nope"
+            "&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&audience=api-b",
+            "invalid_grant"},
+       }) {
+    CAPTURE(b.body);
+    auto bad = fx.post("/oauth/token", b.body, {{"authorization", gw}});
+    CHECK(bad.status == 400);
+    CHECK(body_of(bad).at("error") == b.error);
+  }
+}
+
 TEST_CASE("introspection: JSON, phantom JWT or 204, client auth required", "[serve][oauth]") {
   Fixture fx;
   const std::string auth = fx.basic("api", fx.api_secret);
@@ -343,10 +396,20 @@ TEST_CASE("introspection: JSON, phantom JWT or 204, client auth required", "[ser
   auto none = fx.post("/oauth/introspect", "token=nope", {{"authorization", auth}, {"accept", "application/jwt"}});
   CHECK(none.status == 204);
   CHECK(none.body.empty());
-  // Not yet: an honest 406 rather than JSON in place of the JWT asked for.
+  // RFC 9701: the same answer, signed by the issuer for the caller, verifiable with the JWKS.
   auto rfc9701 = fx.post("/oauth/introspect", "token=" + token,
                          {{"authorization", auth}, {"accept", "application/token-introspection+jwt"}});
-  CHECK(rfc9701.status == 406);
+  REQUIRE(rfc9701.status == 200);
+  CHECK(header_of(rfc9701, "Content-Type") == "application/token-introspection+jwt");
+  write_file(fx.dir.file("jwks.json"), fx.get("/oauth/jwks").body);
+  auto v = tokctl::test::run({"-o", "json", "verify", rfc9701.body, "--jwks", fx.dir.file("jwks.json"), "--aud", "api",
+                              "--iss", "https://issuer.test", "--now", "2026-01-01T00:00:00Z"});
+  REQUIRE(v.code == 0);
+  auto doc = json::parse(v.out);
+  CHECK(doc.at("header").at("typ") == "token-introspection+jwt");
+  CHECK(doc.at("payload").at("token_introspection").at("active") == true);
+  CHECK(doc.at("payload").at("token_introspection").at("scope") == "read");
+  CHECK(doc.at("payload").at("iat") == k_now);
 }
 
 TEST_CASE("revocation: 200 always, only the client's own tokens change", "[serve][oauth]") {
@@ -385,7 +448,8 @@ TEST_CASE("JWKS with ETag, metadata, health, 404 and 405 as JSON", "[serve][oaut
     CHECK(doc.at("issuer") == "https://issuer.test");
     CHECK(doc.at("token_endpoint") == "https://issuer.test/oauth/token");
     CHECK(doc.at("jwks_uri") == "https://issuer.test/oauth/jwks");
-    CHECK(doc.at("grant_types_supported") == json{"client_credentials", "refresh_token"});
+    CHECK(doc.at("grant_types_supported") == json{"client_credentials", "refresh_token",
+                                                  "urn:ietf:params:oauth:grant-type:token-exchange"});
   }
   CHECK(fx.get("/healthz").status == 200);
   auto missing = fx.get("/nope");
@@ -395,6 +459,31 @@ TEST_CASE("JWKS with ETag, metadata, health, 404 and 405 as JSON", "[serve][oaut
   CHECK(method.status == 405);
   CHECK(header_of(method, "Allow") == "POST, OPTIONS");
   CHECK(fx.post("/oauth/jwks", "").status == 405);
+}
+
+TEST_CASE("metrics: requests by endpoint and status, a latency histogram, tokens by format", "[serve][oauth]") {
+  Fixture fx;
+  fx.token();
+  fx.token();
+  fx.endpoints->observe("/oauth/token", 200, 800);
+  fx.endpoints->observe("/oauth/token", 200, 30000);
+  fx.endpoints->observe("/oauth/token", 401, 50);
+  fx.endpoints->observe("/eyJsecret.looking.path", 404, 10);
+  fx.endpoints->observe("/healthz", 503, 10);
+  auto m = fx.get("/metrics");
+  REQUIRE(m.status == 200);
+  CHECK(header_of(m, "Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK_THAT(m.body, Contains("tokctl_http_requests_total{endpoint=\"/oauth/token\",status=\"200\"} 2\n"));
+  CHECK_THAT(m.body, Contains("tokctl_http_requests_total{endpoint=\"/oauth/token\",status=\"401\"} 1\n"));
+  CHECK_THAT(m.body, Contains("tokctl_http_requests_total{endpoint=\"other\",status=\"404\"} 1\n"));
+  CHECK(m.body.find("eyJ") == std::string::npos);  // paths are never labels
+  CHECK_THAT(m.body, Contains("tokctl_http_request_duration_seconds_bucket{endpoint=\"/oauth/token\",le=\"0.001\"} 2\n"));
+  CHECK_THAT(m.body, Contains("tokctl_http_request_duration_seconds_bucket{endpoint=\"/oauth/token\",le=\"0.025\"} 2\n"));
+  CHECK_THAT(m.body, Contains("tokctl_http_request_duration_seconds_bucket{endpoint=\"/oauth/token\",le=\"+Inf\"} 3\n"));
+  CHECK_THAT(m.body, Contains("tokctl_http_request_duration_seconds_count{endpoint=\"/oauth/token\"} 3\n"));
+  CHECK_THAT(m.body, Contains("tokctl_tokens_issued_total{format=\"opaque\"} 2\n"));
+  CHECK_THAT(m.body, Contains("tokctl_tokens_issued_total{format=\"jwt\"} 0\n"));
+  CHECK_THAT(m.body, Contains("tokctl_store_errors_total 1\n"));
 }
 
 // ---- the transport -----------------------------------------------------------------------------
@@ -676,4 +765,44 @@ TEST_CASE("tokctl serve refuses a bad --listen and a port in use with exit codes
   auto r = tokctl::test::run({"serve", "--dev", "--listen", "127.0.0.1:" + std::to_string((*taken)->port())});
   CHECK(r.code == 5);
   CHECK_THAT(r.err, Contains("--listen"));
+}
+
+TEST_CASE("tokctl serve picks up keys rotate on its keystore without a restart", "[serve][cli]") {
+  TempDir dir;
+  const std::string ks = dir.file("ks");
+  const std::string secret = tokens::generate_client_secret();
+  write_file(dir.file("p.yaml"), "issuer: https://rotate.test\nscopes:\n  - name: read\ntokens:\n  access: {format: jwt}\n"
+                                 "clients:\n  api: {secret_hash: \"" + tokens::hash_generated_secret(secret) + "\"}\n");
+  REQUIRE(tokctl::test::run({"--keystore", ks, "keys", "add", "--alg", "ES256", "-q"}).code == 0);
+  ServeProcess p({"--config", dir.file("p.yaml"), "--keystore", ks, "serve", "--listen", "127.0.0.1:0"});
+  auto ready = json::parse(p.first_line());
+  CHECK(ready.at("issuer") == "https://rotate.test");
+  CHECK_FALSE(ready.contains("client_secret"));  // only --dev has a generated one
+  const std::string listen = ready.at("listen");
+  const auto port = static_cast<std::uint16_t>(std::stoi(listen.substr(listen.rfind(':') + 1)));
+  auto kid_of_new_token = [&] {
+    int fd = connect_to(port);
+    std::string pending;
+    send_all(fd, http_post("/oauth/token", "grant_type=client_credentials",
+                           "Authorization: Basic " + b64_encode("api:" + secret) + "\r\n"));
+    auto r = read_response(fd, pending);
+    ::close(fd);
+    REQUIRE(r.status == 200);
+    const std::string token = json::parse(r.body).at("access_token");
+    return json::parse(b64url_decode(token.substr(0, token.find('.'))).value()).at("kid").get<std::string>();
+  };
+  const std::string before = kid_of_new_token();
+  REQUIRE(tokctl::test::run({"--keystore", ks, "keys", "add", "--alg", "ES256", "-q"}).code == 0);
+  auto rotated = tokctl::test::run({"-o", "json", "--keystore", ks, "keys", "rotate", "--alg", "ES256", "--force"});
+  REQUIRE(rotated.code == 0);
+  std::string after = before;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (after == before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    after = kid_of_new_token();
+  }
+  CHECK(after != before);
+  CHECK_THAT(rotated.out, Contains(after));
+  auto [code, log] = p.terminate();
+  CHECK(code == 0);
 }

@@ -8,6 +8,7 @@
 //   GET  /oauth/jwks         the published keys (Cache-Control, ETag)
 //   GET  /.well-known/oauth-authorization-server, /.well-known/openid-configuration (RFC 8414)
 //   GET  /healthz            200 when the store answers, else 503
+//   GET  /metrics            Prometheus text format (see metrics.hpp)
 
 #include <cstdint>
 #include <string>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <tokctl/server/http.hpp>
+#include <tokctl/server/metrics.hpp>
 #include <tokctl/tokens/service.hpp>
 #include <tokctl/util/time.hpp>
 
@@ -38,6 +40,10 @@ class OAuthEndpoints {
   /// The RFC 8414 authorization server metadata.
   const nlohmann::json& metadata() const { return m_metadata; }
 
+  /// Counts one answered request (from the transport's access log); a 503 is a store failure.
+  void observe(std::string_view path, int status, std::int64_t latency_us) const;
+  const Metrics& metrics() const { return m_metrics; }
+
  private:
   HttpResponse token(const HttpRequest& request) const;
   HttpResponse introspect(const HttpRequest& request) const;
@@ -50,6 +56,7 @@ class OAuthEndpoints {
   EndpointOptions m_options;
   nlohmann::json m_metadata;
   std::string m_metadata_text;
+  mutable Metrics m_metrics;
 };
 
 /// The HTTP status of an OAuth refusal: 401 invalid_client, 500 server_error, 503

@@ -131,6 +131,10 @@ class TokenService {
   /// Fails (ErrorCode::invalid_token) for an inactive token.
   Result<std::string> phantom_jwt(std::string_view token) const;
 
+  /// `claims` signed with the active key (header kid and `typ`): the server's signed responses
+  /// (RFC 9701 introspection). Fails with ErrorCode::keystore when there is no active key.
+  Result<std::string> sign_jwt(const nlohmann::json& claims, const char* typ) const;
+
   /// RFC 7009: unknown tokens are not an error. Returns how many tokens changed.
   Result<int> revoke(std::string_view token, bool whole_grant) const;
   Result<int> revoke_client(std::string_view client_id) const;
