@@ -36,6 +36,9 @@ struct ServeCli {
   int threads = 0;
   bool dev = false;
   std::string jwks_max_age = "5m";
+  std::string tls_cert;
+  std::string tls_key;
+  std::string client_ca;
 };
 
 // "HOST:PORT" or "[V6]:PORT".
@@ -146,13 +149,17 @@ int run_serve(const ServeCli& o) {
   so.host = listen->first;
   so.port = listen->second;
   so.threads = o.threads;
+  so.tls_cert = o.tls_cert;
+  so.tls_key = o.tls_key;
+  so.client_ca = o.client_ca;
   auto srv = server::HttpServer::start(so, handler, log);
   if (!srv) return report(srv.error());
   const std::string host = (*srv)->host().find(':') != std::string::npos ? "[" + (*srv)->host() + "]" : (*srv)->host();
   const std::string address = host + ":" + std::to_string((*srv)->port());
 
   DevEnv dev;
-  auto service = o.dev ? open_dev_service(dev, "http://" + address, clock_ref) : open_service();
+  const std::string scheme = o.tls_cert.empty() ? "http://" : "https://";
+  auto service = o.dev ? open_dev_service(dev, scheme + address, clock_ref) : open_service();
   if (!service) {
     (*srv)->stop(std::chrono::milliseconds(0));
     return report(service.error());
@@ -160,7 +167,8 @@ int run_serve(const ServeCli& o) {
   (*service)->prune_every(std::chrono::minutes(5));
   server::EndpointOptions eo;
   eo.jwks_max_age = *max_age;
-  if (o.dev) eo.base_url = "http://" + address;
+  if (o.dev) eo.base_url = scheme + address;
+  eo.tls_client_auth = !o.client_ca.empty();
   auto made = std::make_unique<const server::OAuthEndpoints>(**service, clock_ref, eo);
   endpoints.store(made.get(), std::memory_order_release);
   json ready{{"issuer", (*service)->policy().issuer},
@@ -192,7 +200,13 @@ void register_serve(CLI::App& app) {
                   "Throwaway keystore, store and policy with one client 'dev' (its secret is printed once)");
   serve->add_option("--jwks-max-age", s->jwks_max_age, "Cache-Control max-age of /oauth/jwks and metadata")
       ->capture_default_str();
+  file_value(serve->add_option("--tls-cert", s->tls_cert, "Serve HTTPS (TLS 1.2+): PEM certificate chain"));
+  file_value(serve->add_option("--tls-key", s->tls_key, "PEM private key of --tls-cert"));
+  file_value(serve->add_option("--client-ca", s->client_ca,
+                               "mTLS: request client certificates, verified against this PEM CA bundle "
+                               "(tls_client_auth clients)"));
   examples(serve, {"tokctl serve --dev --listen 127.0.0.1:0",
+                   "tokctl serve --tls-cert server.pem --tls-key server.key --client-ca clients-ca.pem",
                    "tokctl --config tokctl.yaml serve --listen 0.0.0.0:8080 --threads 2"});
   on_run(serve, [s] { return run_serve(*s); });
 }

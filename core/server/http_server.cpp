@@ -6,6 +6,12 @@
 // handler -> write -> again if keep-alive. Parse errors answer 400/413/431 and close; a timeout
 // closes without an answer (slow-header clients get nothing to wait for).
 
+// Boost 1.74's asio::ssl still calls OpenSSL's RSA and DH functions, deprecated in 3.0: this file
+// alone compiles with them visible (tokctl code here uses none of them).
+#undef OPENSSL_NO_DEPRECATED
+#undef OPENSSL_API_COMPAT
+#define OPENSSL_API_COMPAT 10101
+
 #include <tokctl/server/http_server.hpp>
 
 #include <algorithm>
@@ -20,16 +26,20 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <arpa/inet.h>
 
 namespace tokctl::server {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 
 namespace {
@@ -44,16 +54,21 @@ std::string lower(std::string_view s) {
 
 }  // namespace
 
-class Session;
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void stop() = 0;
+};
 
 struct HttpServer::Impl {
   ServerOptions options;
   Handler handler;
   AccessLog log;
+  std::optional<ssl::context> tls;  // set: every connection is TLS
   std::atomic<std::size_t> connections{0};
   std::atomic<bool> stopping{false};
   std::mutex sessions_mutex;
-  std::unordered_map<const Session*, std::weak_ptr<Session>> sessions;
+  std::unordered_map<const SessionBase*, std::weak_ptr<SessionBase>> sessions;
   // Declared after what sessions touch in their destructors: destroying the io_context destroys
   // the handlers still queued, and with them the last sessions.
   net::io_context ioc;
@@ -64,13 +79,53 @@ struct HttpServer::Impl {
   void accept();
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+namespace {
+
+// The verified client certificate of a TLS connection: subject (RFC 2253) and subjectAltNames.
+void read_client_certificate(SSL* ssl, std::string& subject, std::vector<std::string>& sans) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (!cert || SSL_get_verify_result(ssl) != X509_V_OK) return;
+  if (BIO* bio = BIO_new(BIO_s_mem())) {
+    if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+      char* data = nullptr;
+      long n = BIO_get_mem_data(bio, &data);
+      if (n > 0) subject.assign(data, static_cast<std::size_t>(n));
+    }
+    BIO_free(bio);
+  }
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (!names) return;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    auto text = [](const ASN1_STRING* s) {
+      return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), static_cast<std::size_t>(ASN1_STRING_length(s)));
+    };
+    if (n->type == GEN_DNS) sans.push_back("DNS:" + text(n->d.dNSName));
+    else if (n->type == GEN_URI) sans.push_back("URI:" + text(n->d.uniformResourceIdentifier));
+    else if (n->type == GEN_EMAIL) sans.push_back("email:" + text(n->d.rfc822Name));
+    else if (n->type == GEN_IPADD && (n->d.iPAddress->length == 4 || n->d.iPAddress->length == 16)) {
+      char buf[64] = {};
+      const int family = n->d.iPAddress->length == 4 ? AF_INET : AF_INET6;
+      if (inet_ntop(family, n->d.iPAddress->data, buf, sizeof buf)) sans.push_back(std::string("IP:") + buf);
+    }
+  }
+  GENERAL_NAMES_free(names);
+}
+
+}  // namespace
+
+// One connection. Stream is beast::tcp_stream, or ssl_stream over it for TLS.
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool k_tls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
-  Session(tcp::socket socket, HttpServer::Impl& server)
-      : m_stream(std::move(socket)), m_idle(m_stream.get_executor()), m_server(server) {
+  template <class... Args>
+  Session(HttpServer::Impl& server, tcp::socket socket, Args&... tls_context)
+      : m_stream(std::move(socket), tls_context...), m_server(server) {
     ++m_server.connections;
   }
-  ~Session() {
+  ~Session() override {
     {
       std::lock_guard lock(m_server.sessions_mutex);
       m_server.sessions.erase(this);
@@ -81,34 +136,54 @@ class Session : public std::enable_shared_from_this<Session> {
   void start() {
     {
       std::lock_guard lock(m_server.sessions_mutex);
-      m_server.sessions.emplace(this, weak_from_this());
+      m_server.sessions.emplace(this, std::weak_ptr<SessionBase>(this->shared_from_this()));
     }
-    net::dispatch(m_stream.get_executor(), [self = shared_from_this()] { self->wait_for_request(); });
+    net::dispatch(m_stream.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (k_tls) {
+        self->handshake();
+      } else {
+        self->wait_for_request();
+      }
+    });
   }
 
   // From HttpServer::stop(), on any thread: an idle connection closes now, a busy one after its
   // response.
-  void stop() {
-    net::post(m_stream.get_executor(), [self = shared_from_this()] {
+  void stop() override {
+    net::post(m_stream.get_executor(), [self = this->shared_from_this()] {
       if (self->m_waiting_idle) self->close();
     });
   }
 
  private:
-  // Between requests: wait for a byte with the idle timeout (bytes already buffered are a
-  // pipelined request: read it at once).
+  tcp::socket& socket() { return beast::get_lowest_layer(m_stream).socket(); }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(m_stream); }
+
+  void handshake() {
+    if constexpr (k_tls) {
+      m_started = Clock::now();
+      lowest().expires_after(m_server.options.read_timeout);
+      m_stream.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) return self->close();  // no TLS, a bad certificate, too slow
+        self->lowest().expires_never();
+        read_client_certificate(self->m_stream.native_handle(), self->m_cert_subject, self->m_cert_sans);
+        self->wait_for_request();
+      });
+    }
+  }
+
+  // Between requests: wait for the first bytes of the next one under the idle timeout (bytes
+  // already buffered are a pipelined request: read it at once). Reading through the stream, not
+  // waiting on the socket, also sees what the TLS layer took in with the handshake.
   void wait_for_request() {
     if (m_server.stopping) return close();
     if (m_buffer.size() > 0) return read_header();
     m_waiting_idle = true;
-    m_idle.expires_after(m_server.options.idle_timeout);
-    m_idle.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (!ec && self->m_waiting_idle) self->close();  // idle too long
-    });
-    m_stream.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+    lowest().expires_after(m_server.options.idle_timeout);
+    m_stream.async_read_some(m_buffer.prepare(4096), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
       self->m_waiting_idle = false;
-      self->m_idle.cancel();
-      if (ec || self->m_server.stopping) return self->close();
+      if (ec || self->m_server.stopping) return self->close();  // gone, idle too long, or stopping
+      self->m_buffer.commit(n);
       self->read_header();
     });
   }
@@ -118,9 +193,9 @@ class Session : public std::enable_shared_from_this<Session> {
     m_parser.emplace();
     m_parser->header_limit(static_cast<std::uint32_t>(m_server.options.header_limit));
     m_parser->body_limit(m_server.options.body_limit);
-    m_stream.expires_after(m_server.options.read_timeout);
+    lowest().expires_after(m_server.options.read_timeout);
     http::async_read_header(m_stream, m_buffer, *m_parser,
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                               if (ec) return self->on_read_error(ec);
                               self->after_header();
                             });
@@ -130,7 +205,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& req = m_parser->get();
     if (beast::iequals(req[http::field::expect], "100-continue") && !m_parser->is_done()) {
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, req.version());
-      http::async_write(m_stream, *cont, [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
+      http::async_write(m_stream, *cont, [self = this->shared_from_this(), cont](beast::error_code ec, std::size_t) {
         if (ec) return self->close();
         self->read_body();
       });
@@ -140,16 +215,16 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void read_body() {
-    http::async_read(m_stream, m_buffer, *m_parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    http::async_read(m_stream, m_buffer, *m_parser, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->on_read_error(ec);
-      self->m_stream.expires_never();
+      self->lowest().expires_never();
       self->handle();
     });
   }
 
   void on_read_error(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted ||
-        ec == net::error::connection_reset || ec == net::error::eof) {
+        ec == net::error::connection_reset || ec == net::error::eof || ec == ssl::error::stream_truncated) {
       return close();
     }
     int status = 400;
@@ -160,6 +235,8 @@ class Session : public std::enable_shared_from_this<Session> {
     } else if (ec == http::error::body_limit) {
       status = 413;
       message = "request body larger than " + std::to_string(m_server.options.body_limit) + " bytes";
+    } else if (ec.category() != beast::error_code(http::error::end_of_stream).category()) {
+      return close();  // a transport or TLS failure: nobody to answer
     }
     HttpResponse res;
     res.status = status;
@@ -179,6 +256,9 @@ class Session : public std::enable_shared_from_this<Session> {
     in.headers.reserve(16);
     for (const auto& f : req) in.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
     in.body = std::move(req.body());
+    in.tls = k_tls;
+    in.client_cert_subject = m_cert_subject;
+    in.client_cert_sans = m_cert_sans;
     HttpResponse res;
     try {
       res = m_server.handler(in);
@@ -213,9 +293,9 @@ class Session : public std::enable_shared_from_this<Session> {
       r.client_id = std::move(res.client_id);
       m_server.log(r);
     }
-    m_stream.expires_after(m_server.options.read_timeout);
-    http::async_write(m_stream, *out, [self = shared_from_this(), out, keep_alive](beast::error_code ec, std::size_t) {
-      self->m_stream.expires_never();
+    lowest().expires_after(m_server.options.read_timeout);
+    http::async_write(m_stream, *out, [self = this->shared_from_this(), out, keep_alive](beast::error_code ec, std::size_t) {
+      self->lowest().expires_never();
       if (ec || !keep_alive) return self->close();
       self->wait_for_request();
     });
@@ -223,19 +303,19 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void close() {
     m_waiting_idle = false;
-    m_idle.cancel();
     beast::error_code ignored;
-    m_stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    m_stream.socket().close(ignored);
+    socket().shutdown(tcp::socket::shutdown_send, ignored);
+    socket().close(ignored);
   }
 
-  beast::tcp_stream m_stream;
-  net::steady_timer m_idle;
+  Stream m_stream;
   beast::flat_buffer m_buffer;
   std::optional<http::request_parser<http::string_body>> m_parser;
   HttpServer::Impl& m_server;
   Clock::time_point m_started;
   bool m_waiting_idle = false;
+  std::string m_cert_subject;
+  std::vector<std::string> m_cert_sans;
 };
 
 void HttpServer::Impl::accept() {
@@ -252,11 +332,46 @@ void HttpServer::Impl::accept() {
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), *this)->start();
+      if (tls) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(*this, std::move(socket), *tls)->start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(*this, std::move(socket))->start();
+      }
     }
     accept();
   });
 }
+
+namespace {
+
+// TLS 1.2 and 1.3 only; with a client CA, client certificates are requested and, when sent,
+// verified (a connection without one may still authenticate otherwise).
+Result<ssl::context> tls_context(const ServerOptions& o) {
+  ssl::context ctx(ssl::context::tls_server);
+  beast::error_code ec;
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
+                  ec);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  auto file_error = [&](const char* param, const std::string& what, const std::string& path) {
+    return fail_param(ErrorCode::usage, param, "cannot use " + what + " '" + path + "': " + ec.message());
+  };
+  ctx.use_certificate_chain_file(o.tls_cert, ec);
+  if (ec) return file_error("tls_cert", "the TLS certificate chain", o.tls_cert);
+  ctx.use_private_key_file(o.tls_key, ssl::context::pem, ec);
+  if (ec) return file_error("tls_key", "the TLS private key", o.tls_key);
+  if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+    return fail_param(ErrorCode::usage, "tls_key", "the TLS private key does not match the certificate");
+  }
+  if (!o.client_ca.empty()) {
+    ctx.load_verify_file(o.client_ca, ec);
+    if (ec) return file_error("client_ca", "the client CA bundle", o.client_ca);
+    ctx.set_verify_mode(ssl::verify_peer, ec);
+  }
+  return ctx;
+}
+
+}  // namespace
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 
@@ -266,6 +381,16 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& optio
   int threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto impl = std::make_unique<Impl>(threads);
   impl->options = options;
+  if (!options.tls_cert.empty() || !options.tls_key.empty()) {
+    if (options.tls_cert.empty() || options.tls_key.empty()) {
+      return fail_param(ErrorCode::usage, "tls_cert", "TLS needs both a certificate chain and its private key");
+    }
+    auto ctx = tls_context(options);
+    if (!ctx) return std::unexpected(ctx.error());
+    impl->tls.emplace(std::move(*ctx));
+  } else if (!options.client_ca.empty()) {
+    return fail_param(ErrorCode::usage, "client_ca", "client certificates need TLS (a certificate and key)");
+  }
   impl->handler = std::move(handler);
   impl->log = std::move(log);
   beast::error_code ec;
@@ -301,7 +426,7 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
     beast::error_code ignored;
     im.acceptor.close(ignored);
   });
-  std::vector<std::shared_ptr<Session>> live;
+  std::vector<std::shared_ptr<SessionBase>> live;
   {
     std::lock_guard lock(im.sessions_mutex);
     for (auto& [p, weak] : im.sessions)

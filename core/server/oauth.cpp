@@ -164,6 +164,13 @@ ClientAuth authenticate(const tokens::Policy& policy, const HttpRequest& req, Fo
     out.refusal = std::move(r);
     return out;
   };
+  // RFC 8705 tls_client_auth: client_id in the body, the verified certificate as the credential.
+  if (method.empty() && form.has("client_id") && (!req.client_cert_subject.empty() || !req.client_cert_sans.empty())) {
+    auto c = tokens::authenticate_tls_client(policy, form.value("client_id"), req.client_cert_subject, req.client_cert_sans);
+    if (!c) return fail_auth(c.error().message);
+    out.client = *c;
+    return out;
+  }
   if (method.empty()) return fail_auth("client authentication is required");
   auto c = tokens::authenticate_client(policy, id, secret);
   if (!c) return fail_auth(c.error().message);
@@ -191,6 +198,8 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
   std::string base = m_options.base_url.empty() ? p.issuer : m_options.base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   m_options.base_url = base;
+  json auth_methods = {"client_secret_basic", "client_secret_post"};
+  if (m_options.tls_client_auth) auth_methods.push_back("tls_client_auth");
   json scopes = json::array();
   for (const auto& s : p.scopes)
     if (!s.name.empty()) scopes.push_back(s.name);
@@ -204,9 +213,9 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
        {tokens::k_grant_client_credentials, tokens::k_grant_refresh_token, tokens::k_grant_token_exchange}},
       {"introspection_signing_alg_values_supported", json::array()},
       {"response_types_supported", json::array()},
-      {"token_endpoint_auth_methods_supported", {"client_secret_basic", "client_secret_post"}},
-      {"introspection_endpoint_auth_methods_supported", {"client_secret_basic", "client_secret_post"}},
-      {"revocation_endpoint_auth_methods_supported", {"client_secret_basic", "client_secret_post"}},
+      {"token_endpoint_auth_methods_supported", auth_methods},
+      {"introspection_endpoint_auth_methods_supported", auth_methods},
+      {"revocation_endpoint_auth_methods_supported", auth_methods},
       {"scopes_supported", scopes},
   };
   m_metadata_text = m_metadata.dump();

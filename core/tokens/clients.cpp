@@ -127,6 +127,24 @@ Result<const ClientPolicy*> authenticate_client(const Policy& policy, std::strin
   return c;
 }
 
+Result<const ClientPolicy*> authenticate_tls_client(const Policy& policy, std::string_view client_id,
+                                                    std::string_view cert_subject,
+                                                    const std::vector<std::string>& cert_sans) {
+  const ClientPolicy* c = policy.client(client_id);
+  auto refused = [] { return oauth_fail(OAuthCode::invalid_client, "client authentication failed"); };
+  if (!c || c->tls.empty() || (!c->auth_method.empty() && c->auth_method != "tls_client_auth")) return refused();
+  if (cert_subject.empty() && cert_sans.empty()) return refused();
+  const TlsClientAuth& t = c->tls;
+  if (!t.subject_dn.empty() && t.subject_dn == cert_subject) return c;
+  auto has = [&](const char* prefix, const std::vector<std::string>& wanted) {
+    for (const auto& w : wanted)
+      if (std::find(cert_sans.begin(), cert_sans.end(), prefix + w) != cert_sans.end()) return true;
+    return false;
+  };
+  if (has("DNS:", t.san_dns) || has("URI:", t.san_uri) || has("email:", t.san_email) || has("IP:", t.san_ip)) return c;
+  return refused();
+}
+
 Result<void> check_grant(const ClientPolicy& client, std::string_view grant) {
   const std::string urn = grant_type(grant);
   if (urn.empty()) return oauth_fail(OAuthCode::unsupported_grant_type, "grant type '" + std::string(grant) + "' is not supported");

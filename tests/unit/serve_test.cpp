@@ -860,3 +860,143 @@ TEST_CASE("SIGKILL under load loses no token a client received", "[serve][cli]")
   }
   CHECK(inactive == 0);
 }
+
+// ---- TLS and mTLS ------------------------------------------------------------------------------
+
+namespace {
+
+// A throwaway CA, a server certificate for 127.0.0.1 and a client certificate, made by openssl.
+struct Pki {
+  TempDir dir;
+  std::string file(const std::string& name) const { return dir.file(name); }
+
+  void openssl(const std::vector<std::string>& args) const {
+    std::vector<std::string> argv = {"openssl"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = tokctl::test::run_program(argv);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+  }
+
+  void issue(const std::string& name, const std::string& subject, const std::string& ext) const {
+    openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", file(name + ".key"),
+             "-subj", subject, "-out", file(name + ".csr")});
+    write_file(file(name + ".ext"), ext);
+    openssl({"x509", "-req", "-in", file(name + ".csr"), "-CA", file("ca.pem"), "-CAkey", file("ca.key"),
+             "-CAcreateserial", "-days", "2", "-extfile", file(name + ".ext"), "-out", file(name + ".pem")});
+  }
+
+  Pki() {
+    openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", file("ca.key"),
+             "-subj", "/CN=tokctl test CA", "-days", "2", "-out", file("ca.pem")});
+    issue("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\n");
+    issue("client", "/CN=billing/O=Example", "subjectAltName=DNS:billing.example.test,URI:spiffe://example/billing\n");
+  }
+};
+
+tokctl::test::RunResult curl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"curl", "-sS", "--max-time", "10"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return tokctl::test::run_program(argv);
+}
+
+}  // namespace
+
+TEST_CASE("HTTP server over TLS 1.2+, with verified client certificates (mTLS)", "[serve][http][tls]") {
+  Pki pki;
+  ServerOptions o;
+  o.port = 0;
+  o.threads = 2;
+  o.tls_cert = pki.file("server.pem");
+  o.tls_key = pki.file("server.key");
+  o.client_ca = pki.file("ca.pem");
+  auto srv = HttpServer::start(o, [](const HttpRequest& r) {
+    HttpResponse res;
+    res.body = json{{"tls", r.tls}, {"subject", r.client_cert_subject}, {"sans", r.client_cert_sans}}.dump();
+    return res;
+  });
+  REQUIRE(srv);
+  const std::string url = "https://127.0.0.1:" + std::to_string((*srv)->port()) + "/x";
+
+  auto anonymous = curl({"--cacert", pki.file("ca.pem"), url});
+  INFO(anonymous.err);
+  REQUIRE(anonymous.code == 0);
+  auto a = json::parse(anonymous.out);
+  CHECK(a.at("tls") == true);
+  CHECK(a.at("subject") == "");  // requested, not required: other client auth still works
+
+  auto mutual = curl({"--cacert", pki.file("ca.pem"), "--cert", pki.file("client.pem"), "--key", pki.file("client.key"), url});
+  INFO(mutual.err);
+  REQUIRE(mutual.code == 0);
+  auto m = json::parse(mutual.out);
+  CHECK(m.at("subject") == "O=Example,CN=billing");
+  CHECK(m.at("sans") == json{"DNS:billing.example.test", "URI:spiffe://example/billing"});
+
+  // A certificate from another CA fails the handshake; so do TLS 1.1 and plain HTTP.
+  Pki other;
+  CHECK(curl({"--cacert", pki.file("ca.pem"), "--cert", other.file("client.pem"), "--key", other.file("client.key"), url})
+            .code != 0);
+  CHECK(curl({"--cacert", pki.file("ca.pem"), "--tlsv1.1", "--tls-max", "1.1", url}).code != 0);
+  CHECK(curl({"http://127.0.0.1:" + std::to_string((*srv)->port()) + "/x"}).code != 0);
+  // The server still serves after all that.
+  CHECK(curl({"--cacert", pki.file("ca.pem"), url}).code == 0);
+}
+
+TEST_CASE("tls_client_auth: tokctl serve with mTLS issues to the client its certificate names", "[serve][cli][tls]") {
+  Pki pki;
+  TempDir dir;
+  const std::string ks = dir.file("ks");
+  write_file(dir.file("p.yaml"), "issuer: https://mtls.test\nscopes:\n  - name: read\n"
+                                 "clients:\n"
+                                 "  billing: {tls_client_auth: {subject_dn: \"O=Example,CN=billing\"}, scopes: [read]}\n"
+                                 "  spiffe: {tls_client_auth: {san_uri: [\"spiffe://example/billing\"]}}\n"
+                                 "  other: {tls_client_auth: {san_dns: [other.example.test]}}\n");
+  REQUIRE(tokctl::test::run({"--keystore", ks, "keys", "add", "--alg", "ES256", "-q"}).code == 0);
+  ServeProcess p({"--config", dir.file("p.yaml"), "--keystore", ks, "serve", "--listen", "127.0.0.1:0", "--tls-cert",
+                  pki.file("server.pem"), "--tls-key", pki.file("server.key"), "--client-ca", pki.file("ca.pem")});
+  auto ready = json::parse(p.first_line());
+  const std::string base = "https://" + ready.at("listen").get<std::string>();
+  const std::vector<std::string> cert = {"--cacert", pki.file("ca.pem"), "--cert", pki.file("client.pem"), "--key",
+                                         pki.file("client.key")};
+  auto token_for = [&](const std::string& client, bool with_cert) {
+    std::vector<std::string> args = with_cert ? cert : std::vector<std::string>{"--cacert", pki.file("ca.pem")};
+    args.insert(args.end(), {"-d", "grant_type=client_credentials", "-d", "client_id=" + client, base + "/oauth/token"});
+    auto r = curl(args);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    return json::parse(r.out);
+  };
+  auto ok = token_for("billing", true);
+  CHECK(ok.contains("access_token"));
+  CHECK(token_for("spiffe", true).contains("access_token"));  // by URI SAN
+  CHECK(token_for("other", true).at("error") == "invalid_client");  // the certificate is not theirs
+  CHECK(token_for("billing", false).at("error") == "invalid_client");  // no certificate
+  auto meta = curl({"--cacert", pki.file("ca.pem"), base + "/.well-known/oauth-authorization-server"});
+  CHECK(json::parse(meta.out).at("token_endpoint_auth_methods_supported").back() == "tls_client_auth");
+  auto [code, log] = p.terminate();
+  CHECK(code == 0);
+}
+
+TEST_CASE("TLS set-up errors are usage errors naming the file", "[serve][http][tls]") {
+  Pki pki;
+  ServerOptions o;
+  o.port = 0;
+  auto handler = [](const HttpRequest&) { return HttpResponse{}; };
+  o.tls_cert = pki.file("server.pem");
+  auto only_cert = HttpServer::start(o, handler);
+  REQUIRE_FALSE(only_cert);
+  CHECK(only_cert.error().code == ErrorCode::usage);
+  o.tls_key = pki.file("client.key");  // not the certificate's key
+  auto mismatch = HttpServer::start(o, handler);
+  REQUIRE_FALSE(mismatch);
+  CHECK_THAT(mismatch.error().message, Contains("client.key"));
+  CHECK_THAT(mismatch.error().message, Contains("mismatch"));
+  o.tls_key = pki.file("missing.key");
+  auto missing = HttpServer::start(o, handler);
+  REQUIRE_FALSE(missing);
+  CHECK_THAT(missing.error().message, Contains("missing.key"));
+  ServerOptions plain;
+  plain.port = 0;
+  plain.client_ca = pki.file("ca.pem");
+  CHECK_FALSE(HttpServer::start(plain, handler));
+}

@@ -23,6 +23,11 @@ struct ServerOptions {
   std::chrono::milliseconds read_timeout{10'000};   ///< a request must arrive whole within this
   std::chrono::milliseconds idle_timeout{60'000};   ///< a keep-alive connection may idle this long
   std::size_t max_connections = 4096;               ///< beyond this, new connections are closed
+  /// TLS (1.2 and 1.3): a PEM certificate chain and its private key; both or neither.
+  std::string tls_cert;
+  std::string tls_key;
+  /// mTLS: PEM CA bundle; client certificates are requested and, when sent, must verify.
+  std::string client_ca;
 };
 
 /// One line per request for the access log: never a token, a secret or an Authorization header.

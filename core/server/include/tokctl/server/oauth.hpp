@@ -27,6 +27,7 @@ struct EndpointOptions {
   std::string base_url;
   std::int64_t jwks_max_age = 300;     ///< Cache-Control max-age of /oauth/jwks
   std::int64_t phantom_max_age = 300;  ///< the most a phantom JWT response may be cached
+  bool tls_client_auth = false;        ///< client certificates are verified (mTLS): RFC 8705 offered
 };
 
 class OAuthEndpoints {

@@ -45,6 +45,14 @@ bool secret_matches(std::string_view stored, std::string_view secret);
 Result<const ClientPolicy*> authenticate_client(const Policy& policy, std::string_view client_id,
                                                 std::string_view secret);
 
+/// tls_client_auth (RFC 8705 §2.1.2): the client when it has a tls_client_auth setting that the
+/// verified client certificate matches: the subject DN (RFC 4514 string, compared exactly) or one
+/// configured subjectAltName among `sans` ("DNS:x", "URI:x", "email:x", "IP:x"). Every failure is
+/// the same invalid_client refusal.
+Result<const ClientPolicy*> authenticate_tls_client(const Policy& policy, std::string_view client_id,
+                                                    std::string_view cert_subject,
+                                                    const std::vector<std::string>& cert_sans);
+
 /// OAuthCode::unauthorized_client unless `client` may use `grant` (a URN or short name).
 Result<void> check_grant(const ClientPolicy& client, std::string_view grant);
 
