@@ -334,26 +334,37 @@ HttpResponse OAuthEndpoints::token(const HttpRequest& req) const {
   return r;
 }
 
-HttpResponse OAuthEndpoints::introspect(const HttpRequest& req) const {
+std::variant<OAuthEndpoints::TokenRequest, HttpResponse> OAuthEndpoints::token_request(const HttpRequest& req) const {
   auto read = read_form(req);
   if (auto* refusal = std::get_if<HttpResponse>(&read)) return std::move(*refusal);
   Form form = std::move(std::get<Form>(read));
   const tokens::Policy& policy = m_service.policy();
   auto auth = authenticate(policy, req, form, policy.issuer);
   if (auth.refusal) return std::move(*auth.refusal);
-  auto finish = [&](HttpResponse r) {
+  const std::string* token = form.get("token");
+  if (!token) {
+    HttpResponse r = oauth_error(OAuthCode::invalid_request, "token is missing");
     r.client_id = auth.client->id;
     return r;
+  }
+  return TokenRequest{auth.client, *token};
+}
+
+HttpResponse OAuthEndpoints::introspect(const HttpRequest& req) const {
+  auto request = token_request(req);
+  if (auto* refusal = std::get_if<HttpResponse>(&request)) return std::move(*refusal);
+  const auto& [client, token] = std::get<TokenRequest>(request);
+  auto finish = [&](HttpResponse r) {
+    r.client_id = client->id;
+    return r;
   };
-  const std::string* token = form.get("token");
-  if (!token) return finish(oauth_error(OAuthCode::invalid_request, "token is missing"));
-  auto info = m_service.introspect(*token);
+  auto info = m_service.introspect(token);
   if (!info) return finish(oauth_error(info.error()));
   const bool active = is_active(*info);
   if (accepts(req, "application/token-introspection+jwt")) {
     // RFC 9701: the answer signed by the issuer, for the caller.
     json claims{{"iss", m_service.policy().issuer},
-                {"aud", auth.client->id},
+                {"aud", client->id},
                 {"iat", m_clock.now()},
                 {"token_introspection", *info}};
     auto jwt = m_service.sign_jwt(claims, "token-introspection+jwt");
@@ -368,7 +379,7 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req) const {
   if (accepts(req, "application/jwt")) {
     // The phantom contract: the JWT for an active token, nothing (204) for any other.
     if (!active) return finish(HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}});
-    auto jwt = m_service.phantom_jwt(*token);
+    auto jwt = m_service.phantom_jwt(token);
     if (!jwt) {
       if (jwt.error().code == ErrorCode::invalid_token && jwt.error().oauth == OAuthCode::none) {
         return finish(HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}});  // expired meanwhile
@@ -392,29 +403,24 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req) const {
 }
 
 HttpResponse OAuthEndpoints::revoke(const HttpRequest& req) const {
-  auto read = read_form(req);
-  if (auto* refusal = std::get_if<HttpResponse>(&read)) return std::move(*refusal);
-  Form form = std::move(std::get<Form>(read));
-  const tokens::Policy& policy = m_service.policy();
-  auto auth = authenticate(policy, req, form, policy.issuer);
-  if (auth.refusal) return std::move(*auth.refusal);
+  auto request = token_request(req);
+  if (auto* refusal = std::get_if<HttpResponse>(&request)) return std::move(*refusal);
+  const auto& [client, token] = std::get<TokenRequest>(request);
   auto finish = [&](HttpResponse r) {
-    r.client_id = auth.client->id;
+    r.client_id = client->id;
     return r;
   };
-  const std::string* token = form.get("token");
-  if (!token) return finish(oauth_error(OAuthCode::invalid_request, "token is missing"));
   // token_type_hint is a hint (RFC 7009 §2.1): the store knows what the token is. Only the
   // client's own tokens are revoked; for others (and unknown ones) the answer is the same 200,
   // so the endpoint tells nobody which tokens exist.
-  auto info = m_service.introspect(*token);
+  auto info = m_service.introspect(token);
   if (!info) return finish(oauth_error(info.error()));
   if (is_active(*info)) {
     const std::string* owner = jose::string_member(*info, "client_id");
-    if (owner && *owner == auth.client->id) {
+    if (owner && *owner == client->id) {
       const std::string* type = jose::string_member(*info, "token_type");
       const bool refresh = type && *type == "refresh_token";
-      if (auto r = m_service.revoke(*token, refresh); !r) return finish(oauth_error(r.error()));
+      if (auto r = m_service.revoke(token, refresh); !r) return finish(oauth_error(r.error()));
     }
   }
   HttpResponse r;

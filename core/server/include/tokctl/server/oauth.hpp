@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -46,6 +47,13 @@ class OAuthEndpoints {
   const Metrics& metrics() const { return m_metrics; }
 
  private:
+  // introspect and revoke: an authenticated client and its `token` parameter, or the refusal.
+  struct TokenRequest {
+    const tokens::ClientPolicy* client;
+    std::string token;
+  };
+  std::variant<TokenRequest, HttpResponse> token_request(const HttpRequest& request) const;
+
   HttpResponse token(const HttpRequest& request) const;
   HttpResponse introspect(const HttpRequest& request) const;
   HttpResponse revoke(const HttpRequest& request) const;
