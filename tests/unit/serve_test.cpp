@@ -1015,3 +1015,31 @@ TEST_CASE("TLS set-up errors are usage errors naming the file", "[serve][http][t
   plain.client_ca = pki.file("ca.pem");
   CHECK_FALSE(HttpServer::start(plain, handler));
 }
+
+TEST_CASE("HTTP server: connections beyond the cap are closed at once, the others served", "[serve][http]") {
+  ServerOptions o;
+  o.port = 0;
+  o.threads = 1;
+  o.max_connections = 2;
+  auto srv = HttpServer::start(o, [](const HttpRequest&) { return HttpResponse{200, {}, "ok", {}}; });
+  REQUIRE(srv);
+  int a = connect_to((*srv)->port());
+  int b = connect_to((*srv)->port());
+  // Both are registered once the server has accepted them.
+  for (int i = 0; i < 200 && (*srv)->connections() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE((*srv)->connections() == 2);
+  int c = connect_to((*srv)->port());  // the kernel accepts it; the server closes it unanswered
+  CHECK(closed_by_server(c));
+  std::string pending;
+  send_all(a, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(read_response(a, pending).body == "ok");
+  ::close(a);
+  ::close(b);
+  ::close(c);
+  for (int i = 0; i < 200 && (*srv)->connections() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  int d = connect_to((*srv)->port());  // room again
+  std::string pending_d;
+  send_all(d, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(read_response(d, pending_d).body == "ok");
+  ::close(d);
+}
