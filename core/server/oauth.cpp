@@ -8,6 +8,7 @@
 
 #include <tokctl/jose/digest.hpp>
 #include <tokctl/jose/json.hpp>
+#include <tokctl/jose/jws.hpp>
 #include <tokctl/server/form.hpp>
 #include <tokctl/tokens/clients.hpp>
 #include <tokctl/util/base64.hpp>
@@ -122,7 +123,8 @@ struct ClientAuth {
 
 // client_secret_basic or client_secret_post (RFC 6749 §2.3.1): exactly one of them. A failure
 // is the one invalid_client answer, with a Basic challenge when Authorization was tried.
-ClientAuth authenticate(const tokens::Policy& policy, const HttpRequest& req, Form& form, const std::string& realm) {
+ClientAuth authenticate(const OAuthEndpoints& endpoints, const tokens::Policy& policy, const HttpRequest& req,
+                        Form& form, const std::string& realm) {
   ClientAuth out;
   if (req.header_count("authorization") > 1) {
     out.refusal = oauth_error(OAuthCode::invalid_request, "more than one Authorization header");
@@ -139,7 +141,8 @@ ClientAuth authenticate(const tokens::Policy& policy, const HttpRequest& req, Fo
     basic = std::move(*b);
   }
   const bool post = form.has("client_secret");
-  if (basic && post) {
+  const bool assertion = form.has("client_assertion") || form.has("client_assertion_type");
+  if ((basic ? 1 : 0) + (post ? 1 : 0) + (assertion ? 1 : 0) > 1) {
     out.refusal = oauth_error(OAuthCode::invalid_request, "more than one client authentication method");
     return out;
   }
@@ -164,6 +167,22 @@ ClientAuth authenticate(const tokens::Policy& policy, const HttpRequest& req, Fo
     out.refusal = std::move(r);
     return out;
   };
+  // RFC 7523 private_key_jwt: a JWT signed with one of the client's keys.
+  if (assertion) {
+    if (form.value("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+      out.refusal = oauth_error(OAuthCode::invalid_request, "client_assertion_type must be "
+                                                            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+      return out;
+    }
+    auto c = endpoints.authenticate_assertion(form.value("client_assertion"));
+    if (!c) return fail_auth(c.error().message);
+    if (const std::string* cid = form.get("client_id"); cid && *cid != (*c)->id) {
+      return fail_auth("client_id differs from the assertion's issuer");
+    }
+    out.client = *c;
+    form.erase("client_assertion");
+    return out;
+  }
   // RFC 8705 tls_client_auth: client_id in the body, the verified certificate as the credential.
   if (method.empty() && form.has("client_id") && (!req.client_cert_subject.empty() || !req.client_cert_sans.empty())) {
     auto c = tokens::authenticate_tls_client(policy, form.value("client_id"), req.client_cert_subject, req.client_cert_sans);
@@ -199,6 +218,16 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
   while (!base.empty() && base.back() == '/') base.pop_back();
   m_options.base_url = base;
   json auth_methods = {"client_secret_basic", "client_secret_post"};
+  for (const auto& [id, c] : p.clients) {
+    if (!c.jwks || (!c.auth_method.empty() && c.auth_method != "private_key_jwt")) continue;
+    jose::VerifyOptions vo;
+    vo.claims.iss = id;
+    vo.claims.sub = id;
+    vo.claims.required = {"exp", "jti"};
+    auto v = jose::TokenVerifier::create(*c.jwks, jose::KeySource::set, vo, m_clock);
+    if (v) m_assertion_verifiers.emplace(id, std::move(*v));
+  }
+  if (!m_assertion_verifiers.empty()) auth_methods.push_back("private_key_jwt");
   if (m_options.tls_client_auth) auth_methods.push_back("tls_client_auth");
   json scopes = json::array();
   for (const auto& s : p.scopes)
@@ -269,7 +298,7 @@ HttpResponse OAuthEndpoints::token(const HttpRequest& req) const {
   if (auto* refusal = std::get_if<HttpResponse>(&read)) return std::move(*refusal);
   Form form = std::move(std::get<Form>(read));
   const tokens::Policy& policy = m_service.policy();
-  auto auth = authenticate(policy, req, form, policy.issuer);
+  auto auth = authenticate(*this, policy, req, form, policy.issuer);
   if (auth.refusal) return std::move(*auth.refusal);
   const tokens::ClientPolicy& client = *auth.client;
   const std::string* grant_param = form.get("grant_type");
@@ -339,7 +368,7 @@ std::variant<OAuthEndpoints::TokenRequest, HttpResponse> OAuthEndpoints::token_r
   if (auto* refusal = std::get_if<HttpResponse>(&read)) return std::move(*refusal);
   Form form = std::move(std::get<Form>(read));
   const tokens::Policy& policy = m_service.policy();
-  auto auth = authenticate(policy, req, form, policy.issuer);
+  auto auth = authenticate(*this, policy, req, form, policy.issuer);
   if (auth.refusal) return std::move(*auth.refusal);
   const std::string* token = form.get("token");
   if (!token) {
@@ -445,6 +474,44 @@ HttpResponse OAuthEndpoints::jwks(const HttpRequest& req) const {
   r.set("Content-Type", "application/jwk-set+json");
   r.body = body;
   return r;
+}
+
+Result<const tokens::ClientPolicy*> OAuthEndpoints::authenticate_assertion(std::string_view assertion) const {
+  auto refused = [](const std::string& why) { return oauth_fail(OAuthCode::invalid_client, why); };
+  if (assertion.empty()) return refused("client_assertion is missing");
+  // The issuer names the client, and so the keys; the signature then proves it.
+  auto jws = jose::parse_compact(assertion);
+  if (!jws) return refused("client_assertion is not a JWT: " + jws.error().message);
+  auto claims = jose::parse_json_strict(jws->payload, "client_assertion claims", jose::JsonLimits{});
+  const std::string* iss = claims && claims->is_object() ? jose::string_member(*claims, "iss") : nullptr;
+  if (!iss) return refused("client_assertion has no issuer");
+  auto v = m_assertion_verifiers.find(*iss);
+  if (v == m_assertion_verifiers.end()) return refused("client authentication failed");
+  const jose::VerifyReport report = v->second.verify(assertion);
+  if (!report.valid) {
+    return refused("client_assertion: " + (report.problems.empty() ? std::string("invalid") : report.problems.front().message));
+  }
+  const json& c = report.payload;
+  const std::string token_endpoint = m_metadata.at("token_endpoint").get<std::string>();
+  const std::string& issuer = m_service.policy().issuer;
+  bool aud_ok = false;
+  if (auto a = c.find("aud"); a != c.end()) {
+    auto one = [&](const json& x) { return x.is_string() && (x == token_endpoint || x == issuer); };
+    aud_ok = a->is_array() ? std::any_of(a->begin(), a->end(), one) : one(*a);
+  }
+  if (!aud_ok) return refused("client_assertion audience must be the token endpoint or the issuer");
+  const auto exp = jose::integer_member(c, "exp");
+  const UnixTime now = m_clock.now();
+  if (!exp) return refused("client_assertion has no exp");
+  if (*exp > now + 600) return refused("client_assertion expires more than 10 minutes ahead");
+  const std::string* jti = jose::string_member(c, "jti");
+  if (!jti || jti->empty()) return refused("client_assertion has no jti");
+  {
+    std::lock_guard lock(m_replay_mutex);
+    for (auto it = m_replay.begin(); it != m_replay.end();) it = it->second < now - 60 ? m_replay.erase(it) : std::next(it);
+    if (!m_replay.emplace(*iss + "\n" + *jti, *exp).second) return refused("client_assertion was used before");
+  }
+  return m_service.policy().client(*iss);
 }
 
 void OAuthEndpoints::observe(std::string_view path, int status, std::int64_t latency_us) const {

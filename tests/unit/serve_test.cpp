@@ -27,6 +27,9 @@
 #include <tokctl/tokens/clients.hpp>
 #include <tokctl/util/base64.hpp>
 
+#include <tokctl/jose/jws.hpp>
+
+#include "support/keys.hpp"
 #include "support/run.hpp"
 #include "support/service_fixture.hpp"
 
@@ -62,6 +65,9 @@ struct Fixture {
                                         "\", token_endpoint_auth_method: client_secret_post, scopes: [read]}\n"
                                         "  gw: {secret_hash: \"" + tokens::hash_generated_secret(gw_secret) +
                                         "\", grants: [token_exchange]}\n"
+                                        "  signer: {token_endpoint_auth_method: private_key_jwt, scopes: [read], jwks: {keys: [" +
+                                        tokctl::test::test_key("p256").to_json(jose::KeyPart::public_only).dump() +
+                                        "]}}\n"
                                         "exchange:\n  - from: api-a\n    to: [api-b]\n    scopes: [read]\n"
                                         "    modes: [delegate]\n");
     service = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
@@ -343,6 +349,59 @@ TEST_CASE("refresh_token grant at the token endpoint rotates, and a reuse is inv
                                            "&refresh_token=" + rt);
   CHECK(other.status == 400);
   CHECK(body_of(other).at("error") == "invalid_grant");
+}
+
+TEST_CASE("private_key_jwt: a signed assertion authenticates once; wrong audience, key, expiry refused",
+          "[serve][oauth]") {
+  Fixture fx;
+  auto signer = jose::Signer::create(jose::Alg::ES256, tokctl::test::test_key("p256"));
+  REQUIRE(signer);
+  int n = 0;
+  auto assertion = [&](json overrides, const jose::Signer& with) {
+    json c{{"iss", "signer"}, {"sub", "signer"}, {"aud", "https://issuer.test/oauth/token"},
+           {"exp", k_now + 300}, {"iat", k_now}, {"jti", "a" + std::to_string(++n)}};
+    if (overrides.is_object()) c.update(overrides);
+    auto jwt = jose::sign_compact(json{{"typ", "JWT"}}, c.dump(), with);
+    REQUIRE(jwt);
+    return *jwt;
+  };
+  const std::string type = "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer";
+  auto request = [&](const std::string& jwt, const std::string& extra = "") {
+    return fx.post("/oauth/token", "grant_type=client_credentials&scope=read&" + type + "&client_assertion=" + jwt + extra);
+  };
+  const std::string good = assertion({}, *signer);
+  auto ok = request(good);
+  INFO(ok.body);
+  REQUIRE(ok.status == 200);
+  CHECK(ok.client_id == "signer");
+  CHECK(request(good).status == 401);  // the same jti again: a replay
+  CHECK(request(assertion({{"aud", "https://issuer.test"}}, *signer)).status == 200);  // the issuer as aud
+  CHECK(request(assertion({}, *signer), "&client_id=signer").status == 200);
+  auto other_key = jose::Signer::create(jose::Alg::ES256, tokctl::test::test_key("p256b"));
+  REQUIRE(other_key);
+  for (const auto& bad : std::vector<std::string>{
+           assertion({{"aud", "https://elsewhere.test/token"}}, *signer),
+           assertion({{"exp", k_now + 3600}}, *signer),  // valid far too long
+           assertion({{"exp", k_now - 3600}}, *signer),  // expired
+           assertion({{"sub", "someone"}}, *signer),
+           assertion({{"iss", "api"}, {"sub", "api"}}, *signer),  // a client without keys
+           assertion({}, *other_key),
+           assertion({{"jti", nullptr}}, *signer),
+           "not-a-jwt"}) {
+    CAPTURE(bad);
+    auto r = request(bad);
+    CHECK(r.status == 401);
+    CHECK(body_of(r).at("error") == "invalid_client");
+  }
+  CHECK(request(assertion({}, *signer), "&client_id=api").status == 401);
+  // Two methods at once, or a wrong assertion type, are invalid_request.
+  CHECK(fx.post("/oauth/token", "grant_type=client_credentials&" + type + "&client_assertion=" + assertion({}, *signer),
+                {{"authorization", fx.basic("api", fx.api_secret)}}).status == 400);
+  CHECK(fx.post("/oauth/token", "grant_type=client_credentials&client_assertion_type=x&client_assertion=" +
+                                    assertion({}, *signer)).status == 400);
+  CHECK(body_of(fx.get("/.well-known/oauth-authorization-server"))
+            .at("token_endpoint_auth_methods_supported")
+            .back() == "private_key_jwt");
 }
 
 TEST_CASE("token exchange at the token endpoint: RFC 8693 parameters, repeatable audience", "[serve][oauth]") {

@@ -11,6 +11,8 @@
 //   GET  /metrics            Prometheus text format (see metrics.hpp)
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 #include <variant>
 
@@ -18,6 +20,7 @@
 
 #include <tokctl/server/http.hpp>
 #include <tokctl/server/metrics.hpp>
+#include <tokctl/jose/jwt.hpp>
 #include <tokctl/tokens/service.hpp>
 #include <tokctl/util/time.hpp>
 
@@ -66,6 +69,17 @@ class OAuthEndpoints {
   nlohmann::json m_metadata;
   std::string m_metadata_text;
   mutable Metrics m_metrics;
+  /// private_key_jwt: a verifier per client with a jwks (iss and sub pinned to the client id).
+  std::map<std::string, jose::TokenVerifier, std::less<>> m_assertion_verifiers;
+  /// Assertion jti values seen, until their exp (RFC 7523 §3 replay protection, this process).
+  mutable std::mutex m_replay_mutex;
+  mutable std::map<std::string, UnixTime> m_replay;
+
+ public:
+  /// private_key_jwt (RFC 7523 §2.2): the client whose key signed `assertion` (iss = sub = its
+  /// id; aud the token endpoint or the issuer; exp at most 10 minutes ahead; jti not seen before).
+  /// Every failure is invalid_client.
+  Result<const tokens::ClientPolicy*> authenticate_assertion(std::string_view assertion) const;
 };
 
 /// The HTTP status of an OAuth refusal: 401 invalid_client, 500 server_error, 503
