@@ -4,11 +4,16 @@
 #
 #   bash tests/interop/serve_run.sh /path/to/tokctl
 #
-# Starts `tokctl serve --dev` on a free loopback port, takes a client_credentials token with
-# curl (client_secret_basic), and has PyJWT fetch /oauth/jwks itself (jwt.PyJWKClient) and verify
-# the access token (ES256, typ at+jwt, iss, aud, exp) and the RFC 9701 introspection response
-# (typ token-introspection+jwt, aud the caller). Negative controls: a tampered token and a wrong
-# audience are refused. Peers: curl, jq, /usr/bin/python3 with python3-jwt.
+# 1. `tokctl serve --dev` on a free loopback port: a client_credentials token taken with curl
+#    (client_secret_basic); PyJWT fetches /oauth/jwks itself (jwt.PyJWKClient) and verifies the
+#    access token (ES256, typ at+jwt, iss, aud, exp) and the RFC 9701 introspection response (typ
+#    token-introspection+jwt, aud the caller). Negative controls: a tampered token and a wrong
+#    audience are refused; the server log holds neither the secret nor the token.
+# 2. `tokctl serve` on a real policy (a client added with `clients add`, an exchange rule, a
+#    refresh token issued by the CLI): an unmodified openid-client (npm, tests/interop/node) does
+#    discovery, client_credentials, refresh with rotation and reuse detection, token exchange,
+#    introspection and revocation, and node jose verifies the token with the remote JWKS.
+# Peers: curl, jq, /usr/bin/python3 with python3-jwt, node with tests/interop/node installed.
 #
 # Output: one line per check, then "serve-interop: N passed, M failed"; exit 1 when anything failed.
 
@@ -82,4 +87,43 @@ if grep -qF "$SECRET" "$work/serve.log" || grep -qF "$sig" "$work/serve.log"; th
 else
   pass "the server log holds no secret and no token"
 fi
+kill "$server" && wait "$server"
+server=""
+
+# --- an unmodified openid-client (npm, pinned in tests/interop/node) ---------------------------
+# A server on a real policy: a client allowed client_credentials, refresh and token exchange, an
+# exchange rule, and a refresh token issued by the CLI on the same keystore and store.
+NODE_DIR=$HERE/node
+if ! command -v node >/dev/null || [[ ! -d $NODE_DIR/node_modules/openid-client ]]; then
+  fail "openid-client is installed (run scripts/install-deps: npm ci in tests/interop/node)"
+  interop_summary serve-interop
+  exit 1
+fi
+port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$port
+cat > "$work/p.yaml" <<YAML
+issuer: $URL
+scopes:
+  - name: read
+exchange:
+  - from: api-a
+    to: [api-b]
+    scopes: [read]
+    modes: [delegate]
+clients:
+YAML
+T() { "$TOKCTL" --config "$work/p.yaml" --keystore "$work/ks" "$@"; }
+T keys add --alg ES256 -q > /dev/null
+APP_SECRET=$(T -o json clients add app --grant client_credentials --grant refresh_token --grant token_exchange \
+               --scope read --audience api-a | jq -r .client_secret)
+REFRESH=$(T -o json issue --client-id app --sub alice --scope read --with-refresh | jq -r .refresh_token)
+T serve --listen "127.0.0.1:$port" > "$work/ready2.json" 2> "$work/serve2.log" &
+server=$!
+for _ in $(seq 100); do [[ -s $work/ready2.json ]] && break; sleep 0.05; done
+while IFS= read -r line; do
+  case $line in
+    "ok   "*) pass "${line#ok   }" ;;
+    *) fail "${line#FAIL }" ;;
+  esac
+done < <(cd "$NODE_DIR" && timeout 60 node serve_client.js "$URL" app "$APP_SECRET" "$REFRESH" 2>&1)
 interop_summary serve-interop
