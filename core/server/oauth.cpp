@@ -228,6 +228,15 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
     if (v) m_assertion_verifiers.emplace(id, std::move(*v));
   }
   if (!m_assertion_verifiers.empty()) auth_methods.push_back("private_key_jwt");
+  for (const auto& a : p.assertion_issuers) {
+    jose::VerifyOptions vo;
+    vo.claims.iss = a.issuer;
+    vo.claims.required = {"sub", "exp", "jti"};
+    auto v = jose::TokenVerifier::create(a.jwks, jose::KeySource::set, vo, m_clock);
+    if (v) m_grant_verifiers.emplace(a.issuer, std::move(*v));
+  }
+  json grants = {tokens::k_grant_client_credentials, tokens::k_grant_refresh_token, tokens::k_grant_token_exchange};
+  if (!m_grant_verifiers.empty()) grants.push_back(tokens::k_grant_jwt_bearer);
   if (m_options.tls_client_auth) auth_methods.push_back("tls_client_auth");
   json scopes = json::array();
   for (const auto& s : p.scopes)
@@ -238,8 +247,7 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
       {"introspection_endpoint", base + "/oauth/introspect"},
       {"revocation_endpoint", base + "/oauth/revoke"},
       {"jwks_uri", base + "/oauth/jwks"},
-      {"grant_types_supported",
-       {tokens::k_grant_client_credentials, tokens::k_grant_refresh_token, tokens::k_grant_token_exchange}},
+      {"grant_types_supported", grants},
       {"introspection_signing_alg_values_supported", json::array()},
       {"response_types_supported", json::array()},
       {"token_endpoint_auth_methods_supported", auth_methods},
@@ -329,6 +337,24 @@ HttpResponse OAuthEndpoints::token(const HttpRequest& req) const {
     r.client_id = client.id;
     r.scope = param("scope");
     issued = m_service.refresh(r);
+  } else if (grant == tokens::k_grant_jwt_bearer) {
+    // RFC 7523 §2.1: an assertion by a trusted issuer about a subject, for this client.
+    if (param("assertion").empty()) return oauth_error(OAuthCode::invalid_request, "assertion is missing");
+    auto claims = verified_assertion(m_grant_verifiers, param("assertion"), "assertion", OAuthCode::invalid_grant, 3600);
+    const std::string* subject = claims ? jose::string_member(*claims, "sub") : nullptr;
+    if (!claims) {
+      issued = std::unexpected(claims.error());
+    } else if (!subject || subject->empty()) {
+      issued = oauth_fail(OAuthCode::invalid_grant, "assertion names no subject (sub)");
+    } else {
+      tokens::IssueRequest r;
+      r.client_id = client.id;
+      r.sub = *subject;
+      r.scope = param("scope");
+      r.aud = form.all("resource");
+      if (r.aud.empty()) r.aud = form.all("audience");
+      issued = m_service.issue(r);
+    }
   } else if (grant == tokens::k_grant_token_exchange) {
     // RFC 8693 under the policy's exchange rules, as `tokctl exchange` (delegation by default).
     tokens::ExchangeRequest r;
@@ -477,19 +503,29 @@ HttpResponse OAuthEndpoints::jwks(const HttpRequest& req) const {
 }
 
 Result<const tokens::ClientPolicy*> OAuthEndpoints::authenticate_assertion(std::string_view assertion) const {
-  auto refused = [](const std::string& why) { return oauth_fail(OAuthCode::invalid_client, why); };
-  if (assertion.empty()) return refused("client_assertion is missing");
+  auto claims = verified_assertion(m_assertion_verifiers, assertion, "client_assertion", OAuthCode::invalid_client, 600);
+  if (!claims) return std::unexpected(claims.error());
+  return m_service.policy().client(*jose::string_member(*claims, "iss"));
+}
+
+Result<json> OAuthEndpoints::verified_assertion(const Verifiers& verifiers, std::string_view assertion,
+                                                const std::string& what, OAuthCode code,
+                                                std::int64_t max_ahead) const {
+  auto refused = [&](const std::string& why) { return oauth_fail(code, why); };
+  if (assertion.empty()) return refused(what + " is missing");
   // The issuer names the client, and so the keys; the signature then proves it.
   auto jws = jose::parse_compact(assertion);
-  if (!jws) return refused("client_assertion is not a JWT: " + jws.error().message);
-  auto claims = jose::parse_json_strict(jws->payload, "client_assertion claims", jose::JsonLimits{});
+  if (!jws) return refused(what + " is not a JWT: " + jws.error().message);
+  auto claims = jose::parse_json_strict(jws->payload, what + " claims", jose::JsonLimits{});
   const std::string* iss = claims && claims->is_object() ? jose::string_member(*claims, "iss") : nullptr;
-  if (!iss) return refused("client_assertion has no issuer");
-  auto v = m_assertion_verifiers.find(*iss);
-  if (v == m_assertion_verifiers.end()) return refused("client authentication failed");
+  if (!iss) return refused(what + " has no issuer");
+  auto v = verifiers.find(*iss);
+  if (v == verifiers.end()) {
+    return refused(code == OAuthCode::invalid_client ? "client authentication failed" : what + ": issuer not trusted");
+  }
   const jose::VerifyReport report = v->second.verify(assertion);
   if (!report.valid) {
-    return refused("client_assertion: " + (report.problems.empty() ? std::string("invalid") : report.problems.front().message));
+    return refused(what + ": " + (report.problems.empty() ? std::string("invalid") : report.problems.front().message));
   }
   const json& c = report.payload;
   const std::string token_endpoint = m_metadata.at("token_endpoint").get<std::string>();
@@ -499,19 +535,21 @@ Result<const tokens::ClientPolicy*> OAuthEndpoints::authenticate_assertion(std::
     auto one = [&](const json& x) { return x.is_string() && (x == token_endpoint || x == issuer); };
     aud_ok = a->is_array() ? std::any_of(a->begin(), a->end(), one) : one(*a);
   }
-  if (!aud_ok) return refused("client_assertion audience must be the token endpoint or the issuer");
+  if (!aud_ok) return refused(what + " audience must be the token endpoint or the issuer");
   const auto exp = jose::integer_member(c, "exp");
   const UnixTime now = m_clock.now();
-  if (!exp) return refused("client_assertion has no exp");
-  if (*exp > now + 600) return refused("client_assertion expires more than 10 minutes ahead");
+  if (!exp) return refused(what + " has no exp");
+  if (*exp > now + max_ahead) {
+    return refused(what + " expires more than " + std::to_string(max_ahead / 60) + " minutes ahead");
+  }
   const std::string* jti = jose::string_member(c, "jti");
-  if (!jti || jti->empty()) return refused("client_assertion has no jti");
+  if (!jti || jti->empty()) return refused(what + " has no jti");
   {
     std::lock_guard lock(m_replay_mutex);
     for (auto it = m_replay.begin(); it != m_replay.end();) it = it->second < now - 60 ? m_replay.erase(it) : std::next(it);
-    if (!m_replay.emplace(*iss + "\n" + *jti, *exp).second) return refused("client_assertion was used before");
+    if (!m_replay.emplace(what + "\n" + *iss + "\n" + *jti, *exp).second) return refused(what + " was used before");
   }
-  return m_service.policy().client(*iss);
+  return report.payload;
 }
 
 void OAuthEndpoints::observe(std::string_view path, int status, std::int64_t latency_us) const {

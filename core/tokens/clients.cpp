@@ -160,6 +160,34 @@ Result<void> check_grant(const ClientPolicy& client, std::string_view grant) {
 
 namespace detail {
 
+std::optional<jose::JwkSet> read_public_jwks(Reader& r, const YAML::Node& x, const std::string& what,
+                                             const std::string& policy_path) {
+  // A JWKS inline, or the path of a JWKS file (relative to the policy file).
+  Result<nlohmann::json> doc = fail(ErrorCode::malformed, "");
+  std::string source = what;
+  if (x.IsMap()) {
+    doc = r.to_json(x);
+  } else if (auto file = r.text(x, what)) {
+    std::string resolved = relative_to(policy_path, *file);
+    source += " '" + resolved + "'";
+    auto text = read_input(resolved);
+    doc = text ? jose::parse_json_object(*text, "the JWKS") : std::unexpected(text.error());
+  }
+  if (!doc && !doc.error().message.empty()) r.problem(x, source + ": " + doc.error().message);
+  if (!doc) return std::nullopt;
+  auto set = jose::parse_jwks(*doc);
+  if (!set) {
+    r.problem(x, source + ": " + set.error().message);
+  } else if (set->keys.empty()) {
+    r.problem(x, source + " has no usable key");
+  } else if (std::any_of(set->keys.begin(), set->keys.end(), [](const jose::Jwk& k) { return k.has_private(); })) {
+    r.problem(x, source + " holds a private or secret key: give the public keys only");
+  } else {
+    return std::move(*set);
+  }
+  return std::nullopt;
+}
+
 void read_client(Reader& r, const std::string& id, const YAML::Node& n, const std::string& policy_path,
                  ClientPolicy& c) {
   c.id = id;
@@ -201,32 +229,7 @@ void read_client(Reader& r, const std::string& id, const YAML::Node& n, const st
     }
   }
   if (auto x = n["sector"]) c.sector = r.text(x, what + ".sector").value_or("");
-  if (auto x = n["jwks"]) {
-    // A JWKS inline, or the path of a JWKS file (relative to the policy file).
-    Result<nlohmann::json> doc = fail(ErrorCode::malformed, "");
-    std::string source = what + ".jwks";
-    if (x.IsMap()) {
-      doc = r.to_json(x);
-    } else if (auto file = r.text(x, what + ".jwks")) {
-      std::string resolved = relative_to(policy_path, *file);
-      source += " '" + resolved + "'";
-      auto text = read_input(resolved);
-      doc = text ? jose::parse_json_object(*text, "the JWKS") : std::unexpected(text.error());
-    }
-    if (!doc && !doc.error().message.empty()) r.problem(x, source + ": " + doc.error().message);
-    if (doc) {
-      auto set = jose::parse_jwks(*doc);
-      if (!set) {
-        r.problem(x, source + ": " + set.error().message);
-      } else if (set->keys.empty()) {
-        r.problem(x, source + " has no usable key");
-      } else if (std::any_of(set->keys.begin(), set->keys.end(), [](const jose::Jwk& k) { return k.has_private(); })) {
-        r.problem(x, source + " holds a private or secret key: give the client's public keys only");
-      } else {
-        c.jwks = std::move(*set);
-      }
-    }
-  }
+  if (auto x = n["jwks"]) c.jwks = read_public_jwks(r, x, what + ".jwks", policy_path);
   if (auto x = n["tls_client_auth"]) {
     const std::string tw = what + ".tls_client_auth";
     if (r.mapping(x, tw, {"subject_dn", "san_dns", "san_uri", "san_email", "san_ip"})) {

@@ -115,7 +115,7 @@ PolicyCheck check_policy(const std::string& path) {
   if (!root || root.IsNull()) return out;
   try {
     if (!r.mapping(root, "the policy", {"issuer", "keystore", "store", "tokens", "scopes", "claims", "subjects",
-                                        "clients", "exchange"})) {
+                                        "clients", "exchange", "assertion_issuers"})) {
       out.problems = r.problems();
       return out;
     }
@@ -288,6 +288,28 @@ PolicyCheck check_policy(const std::string& path) {
             rule.modes = {"delegate"};
           }
           p.exchange.push_back(std::move(rule));
+        }
+      }
+    }
+    if (auto ai = root["assertion_issuers"]) {
+      if (!ai.IsSequence()) {
+        r.problem(ai, "assertion_issuers must be a list of {issuer, jwks}");
+      } else {
+        for (const auto& item : ai) {
+          if (!r.mapping(item, "an assertion issuer", {"issuer", "jwks"})) continue;
+          AssertionIssuer a;
+          if (auto x = item["issuer"]) a.issuer = r.text(x, "assertion issuer").value_or("");
+          else r.problem(item, "an assertion issuer needs 'issuer' (the assertions' iss)");
+          std::optional<jose::JwkSet> keys;
+          if (auto x = item["jwks"]) keys = detail::read_public_jwks(r, x, "assertion issuer '" + a.issuer + "' jwks", path);
+          else r.problem(item, "assertion issuer '" + a.issuer + "' needs 'jwks' (its public keys)");
+          const bool repeated = std::any_of(p.assertion_issuers.begin(), p.assertion_issuers.end(),
+                                            [&](const AssertionIssuer& o) { return o.issuer == a.issuer; });
+          if (repeated) r.problem(item, "assertion issuer '" + a.issuer + "' is listed twice");
+          if (keys && !a.issuer.empty() && !repeated) {
+            a.jwks = std::move(*keys);
+            p.assertion_issuers.push_back(std::move(a));
+          }
         }
       }
     }

@@ -151,6 +151,10 @@ inline bool one_of(const std::string& v, std::initializer_list<const char*> set)
 }
 
 /// Reads one entry of `clients:` (id = its key) into `c`; `policy_path` resolves relative files.
+/// A JWKS of public keys, inline (a mapping) or a file relative to the policy; problems go to `r`.
+std::optional<jose::JwkSet> read_public_jwks(Reader& r, const YAML::Node& n, const std::string& what,
+                                             const std::string& policy_path);
+
 void read_client(Reader& r, const std::string& id, const YAML::Node& n, const std::string& policy_path,
                  ClientPolicy& c);
 

@@ -51,6 +51,7 @@ struct Fixture {
   std::string api_secret = tokens::generate_client_secret();
   std::string post_secret = tokens::generate_client_secret();
   std::string gw_secret = tokens::generate_client_secret();
+  std::string bearer_secret = tokens::generate_client_secret();
   std::unique_ptr<tokens::TokenService> service;
   std::unique_ptr<OAuthEndpoints> endpoints;
 
@@ -65,11 +66,16 @@ struct Fixture {
                                         "\", token_endpoint_auth_method: client_secret_post, scopes: [read]}\n"
                                         "  gw: {secret_hash: \"" + tokens::hash_generated_secret(gw_secret) +
                                         "\", grants: [token_exchange]}\n"
+                                        "  bearer: {secret_hash: \"" + tokens::hash_generated_secret(bearer_secret) +
+                                        "\", grants: [jwt_bearer], scopes: [read]}\n"
                                         "  signer: {token_endpoint_auth_method: private_key_jwt, scopes: [read], jwks: {keys: [" +
                                         tokctl::test::test_key("p256").to_json(jose::KeyPart::public_only).dump() +
                                         "]}}\n"
                                         "exchange:\n  - from: api-a\n    to: [api-b]\n    scopes: [read]\n"
-                                        "    modes: [delegate]\n");
+                                        "    modes: [delegate]\n"
+                                        "assertion_issuers:\n  - issuer: https://idp.test\n    jwks: {keys: [" +
+                                        tokctl::test::test_key("p256b").to_json(jose::KeyPart::public_only).dump() +
+                                        "]}\n");
     service = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
     endpoints = std::make_unique<OAuthEndpoints>(*service, clock);
   }
@@ -404,6 +410,89 @@ TEST_CASE("private_key_jwt: a signed assertion authenticates once; wrong audienc
             .back() == "private_key_jwt");
 }
 
+TEST_CASE("jwt-bearer grant: an assertion of a trusted issuer, once, for a client allowed the grant",
+          "[serve][oauth]") {
+  Fixture fx;
+  auto idp = jose::Signer::create(jose::Alg::ES256, tokctl::test::test_key("p256b"));
+  auto stranger = jose::Signer::create(jose::Alg::ES256, tokctl::test::test_key("p256"));
+  REQUIRE(idp);
+  REQUIRE(stranger);
+  int n = 0;
+  auto assertion = [&](json overrides, const jose::Signer& with) {
+    json c{{"iss", "https://idp.test"}, {"sub", "alice"}, {"aud", "https://issuer.test/oauth/token"},
+           {"exp", k_now + 300}, {"iat", k_now}, {"jti", "g" + std::to_string(++n)}};
+    if (overrides.is_object()) c.update(overrides);
+    auto jwt = jose::sign_compact(json{{"typ", "JWT"}}, c.dump(), with);
+    REQUIRE(jwt);
+    return *jwt;
+  };
+  const std::string auth = fx.basic("bearer", fx.bearer_secret);
+  const std::string grant = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&scope=read&assertion=";
+  const std::string good = assertion({}, *idp);
+  auto r = fx.post("/oauth/token", grant + good, {{"authorization", auth}});
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  auto info = fx.service->introspect(body_of(r).at("access_token").get<std::string>());
+  REQUIRE(info);
+  CHECK(info->at("sub") == "alice");
+  CHECK(info->at("client_id") == "bearer");
+  CHECK(body_of(fx.post("/oauth/token", grant + good, {{"authorization", auth}})).at("error") == "invalid_grant");  // replay
+  for (const auto& bad : std::vector<std::string>{
+           assertion({{"iss", "https://other-idp.test"}}, *idp),
+           assertion({}, *stranger),
+           assertion({{"aud", "https://elsewhere.test"}}, *idp),
+           assertion({{"exp", k_now + 7200}}, *idp),
+           assertion({{"exp", k_now - 7200}}, *idp),
+           assertion({{"sub", nullptr}}, *idp),
+           "x.y.z"}) {
+    CAPTURE(bad);
+    auto refused = fx.post("/oauth/token", grant + bad, {{"authorization", auth}});
+    CHECK(refused.status == 400);
+    CHECK(body_of(refused).at("error") == "invalid_grant");
+  }
+  auto missing = fx.post("/oauth/token", "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer",
+                         {{"authorization", auth}});
+  CHECK(body_of(missing).at("error") == "invalid_request");
+  // api may not use the grant.
+  auto api = fx.post("/oauth/token", grant + assertion({}, *idp), {{"authorization", fx.basic("api", fx.api_secret)}});
+  CHECK(body_of(api).at("error") == "unauthorized_client");
+  CHECK(body_of(fx.get("/.well-known/oauth-authorization-server")).at("grant_types_supported").back() ==
+        "urn:ietf:params:oauth:grant-type:jwt-bearer");
+}
+
+TEST_CASE("assertion_issuers in the policy: a list of issuers with public keys, checked", "[serve][policy]") {
+  TempDir dir;
+  const std::string pub = tokctl::test::test_key("p256").to_json(jose::KeyPart::public_only).dump();
+  const std::string priv = tokctl::test::test_key("p256").to_json(jose::KeyPart::with_private).dump();
+  struct Bad {
+    std::string yaml;
+    std::string problem;
+  };
+  for (const auto& b : std::vector<Bad>{
+           {"assertion_issuers: {issuer: x}", "must be a list"},
+           {"assertion_issuers:\n  - issuer: https://a\n", "needs 'jwks'"},
+           {"assertion_issuers:\n  - jwks: {keys: [" + pub + "]}\n", "needs 'issuer'"},
+           {"assertion_issuers:\n  - {issuer: https://a, jwks: {keys: [" + priv + "]}}\n", "private or secret key"},
+           {"assertion_issuers:\n  - {issuer: https://a, jwks: missing.jwks}\n", "missing.jwks"},
+           {"assertion_issuers:\n  - {issuer: https://a, jwks: {keys: [" + pub + "]}}\n  - {issuer: https://a, jwks: {keys: [" +
+                pub + "]}}\n",
+            "listed twice"},
+           {"assertion_issuers:\n  - {issuer: https://a, jwks: {keys: [" + pub + "]}, extra: 1}\n", "extra"},
+       }) {
+    CAPTURE(b.yaml);
+    write_file(dir.file("p.yaml"), b.yaml);
+    auto c = tokens::check_policy(dir.file("p.yaml"));
+    std::string all;
+    for (const auto& p : c.problems) all += p + "\n";
+    CHECK_THAT(all, Contains(b.problem));
+  }
+  write_file(dir.file("ok.yaml"), "assertion_issuers:\n  - {issuer: https://a, jwks: {keys: [" + pub + "]}}\n");
+  auto ok = tokens::check_policy(dir.file("ok.yaml"));
+  CHECK(ok.problems.empty());
+  REQUIRE(ok.policy.assertion_issuers.size() == 1);
+  CHECK(ok.policy.assertion_issuers[0].issuer == "https://a");
+}
+
 TEST_CASE("token exchange at the token endpoint: RFC 8693 parameters, repeatable audience", "[serve][oauth]") {
   Fixture fx;
   const std::string subject = fx.token("read write");
@@ -518,7 +607,8 @@ TEST_CASE("JWKS with ETag, metadata, health, 404 and 405 as JSON", "[serve][oaut
     CHECK(doc.at("token_endpoint") == "https://issuer.test/oauth/token");
     CHECK(doc.at("jwks_uri") == "https://issuer.test/oauth/jwks");
     CHECK(doc.at("grant_types_supported") == json{"client_credentials", "refresh_token",
-                                                  "urn:ietf:params:oauth:grant-type:token-exchange"});
+                                                  "urn:ietf:params:oauth:grant-type:token-exchange",
+                                                  "urn:ietf:params:oauth:grant-type:jwt-bearer"});
   }
   CHECK(fx.get("/healthz").status == 200);
   auto missing = fx.get("/nope");

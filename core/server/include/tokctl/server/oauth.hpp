@@ -69,8 +69,11 @@ class OAuthEndpoints {
   nlohmann::json m_metadata;
   std::string m_metadata_text;
   mutable Metrics m_metrics;
+  using Verifiers = std::map<std::string, jose::TokenVerifier, std::less<>>;
   /// private_key_jwt: a verifier per client with a jwks (iss and sub pinned to the client id).
-  std::map<std::string, jose::TokenVerifier, std::less<>> m_assertion_verifiers;
+  Verifiers m_assertion_verifiers;
+  /// jwt-bearer grant: a verifier per trusted assertion issuer (policy assertion_issuers).
+  Verifiers m_grant_verifiers;
   /// Assertion jti values seen, until their exp (RFC 7523 §3 replay protection, this process).
   mutable std::mutex m_replay_mutex;
   mutable std::map<std::string, UnixTime> m_replay;
@@ -80,6 +83,13 @@ class OAuthEndpoints {
   /// id; aud the token endpoint or the issuer; exp at most 10 minutes ahead; jti not seen before).
   /// Every failure is invalid_client.
   Result<const tokens::ClientPolicy*> authenticate_assertion(std::string_view assertion) const;
+
+ private:
+  // A JWT assertion from one of `verifiers` (by its iss): signature, claims, aud (the token
+  // endpoint or the issuer), exp at most `max_ahead` seconds ahead, a jti not seen before.
+  // Refusals carry `code`; `what` names the parameter.
+  Result<nlohmann::json> verified_assertion(const Verifiers& verifiers, std::string_view assertion,
+                                            const std::string& what, OAuthCode code, std::int64_t max_ahead) const;
 };
 
 /// The HTTP status of an OAuth refusal: 401 invalid_client, 500 server_error, 503

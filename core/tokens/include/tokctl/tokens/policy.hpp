@@ -67,6 +67,12 @@ struct ExchangeRule {
   std::vector<std::string> modes;   ///< delegate | impersonate | embed
 };
 
+/// An issuer whose JWT assertions the jwt-bearer grant accepts (RFC 7523 §2.1, §3).
+struct AssertionIssuer {
+  std::string issuer;  ///< the assertion's iss
+  jose::JwkSet jwks;   ///< its public keys
+};
+
 struct Policy {
   std::string issuer = "https://tokctl.local";
   std::string keystore;  ///< empty: not set (absolute, or relative to the policy file)
@@ -84,6 +90,7 @@ struct Policy {
   std::map<std::string, nlohmann::json> subjects;  ///< sub -> attributes
   std::map<std::string, ClientPolicy> clients;
   std::vector<ExchangeRule> exchange;
+  std::vector<AssertionIssuer> assertion_issuers;
   std::string source;  ///< the file it came from (empty: built-in defaults)
 
   /// The scope rule covering `scope`, or nullptr. With no scopes configured every scope is unknown.
