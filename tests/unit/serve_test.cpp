@@ -117,6 +117,21 @@ std::string header_of(const HttpResponse& r, const std::string& name) {
 
 json body_of(const HttpResponse& r) { return json::parse(r.body); }
 
+// RFC 7523 assertions for the Fixture's token endpoint: fresh jti each, claims overridable.
+struct AssertionMaker {
+  std::string iss;
+  std::string sub;
+  int n = 0;
+  std::string operator()(const json& overrides, const jose::Signer& with) {
+    json c{{"iss", iss}, {"sub", sub}, {"aud", "https://issuer.test/oauth/token"},
+           {"exp", k_now + 300}, {"iat", k_now}, {"jti", "j" + std::to_string(++n)}};
+    if (overrides.is_object()) c.update(overrides);
+    auto jwt = jose::sign_compact(json{{"typ", "JWT"}}, c.dump(), with);
+    REQUIRE(jwt);
+    return *jwt;
+  }
+};
+
 // ---- a raw HTTP/1.1 client over loopback --------------------------------------------------------
 
 // A connected socket, or -1 (no Catch assertion: worker threads use it too).
@@ -362,15 +377,7 @@ TEST_CASE("private_key_jwt: a signed assertion authenticates once; wrong audienc
   Fixture fx;
   auto signer = jose::Signer::create(jose::Alg::ES256, tokctl::test::test_key("p256"));
   REQUIRE(signer);
-  int n = 0;
-  auto assertion = [&](json overrides, const jose::Signer& with) {
-    json c{{"iss", "signer"}, {"sub", "signer"}, {"aud", "https://issuer.test/oauth/token"},
-           {"exp", k_now + 300}, {"iat", k_now}, {"jti", "a" + std::to_string(++n)}};
-    if (overrides.is_object()) c.update(overrides);
-    auto jwt = jose::sign_compact(json{{"typ", "JWT"}}, c.dump(), with);
-    REQUIRE(jwt);
-    return *jwt;
-  };
+  AssertionMaker assertion{"signer", "signer"};
   const std::string type = "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer";
   auto request = [&](const std::string& jwt, const std::string& extra = "") {
     return fx.post("/oauth/token", "grant_type=client_credentials&scope=read&" + type + "&client_assertion=" + jwt + extra);
@@ -417,15 +424,7 @@ TEST_CASE("jwt-bearer grant: an assertion of a trusted issuer, once, for a clien
   auto stranger = jose::Signer::create(jose::Alg::ES256, tokctl::test::test_key("p256"));
   REQUIRE(idp);
   REQUIRE(stranger);
-  int n = 0;
-  auto assertion = [&](json overrides, const jose::Signer& with) {
-    json c{{"iss", "https://idp.test"}, {"sub", "alice"}, {"aud", "https://issuer.test/oauth/token"},
-           {"exp", k_now + 300}, {"iat", k_now}, {"jti", "g" + std::to_string(++n)}};
-    if (overrides.is_object()) c.update(overrides);
-    auto jwt = jose::sign_compact(json{{"typ", "JWT"}}, c.dump(), with);
-    REQUIRE(jwt);
-    return *jwt;
-  };
+  AssertionMaker assertion{"https://idp.test", "alice"};
   const std::string auth = fx.basic("bearer", fx.bearer_secret);
   const std::string grant = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&scope=read&assertion=";
   const std::string good = assertion({}, *idp);
