@@ -11,9 +11,15 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  if (auto form = tokctl::server::parse_form(text)) {
-    for (const auto& [name, value] : *form)
-      if (name.empty() || value.empty()) std::abort();
+  for (bool repeatable : {false, true}) {
+    auto form = repeatable ? tokctl::server::parse_form(text, {"audience", "resource"}) : tokctl::server::parse_form(text);
+    if (!form) continue;
+    for (const auto& [name, values] : form->values) {
+      if (name.empty() || values.empty()) std::abort();
+      for (const auto& v : values)
+        if (v.empty()) std::abort();
+      if (values.size() > 1 && name != "audience" && name != "resource") std::abort();
+    }
   }
   if (auto basic = tokctl::server::parse_basic_auth(text); basic && *basic && (*basic)->first.empty()) std::abort();
   (void)tokctl::server::form_decode(text);
