@@ -13,6 +13,7 @@
 #define OPENSSL_API_COMPAT 10101
 
 #include <tokctl/server/http_server.hpp>
+#include <tokctl/util/io.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -353,19 +354,35 @@ Result<ssl::context> tls_context(const ServerOptions& o) {
                       ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
                   ec);
   SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
-  auto file_error = [&](const char* param, const std::string& what, const std::string& path) {
-    return fail_param(ErrorCode::usage, param, "cannot use " + what + " '" + path + "': " + ec.message());
+  // The files go through read_input (regular files only, bounded: a directory or a FIFO is an
+  // error, never a blocked start-up), then to OpenSSL from memory.
+  auto use = [&](const char* param, const std::string& what, const std::string& path, auto&& apply) -> Result<void> {
+    auto pem = read_input(path);
+    if (!pem) return fail_param(ErrorCode::usage, param, "cannot use " + what + ": " + pem.error().message);
+    apply(net::buffer(*pem));
+    OPENSSL_cleanse(pem->data(), pem->size());
+    if (ec) return fail_param(ErrorCode::usage, param, "cannot use " + what + " '" + path + "': " + ec.message());
+    return {};
   };
-  ctx.use_certificate_chain_file(o.tls_cert, ec);
-  if (ec) return file_error("tls_cert", "the TLS certificate chain", o.tls_cert);
-  ctx.use_private_key_file(o.tls_key, ssl::context::pem, ec);
-  if (ec) return file_error("tls_key", "the TLS private key", o.tls_key);
+  if (auto r = use("tls_cert", "the TLS certificate chain", o.tls_cert,
+                   [&](net::const_buffer b) { ctx.use_certificate_chain(b, ec); });
+      !r) {
+    return std::unexpected(r.error());
+  }
+  if (auto r = use("tls_key", "the TLS private key", o.tls_key,
+                   [&](net::const_buffer b) { ctx.use_private_key(b, ssl::context::pem, ec); });
+      !r) {
+    return std::unexpected(r.error());
+  }
   if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
     return fail_param(ErrorCode::usage, "tls_key", "the TLS private key does not match the certificate");
   }
   if (!o.client_ca.empty()) {
-    ctx.load_verify_file(o.client_ca, ec);
-    if (ec) return file_error("client_ca", "the client CA bundle", o.client_ca);
+    if (auto r = use("client_ca", "the client CA bundle", o.client_ca,
+                     [&](net::const_buffer b) { ctx.add_certificate_authority(b, ec); });
+        !r) {
+      return std::unexpected(r.error());
+    }
     ctx.set_verify_mode(ssl::verify_peer, ec);
   }
   return ctx;

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1162,6 +1163,24 @@ TEST_CASE("TLS set-up errors are usage errors naming the file", "[serve][http][t
   plain.port = 0;
   plain.client_ca = pki.file("ca.pem");
   CHECK_FALSE(HttpServer::start(plain, handler));
+  // A directory, a FIFO (which would block a reader) or an oversized file, for each of the three.
+  REQUIRE(::mkdir(pki.file("dir").c_str(), 0700) == 0);
+  REQUIRE(::mkfifo(pki.file("fifo").c_str(), 0600) == 0);
+  write_file(pki.file("big.pem"), std::string(2 * 1024 * 1024, 'A'));
+  for (const char* bad : {"dir", "fifo", "big.pem"}) {
+    for (int which = 0; which < 3; ++which) {
+      CAPTURE(bad, which);
+      ServerOptions t;
+      t.port = 0;
+      t.tls_cert = which == 0 ? pki.file(bad) : pki.file("server.pem");
+      t.tls_key = which == 1 ? pki.file(bad) : pki.file("server.key");
+      t.client_ca = which == 2 ? pki.file(bad) : pki.file("ca.pem");
+      auto r = HttpServer::start(t, handler);
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code == ErrorCode::usage);
+      CHECK_THAT(r.error().message, Contains(pki.file(bad)));
+    }
+  }
 }
 
 TEST_CASE("HTTP server: connections beyond the cap are closed at once, the others served", "[serve][http]") {
