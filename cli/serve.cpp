@@ -152,7 +152,7 @@ int run_serve(const ServeCli& o) {
   so.tls_cert = o.tls_cert;
   so.tls_key = o.tls_key;
   so.client_ca = o.client_ca;
-  auto srv = server::HttpServer::start(so, handler, log);
+  auto srv = server::HttpServer::start(so, handler, log, &server::OAuthEndpoints::writes);
   if (!srv) return report(srv.error());
   const std::string host = (*srv)->host().find(':') != std::string::npos ? "[" + (*srv)->host() + "]" : (*srv)->host();
   const std::string address = host + ":" + std::to_string((*srv)->port());

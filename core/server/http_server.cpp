@@ -1,5 +1,7 @@
 // The transport of `tokctl serve`: Boost.Beast HTTP/1.1 over Asio. The only file that includes
-// Boost (compile cost stays here). One strand per connection; handlers run on the pool threads.
+// Boost (compile cost stays here). One io_context per thread: the acceptor deals connections
+// round-robin, and a connection lives on its thread for good, so no strand, no shared scheduler
+// lock and no cross-thread wake-up stands between a request and its handler.
 //
 // Connection life: wait for the first byte (idle timeout) -> read the header (read timeout,
 // header limit) -> answer "100 Continue" if asked -> read the body (same deadline, body limit) ->
@@ -27,7 +29,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -65,18 +67,37 @@ struct HttpServer::Impl {
   ServerOptions options;
   Handler handler;
   AccessLog log;
+  Blocking blocking;
+  std::optional<net::thread_pool> pool;  // set with `blocking`: where blocking requests run
   std::optional<ssl::context> tls;  // set: every connection is TLS
   std::atomic<std::size_t> connections{0};
   std::atomic<bool> stopping{false};
   std::mutex sessions_mutex;
   std::unordered_map<const SessionBase*, std::weak_ptr<SessionBase>> sessions;
-  // Declared after what sessions touch in their destructors: destroying the io_context destroys
+  // Declared after what sessions touch in their destructors: destroying an io_context destroys
   // the handlers still queued, and with them the last sessions.
-  net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  std::vector<std::unique_ptr<net::io_context>> contexts;  // one per thread; [0] also accepts
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  std::optional<tcp::acceptor> acceptor;
+  std::size_t next_context = 0;  // the acceptor's thread only
   std::vector<std::thread> threads;
 
-  explicit Impl(int hint) : ioc(hint) {}
+  explicit Impl(int n) {
+    for (int i = 0; i < n; ++i) {
+      contexts.push_back(std::make_unique<net::io_context>(1));
+      guards.push_back(net::make_work_guard(*contexts.back()));
+    }
+    acceptor.emplace(*contexts.front());
+  }
+  ~Impl() {
+    if (pool) {  // its jobs hold sessions, which post to the contexts
+      pool->stop();
+      pool->join();
+    }
+    acceptor.reset();
+    guards.clear();
+    contexts.clear();  // in order, before the sessions' server is gone
+  }
   void accept();
 };
 
@@ -260,17 +281,36 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     in.tls = k_tls;
     in.client_cert_subject = m_cert_subject;
     in.client_cert_sans = m_cert_sans;
-    HttpResponse res;
+    const bool keep_alive = req.keep_alive();
+    if (m_server.pool && m_server.blocking(in)) {
+      // Runs on the blocking pool; the answer comes back to this connection's thread. Nothing
+      // else touches the session meanwhile: no read is pending and its timer is off.
+      net::post(*m_server.pool, [self = this->shared_from_this(), in = std::move(in), keep_alive]() mutable {
+        HttpResponse res = self->run_handler(in);
+        auto ex = self->m_stream.get_executor();
+        net::post(ex, [self = std::move(self), in = std::move(in), res = std::move(res), keep_alive]() mutable {
+          self->respond(std::move(res), keep_alive, in);
+        });
+      });
+      return;
+    }
+    respond(run_handler(in), keep_alive, in);
+  }
+
+  HttpResponse run_handler(const HttpRequest& in) {
     try {
-      res = m_server.handler(in);
+      return m_server.handler(in);
     } catch (const std::exception&) {
-      res = HttpResponse{};
+      HttpResponse res;
       res.status = 500;
       res.set("Content-Type", "application/json");
       res.body = R"({"error":"server_error","error_description":"internal error"})";
+      return res;
     }
-    const bool keep_alive = req.keep_alive() && !m_server.stopping;
-    write(std::move(res), keep_alive, in.method == "HEAD", in.method, in.target);
+  }
+
+  void respond(HttpResponse res, bool keep_alive, const HttpRequest& in) {
+    write(std::move(res), keep_alive && !m_server.stopping, in.method == "HEAD", in.method, in.target);
   }
 
   void write(HttpResponse res, bool keep_alive, bool head, const std::string& method, const std::string& target) {
@@ -320,7 +360,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 };
 
 void HttpServer::Impl::accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  net::io_context& home = *contexts[next_context];
+  next_context = (next_context + 1) % contexts.size();
+  acceptor->async_accept(home, [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || stopping) return;
       // EMFILE and friends: keep accepting (the next attempt may succeed once a connection ends).
@@ -394,7 +436,8 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 
 HttpServer::~HttpServer() { stop(std::chrono::milliseconds(0)); }
 
-Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& options, Handler handler, AccessLog log) {
+Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& options, Handler handler, AccessLog log,
+                                                      Blocking blocking) {
   int threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto impl = std::make_unique<Impl>(threads);
   impl->options = options;
@@ -410,11 +453,15 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& optio
   }
   impl->handler = std::move(handler);
   impl->log = std::move(log);
+  if (blocking && options.blocking_threads > 0) {
+    impl->blocking = std::move(blocking);
+    impl->pool.emplace(static_cast<std::size_t>(options.blocking_threads));
+  }
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);
   if (ec) return fail_param(ErrorCode::usage, "listen", "'" + options.host + "' is not an IP address");
   tcp::endpoint endpoint(address, options.port);
-  auto& acc = impl->acceptor;
+  auto& acc = *impl->acceptor;
   acc.open(endpoint.protocol(), ec);
   if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) acc.bind(endpoint, ec);
@@ -425,8 +472,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& optio
   }
   impl->options.port = acc.local_endpoint().port();
   impl->accept();
-  for (int i = 0; i < threads; ++i) {
-    impl->threads.emplace_back([io = &impl->ioc] { io->run(); });
+  for (auto& io : impl->contexts) {
+    impl->threads.emplace_back([io = io.get()] { io->run(); });
   }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
@@ -439,9 +486,9 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
   Impl& im = *m_impl;
   if (im.threads.empty()) return;
   im.stopping = true;
-  net::post(im.ioc, [&im] {
+  net::post(*im.contexts.front(), [&im] {
     beast::error_code ignored;
-    im.acceptor.close(ignored);
+    im.acceptor->close(ignored);
   });
   std::vector<std::shared_ptr<SessionBase>> live;
   {
@@ -454,8 +501,13 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
   // Requests in flight finish; then every thread runs out of work and returns.
   auto deadline = Clock::now() + grace;
   while (im.connections.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  im.ioc.stop();
+  im.guards.clear();
+  for (auto& io : im.contexts) io->stop();
   for (auto& t : im.threads) t.join();
+  if (im.pool) {  // after the grace period, requests still queued there are dropped
+    im.pool->stop();
+    im.pool->join();
+  }
   im.threads.clear();
 }
 

@@ -258,6 +258,11 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
   m_metadata_text = m_metadata.dump();
 }
 
+bool OAuthEndpoints::writes(const HttpRequest& req) {
+  const std::string_view path = req.path();
+  return req.method == "POST" && (path == "/oauth/token" || path == "/oauth/revoke");
+}
+
 HttpResponse OAuthEndpoints::handle(const HttpRequest& req) const {
   const std::string_view path = req.path();
   struct Route {

@@ -12,9 +12,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -793,6 +795,65 @@ TEST_CASE("HTTP server: stop finishes the request in flight and closes idle conn
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0);
   ::close(fd);
+}
+
+TEST_CASE("HTTP server: blocking requests wait together on their pool while the I/O thread serves others",
+          "[serve][http]") {
+  // One I/O thread. Three /slow requests (blocking) each wait until all three have arrived and a
+  // /fast request was answered: only possible if they run on the blocking pool, side by side, and
+  // the I/O thread is free meanwhile. Inline, the first would hold the only thread and time out.
+  std::mutex mu;
+  std::condition_variable cv;
+  int arrived = 0;
+  bool fast_done = false;
+  ServerOptions o;
+  o.port = 0;
+  o.threads = 1;
+  o.blocking_threads = 4;
+  auto handler = [&](const HttpRequest& req) {
+    HttpResponse r;
+    if (req.path() == "/slow") {
+      std::unique_lock lock(mu);
+      ++arrived;
+      cv.notify_all();
+      const bool together = cv.wait_for(lock, std::chrono::seconds(3), [&] { return arrived >= 3 && fast_done; });
+      r.body = together ? "together" : "alone";
+    } else {
+      std::lock_guard lock(mu);
+      fast_done = arrived >= 3;  // answered while the three wait
+      cv.notify_all();
+      r.body = "fast";
+    }
+    return r;
+  };
+  auto srv = HttpServer::start(o, handler, {}, [](const HttpRequest& req) { return req.path() == "/slow"; });
+  REQUIRE(srv);
+  int slow[3];
+  for (int& fd : slow) {
+    fd = connect_to((*srv)->port());
+    send_all(fd, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+  }
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(3), [&] { return arrived >= 3; }));
+  }
+  int fast = connect_to((*srv)->port());
+  std::string pending;
+  send_all(fast, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(read_response(fast, pending).body == "fast");
+  for (int fd : slow) {
+    std::string p;
+    auto r = read_response(fd, p);
+    CHECK(r.status == 200);
+    CHECK(r.body == "together");
+    // The connection is back on its I/O thread, kept alive: the next request is served.
+    send_all(fd, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(read_response(fd, p).body == "fast");
+    ::close(fd);
+  }
+  ::close(fast);
+  (*srv)->stop();
+  CHECK((*srv)->connections() == 0);
 }
 
 TEST_CASE("HTTP server: a port in use and a bad address are clear errors", "[serve][http]") {

@@ -18,6 +18,9 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;  ///< 0: any free port (see HttpServer::port())
   int threads = 0;            ///< 0: the number of cores
+  /// Threads for requests that may block (see Blocking): as many such requests as this wait at
+  /// once, so a store's group commit can take that many writes into one transaction.
+  int blocking_threads = 32;
   std::size_t header_limit = 8 * 1024;
   std::size_t body_limit = 64 * 1024;
   std::chrono::milliseconds read_timeout{10'000};   ///< a request must arrive whole within this
@@ -41,13 +44,17 @@ struct AccessRecord {
 
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
 using AccessLog = std::function<void(const AccessRecord&)>;
+/// Says which requests may block their thread on something that batches across callers (a
+/// write waiting for the store's group commit). Those run on a pool of blocking threads and the
+/// I/O threads go on serving; the others (reads, signing) run on the I/O thread, with no hand-off.
+using Blocking = std::function<bool(const HttpRequest&)>;
 
 class HttpServer {
  public:
   /// Binds and listens (port 0: a free port), then serves on `options.threads` threads. Fails
   /// with ErrorCode::usage for a bad address and ErrorCode::network when the port cannot be bound.
   static Result<std::unique_ptr<HttpServer>> start(const ServerOptions& options, Handler handler,
-                                                   AccessLog log = {});
+                                                   AccessLog log = {}, Blocking blocking = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -42,6 +42,10 @@ class OAuthEndpoints {
   /// errors, {"error": ...} JSON for 404/405).
   HttpResponse handle(const HttpRequest& request) const;
 
+  /// Whether handling the request may wait on a store write (token and revocation requests): the
+  /// transport's Blocking predicate, so that such requests wait, and commit, together.
+  static bool writes(const HttpRequest& request);
+
   /// The RFC 8414 authorization server metadata.
   const nlohmann::json& metadata() const { return m_metadata; }
 
