@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
@@ -39,6 +40,18 @@ std::string half_hash(std::string_view token, jose::Alg alg) {
                                                                         : jose::Digest::sha256;
   const std::string h = jose::digest(d, token);
   return b64url_encode(std::string_view(h).substr(0, h.size() / 2));
+}
+
+// A grant id: the grant's start (seconds, 8 hex digits: sortable until 2106) and 96 random bits.
+// Ids in time order make the store's inserts land at the end of its grant index instead of on a
+// random page each (at 10^6 grants, the difference between a cached page and a disk read). The
+// start it shows is no secret: the grant's first token carries it as iat.
+std::string new_grant_id(UnixTime started) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  const auto t = static_cast<std::uint32_t>(std::clamp<UnixTime>(started, 0, 0xffffffff));
+  std::string id(8, '0');
+  for (int i = 0; i < 8; ++i) id[static_cast<std::size_t>(i)] = k_hex[(t >> (28 - 4 * i)) & 0xf];
+  return id + random_token(12);
 }
 
 json aud_json(const std::vector<std::string>& aud) {
@@ -198,7 +211,7 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
     grant.jwts = 0;  // put() adds this batch's JWTs to the stored count
     new_grant = false;
   } else {
-    grant.id = random_token(16);
+    grant.id = new_grant_id(now);
     grant.client_id = req.client_id;
     grant.sub = req.sub;
     grant.started = now;

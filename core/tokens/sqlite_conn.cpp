@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <unistd.h>
@@ -134,6 +135,11 @@ std::string column_text(sqlite3_stmt* s, int i) {
 }
 
 Result<std::unique_ptr<Conn>> Conn::open(const std::string& path, Role role) {
+  // Before SQLite's first use in the process: no allocation statistics. They take one global
+  // mutex per sqlite3_malloc, which two server threads reading at once contend on (futex calls
+  // on every lookup). If SQLite was already initialised elsewhere, the call fails harmlessly.
+  static std::once_flag configured;
+  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   sqlite3* raw = nullptr;
   // NOMUTEX: a connection is used by one thread at a time (the store's pool and writer ensure it).
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;

@@ -9,7 +9,7 @@
 namespace tokctl::tokens::sqlite_sql {
 
 /// Schema version this build creates and understands (PRAGMA user_version).
-inline constexpr int k_sqlite_schema_version = 4;
+inline constexpr int k_sqlite_schema_version = 5;
 
 /// The prepared statements, indexed into k_statements. Each connection prepares a statement the
 /// first time it runs it (a reader never prepares the writes).
@@ -108,6 +108,11 @@ ALTER TABLE grants ADD COLUMN jwts INTEGER NOT NULL DEFAULT 0;
     // revokes its whole grant (RFC 9700 §4.14).
     R"sql(
 ALTER TABLE tokens ADD COLUMN consumed INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // 5: no query looks tokens up by jti (JWT revocation uses the deny-list), and the index on
+    // random jti values cost every insert a random page: dropped.
+    R"sql(
+DROP INDEX IF EXISTS tokens_jti;
 )sql",
 };
 static_assert(std::size(k_migrations) == k_sqlite_schema_version,

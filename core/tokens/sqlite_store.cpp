@@ -22,6 +22,8 @@ using sqlite_sql::Stmt;
 
 constexpr std::size_t k_max_group = 512;       // writes per group-commit transaction
 constexpr std::size_t k_max_idle_readers = 16;  // reader connections kept open between reads
+// Under load, a leader waits this long at most for the queue to reach its target size.
+constexpr auto k_gather_time = std::chrono::microseconds(250);
 
 // Steps `id` (bound by `binder`) expecting at most one row; `row` reads it.
 template <class Binder, class Row>
@@ -225,24 +227,40 @@ Result<T> SqliteTokenStore::write(const char* op, F&& body) {
 void SqliteTokenStore::submit(Job& job) {
   std::unique_lock lock(m_queue_mu);
   m_queue.push_back(&job);
+  if (m_gatherer && m_queue.size() >= m_gather_target) m_gatherer->wake.notify_one();
   while (!job.done) {
     if (m_leader_active) {
-      m_queue_cv.wait(lock);
+      job.wake.wait(lock);
       continue;
     }
-    // Lead: take what is queued (this job included, unless more than a group is waiting).
     m_leader_active = true;
+    // Under load (the last transaction held several writes), wait a moment for as many again, or
+    // twice as many: one commit then carries more writes, and a commit (WAL pages written,
+    // locks taken) costs about as much as the writes it holds. A lone writer commits at once.
+    if (m_last_group > 1 && m_queue.size() < 2 * m_last_group) {
+      m_gatherer = &job;
+      m_gather_target = std::min(2 * m_last_group, k_max_group);
+      job.wake.wait_for(lock, k_gather_time, [&] { return m_queue.size() >= m_gather_target; });
+      m_gatherer = nullptr;
+    }
+    // Lead: take what is queued (this job included, unless more than a group is waiting).
     const auto n = static_cast<std::ptrdiff_t>(std::min(m_queue.size(), k_max_group));
     std::vector<Job*> batch(m_queue.begin(), m_queue.begin() + n);
     m_queue.erase(m_queue.begin(), m_queue.begin() + n);
     lock.unlock();
     run_group(batch);
     lock.lock();
-    for (Job* j : batch) j->done = true;
+    // Notified under the lock: a woken caller cannot return (and destroy its Job) before this
+    // loop is past it.
+    for (Job* j : batch) {
+      j->done = true;
+      if (j != &job) j->wake.notify_one();
+    }
     ++m_stats.transactions;
     m_stats.writes += batch.size();
+    m_last_group = batch.size();
     m_leader_active = false;
-    m_queue_cv.notify_all();
+    if (!m_queue.empty()) m_queue.front()->wake.notify_one();  // the next leader
   }
 }
 

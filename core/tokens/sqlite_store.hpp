@@ -68,6 +68,9 @@ class SqliteTokenStore final : public TokenStore {
     bool done = false;
     bool failed = false;  ///< its own statements failed: rolled back to its savepoint
     Error error;
+    /// Its caller's wake-up (with m_queue_mu): its write is done, or it is the next leader. One
+    /// per caller, so a commit wakes exactly its callers and the next leader, not every waiter.
+    std::condition_variable wake;
   };
 
  private:
@@ -91,10 +94,12 @@ class SqliteTokenStore final : public TokenStore {
   std::mutex m_readers_mu;  // guards m_readers only (never held during a query)
   std::vector<std::unique_ptr<sqlite::Conn>> m_readers;
 
-  mutable std::mutex m_queue_mu;  // guards the queue, the leader flag and the stats
-  std::condition_variable m_queue_cv;
+  mutable std::mutex m_queue_mu;  // guards the queue, the leader flag, the jobs' flags and the stats
   std::vector<Job*> m_queue;
   bool m_leader_active = false;
+  std::size_t m_last_group = 0;      // writes in the last transaction
+  Job* m_gatherer = nullptr;         // a leader waiting for more writes to join its group
+  std::size_t m_gather_target = 0;   // ... this many
   WriteStats m_stats;
 };
 

@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <set>
 #include <string>
@@ -162,6 +164,34 @@ TEST_CASE("TokenService::issue_many issues distinct tokens stored in one go", "[
   auto bad = f.svc->issue_many(request("svc", "alice", "nope"), 5);
   REQUIRE(!bad);
   CHECK(std::string(tokctl::to_string(bad.error().oauth)) == "invalid_scope");
+}
+
+// Grant ids start with the grant's start time (8 hex digits), so that the store inserts them in
+// order, then carry 96 random bits: distinct within a second, ordered across seconds.
+TEST_CASE("grant ids are time-ordered and random within a second", "[tokens]") {
+  Fixture f;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    f.clock.set(k_t0 + i * 1000);
+    for (int j = 0; j < 2; ++j) {
+      auto r = f.svc->issue(request("svc", "alice", "read", "opaque"));
+      REQUIRE(r);
+      ids.push_back(r->grant_id);
+    }
+  }
+  std::set<std::string> distinct(ids.begin(), ids.end());
+  CHECK(distinct.size() == ids.size());
+  CHECK(std::is_sorted(ids.begin(), ids.end(), [](const std::string& a, const std::string& b) {
+    return a.substr(0, 8) < b.substr(0, 8);
+  }));
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08llx", static_cast<unsigned long long>(k_t0));
+  CHECK(ids.front().substr(0, 8) == hex);
+  for (const auto& id : ids) {
+    CHECK(id.size() == 24);
+    CHECK(id.find_first_not_of("0123456789abcdef") >= 8);
+  }
+  CHECK(ids[2].substr(0, 8) > ids[1].substr(0, 8));
 }
 
 // Tokens issued together by one call form one grant (one delegation): revoking the grant of any

@@ -35,7 +35,7 @@ namespace {
 
 // 2026-01-01T00:00:00Z.
 constexpr UnixTime k_t0 = 1767225600;
-constexpr int k_schema_version = 4;  // 2: grants.expires, 3: grants.jwts, 4: tokens.consumed
+constexpr int k_schema_version = 5;  // 2: grants.expires, 3: grants.jwts, 4: tokens.consumed, 5: no jti index
 
 std::unique_ptr<TokenStore> open_store(const std::string& path) {
   auto s = open_token_store("sqlite:" + path);
@@ -365,6 +365,28 @@ TEST_CASE("a version 2 store is migrated: grants keep their rows and count no JW
   CHECK(store->revoke_grant("g-old") == 1);
   RawDb raw(path);
   CHECK(raw.number("PRAGMA user_version") == k_schema_version);
+}
+
+TEST_CASE("a version 4 store is migrated: the unused jti index is dropped, rows stay", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->put(make_grant("g-old"), std::vector{make_token("old", "g-old")}));
+  }
+  {
+    RawDb raw(path);
+    raw.exec("CREATE INDEX tokens_jti ON tokens(jti)");
+    raw.exec("PRAGMA user_version = 4");
+  }
+  auto store = open_store(path);
+  auto found = store->find(make_token("old", "g-old").hash);
+  REQUIRE(found);
+  CHECK(found->has_value());
+  RawDb raw(path);
+  CHECK(raw.number("PRAGMA user_version") == k_schema_version);
+  CHECK(raw.number("SELECT count(*) FROM sqlite_master WHERE name = 'tokens_jti'") == 0);
+  CHECK(raw.number("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'tokens_grant_id'") == 1);
 }
 
 TEST_CASE("a version 3 store is migrated: its refresh tokens are unconsumed and redeemable", "[store]") {
