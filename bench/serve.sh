@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# bench/serve.sh — how fast `tokctl serve` answers, measured with wrk on loopback.
+# bench/serve.sh — how fast `tokctl serve` answers, measured with wrk on loopback, side by side
+# with node oidc-provider configured for the same flows.
 #
-# Usage: bench/serve.sh [TOKCTL] [--duration S] [--connections N] [--rounds R] [--keep]
+# Usage: bench/serve.sh [TOKCTL] [--duration S] [--connections N] [--rounds R] [--prefill N]
+#                       [--no-peer] [--keep]
 #
 # One server (2 threads on the 2-core machine) on a fresh keystore, store and policy; wrk (2
-# threads, N keep-alive connections) runs each flow for S seconds, the flows alternating for R
-# rounds; the median req/s and its min-max, and the median p99 latency, are reported per flow:
+# threads, N keep-alive connections) runs each flow for S seconds, the flows (and the two
+# servers) alternating for R rounds; the median req/s and its min-max, and the median p99
+# latency, are reported per flow:
 #   cc-jwt       POST /oauth/token client_credentials, ES256 JWT access token
 #   cc-opaque    POST /oauth/token client_credentials, opaque token (a store write each)
 #   introspect   POST /oauth/introspect, an opaque token, JSON answer (a store read each)
 #   phantom      POST /oauth/introspect, Accept: application/jwt (a read and an ES256 signature)
 #   jwks         GET /oauth/jwks
 # and, in the same run, `openssl speed ecdsap256` (its sign/s on one core) for the JWT flows.
+# --prefill N issues N opaque tokens into the store first (the store-size dependence).
+# The peer: node oidc-provider (pinned in tests/interop/node, installed by scripts/install-deps)
+# started by tests/interop/node/oidc_provider_server.mjs, one process (its in-memory store is not
+# shared across processes), the same flows except phantom; --no-peer skips it. Its store is
+# memory only, tokctl's is a durable SQLite file: the comparison favours the peer.
 # wrk and the server share the 2 cores, as they would on one box: the ratios are what counts.
 # Every wrk run must see only 2xx answers, or the flow reads FAILED and the script exits 1.
 set -euo pipefail
@@ -22,8 +30,10 @@ openssl_bin=openssl
 duration=8
 connections=64
 rounds=3
+prefill=0
+peer=auto
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
@@ -32,15 +42,27 @@ while [[ $# -gt 0 ]]; do
         --duration) duration=${2:?}; shift 2 ;;
         --connections) connections=${2:?}; shift 2 ;;
         --rounds) rounds=${2:?}; shift 2 ;;
+        --prefill) prefill=${2:?}; shift 2 ;;
+        --no-peer) peer=no; shift ;;
         --keep) keep=yes; shift ;;
         *) common_arg "$1"; shift ;;
     esac
 done
 require_positive "$duration" "$connections" "$rounds"
+[[ $prefill == 0 ]] || require_positive "$prefill"
 tokctl=${tokctl:-$here/../build/cli/tokctl}
 require_tools
 command -v wrk >/dev/null || die "wrk not found (Debian: apt install wrk)"
 command -v jq >/dev/null || die "jq not found (Debian: apt install jq)"
+peer_dir=$here/../tests/interop/node
+if [[ $peer == auto ]]; then
+    if command -v node >/dev/null && [[ -d $peer_dir/node_modules/oidc-provider ]]; then
+        peer=yes
+    else
+        peer=no
+        note "oidc-provider is not installed (scripts/install-deps installs it): no side-by-side columns"
+    fi
+fi
 work_dir tokctl-bench-serve
 
 # The service: a keystore with an ES256 key, a policy with a JWT client and an opaque client.
@@ -50,18 +72,41 @@ printf 'issuer: https://bench.test\nscopes:\n  - name: read\n' > "$work/p.yaml"
 secret_jwt=$("$tokctl" --config "$work/p.yaml" -o json clients add cc-jwt --scope read | jq -r .client_secret)
 secret_opaque=$("$tokctl" --config "$work/p.yaml" -o json clients add cc-opaque --scope read --format opaque |
                 jq -r .client_secret)
+if ((prefill > 0)); then
+    note "issuing $prefill opaque tokens into the store"
+    "$tokctl" --config "$work/p.yaml" --keystore "$ks" issue --client-id cc-opaque --format opaque --sub load \
+        --scope read --ttl 1d --count "$prefill" > /dev/null
+fi
 "$tokctl" --config "$work/p.yaml" --keystore "$ks" serve --listen 127.0.0.1:0 --threads 2 \
     > "$work/ready.json" 2> /dev/null &
 server=$!
-trap 'kill $server 2>/dev/null; cleanup' EXIT
-for _ in $(seq 100); do [[ -s $work/ready.json ]] && break; sleep 0.05; done
-[[ -s $work/ready.json ]] || die "the server did not start"
+peer_pid=""
+trap 'kill $server $peer_pid 2>/dev/null; cleanup' EXIT
+wait_ready() {  # wait_ready FILE WHAT
+    for _ in $(seq 200); do [[ -s $1 ]] && return; sleep 0.05; done
+    die "$2 did not start"
+}
+wait_ready "$work/ready.json" "tokctl serve"
 url=http://$(jq -r .listen "$work/ready.json")
 basic_jwt=$(printf 'cc-jwt:%s' "$secret_jwt" | base64 -w0)
 basic_opaque=$(printf 'cc-opaque:%s' "$secret_opaque" | base64 -w0)
 opaque_token=$(curl -sf -H "Authorization: Basic $basic_opaque" -d grant_type=client_credentials -d scope=read \
                "$url/oauth/token" | jq -r .access_token)
 [[ -n $opaque_token && $opaque_token != null ]] || die "no opaque token to introspect"
+
+if [[ $peer == yes ]]; then
+    clients=$(jq -cn --arg a "$secret_jwt" --arg b "$secret_opaque" \
+        '[{client_id: "cc-jwt", client_secret: $a, format: "jwt"}, {client_id: "cc-opaque", client_secret: $b, format: "opaque"}]')
+    node "$peer_dir/oidc_provider_server.mjs" 0 https://peer.bench.test "$clients" > "$work/peer.json" 2> "$work/peer.err" &
+    peer_pid=$!
+    wait_ready "$work/peer.json" "oidc-provider"
+    peer_url=http://$(jq -r .listen "$work/peer.json")
+    peer_token=$(curl -sf -H "Authorization: Basic $basic_opaque" -d grant_type=client_credentials -d scope=read \
+                 "$peer_url/token" | jq -r .access_token)
+    [[ -n $peer_token && $peer_token != null ]] || die "oidc-provider issued no opaque token"
+    [[ $(curl -sf -H "Authorization: Basic $basic_opaque" -d "token=$peer_token" "$peer_url/token/introspection" |
+         jq -r .active) == true ]] || die "oidc-provider does not introspect its own token"
+fi
 
 # wrk scripts: a POST body and headers per flow; any non-2xx answer is counted.
 lua() {  # lua NAME METHOD BODY HEADER...
@@ -82,13 +127,27 @@ lua cc-opaque POST "grant_type=client_credentials&scope=read" "Authorization: Ba
 lua introspect POST "token=$opaque_token" "Authorization: Basic $basic_opaque"
 lua phantom POST "token=$opaque_token" "Authorization: Basic $basic_opaque" "Accept: application/jwt"
 lua jwks GET "" "X-Bench: 1"
+if ((prefill > 0)); then
+    # Introspect tokens drawn at random from the prefilled store, not one hot row.
+    "$tokctl" --config "$work/p.yaml" --keystore "$ks" issue --client-id cc-opaque --format opaque --sub load \
+        --scope read --ttl 1d --count 1000 > "$work/sample.txt"
+    sed -i "1i wrk.path = \"/oauth/introspect\"\ntoks = {}\nfor l in io.lines(\"$work/sample.txt\") do toks[#toks + 1] = l end\nrequest = function() return wrk.format(nil, nil, nil, \"token=\" .. toks[math.random(#toks)]) end" \
+        "$work/introspect.lua"
+fi
 flows=(cc-jwt cc-opaque introspect phantom jwks)
 path_of() { case $1 in cc-*) echo /oauth/token ;; introspect|phantom) echo /oauth/introspect ;; jwks) echo /oauth/jwks ;; esac; }
+if [[ $peer == yes ]]; then
+    lua p-cc-jwt POST "grant_type=client_credentials&scope=read" "Authorization: Basic $basic_jwt"
+    lua p-cc-opaque POST "grant_type=client_credentials&scope=read" "Authorization: Basic $basic_opaque"
+    lua p-introspect POST "token=$peer_token" "Authorization: Basic $basic_opaque"
+    lua p-jwks GET "" "X-Bench: 1"
+fi
+peer_path_of() { case $1 in cc-*) echo /token ;; introspect) echo /token/introspection ;; jwks) echo /jwks ;; *) echo "" ;; esac; }
 
 # wrk's "Requests/sec" and the 99% latency in ms.
-run_wrk() {  # run_wrk FLOW -> "RPS P99_MS NON2XX"
+run_wrk() {  # run_wrk LUA URL -> "RPS P99_MS NON2XX"
     local out
-    out=$(wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$work/$1.lua" "$url$(path_of "$1")" 2>&1)
+    out=$(wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$work/$1.lua" "$2" 2>&1)
     local rps p99 bad
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
@@ -96,15 +155,22 @@ run_wrk() {  # run_wrk FLOW -> "RPS P99_MS NON2XX"
     echo "${rps:-0} ${p99:-0} ${bad:-?}"
 }
 
-declare -A rps p99 failed
+declare -A rps p99 failed prps pp99 pfailed
 speeds=()
 for r in $(seq "$rounds"); do
     note "round $r/$rounds"
     for f in "${flows[@]}"; do
-        read -r x y bad < <(run_wrk "$f")
+        read -r x y bad < <(run_wrk "$f" "$url$(path_of "$f")")
         rps[$f]+="$x "
         p99[$f]+="$y "
         [[ $bad == 0 ]] || failed[$f]=$bad
+        pp=$(peer_path_of "$f")
+        if [[ $peer == yes && -n $pp ]]; then
+            read -r x y bad < <(run_wrk "p-$f" "$peer_url$pp")
+            prps[$f]+="$x "
+            pp99[$f]+="$y "
+            [[ $bad == 0 ]] || pfailed[$f]=$bad
+        fi
     done
     s=$("$openssl_bin" speed -elapsed -seconds 3 -mr ecdsap256 2>/dev/null | awk -F: 'index($0, "+F4:") == 1 {print $4; exit}')
     speeds+=("${s:-0}")
@@ -115,18 +181,31 @@ minmax() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END
 sign=$(printf '%s ' "${speeds[@]}" | median)
 
 echo "tokctl serve, wrk -t2 -c$connections, ${duration}s per flow, $rounds alternated rounds; $(nproc) cores"
+echo "store: $((prefill + 1)) tokens before the run$( ((prefill > 0)) && echo ", introspection of 1000 of them at random")"
 echo "openssl speed ecdsap256 (one core): median $(printf '%.0f' "$sign") sign/s"
-printf '%-11s %12s %15s %10s %s\n' flow "req/s" "min-max" "p99 ms" "vs sign/s"
+[[ $peer == yes ]] && echo "peer: node oidc-provider $(jq -r .version "$peer_dir/node_modules/oidc-provider/package.json") (node $(node --version)), one process, in-memory store"
+printf '%-11s %10s %13s %8s %10s %10s %8s %8s\n' flow "req/s" "min-max" "p99 ms" "vs sign/s" "peer req/s" "peer p99" "vs peer"
 status=0
 for f in "${flows[@]}"; do
+    if [[ -n ${failed[$f]:-} ]]; then
+        printf '%-11s %10s   (%s non-2xx answers)\n' "$f" FAILED "${failed[$f]}"
+        status=1
+        continue
+    fi
     m=$(echo "${rps[$f]}" | median)
     ratio=""
     [[ $f == cc-jwt || $f == phantom ]] && ratio=$(awk -v a="$m" -v b="$sign" 'BEGIN {if (b > 0) printf "%.2fx", a / b}')
-    if [[ -n ${failed[$f]:-} ]]; then
-        printf '%-11s %12s   (%s non-2xx answers)\n' "$f" FAILED "${failed[$f]}"
+    peer_rps="-" peer_p99="-" vs="-"
+    if [[ -n ${pfailed[$f]:-} ]]; then
+        peer_rps="FAILED"
         status=1
-    else
-        printf '%-11s %12.0f %15s %10.2f %s\n' "$f" "$m" "$(echo "${rps[$f]}" | minmax)" "$(echo "${p99[$f]}" | median)" "$ratio"
+    elif [[ -n ${prps[$f]:-} ]]; then
+        pm=$(echo "${prps[$f]}" | median)
+        peer_rps=$(printf '%.0f' "$pm")
+        peer_p99=$(printf '%.2f' "$(echo "${pp99[$f]}" | median)")
+        vs=$(awk -v a="$m" -v b="$pm" 'BEGIN {if (b > 0) printf "%.1fx", a / b}')
     fi
+    printf '%-11s %10.0f %13s %8.2f %10s %10s %8s %8s\n' "$f" "$m" "$(echo "${rps[$f]}" | minmax)" \
+        "$(echo "${p99[$f]}" | median)" "${ratio:--}" "$peer_rps" "$peer_p99" "$vs"
 done
 exit $status
