@@ -152,8 +152,12 @@ Result<std::unique_ptr<Conn>> Conn::open(const std::string& path, Role role) {
   // Hardening: the schema cannot call application functions or be corrupted by stray SQL.
   sqlite3_db_config(db.get(), SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
   sqlite3_db_config(db.get(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  // temp_store = MEMORY: the writer's group commit gives each caller a savepoint, and SQLite keeps
+  // a savepoint's undo (the statement journal) in a temporary file by default, which wrote every
+  // page a caller touched once more (half the bytes an opaque issuance wrote, measured).
   const char* pragmas = role == Role::writer
-                            ? "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768"
+                            ? "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768; "
+                              "PRAGMA temp_store = MEMORY"
                             : "PRAGMA query_only = ON; PRAGMA cache_size = -8192";
   if (auto r = exec_retry(db.get(), path, "configuring", pragmas); !r) return std::unexpected(r.error());
   return std::unique_ptr<Conn>(new Conn(path, std::move(db)));
