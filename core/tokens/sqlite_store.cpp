@@ -1,6 +1,7 @@
 #include "sqlite_store.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -22,7 +23,9 @@ using sqlite_sql::Stmt;
 
 constexpr std::size_t k_max_group = 512;       // writes per group-commit transaction
 constexpr std::size_t k_max_idle_readers = 16;  // reader connections kept open between reads
-// Under load, a leader waits this long at most for the queue to reach its target size.
+// Under load, a leader lets the queue grow before it takes it: in slices, for as long as writes
+// keep arriving, and no longer than the whole.
+constexpr auto k_gather_slice = std::chrono::microseconds(50);
 constexpr auto k_gather_time = std::chrono::microseconds(250);
 
 // Steps `id` (bound by `binder`) expecting at most one row; `row` reads it.
@@ -227,21 +230,24 @@ Result<T> SqliteTokenStore::write(const char* op, F&& body) {
 void SqliteTokenStore::submit(Job& job) {
   std::unique_lock lock(m_queue_mu);
   m_queue.push_back(&job);
-  if (m_gatherer && m_queue.size() >= m_gather_target) m_gatherer->wake.notify_one();
   while (!job.done) {
     if (m_leader_active) {
       job.wake.wait(lock);
       continue;
     }
     m_leader_active = true;
-    // Under load (the last transaction held several writes), wait a moment for as many again, or
-    // twice as many: one commit then carries more writes, and a commit (WAL pages written,
-    // locks taken) costs about as much as the writes it holds. A lone writer commits at once.
-    if (m_last_group > 1 && m_queue.size() < 2 * m_last_group) {
-      m_gatherer = &job;
-      m_gather_target = std::min(2 * m_last_group, k_max_group);
-      job.wake.wait_for(lock, k_gather_time, [&] { return m_queue.size() >= m_gather_target; });
-      m_gatherer = nullptr;
+    // Under load (the last transaction held several writes), let more writes join while they
+    // keep coming: one commit then carries more of them, and a commit (WAL pages written, locks
+    // taken) costs as much as many writes. The wait ends as soon as a slice passes with no new
+    // arrival (every writer there is has queued), so it never idles the writer for nothing. A
+    // lone writer commits at once.
+    if (m_last_group > 1) {
+      const auto deadline = std::chrono::steady_clock::now() + k_gather_time;
+      for (std::size_t seen = 0; m_queue.size() > seen && m_queue.size() < k_max_group &&
+                                 std::chrono::steady_clock::now() < deadline;) {
+        seen = m_queue.size();
+        job.wake.wait_for(lock, k_gather_slice);  // nobody else wakes a leader: a sleep
+      }
     }
     // Lead: take what is queued (this job included, unless more than a group is waiting).
     const auto n = static_cast<std::ptrdiff_t>(std::min(m_queue.size(), k_max_group));

@@ -97,9 +97,7 @@ class SqliteTokenStore final : public TokenStore {
   mutable std::mutex m_queue_mu;  // guards the queue, the leader flag, the jobs' flags and the stats
   std::vector<Job*> m_queue;
   bool m_leader_active = false;
-  std::size_t m_last_group = 0;      // writes in the last transaction
-  Job* m_gatherer = nullptr;         // a leader waiting for more writes to join its group
-  std::size_t m_gather_target = 0;   // ... this many
+  std::size_t m_last_group = 0;  // writes in the last transaction
   WriteStats m_stats;
 };
 

@@ -126,4 +126,17 @@ while IFS= read -r line; do
     *) fail "${line#FAIL }" ;;
   esac
 done < <(cd "$NODE_DIR" && timeout 60 node serve_client.js "$URL" app "$APP_SECRET" "$REFRESH" 2>&1)
+# Every log of the suite: no client secret, no refresh token, no JWT (whatever openid-client was
+# issued), and one JSON line per request.
+if grep -qF "$APP_SECRET" "$work/serve2.log" || grep -qF "$REFRESH" "$work/serve2.log" ||
+   grep -q 'eyJ' "$work/serve.log" "$work/serve2.log"; then
+  fail "no server log of the suite holds a secret, a refresh token or a JWT"
+else
+  pass "no server log of the suite holds a secret, a refresh token or a JWT"
+fi
+if [[ $(grep -c '"path":"/oauth/token"' "$work/serve2.log") -ge 3 ]] && jq -e . "$work/serve2.log" > /dev/null; then
+  pass "the access log has one JSON object per request (token requests included)"
+else
+  fail "the access log has one JSON object per request (token requests included)"
+fi
 interop_summary serve-interop
