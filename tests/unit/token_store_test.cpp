@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <sys/stat.h>
@@ -347,19 +348,26 @@ TEST_CASE("revocations count the JWTs of the grants they revoke", "[store]") {
   CHECK(*c == 4);  // bob's grant; g-1 was already revoked
 }
 
+// A store at an older schema version: grant g-old holding `token`, written by this build, then
+// taken back to `version` by the `downgrade` statements.
+namespace {
+void make_old_store(const std::string& path, const TokenRecord& token, std::initializer_list<const char*> downgrade,
+                    int version) {
+  {
+    auto store = open_store(path);
+    REQUIRE(store->put(make_grant("g-old"), std::vector{token}));
+  }
+  RawDb raw(path);
+  for (const char* sql : downgrade) raw.exec(sql);
+  raw.exec("PRAGMA user_version = " + std::to_string(version));
+}
+}  // namespace
+
 TEST_CASE("a version 2 store is migrated: grants keep their rows and count no JWTs", "[store]") {
   TempDir dir;
   const std::string path = dir.file("tokens.db");
-  {
-    auto store = open_store(path);
-    REQUIRE(store->put(make_grant("g-old"), std::vector{make_token("old", "g-old")}));
-  }
-  {
-    RawDb raw(path);
-    raw.exec("ALTER TABLE tokens DROP COLUMN consumed");
-    raw.exec("ALTER TABLE grants DROP COLUMN jwts");
-    raw.exec("PRAGMA user_version = 2");
-  }
+  make_old_store(path, make_token("old", "g-old"),
+                 {"ALTER TABLE tokens DROP COLUMN consumed", "ALTER TABLE grants DROP COLUMN jwts"}, 2);
   auto store = open_store(path);
   CHECK((*store->grant("g-old"))->jwts == 0);
   CHECK(store->revoke_grant("g-old") == 1);
@@ -370,15 +378,7 @@ TEST_CASE("a version 2 store is migrated: grants keep their rows and count no JW
 TEST_CASE("a version 4 store is migrated: the unused jti index is dropped, rows stay", "[store]") {
   TempDir dir;
   const std::string path = dir.file("tokens.db");
-  {
-    auto store = open_store(path);
-    REQUIRE(store->put(make_grant("g-old"), std::vector{make_token("old", "g-old")}));
-  }
-  {
-    RawDb raw(path);
-    raw.exec("CREATE INDEX tokens_jti ON tokens(jti)");
-    raw.exec("PRAGMA user_version = 4");
-  }
+  make_old_store(path, make_token("old", "g-old"), {"CREATE INDEX tokens_jti ON tokens(jti)"}, 4);
   auto store = open_store(path);
   auto found = store->find(make_token("old", "g-old").hash);
   REQUIRE(found);
@@ -394,15 +394,7 @@ TEST_CASE("a version 3 store is migrated: its refresh tokens are unconsumed and 
   const std::string path = dir.file("tokens.db");
   TokenRecord refresh = make_token("r-old", "g-old");
   refresh.kind = "refresh";
-  {
-    auto store = open_store(path);
-    REQUIRE(store->put(make_grant("g-old"), std::vector{refresh}));
-  }
-  {
-    RawDb raw(path);
-    raw.exec("ALTER TABLE tokens DROP COLUMN consumed");
-    raw.exec("PRAGMA user_version = 3");
-  }
+  make_old_store(path, refresh, {"ALTER TABLE tokens DROP COLUMN consumed"}, 3);
   auto store = open_store(path);
   auto found = store->find(refresh.hash);
   REQUIRE(found);
