@@ -90,10 +90,10 @@ struct HttpServer::Impl {
     acceptor.emplace(*contexts.front());
   }
   ~Impl() {
-    if (pool) {  // its jobs hold sessions, which post to the contexts
-      pool->stop();
-      pool->join();
-    }
+    // First the pool: its queued jobs hold sessions, whose destructors use the members below and
+    // close their sockets through the contexts (a stopped pool destroys its queue only when the
+    // pool itself is destroyed).
+    pool.reset();
     acceptor.reset();
     guards.clear();
     contexts.clear();  // in order, before the sessions' server is gone
@@ -501,14 +501,15 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
   // Requests in flight finish; then every thread runs out of work and returns.
   auto deadline = Clock::now() + grace;
   while (im.connections.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // Past the grace period: blocking requests still queued never start (a write whose answer
+  // could not be sent any more, such as a refresh rotation, must not happen); those running
+  // finish. Then the I/O threads stop, and the pool is destroyed with what it still queues.
+  if (im.pool) im.pool->stop();
   im.guards.clear();
   for (auto& io : im.contexts) io->stop();
   for (auto& t : im.threads) t.join();
-  if (im.pool) {  // after the grace period, requests still queued there are dropped
-    im.pool->stop();
-    im.pool->join();
-  }
   im.threads.clear();
+  im.pool.reset();
 }
 
 }  // namespace tokctl::server

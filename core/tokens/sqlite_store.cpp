@@ -243,7 +243,7 @@ void SqliteTokenStore::submit(Job& job) {
     // lone writer commits at once.
     if (m_last_group > 1) {
       const auto deadline = std::chrono::steady_clock::now() + k_gather_time;
-      for (std::size_t seen = 0; m_queue.size() > seen && m_queue.size() < k_max_group &&
+      for (std::size_t seen = 1; m_queue.size() > seen && m_queue.size() < k_max_group &&
                                  std::chrono::steady_clock::now() < deadline;) {
         seen = m_queue.size();
         job.wake.wait_for(lock, k_gather_slice);  // nobody else wakes a leader: a sleep
@@ -276,17 +276,25 @@ void SqliteTokenStore::run_group(const std::vector<Job*>& batch) {
     c.last_rc = SQLITE_OK;
     Result<void> group = [&]() -> Result<void> {
       if (auto r = c.step_done(Stmt::begin_immediate, "write", "BEGIN IMMEDIATE"); !r) return r;
+      // A write alone needs no savepoint (its failure rolls back the transaction): a big one
+      // (prune, a client's revocation) then keeps no statement journal of every page it touches.
+      const bool alone = batch.size() == 1;
       for (Job* j : batch) {
         j->failed = false;
-        if (auto r = c.step_done(Stmt::savepoint, j->op, "SAVEPOINT"); !r) return r;
+        if (!alone) {
+          if (auto r = c.step_done(Stmt::savepoint, j->op, "SAVEPOINT"); !r) return r;
+        }
         if (auto r = j->run(c); !r) {
           if (sqlite::is_busy(c.last_rc)) return r;  // lock trouble: the whole group runs again
           // Its own failure: undo its writes only.
           j->failed = true;
           j->error = r.error();
+          if (alone) return c.step_done(Stmt::rollback, j->op, "ROLLBACK");
           if (auto rb = c.step_done(Stmt::rollback_to, j->op, "ROLLBACK TO"); !rb) return rb;
         }
-        if (auto rel = c.step_done(Stmt::release, j->op, "RELEASE"); !rel) return rel;
+        if (!alone) {
+          if (auto rel = c.step_done(Stmt::release, j->op, "RELEASE"); !rel) return rel;
+        }
       }
       return c.step_done(Stmt::commit, "write", "COMMIT");
     }();

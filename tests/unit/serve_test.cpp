@@ -856,6 +856,39 @@ TEST_CASE("HTTP server: blocking requests wait together on their pool while the 
   CHECK((*srv)->connections() == 0);
 }
 
+TEST_CASE("HTTP server: past the grace period, queued blocking requests never start", "[serve][http]") {
+  // One blocking thread, three blocking requests: the first runs (slowly), two wait in the
+  // pool's queue. A stop with a short grace lets the first finish and drops the other two
+  // without running them (a write whose answer can no longer be sent must not happen), and
+  // destroys them while the server's state still exists (ASan sees the order).
+  std::atomic<int> started{0};
+  ServerOptions o;
+  o.port = 0;
+  o.threads = 1;
+  o.blocking_threads = 1;
+  auto handler = [&](const HttpRequest&) {
+    ++started;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return HttpResponse{200, {}, "slow", {}};
+  };
+  auto srv = HttpServer::start(o, handler, {}, [](const HttpRequest&) { return true; });
+  REQUIRE(srv);
+  int fds[3];
+  for (int& fd : fds) {
+    fd = connect_to((*srv)->port());
+    send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  }
+  for (int i = 0; i < 200 && started.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(started.load() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the other two reach the queue
+  (*srv)->stop(std::chrono::milliseconds(20));
+  CHECK(started.load() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  CHECK(started.load() == 1);
+  for (int fd : fds) ::close(fd);
+  srv->reset();
+}
+
 TEST_CASE("HTTP server: a port in use and a bad address are clear errors", "[serve][http]") {
   ServerOptions o;
   o.port = 0;
