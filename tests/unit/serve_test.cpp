@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <sqlite3.h>
 #include <nlohmann/json.hpp>
 
 #include <tokctl/server/form.hpp>
@@ -300,6 +302,42 @@ TEST_CASE("token endpoint: client_credentials with Basic or post auth, no-store 
   // "post" is registered for client_secret_post: Basic is refused.
   auto wrong_method = fx.post("/oauth/token", "grant_type=client_credentials", {{"authorization", fx.basic("post", fx.post_secret)}});
   CHECK(wrong_method.status == 401);
+}
+
+TEST_CASE("a store failure answers 503 temporarily_unavailable and leaves no half-issued grant", "[serve][oauth]") {
+  Fixture fx;
+  fx.token();  // the store exists, with one grant
+  const std::string db = fx.dir.file("ks") + "/tokens.db";
+  auto sql = [&](const char* statement) {
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
+    sqlite3_busy_timeout(raw, 5000);
+    std::int64_t value = -1;
+    auto cb = [](void* out, int, char** cols, char**) {
+      *static_cast<std::int64_t*>(out) = cols[0] ? std::stoll(cols[0]) : -1;
+      return 0;
+    };
+    const int rc = sqlite3_exec(raw, statement, cb, &value, nullptr);
+    INFO(statement << ": " << sqlite3_errmsg(raw));
+    sqlite3_close(raw);
+    REQUIRE(rc == SQLITE_OK);
+    return value;
+  };
+  const auto grants = sql("SELECT count(*) FROM grants");
+  const auto tokens = sql("SELECT count(*) FROM tokens");
+  // The grant row goes in first, then the token row fails: the whole issuance must roll back.
+  sql("CREATE TRIGGER fail_tokens BEFORE INSERT ON tokens BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+  auto r = fx.post("/oauth/token", "grant_type=client_credentials&scope=read", {{"authorization", fx.basic("api", fx.api_secret)}});
+  CHECK(r.status == 503);
+  CHECK(body_of(r).at("error") == "temporarily_unavailable");
+  CHECK(header_of(r, "Cache-Control") == "no-store");
+  CHECK(r.body.find("injected") == std::string::npos);  // no store internals on the wire
+  CHECK(sql("SELECT count(*) FROM grants") == grants);
+  CHECK(sql("SELECT count(*) FROM tokens") == tokens);
+  sql("DROP TRIGGER fail_tokens");
+  CHECK(fx.post("/oauth/token", "grant_type=client_credentials&scope=read", {{"authorization", fx.basic("api", fx.api_secret)}})
+            .status == 200);
+  CHECK(sql("SELECT count(*) FROM grants") == grants + 1);
 }
 
 TEST_CASE("token endpoint refusals are RFC 6749 §5.2 JSON with the right status", "[serve][oauth]") {
