@@ -129,10 +129,10 @@ int run_serve(const ServeCli& o) {
   // until the endpoints exist (the ready line comes after, so no client is that early).
   // Set once before the ready line; the object outlives the server threads (stopped first).
   std::atomic<const server::OAuthEndpoints*> endpoints{nullptr};
-  auto handler = [&](const server::HttpRequest& req) {
+  auto handler = [&](const server::HttpRequest& req, server::Respond respond) {
     const server::OAuthEndpoints* e = endpoints.load(std::memory_order_acquire);
-    if (!e) return server::HttpResponse{503, {{"Retry-After", "1"}}, {}, {}};
-    return e->handle(req);
+    if (!e) return respond(server::HttpResponse{503, {{"Retry-After", "1"}}, {}, {}});
+    e->handle_async(req, std::move(respond));
   };
   std::mutex log_mutex;
   const Clock& clock_ref = **clk;
@@ -152,7 +152,7 @@ int run_serve(const ServeCli& o) {
   so.tls_cert = o.tls_cert;
   so.tls_key = o.tls_key;
   so.client_ca = o.client_ca;
-  auto srv = server::HttpServer::start(so, handler, log, &server::OAuthEndpoints::writes);
+  auto srv = server::HttpServer::start_async(so, handler, log, &server::OAuthEndpoints::writes);
   if (!srv) return report(srv.error());
   const std::string host = (*srv)->host().find(':') != std::string::npos ? "[" + (*srv)->host() + "]" : (*srv)->host();
   const std::string address = host + ":" + std::to_string((*srv)->port());
@@ -184,8 +184,11 @@ int run_serve(const ServeCli& o) {
   sigwait(&stop_signals, &sig);
   (*srv)->stop(std::chrono::seconds(10));  // every server thread has returned
   endpoints.store(nullptr);
+  // The service first: closing its store runs the completions of writes still queued (past the
+  // grace period), which use the endpoints and post to the stopped server, both still there.
+  // It also closes the store before the --dev directory goes.
+  service->reset();
   made.reset();
-  service->reset();  // closes the store before the --dev directory goes
   return 0;
 }
 

@@ -65,7 +65,7 @@ class SessionBase {
 
 struct HttpServer::Impl {
   ServerOptions options;
-  Handler handler;
+  AsyncHandler handler;
   AccessLog log;
   Blocking blocking;
   std::optional<net::thread_pool> pool;  // set with `blocking`: where blocking requests run
@@ -283,34 +283,37 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     in.client_cert_sans = m_cert_sans;
     const bool keep_alive = req.keep_alive();
     if (m_server.pool && m_server.blocking(in)) {
-      // Runs on the blocking pool; the answer comes back to this connection's thread. Nothing
-      // else touches the session meanwhile: no read is pending and its timer is off.
-      net::post(*m_server.pool, [self = this->shared_from_this(), in = std::move(in), keep_alive]() mutable {
-        HttpResponse res = self->run_handler(in);
-        auto ex = self->m_stream.get_executor();
-        net::post(ex, [self = std::move(self), in = std::move(in), res = std::move(res), keep_alive]() mutable {
-          self->respond(std::move(res), keep_alive, in);
-        });
+      // Runs on the blocking pool. Nothing else touches the session meanwhile: no read is
+      // pending and its timer is off.
+      net::post(*m_server.pool, [self = this->shared_from_this(), in = std::move(in), keep_alive]() {
+        self->run_handler(in, keep_alive);
       });
       return;
     }
-    respond(run_handler(in), keep_alive, in);
+    run_handler(in, keep_alive);
   }
 
-  HttpResponse run_handler(const HttpRequest& in) {
+  // The answer may come from any thread, now or later: it is written on this connection's
+  // thread (at once when that is the caller's), once; a second answer is ignored.
+  void run_handler(const HttpRequest& in, bool keep_alive) {
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    Respond respond = [self = this->shared_from_this(), answered, keep_alive, method = in.method,
+                       target = in.target](HttpResponse res) {
+      if (answered->exchange(true)) return;
+      auto ex = self->m_stream.get_executor();
+      net::dispatch(ex, [self, keep_alive, method, target, res = std::move(res)]() mutable {
+        self->write(std::move(res), keep_alive && !self->m_server.stopping, method == "HEAD", method, target);
+      });
+    };
     try {
-      return m_server.handler(in);
+      m_server.handler(in, respond);
     } catch (const std::exception&) {
       HttpResponse res;
       res.status = 500;
       res.set("Content-Type", "application/json");
       res.body = R"({"error":"server_error","error_description":"internal error"})";
-      return res;
+      respond(std::move(res));
     }
-  }
-
-  void respond(HttpResponse res, bool keep_alive, const HttpRequest& in) {
-    write(std::move(res), keep_alive && !m_server.stopping, in.method == "HEAD", in.method, in.target);
   }
 
   void write(HttpResponse res, bool keep_alive, bool head, const std::string& method, const std::string& target) {
@@ -438,6 +441,12 @@ HttpServer::~HttpServer() { stop(std::chrono::milliseconds(0)); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& options, Handler handler, AccessLog log,
                                                       Blocking blocking) {
+  return start_async(options, [h = std::move(handler)](const HttpRequest& req, Respond respond) { respond(h(req)); },
+                     std::move(log), std::move(blocking));
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start_async(const ServerOptions& options, AsyncHandler handler,
+                                                            AccessLog log, Blocking blocking) {
   int threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto impl = std::make_unique<Impl>(threads);
   impl->options = options;

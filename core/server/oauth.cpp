@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <future>
 #include <map>
+#include <memory>
 #include <optional>
 #include <variant>
 
@@ -260,10 +262,28 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
 
 bool OAuthEndpoints::writes(const HttpRequest& req) {
   const std::string_view path = req.path();
-  return req.method == "POST" && (path == "/oauth/token" || path == "/oauth/revoke");
+  if (req.method != "POST") return false;
+  if (path == "/oauth/revoke") return true;
+  if (path != "/oauth/token") return false;
+  // A malformed body is refused at once, wherever it runs.
+  auto form = parse_form(req.body, {"audience", "resource"});
+  const std::string* grant = form ? form->get("grant_type") : nullptr;
+  return grant && *grant != tokens::k_grant_client_credentials && *grant != tokens::k_grant_jwt_bearer;
 }
 
 HttpResponse OAuthEndpoints::handle(const HttpRequest& req) const {
+  auto answer = std::make_shared<std::promise<HttpResponse>>();
+  auto future = answer->get_future();
+  handle_async(req, [answer](HttpResponse r) { answer->set_value(std::move(r)); });
+  return future.get();
+}
+
+void OAuthEndpoints::handle_async(const HttpRequest& req, Respond respond) const {
+  if (req.method == "POST" && req.path() == "/oauth/token") return token(req, std::move(respond));
+  respond(answer(req));
+}
+
+HttpResponse OAuthEndpoints::answer(const HttpRequest& req) const {
   const std::string_view path = req.path();
   struct Route {
     std::string_view path;
@@ -283,7 +303,7 @@ HttpResponse OAuthEndpoints::handle(const HttpRequest& req) const {
     r.set("Allow", allow);
     return r;
   };
-  if (path == "/oauth/token") return req.method == "POST" ? token(req) : only("POST, OPTIONS");
+  if (path == "/oauth/token") return only("POST, OPTIONS");  // a POST went to token()
   if (path == "/oauth/introspect") return req.method == "POST" ? introspect(req) : only("POST, OPTIONS");
   if (path == "/oauth/revoke") return req.method == "POST" ? revoke(req) : only("POST, OPTIONS");
   if (path == "/oauth/jwks") return get ? jwks(req) : only("GET, HEAD, OPTIONS");
@@ -305,28 +325,37 @@ HttpResponse OAuthEndpoints::handle(const HttpRequest& req) const {
   return simple_error(404, "not_found", "no such endpoint");
 }
 
-HttpResponse OAuthEndpoints::token(const HttpRequest& req) const {
+void OAuthEndpoints::token(const HttpRequest& req, Respond respond) const {
   // RFC 8693 §2.1 and RFC 8707: audience and resource may be repeated.
   auto read = read_form(req, {"audience", "resource"});
-  if (auto* refusal = std::get_if<HttpResponse>(&read)) return std::move(*refusal);
+  if (auto* refusal = std::get_if<HttpResponse>(&read)) return respond(std::move(*refusal));
   Form form = std::move(std::get<Form>(read));
   const tokens::Policy& policy = m_service.policy();
   auto auth = authenticate(*this, policy, req, form, policy.issuer);
-  if (auth.refusal) return std::move(*auth.refusal);
+  if (auth.refusal) return respond(std::move(*auth.refusal));
   const tokens::ClientPolicy& client = *auth.client;
   const std::string* grant_param = form.get("grant_type");
-  if (!grant_param) return oauth_error(OAuthCode::invalid_request, "grant_type is missing");
+  if (!grant_param) return respond(oauth_error(OAuthCode::invalid_request, "grant_type is missing"));
   const std::string grant = *grant_param;
   // Only the URNs and RFC 6749 names go over the wire (not tokctl's short names).
   const std::string urn = tokens::grant_type(grant);
-  if (urn != grant) return oauth_error(OAuthCode::unsupported_grant_type, "grant type '" + grant + "' is not supported");
+  if (urn != grant) {
+    return respond(oauth_error(OAuthCode::unsupported_grant_type, "grant type '" + grant + "' is not supported"));
+  }
   if (auto g = tokens::check_grant(client, grant); !g) {
     HttpResponse r = oauth_error(g.error());
     r.client_id = client.id;
-    return r;
+    return respond(std::move(r));
   }
   Result<tokens::IssueResponse> issued = std::unexpected(Error{});
   auto param = [&](const char* name) { return form.value(name); };
+  // client_credentials and jwt-bearer: the answer is sent once the store has the tokens, from
+  // whichever thread commits them; this thread goes on.
+  auto issue_async = [&](const tokens::IssueRequest& r) {
+    m_service.issue_async(r, [this, respond, id = client.id](Result<tokens::IssueResponse> done) {
+      respond(issued_response(done, id));
+    });
+  };
   if (grant == tokens::k_grant_client_credentials) {
     tokens::IssueRequest r;
     r.client_id = client.id;
@@ -334,17 +363,17 @@ HttpResponse OAuthEndpoints::token(const HttpRequest& req) const {
     r.scope = param("scope");
     r.aud = form.all("resource");
     if (r.aud.empty()) r.aud = form.all("audience");
-    issued = m_service.issue(r);
+    return issue_async(r);
   } else if (grant == tokens::k_grant_refresh_token) {
     tokens::RefreshRequest r;
     r.refresh_token = param("refresh_token");
-    if (r.refresh_token.empty()) return oauth_error(OAuthCode::invalid_request, "refresh_token is missing");
+    if (r.refresh_token.empty()) return respond(oauth_error(OAuthCode::invalid_request, "refresh_token is missing"));
     r.client_id = client.id;
     r.scope = param("scope");
     issued = m_service.refresh(r);
   } else if (grant == tokens::k_grant_jwt_bearer) {
     // RFC 7523 §2.1: an assertion by a trusted issuer about a subject, for this client.
-    if (param("assertion").empty()) return oauth_error(OAuthCode::invalid_request, "assertion is missing");
+    if (param("assertion").empty()) return respond(oauth_error(OAuthCode::invalid_request, "assertion is missing"));
     auto claims = verified_assertion(m_grant_verifiers, param("assertion"), "assertion", OAuthCode::invalid_grant, 3600);
     const std::string* subject = claims ? jose::string_member(*claims, "sub") : nullptr;
     if (!claims) {
@@ -358,22 +387,24 @@ HttpResponse OAuthEndpoints::token(const HttpRequest& req) const {
       r.scope = param("scope");
       r.aud = form.all("resource");
       if (r.aud.empty()) r.aud = form.all("audience");
-      issued = m_service.issue(r);
+      return issue_async(r);
     }
   } else if (grant == tokens::k_grant_token_exchange) {
     // RFC 8693 under the policy's exchange rules, as `tokctl exchange` (delegation by default).
     tokens::ExchangeRequest r;
     r.subject_token = param("subject_token");
-    if (r.subject_token.empty()) return oauth_error(OAuthCode::invalid_request, "subject_token is missing");
+    if (r.subject_token.empty()) return respond(oauth_error(OAuthCode::invalid_request, "subject_token is missing"));
     r.subject_token_type = param("subject_token_type");
-    if (r.subject_token_type.empty()) return oauth_error(OAuthCode::invalid_request, "subject_token_type is missing");
+    if (r.subject_token_type.empty()) {
+      return respond(oauth_error(OAuthCode::invalid_request, "subject_token_type is missing"));
+    }
     r.actor_token = param("actor_token");
     r.actor_token_type = param("actor_token_type");
     if (!r.actor_token.empty() && r.actor_token_type.empty()) {
-      return oauth_error(OAuthCode::invalid_request, "actor_token_type is missing");
+      return respond(oauth_error(OAuthCode::invalid_request, "actor_token_type is missing"));
     }
     if (r.actor_token.empty() && !r.actor_token_type.empty()) {
-      return oauth_error(OAuthCode::invalid_request, "actor_token_type without actor_token");
+      return respond(oauth_error(OAuthCode::invalid_request, "actor_token_type without actor_token"));
     }
     if (r.actor_token_type.empty()) r.actor_token_type = tokens::k_urn_access_token;
     r.audience = form.all("audience");
@@ -384,13 +415,18 @@ HttpResponse OAuthEndpoints::token(const HttpRequest& req) const {
   } else {
     issued = oauth_fail(OAuthCode::unsupported_grant_type, "grant type '" + grant + "' is not served yet");
   }
+  respond(issued_response(issued, client.id));
+}
+
+HttpResponse OAuthEndpoints::issued_response(const Result<tokens::IssueResponse>& issued,
+                                             const std::string& client_id) const {
   if (issued) {
     m_metrics.issued(issued->access.format);
     if (issued->refresh) m_metrics.issued(issued->refresh->format);
     if (issued->id_token) m_metrics.issued(issued->id_token->format);
   }
   HttpResponse r = issued ? no_store(json_response(200, issued->to_json().dump())) : oauth_error(issued.error());
-  r.client_id = client.id;
+  r.client_id = client_id;
   return r;
 }
 

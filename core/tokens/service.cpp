@@ -449,6 +449,18 @@ Result<IssueResponse> issue_with(const TokenService::Impl& im, const IssueReques
 
 Result<IssueResponse> TokenService::issue(const IssueRequest& request) const { return issue_with(*m_impl, request, {}); }
 
+void TokenService::issue_async(const IssueRequest& request, std::function<void(Result<IssueResponse>)> done) const {
+  auto p = prepare_issue(*m_impl, request, {});
+  if (!p) return done(std::unexpected(p.error()));
+  // The answer waits for the commit; std::function needs a copyable capture, hence the pointer.
+  auto response = std::make_shared<IssueResponse>(std::move(p->response));
+  m_impl->store->put_async(std::move(p->grant), std::move(p->records),
+                           [response, done = std::move(done)](Result<void> stored) {
+                             if (!stored) return done(std::unexpected(stored.error()));
+                             done(std::move(*response));
+                           });
+}
+
 Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& request, int count) const {
   if (count < 1) return fail_param(ErrorCode::usage, "count", "the token count must be at least 1");
   const Impl& im = *m_impl;

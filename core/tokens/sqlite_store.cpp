@@ -170,7 +170,14 @@ Result<int> revoke_pair(Conn& c, const char* op, Stmt jwts, Stmt grants, Stmt to
 SqliteTokenStore::SqliteTokenStore(std::string path, std::unique_ptr<Conn> writer)
     : m_path(std::move(path)), m_in_memory(m_path == ":memory:"), m_writer(std::move(writer)) {}
 
-SqliteTokenStore::~SqliteTokenStore() = default;
+SqliteTokenStore::~SqliteTokenStore() {
+  {
+    std::lock_guard lock(m_queue_mu);
+    m_closing = true;
+  }
+  m_writer_cv.notify_all();
+  if (m_writer_thread.joinable()) m_writer_thread.join();  // after it ran what was queued
+}
 
 Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::string& path) {
   auto writer = sqlite::open_writer(path);
@@ -236,6 +243,44 @@ void SqliteTokenStore::submit(Job& job) {
       continue;
     }
     m_leader_active = true;
+    lead(lock, &job);
+  }
+}
+
+void SqliteTokenStore::wake_next_leader() {
+  if (m_queue.empty()) return;
+  if (m_queue.front()->on_done) {
+    m_writer_cv.notify_one();
+  } else {
+    m_queue.front()->wake.notify_one();
+  }
+}
+
+void SqliteTokenStore::writer_loop() {
+  std::unique_lock lock(m_queue_mu);
+  for (;;) {
+    m_writer_cv.wait(lock, [&] { return !m_leader_active && (!m_queue.empty() || m_closing); });
+    if (m_queue.empty()) return;  // closing, and nothing is left to run
+    m_leader_active = true;
+    lead(lock, nullptr);
+  }
+}
+
+void SqliteTokenStore::put_async(std::optional<GrantRecord> grant, std::vector<TokenRecord> tokens,
+                                 std::function<void(Result<void>)> done) {
+  auto job = std::make_unique<Job>();
+  job->op = "put";
+  job->run = [grant = std::move(grant), tokens = std::move(tokens)](Conn& c) { return insert_rows(c, grant, tokens); };
+  job->on_done = std::move(done);
+  std::lock_guard lock(m_queue_mu);
+  if (!m_writer_thread.joinable()) m_writer_thread = std::thread([this] { writer_loop(); });
+  m_queue.push_back(job.release());  // owned by the queue, then by the leader that runs it
+  if (!m_leader_active) m_writer_cv.notify_one();
+}
+
+void SqliteTokenStore::lead(std::unique_lock<std::mutex>& lock, Job* self) {
+  std::condition_variable& pace = self ? self->wake : m_writer_cv;
+  {
     // Under load (the last transaction held several writes), let more writes join while they
     // keep coming: one commit then carries more of them, and a commit (WAL pages written, locks
     // taken) costs as much as many writes. The wait ends as soon as a slice passes with no new
@@ -246,28 +291,45 @@ void SqliteTokenStore::submit(Job& job) {
       for (std::size_t seen = 1; m_queue.size() > seen && m_queue.size() < k_max_group &&
                                  std::chrono::steady_clock::now() < deadline;) {
         seen = m_queue.size();
-        job.wake.wait_for(lock, k_gather_slice);  // nobody else wakes a leader: a sleep
+        pace.wait_for(lock, k_gather_slice);  // nobody else wakes a leader: a sleep
       }
     }
-    // Lead: take what is queued (this job included, unless more than a group is waiting).
-    const auto n = static_cast<std::ptrdiff_t>(std::min(m_queue.size(), k_max_group));
-    std::vector<Job*> batch(m_queue.begin(), m_queue.begin() + n);
-    m_queue.erase(m_queue.begin(), m_queue.begin() + n);
-    lock.unlock();
-    run_group(batch);
-    lock.lock();
-    // Notified under the lock: a woken caller cannot return (and destroy its Job) before this
-    // loop is past it.
-    for (Job* j : batch) {
-      j->done = true;
-      if (j != &job) j->wake.notify_one();
-    }
-    ++m_stats.transactions;
-    m_stats.writes += batch.size();
-    m_last_group = batch.size();
-    m_leader_active = false;
-    if (!m_queue.empty()) m_queue.front()->wake.notify_one();  // the next leader
   }
+  // Lead: take what is queued (the caller's job included, unless more than a group is waiting).
+  const auto n = static_cast<std::ptrdiff_t>(std::min(m_queue.size(), k_max_group));
+  std::vector<Job*> batch(m_queue.begin(), m_queue.begin() + n);
+  m_queue.erase(m_queue.begin(), m_queue.begin() + n);
+  lock.unlock();
+  run_group(batch);
+  lock.lock();
+  // Notified under the lock: a woken caller cannot return (and destroy its Job) before this
+  // loop is past it. put_async jobs are nobody's: completed below, outside the lock.
+  std::vector<std::unique_ptr<Job>> completions;
+  for (Job* j : batch) {
+    if (j->on_done) {
+      completions.emplace_back(j);
+      continue;
+    }
+    j->done = true;
+    if (j != self) j->wake.notify_one();
+  }
+  ++m_stats.transactions;
+  m_stats.writes += batch.size();
+  m_last_group = batch.size();
+  m_leader_active = false;
+  wake_next_leader();
+  if (completions.empty()) return;
+  lock.unlock();
+  for (auto& j : completions) {
+    Result<void> outcome;
+    if (j->failed) outcome = std::unexpected(j->error);
+    try {
+      j->on_done(std::move(outcome));
+    } catch (...) {  // a completion must not throw; if one does, the writer still goes on
+    }
+  }
+  completions.clear();
+  lock.lock();
 }
 
 void SqliteTokenStore::run_group(const std::vector<Job*>& batch) {

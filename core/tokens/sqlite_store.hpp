@@ -10,7 +10,9 @@
 // wakes the callers. A caller is answered only after the transaction holding its write committed,
 // so an acknowledged write survives the process being killed. No lock is held while SQLite waits
 // (busy_timeout) or while the leader backs off and retries after SQLITE_BUSY: the queue's mutex is
-// held only to enqueue and dequeue.
+// held only to enqueue and dequeue. put_async queues a write with a completion instead of a
+// waiting caller: a writer thread (started on first use) leads whenever such writes are queued
+// and no caller leads, and runs the completions after the commit, outside the lock.
 //
 // Across processes: several processes may use the same file; BEGIN IMMEDIATE takes the write lock
 // up front, busy_timeout waits for it, and a bounded retry with backoff covers the SQLITE_BUSY
@@ -21,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <tokctl/tokens/token_store.hpp>
@@ -41,6 +44,8 @@ class SqliteTokenStore final : public TokenStore {
   ~SqliteTokenStore() override;
 
   Result<void> put(const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens) override;
+  void put_async(std::optional<GrantRecord> grant, std::vector<TokenRecord> tokens,
+                 std::function<void(Result<void>)> done) override;
   Result<std::optional<TokenRecord>> find(std::string_view hash) override;
   Result<std::optional<GrantRecord>> grant(std::string_view id) override;
   Result<int> revoke_token(std::string_view hash) override;
@@ -71,6 +76,8 @@ class SqliteTokenStore final : public TokenStore {
     /// Its caller's wake-up (with m_queue_mu): its write is done, or it is the next leader. One
     /// per caller, so a commit wakes exactly its callers and the next leader, not every waiter.
     std::condition_variable wake;
+    /// Set for put_async: nobody waits; the leader calls it after the commit and frees the job.
+    std::function<void(Result<void>)> on_done;
   };
 
  private:
@@ -78,6 +85,14 @@ class SqliteTokenStore final : public TokenStore {
 
   /// Queues `job` and returns when it is done (committed, or failed).
   void submit(Job& job);
+  /// The leader's turn (m_leader_active set, `lock` held on entry and on return): lets the group
+  /// grow under load, runs it, wakes its callers and the next leader, runs its completions.
+  /// `self`: the leading caller's own job, or nullptr for the writer thread.
+  void lead(std::unique_lock<std::mutex>& lock, Job* self);
+  /// Wakes whoever leads next: the front job's caller, or the writer thread for a put_async.
+  void wake_next_leader();
+  /// The writer thread: leads while put_async writes wait and no caller leads.
+  void writer_loop();
   /// The leader's part: runs `batch` in one transaction (retrying it whole after SQLITE_BUSY).
   void run_group(const std::vector<Job*>& batch);
   /// Runs `body(conn)` on a pooled reader (":memory:": as a write job).
@@ -98,6 +113,9 @@ class SqliteTokenStore final : public TokenStore {
   std::vector<Job*> m_queue;
   bool m_leader_active = false;
   std::size_t m_last_group = 0;  // writes in the last transaction
+  std::condition_variable m_writer_cv;  // wakes (and, gathering, paces) the writer thread
+  bool m_closing = false;               // the destructor waits for the writer thread to drain
+  std::thread m_writer_thread;          // started by the first put_async
   WriteStats m_stats;
 };
 

@@ -22,6 +22,11 @@ Result<std::unique_ptr<TokenStore>> open_token_store(const std::string& url) {
               "use sqlite:PATH or postgresql://USER@HOST/DB");
 }
 
+void TokenStore::put_async(std::optional<GrantRecord> grant, std::vector<TokenRecord> tokens,
+                           std::function<void(Result<void>)> done) {
+  done(put(grant, tokens));
+}
+
 std::string token_hash(std::string_view token) {
   return hex_encode(jose::sha256(token));
 }

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -892,6 +893,73 @@ TEST_CASE("HTTP server: blocking requests wait together on their pool while the 
   ::close(fast);
   (*srv)->stop();
   CHECK((*srv)->connections() == 0);
+}
+
+TEST_CASE("HTTP server: an async handler answers later, from another thread, once", "[serve][http]") {
+  // One I/O thread. /later keeps its Respond and returns; a helper thread answers it (twice: the
+  // second is ignored) only after /now, on another connection, was served by the same thread.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Respond> pending;
+  ServerOptions o;
+  o.port = 0;
+  o.threads = 1;
+  auto handler = [&](const HttpRequest& req, Respond respond) {
+    if (req.path() == "/later") {
+      std::lock_guard lock(mu);
+      pending = std::move(respond);
+      cv.notify_all();
+      return;
+    }
+    respond(HttpResponse{200, {}, "now", {}});
+  };
+  auto srv = HttpServer::start_async(o, handler);
+  REQUIRE(srv);
+  int later = connect_to((*srv)->port());
+  send_all(later, "GET /later HTTP/1.1\r\nHost: t\r\n\r\n");
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(3), [&] { return pending.has_value(); }));
+  }
+  int now = connect_to((*srv)->port());
+  std::string p_now, p_later;
+  send_all(now, "GET /now HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(read_response(now, p_now).body == "now");
+  std::thread answer([&] {
+    (*pending)(HttpResponse{200, {}, "first", {}});
+    (*pending)(HttpResponse{500, {}, "second", {}});
+  });
+  answer.join();
+  auto r = read_response(later, p_later);
+  CHECK(r.status == 200);
+  CHECK(r.body == "first");
+  // Kept alive: the next request on that connection is served normally.
+  send_all(later, "GET /now HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(read_response(later, p_later).body == "now");
+  ::close(later);
+  ::close(now);
+  pending.reset();
+  (*srv)->stop();
+}
+
+TEST_CASE("OAuthEndpoints::writes: revocation, refresh and exchange wait for the store; client_credentials does not",
+          "[serve][oauth]") {
+  auto req = [](const std::string& method, const std::string& path, const std::string& body) {
+    HttpRequest r;
+    r.method = method;
+    r.target = path;
+    r.body = body;
+    return r;
+  };
+  CHECK(OAuthEndpoints::writes(req("POST", "/oauth/revoke", "token=x")));
+  CHECK(OAuthEndpoints::writes(req("POST", "/oauth/token", "grant_type=refresh_token&refresh_token=x")));
+  CHECK(OAuthEndpoints::writes(req("POST", "/oauth/token", "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange")));
+  CHECK_FALSE(OAuthEndpoints::writes(req("POST", "/oauth/token", "grant_type=client_credentials&scope=read")));
+  CHECK_FALSE(OAuthEndpoints::writes(
+      req("POST", "/oauth/token", "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=x")));
+  CHECK_FALSE(OAuthEndpoints::writes(req("POST", "/oauth/token", "grant_type=%zz")));  // refused at once
+  CHECK_FALSE(OAuthEndpoints::writes(req("POST", "/oauth/introspect", "token=x")));
+  CHECK_FALSE(OAuthEndpoints::writes(req("GET", "/oauth/token", "")));
 }
 
 TEST_CASE("HTTP server: past the grace period, queued blocking requests never start", "[serve][http]") {

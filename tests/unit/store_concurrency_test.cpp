@@ -7,8 +7,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <sys/wait.h>
 #include <thread>
@@ -155,6 +158,101 @@ TEST_CASE("a failing write in a group commit fails alone", "[store][concurrency]
   auto partial = store->find(token_hash("dup-new"));
   REQUIRE(partial);
   CHECK_FALSE(partial->has_value());
+}
+
+// put_async: the caller does not wait; completions come once each, after the commit, with the
+// write's own outcome; sync and async writes share groups; closing the store runs what is queued.
+TEST_CASE("put_async completes every write once, after its commit, with its own outcome", "[store][concurrency]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  auto store = open_sqlite(path);
+  REQUIRE(store->put(std::nullopt, std::vector<TokenRecord>{token("taken")}));
+  constexpr int k_threads = 4, k_each = 50;
+  std::mutex mu;
+  std::condition_variable cv;
+  int completed = 0, failed = 0, found_after = 0;
+  std::vector<std::string> errors;
+  auto done = [&](bool expect_ok, std::string name) {
+    return [&, expect_ok, name](tokctl::Result<void> r) {
+      // Committed before the completion: visible to a reader now (no Catch macro off the main thread).
+      bool visible = false;
+      if (r) {
+        auto f = store->find(token_hash(name));
+        visible = f && f->has_value();
+      }
+      std::lock_guard lock(mu);
+      ++completed;
+      if (!r) ++failed;
+      if (visible) ++found_after;
+      if (bool(r) != expect_ok) errors.push_back(name);
+      cv.notify_all();
+    };
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < k_threads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < k_each; ++i) {
+        const std::string name = "a-" + std::to_string(t) + "-" + std::to_string(i);
+        if (i % 10 == 9) {
+          (void)store->put(std::nullopt, std::vector<TokenRecord>{token("s" + name)});  // sync ones in between
+        }
+        if (t == 0 && i == 7) {  // a duplicate: fails alone
+          store->put_async(std::nullopt, std::vector<TokenRecord>{token("dup-" + name), token("taken")},
+                           done(false, "dup-" + name));
+        } else {
+          store->put_async(std::nullopt, std::vector<TokenRecord>{token(name)}, done(true, name));
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, 20s, [&] { return completed == k_threads * k_each; }));
+  }
+  CHECK(completed == k_threads * k_each);
+  CHECK(failed == 1);
+  CHECK(found_after == k_threads * k_each - 1);
+  CHECK(errors.empty());
+  auto partial = store->find(token_hash("dup-a-0-7"));
+  REQUIRE(partial);
+  CHECK_FALSE(partial->has_value());
+  const auto stats = store->write_stats();
+  CHECK(stats.transactions < stats.writes);  // grouped
+
+  // Closing the store runs the queued writes and their completions before it returns.
+  std::atomic<int> late{0};
+  for (int i = 0; i < 100; ++i) {
+    store->put_async(std::nullopt, std::vector<TokenRecord>{token("late-" + std::to_string(i))},
+                     [&late](tokctl::Result<void> r) { late += r ? 1 : 1000; });
+  }
+  store.reset();
+  CHECK(late.load() == 100);
+  auto reopened = open_sqlite(path);
+  auto f = reopened->find(token_hash("late-99"));
+  REQUIRE(f);
+  CHECK(f->has_value());
+}
+
+TEST_CASE("TokenService::issue_async answers once the token is stored", "[tokens][concurrency]") {
+  TempDir dir;
+  FixedClock clock(k_t0);
+  auto svc = opaque_service(dir, clock);
+  std::promise<tokctl::Result<IssueResponse>> answer;
+  IssueRequest req;
+  req.client_id = "cli";
+  req.sub = "alice";
+  svc->issue_async(req, [&answer](tokctl::Result<IssueResponse> r) { answer.set_value(std::move(r)); });
+  auto r = answer.get_future().get();
+  REQUIRE(r);
+  auto info = svc->introspect(r->access.token);
+  REQUIRE(info);
+  CHECK((*info)["active"] == true);
+  // A refusal comes through the same callback, before any write.
+  std::promise<tokctl::Result<IssueResponse>> refused;
+  req.format = "no-such-format";
+  svc->issue_async(req, [&refused](tokctl::Result<IssueResponse> x) { refused.set_value(std::move(x)); });
+  CHECK_FALSE(refused.get_future().get());
 }
 
 TEST_CASE("a write acknowledged to its caller survives SIGKILL of the process", "[store]") {

@@ -4,6 +4,7 @@
 // their tests compile without it.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,6 +41,9 @@ struct HttpResponse {
 
   HttpResponse& set(std::string name, std::string value);
 };
+
+/// Sends the answer to a request: called exactly once, from any thread.
+using Respond = std::function<void(HttpResponse)>;
 
 /// The status line's reason phrase ("OK", "Bad Request", ...).
 const char* reason_phrase(int status);

@@ -43,6 +43,9 @@ struct AccessRecord {
 };
 
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
+/// A handler that answers through `respond` (exactly once, from any thread), possibly after it
+/// returned: a request can wait for something (a store commit) without holding its thread.
+using AsyncHandler = std::function<void(const HttpRequest&, Respond respond)>;
 using AccessLog = std::function<void(const AccessRecord&)>;
 /// Says which requests may block their thread on something that batches across callers (a
 /// write waiting for the store's group commit). Those run on a pool of blocking threads and the
@@ -55,6 +58,9 @@ class HttpServer {
   /// with ErrorCode::usage for a bad address and ErrorCode::network when the port cannot be bound.
   static Result<std::unique_ptr<HttpServer>> start(const ServerOptions& options, Handler handler,
                                                    AccessLog log = {}, Blocking blocking = {});
+  /// start() with a handler that answers through a callback.
+  static Result<std::unique_ptr<HttpServer>> start_async(const ServerOptions& options, AsyncHandler handler,
+                                                         AccessLog log = {}, Blocking blocking = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

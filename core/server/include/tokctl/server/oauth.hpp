@@ -40,10 +40,16 @@ class OAuthEndpoints {
 
   /// Never throws for bad input: every refusal is an HTTP answer (RFC 6749 §5.2 JSON for OAuth
   /// errors, {"error": ...} JSON for 404/405).
+  /// Waits for the answer of handle_async.
   HttpResponse handle(const HttpRequest& request) const;
+  /// The answer goes to `respond`, exactly once: at once for most requests; for
+  /// client_credentials and jwt-bearer issuance once the store committed the tokens, from the
+  /// store's writer thread (the calling thread never waits for the store).
+  void handle_async(const HttpRequest& request, Respond respond) const;
 
-  /// Whether handling the request may wait on a store write (token and revocation requests): the
-  /// transport's Blocking predicate, so that such requests wait, and commit, together.
+  /// Whether handling the request waits on a store write (revocation; refresh and token
+  /// exchange): the transport's Blocking predicate, so that such requests wait, and commit,
+  /// together on its blocking pool. client_credentials and jwt-bearer never wait (issue_async).
   static bool writes(const HttpRequest& request);
 
   /// The RFC 8414 authorization server metadata.
@@ -61,7 +67,9 @@ class OAuthEndpoints {
   };
   std::variant<TokenRequest, HttpResponse> token_request(const HttpRequest& request) const;
 
-  HttpResponse token(const HttpRequest& request) const;
+  HttpResponse answer(const HttpRequest& request) const;  // every request but a token POST
+  void token(const HttpRequest& request, Respond respond) const;
+  HttpResponse issued_response(const Result<tokens::IssueResponse>& issued, const std::string& client_id) const;
   HttpResponse introspect(const HttpRequest& request) const;
   HttpResponse revoke(const HttpRequest& request) const;
   HttpResponse jwks(const HttpRequest& request) const;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -111,6 +112,10 @@ class TokenService {
   /// (invalid_scope, invalid_client, invalid_target, ...) is ErrorCode::invalid_token with
   /// Error::oauth set and the error_description as the message.
   Result<IssueResponse> issue(const IssueRequest& request) const;
+  /// issue() without waiting for the store: everything up to the write (checks, signing) runs
+  /// on the calling thread, then `done` gets the answer once the store committed the tokens
+  /// (TokenStore::put_async), possibly on another thread. `done` must not throw.
+  void issue_async(const IssueRequest& request, std::function<void(Result<IssueResponse>)> done) const;
 
   /// `count` tokens for one request: issued together, they form one grant (one delegation), and
   /// are stored in one transaction.

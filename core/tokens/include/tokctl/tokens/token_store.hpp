@@ -6,6 +6,7 @@
 // PostgreSQL one for several `serve` instances.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -76,6 +77,13 @@ class TokenStore {
 
   /// Stores a grant and its tokens atomically (one transaction). Fails with ErrorCode::keystore.
   virtual Result<void> put(const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens) = 0;
+
+  /// put() without waiting: `done` gets the outcome once the write is committed (or failed), on
+  /// whichever thread finishes it, possibly before put_async returns. `done` must not throw. For
+  /// servers: a thread that queued a write goes on with other work instead of parking on it.
+  /// The default runs put() at once on the calling thread.
+  virtual void put_async(std::optional<GrantRecord> grant, std::vector<TokenRecord> tokens,
+                         std::function<void(Result<void>)> done);
 
   /// The token with this hash, or nullopt. Revoked and expired tokens are returned as stored
   /// (callers decide); the grant's revocation is folded into `revoked`.
