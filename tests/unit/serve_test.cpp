@@ -220,6 +220,12 @@ RawResponse read_response(int fd, std::string& pending, bool head = false) {
   return r;
 }
 
+// Sends "GET PATH" on a kept-alive connection and returns the answer's body.
+std::string get_body(int fd, std::string& pending, const std::string& path) {
+  send_all(fd, "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n");
+  return read_response(fd, pending).body;
+}
+
 // True when the server has closed the connection (EOF within the receive timeout).
 bool closed_by_server(int fd) {
   char c;
@@ -886,8 +892,7 @@ TEST_CASE("HTTP server: blocking requests wait together on their pool while the 
     CHECK(r.status == 200);
     CHECK(r.body == "together");
     // The connection is back on its I/O thread, kept alive: the next request is served.
-    send_all(fd, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n");
-    CHECK(read_response(fd, p).body == "fast");
+    CHECK(get_body(fd, p, "/fast") == "fast");
     ::close(fd);
   }
   ::close(fast);
@@ -934,8 +939,7 @@ TEST_CASE("HTTP server: an async handler answers later, from another thread, onc
   CHECK(r.status == 200);
   CHECK(r.body == "first");
   // Kept alive: the next request on that connection is served normally.
-  send_all(later, "GET /now HTTP/1.1\r\nHost: t\r\n\r\n");
-  CHECK(read_response(later, p_later).body == "now");
+  CHECK(get_body(later, p_later, "/now") == "now");
   ::close(later);
   ::close(now);
   pending.reset();

@@ -60,6 +60,13 @@ std::unique_ptr<TokenService> opaque_service(const TempDir& dir, const FixedCloc
   return tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
 }
 
+// Whether the token `name` is in the store (main thread: fails the test on a lookup error).
+bool stored(TokenStore& store, const std::string& name) {
+  auto f = store.find(token_hash(name));
+  REQUIRE(f);
+  return f->has_value();
+}
+
 std::unique_ptr<SqliteTokenStore> open_sqlite(const std::string& path) {
   auto s = SqliteTokenStore::open(path);
   if (!s) FAIL("open: " << s.error().message);
@@ -228,10 +235,7 @@ TEST_CASE("put_async completes every write once, after its commit, with its own 
   }
   store.reset();
   CHECK(late.load() == 100);
-  auto reopened = open_sqlite(path);
-  auto f = reopened->find(token_hash("late-99"));
-  REQUIRE(f);
-  CHECK(f->has_value());
+  CHECK(stored(*open_sqlite(path), "late-99"));
 }
 
 TEST_CASE("TokenService::issue_async answers once the token is stored", "[tokens][concurrency]") {
@@ -277,10 +281,7 @@ TEST_CASE("a write acknowledged to its caller survives SIGKILL of the process", 
   int status = 0;
   ::waitpid(pid, &status, 0);
   REQUIRE(WIFSIGNALED(status));
-  auto store = open_sqlite(path);
-  auto f = store->find(token_hash("acked"));
-  REQUIRE(f);
-  CHECK(f->has_value());
+  CHECK(stored(*open_sqlite(path), "acked"));
 }
 
 TEST_CASE("a JWT's deny-list entry and grant come from one query", "[store]") {
