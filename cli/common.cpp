@@ -503,4 +503,13 @@ std::vector<std::string> token_type_names() {
   return out;
 }
 
+std::string token_type_urn(const std::string& value) {
+  for (const char* urn : {tokens::k_urn_access_token, tokens::k_urn_refresh_token, tokens::k_urn_id_token,
+                          tokens::k_urn_jwt}) {
+    std::string u = urn;
+    if (value == u || value == u.substr(u.rfind(':') + 1)) return u;
+  }
+  return value;
+}
+
 }  // namespace tokctl::cli

@@ -165,6 +165,8 @@ std::vector<std::string> key_alg_names();
 std::vector<std::string> curve_names();
 /// RFC 8693 token types by their short names (access_token, ...; the full URNs are accepted too).
 std::vector<std::string> token_type_names();
+/// "access_token" (a name above) or the full URN -> the URN; anything else is passed on unchanged.
+std::string token_type_urn(const std::string& value);
 
 /// Builds the whole command tree (used by main and by completion/spec generation).
 void build_app(CLI::App& app);

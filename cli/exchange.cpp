@@ -9,6 +9,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "remote.hpp"
 #include "render.hpp"
 
 namespace tokctl::cli {
@@ -24,16 +25,28 @@ struct ExchangeCli {
   std::string scope;
   std::string requested_token_type = "access_token";
   std::string mode = "delegate";
+  RemoteArgs remote;
 };
 
-// "access_token" or the full URN -> the URN; anything else is passed on (the service refuses it).
-std::string token_type_urn(const std::string& value) {
-  for (const char* urn : {tokens::k_urn_access_token, tokens::k_urn_refresh_token, tokens::k_urn_id_token,
-                          tokens::k_urn_jwt}) {
-    std::string u = urn;
-    if (value == u || value == u.substr(u.rfind(':') + 1)) return u;
+// exchange --server: RFC 8693 §2.1 at the server's token endpoint, every parameter passed on.
+int run_remote_exchange(const ExchangeCli& o, std::string subject, std::optional<std::string> actor) {
+  if (auto r = refuse_local_options({{"--mode", o.mode != "delegate"}}); !r) return report(r.error());
+  auto remote = open_remote(o.remote, {Endpoint::token}, true);
+  if (!remote) return report(remote.error());
+  remote::Fields params{{"grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"},
+                        {"subject_token", std::move(subject)},
+                        {"subject_token_type", token_type_urn(o.subject_token_type)}};
+  if (actor) {
+    params.emplace_back("actor_token", std::move(*actor));
+    params.emplace_back("actor_token_type", token_type_urn(o.actor_token_type.empty() ? "access_token" : o.actor_token_type));
   }
-  return value;
+  for (const auto& a : o.audience) params.emplace_back("audience", a);
+  for (const auto& r : o.resource) params.emplace_back("resource", r);
+  if (!o.scope.empty()) params.emplace_back("scope", o.scope);
+  params.emplace_back("requested_token_type", token_type_urn(o.requested_token_type));
+  auto resp = (*remote)->client->token(std::move(params));
+  if (!resp) return report(resp.error());
+  return print_token_response(*resp, false);
 }
 
 int run_exchange(const ExchangeCli& o) {
@@ -47,6 +60,16 @@ int run_exchange(const ExchangeCli& o) {
   auto subject = read_token(o.subject_token);
   if (!subject) return report(subject.error());
   if (subject->empty()) return report(Error{ErrorCode::usage, "the subject token is empty", {}});
+  if (remote_requested(o.remote, true)) {
+    std::optional<std::string> actor;
+    if (!o.actor_token.empty()) {
+      auto a = read_token(o.actor_token);
+      if (!a) return report(a.error());
+      if (a->empty()) return report(Error{ErrorCode::usage, "the actor token is empty", {}});
+      actor = std::move(*a);
+    }
+    return run_remote_exchange(o, std::move(*subject), std::move(actor));
+  }
   req.subject_token = std::move(*subject);
   req.subject_token_type = token_type_urn(o.subject_token_type);
   if (!o.actor_token.empty()) {
@@ -101,7 +124,9 @@ void register_exchange(CLI::App& app) {
   examples(ex, {"tokctl exchange --subject-token \"$TOKEN\" --audience api-b",
                 "tokctl exchange --subject-token \"$TOKEN\" --actor-token \"$SERVICE_TOKEN\" --audience api-b --scope read",
                 "tokctl exchange --subject-token - --mode impersonate --resource https://api-b.test/ -o json < token.txt",
-                "tokctl exchange --subject-token \"$TOKEN\" --mode embed --audience api-b | tokctl decode -"});
+                "tokctl exchange --subject-token \"$TOKEN\" --mode embed --audience api-b | tokctl decode -",
+                "tokctl exchange --server https://as.example --client-id gw --subject-token \"$TOKEN\" --audience api-b"});
+  add_remote_options(ex, o->remote, RemoteOptions::client);
   ex->footer(ex->get_footer() +
              "\nRefusals exit 1 with an RFC 8693/6749 code (-o json also prints {\"error\", \"error_description\"}):\n"
              "  invalid_grant    the subject or actor token is unknown, expired, revoked, not signed by this\n"
@@ -112,7 +137,8 @@ void register_exchange(CLI::App& app) {
              "  invalid_request  a mode the rule does not allow, delegation without an actor, a refresh token\n"
              "                   as subject or actor, or an unsupported token type\n"
              "  invalid_client   the subject token's client is no longer in the policy\n"
-             "Tokens issued without --client-id (client_id \"tokctl\") are exchanged the same way.\n");
+             "Tokens issued without --client-id (client_id \"tokctl\") are exchanged the same way.\n"
+             "With a server, its refusals exit 6 (an OAuth error response) and --mode is the server's choice.\n");
   on_run(ex, [o] { return run_exchange(*o); });
 }
 

@@ -1,15 +1,21 @@
-// tokctl introspect: RFC 7662 introspection of a local token, or its phantom JWT.
+// tokctl introspect: RFC 7662 introspection of a local token, or its phantom JWT; with a server,
+// RFC 7662 at its introspection endpoint (RFC 9701 JWT answers verified against its JWKS).
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <tokctl/jose/json.hpp>
+#include <tokctl/jose/jwt.hpp>
 #include <tokctl/tokens/service.hpp>
+#include <tokctl/util/io.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "remote.hpp"
 #include "render.hpp"
 
 namespace tokctl::cli {
@@ -17,12 +23,25 @@ namespace {
 
 using nlohmann::json;
 
-int run_introspect(const std::string& token_arg, bool as_jwt) {
-  auto token = read_token(token_arg);
+struct IntrospectCli {
+  std::string token;
+  bool jwt = false;
+  bool phantom = false;
+  bool batch = false;
+  std::string hint;
+  RemoteArgs remote;
+};
+
+int run_local(const IntrospectCli& o) {
+  if (auto r = refuse_remote_only({{"--phantom", o.phantom}, {"--batch", o.batch}, {"--token-type-hint", !o.hint.empty()}});
+      !r) {
+    return report(r.error());
+  }
+  auto token = read_token(o.token);
   if (!token) return report(token.error());
   auto svc = open_service();
   if (!svc) return report(svc.error());
-  if (as_jwt) {
+  if (o.jwt) {
     auto jwt = (*svc)->phantom_jwt(*token);
     if (!jwt) return report(jwt.error());
     std::cout << *jwt << '\n';
@@ -34,16 +53,142 @@ int run_introspect(const std::string& token_arg, bool as_jwt) {
   return r->value("active", false) ? 0 : 1;
 }
 
+// RFC 9701 §5: the answer is a JWT of typ token-introspection+jwt, from the server (iss), for this
+// client (aud), signed by a key of its JWKS; its token_introspection claim is the RFC 7662 object.
+Result<json> verified_introspection(Remote& rem, const std::string& jwt) {
+  auto clk = clock();
+  if (!clk) return std::unexpected(clk.error());
+  remote::RemoteJwks jwks(rem.http, rem.cache, rem.endpoints.jwks_uri, **clk, false);
+  jose::VerifyOptions vo;
+  vo.claims.typ = "token-introspection+jwt";
+  if (!rem.endpoints.issuer.empty()) vo.claims.iss = rem.endpoints.issuer;
+  if (!rem.client_id.empty()) vo.claims.aud = rem.client_id;
+  vo.claims.required = {"iat", "token_introspection"};
+  auto verify_with = [&](jose::JwkSet keys) -> Result<jose::VerifyReport> {
+    auto v = jose::TokenVerifier::create(std::move(keys), jose::KeySource::set, vo, **clk);
+    if (!v) return std::unexpected(v.error());
+    return v->verify(jwt);
+  };
+  auto keys = jwks.keys();
+  if (!keys) return std::unexpected(keys.error());
+  auto r = verify_with(std::move(*keys));
+  if (!r) return std::unexpected(r.error());
+  bool missing = std::any_of(r->problems.begin(), r->problems.end(),
+                             [](const jose::Problem& p) { return p.code == jose::ProblemCode::kid_not_found; });
+  if (missing) {
+    std::string why_not;
+    auto fresh = jwks.refetch(why_not);
+    if (!fresh) return std::unexpected(fresh.error());
+    if (*fresh) {
+      r = verify_with(std::move(**fresh));
+      if (!r) return std::unexpected(r.error());
+    }
+  }
+  if (!r->valid) {
+    std::string why;
+    for (const auto& p : r->problems) why += (why.empty() ? "" : "; ") + std::string(jose::to_string(p.code)) + ": " + p.message;
+    return fail(ErrorCode::invalid_token, "the introspection response JWT does not verify: " + why,
+                "the answer may not come from the server; check --server and the CA bundle");
+  }
+  const auto& ti = r->payload["token_introspection"];
+  if (!ti.is_object() || !ti.contains("active") || !ti["active"].is_boolean()) {
+    return fail(ErrorCode::network, "the introspection response JWT has no token_introspection object with a boolean active");
+  }
+  return ti;
+}
+
+int introspect_one(Remote& rem, const IntrospectCli& o, const std::string& token) {
+  const char* accept = o.jwt ? "application/token-introspection+jwt" : o.phantom ? "application/jwt" : "application/json";
+  auto r = rem.client->introspect(token, o.hint, accept);
+  if (!r) return report(r.error());
+  if (o.phantom) {
+    if (r->status == 204 || r->body.empty()) {
+      if (json_output()) print_json(json{{"active", false}});
+      else if (!globals().quiet) std::cerr << "inactive (HTTP " << r->status << ")\n";
+      return 1;
+    }
+    if (!r->json.is_null()) {  // a server without the phantom contract answered RFC 7662 JSON
+      print_json(r->json);
+      return r->json.value("active", false) ? 0 : 1;
+    }
+    std::cout << std::string(trim(r->body)) << '\n';
+    return 0;
+  }
+  json answer = r->json;
+  if (o.jwt) {
+    if (answer.is_null()) {
+      auto verified = verified_introspection(rem, std::string(trim(r->body)));
+      if (!verified) return report(verified.error());
+      answer = std::move(*verified);
+    } else if (!globals().quiet) {
+      std::cerr << style(Stream::err, "33", "tokctl: warning: ")
+                << "the server answered plain JSON, not an RFC 9701 JWT (nothing signed to verify)\n";
+    }
+  }
+  print_json(answer);
+  return answer.value("active", false) ? 0 : 1;
+}
+
+int run_remote(const IntrospectCli& o) {
+  if (o.jwt && o.phantom) return report(Error{ErrorCode::usage, "--jwt and --phantom exclude each other", {}});
+  std::initializer_list<Endpoint> needs = {Endpoint::introspection};
+  std::initializer_list<Endpoint> with_jwks = {Endpoint::introspection, Endpoint::jwks};
+  auto rem = open_remote(o.remote, o.jwt ? with_jwks : needs, true);
+  if (!rem) return report(rem.error());
+  if (!o.batch) {
+    auto token = read_token(o.token);
+    if (!token) return report(token.error());
+    return introspect_one(**rem, o, *token);
+  }
+  // --batch: one token per line on stdin, one JSON line out per token, over one kept-alive connection.
+  if (o.phantom || o.jwt) return report(Error{ErrorCode::usage, "--batch answers RFC 7662 JSON: drop --jwt/--phantom", {}});
+  std::string line;
+  std::size_t line_no = 0;
+  bool all_active = true;
+  while (std::getline(std::cin, line)) {
+    ++line_no;
+    std::string token = normalize_token(line);
+    if (token.empty()) continue;
+    auto r = (*rem)->client->introspect(token, o.hint, "application/json");
+    if (!r) {
+      Error e = r.error();
+      e.message = "line " + std::to_string(line_no) + ": " + e.message;
+      std::cout.flush();
+      return report(e);
+    }
+    json out = r->json;
+    out["line"] = line_no;
+    print_json_line(out);
+    all_active = all_active && r->json.value("active", false);
+  }
+  std::cout.flush();
+  return all_active ? 0 : 1;
+}
+
+int run_introspect(const IntrospectCli& o) {
+  if (remote_requested(o.remote, true)) return run_remote(o);
+  return run_local(o);
+}
+
 }  // namespace
 
 void register_introspect(CLI::App& app) {
-  auto it = std::make_shared<std::pair<std::string, bool>>();
-  auto* intro = app.add_subcommand("introspect", "RFC 7662 introspection of a local token; --jwt for its phantom JWT");
-  dash_positional(intro, file_value(intro->add_option("token", it->first, "The token, or - for stdin (default)")));
-  intro->add_flag("--jwt", it->second,
-                  "Print the phantom JWT of an active access token (signed by the keystore; revoked with its source)");
-  examples(intro, {"tokctl introspect \"$OPAQUE\"", "tokctl introspect \"$OPAQUE\" --jwt | tokctl verify -"});
-  on_run(intro, [it] { return run_introspect(it->first, it->second); });
+  auto o = std::make_shared<IntrospectCli>();
+  auto* intro = app.add_subcommand(
+      "introspect", "RFC 7662 introspection of a local token (--jwt: its phantom JWT), or at a server's endpoint");
+  dash_positional(intro, file_value(intro->add_option("token", o->token, "The token, or - for stdin (default)")));
+  intro->add_flag("--jwt", o->jwt,
+                  "Locally: print the phantom JWT of an active access token. With a server: ask for an RFC 9701 "
+                  "signed answer and verify it against the server's JWKS");
+  intro->add_flag("--phantom", o->phantom, "With a server: Accept: application/jwt (the phantom token; 204 = inactive)");
+  intro->add_flag("--batch", o->batch, "With a server: tokens one per line on stdin, one JSON line each (one connection)");
+  choice_value(intro->add_option("--token-type-hint", o->hint, "With a server: access_token or refresh_token"),
+               {"access_token", "refresh_token"}, ChoiceCheck::suggest);
+  add_remote_options(intro, o->remote, RemoteOptions::client);
+  examples(intro, {"tokctl introspect \"$OPAQUE\"", "tokctl introspect \"$OPAQUE\" --jwt | tokctl verify -",
+                   "tokctl introspect \"$TOKEN\" --server https://as.example --client-id rs --client-secret-file rs.secret",
+                   "tokctl introspect --server https://as.example --batch < tokens.txt > answers.jsonl"});
+  on_run(intro, [o] { return run_introspect(*o); });
 }
 
 }  // namespace tokctl::cli

@@ -14,6 +14,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "remote.hpp"
 #include "render.hpp"
 
 namespace tokctl::cli {
@@ -36,7 +37,58 @@ struct IssueCli {
   bool header = false;
   int count = 1;
   std::string refresh_token;
+  std::string grant;                  ///< remote: client_credentials (default), jwt-bearer
+  std::vector<std::string> resource;  ///< remote: RFC 8707 resource indicators
+  std::string assertion_iss;          ///< remote jwt-bearer: the assertion's iss
+  RemoteArgs remote;
 };
+
+// issue --server: a grant at the server's token endpoint (RFC 6749 §4.4 client_credentials, §6
+// refresh_token, RFC 7523 jwt-bearer with an assertion signed by the keystore).
+int run_remote_issue(const IssueCli& o) {
+  if (auto r = refuse_local_options({{"--type", o.type != "access"}, {"--format", !o.format.empty()},
+                                     {"--ttl", !o.ttl.empty()}, {"--claim", !o.claims.empty()},
+                                     {"--claims", !o.claims_file.empty()}, {"--with-refresh", o.with_refresh},
+                                     {"--with-id-token", o.with_id_token}, {"--count", o.count != 1}});
+      !r) {
+    return report(r.error());
+  }
+  const std::string grant = !o.refresh_token.empty() ? "refresh_token" : o.grant.empty() ? "client_credentials" : o.grant;
+  if (grant != "client_credentials" && grant != "jwt-bearer" && grant != "refresh_token") {
+    return report(Error{ErrorCode::usage, "--grant must be client_credentials or jwt-bearer (refresh: --refresh-token)", {}});
+  }
+  if (grant == "client_credentials" && !o.sub.empty()) {
+    return report(Error{ErrorCode::usage, "client_credentials has no subject: --sub needs --grant jwt-bearer", {}});
+  }
+  auto remote = open_remote(o.remote, {Endpoint::token}, true);
+  if (!remote) return report(remote.error());
+  remote::Fields params;
+  if (grant == "refresh_token") {
+    auto token = read_token(o.refresh_token);
+    if (!token) return report(token.error());
+    params = {{"grant_type", "refresh_token"}, {"refresh_token", *token}};
+  } else if (grant == "jwt-bearer") {
+    if (o.sub.empty()) return report(Error{ErrorCode::usage, "--grant jwt-bearer needs --sub (the assertion's subject)", {}});
+    std::string iss = o.assertion_iss;
+    if (iss.empty()) {
+      auto p = policy();
+      if (!p) return report(p.error());
+      iss = (*p)->issuer;
+    }
+    const auto& ep = (*remote)->endpoints;
+    auto assertion = mint_assertion("", iss, o.sub, ep.issuer.empty() ? ep.token_endpoint : ep.issuer);
+    if (!assertion) return report(assertion.error());
+    params = {{"grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"}, {"assertion", *assertion}};
+  } else {
+    params = {{"grant_type", "client_credentials"}};
+  }
+  if (!o.scope.empty()) params.emplace_back("scope", o.scope);
+  for (const auto& a : o.aud) params.emplace_back("audience", a);
+  for (const auto& r : o.resource) params.emplace_back("resource", r);
+  auto resp = (*remote)->client->token(std::move(params));
+  if (!resp) return report(resp.error());
+  return print_token_response(*resp, o.header);
+}
 
 void progress(int done, int total) {
   if (total < 1000 || !::isatty(STDERR_FILENO) || globals().quiet) return;
@@ -76,6 +128,12 @@ int run_refresh(const IssueCli& o) {
 }
 
 int run_issue(const IssueCli& o) {
+  if (remote_requested(o.remote, true)) return run_remote_issue(o);
+  if (auto r = refuse_remote_only({{"--grant", !o.grant.empty()}, {"--resource", !o.resource.empty()},
+                                   {"--assertion-iss", !o.assertion_iss.empty()}});
+      !r) {
+    return report(r.error());
+  }
   if (!o.refresh_token.empty()) return run_refresh(o);
   tokens::IssueRequest req;
   req.type = o.type;
@@ -162,12 +220,23 @@ void register_issue(CLI::App& app) {
                            "--with-id-token"})
     refresh->excludes(issue->get_option(name));
   refresh->excludes(count);
+  choice_value(issue->add_option("--grant", o->grant,
+                                 "With a server: client_credentials (default) or jwt-bearer (an assertion for --sub "
+                                 "signed by the keystore)"),
+               {"client_credentials", "jwt-bearer"}, ChoiceCheck::strict);
+  issue->add_option("--resource", o->resource, "With a server: RFC 8707 resource indicator (repeatable)");
+  issue->add_option("--assertion-iss", o->assertion_iss,
+                    "With --grant jwt-bearer: the assertion's iss (default: the policy's issuer)");
+  o->remote.client_id = &o->client_id;
+  add_remote_options(issue, o->remote, RemoteOptions::client);
   examples(issue, {"tokctl issue --client-id web --sub alice --scope 'read write'",
                    "tokctl issue --format opaque --sub ci --scope read --ttl 5m -o json",
                    "tokctl issue --sub alice --with-refresh --with-id-token -o json",
                    "curl -H \"$(tokctl issue --sub alice --header)\" https://api.test/",
                    "tokctl issue --count 10000 --format opaque --sub load > tokens.txt",
-                   "tokctl issue --refresh-token \"$REFRESH\" --scope read   # rotates the refresh token"});
+                   "tokctl issue --refresh-token \"$REFRESH\" --scope read   # rotates the refresh token",
+                   "tokctl issue --server https://as.example --client-id ci --client-secret-file ci.secret --scope read",
+                   "tokctl issue --profile staging --grant jwt-bearer --sub alice -o json"});
   on_run(issue, [o] { return run_issue(*o); });
 }
 

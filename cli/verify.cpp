@@ -1,6 +1,7 @@
 // tokctl verify: check a token's signature and claims, saying exactly why it fails; --batch for many.
 
 #include <algorithm>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "keyargs.hpp"
+#include "remote.hpp"
 #include "render.hpp"
 
 namespace tokctl::cli {
@@ -37,7 +39,32 @@ struct VerifyCliOptions {
   bool batch = false;
   unsigned threads = 0;
   bool insecure = false;
+  RemoteArgs remote;
 };
+
+// verify --server/--profile/--jwks-url: the server's JWKS through the cache, and the one refetch an
+// unknown kid allows (rebuilding the verifier on the new keys).
+struct RemoteKeys {
+  std::unique_ptr<Remote> session;
+  std::optional<remote::RemoteJwks> jwks;
+  std::function<Result<jose::TokenVerifier>(jose::JwkSet)> rebuild;
+
+  /// After a kid_not_found: a verifier on refetched keys, or nullopt (the reason in `why_not`).
+  Result<std::optional<jose::TokenVerifier>> refetch(std::string& why_not) {
+    if (!jwks) return std::nullopt;
+    auto keys = jwks->refetch(why_not);
+    if (!keys) return std::unexpected(keys.error());
+    if (!*keys) return std::nullopt;
+    auto v = rebuild(std::move(**keys));
+    if (!v) return std::unexpected(v.error());
+    return std::optional<jose::TokenVerifier>(std::move(*v));
+  }
+};
+
+bool kid_not_found(const jose::VerifyReport& r) {
+  return std::any_of(r.problems.begin(), r.problems.end(),
+                     [](const jose::Problem& p) { return p.code == jose::ProblemCode::kid_not_found; });
+}
 
 // Unwraps a nested JWT (RFC 7519 §5.2: a JWE whose cty is JWT) with keys loaded once.
 class Decryptor {
@@ -145,7 +172,8 @@ jose::VerifyReport decrypt_failure(const Error& e) {
   return r;
 }
 
-Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock& clk) {
+Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock& clk,
+                                          std::optional<jose::JwkSet> remote_keys, const std::string& remote_issuer) {
   jose::VerifyOptions vo;
   for (const auto& a : o.algs) {
     auto alg = jose::alg_from_string(a);
@@ -162,7 +190,7 @@ Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock
                  "able to forge such tokens\n";
   }
   auto opt = [](const std::string& s) { return s.empty() ? std::nullopt : std::optional<std::string>(s); };
-  vo.claims.iss = opt(o.iss);
+  vo.claims.iss = opt(o.iss.empty() ? remote_issuer : o.iss);
   vo.claims.aud = opt(o.aud);
   vo.claims.sub = opt(o.sub);
   vo.claims.typ = opt(o.typ);
@@ -177,7 +205,9 @@ Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock
   }
   jose::KeySource source = jose::KeySource::set;
   Result<jose::JwkSet> keys = fail(ErrorCode::usage, "no key");
-  if (has_key(o.keys)) {
+  if (remote_keys) {
+    keys = std::move(*remote_keys);
+  } else if (has_key(o.keys)) {
     keys = load_keys(o.keys, source);
   } else {
     // No key flags: next, active and retired keys of the keystore, each pinned to its alg.
@@ -227,7 +257,8 @@ std::string summary(const jose::VerifyReport& r, UnixTime now) {
   return terminal_safe(s);
 }
 
-int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decryptor& decryptor, UnixTime now) {
+int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decryptor& decryptor, UnixTime now,
+               RemoteKeys& remote_keys) {
   auto token = read_token(o.token);
   if (!token) return report(token.error());
   auto inner = decryptor.unwrap(*token);
@@ -235,6 +266,18 @@ int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decrypt
     return report(inner.error());  // no key, keystore trouble: not a verdict on the token
   }
   auto r = inner ? verifier.verify(*inner ? **inner : *token) : decrypt_failure(inner.error());
+  if (kid_not_found(r)) {
+    std::string why_not;
+    auto fresh = remote_keys.refetch(why_not);
+    if (!fresh) return report(fresh.error());
+    if (*fresh) {
+      verifier = std::move(**fresh);
+      r = verifier.verify(*inner ? **inner : *token);
+    } else if (!why_not.empty()) {
+      for (auto& p : r.problems)
+        if (p.code == jose::ProblemCode::kid_not_found) p.hint = why_not;
+    }
+  }
   revocation().apply(r);
   if (json_output()) {
     nlohmann::json out{{"valid", r.valid}};
@@ -283,7 +326,8 @@ std::string batch_line(std::size_t line, const jose::VerifyReport& r) {
 
 // Reads tokens line by line in chunks; each chunk is split across threads, each with its own
 // verifier copy (shared parsed keys, private OpenSSL contexts); output keeps input order.
-int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const Decryptor& decryptor_proto) {
+int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const Decryptor& decryptor_proto,
+              RemoteKeys& remote_keys) {
   unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<jose::TokenVerifier> verifiers(threads, proto);
   std::vector<Decryptor> decryptors(threads, decryptor_proto);
@@ -297,22 +341,39 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const
   auto flush = [&] {
     out.assign(lines.size(), {});
     std::vector<char> valid(lines.size(), 1);
+    std::vector<char> missing(lines.size(), 0);
     auto work = [&](unsigned t) {
       for (std::size_t i = t; i < lines.size(); i += threads) {
         auto inner = decryptors[t].unwrap(lines[i]);
         auto r = inner ? verifiers[t].verify(*inner ? **inner : lines[i]) : decrypt_failure(inner.error());
+        missing[i] = kid_not_found(r);
         revocation().apply(r);
         valid[i] = r.valid;
         out[i] = batch_line(line_no + i + 1, r);
       }
     };
-    if (threads == 1 || lines.size() < 64) {
-      for (unsigned t = 0; t < threads; ++t) work(t);  // small chunk: not worth starting threads
-    } else {
-      std::vector<std::thread> pool;
-      for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
-      work(0);
-      for (auto& th : pool) th.join();
+    auto run_chunk = [&] {
+      if (threads == 1 || lines.size() < 64) {
+        for (unsigned t = 0; t < threads; ++t) work(t);  // small chunk: not worth starting threads
+      } else {
+        std::vector<std::thread> pool;
+        for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
+        work(0);
+        for (auto& th : pool) th.join();
+      }
+    };
+    run_chunk();
+    if (std::find(missing.begin(), missing.end(), 1) != missing.end()) {
+      // An unknown kid with a remote JWKS: one refetch for the whole run, then the chunk again.
+      std::string why_not;
+      auto fresh = remote_keys.refetch(why_not);
+      if (!fresh) {
+        std::cerr << style(Stream::err, "33", "tokctl: warning: ") << "cannot refetch the JWKS: "
+                  << terminal_safe(fresh.error().message) << '\n';
+      } else if (*fresh) {
+        verifiers.assign(threads, **fresh);
+        run_chunk();
+      }
     }
     for (std::size_t i = 0; i < lines.size(); ++i) {
       if (lines[i].empty()) continue;  // blank lines are skipped, numbering kept
@@ -333,8 +394,31 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const
 }
 
 int run_verify(const VerifyCliOptions& o) {
-  const Clock& clk = **clock();
-  auto verifier = make_verifier(o, clk);
+  auto clk_or = clock();
+  if (!clk_or) return report(clk_or.error());
+  const Clock& clk = **clk_or;
+  RemoteKeys remote_keys;
+  std::optional<jose::JwkSet> keys;
+  std::string remote_issuer;
+  if (remote_requested(o.remote, false)) {
+    if (has_key(o.keys)) {
+      return report(Error{ErrorCode::usage, "--key/--jwks/--secret-* and a server (--server, --profile, --jwks-url) "
+                                            "exclude each other", {}});
+    }
+    auto session = open_remote(o.remote, {Endpoint::jwks}, false);
+    if (!session) return report(session.error());
+    remote_keys.session = std::move(*session);
+    auto& sess = *remote_keys.session;
+    remote_keys.jwks.emplace(sess.http, sess.cache, sess.endpoints.jwks_uri, clk, o.remote.offline);
+    auto fetched = remote_keys.jwks->keys();
+    if (!fetched) return report(fetched.error());
+    keys = std::move(*fetched);
+    if (!o.remote.server.empty() || !o.remote.profile.empty()) remote_issuer = sess.endpoints.issuer;
+    remote_keys.rebuild = [&o, &clk, remote_issuer](jose::JwkSet set) {
+      return make_verifier(o, clk, std::move(set), remote_issuer);
+    };
+  }
+  auto verifier = make_verifier(o, clk, std::move(keys), remote_issuer);
   if (!verifier) {
     if (json_output() && verifier.error().code == ErrorCode::invalid_token) {
       print_json(nlohmann::json{{"valid", false},
@@ -342,14 +426,14 @@ int run_verify(const VerifyCliOptions& o) {
     }
     return report(verifier.error());
   }
-  revocation().open(!has_key(o.keys));
+  revocation().open(!has_key(o.keys) && !remote_keys.jwks);
   auto decryptor = Decryptor::create(o);
   if (!decryptor) return report(decryptor.error());
   if (o.batch) {
     decryptor->preload();
-    return run_batch(o, *verifier, *decryptor);
+    return run_batch(o, *verifier, *decryptor, remote_keys);
   }
-  return run_single(o, *verifier, *decryptor, clk.now());
+  return run_single(o, *verifier, *decryptor, clk.now(), remote_keys);
 }
 
 }  // namespace
@@ -376,13 +460,16 @@ void register_verify(CLI::App& app) {
   sub->add_flag("--batch", o->batch, "Read tokens one per line on stdin; write one JSON object per line");
   sub->add_option("--threads", o->threads, "Worker threads for --batch (default: all cores)")
       ->check(CLI::Range(1u, 256u));
+  add_remote_options(sub, o->remote, RemoteOptions::jwks);
   examples(sub, {"tokctl verify \"$TOKEN\"   # against the keystore (next, active and retired keys)",
                  "tokctl verify \"$TOKEN\" --key es256.pub.jwk",
                  "tokctl verify \"$NESTED\" --key signer.pub.jwk --decrypt-key recipient.jwk",
                  "tokctl verify - --jwks jwks.json --iss https://issuer.test --aud api < token.txt",
                  "tokctl verify \"$TOKEN\" --key rsa.pub.pem --alg RS256 --leeway 30s --require jti",
                  "tokctl verify \"$TOKEN\" --secret-env JWT_SECRET --alg HS256 -o json",
-                 "tokctl verify --batch --threads 4 --key k.jwk < tokens.txt > results.jsonl"});
+                 "tokctl verify --batch --threads 4 --key k.jwk < tokens.txt > results.jsonl",
+                 "tokctl verify \"$TOKEN\" --server https://issuer.test --aud api   # JWKS by discovery, iss checked",
+                 "tokctl verify \"$TOKEN\" --jwks-url https://issuer.test/jwks --offline"});
   on_run(sub, [o] { return run_verify(*o); });
 }
 

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include <openssl/core_names.h>
+#include <openssl/rand.h>
 
 #include "ossl.hpp"
 
@@ -33,6 +34,14 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
     throw std::runtime_error("HMAC-SHA256 failed: " + ossl::drain_errors());
   }
   return std::string(reinterpret_cast<const char*>(out), len);
+}
+
+std::string random_bytes(std::size_t n) {
+  std::string out(n, '\0');
+  if (n && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  return out;
 }
 
 }  // namespace tokctl::jose

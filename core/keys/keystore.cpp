@@ -106,14 +106,7 @@ Result<Keystore> Keystore::open(const std::string& dir, const Clock& clock, bool
       return e;
     }
     // Parents too (like mkdir -p), each 0700 when created here.
-    std::string path;
-    for (std::size_t pos = 0; pos != std::string::npos;) {
-      pos = dir.find('/', pos + 1);
-      path = dir.substr(0, pos);
-      if (!path.empty() && ::stat(path.c_str(), &st) != 0) {
-        if (auto r = ensure_dir(path); !r) return std::unexpected(r.error());
-      }
-    }
+    if (auto r = make_directories(dir, 0700); !r) return std::unexpected(r.error());
   }
   if (auto r = check_directory(dir, k_dir_rule); !r) return std::unexpected(r.error());
   std::string keys_dir = dir + "/keys";

@@ -28,14 +28,6 @@ namespace {
 constexpr const char* k_auth_methods[] = {"client_secret_basic", "client_secret_post", "private_key_jwt",
                                           "tls_client_auth", "none"};
 
-std::string random_bytes(std::size_t n) {
-  std::string b(n, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(n)) != 1) {
-    throw std::runtime_error("RAND_bytes failed");
-  }
-  return b;
-}
-
 std::string pbkdf2(std::string_view secret, std::string_view salt, int iterations) {
   unsigned char out[32];
   if (PKCS5_PBKDF2_HMAC(secret.data(), static_cast<int>(secret.size()),
@@ -94,7 +86,7 @@ std::string grant_type(std::string_view name) {
   return {};
 }
 
-std::string generate_client_secret() { return b64url_encode(random_bytes(32)); }
+std::string generate_client_secret() { return b64url_encode(jose::random_bytes(32)); }
 
 std::string hash_generated_secret(std::string_view secret) { return "sha256:" + hex_encode(jose::sha256(secret)); }
 
@@ -103,7 +95,7 @@ Result<std::string> hash_human_secret(std::string_view secret, int iterations) {
     return fail(ErrorCode::usage, "PBKDF2 needs at least " + std::to_string(k_pbkdf2_min_iterations) + " iterations");
   }
   if (secret.empty()) return fail(ErrorCode::usage, "the client secret is empty");
-  std::string salt = random_bytes(16);
+  std::string salt = jose::random_bytes(16);
   return "pbkdf2-sha256:" + std::to_string(iterations) + ":" + b64url_encode(salt) + ":" +
          b64url_encode(pbkdf2(secret, salt, iterations));
 }

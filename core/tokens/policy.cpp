@@ -97,6 +97,72 @@ const ClientPolicy* Policy::client(std::string_view client_id) const {
   return it == clients.end() ? nullptr : &it->second;
 }
 
+namespace {
+
+// profiles: name -> {server, client_id, client_secret_file | client_secret_env, auth_method, ...}.
+void read_profiles(Reader& r, const YAML::Node& node, const std::string& path, Policy& p) {
+  if (!node.IsMap()) {
+    r.problem(node, "profiles must be a mapping of profile name to server settings");
+    return;
+  }
+  for (const auto& kv : node) {
+    RemoteProfile prof;
+    prof.name = kv.first.as<std::string>();
+    const YAML::Node& n = kv.second;
+    if (n.IsMap() && n["client_secret"]) {
+      r.problem(n["client_secret"], "profile '" + prof.name +
+                                        "': a secret does not belong in the policy file; use client_secret_file "
+                                        "or client_secret_env");
+      continue;
+    }
+    if (!r.mapping(n, "profile '" + prof.name + "'",
+                   {"server", "client_id", "client_secret_file", "client_secret_env", "auth_method", "client_key",
+                    "cert", "key", "cacert", "token_endpoint", "introspection_endpoint", "revocation_endpoint",
+                    "jwks_uri"})) {
+      continue;
+    }
+    auto text = [&](const char* name, std::string& out, bool is_path) {
+      if (auto x = n[name]) {
+        out = r.string(x, std::string("profile ") + name).value_or("");
+        if (is_path && !out.empty()) out = relative_to(path, out);
+      }
+    };
+    text("server", prof.server, false);
+    text("client_id", prof.client_id, false);
+    text("client_secret_file", prof.client_secret_file, true);
+    text("client_secret_env", prof.client_secret_env, false);
+    text("auth_method", prof.auth_method, false);
+    text("client_key", prof.client_key, true);
+    text("cert", prof.cert, true);
+    text("key", prof.key, true);
+    text("cacert", prof.cacert, true);
+    text("token_endpoint", prof.token_endpoint, false);
+    text("introspection_endpoint", prof.introspection_endpoint, false);
+    text("revocation_endpoint", prof.revocation_endpoint, false);
+    text("jwks_uri", prof.jwks_uri, false);
+    if (!prof.auth_method.empty() &&
+        !one_of(prof.auth_method, {"none", "client_secret_basic", "client_secret_post", "private_key_jwt",
+                                   "tls_client_auth"})) {
+      r.problem(n["auth_method"], "profile '" + prof.name + "': auth_method '" + prof.auth_method +
+                                      "' is not one of none, client_secret_basic, client_secret_post, "
+                                      "private_key_jwt, tls_client_auth");
+    }
+    if (prof.server.empty() && prof.token_endpoint.empty() && prof.introspection_endpoint.empty() &&
+        prof.revocation_endpoint.empty() && prof.jwks_uri.empty()) {
+      r.problem(n, "profile '" + prof.name + "' needs 'server' (or its endpoints)");
+    }
+    if (!prof.client_secret_file.empty() && !prof.client_secret_env.empty()) {
+      r.problem(n, "profile '" + prof.name + "': client_secret_file and client_secret_env exclude each other");
+    }
+    if (prof.cert.empty() != prof.key.empty()) {
+      r.problem(n, "profile '" + prof.name + "': cert and key go together");
+    }
+    p.profiles[prof.name] = std::move(prof);
+  }
+}
+
+}  // namespace
+
 PolicyCheck check_policy(const std::string& path) {
   PolicyCheck out;
   Policy& p = out.policy;
@@ -115,7 +181,7 @@ PolicyCheck check_policy(const std::string& path) {
   if (!root || root.IsNull()) return out;
   try {
     if (!r.mapping(root, "the policy", {"issuer", "keystore", "store", "tokens", "scopes", "claims", "subjects",
-                                        "clients", "exchange", "assertion_issuers"})) {
+                                        "clients", "exchange", "assertion_issuers", "profiles"})) {
       out.problems = r.problems();
       return out;
     }
@@ -313,6 +379,7 @@ PolicyCheck check_policy(const std::string& path) {
         }
       }
     }
+    if (auto pr = root["profiles"]) read_profiles(r, pr, path, p);
     // Cross-checks: clients' scopes must exist as scope rules (exact names or prefixes).
     if (auto cl = root["clients"]; cl && cl.IsMap()) {
       for (const auto& kv : cl) {

@@ -67,13 +67,7 @@ std::string bearer_token_text(std::string token) {
   return token;
 }
 
-std::string random_token(std::size_t bytes) {
-  std::string b(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(bytes)) != 1) {
-    throw std::runtime_error("RAND_bytes failed");
-  }
-  return b64url_encode(b);
-}
+std::string random_token(std::size_t bytes) { return b64url_encode(jose::random_bytes(bytes)); }
 
 std::vector<std::string> split_scopes(std::string_view scope) {
   std::vector<std::string> out;

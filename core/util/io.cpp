@@ -56,6 +56,24 @@ Result<std::string> read_input(std::string_view path, std::size_t max_bytes) {
   return r;
 }
 
+Result<void> make_directories(const std::string& path, unsigned mode) {
+  struct stat st{};
+  for (std::size_t pos = 0; pos != std::string::npos;) {
+    pos = path.find('/', pos + 1);
+    const std::string part = path.substr(0, pos);
+    if (part.empty() || ::stat(part.c_str(), &st) == 0) {
+      if (!part.empty() && !S_ISDIR(st.st_mode)) {
+        return fail(ErrorCode::keystore, "cannot create '" + path + "': '" + part + "' is not a directory");
+      }
+      continue;
+    }
+    if (::mkdir(part.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
+      return fail(ErrorCode::keystore, "cannot create '" + part + "': " + std::strerror(errno));
+    }
+  }
+  return {};
+}
+
 Result<void> write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
   auto slash = path.find_last_of('/');
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));

@@ -43,7 +43,8 @@ for block in "${blocks[@]}"; do
   dir=$work/run-$(basename "$block" .sh)
   mkdir -p "$dir/home"
   cp -r "$SRC/examples" "$dir/examples"
-  if out=$(cd "$dir" && env -u TOKCTL_KEYSTORE -u TOKCTL_CONFIG -u TOKCTL_PASSPHRASE \
+  if out=$(cd "$dir" && env -u TOKCTL_KEYSTORE -u TOKCTL_CONFIG -u TOKCTL_PASSPHRASE -u XDG_CACHE_HOME \
+             -u TOKCTL_SERVER -u TOKCTL_PROFILE -u TOKCTL_CLIENT_ID -u TOKCTL_CLIENT_SECRET -u TOKCTL_CLIENT_SECRET_FILE \
              HOME="$dir/home" XDG_DATA_HOME="$dir/home/.local/share" NO_COLOR=1 \
              PATH="$work/bin:$PATH" bash -euo pipefail "$block" 2>&1 </dev/null); then
     passed=$((passed + 1))

@@ -22,4 +22,6 @@ probe probe_jose_includes_keys refused tokctl/keys/keystore.hpp
 probe probe_keys_includes_tokens refused tokctl/tokens/service.hpp
 probe probe_keys_includes_ossl refused tokctl/jose/ossl.hpp
 probe probe_tokens_includes_server refused tokctl/server/http_server.hpp
+probe probe_remote_includes_keys refused tokctl/keys/keystore.hpp
+probe probe_tokens_includes_remote refused tokctl/remote/oauth.hpp
 exit $((fails > 0))

@@ -639,3 +639,57 @@ TEST_CASE("config check exits 3 on each issue 7 item in the CLI as well", "[poli
   auto j = json::parse(r.out);
   CHECK(j["problems"].size() == 5);
 }
+
+TEST_CASE("profiles: remote servers with their client, secrets only by reference", "[policy][remote]") {
+  TempDir dir;
+  auto c = check_text(dir, R"(profiles:
+  staging:
+    server: https://as.staging.test
+    client_id: ci
+    client_secret_file: secrets/ci.secret
+    auth_method: client_secret_post
+    cacert: ca.pem
+  mtls:
+    server: https://as.test
+    client_id: gw
+    cert: gw.pem
+    key: gw.key
+  bare:
+    token_endpoint: https://as.test/token
+    client_secret_env: GW_SECRET
+)");
+  REQUIRE(c.problems.empty());
+  REQUIRE(c.policy.profiles.size() == 3);
+  const auto& s = c.policy.profiles.at("staging");
+  CHECK(s.server == "https://as.staging.test");
+  CHECK(s.client_id == "ci");
+  CHECK(s.auth_method == "client_secret_post");
+  CHECK(s.client_secret_file.rfind(dir.path(), 0) == 0);  // relative to the policy file
+  CHECK(s.client_secret_file.ends_with("secrets/ci.secret"));
+  CHECK(s.cacert.ends_with("/ca.pem"));
+  CHECK(c.policy.profiles.at("mtls").key.ends_with("/gw.key"));
+  CHECK(c.policy.profiles.at("bare").client_secret_env == "GW_SECRET");
+
+  SECTION("a secret in the file itself is refused with its position") {
+    auto bad = check_text(dir, "profiles:\n  p:\n    server: https://as.test\n    client_secret: hunter2\n", "s.yaml");
+    auto p = problem_with(bad, "does not belong in the policy file");
+    check_position(p, dir.file("s.yaml"), 4, 20);
+    CHECK(p.find("hunter2") == std::string::npos);
+  }
+  SECTION("unknown keys, unknown methods, half a certificate and no server are problems") {
+    auto bad = check_text(dir, R"(profiles:
+  a: {server: https://as.test, colour: red}
+  b: {server: https://as.test, auth_method: magic}
+  c: {server: https://as.test, cert: c.pem}
+  d: {client_id: x}
+  e: [1, 2]
+)", "b.yaml");
+    problem_with(bad, "colour");
+    problem_with(bad, "auth_method 'magic'");
+    problem_with(bad, "cert and key go together");
+    problem_with(bad, "profile 'd' needs 'server'");
+    CHECK(bad.problems.size() >= 5);
+    auto notmap = check_text(dir, "profiles: [a]\n", "n.yaml");
+    problem_with(notmap, "profiles must be a mapping");
+  }
+}

@@ -4,6 +4,7 @@
 // allocate or lacks SHA-2, which no caller can handle: then they throw std::runtime_error (main
 // maps it to exit 70), never return a wrong or empty hash.
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -19,5 +20,8 @@ inline std::string sha256(std::string_view data) { return digest(Digest::sha256,
 
 /// The raw HMAC-SHA256 of `data` under `key` (32 bytes).
 std::string hmac_sha256(std::string_view key, std::string_view data);
+
+/// `n` bytes from OpenSSL's CSPRNG (ids, jti values, salts).
+std::string random_bytes(std::size_t n);
 
 }  // namespace tokctl::jose

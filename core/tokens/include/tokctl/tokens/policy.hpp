@@ -73,6 +73,23 @@ struct AssertionIssuer {
   jose::JwkSet jwks;   ///< its public keys
 };
 
+/// A server of remote mode (`profiles:` in the policy), what `--profile NAME` selects. The client
+/// secret never sits in the file itself: a file holding it, or an environment variable naming it.
+/// File paths are resolved against the policy file's directory.
+struct RemoteProfile {
+  std::string name;
+  std::string server;  ///< the issuer URL, for discovery
+  std::string client_id;
+  std::string client_secret_file;
+  std::string client_secret_env;
+  std::string auth_method;  ///< an RFC 8414 name; "" = chosen from what is given
+  std::string client_key;   ///< private_key_jwt signing key file ("" = the keystore's active key)
+  std::string cert;         ///< client certificate (tls_client_auth, mTLS)
+  std::string key;          ///< its private key
+  std::string cacert;       ///< CA bundle for the server's certificate
+  std::string token_endpoint, introspection_endpoint, revocation_endpoint, jwks_uri;
+};
+
 struct Policy {
   std::string issuer = "https://tokctl.local";
   std::string keystore;  ///< empty: not set (absolute, or relative to the policy file)
@@ -91,6 +108,7 @@ struct Policy {
   std::map<std::string, ClientPolicy> clients;
   std::vector<ExchangeRule> exchange;
   std::vector<AssertionIssuer> assertion_issuers;
+  std::map<std::string, RemoteProfile> profiles;
   std::string source;  ///< the file it came from (empty: built-in defaults)
 
   /// The scope rule covering `scope`, or nullptr. With no scopes configured every scope is unknown.

@@ -21,6 +21,10 @@ Result<std::string> read_input(std::string_view path, std::size_t max_bytes = k_
 /// write, fsync, rename, fsync of the directory. Fails with ErrorCode::keystore on I/O errors.
 Result<void> write_file_atomic(const std::string& path, std::string_view data, unsigned mode = 0600);
 
+/// Creates `path` and any missing parents (like mkdir -p), each with `mode` when created here.
+/// Fails with ErrorCode::keystore when one cannot be created or a component is not a directory.
+Result<void> make_directories(const std::string& path, unsigned mode = 0700);
+
 /// Removes leading and trailing ASCII whitespace (tokens and secrets read from files end in '\n').
 std::string_view trim(std::string_view text);
 

@@ -1,0 +1,363 @@
+// Remote mode's options and their resolution: flags, then the selected profile, then the
+// environment; discovery fills in the endpoints the options do not name.
+
+#include "remote.hpp"
+
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include <tokctl/keys/keystore.hpp>
+#include <tokctl/tokens/policy.hpp>
+#include <tokctl/jose/digest.hpp>
+#include <tokctl/jose/json.hpp>
+#include <tokctl/jose/jws.hpp>
+#include <tokctl/util/base64.hpp>
+#include <tokctl/util/io.hpp>
+
+#include "common.hpp"
+#include "keyargs.hpp"
+#include "render.hpp"
+
+namespace tokctl::cli {
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+// $XDG_CACHE_HOME/tokctl/http, else ~/.cache/tokctl/http; "" (no cache) without either.
+std::string cache_dir() {
+  if (std::string d = env("XDG_CACHE_HOME"); !d.empty()) return d + "/tokctl/http";
+  if (std::string h = env("HOME"); !h.empty()) return h + "/.cache/tokctl/http";
+  return {};
+}
+
+void warn(const std::string& text) {
+  std::cerr << style(Stream::err, "33", "tokctl: warning: ") << text << '\n';
+}
+
+// A secret read from a file: trailing newline dropped; empty is a usage error.
+Result<std::string> secret_from_file(const std::string& path) {
+  warn_if_readable_by_others(path, "client secret file");
+  auto data = read_input(path, 64 * 1024);
+  if (!data) return std::unexpected(data.error());
+  std::string s(trim(*data));
+  if (s.empty()) return fail(ErrorCode::usage, "the client secret file '" + path + "' is empty");
+  return s;
+}
+
+const tokens::RemoteProfile* find_profile(const tokens::Policy& p, const std::string& name, Error& error) {
+  auto it = p.profiles.find(name);
+  if (it != p.profiles.end()) return &it->second;
+  std::string have;
+  for (const auto& [n, _] : p.profiles) have += (have.empty() ? "" : ", ") + n;
+  error = Error{ErrorCode::usage,
+                "no profile '" + name + "' in " + (p.source.empty() ? std::string("the policy (none given)") : p.source),
+                have.empty() ? "add it under profiles: in the policy file (--config or $TOKCTL_CONFIG)"
+                             : "profiles there: " + have};
+  return nullptr;
+}
+
+// The private_key_jwt signing key: a key file, else the keystore's active signing key.
+Result<std::pair<jose::Jwk, jose::Alg>> assertion_key(const std::string& file, const std::string& what) {
+  Result<jose::Jwk> key = fail(ErrorCode::usage, "no key");
+  if (!file.empty()) {
+    warn_if_readable_by_others(file, "private key file");
+    auto set = load_key_file(file);
+    if (!set) return std::unexpected(set.error());
+    if (set->keys.size() != 1 || !set->keys.front().has_private()) {
+      return fail(ErrorCode::usage, "--client-key '" + file + "' must hold exactly one private key");
+    }
+    key = set->keys.front();
+  } else {
+    auto ks = open_keystore(false);
+    if (!ks) {
+      Error e = ks.error();
+      e.message = what + " needs a signing key (--client-key FILE, or the keystore's): " + e.message;
+      return std::unexpected(e);
+    }
+    auto pass = passphrase();
+    if (!pass) return std::unexpected(pass.error());
+    key = ks->signing_key("", "", *pass);
+  }
+  if (!key) return std::unexpected(key.error());
+  std::string alg = !key->alg().empty() ? key->alg() : jose::implied_jws_alg(*key).value_or("RS256");
+  auto a = jose::alg_from_string(alg);
+  if (!a) return fail(ErrorCode::usage, "the client key's alg '" + alg + "' cannot sign a client assertion");
+  return std::pair{std::move(*key), *a};
+}
+
+}  // namespace
+
+void add_remote_options(CLI::App* cmd, RemoteArgs& a, RemoteOptions which) {
+  const char* group = "Remote server";
+  cmd->add_option("--server", a.server, "The OAuth server's issuer URL (discovery); default: $TOKCTL_SERVER")
+      ->group(group);
+  cmd->add_option("--profile", a.profile, "A server profile from the policy's profiles: (default: $TOKCTL_PROFILE)")
+      ->group(group);
+  file_value(cmd->add_option("--cacert", a.cacert, "CA bundle (PEM) for the server's certificate")->group(group));
+  cmd->add_option("--timeout", a.timeout, "Per-attempt time limit for a request (e.g. 10s)")
+      ->capture_default_str()
+      ->group(group);
+  if (which == RemoteOptions::jwks) {
+    cmd->add_option("--jwks-url", a.jwks_uri, "Verify against the JWKS at this URL (cached; refetched once on an unknown kid)")
+        ->group(group);
+    cmd->add_flag("--insecure-tls", a.insecure, "Do not check the server's TLS certificate (debugging only)")->group(group);
+    cmd->add_flag("--offline", a.offline, "Use the cached JWKS and metadata only, whatever their age")->group(group);
+    return;
+  }
+  cmd->add_flag("--insecure,--insecure-tls", a.insecure,
+                "Do not check the server's TLS certificate (debugging only: secrets and tokens can be read on the path)")
+      ->group(group);
+  if (!a.client_id) {
+    a.client_id = &a.own_client_id;
+    cmd->add_option("--client-id", a.own_client_id, "Client id to authenticate as (default: $TOKCTL_CLIENT_ID)")
+        ->group(group);
+  }
+  cmd->add_option("--client-secret", a.client_secret,
+                  "Client secret (visible to other users in ps: prefer --client-secret-file or $TOKCTL_CLIENT_SECRET)")
+      ->group(group);
+  file_value(cmd->add_option("--client-secret-file", a.client_secret_file, "File holding the client secret")->group(group));
+  choice_value(cmd->add_option("--auth-method", a.auth_method,
+                               "Client authentication (default: tls_client_auth with --cert alone, private_key_jwt with "
+                               "--client-key, else client_secret_basic with a secret)")
+                   ->group(group),
+               {"client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth", "none"},
+               ChoiceCheck::strict);
+  file_value(cmd->add_option("--client-key", a.client_key,
+                             "private_key_jwt signing key file (default: the keystore's active signing key)")
+                 ->group(group));
+  file_value(cmd->add_option("--cert", a.cert, "Client certificate (PEM) for mTLS / tls_client_auth")->group(group));
+  file_value(cmd->add_option("--key", a.key, "The client certificate's private key (PEM)")->group(group));
+  cmd->add_option("--retries", a.retries, "Extra attempts of idempotent requests on connection errors and 5xx")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10))
+      ->group(group);
+  cmd->add_option("--token-endpoint", a.token_endpoint, "Token endpoint URL (instead of discovery)")->group(group);
+  cmd->add_option("--introspection-endpoint", a.introspection_endpoint, "Introspection endpoint URL")->group(group);
+  cmd->add_option("--revocation-endpoint", a.revocation_endpoint, "Revocation endpoint URL")->group(group);
+  cmd->add_option("--jwks-uri", a.jwks_uri, "JWKS URL (instead of discovery)")->group(group);
+}
+
+bool remote_requested(const RemoteArgs& a, bool environment) {
+  if (!a.server.empty() || !a.profile.empty() || !a.token_endpoint.empty() || !a.introspection_endpoint.empty() ||
+      !a.revocation_endpoint.empty() || !a.jwks_uri.empty()) {
+    return true;
+  }
+  return environment && (!env("TOKCTL_SERVER").empty() || !env("TOKCTL_PROFILE").empty());
+}
+
+Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& a, std::initializer_list<Endpoint> needs,
+                                            bool client_auth) {
+  // 1. The profile, when one is selected (flag, else $TOKCTL_PROFILE).
+  tokens::RemoteProfile prof;
+  const std::string profile_name = !a.profile.empty() ? a.profile : env("TOKCTL_PROFILE");
+  if (!profile_name.empty()) {
+    auto p = policy();
+    if (!p) return std::unexpected(p.error());
+    Error e;
+    const auto* found = find_profile(**p, profile_name, e);
+    if (!found) return std::unexpected(e);
+    prof = *found;
+  }
+  auto pick = [](const std::string& flag, const std::string& from_profile, const char* env_name) {
+    if (!flag.empty()) return flag;
+    if (!from_profile.empty()) return from_profile;
+    return env_name ? env(env_name) : std::string();
+  };
+  const std::string server = pick(a.server, prof.server, "TOKCTL_SERVER");
+  const std::string client_id = pick(a.client_id ? *a.client_id : std::string(), prof.client_id, "TOKCTL_CLIENT_ID");
+
+  // 2. Transport.
+  remote::TransportOptions t;
+  t.cacert = pick(a.cacert, prof.cacert, nullptr);
+  t.cert = pick(a.cert, prof.cert, nullptr);
+  t.key = pick(a.key, prof.key, nullptr);
+  t.insecure = a.insecure;
+  t.retries = a.retries;
+  auto timeout = parse_duration(a.timeout);
+  if (!timeout || *timeout <= 0) return fail(ErrorCode::usage, "--timeout '" + a.timeout + "' is not a duration such as 10s");
+  t.timeout_ms = *timeout * 1000;
+  t.connect_timeout_ms = std::min<long>(t.timeout_ms, 10000);
+  if (t.insecure && !globals().quiet) {
+    warn("--insecure: the server's TLS certificate is NOT checked; anyone on the path can read the secrets and "
+         "tokens sent");
+  }
+  if (!t.key.empty()) warn_if_readable_by_others(t.key, "client certificate key");
+  auto http = remote::HttpClient::create(std::move(t));
+  if (!http) return std::unexpected(http.error());
+
+  auto out = std::make_unique<Remote>(Remote{std::move(*http), remote::DocumentCache(cache_dir()), {}, nullptr, client_id});
+
+  // 3. Endpoints: the options, then discovery for what they leave out.
+  auto& ep = out->endpoints;
+  ep.token_endpoint = pick(a.token_endpoint, prof.token_endpoint, nullptr);
+  ep.introspection_endpoint = pick(a.introspection_endpoint, prof.introspection_endpoint, nullptr);
+  ep.revocation_endpoint = pick(a.revocation_endpoint, prof.revocation_endpoint, nullptr);
+  ep.jwks_uri = pick(a.jwks_uri, prof.jwks_uri, nullptr);
+  ep.issuer = server;
+  auto field = [&ep](Endpoint e) -> std::string& {
+    switch (e) {
+      case Endpoint::token: return ep.token_endpoint;
+      case Endpoint::introspection: return ep.introspection_endpoint;
+      case Endpoint::revocation: return ep.revocation_endpoint;
+      case Endpoint::jwks: return ep.jwks_uri;
+    }
+    return ep.jwks_uri;
+  };
+  auto name = [](Endpoint e) -> std::string {
+    switch (e) {
+      case Endpoint::token: return "token endpoint (--token-endpoint)";
+      case Endpoint::introspection: return "introspection endpoint (--introspection-endpoint)";
+      case Endpoint::revocation: return "revocation endpoint (--revocation-endpoint)";
+      case Endpoint::jwks: return "JWKS URL (--jwks-uri)";
+    }
+    return {};
+  };
+  bool missing = false;
+  for (Endpoint e : needs) missing = missing || field(e).empty();
+  // private_key_jwt names the issuer as the audience: discover it when only endpoints were given.
+  if (missing && !server.empty()) {
+    auto clk = clock();
+    if (!clk) return std::unexpected(clk.error());
+    auto found = remote::discover(out->http, out->cache, server, (*clk)->now(),
+                                  a.offline ? remote::FetchMode::offline : remote::FetchMode::normal);
+    if (!found) return std::unexpected(found.error());
+    for (Endpoint e : {Endpoint::token, Endpoint::introspection, Endpoint::revocation, Endpoint::jwks}) {
+      std::string& mine = field(e);
+      if (mine.empty()) mine = e == Endpoint::token ? found->token_endpoint
+                               : e == Endpoint::introspection ? found->introspection_endpoint
+                               : e == Endpoint::revocation ? found->revocation_endpoint
+                                                           : found->jwks_uri;
+    }
+    ep.issuer = found->issuer;
+    ep.metadata_url = found->metadata_url;
+  }
+  for (Endpoint e : needs) {
+    if (field(e).empty()) {
+      return fail(ErrorCode::usage,
+                  server.empty() ? "no server: give --server URL, --profile NAME or $TOKCTL_SERVER"
+                                 : "the server '" + server + "' publishes no " + name(e),
+                  "or name the " + name(e) + " itself");
+    }
+    if (!remote::is_http_url(field(e))) {
+      return fail(ErrorCode::usage, "the " + name(e) + " '" + remote::redact_url(field(e)) + "' is not an http(s) URL");
+    }
+  }
+  if (!client_auth) return out;
+
+  // 4. Client authentication.
+  remote::ClientAuth auth;
+  auth.client_id = client_id;
+  std::string secret;
+  if (!a.client_secret.empty()) {
+    if (!globals().quiet) {
+      warn("--client-secret puts the secret where other users can read it (ps, shell history); use "
+           "--client-secret-file or $TOKCTL_CLIENT_SECRET");
+    }
+    secret = a.client_secret;
+  } else if (std::string file = pick(a.client_secret_file, prof.client_secret_file, nullptr); !file.empty()) {
+    auto read = secret_from_file(file);
+    if (!read) return std::unexpected(read.error());
+    secret = std::move(*read);
+  } else if (!prof.client_secret_env.empty()) {
+    secret = env(prof.client_secret_env.c_str());
+    if (secret.empty()) {
+      return fail(ErrorCode::usage, "profile '" + prof.name + "' reads the client secret from $" +
+                                        prof.client_secret_env + ", which is not set");
+    }
+  } else if (std::string from_env = env("TOKCTL_CLIENT_SECRET"); !from_env.empty()) {
+    secret = std::move(from_env);
+  } else if (std::string env_file = env("TOKCTL_CLIENT_SECRET_FILE"); !env_file.empty()) {
+    auto read = secret_from_file(env_file);
+    if (!read) return std::unexpected(read.error());
+    secret = std::move(*read);
+  }
+  const std::string key_file = pick(a.client_key, prof.client_key, nullptr);
+  const std::string method = pick(a.auth_method, prof.auth_method, nullptr);
+  if (!method.empty()) {
+    auto m = remote::auth_method_from_string(method);
+    if (!m) return std::unexpected(m.error());
+    auth.method = *m;
+  } else if (!secret.empty()) {
+    auth.method = remote::AuthMethod::client_secret_basic;
+  } else if (!key_file.empty()) {
+    auth.method = remote::AuthMethod::private_key_jwt;
+  } else if (!pick(a.cert, prof.cert, nullptr).empty()) {
+    auth.method = remote::AuthMethod::tls_client_auth;
+  }
+  using remote::AuthMethod;
+  if (auth.method != AuthMethod::none && client_id.empty()) {
+    return fail(ErrorCode::usage, std::string(remote::to_string(auth.method)) + " needs a client id",
+                "give --client-id, $TOKCTL_CLIENT_ID or a profile's client_id");
+  }
+  if ((auth.method == AuthMethod::client_secret_basic || auth.method == AuthMethod::client_secret_post) &&
+      secret.empty()) {
+    return fail(ErrorCode::usage, std::string(remote::to_string(auth.method)) + " needs the client secret",
+                "give --client-secret-file FILE or $TOKCTL_CLIENT_SECRET");
+  }
+  if (auth.method == AuthMethod::tls_client_auth && pick(a.cert, prof.cert, nullptr).empty()) {
+    return fail(ErrorCode::usage, "tls_client_auth needs a client certificate", "give --cert FILE --key FILE");
+  }
+  if (auth.method == AuthMethod::private_key_jwt) {
+    auto k = assertion_key(key_file, "private_key_jwt");
+    if (!k) return std::unexpected(k.error());
+    auth.key = std::move(k->first);
+    auth.key_alg = k->second;
+  }
+  auth.secret = std::move(secret);
+  auto clk = clock();
+  if (!clk) return std::unexpected(clk.error());
+  out->client = std::make_unique<remote::OAuthClient>(out->http, out->endpoints, std::move(auth), **clk);
+  return out;
+}
+
+Result<std::string> mint_assertion(const std::string& key_file, const std::string& iss, const std::string& sub,
+                                   const std::string& aud) {
+  auto k = assertion_key(key_file, "a jwt-bearer assertion");
+  if (!k) return std::unexpected(k.error());
+  auto clk = clock();
+  if (!clk) return std::unexpected(clk.error());
+  const UnixTime now = (*clk)->now();
+  nlohmann::json claims = {{"iss", iss}, {"sub", sub}, {"aud", aud}, {"iat", now}, {"exp", now + 300},
+                           {"jti", b64url_encode(jose::random_bytes(18))}};
+  nlohmann::json header = {{"alg", jose::to_string(k->second)}, {"typ", "JWT"}};
+  if (!k->first.kid().empty()) header["kid"] = k->first.kid();
+  return jose::sign_compact(header, claims.dump(), k->second, k->first);
+}
+
+int print_token_response(const nlohmann::json& r, bool header) {
+  if (json_output()) {
+    print_json(r);
+    return 0;
+  }
+  std::cout << (header ? "Authorization: Bearer " : "") << r.at("access_token").get<std::string>() << '\n';
+  for (const char* extra : {"refresh_token", "id_token"}) {
+    if (const std::string* t = jose::string_member(r, extra)) std::cout << *t << '\n';
+  }
+  return 0;
+}
+
+Result<void> refuse_remote_only(std::initializer_list<std::pair<const char*, bool>> given) {
+  for (const auto& [flag, set] : given) {
+    if (set) {
+      return fail(ErrorCode::usage, std::string(flag) + " applies to a server: add --server URL or --profile NAME");
+    }
+  }
+  return {};
+}
+
+Result<void> refuse_local_options(std::initializer_list<std::pair<const char*, bool>> given) {
+  for (const auto& [flag, set] : given) {
+    if (set) {
+      return fail(ErrorCode::usage, std::string(flag) + " applies to the local keystore, not to a server",
+                  "drop it, or drop --server/--profile (and unset $TOKCTL_SERVER) to work locally");
+    }
+  }
+  return {};
+}
+
+}  // namespace tokctl::cli

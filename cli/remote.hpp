@@ -1,0 +1,84 @@
+#pragma once
+// Remote mode's command-line side: --server/--profile and the client and transport options shared by
+// issue, introspect, revoke, exchange (and a subset for verify), resolved against the environment
+// ($TOKCTL_SERVER, $TOKCTL_CLIENT_ID, $TOKCTL_CLIENT_SECRET[_FILE], $TOKCTL_PROFILE) and the
+// policy's profiles, into a transport, the server's endpoints and an OAuth client.
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include <tokctl/remote/oauth.hpp>
+
+namespace CLI {
+class App;
+}
+
+namespace tokctl::cli {
+
+struct RemoteArgs {
+  std::string server;
+  std::string profile;
+  std::string* client_id = nullptr;  ///< the command's own --client-id (else own_client_id)
+  std::string own_client_id;
+  std::string client_secret;         ///< --client-secret (warned about: visible in ps)
+  std::string client_secret_file;
+  std::string auth_method;
+  std::string client_key;  ///< private_key_jwt key file
+  std::string cert, key;   ///< client certificate (tls_client_auth, mTLS)
+  std::string cacert;
+  bool insecure = false;
+  std::string timeout = "30s";
+  int retries = 2;
+  bool offline = false;
+  std::string token_endpoint, introspection_endpoint, revocation_endpoint, jwks_uri;
+};
+
+/// Which options a command takes.
+enum class RemoteOptions {
+  client,  ///< everything: server, client authentication, transport, endpoints (issue, introspect, ...)
+  jwks,    ///< --server/--profile, --jwks-url, --cacert, --insecure-tls, --timeout, --offline (verify)
+};
+
+/// Adds the options; `client_id` is the command's --client-id (added here when null).
+void add_remote_options(CLI::App* cmd, RemoteArgs& args, RemoteOptions which);
+
+/// Whether the command runs against a server: a server, profile or endpoint option, or (when
+/// `environment`) $TOKCTL_SERVER / $TOKCTL_PROFILE.
+bool remote_requested(const RemoteArgs& args, bool environment);
+
+enum class Endpoint { token, introspection, revocation, jwks };
+
+/// A resolved remote session: one transport (connections reused), the cache, the endpoints and,
+/// with client authentication, the OAuth client.
+struct Remote {
+  remote::HttpClient http;
+  remote::DocumentCache cache;
+  remote::ServerEndpoints endpoints;
+  std::unique_ptr<remote::OAuthClient> client;
+  std::string client_id;
+};
+
+/// Resolves the options into a session that can reach every endpoint in `needs` (discovering what
+/// the options do not name); `client_auth` also resolves the client's credentials.
+Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& args, std::initializer_list<Endpoint> needs,
+                                            bool client_auth);
+
+/// An RFC 7523 JWT bearer assertion signed with the keystore's active signing key (or `key_file`):
+/// iss, sub, aud, iat, exp (5 minutes), jti.
+Result<std::string> mint_assertion(const std::string& key_file, const std::string& iss, const std::string& sub,
+                                   const std::string& aud);
+
+/// Prints a token endpoint response: with -o json the whole object; else the access token (as an
+/// Authorization header with `header`), then the refresh and ID tokens, one per line.
+int print_token_response(const nlohmann::json& response, bool header);
+
+/// Remote-only options given without a server: a usage error naming the first one set.
+Result<void> refuse_remote_only(std::initializer_list<std::pair<const char*, bool>> given);
+
+/// Local-only options given in remote mode: a usage error naming the first one set.
+Result<void> refuse_local_options(std::initializer_list<std::pair<const char*, bool>> given);
+
+}  // namespace tokctl::cli

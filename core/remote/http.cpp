@@ -1,0 +1,386 @@
+// libcurl transport with retries, and the on-disk document cache.
+
+#include <tokctl/remote/http.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include <curl/curl.h>
+#include <nlohmann/json.hpp>
+
+#include <tokctl/jose/digest.hpp>
+#include <tokctl/jose/json.hpp>
+#include <tokctl/util/base64.hpp>
+#include <tokctl/util/io.hpp>
+
+namespace tokctl::remote {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// Transport errors worth another attempt of an idempotent request; TLS and certificate
+// failures are not (they will fail the same way).
+bool transient(CURLcode rc) {
+  switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Result<void> readable(const std::string& path, const char* what) {
+  if (path.empty()) return {};
+  auto data = read_input(path);
+  if (!data) return fail(ErrorCode::usage, std::string(what) + " '" + path + "': " + data.error().message);
+  return {};
+}
+
+}  // namespace
+
+std::string HttpResponse::header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (k == name) return v;
+  return {};
+}
+
+std::string HttpResponse::media_type() const {
+  std::string ct = header("content-type");
+  auto semi = ct.find(';');
+  return lower(trim(std::string_view(ct).substr(0, semi)));
+}
+
+struct HttpClient::Impl {
+  TransportOptions options;
+  CURL* curl = nullptr;
+  int attempts = 0;
+  ~Impl() {
+    if (curl) curl_easy_cleanup(curl);
+  }
+
+  // One attempt; the response or curl's code and reason.
+  struct Attempt {
+    CURLcode rc = CURLE_OK;
+    std::string reason;
+    HttpResponse response;
+  };
+
+  struct Sink {
+    HttpResponse* response;
+    std::size_t limit;
+    bool too_big = false;
+  };
+
+  static std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
+    auto* sink = static_cast<Sink*>(user);
+    const std::size_t bytes = size * n;
+    if (sink->response->body.size() + bytes > sink->limit) {
+      sink->too_big = true;
+      return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+    }
+    sink->response->body.append(data, bytes);
+    return bytes;
+  }
+
+  static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
+    auto* sink = static_cast<Sink*>(user);
+    const std::size_t bytes = size * n;
+    std::string_view line(data, bytes);
+    if (line.starts_with("HTTP/")) {
+      sink->response->headers.clear();  // a new response (redirect, 100 Continue)
+    } else if (auto colon = line.find(':'); colon != std::string_view::npos) {
+      if (sink->response->headers.size() < 200) {
+        sink->response->headers.emplace_back(lower(trim(line.substr(0, colon))),
+                                             std::string(trim(line.substr(colon + 1))));
+      }
+    }
+    return bytes;
+  }
+
+  Attempt perform(const HttpRequest& req) {
+    Attempt a;
+    curl_easy_reset(curl);  // keeps the connection cache
+    char errbuf[CURL_ERROR_SIZE] = {};
+    Sink sink{&a.response, options.max_response_bytes};
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_URL, req.url.c_str());
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options.timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, options.connect_timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "tokctl/" TOKCTL_VERSION);
+    curl_easy_setopt(curl, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Impl::on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &Impl::on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &sink);
+    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options.max_response_bytes));
+    if (!options.cacert.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options.cacert.c_str());
+    if (options.insecure) {
+      curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (!options.cert.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, options.cert.c_str());
+    if (!options.key.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, options.key.c_str());
+    if (req.method == "GET") {
+      // Discovery and JWKS may redirect (https stays https); OAuth POSTs never follow.
+      curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+      curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 3L);
+      curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, req.url.starts_with("https:") ? "https" : "http,https");
+    } else if (req.method == "POST") {
+      curl_easy_setopt(curl, CURLOPT_POST, 1L);
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req.body.data());
+    } else {
+      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    }
+    curl_slist* headers = nullptr;
+    for (const auto& [k, v] : req.headers) headers = curl_slist_append(headers, (k + ": " + v).c_str());
+    headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    ++attempts;
+    a.rc = curl_easy_perform(curl);
+    curl_slist_free_all(headers);
+    if (a.rc == CURLE_OK) {
+      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &a.response.status);
+      char* eff = nullptr;
+      curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &eff);
+      a.response.url = eff ? eff : req.url;
+    } else if (sink.too_big || a.rc == CURLE_FILESIZE_EXCEEDED) {
+      a.reason = "the response is larger than " + std::to_string(options.max_response_bytes) + " bytes";
+    } else {
+      a.reason = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(a.rc));
+    }
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+    return a;
+  }
+};
+
+HttpClient::HttpClient(std::unique_ptr<Impl> impl) : m(std::move(impl)) {}
+HttpClient::HttpClient(HttpClient&&) noexcept = default;
+HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
+HttpClient::~HttpClient() = default;
+
+Result<HttpClient> HttpClient::create(TransportOptions options) {
+  if (auto r = readable(options.cacert, "CA bundle"); !r) return std::unexpected(r.error());
+  if (auto r = readable(options.cert, "client certificate"); !r) return std::unexpected(r.error());
+  if (auto r = readable(options.key, "client certificate key"); !r) return std::unexpected(r.error());
+  if (options.cert.empty() != options.key.empty()) {
+    return fail(ErrorCode::usage, "a client certificate needs both the certificate and its key");
+  }
+  global_init();
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  impl->curl = curl_easy_init();
+  if (!impl->curl) return fail(ErrorCode::network, "libcurl could not start a transfer handle");
+  return HttpClient(std::move(impl));
+}
+
+int HttpClient::attempts() const { return m->attempts; }
+
+Result<HttpResponse> HttpClient::send(const HttpRequest& request) {
+  if (!is_http_url(request.url)) {
+    return fail(ErrorCode::usage, "'" + redact_url(request.url) + "' is not an http:// or https:// URL");
+  }
+  const int tries = request.idempotent ? 1 + std::max(0, m->options.retries) : 1;
+  long pause = std::max(0L, m->options.backoff_ms);
+  for (int attempt = 1;; ++attempt) {
+    Impl::Attempt a = m->perform(request);
+    const bool again = attempt < tries &&
+                       (a.rc == CURLE_OK ? a.response.status >= 500 : transient(a.rc));
+    if (!again) {
+      if (a.rc != CURLE_OK) {
+        std::string msg = request.method + " " + redact_url(request.url) + ": " + a.reason;
+        if (attempt > 1) msg += " (after " + std::to_string(attempt) + " attempts)";
+        std::string hint;
+        if (a.rc == CURLE_PEER_FAILED_VERIFICATION || a.rc == CURLE_SSL_CACERT_BADFILE) {
+          hint = "the server's certificate is not trusted: name its CA bundle";
+        }
+        return fail(ErrorCode::network, std::move(msg), std::move(hint));
+      }
+      return std::move(a.response);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause));
+    pause = std::min(pause * 2, 5000L);
+  }
+}
+
+std::string form_urlencode(std::string_view text) {
+  static constexpr char k_hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size() * 3);
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '*') {
+      out += static_cast<char>(c);
+    } else if (c == ' ') {
+      out += '+';
+    } else {
+      out += '%';
+      out += k_hex[c >> 4];
+      out += k_hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string form_body(const Fields& fields) {
+  std::string out;
+  for (const auto& [k, v] : fields) {
+    if (!out.empty()) out += '&';
+    out += form_urlencode(k);
+    out += '=';
+    out += form_urlencode(v);
+  }
+  return out;
+}
+
+std::string basic_authorization(std::string_view client_id, std::string_view secret) {
+  return "Basic " + b64_encode(form_urlencode(client_id) + ":" + form_urlencode(secret));
+}
+
+bool is_http_url(std::string_view url) {
+  std::string l = lower(url.substr(0, 8));
+  std::size_t host = l.starts_with("https://") ? 8 : l.starts_with("http://") ? 7 : 0;
+  if (host == 0 || url.size() <= host) return false;
+  char c = url[host];
+  return c != '/' && c != '?' && c != '#' && url.find_first_of(" \t\r\n") == std::string_view::npos;
+}
+
+std::string redact_url(std::string_view url) {
+  auto scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  auto start = scheme + 3;
+  auto end = url.find_first_of("/?#", start);
+  auto at = url.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start).rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, start)) + std::string(url.substr(start + at + 1));
+}
+
+CacheControl parse_cache_control(std::string_view value) {
+  CacheControl cc;
+  std::size_t pos = 0;
+  while (pos <= value.size()) {
+    auto comma = value.find(',', pos);
+    std::string_view part = trim(value.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
+    auto eq = part.find('=');
+    std::string name = lower(trim(part.substr(0, eq)));
+    std::string_view arg = eq == std::string_view::npos ? std::string_view{} : trim(part.substr(eq + 1));
+    if (arg.size() >= 2 && arg.front() == '"' && arg.back() == '"') arg = arg.substr(1, arg.size() - 2);
+    if (name == "no-store") {
+      cc.no_store = true;
+    } else if (name == "no-cache") {
+      cc.no_cache = true;
+    } else if (name == "max-age" && !arg.empty() && arg.size() <= 10 &&
+               std::all_of(arg.begin(), arg.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      cc.max_age = std::stoll(std::string(arg));
+    }
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  return cc;
+}
+
+namespace {
+
+std::string cache_path(const std::string& dir, const std::string& url) {
+  return dir + "/" + hex_encode(jose::sha256(url)) + ".json";
+}
+
+// Freshness of a 200/304 answer fetched at `now`; nullopt for no-store.
+std::optional<UnixTime> expiry(const HttpResponse& r, UnixTime now) {
+  CacheControl cc = parse_cache_control(r.header("cache-control"));
+  if (cc.no_store) return std::nullopt;
+  if (cc.no_cache) return now;
+  if (cc.max_age) return now + std::min<std::int64_t>(*cc.max_age, 366 * 86400);
+  return now + k_default_freshness;
+}
+
+}  // namespace
+
+std::optional<CachedDocument> DocumentCache::load(const std::string& url) const {
+  if (m_dir.empty()) return std::nullopt;
+  auto text = read_input(cache_path(m_dir, url), std::size_t{4} << 20);
+  if (!text) return std::nullopt;
+  auto j = jose::parse_json_object(*text, "cache entry");
+  if (!j) return std::nullopt;
+  const std::string* u = jose::string_member(*j, "url");
+  const std::string* body = jose::string_member(*j, "body");
+  if (!u || *u != url || !body) return std::nullopt;
+  CachedDocument d;
+  d.url = url;
+  d.body = *body;
+  d.etag = jose::string_or(*j, "etag");
+  d.fetched_at = jose::integer_member(*j, "fetched_at").value_or(0);
+  d.expires_at = jose::integer_member(*j, "expires_at").value_or(0);
+  d.refetched_at = jose::integer_member(*j, "refetched_at").value_or(0);
+  return d;
+}
+
+Result<void> DocumentCache::store(const CachedDocument& doc) const {
+  if (m_dir.empty()) return {};
+  if (auto made = make_directories(m_dir, 0700); !made) return made;
+  nlohmann::json j = {{"url", doc.url},           {"etag", doc.etag},
+                      {"fetched_at", doc.fetched_at}, {"expires_at", doc.expires_at},
+                      {"refetched_at", doc.refetched_at}, {"body", doc.body}};
+  return write_file_atomic(cache_path(m_dir, doc.url), j.dump(), 0600);
+}
+
+Result<CachedDocument> fetch_document(HttpClient& http, const DocumentCache& cache, const std::string& url,
+                                      UnixTime now, FetchMode mode, std::string_view accept) {
+  std::optional<CachedDocument> cached = cache.load(url);
+  if (mode == FetchMode::offline) {
+    if (!cached) return fail(ErrorCode::network, "offline, and no cached copy of " + redact_url(url));
+    cached->from_cache = true;
+    return *cached;
+  }
+  if (cached && mode == FetchMode::normal && now < cached->expires_at) {
+    cached->from_cache = true;
+    return *cached;
+  }
+  HttpRequest req;
+  req.url = url;
+  req.headers.emplace_back("Accept", std::string(accept));
+  if (cached && !cached->etag.empty()) req.headers.emplace_back("If-None-Match", cached->etag);
+  auto resp = http.send(req);
+  if (!resp) return std::unexpected(resp.error());
+  CachedDocument doc;
+  if (resp->status == 304 && cached) {
+    doc = std::move(*cached);
+    doc.revalidated = true;
+  } else if (resp->status == 200) {
+    doc.url = url;
+    doc.body = std::move(resp->body);
+    doc.etag = resp->header("etag");
+  } else {
+    Error e{ErrorCode::network, "GET " + redact_url(url) + ": HTTP " + std::to_string(resp->status), {}};
+    if (resp->status >= 400 && resp->status < 500) e.detail = ErrorDetail::http_4xx;
+    return std::unexpected(e);
+  }
+  doc.fetched_at = now;
+  if (mode == FetchMode::refresh) doc.refetched_at = now;
+  auto until = expiry(*resp, now);
+  if (until) {
+    doc.expires_at = *until;
+    (void)cache.store(doc);  // a read-only cache directory costs a refetch next time, nothing more
+  }
+  return doc;
+}
+
+}  // namespace tokctl::remote
