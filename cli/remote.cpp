@@ -240,7 +240,7 @@ Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& a, std::initialize
     if (field(e).empty()) {
       return fail(ErrorCode::usage,
                   server.empty() ? "no server: give --server URL, --profile NAME or $TOKCTL_SERVER"
-                                 : "the server '" + server + "' publishes no " + name(e),
+                                 : "the server '" + remote::redact_url(server) + "' publishes no " + name(e),
                   "or name the " + name(e) + " itself");
     }
     if (!remote::is_http_url(field(e))) {

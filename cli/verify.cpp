@@ -273,6 +273,13 @@ int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decrypt
     if (*fresh) {
       verifier = std::move(**fresh);
       r = verifier.verify(*inner ? **inner : *token);
+      for (auto& p : r.problems) {
+        if (p.code == jose::ProblemCode::kid_not_found) {
+          p.hint = "the server's JWKS was refetched just now and does not have this kid either: the token "
+                   "is not from this server, or its key was removed";
+          p.remedy = Remedy::none;
+        }
+      }
     } else if (!why_not.empty()) {
       for (auto& p : r.problems)
         if (p.code == jose::ProblemCode::kid_not_found) p.hint = why_not;

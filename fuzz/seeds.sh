@@ -17,7 +17,7 @@ python3 - "$out" "$vectors" "$here" <<'PY'
 import base64, binascii, glob, hashlib, json, os, sys
 
 out, vectors, here = sys.argv[1:4]
-targets = ["fuzz_jws", "fuzz_jwe", "fuzz_jwk", "fuzz_key_material", "fuzz_json", "fuzz_policy", "fuzz_time", "fuzz_form"]
+targets = ["fuzz_jws", "fuzz_jwe", "fuzz_jwk", "fuzz_key_material", "fuzz_json", "fuzz_policy", "fuzz_time", "fuzz_form", "fuzz_remote"]
 counts = {t: 0 for t in targets}
 MAX = 64 * 1024
 

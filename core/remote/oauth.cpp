@@ -58,6 +58,37 @@ std::vector<std::string> well_known_urls(std::string_view issuer) {
   return out;
 }
 
+Result<ServerEndpoints> parse_metadata(std::string_view body, const std::string& issuer, const std::string& url) {
+  auto meta = jose::parse_json_object(body, "metadata at " + redact_url(url));
+  if (!meta) {
+    return fail(ErrorCode::network, "the server metadata at " + redact_url(url) +
+                                        " is not a JSON object: " + meta.error().message);
+  }
+  ServerEndpoints ep;
+  ep.metadata_url = url;
+  const std::string* iss = jose::string_member(*meta, "issuer");
+  if (!iss || without_trailing_slash(*iss) != without_trailing_slash(issuer)) {
+    return fail(ErrorCode::network,
+                "the metadata at " + redact_url(url) + " names issuer '" + (iss ? printable(*iss) : std::string("(none)")) +
+                    "', not '" + redact_url(issuer) + "' (RFC 8414 §3.3: they must be identical)",
+                "give the server's issuer identifier exactly as it publishes it");
+  }
+  ep.issuer = *iss;
+  for (auto [name, field] : {std::pair{"token_endpoint", &ep.token_endpoint},
+                             std::pair{"introspection_endpoint", &ep.introspection_endpoint},
+                             std::pair{"revocation_endpoint", &ep.revocation_endpoint},
+                             std::pair{"jwks_uri", &ep.jwks_uri}}) {
+    auto it = meta->find(name);
+    if (it == meta->end()) continue;
+    if (!it->is_string() || !is_http_url(it->get_ref<const std::string&>())) {
+      return fail(ErrorCode::network, "the metadata at " + redact_url(url) + " has a " + name +
+                                          " that is not an http(s) URL");
+    }
+    *field = it->get<std::string>();
+  }
+  return ep;
+}
+
 Result<ServerEndpoints> discover(HttpClient& http, const DocumentCache& cache, const std::string& issuer,
                                  UnixTime now, FetchMode mode) {
   if (!is_http_url(issuer)) {
@@ -74,38 +105,11 @@ Result<ServerEndpoints> discover(HttpClient& http, const DocumentCache& cache, c
       }
       continue;
     }
-    auto meta = jose::parse_json_object(doc->body, "metadata at " + redact_url(url));
-    if (!meta) {
-      return fail(ErrorCode::network, "the server metadata at " + redact_url(url) +
-                                          " is not a JSON object: " + meta.error().message);
-    }
-    ServerEndpoints ep;
-    ep.metadata_url = url;
-    const std::string* iss = jose::string_member(*meta, "issuer");
-    if (!iss || without_trailing_slash(*iss) != without_trailing_slash(issuer)) {
-      return fail(ErrorCode::network,
-                  "the metadata at " + redact_url(url) + " names issuer '" + (iss ? printable(*iss) : std::string("(none)")) +
-                      "', not '" + issuer + "' (RFC 8414 §3.3: they must be identical)",
-                  "give the server's issuer identifier exactly as it publishes it");
-    }
-    ep.issuer = *iss;
-    for (auto [name, field] : {std::pair{"token_endpoint", &ep.token_endpoint},
-                               std::pair{"introspection_endpoint", &ep.introspection_endpoint},
-                               std::pair{"revocation_endpoint", &ep.revocation_endpoint},
-                               std::pair{"jwks_uri", &ep.jwks_uri}}) {
-      auto it = meta->find(name);
-      if (it == meta->end()) continue;
-      if (!it->is_string() || !is_http_url(it->get_ref<const std::string&>())) {
-        return fail(ErrorCode::network, "the metadata at " + redact_url(url) + " has a " + name +
-                                            " that is not an http(s) URL");
-      }
-      *field = it->get<std::string>();
-    }
-    return ep;
+    return parse_metadata(doc->body, issuer, url);
   }
   Error e = first_error.value_or(Error{ErrorCode::network, "no metadata", {}});
   e.code = ErrorCode::network;
-  e.message = "no server metadata for '" + issuer + "' (tried RFC 8414 and OpenID Connect discovery): " + e.message;
+  e.message = "no server metadata for '" + redact_url(issuer) + "' (tried RFC 8414 and OpenID Connect discovery): " + e.message;
   e.hint = "name the endpoints directly when the server publishes no metadata";
   return std::unexpected(e);
 }

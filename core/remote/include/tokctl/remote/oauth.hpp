@@ -32,6 +32,9 @@ struct ServerEndpoints {
 /// inserted before the issuer's path), then OpenID Connect Discovery (appended to it).
 std::vector<std::string> well_known_urls(std::string_view issuer);
 
+/// The endpoints in a metadata document fetched from `url` for `issuer` (the checks of discover()).
+Result<ServerEndpoints> parse_metadata(std::string_view body, const std::string& issuer, const std::string& url);
+
 /// Discovers the endpoints of `issuer` (cached like any document). The metadata must be a JSON
 /// object whose "issuer" is `issuer` (RFC 8414 §3.3; a trailing slash aside) and whose endpoints
 /// are http(s) URLs. A 404 at the first URL tries the next; no metadata at all is ErrorCode::network.
