@@ -61,8 +61,8 @@ Result<json> verified_introspection(Remote& rem, const std::string& jwt) {
   remote::RemoteJwks jwks(rem.http, rem.cache, rem.endpoints.jwks_uri, **clk, false);
   jose::VerifyOptions vo;
   vo.claims.typ = "token-introspection+jwt";
-  if (!rem.endpoints.issuer.empty()) vo.claims.iss = rem.endpoints.issuer;
-  if (!rem.client_id.empty()) vo.claims.aud = rem.client_id;
+  vo.claims.iss = rem.endpoints.issuer;  // both known: run_remote refuses --jwt otherwise
+  vo.claims.aud = rem.client_id;
   vo.claims.required = {"iat", "token_introspection"};
   auto verify_with = [&](jose::JwkSet keys) -> Result<jose::VerifyReport> {
     auto v = jose::TokenVerifier::create(std::move(keys), jose::KeySource::set, vo, **clk);
@@ -116,14 +116,15 @@ int introspect_one(Remote& rem, const IntrospectCli& o, const std::string& token
   }
   json answer = r->json;
   if (o.jwt) {
-    if (answer.is_null()) {
-      auto verified = verified_introspection(rem, std::string(trim(r->body)));
-      if (!verified) return report(verified.error());
-      answer = std::move(*verified);
-    } else if (!globals().quiet) {
-      std::cerr << style(Stream::err, "33", "tokctl: warning: ")
-                << "the server answered plain JSON, not an RFC 9701 JWT (nothing signed to verify)\n";
+    if (!answer.is_null()) {
+      // Asked for a signed answer, got an unsigned one: nothing proves where it came from.
+      return report(Error{ErrorCode::network,
+                          "the server answered plain JSON, not an RFC 9701 signed JWT (nothing to verify)",
+                          "drop --jwt to accept unsigned answers from this server"});
     }
+    auto verified = verified_introspection(rem, std::string(trim(r->body)));
+    if (!verified) return report(verified.error());
+    answer = std::move(*verified);
   }
   print_json(answer);
   return answer.value("active", false) ? 0 : 1;
@@ -135,6 +136,12 @@ int run_remote(const IntrospectCli& o) {
   std::initializer_list<Endpoint> with_jwks = {Endpoint::introspection, Endpoint::jwks};
   auto rem = open_remote(o.remote, o.jwt ? with_jwks : needs, true);
   if (!rem) return report(rem.error());
+  if (o.jwt && ((*rem)->endpoints.issuer.empty() || (*rem)->client_id.empty())) {
+    return report(Error{ErrorCode::usage,
+                        "--jwt checks the answer's iss and aud: it needs the server's issuer (--server or a profile) "
+                        "and the client id",
+                        {}});
+  }
   if (!o.batch) {
     auto token = read_token(o.token);
     if (!token) return report(token.error());

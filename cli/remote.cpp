@@ -179,7 +179,9 @@ Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& a, std::initialize
   t.insecure = a.insecure;
   t.retries = a.retries;
   auto timeout = parse_duration(a.timeout);
-  if (!timeout || *timeout <= 0) return fail(ErrorCode::usage, "--timeout '" + a.timeout + "' is not a duration such as 10s");
+  if (!timeout || *timeout <= 0 || *timeout > 86400) {
+    return fail(ErrorCode::usage, "--timeout '" + a.timeout + "' is not a duration from 1s to 1d, such as 10s");
+  }
   t.timeout_ms = *timeout * 1000;
   t.connect_timeout_ms = std::min<long>(t.timeout_ms, 10000);
   if (t.insecure && !globals().quiet) {
@@ -187,10 +189,19 @@ Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& a, std::initialize
          "tokens sent");
   }
   if (!t.key.empty()) warn_if_readable_by_others(t.key, "client certificate key");
+  // The cache keeps documents per trust anchor (the CA bundle's content), and nothing fetched
+  // without a certificate check is kept: a later, checked run must never trust it.
+  std::string trust = "system";
+  if (!t.cacert.empty()) {
+    auto ca = read_input(t.cacert);
+    if (!ca) return fail(ErrorCode::usage, "CA bundle '" + t.cacert + "': " + ca.error().message);
+    trust = "cacert:" + hex_encode(jose::sha256(*ca));
+  }
+  remote::DocumentCache cache(t.insecure ? std::string() : cache_dir(), trust);
   auto http = remote::HttpClient::create(std::move(t));
   if (!http) return std::unexpected(http.error());
 
-  auto out = std::make_unique<Remote>(Remote{std::move(*http), remote::DocumentCache(cache_dir()), {}, nullptr, client_id});
+  auto out = std::make_unique<Remote>(Remote{std::move(*http), std::move(cache), {}, nullptr, client_id});
 
   // 3. Endpoints: the options, then discovery for what they leave out.
   auto& ep = out->endpoints;
@@ -217,6 +228,14 @@ Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& a, std::initialize
     }
     return {};
   };
+  // Credentials in a URL would be sent to whoever answers, and written to the cache.
+  for (const std::string* u : std::initializer_list<const std::string*>{&server, &ep.token_endpoint, &ep.introspection_endpoint, &ep.revocation_endpoint,
+                               &ep.jwks_uri}) {
+    if (remote::has_userinfo(*u)) {
+      return fail(ErrorCode::usage, "'" + remote::redact_url(*u) + "' carries a user name or password",
+                  "drop the user:password@ part; the client authenticates with --client-id and its secret");
+    }
+  }
   bool missing = false;
   for (Endpoint e : needs) missing = missing || field(e).empty();
   // private_key_jwt names the issuer as the audience: discover it when only endpoints were given.
@@ -252,31 +271,35 @@ Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& a, std::initialize
   // 4. Client authentication.
   remote::ClientAuth auth;
   auth.client_id = client_id;
+  // Credentials come from one level, the highest that names any: the flags, then the profile,
+  // then the environment. A secret meant for $TOKCTL_SERVER never goes to a profile's server.
+  struct Level {
+    std::string value, file, env_name, key_file;
+    bool any() const { return !value.empty() || !file.empty() || !env_name.empty() || !key_file.empty(); }
+  };
+  const Level flags{a.client_secret, a.client_secret_file, {}, a.client_key};
+  const Level profile{{}, prof.client_secret_file, prof.client_secret_env, prof.client_key};
+  const Level environment{env("TOKCTL_CLIENT_SECRET"), env("TOKCTL_CLIENT_SECRET_FILE"), {}, {}};
+  const Level& level = flags.any() ? flags : profile.any() ? profile : environment;
   std::string secret;
-  if (!a.client_secret.empty()) {
-    if (!globals().quiet) {
+  if (!level.value.empty()) {
+    if (&level == &flags && !globals().quiet) {
       warn("--client-secret puts the secret where other users can read it (ps, shell history); use "
            "--client-secret-file or $TOKCTL_CLIENT_SECRET");
     }
-    secret = a.client_secret;
-  } else if (std::string file = pick(a.client_secret_file, prof.client_secret_file, nullptr); !file.empty()) {
-    auto read = secret_from_file(file);
+    secret = level.value;
+  } else if (!level.file.empty()) {
+    auto read = secret_from_file(level.file);
     if (!read) return std::unexpected(read.error());
     secret = std::move(*read);
-  } else if (!prof.client_secret_env.empty()) {
-    secret = env(prof.client_secret_env.c_str());
+  } else if (!level.env_name.empty()) {
+    secret = env(level.env_name.c_str());
     if (secret.empty()) {
-      return fail(ErrorCode::usage, "profile '" + prof.name + "' reads the client secret from $" +
-                                        prof.client_secret_env + ", which is not set");
+      return fail(ErrorCode::usage, "profile '" + prof.name + "' reads the client secret from $" + level.env_name +
+                                        ", which is not set");
     }
-  } else if (std::string from_env = env("TOKCTL_CLIENT_SECRET"); !from_env.empty()) {
-    secret = std::move(from_env);
-  } else if (std::string env_file = env("TOKCTL_CLIENT_SECRET_FILE"); !env_file.empty()) {
-    auto read = secret_from_file(env_file);
-    if (!read) return std::unexpected(read.error());
-    secret = std::move(*read);
   }
-  const std::string key_file = pick(a.client_key, prof.client_key, nullptr);
+  const std::string& key_file = level.key_file;
   const std::string method = pick(a.auth_method, prof.auth_method, nullptr);
   if (!method.empty()) {
     auto m = remote::auth_method_from_string(method);

@@ -8,6 +8,9 @@
 #include <mutex>
 #include <thread>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
@@ -59,6 +62,16 @@ std::string HttpResponse::header(std::string_view name) const {
   for (const auto& [k, v] : headers)
     if (k == name) return v;
   return {};
+}
+
+std::string HttpResponse::header_list(std::string_view name) const {
+  std::string out;
+  for (const auto& [k, v] : headers) {
+    if (k != name) continue;
+    if (!out.empty()) out += ", ";
+    out += v;
+  }
+  return out;
 }
 
 std::string HttpResponse::media_type() const {
@@ -143,7 +156,7 @@ struct HttpClient::Impl {
       // Discovery and JWKS may redirect (https stays https); OAuth POSTs never follow.
       curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
       curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 3L);
-      curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, req.url.starts_with("https:") ? "https" : "http,https");
+      curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, is_https_url(req.url) ? "https" : "http,https");
     } else if (req.method == "POST") {
       curl_easy_setopt(curl, CURLOPT_POST, 1L);
       curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
@@ -263,6 +276,10 @@ bool is_http_url(std::string_view url) {
   return c != '/' && c != '?' && c != '#' && url.find_first_of(" \t\r\n") == std::string_view::npos;
 }
 
+bool is_https_url(std::string_view url) { return lower(url.substr(0, 8)) == "https://"; }
+
+bool has_userinfo(std::string_view url) { return redact_url(url).size() != url.size(); }
+
 std::string redact_url(std::string_view url) {
   auto scheme = url.find("://");
   if (scheme == std::string_view::npos) return std::string(url);
@@ -299,26 +316,46 @@ CacheControl parse_cache_control(std::string_view value) {
 
 namespace {
 
-std::string cache_path(const std::string& dir, const std::string& url) {
-  return dir + "/" + hex_encode(jose::sha256(url)) + ".json";
-}
+// Cache entries hold a document of at most the transport's 1 MiB, JSON-escaped.
+const jose::JsonLimits k_entry_limits{std::size_t{8} << 20, 16};
 
-// Freshness of a 200/304 answer fetched at `now`; nullopt for no-store.
+// Freshness of a 200/304 answer fetched at `now`; nullopt for no-store. The Age a shared cache
+// reports is already spent (RFC 9111 §4.2.3).
 std::optional<UnixTime> expiry(const HttpResponse& r, UnixTime now) {
-  CacheControl cc = parse_cache_control(r.header("cache-control"));
+  CacheControl cc = parse_cache_control(r.header_list("cache-control"));
   if (cc.no_store) return std::nullopt;
   if (cc.no_cache) return now;
-  if (cc.max_age) return now + std::min<std::int64_t>(*cc.max_age, 366 * 86400);
-  return now + k_default_freshness;
+  if (!cc.max_age) return now + k_default_freshness;
+  std::int64_t age = 0;
+  if (std::string a = r.header("age"); !a.empty() && a.size() <= 10 &&
+                                        std::all_of(a.begin(), a.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    age = std::stoll(a);
+  }
+  return now + std::max<std::int64_t>(0, std::min<std::int64_t>(*cc.max_age, 366 * 86400) - age);
 }
 
 }  // namespace
 
+std::string DocumentCache::path(const std::string& url) const {
+  return m_dir + "/" + hex_encode(jose::sha256(m_trust + "\n" + url)) + ".json";
+}
+
+bool DocumentCache::usable() const {
+  if (m_dir.empty()) return false;
+  struct stat st{};
+  if (::stat(m_dir.c_str(), &st) != 0) return true;  // not there yet: store() creates it 0700
+  return S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() && (st.st_mode & 022) == 0;
+}
+
+void DocumentCache::erase(const std::string& url) const {
+  if (usable()) ::unlink(path(url).c_str());
+}
+
 std::optional<CachedDocument> DocumentCache::load(const std::string& url) const {
-  if (m_dir.empty()) return std::nullopt;
-  auto text = read_input(cache_path(m_dir, url), std::size_t{4} << 20);
+  if (!usable()) return std::nullopt;
+  auto text = read_input(path(url), k_entry_limits.max_bytes);
   if (!text) return std::nullopt;
-  auto j = jose::parse_json_object(*text, "cache entry");
+  auto j = jose::parse_json_object(*text, "cache entry", k_entry_limits);
   if (!j) return std::nullopt;
   const std::string* u = jose::string_member(*j, "url");
   const std::string* body = jose::string_member(*j, "body");
@@ -336,10 +373,11 @@ std::optional<CachedDocument> DocumentCache::load(const std::string& url) const 
 Result<void> DocumentCache::store(const CachedDocument& doc) const {
   if (m_dir.empty()) return {};
   if (auto made = make_directories(m_dir, 0700); !made) return made;
+  if (!usable()) return fail(ErrorCode::keystore, "the cache directory '" + m_dir + "' is not private to this user");
   nlohmann::json j = {{"url", doc.url},           {"etag", doc.etag},
                       {"fetched_at", doc.fetched_at}, {"expires_at", doc.expires_at},
                       {"refetched_at", doc.refetched_at}, {"body", doc.body}};
-  return write_file_atomic(cache_path(m_dir, doc.url), j.dump(), 0600);
+  return write_file_atomic(path(doc.url), j.dump(), 0600);
 }
 
 Result<CachedDocument> fetch_document(HttpClient& http, const DocumentCache& cache, const std::string& url,
@@ -364,10 +402,12 @@ Result<CachedDocument> fetch_document(HttpClient& http, const DocumentCache& cac
   if (resp->status == 304 && cached) {
     doc = std::move(*cached);
     doc.revalidated = true;
+    if (std::string etag = resp->header("etag"); !etag.empty()) doc.etag = std::move(etag);
   } else if (resp->status == 200) {
     doc.url = url;
     doc.body = std::move(resp->body);
     doc.etag = resp->header("etag");
+    if (cached) doc.refetched_at = cached->refetched_at;  // the refetch limit outlives the body
   } else {
     Error e{ErrorCode::network, "GET " + redact_url(url) + ": HTTP " + std::to_string(resp->status), {}};
     if (resp->status >= 400 && resp->status < 500) e.detail = ErrorDetail::http_4xx;
@@ -379,6 +419,8 @@ Result<CachedDocument> fetch_document(HttpClient& http, const DocumentCache& cac
   if (until) {
     doc.expires_at = *until;
     (void)cache.store(doc);  // a read-only cache directory costs a refetch next time, nothing more
+  } else if (cached) {
+    cache.erase(url);  // no-store: not even --offline may serve the old copy
   }
   return doc;
 }

@@ -26,6 +26,9 @@ std::size_t path_start(std::string_view url) {
 
 std::string random_id() { return b64url_encode(jose::random_bytes(18)); }
 
+// A server's documents are parsed strictly, up to the transport's own size limit.
+const jose::JsonLimits k_document_limits{std::size_t{1} << 20, 64};
+
 OAuthCode oauth_code(std::string_view name) {
   for (OAuthCode c : {OAuthCode::invalid_request, OAuthCode::invalid_client, OAuthCode::invalid_grant,
                       OAuthCode::unauthorized_client, OAuthCode::unsupported_grant_type, OAuthCode::invalid_scope,
@@ -59,7 +62,7 @@ std::vector<std::string> well_known_urls(std::string_view issuer) {
 }
 
 Result<ServerEndpoints> parse_metadata(std::string_view body, const std::string& issuer, const std::string& url) {
-  auto meta = jose::parse_json_object(body, "metadata at " + redact_url(url));
+  auto meta = jose::parse_json_object(body, "metadata at " + redact_url(url), k_document_limits);
   if (!meta) {
     return fail(ErrorCode::network, "the server metadata at " + redact_url(url) +
                                         " is not a JSON object: " + meta.error().message);
@@ -83,6 +86,15 @@ Result<ServerEndpoints> parse_metadata(std::string_view body, const std::string&
     if (!it->is_string() || !is_http_url(it->get_ref<const std::string&>())) {
       return fail(ErrorCode::network, "the metadata at " + redact_url(url) + " has a " + name +
                                           " that is not an http(s) URL");
+    }
+    // An https issuer keeps secrets, tokens and keys on https: a plain-http endpoint in its
+    // metadata would hand them to anyone on the path.
+    if (is_https_url(issuer) && !is_https_url(it->get_ref<const std::string&>())) {
+      return fail(ErrorCode::network, "the metadata at " + redact_url(url) + " names a plain http " + name +
+                                          " for an https issuer");
+    }
+    if (has_userinfo(it->get_ref<const std::string&>())) {
+      return fail(ErrorCode::network, "the metadata at " + redact_url(url) + " has a " + name + " with credentials in it");
     }
     *field = it->get<std::string>();
   }
@@ -136,7 +148,7 @@ const char* to_string(AuthMethod method) {
 
 Error error_from_response(const HttpResponse& r, std::string_view what) {
   const std::string where = std::string(what) + " (" + redact_url(r.url) + ")";
-  if (auto j = jose::parse_json_object(r.body, "error response"); j) {
+  if (auto j = jose::parse_json_object(r.body, "error response", k_document_limits); j) {
     if (const std::string* code = jose::string_member(*j, "error")) {
       // A known code travels in Error::oauth and the message is the description alone (the front
       // end prints "code: description"); an unknown code stays in the message.
@@ -157,7 +169,7 @@ Error error_from_response(const HttpResponse& r, std::string_view what) {
 }
 
 Result<json> json_body(const HttpResponse& r, std::string_view what) {
-  auto j = jose::parse_json_object(r.body, what);
+  auto j = jose::parse_json_object(r.body, what, k_document_limits);
   if (!j) {
     return fail(ErrorCode::network, "the " + std::string(what) + " (" + redact_url(r.url) +
                                         ") answered HTTP " + std::to_string(r.status) +
@@ -177,7 +189,9 @@ Result<HttpResponse> OAuthClient::post(const std::string& endpoint, std::string_
   HttpRequest req;
   req.method = "POST";
   req.url = endpoint;
-  req.idempotent = idempotent;
+  // A client assertion is single-use (RFC 7523 §3: jti): a repeated request would be refused as a
+  // replay, so requests that carry one are sent once.
+  req.idempotent = idempotent && m_auth.method != AuthMethod::private_key_jwt;
   req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
   req.headers.emplace_back("Accept", std::string(accept));
   switch (m_auth.method) {
@@ -195,7 +209,9 @@ Result<HttpResponse> OAuthClient::post(const std::string& endpoint, std::string_
       // token endpoint when none is known); a fresh jti and a short life.
       json claims = {{"iss", m_auth.client_id},
                      {"sub", m_auth.client_id},
-                     {"aud", m_endpoints.issuer.empty() ? m_endpoints.token_endpoint : m_endpoints.issuer},
+                     {"aud", !m_endpoints.issuer.empty()           ? m_endpoints.issuer
+                             : !m_endpoints.token_endpoint.empty() ? m_endpoints.token_endpoint
+                                                                   : endpoint},
                      {"jti", random_id()},
                      {"iat", now},
                      {"exp", now + 60}};
@@ -239,10 +255,19 @@ Result<Introspection> OAuthClient::introspect(std::string_view token, std::strin
   Introspection out;
   out.status = r->status;
   out.content_type = r->media_type();
-  if (r->status == 204) return out;  // the phantom contract: inactive
+  const bool want_json = accept == "application/json";
+  if (r->status == 204 && !want_json) return out;  // the phantom contract: inactive
   if (r->status < 200 || r->status >= 300) return std::unexpected(error_from_response(*r, "introspection endpoint"));
-  if (out.content_type == "application/json" || out.content_type.ends_with("+json") ||
-      (accept == "application/json" && out.content_type.empty())) {
+  const bool is_json = out.content_type == "application/json" || out.content_type.ends_with("+json") ||
+                       (want_json && out.content_type.empty());
+  if (want_json && !is_json) {
+    // A login page or a proxy's answer is not "inactive": the server did not answer at all.
+    return fail(ErrorCode::network, "the introspection endpoint (" + redact_url(r->url) + ") answered HTTP " +
+                                        std::to_string(r->status) + " with " +
+                                        (out.content_type.empty() ? std::string("no content type") : out.content_type) +
+                                        ", not an RFC 7662 JSON object");
+  }
+  if (is_json) {
     auto j = json_body(*r, "introspection endpoint");
     if (!j) return std::unexpected(j.error());
     auto active = j->find("active");
@@ -270,7 +295,7 @@ RemoteJwks::RemoteJwks(HttpClient& http, const DocumentCache& cache, std::string
     : m_http(http), m_cache(cache), m_url(std::move(url)), m_clock(clock), m_offline(offline) {}
 
 Result<jose::JwkSet> RemoteJwks::parse(const CachedDocument& doc) {
-  auto j = jose::parse_json_object(doc.body, "JWKS");
+  auto j = jose::parse_json_object(doc.body, "JWKS", k_document_limits);
   if (!j) return fail(ErrorCode::network, "the JWKS at " + redact_url(m_url) + " is not a JSON object: " + j.error().message);
   auto set = jose::parse_jwks(*j);
   if (!set) {

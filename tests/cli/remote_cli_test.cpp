@@ -270,3 +270,36 @@ TEST_CASE("remote CLI: server selection and option mistakes are usage errors", "
   CHECK(r.code == 5);
   CHECK(r.err.find("offline") != std::string::npos);
 }
+
+TEST_CASE("remote CLI: credentials come from one level; URLs with passwords and unchecked TLS are not cached",
+          "[cli][remote]") {
+  FakeAs as;
+  TempDir dir;
+  write_file(dir.file("client.jwk"), std::string(test_key_json("p256")));
+  ::chmod(dir.file("client.jwk").c_str(), 0600);
+  // A secret in the environment (for $TOKCTL_SERVER) is not used when the flags name a key.
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}, {"TOKCTL_CLIENT_SECRET", k_secret}};
+  auto r = run({"issue", "--server", as.issuer(), "--client-id", "svc", "--client-key", dir.file("client.jwk")}, {}, env);
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  auto req = as.last("/token");
+  CHECK_FALSE(req.header("authorization"));
+  CHECK(form_of(req).count("client_assertion") == 1);
+  CHECK(req.body.find("s3cr3t") == std::string::npos);
+  // user:password@ in a URL is refused before anything is sent.
+  const int before = as.count("/.well-known/oauth-authorization-server");
+  r = run({"issue", "--server", "http://u:pw-in-url@127.0.0.1:" + std::to_string(as.srv->port()), "--client-id", "x"}, {},
+          env);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("pw-in-url") == std::string::npos);
+  CHECK(as.count("/.well-known/oauth-authorization-server") == before);
+  // --insecure: nothing fetched without a certificate check is kept for a later, checked run.
+  TempDir cache;
+  r = run({"issue", "--server", as.issuer(), "--client-id", "ci", "--insecure"}, {},
+          {{"XDG_CACHE_HOME", cache.path()}, {"TOKCTL_CLIENT_SECRET", k_secret}});
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(r.err.find("NOT checked") != std::string::npos);
+  CHECK(files_in(cache.path()).empty());
+  CHECK(run({"issue", "--server", as.issuer(), "--timeout", "2d"}, {}, env).code == 2);
+}

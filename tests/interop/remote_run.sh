@@ -293,9 +293,11 @@ verdict "serve: a wrong secret: exit 6, invalid_client, the secret not echoed"
 S issue --server "http://localhost:$PORT" --client-id app --client-secret-file app.secret
 [[ $rc == 5 ]] && has_err "names issuer"
 verdict "serve: discovery refuses metadata naming another issuer (RFC 8414 §3.3): exit 5"
+wk_before=$(count "$WK" "$LOG")
 S issue --server "http://user:url-password-$PORT@127.0.0.1:$PORT" --client-id app --client-secret-file app.secret
-[[ $rc == 5 ]] && ! grep -qF "url-password-$PORT" e
-verdict "serve: a password in the --server URL is not echoed (issuer mismatch message)"
+[[ $rc == 2 ]] && has_err "carries a user name or password" && ! grep -qF "url-password-$PORT" e &&
+  [[ $(count "$WK" "$LOG") == "$wk_before" ]]
+verdict "serve: a --server URL with a password is refused (exit 2) before any request, the password not echoed"
 S issue --profile nosuch --scope read
 [[ $rc == 2 ]] && has_err nosuch
 verdict "usage: --profile nosuch: exit 2"
@@ -516,9 +518,12 @@ if start "fault server" fault-ready.json fault.log node "$NODE_DIR/fault_server.
   t issue --token-endpoint "$F/oauth-error/token" --client-id x --scope read
   [[ $rc == 6 ]] && has_err "error: invalid_client: " && ! grep -qF "$FAULT_SECRET" e o
   verdict "fault: an OAuth error body: exit 6, 'invalid_client: description', the secret not echoed"
-  t issue --server "http://user:url-password-x@${F#http://}/no-such-fault" --client-id x --scope read
-  [[ $rc == 5 ]] && has_err "no server metadata" && ! grep -qF "url-password-x" e
-  verdict "fault: no metadata at either well-known URL: exit 5, the URL's password not echoed"
+  t issue --server "$F/no-such-fault" --client-id x --scope read
+  [[ $rc == 5 ]] && has_err "no server metadata"
+  verdict "fault: no metadata at either well-known URL: exit 5"
+  t introspect --token-endpoint "$F/token/x" --introspection-endpoint "$F/login-page/introspect" --client-id x tok
+  [[ $rc == 5 ]] && has_err "not an RFC 7662 JSON object"
+  verdict "fault: an HTML page from the introspection endpoint is a failure (exit 5), not an inactive token"
   t issue --token-endpoint "$F/no-such-fault/token" --client-id x --scope read
   [[ $rc == 5 ]] && has_err "not an OAuth error response"
   verdict "fault: a 404 without an OAuth error body: exit 5"

@@ -178,7 +178,13 @@ RunResult run_tokctl(const char* binary, const std::vector<std::string>& args, s
                    {"TOKCTL_KEYSTORE", ""},
                    {"TOKCTL_CONFIG", ""},
                    {"TOKCTL_PASSPHRASE", ""},
-                   {"XDG_DATA_HOME", "/dev/null/tokctl-tests-xdg"}};
+                   {"TOKCTL_SERVER", ""},
+                   {"TOKCTL_PROFILE", ""},
+                   {"TOKCTL_CLIENT_ID", ""},
+                   {"TOKCTL_CLIENT_SECRET", ""},
+                   {"TOKCTL_CLIENT_SECRET_FILE", ""},
+                   {"XDG_DATA_HOME", "/dev/null/tokctl-tests-xdg"},
+                   {"XDG_CACHE_HOME", "/dev/null/tokctl-tests-xdg-cache"}};
   full_env.insert(full_env.end(), env.begin(), env.end());
   return run_program(argv, stdin_data, full_env);
 }

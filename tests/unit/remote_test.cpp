@@ -439,3 +439,135 @@ TEST_CASE("remote: an unknown kid refetches the JWKS once, then not again within
   }
   fs::remove_all(dir);
 }
+
+TEST_CASE("remote: metadata of an https issuer keeps every endpoint on https, without credentials", "[remote]") {
+  const std::string url = "https://as.test/.well-known/oauth-authorization-server";
+  auto ok = parse_metadata(R"({"issuer":"https://as.test","token_endpoint":"https://as.test/t"})", "https://as.test", url);
+  REQUIRE(ok);
+  CHECK(ok->token_endpoint == "https://as.test/t");
+  auto downgrade = parse_metadata(R"({"issuer":"https://as.test","jwks_uri":"http://as.test/jwks"})", "https://as.test", url);
+  REQUIRE_FALSE(downgrade);
+  CHECK(downgrade.error().message.find("plain http jwks_uri") != std::string::npos);
+  auto creds = parse_metadata(R"({"issuer":"https://as.test","token_endpoint":"https://u:p@as.test/t"})",
+                              "https://as.test", url);
+  REQUIRE_FALSE(creds);
+  CHECK(creds.error().message.find("u:p") == std::string::npos);
+  // A loopback test server on plain http may name plain http endpoints.
+  CHECK(parse_metadata(R"({"issuer":"http://127.0.0.1:1","token_endpoint":"http://127.0.0.1:1/t"})",
+                       "http://127.0.0.1:1", "http://127.0.0.1:1/x"));
+  CHECK(has_userinfo("https://u@as.test/"));
+  CHECK_FALSE(has_userinfo("https://as.test/a@b"));
+  CHECK(is_https_url("HTTPS://as.test"));
+  CHECK_FALSE(is_https_url("http://as.test"));
+}
+
+TEST_CASE("remote: cache entries are per trust anchor, and a directory others can write is not trusted",
+          "[remote]") {
+  std::string dir = temp_dir("trust");
+  CachedDocument d;
+  d.url = "https://as.test/jwks";
+  d.body = "{}";
+  d.expires_at = 100;
+  REQUIRE(DocumentCache(dir, "cacert:a").store(d));
+  CHECK(DocumentCache(dir, "cacert:a").load(d.url));
+  CHECK_FALSE(DocumentCache(dir, "system").load(d.url));
+  fs::permissions(dir, fs::perms::all);  // 0777: anyone could have planted the entry
+  CHECK_FALSE(DocumentCache(dir, "cacert:a").load(d.url));
+  CHECK_FALSE(DocumentCache(dir, "cacert:a").store(d));
+  fs::permissions(dir, fs::perms::owner_all);
+  CHECK(DocumentCache(dir, "cacert:a").load(d.url));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("remote: Age counts against max-age, list fields join, no-store drops the cached copy", "[remote][http]") {
+  FakeServer fake;
+  std::atomic<bool> store_forbidden{false};
+  fake.routes["/aged"] = [](const server::HttpRequest&, int) {
+    auto r = json_answer({{"v", 1}});
+    r.set("Cache-Control", "max-age=60");
+    r.set("Age", "50");
+    return r;
+  };
+  fake.routes["/two-fields"] = [](const server::HttpRequest&, int) {
+    auto r = json_answer({{"v", 1}});
+    r.headers.emplace_back("Cache-Control", "public");
+    r.headers.emplace_back("Cache-Control", "no-store");
+    return r;
+  };
+  fake.routes["/flip"] = [&](const server::HttpRequest&, int) {
+    auto r = json_answer({{"v", 1}});
+    r.set("Cache-Control", store_forbidden ? "no-store" : "max-age=5");
+    return r;
+  };
+  fake.start();
+  std::string dir = temp_dir("age");
+  DocumentCache cache(dir);
+  auto http = client();
+  auto aged = fetch_document(http, cache, fake.url("/aged"), 1000, FetchMode::normal);
+  REQUIRE(aged);
+  CHECK(aged->expires_at == 1010);
+  REQUIRE(fetch_document(http, cache, fake.url("/two-fields"), 1000, FetchMode::normal));
+  CHECK_FALSE(cache.load(fake.url("/two-fields")));
+  REQUIRE(fetch_document(http, cache, fake.url("/flip"), 1000, FetchMode::normal));
+  CHECK(cache.load(fake.url("/flip")));
+  store_forbidden = true;
+  REQUIRE(fetch_document(http, cache, fake.url("/flip"), 2000, FetchMode::normal));
+  CHECK_FALSE(cache.load(fake.url("/flip")));
+  CHECK_FALSE(fetch_document(http, cache, fake.url("/flip"), 2001, FetchMode::offline));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("remote: introspection answers that are not RFC 7662 JSON fail; assertions are never replayed",
+          "[remote][http]") {
+  FakeServer fake;
+  fake.routes["/login"] = [](const server::HttpRequest&, int) {
+    server::HttpResponse r;
+    r.set("Content-Type", "text/html");
+    r.body = "<html>log in</html>";
+    return r;
+  };
+  fake.routes["/no-active"] = [](const server::HttpRequest&, int) { return json_answer({{"sub", "x"}}); };
+  fake.routes["/busy"] = [](const server::HttpRequest&, int) { return json_answer({{"x", 1}}, 503); };
+  fake.start();
+  auto http = client();
+  FixedClock clock(1000);
+  ServerEndpoints ep;
+  ep.introspection_endpoint = fake.url("/login");
+  ClientAuth basic;
+  basic.method = AuthMethod::client_secret_basic;
+  basic.client_id = "rs";
+  basic.secret = "s";
+  OAuthClient c(http, ep, basic, clock);
+  auto r = c.introspect("tok", "", "application/json");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::network);
+  ep.introspection_endpoint = fake.url("/no-active");
+  r = OAuthClient(http, ep, basic, clock).introspect("tok", "", "application/json");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message.find("boolean \"active\"") != std::string::npos);
+  // private_key_jwt: the assertion's jti is single-use, so a 503 is not retried with it; the
+  // assertion's aud falls back to the endpoint when no issuer or token endpoint is known.
+  ep.introspection_endpoint = fake.url("/busy");
+  ClientAuth pk;
+  pk.method = AuthMethod::private_key_jwt;
+  pk.client_id = "rs";
+  jose::KeyGenOptions es256;
+  es256.alg = "ES256";
+  auto key = jose::generate_key(es256);
+  REQUIRE(key);
+  pk.key = *key;
+  pk.key_alg = jose::Alg::ES256;
+  r = OAuthClient(http, ep, pk, clock).introspect("tok", "", "application/json");
+  REQUIRE_FALSE(r);
+  CHECK(fake.count("/busy") == 1);
+  ep.introspection_endpoint = fake.url("/flaky-basic");
+  {
+    std::lock_guard lock(fake.mu);
+    fake.routes["/flaky-basic"] = [](const server::HttpRequest&, int hit) {
+      return hit == 1 ? json_answer({{"x", 1}}, 503) : json_answer({{"active", false}});
+    };
+  }
+  r = OAuthClient(http, ep, basic, clock).introspect("tok", "", "application/json");
+  REQUIRE(r);
+  CHECK(fake.count("/flaky-basic") == 2);
+}

@@ -11,6 +11,7 @@
 //                       valid answer (as /introspect; N defaults to 1)
 //   /slow/...           answers only after 30 s (a client with a shorter timeout gives up)
 //   /badjson/...        200, application/json, body "not json"
+//   /login-page/...     200, text/html (a login page where an API answer was expected)
 //   /huge/...           200, application/json, a 2 MiB body
 //   /oauth-error/...    400 {"error":"invalid_client","error_description":...}
 //   /introspect/...     200 {"active":true,...} (RFC 7662)
@@ -76,6 +77,9 @@ const server = http.createServer((req, res) => {
         slowTimers.add(t);
         return undefined;
       }
+      case 'login-page':
+        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+        return res.end('<html><body>Please log in</body></html>\n');
       case 'badjson':
         return json(res, 200, 'not json');
       case 'huge': {

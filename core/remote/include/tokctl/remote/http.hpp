@@ -48,6 +48,8 @@ struct HttpResponse {
 
   /// The first header named `name` (lower case), or "".
   std::string header(std::string_view name) const;
+  /// Every header named `name` (lower case), joined with ", " (a list field sent several times).
+  std::string header_list(std::string_view name) const;
   /// The media type without parameters, lower case ("application/json").
   std::string media_type() const;
 };
@@ -89,6 +91,12 @@ std::string basic_authorization(std::string_view client_id, std::string_view sec
 /// `url` without its userinfo (user:password@), for messages.
 std::string redact_url(std::string_view url);
 
+/// Whether `url` carries userinfo (user:password@ before the host).
+bool has_userinfo(std::string_view url);
+
+/// Whether `url` starts with https:// (any case).
+bool is_https_url(std::string_view url);
+
 /// Whether `url` is an absolute http:// or https:// URL with a host.
 bool is_http_url(std::string_view url);
 
@@ -117,17 +125,26 @@ struct CachedDocument {
   bool revalidated = false;  ///< a 304 confirmed the cached copy
 };
 
-/// One file per URL under `dir` (named by the SHA-256 of the URL), written atomically. An empty
-/// dir caches nothing. A missing, unreadable or corrupt entry is a miss, never an error.
+/// One file per URL under `dir`, written atomically (0600). An empty dir caches nothing. A missing,
+/// unreadable or corrupt entry is a miss, never an error; so is every entry of a directory that is
+/// not the user's own or that others may write (nobody else can plant a JWKS there).
+/// `trust` names how the documents were authenticated (the CA bundle): it is part of each entry's
+/// name, so a document fetched under one trust anchor is never served under another. A transport
+/// that checks no certificate must not use a cache at all (an empty dir).
 class DocumentCache {
  public:
-  explicit DocumentCache(std::string dir) : m_dir(std::move(dir)) {}
+  explicit DocumentCache(std::string dir, std::string trust = {}) : m_dir(std::move(dir)), m_trust(std::move(trust)) {}
   std::optional<CachedDocument> load(const std::string& url) const;
   Result<void> store(const CachedDocument& doc) const;
+  /// Drops the entry of `url` (a no-store answer replaces what was cached).
+  void erase(const std::string& url) const;
   const std::string& dir() const { return m_dir; }
 
  private:
+  std::string path(const std::string& url) const;
+  bool usable() const;
   std::string m_dir;
+  std::string m_trust;
 };
 
 enum class FetchMode {
