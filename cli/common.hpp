@@ -170,5 +170,10 @@ std::string token_type_urn(const std::string& value);
 
 /// Builds the whole command tree (used by main and by completion/spec generation).
 void build_app(CLI::App& app);
+/// Builds the tree with only the command `only` under the root (all of it when `only` is empty).
+void build_app(CLI::App& app, std::string_view only);
+/// The command named by argv when it can be told before parsing: the first argument that is not a
+/// global option (or its value), if it is a command that can run alone; else "" (build everything).
+std::string_view leading_command(int argc, const char* const* argv);
 
 }  // namespace tokctl::cli

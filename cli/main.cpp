@@ -18,7 +18,52 @@
 
 namespace tokctl::cli {
 
-void build_app(CLI::App& app) {
+namespace {
+
+// The commands a run may build alone (see leading_command); help, completion and __spec describe
+// the whole tree and always get all of it.
+struct CommandEntry {
+  std::string_view name;
+  void (*add)(CLI::App&);
+};
+constexpr CommandEntry k_commands[] = {
+    {"decode", register_decode},     {"sign", register_sign},     {"verify", register_verify},
+    {"encrypt", register_encrypt},   {"decrypt", register_decrypt}, {"keys", register_keys},
+    {"config", register_config},     {"issue", register_issue},   {"introspect", register_introspect},
+    {"revoke", register_revoke},     {"split", register_split},   {"store", register_store},
+    {"exchange", register_exchange}, {"clients", register_clients}, {"serve", register_serve},
+};
+
+}  // namespace
+
+std::string_view leading_command(int argc, const char* const* argv) {
+  static constexpr std::string_view with_value[] = {"-o", "--output", "--now", "--keystore", "--passphrase-file",
+                                                    "--config"};
+  static constexpr std::string_view flags[] = {"--no-color", "-q", "--quiet", "-v", "--verbose"};
+  auto in = [](const auto& set, std::string_view a) { return std::find(std::begin(set), std::end(set), a) != std::end(set); };
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a.empty() || a == "-" || a == "--") return {};
+    if (a[0] != '-') {
+      for (const auto& c : k_commands)
+        if (c.name == a) return c.name;
+      return {};
+    }
+    if (in(flags, a)) continue;
+    if (in(with_value, a)) {
+      ++i;
+      continue;
+    }
+    if (auto eq = a.find('='); a.starts_with("--") && eq != std::string_view::npos && in(with_value, a.substr(0, eq))) continue;
+    if (a.starts_with("-o") && a.size() > 2 && a[2] != '-') continue;  // -ojson
+    return {};  // --help, --version, combined or unknown flags: the whole tree decides
+  }
+  return {};
+}
+
+void build_app(CLI::App& app) { build_app(app, {}); }
+
+void build_app(CLI::App& app, std::string_view only) {
   app.name("tokctl");
   app.description(
       "tokctl: issue, sign, verify, decode and manage OAuth/JOSE tokens and keys.\n"
@@ -52,21 +97,9 @@ void build_app(CLI::App& app) {
              "  tokctl verify \"$TOKEN\" --key key.jwk --aud api\n"
              "  tokctl decode \"$TOKEN\"\n"
              "  tokctl help <command>   # every command's help has examples\n");
-  register_decode(app);
-  register_sign(app);
-  register_verify(app);
-  register_encrypt(app);
-  register_decrypt(app);
-  register_keys(app);
-  register_config(app);
-  register_issue(app);
-  register_introspect(app);
-  register_revoke(app);
-  register_split(app);
-  register_store(app);
-  register_exchange(app);
-  register_clients(app);
-  register_serve(app);
+  for (const auto& c : k_commands)
+    if (only.empty() || only == c.name) c.add(app);
+  if (!only.empty()) return;
   register_completion(app);
 
   auto* help = app.add_subcommand("help", "Show help for tokctl or for one command");
@@ -112,7 +145,9 @@ void harden_process() {
 
 int run_main(int argc, char** argv) {
   CLI::App app;
-  tokctl::cli::build_app(app);
+  // Only the named command's options are built (a one-shot `verify` need not construct the
+  // hundreds of options of the other commands); help, completion and anything unclear build all.
+  tokctl::cli::build_app(app, tokctl::cli::leading_command(argc, argv));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -162,7 +162,7 @@ std::vector<std::string> Keystore::unknown_files() const {
   return out;
 }
 
-Result<jose::Jwk> Keystore::load(const KeyEntry& entry, const Passphrase& passphrase) const {
+Result<jose::Jwk> Keystore::load(const KeyEntry& entry, const Passphrase& passphrase, jose::KeyCheck check) const {
   std::string path = m_dir + "/keys/" + entry.file_name();
   auto text = read_keystore_file(path, k_key_rule);
   if (!text) return std::unexpected(text.error());
@@ -188,7 +188,8 @@ Result<jose::Jwk> Keystore::load(const KeyEntry& entry, const Passphrase& passph
   OPENSSL_cleanse(jwk_text.data(), jwk_text.size());
   if (!j) return fail(ErrorCode::keystore, "key file of '" + entry.kid + "' (" + path + ") is not valid JSON",
                       "restore it from a backup; run tokctl keys check");
-  auto key = jose::Jwk::from_json(*j);
+  // Trusted only when the manifest can vouch for the file (its thumbprint is compared below).
+  auto key = jose::Jwk::from_json(*j, entry.thumbprint.empty() ? jose::KeyCheck::full : check);
   if (!key) return fail(ErrorCode::keystore, "key '" + entry.kid + "': " + key.error().message);
   auto tp = key->thumbprint();
   if (!entry.thumbprint.empty() && (!tp || *tp != entry.thumbprint)) {
@@ -207,7 +208,7 @@ Result<jose::JwkSet> Keystore::jwks(std::string_view use) const {
   jose::JwkSet set;
   for (const auto& e : m->keys) {
     if (e.public_jwk.empty() || (!use.empty() && e.use != use)) continue;
-    auto k = jose::Jwk::from_json(json::parse(e.public_jwk));
+    auto k = jose::Jwk::from_json(json::parse(e.public_jwk), jose::KeyCheck::trusted);
     if (!k) return fail(ErrorCode::keystore, "manifest public key of '" + e.kid + "': " + k.error().message);
     k->set_kid(e.kid);
     k->set_alg(e.alg);
@@ -233,7 +234,7 @@ Result<jose::JwkSet> Keystore::verification_keys(const Passphrase& passphrase) c
       set.keys.push_back(std::move(*k));
       continue;
     }
-    auto k = jose::Jwk::from_json(json::parse(e.public_jwk));
+    auto k = jose::Jwk::from_json(json::parse(e.public_jwk), jose::KeyCheck::trusted);
     if (!k) return fail(ErrorCode::keystore, "manifest public key of '" + e.kid + "': " + k.error().message);
     k->set_kid(e.kid);
     k->set_alg(e.alg);
@@ -419,7 +420,7 @@ CheckReport Keystore::check(const Passphrase& passphrase) const {
       }
       continue;
     }
-    if (auto k = load(e, passphrase); !k) r.problems.push_back(k.error());
+    if (auto k = load(e, passphrase, jose::KeyCheck::full); !k) r.problems.push_back(k.error());
   }
   for (const auto& a : algs) {
     int n = active_per_alg[a];

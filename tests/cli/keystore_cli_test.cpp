@@ -538,6 +538,25 @@ TEST_CASE("keys check in text and JSON", "[keystore][cli]") {
   CHECK(bd.at("problems").size() == 1);
 }
 
+TEST_CASE("keys check runs OpenSSL's key checks that everyday loads skip", "[keystore][cli]") {
+  // Loads for signing and verifying trust the keystore's files once their thumbprint matches the
+  // manifest (KeyCheck::trusted); a private part that does not belong to the public one keeps that
+  // thumbprint, so only keys check (KeyCheck::full) can find it.
+  Store s;
+  auto a = s.add("ES256");
+  auto b = s.add("ES256");
+  const std::string path_a = s.dir + "/keys/" + a + ".jwk";
+  json ka = json::parse(read_file(path_a));
+  json kb = json::parse(read_file(s.dir + "/keys/" + b + ".jwk"));
+  ka["d"] = kb["d"];
+  write_file(path_a, ka.dump());
+  REQUIRE(::chmod(path_a.c_str(), 0600) == 0);
+  auto check = s.tk({"keys", "check"});
+  CHECK(check.code == 4);
+  CHECK_THAT(check.err, Contains(a));
+  CHECK_THAT(check.err, Contains("do not match"));
+}
+
 TEST_CASE("keys check reports two active keys and a corrupted manifest", "[keystore][cli]") {
   Store s;
   s.add("ES256");

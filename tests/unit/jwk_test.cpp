@@ -1015,3 +1015,26 @@ TEST_CASE("generate_key refuses unknown algs and none", "[jwk][keygen]") {
     CHECK_THAT(k.error().hint, Catch::Contains("ES256"));
   }
 }
+
+TEST_CASE("KeyCheck::trusted skips the pairwise check that KeyCheck::full makes", "[jwk]") {
+  // A private part that is not the public part's: only the full check (keys from outside, keys
+  // check) refuses it; the keystore's own thumbprint-checked files load without the cost.
+  auto a = tokctl::jose::Jwk::from_json(json::parse(tokctl::test::test_key_json("p256")));
+  REQUIRE(a);
+  tokctl::jose::KeyGenOptions es256;
+  es256.alg = "ES256";
+  auto b = tokctl::jose::generate_key(es256);
+  REQUIRE(b);
+  json mixed = a->to_json(tokctl::jose::KeyPart::with_private);
+  mixed["d"] = b->to_json(tokctl::jose::KeyPart::with_private)["d"];
+  auto full = tokctl::jose::Jwk::from_json(mixed);
+  REQUIRE_FALSE(full);
+  CHECK(full.error().message.find("do not match") != std::string::npos);
+  CHECK(tokctl::jose::Jwk::from_json(mixed, tokctl::jose::KeyCheck::trusted));
+  // Off the curve is refused either way (OpenSSL's import checks the point).
+  json off = a->to_json();
+  std::string x = *tokctl::b64url_decode(off["x"].get<std::string>());
+  x[31] = static_cast<char>(x[31] ^ 1);
+  off["x"] = tokctl::b64url_encode(x);
+  CHECK_FALSE(tokctl::jose::Jwk::from_json(off, tokctl::jose::KeyCheck::trusted));
+}

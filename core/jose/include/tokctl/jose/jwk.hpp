@@ -29,12 +29,18 @@ enum class KeyPart { public_only, with_private };
 /// Minimum accepted RSA modulus size, for signing and verifying.
 inline constexpr int k_min_rsa_bits = 2048;
 
+/// How much a parsed key is checked beyond its encoding.
+enum class KeyCheck {
+  full,     ///< keys from outside: EC public check, and the pairwise check of private parts
+  trusted,  ///< the keystore's own files (integrity-checked against its manifest): encoding only
+};
+
 class Jwk {
  public:
   /// Parses a JWK object. Fails (ErrorCode::malformed) on unknown kty/crv, missing or badly encoded
   /// members, points not on the curve, inconsistent private parts. (Small RSA keys parse; they are
   /// refused when used, by check_key.)
-  static Result<Jwk> from_json(const nlohmann::json& jwk);
+  static Result<Jwk> from_json(const nlohmann::json& jwk, KeyCheck check = KeyCheck::full);
 
   /// Parses one PEM block: PKCS#1, SEC1, PKCS#8 (unencrypted), SPKI, or an X.509 certificate
   /// (public key). Fails with ErrorCode::malformed.

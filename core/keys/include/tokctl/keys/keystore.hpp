@@ -157,8 +157,10 @@ class Keystore {
   std::vector<std::string> unknown_files() const;
 
   /// The private key of an entry. Encrypted keys need the passphrase (ErrorCode::keystore with a
-  /// hint when missing or wrong). Key files readable by group/others are refused.
-  Result<jose::Jwk> load(const KeyEntry& entry, const Passphrase& passphrase) const;
+  /// hint when missing or wrong). Key files readable by group/others are refused. The file must
+  /// match the manifest's thumbprint; `check` full also runs OpenSSL's key checks (keys check).
+  Result<jose::Jwk> load(const KeyEntry& entry, const Passphrase& passphrase,
+                         jose::KeyCheck check = jose::KeyCheck::trusted) const;
 
   /// Public keys of next, active and retired asymmetric keys (oct secrets are never published).
   Result<jose::JwkSet> jwks(std::string_view use = "") const;
