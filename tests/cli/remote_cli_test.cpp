@@ -303,3 +303,48 @@ TEST_CASE("remote CLI: credentials come from one level; URLs with passwords and 
   CHECK(files_in(cache.path()).empty());
   CHECK(run({"issue", "--server", as.issuer(), "--timeout", "2d"}, {}, env).code == 2);
 }
+
+TEST_CASE("remote CLI: secret, key and CA files that are directories, FIFOs, empty, oversized or unset are usage errors",
+          "[cli][remote]") {
+  TempDir dir;
+  REQUIRE(::mkdir(dir.file("adir").c_str(), 0700) == 0);
+  REQUIRE(::mkfifo(dir.file("fifo").c_str(), 0600) == 0);
+  write_file(dir.file("empty"), "\n");
+  write_file(dir.file("huge"), std::string(100 * 1024, 'x'));
+  write_file(dir.file("pub.jwk"), test_key("p256").to_public()->to_json().dump());
+  for (const char* f : {"empty", "huge", "pub.jwk"}) ::chmod(dir.file(f).c_str(), 0600);
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}};
+  // An explicit endpoint: nothing is discovered, the files are read before any request.
+  const std::vector<std::string> base{"issue", "--token-endpoint", "http://127.0.0.1:1/token", "--client-id", "ci",
+                                      "--retries", "0"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  auto expect_usage = [&](std::vector<std::string> args, const std::string& says, const EnvVars& more = {}) {
+    EnvVars e = env;
+    e.insert(e.end(), more.begin(), more.end());
+    auto r = run(args, {}, e);
+    INFO(describe(r));
+    CHECK(r.code == 2);
+    CHECK(r.err.find(says) != std::string::npos);
+  };
+  for (const char* f : {"adir", "fifo", "missing"}) {
+    expect_usage(with({"--client-secret-file", dir.file(f)}), dir.file(f));
+    expect_usage(with({"--cacert", dir.file(f)}), "CA bundle");
+    expect_usage(with({"--client-key", dir.file(f)}), dir.file(f));
+    expect_usage(with({"--cert", dir.file(f), "--key", dir.file(f)}), "client certificate");
+    expect_usage(with({}), dir.file(f), {{"TOKCTL_CLIENT_SECRET_FILE", dir.file(f)}});
+  }
+  expect_usage(with({"--client-secret-file", dir.file("empty")}), "is empty");
+  auto huge = run(with({"--client-secret-file", dir.file("huge")}), {}, env);
+  CHECK(huge.code != 0);
+  CHECK(huge.code != 5);  // refused before anything is sent
+  expect_usage(with({"--client-key", dir.file("pub.jwk")}), "exactly one private key");
+  expect_usage(with({"--timeout", "soon"}), "--timeout");
+  // A profile naming a variable that is not set.
+  write_file(dir.file("p.yaml"), "profiles:\n  p:\n    token_endpoint: http://127.0.0.1:1/token\n"
+                                 "    client_id: ci\n    client_secret_env: TOKCTL_TEST_UNSET_SECRET\n");
+  expect_usage({"issue", "--config", dir.file("p.yaml"), "--profile", "p"}, "TOKCTL_TEST_UNSET_SECRET");
+}

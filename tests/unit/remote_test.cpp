@@ -571,3 +571,22 @@ TEST_CASE("remote: introspection answers that are not RFC 7662 JSON fail; assert
   REQUIRE(r);
   CHECK(fake.count("/flaky-basic") == 2);
 }
+
+TEST_CASE("remote: server JSON of the wrong type is refused, not trusted", "[remote]") {
+  const std::string url = "https://as.test/.well-known/oauth-authorization-server";
+  for (const char* body : {R"({"issuer":"https://as.test","token_endpoint":42})",
+                           R"({"issuer":"https://as.test","jwks_uri":["https://as.test/jwks"]})",
+                           R"({"issuer":42})", R"(["https://as.test"])", R"({"issuer":"https://as.test","issuer":"x"})"}) {
+    INFO(body);
+    auto ep = parse_metadata(body, "https://as.test", url);
+    REQUIRE_FALSE(ep);
+    CHECK(ep.error().code == ErrorCode::network);
+  }
+  HttpResponse r;
+  r.status = 200;
+  r.url = "https://as.test/token";
+  r.body = std::string(70000, '[');  // deeper than any limit
+  CHECK(json_body(r, "token endpoint").error().code == ErrorCode::network);
+  r.body = "[1]";
+  CHECK_FALSE(json_body(r, "token endpoint"));
+}
