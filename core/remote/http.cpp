@@ -144,7 +144,6 @@ struct HttpClient::Impl {
   TransportOptions options;
   const CurlApi* api = nullptr;
   CURL* curl = nullptr;
-  int attempts = 0;
   ~Impl() {
     if (curl) api->easy_cleanup(curl);
   }
@@ -229,7 +228,6 @@ struct HttpClient::Impl {
     for (const auto& [k, v] : req.headers) headers = api->slist_append(headers, (k + ": " + v).c_str());
     headers = api->slist_append(headers, "Expect:");  // no 100-continue round trip
     api->easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    ++attempts;
     a.rc = api->easy_perform(curl);
     api->slist_free_all(headers);
     if (a.rc == CURLE_OK) {
@@ -272,8 +270,6 @@ Result<HttpClient> HttpClient::create(TransportOptions options) {
   if (!impl->curl) return fail(ErrorCode::network, "libcurl could not start a transfer handle");
   return HttpClient(std::move(impl));
 }
-
-int HttpClient::attempts() const { return m->attempts; }
 
 Result<HttpResponse> HttpClient::send(const HttpRequest& request) {
   if (!is_http_url(request.url)) {

@@ -308,7 +308,6 @@ Result<jose::JwkSet> RemoteJwks::keys() {
   auto doc = fetch_document(m_http, m_cache, m_url, m_clock.now(), m_offline ? FetchMode::offline : FetchMode::normal,
                             "application/jwk-set+json, application/json");
   if (!doc) return std::unexpected(doc.error());
-  if (!doc->from_cache) ++m_fetches;
   return parse(*doc);
 }
 
@@ -333,7 +332,7 @@ Result<std::optional<jose::JwkSet>> RemoteJwks::refetch(std::string& why_not) {
   auto doc = fetch_document(m_http, m_cache, m_url, now, FetchMode::refresh,
                             "application/jwk-set+json, application/json");
   if (!doc) return std::unexpected(doc.error());
-  ++m_fetches;  // a no-store JWKS keeps no refetched_at: its limit is then the once per process
+  // A no-store JWKS keeps no refetched_at: its limit is then the once per process.
   auto set = parse(*doc);
   if (!set) return std::unexpected(set.error());
   return std::optional<jose::JwkSet>(std::move(*set));

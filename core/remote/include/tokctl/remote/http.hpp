@@ -66,9 +66,6 @@ class HttpClient {
   /// requests are retried with backoff on connection errors and 5xx answers.
   Result<HttpResponse> send(const HttpRequest& request);
 
-  /// How many attempts went over the wire so far (retries included).
-  int attempts() const;
-
   HttpClient(HttpClient&&) noexcept;
   HttpClient& operator=(HttpClient&&) noexcept;
   ~HttpClient();

@@ -108,9 +108,6 @@ class RemoteJwks {
   /// After an unknown kid: refetched keys when allowed now, nullopt when rate-limited or offline
   /// (the reason in `why_not`).
   Result<std::optional<jose::JwkSet>> refetch(std::string& why_not);
-  /// Requests that went to the server through this object.
-  int fetches() const { return m_fetches; }
-
   static constexpr std::int64_t min_refetch_interval = 30;
 
  private:
@@ -121,7 +118,6 @@ class RemoteJwks {
   const Clock& m_clock;
   bool m_offline;
   bool m_refetched = false;  ///< once per process whatever the interval
-  int m_fetches = 0;
 };
 
 }  // namespace tokctl::remote
