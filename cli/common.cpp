@@ -217,12 +217,64 @@ CLI::Option* dash_positional(CLI::App* cmd, CLI::Option* opt, bool required) {
   return opt;
 }
 
-Result<void> claim_dash_values(CLI::App& app) {
+namespace {
+
+// "-q", "-vq", "-ojson", "-qvotext": what CLI11 reads as a cluster of the global short options
+// (-h, -q, -v flags; -o with its value).
+bool short_cluster(std::string_view a) {
+  std::size_t i = 1;
+  while (i < a.size() && (a[i] == 'h' || a[i] == 'q' || a[i] == 'v')) ++i;
+  if (i == a.size()) return true;
+  if (a[i] != 'o') return false;
+  std::string_view value = a.substr(i + 1);
+  return value.empty() || value == "text" || value == "json";
+}
+
+// Whether `a` names an option of `app` or of one of its commands that takes a value.
+bool takes_value(const CLI::App& app, const std::string& a) {
+  for (const CLI::Option* opt : app.get_options())
+    if (opt->check_name(a)) return opt->get_expected_min() > 0;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    if (takes_value(*sub, a)) return true;
+  return false;
+}
+
+std::string command_path(const CLI::App* cmd) {
+  std::string path;
+  for (; cmd && cmd->get_parent(); cmd = cmd->get_parent()) path = " " + cmd->get_name() + path;
+  return "tokctl" + path;
+}
+
+}  // namespace
+
+std::vector<std::string> hold_dash_values(const CLI::App& app, std::vector<std::string>& args) {
+  std::vector<std::string> held;
+  std::vector<std::string> kept;
+  kept.reserve(args.size());
+  bool options = true;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") options = false;
+    bool value_of_previous = !kept.empty() && kept.back().find('=') == std::string::npos &&
+                             kept.back().size() > 1 && kept.back()[0] == '-' && takes_value(app, kept.back());
+    if (options && !value_of_previous && a.size() > 1 && a[1] != '-' && dash_value(a) && !short_cluster(a)) {
+      held.push_back(a);
+    } else {
+      kept.push_back(a);
+    }
+  }
+  args = std::move(kept);
+  return held;
+}
+
+Result<void> claim_dash_values(CLI::App& app, const std::vector<std::string>& held) {
   // The deepest parsed command, as selected_action() picks it.
   CLI::App* cmd = &app;
   for (auto& [sub, action] : actions())
     if (sub->parsed()) cmd = sub;
-  for (const std::string& extra : app.remaining(true)) {
+  std::vector<std::string> extras = app.remaining(true);
+  extras.insert(extras.end(), held.begin(), held.end());
+  for (const std::string& extra : extras) {
     if (extra == "--") continue;  // CLI11 keeps the positional mark among the extras
     auto free = std::find_if(dash_positionals().begin(), dash_positionals().end(), [&](const DashPositional& d) {
       return d.cmd == cmd && d.opt->count() == 0;
@@ -230,14 +282,14 @@ Result<void> claim_dash_values(CLI::App& app) {
     if (!dash_value(extra) || free == dash_positionals().end()) {
       return fail(ErrorCode::usage, "The following argument was not expected: " + extra,
                   cmd == &app ? std::string("run 'tokctl help' or 'tokctl <command> --help'")
-                              : "run 'tokctl " + cmd->get_name() + " --help'; a value starting with '-' can follow '--'");
+                              : "run '" + command_path(cmd) + " --help'; a value starting with '-' can follow '--'");
     }
     free->opt->add_result(extra);
     free->opt->run_callback();
   }
   for (const auto& d : dash_positionals()) {
     if (d.required && d.cmd == cmd && d.opt->count() == 0) {
-      return fail(ErrorCode::usage, d.opt->get_name() + " is required", "run 'tokctl " + cmd->get_name() + " --help'");
+      return fail(ErrorCode::usage, d.opt->get_name() + " is required", "run '" + command_path(cmd) + " --help'");
     }
   }
   return {};

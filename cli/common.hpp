@@ -127,7 +127,10 @@ enum class ChoiceCheck {
 /// A positional that may hold a value starting with '-' (base64url kids and tokens do one time in
 /// 64), which CLI11 reads as an unknown option. The root command allows extras (they fall through
 /// to it), and claim_dash_values() hands such a value to the selected command's first empty dash
-/// positional after parsing; no argv is rewritten.
+/// positional after parsing. One case needs argv changed: CLI11 reads "-vXy..." as -v then
+/// "-Xy...", "-oXy..." as --output Xy... and "-hXy..." as --help, so hold_dash_values() takes
+/// such values out before parsing (anything that is not a cluster of the global short options and
+/// not the value of the option before it) and claim_dash_values() gets them back.
 /// Options that take a value need nothing: CLI11 takes their required value whatever it starts
 /// with (`--kid -Xy...`, or `--kid=-Xy...`), and `--` always ends the options. `required`: a
 /// missing value is a usage error ("kid is required"), checked after claiming. Returns `opt`.
@@ -135,7 +138,10 @@ CLI::Option* dash_positional(CLI::App* cmd, CLI::Option* opt, bool required = fa
 /// After parsing, for the selected command: its unrecognised arguments that look like values go
 /// to its empty dash positionals; an unknown option (e.g. a mistyped --flag) or a value with no
 /// positional left is a usage error, as CLI11 itself would report it.
-Result<void> claim_dash_values(CLI::App& app);
+Result<void> claim_dash_values(CLI::App& app, const std::vector<std::string>& held = {});
+/// Removes from `args` (in order, without argv[0]) the dash values CLI11 would misread as short
+/// options, and returns them for claim_dash_values().
+std::vector<std::string> hold_dash_values(const CLI::App& app, std::vector<std::string>& args);
 
 /// Marks `opt` as naming a file (or "-" for stdin): shells complete file names. Returns `opt`.
 CLI::Option* file_value(CLI::Option* opt);

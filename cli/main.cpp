@@ -148,8 +148,11 @@ int run_main(int argc, char** argv) {
   // Only the named command's options are built (a one-shot `verify` need not construct the
   // hundreds of options of the other commands); help, completion and anything unclear build all.
   tokctl::cli::build_app(app, tokctl::cli::leading_command(argc, argv));
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const auto held = tokctl::cli::hold_dash_values(app, args);
+  std::reverse(args.begin(), args.end());  // CLI11 takes a vector last argument first
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -161,7 +164,7 @@ int run_main(int argc, char** argv) {
     std::cerr << "hint: run 'tokctl help' or 'tokctl <command> --help'\n";
     return 2;
   }
-  if (auto claimed = tokctl::cli::claim_dash_values(app); !claimed) return tokctl::cli::report(claimed.error());
+  if (auto claimed = tokctl::cli::claim_dash_values(app, held); !claimed) return tokctl::cli::report(claimed.error());
   auto action = tokctl::cli::selected_action(app);
   if (!action) {
     std::cout << app.help();

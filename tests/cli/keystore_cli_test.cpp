@@ -319,10 +319,10 @@ TEST_CASE("keys retire in text and JSON, idempotent", "[keystore][cli]") {
   Store s;
   s.add("ES256");
   auto b = s.add("ES256");
-  auto text = s.tk({"keys", "retire", b}, k_t0_5m);
+  auto text = s.tk({"keys", "retire", "--", b}, k_t0_5m);
   require_ok(text);
   CHECK(trimmed(text.out) == b);
-  auto j = s.tk({"-o", "json", "keys", "retire", b}, k_t0_10m);
+  auto j = s.tk({"-o", "json", "keys", "retire", "--", b}, k_t0_10m);
   require_ok(j);
   json e = parse_json(j);
   CHECK(e.at("state") == "retired");
@@ -429,13 +429,13 @@ TEST_CASE("keys jwks publishes public keys only, to stdout or --out", "[keystore
 TEST_CASE("keys show in text and JSON", "[keystore][cli]") {
   Store s;
   auto a = s.add("ES256");
-  auto text = s.tk({"keys", "show", a});
+  auto text = s.tk({"keys", "show", "--", a});
   require_ok(text);
   CHECK_THAT(text.out, Contains(a));
   CHECK_THAT(text.out, Contains("active"));
   CHECK_THAT(text.out, Contains("public JWK"));
   CHECK(text.out.find("\"d\"") == std::string::npos);
-  auto j = s.tk({"-o", "json", "keys", "show", a});
+  auto j = s.tk({"-o", "json", "keys", "show", "--", a});
   require_ok(j);
   json e = parse_json(j);
   CHECK(e.at("kid") == a);
@@ -448,24 +448,24 @@ TEST_CASE("keys show in text and JSON", "[keystore][cli]") {
 TEST_CASE("keys export gives the private or public key as JWK or PEM", "[keystore][cli]") {
   Store s;
   auto a = s.add("ES256");
-  auto priv = s.tk({"keys", "export", a});
+  auto priv = s.tk({"keys", "export", "--", a});
   require_ok(priv);
   json jp = parse_json(priv);
   CHECK(jp.at("kid") == a);
   CHECK(jp.contains("d"));
-  auto pub = s.tk({"keys", "export", a, "--public"});
+  auto pub = s.tk({"keys", "export", "--public", "--", a});
   require_ok(pub);
   json ju = parse_json(pub);
   CHECK(ju.at("kid") == a);
   CHECK_FALSE(ju.contains("d"));
   CHECK(ju.at("x") == jp.at("x"));
-  auto pem = s.tk({"keys", "export", a, "--format", "pem"});
+  auto pem = s.tk({"keys", "export", "--format", "pem", "--", a});
   require_ok(pem);
   CHECK_THAT(pem.out, Contains("-----BEGIN PRIVATE KEY-----"));
-  auto pub_pem = s.tk({"-o", "json", "keys", "export", a, "--public", "--format", "pem"});
+  auto pub_pem = s.tk({"-o", "json", "keys", "export", "--public", "--format", "pem", "--", a});
   require_ok(pub_pem);
   CHECK_THAT(pub_pem.out, Contains("-----BEGIN PUBLIC KEY-----"));
-  CHECK(s.tk({"keys", "export", a, "--format", "der"}).code == 2);
+  CHECK(s.tk({"keys", "export", "--format", "der", "--", a}).code == 2);
   CHECK(s.tk({"keys", "export", "nope"}).code == 4);
 }
 
@@ -583,7 +583,7 @@ TEST_CASE("a keystore directory writable by others is refused with a chmod 700 h
     REQUIRE(::chmod(s.dir.c_str(), mode) == 0);
     for (std::vector<std::string> args :
          {std::vector<std::string>{"keys", "list"}, std::vector<std::string>{"keys", "add", "--alg", "ES256"},
-          std::vector<std::string>{"keys", "check"}, std::vector<std::string>{"keys", "export", a}}) {
+          std::vector<std::string>{"keys", "check"}, std::vector<std::string>{"keys", "export", "--", a}}) {
       auto r = s.tk(args);
       INFO(describe(r));
       CHECK(r.code == 4);
@@ -617,7 +617,7 @@ TEST_CASE("a key file readable by others is refused with a chmod 600 hint", "[ke
   Store s;
   auto a = s.add("ES256");
   REQUIRE(::chmod((s.dir + "/keys/" + a + ".jwk").c_str(), 0644) == 0);
-  for (std::vector<std::string> args : {std::vector<std::string>{"keys", "export", a},
+  for (std::vector<std::string> args : {std::vector<std::string>{"keys", "export", "--", a},
                                         std::vector<std::string>{"keys", "check"},
                                         std::vector<std::string>{"sign", "--sub", "x"}}) {
     auto r = s.tk(args);
@@ -757,10 +757,10 @@ TEST_CASE("an HMAC key in the keystore signs and verifies but is never published
   auto jw = s.tk({"keys", "jwks"});
   require_ok(jw);
   CHECK(parse_json(jw).at("keys").empty());
-  auto show = s.tk({"-o", "json", "keys", "show", hs});
+  auto show = s.tk({"-o", "json", "keys", "show", "--", hs});
   require_ok(show);
   CHECK_FALSE(parse_json(show).contains("jwk"));
-  CHECK(s.tk({"keys", "export", hs, "--public"}).code == 2);
+  CHECK(s.tk({"keys", "export", "--public", "--", hs}).code == 2);
 }
 
 TEST_CASE("the keystore comes from TOKCTL_KEYSTORE, else XDG_DATA_HOME/tokctl", "[keystore][cli]") {
@@ -800,17 +800,17 @@ TEST_CASE("TOKCTL_PASSPHRASE encrypts keys at rest and is needed to use them", "
   CHECK_THAT(list_text.out, Contains("ENC"));
   CHECK_THAT(list_text.out, Contains("yes"));
 
-  auto no_pw = s.tk({"keys", "export", kid});
+  auto no_pw = s.tk({"keys", "export", "--", kid});
   CHECK(no_pw.code == 4);
   CHECK_THAT(no_pw.err, Contains("hint:"));
   CHECK_THAT(no_pw.err, Contains("TOKCTL_PASSPHRASE"));
-  auto wrong = s.tk({"keys", "export", kid}, k_t0, {{"TOKCTL_PASSPHRASE", "Correct horse battery staple"}});
+  auto wrong = s.tk({"keys", "export", "--", kid}, k_t0, {{"TOKCTL_PASSPHRASE", "Correct horse battery staple"}});
   CHECK(wrong.code == 4);
-  auto ok = s.tk({"keys", "export", kid}, k_t0, pw);
+  auto ok = s.tk({"keys", "export", "--", kid}, k_t0, pw);
   require_ok(ok);
   CHECK(parse_json(ok).contains("d"));
   // Public data needs no passphrase.
-  require_ok(s.tk({"keys", "export", kid, "--public"}));
+  require_ok(s.tk({"keys", "export", "--public", "--", kid}));
   require_ok(s.tk({"keys", "jwks"}));
 
   // Adding an unencrypted key to the alg is refused; with the passphrase it is fine.
@@ -857,12 +857,12 @@ TEST_CASE("the --passphrase-file flag encrypts keys at rest for add and import",
   CHECK(jose_header(trimmed(hfile)).at("alg") == "PBES2-HS512+A256KW");
   CHECK(hfile.find(tokctl::b64url_encode(tokctl::test::test_key("hs256").secret())) == std::string::npos);
 
-  CHECK(s.tk({"keys", "export", ekid}).code == 4);
-  auto ok = s.tk({"--passphrase-file", pwfile, "keys", "export", ekid});
+  CHECK(s.tk({"keys", "export", "--", ekid}).code == 4);
+  auto ok = s.tk({"--passphrase-file", pwfile, "keys", "export", "--", ekid});
   require_ok(ok);
   CHECK(parse_json(ok).contains("d"));
   // The trailing newline of the file is not part of the passphrase: the environment form agrees.
-  require_ok(s.tk({"keys", "export", ekid}, k_t0, {{"TOKCTL_PASSPHRASE", "from a file"}}));
+  require_ok(s.tk({"keys", "export", "--", ekid}, k_t0, {{"TOKCTL_PASSPHRASE", "from a file"}}));
 
   auto text = s.tk({"keys", "list"});
   require_ok(text);
@@ -1191,12 +1191,37 @@ TEST_CASE("kids and tokens that start with a dash work as arguments", "[keystore
   auto revoke = s.tk({"revoke", "-not-a-real-token-0123456789"});
   require_ok(revoke);  // unknown tokens are not an error (RFC 7009)
   CHECK(s.tk({"keys", "show", "--unknown-flag"}).code == 2);  // real typos still fail
-  // A kid that reads as a global option (-o...) goes after "--"; an option takes it as is.
+  // A kid that starts like a global short option (-o, -v, -q, -h) is still the kid, before or
+  // after other options, with or without "--": not --output Q3..., not -v then "-Q3...", not help.
   auto o = s.add("ES256", {"--kid", "-oQ3-dash-kid-02"});
   CHECK(o == "-oQ3-dash-kid-02");
   auto show_o = s.tk({"-o", "json", "keys", "show", "--", o});
   require_ok(show_o);
   CHECK(parse_json(show_o).at("kid") == o);
+  // "-Q3-dash-kid-02" also exists: a kid read as -v/-q plus the rest would silently name it.
+  auto decoy = s.add("ES256", {"--kid=-Q3-dash-kid-02"});
+  CHECK(decoy == "-Q3-dash-kid-02");
+  for (std::string prefix : {"-o", "-v", "-q", "-h", "-qv"}) {
+    std::string kid = prefix + "Q3-dash-kid-02";
+    if (prefix != "-o") REQUIRE(s.add("ES256", {"--kid", kid}) == kid);
+    CAPTURE(kid);
+    auto shown = s.tk({"-o", "json", "keys", "show", kid});
+    require_ok(shown);
+    CHECK(parse_json(shown).at("kid") == kid);
+    auto exported = s.tk({"keys", "export", kid, "--public"});
+    require_ok(exported);
+    CHECK(parse_json(exported).at("kid") == kid);
+    auto after = s.tk({"-o", "json", "keys", "export", "--public", kid});
+    require_ok(after);
+    CHECK(parse_json(after).at("kid") == kid);
+  }
+  // Real short clusters still work, and the hint names the whole command.
+  auto cluster = s.tk({"-qojson", "keys", "show", a});
+  require_ok(cluster);
+  CHECK(parse_json(cluster).at("kid") == a);
+  auto two = s.tk({"keys", "show", a, "-Q3-dash-kid-02"});
+  CHECK(two.code == 2);
+  CHECK_THAT(two.err, Contains("tokctl keys show --help"));
   CHECK(s.tk({"keys", "list", "--bogus"}).code == 2);
   CHECK(s.tk({"keys", "list", "stray-argument"}).code == 2);
   CHECK(s.tk({"isue"}).code == 2);
@@ -1208,8 +1233,8 @@ namespace {
 
 // Every command that reads the keystore, with a kid for show/export.
 std::vector<std::vector<std::string>> read_commands(const std::string& kid, const std::string& token) {
-  return {{"keys", "list"},           {"keys", "jwks"},        {"keys", "show", kid},
-          {"keys", "check"},          {"keys", "export", kid, "--public"},
+  return {{"keys", "list"},           {"keys", "jwks"},        {"keys", "show", "--", kid},
+          {"keys", "check"},          {"keys", "export", "--public", "--", kid},
           {"sign", "--sub", "x"},     {"verify", token},       {"-o", "json", "keys", "list"}};
 }
 
@@ -1253,7 +1278,7 @@ TEST_CASE("a missing or odd keystore.json next to key files is exit 4 with a hin
   cmds.push_back({"keys", "add", "--alg", "ES256"});
   cmds.push_back({"keys", "rotate", "--force"});
   cmds.push_back({"keys", "prune"});
-  cmds.push_back({"keys", "retire", a});
+  cmds.push_back({"keys", "retire", "--", a});
   for (const auto& args : cmds) {
     auto r = s.tk(args, "2030-01-01T00:00:00Z");
     INFO(describe(r));
@@ -1483,7 +1508,7 @@ TEST_CASE("keys list -q prints kids only, keys show no null, and the table fits 
     start = end + 1;
   }
   CHECK(lines == 4);
-  auto show = s.tk({"keys", "show", c});
+  auto show = s.tk({"keys", "show", "--", c});
   require_ok(show);
   CHECK(show.out.find("null") == std::string::npos);
   CHECK_THAT(show.out, Contains("activated  -"));
