@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <functional>
 #include <memory>
 
 #include <CLI/CLI.hpp>
@@ -32,15 +33,48 @@ struct IntrospectCli {
   RemoteArgs remote;
 };
 
+// --batch: one token per line on stdin (blank lines skipped), one RFC 7662 JSON line out per token
+// with its "line" number. Exit 0 when every token is active, 1 otherwise; an error stops the run
+// at its line (the lines before it are printed).
+int introspect_lines(const std::function<Result<json>(const std::string&)>& introspect) {
+  std::string line;
+  std::size_t line_no = 0;
+  bool all_active = true;
+  while (std::getline(std::cin, line)) {
+    ++line_no;
+    std::string token = normalize_token(line);
+    if (token.empty()) continue;
+    auto r = introspect(token);
+    if (!r) {
+      Error e = r.error();
+      e.message = "line " + std::to_string(line_no) + ": " + e.message;
+      std::cout.flush();
+      return report(e);
+    }
+    json& out = *r;
+    out["line"] = line_no;
+    print_json_line(out);
+    all_active = all_active && out.value("active", false);
+  }
+  std::cout.flush();
+  return all_active ? 0 : 1;
+}
+
 int run_local(const IntrospectCli& o) {
-  if (auto r = refuse_remote_only({{"--phantom", o.phantom}, {"--batch", o.batch}, {"--token-type-hint", !o.hint.empty()}});
-      !r) {
+  if (auto r = refuse_remote_only({{"--phantom", o.phantom}, {"--token-type-hint", !o.hint.empty()}}); !r) {
     return report(r.error());
   }
-  auto token = read_token(o.token);
-  if (!token) return report(token.error());
+  if (o.batch && o.jwt) return report(Error{ErrorCode::usage, "--batch answers RFC 7662 JSON: drop --jwt", {}});
+  if (o.batch && !o.token.empty() && o.token != "-") {
+    return report(Error{ErrorCode::usage, "--batch reads its tokens from stdin, one per line: drop the token argument",
+                        {}});
+  }
   auto svc = open_service();
   if (!svc) return report(svc.error());
+  // One service, store connection and keyring for every line (nothing reopened per token).
+  if (o.batch) return introspect_lines([&](const std::string& t) { return (*svc)->introspect(t); });
+  auto token = read_token(o.token);
+  if (!token) return report(token.error());
   if (o.jwt) {
     auto jwt = (*svc)->phantom_jwt(*token);
     if (!jwt) return report(jwt.error());
@@ -149,27 +183,11 @@ int run_remote(const IntrospectCli& o) {
   }
   // --batch: one token per line on stdin, one JSON line out per token, over one kept-alive connection.
   if (o.phantom || o.jwt) return report(Error{ErrorCode::usage, "--batch answers RFC 7662 JSON: drop --jwt/--phantom", {}});
-  std::string line;
-  std::size_t line_no = 0;
-  bool all_active = true;
-  while (std::getline(std::cin, line)) {
-    ++line_no;
-    std::string token = normalize_token(line);
-    if (token.empty()) continue;
+  return introspect_lines([&](const std::string& token) -> Result<json> {
     auto r = (*rem)->client->introspect(token, o.hint, "application/json");
-    if (!r) {
-      Error e = r.error();
-      e.message = "line " + std::to_string(line_no) + ": " + e.message;
-      std::cout.flush();
-      return report(e);
-    }
-    json out = r->json;
-    out["line"] = line_no;
-    print_json_line(out);
-    all_active = all_active && r->json.value("active", false);
-  }
-  std::cout.flush();
-  return all_active ? 0 : 1;
+    if (!r) return std::unexpected(r.error());
+    return std::move(r->json);
+  });
 }
 
 int run_introspect(const IntrospectCli& o) {
@@ -188,12 +206,13 @@ void register_introspect(CLI::App& app) {
                   "Locally: print the phantom JWT of an active access token. With a server: ask for an RFC 9701 "
                   "signed answer and verify it against the server's JWKS");
   intro->add_flag("--phantom", o->phantom, "With a server: Accept: application/jwt (the phantom token; 204 = inactive)");
-  intro->add_flag("--batch", o->batch, "With a server: tokens one per line on stdin, one JSON line each (one connection)");
+  intro->add_flag("--batch", o->batch, "Tokens one per line on stdin, one JSON line each with its line number (with a server: over one connection)");
   choice_value(intro->add_option("--token-type-hint", o->hint, "With a server: access_token or refresh_token"),
                {"access_token", "refresh_token"}, ChoiceCheck::suggest);
   add_remote_options(intro, o->remote, RemoteOptions::client);
   examples(intro, {"tokctl introspect \"$OPAQUE\"", "tokctl introspect \"$OPAQUE\" --jwt | tokctl verify -",
                    "tokctl introspect \"$TOKEN\" --server https://as.example --client-id rs --client-secret-file rs.secret",
+                   "tokctl introspect --batch < tokens.txt > answers.jsonl",
                    "tokctl introspect --server https://as.example --batch < tokens.txt > answers.jsonl"});
   on_run(intro, [o] { return run_introspect(*o); });
 }

@@ -434,7 +434,7 @@ complete -c tokctl -n '__tokctl_at /introspect' -F
 complete -c tokctl -n '__tokctl_at /introspect' -s h -l help -d 'Print this help message and exit'
 complete -c tokctl -n '__tokctl_at /introspect' -l jwt -d 'Locally: print the phantom JWT of an active access token. With a server: ask for an RFC 9701 signed answer and verify it against the server'\''s JWKS'
 complete -c tokctl -n '__tokctl_at /introspect' -l phantom -d 'With a server: Accept: application/jwt (the phantom token; 204 = inactive)'
-complete -c tokctl -n '__tokctl_at /introspect' -l batch -d 'With a server: tokens one per line on stdin, one JSON line each (one connection)'
+complete -c tokctl -n '__tokctl_at /introspect' -l batch -d 'Tokens one per line on stdin, one JSON line each with its line number (with a server: over one connection)'
 complete -c tokctl -n '__tokctl_at /introspect' -l token-type-hint -x -a 'access_token refresh_token' -d 'With a server: access_token or refresh_token'
 complete -c tokctl -n '__tokctl_at /introspect' -l server -x -d 'The OAuth server'\''s issuer URL (discovery); default: $TOKCTL_SERVER'
 complete -c tokctl -n '__tokctl_at /introspect' -l profile -x -d 'A server profile from the policy'\''s profiles: (default: $TOKCTL_PROFILE)'

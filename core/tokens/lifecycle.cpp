@@ -24,7 +24,7 @@ std::string sha256_b64(std::string_view data) { return b64_encode(jose::sha256(d
 
 // The stored record of an opaque, wrapped, refresh or split token, when active.
 static Result<std::optional<TokenRecord>> active_record(const TokenService::Impl& im, std::string_view token) {
-  auto rec = im.store->find(token_hash(token));
+  auto rec = find_token(*im.store, token);
   if (!rec) return std::unexpected(rec.error());
   if (!*rec) return std::optional<TokenRecord>();
   const TokenRecord& r = **rec;
@@ -176,7 +176,7 @@ Result<std::string> TokenService::phantom_jwt(std::string_view token) const {
 
 Result<int> TokenService::revoke(std::string_view token, bool whole_grant) const {
   const Impl& im = *m_impl;
-  auto rec = im.store->find(token_hash(token));
+  auto rec = find_token(*im.store, token);
   if (!rec) return std::unexpected(rec.error());
   if (*rec) {
     // Deny its jti too: a JWE carries a JWT inside (verify decrypts it), and phantom JWTs of the

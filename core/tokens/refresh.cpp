@@ -12,10 +12,10 @@ namespace tokctl::tokens {
 
 Result<IssueResponse> TokenService::refresh(const RefreshRequest& request) const {
   const Impl& im = *m_impl;
-  const std::string hash = token_hash(request.refresh_token);
-  auto found = im.store->find(hash);
+  auto found = find_token(*im.store, request.refresh_token);
   if (!found) return std::unexpected(found.error());
   if (!*found || (*found)->kind != "refresh") return oauth_fail(OAuthCode::invalid_grant, "the refresh token is unknown");
+  const std::string hash = (*found)->hash;  // its key: new, or from a schema 5 store
   const TokenRecord& old = **found;
   const std::string owner = old.client_id.empty() ? std::string(k_cli_client_id) : old.client_id;
   // A consumed token presented again: someone holds a copy. redeem() revokes the grant.

@@ -333,7 +333,11 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
   bool stored = true;
 
   if (req.type == "refresh" || format == "opaque") {
-    t.token = (req.type == "refresh" ? std::string() : p.opaque_prefix) + bearer_token_text(random_token(32));
+    std::string value;
+    do {
+      value = opaque_token_value(jose::random_bytes(28), now);
+    } while (value.front() == '-');
+    t.token = (req.type == "refresh" ? std::string() : p.opaque_prefix) + value;
   } else if (format == "wrapped") {
     // Only iss, exp, iat, jti (+ configured non-sensitive claims); the rest via introspection.
     json wrapper{{"iss", p.issuer}, {"exp", now + ttl}, {"iat", now}, {"jti", t.jti}};
@@ -483,7 +487,7 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
     constexpr int k_rand_chunk = 4096;
     std::string entropy;
     std::size_t used = 0;
-    auto next_random = [&](std::size_t n) {
+    auto next_raw = [&](std::size_t n) {
       if (used + n > entropy.size()) {
         entropy.assign(static_cast<std::size_t>(k_rand_chunk) * 48, '\0');
         if (RAND_bytes(reinterpret_cast<unsigned char*>(entropy.data()), static_cast<int>(entropy.size())) != 1) {
@@ -493,8 +497,10 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
       }
       std::string_view v(entropy.data() + used, n);
       used += n;
-      return b64url_encode(v);
+      return v;
     };
+    auto next_random = [&](std::size_t n) { return b64url_encode(next_raw(n)); };
+    const UnixTime iat = record_proto.iat;
     for (int i = 1; i < count; ++i) {
       IssueResponse r = proto;
       std::string jti = next_random(16);
@@ -511,8 +517,8 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
         r.access.token = std::move(input);
         ++batch.jwts;
       } else {
-        std::string value = next_random(32);
-        while (value.front() == '-') value = next_random(32);
+        std::string value = opaque_token_value(next_raw(28), iat);
+        while (value.front() == '-') value = opaque_token_value(next_raw(28), iat);
         r.access.token = im.policy.opaque_prefix + value;
         TokenRecord rec = record_proto;
         rec.hash = token_hash(r.access.token);

@@ -92,6 +92,11 @@ inline int bind_null_if_empty(sqlite3_stmt* s, int i, std::string_view v) {
   return v.empty() ? sqlite3_bind_null(s, i) : bind_arg(s, i, v);
 }
 std::string column_text(sqlite3_stmt* s, int i);
+/// Binds a store key (token_hash: 64 hex digits) as its 32-byte BLOB; anything else binds NULL,
+/// which no row has and no insert accepts.
+int bind_key(sqlite3_stmt* s, int i, std::string_view hex);
+/// A BLOB column back as lower-case hex.
+std::string column_key(sqlite3_stmt* s, int i);
 
 /// Creates the database file (mode 0600) when missing, opens the writer connection, switches the
 /// file to WAL (not for ":memory:") and migrates the schema.

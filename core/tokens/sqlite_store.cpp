@@ -15,7 +15,9 @@ namespace tokctl::tokens {
 namespace {
 
 using sqlite::bind_arg;
+using sqlite::bind_key;
 using sqlite::bind_null_if_empty;
+using sqlite::column_key;
 using sqlite::column_text;
 using sqlite::Conn;
 using sqlite::StmtUse;
@@ -48,7 +50,7 @@ auto query_one(Conn& c, Stmt id, const char* op, const char* what, Binder&& bind
 
 TokenRecord read_token(sqlite3_stmt* s) {
   TokenRecord t;
-  t.hash = column_text(s, 0);
+  t.hash = column_key(s, 0);
   t.kind = column_text(s, 1);
   t.format = column_text(s, 2);
   t.grant_id = column_text(s, 3);
@@ -84,8 +86,8 @@ GrantRecord read_grant(sqlite3_stmt* s) {
 
 // Inserts a grant (upsert) and tokens; runs inside the caller's transaction.
 Result<void> insert_rows(Conn& c, const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens) {
-  // Hashes are random: inserted in hash order, the primary key index grows at its right edge
-  // instead of touching a random page per token (a batch of 100,000 goes ~1.5x faster).
+  // Keys of one batch share their issue-time prefix and are random after it: inserted in key
+  // order, the table grows at its right edge instead of touching a random page per token.
   // Sorting on an inline 8-byte prefix keeps the sort in cache (no pointer chasing per compare).
   struct Entry {
     std::uint64_t prefix;
@@ -120,7 +122,7 @@ Result<void> insert_rows(Conn& c, const std::optional<GrantRecord>& grant, std::
   if (!s) return c.fail("put", "preparing");
   for (const Entry& e : order) {
     const TokenRecord& t = *e.token;
-    bind_arg(s, 1, t.hash);
+    bind_key(s, 1, t.hash);
     bind_arg(s, 2, t.kind);
     bind_arg(s, 3, t.format);
     bind_null_if_empty(s, 4, t.grant_id);
@@ -390,7 +392,7 @@ Result<void> SqliteTokenStore::put(const std::optional<GrantRecord>& grant, std:
 
 Result<std::optional<TokenRecord>> SqliteTokenStore::find(std::string_view hash) {
   return read<std::optional<TokenRecord>>("find", [&](Conn& c) {
-    return query_one(c, Stmt::find_token, "find", "looking up token", [&](sqlite3_stmt* s) { bind_arg(s, 1, hash); },
+    return query_one(c, Stmt::find_token, "find", "looking up token", [&](sqlite3_stmt* s) { bind_key(s, 1, hash); },
                      read_token);
   });
 }
@@ -436,7 +438,7 @@ Result<int> SqliteTokenStore::revoke_token(std::string_view hash) {
   return write<int>("revoke token", [&](Conn& c) -> Result<int> {
     sqlite3_stmt* s = c.stmt(Stmt::revoke_token);
     if (!s) return c.fail("revoke token", "preparing");
-    bind_arg(s, 1, hash);
+    bind_key(s, 1, hash);
     if (auto r = c.step_done(Stmt::revoke_token, "revoke token", ""); !r) return std::unexpected(r.error());
     return sqlite3_changes(c.db());
   });
@@ -468,7 +470,7 @@ Result<Redeemed> SqliteTokenStore::redeem(std::string_view hash, const GrantReco
   return write<Redeemed>("redeem", [&](Conn& c) -> Result<Redeemed> {
     sqlite3_stmt* s = c.stmt(Stmt::consume_token);
     if (!s) return c.fail("redeem", "preparing");
-    bind_arg(s, 1, hash);
+    bind_key(s, 1, hash);
     if (auto r = c.step_done(Stmt::consume_token, "redeem", "consuming the refresh token"); !r)
       return std::unexpected(r.error());
     if (sqlite3_changes(c.db()) == 1) {
@@ -477,7 +479,7 @@ Result<Redeemed> SqliteTokenStore::redeem(std::string_view hash, const GrantReco
     }
     // Not redeemable: consumed before (reuse: revoke the grant) or unknown / revoked.
     auto consumed = query_one(
-        c, Stmt::token_consumed, "redeem", "looking up the refresh token", [&](sqlite3_stmt* st) { bind_arg(st, 1, hash); },
+        c, Stmt::token_consumed, "redeem", "looking up the refresh token", [&](sqlite3_stmt* st) { bind_key(st, 1, hash); },
         [](sqlite3_stmt* st) { return std::pair{sqlite3_column_int(st, 0) != 0, column_text(st, 1)}; });
     if (!consumed) return std::unexpected(consumed.error());
     if (!*consumed || !(*consumed)->first) return Redeemed::inactive;

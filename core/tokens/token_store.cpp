@@ -1,5 +1,8 @@
 #include <tokctl/tokens/token_store.hpp>
 
+#include <algorithm>
+#include <cstdint>
+
 
 
 #include <tokctl/jose/digest.hpp>
@@ -28,7 +31,28 @@ void TokenStore::put_async(std::optional<GrantRecord> grant, std::vector<TokenRe
 }
 
 std::string token_hash(std::string_view token) {
-  return hex_encode(jose::sha256(token));
+  std::string key(6, '\0');
+  if (token.size() >= 8) {
+    if (auto order = b64url_decode(token.substr(token.size() - 8)); order && order->size() == 6) key = *order;
+  }
+  key += jose::sha256(token).substr(0, 26);
+  return hex_encode(key);
+}
+
+std::string legacy_token_hash(std::string_view token) { return hex_encode(jose::sha256(token)); }
+
+Result<std::optional<TokenRecord>> find_token(TokenStore& store, std::string_view token) {
+  auto found = store.find(token_hash(token));
+  if (!found || *found) return found;
+  return store.find(legacy_token_hash(token));
+}
+
+std::string opaque_token_value(std::string_view random, UnixTime iat) {
+  const auto t = static_cast<std::uint32_t>(std::clamp<UnixTime>(iat, 0, 0xffffffff));
+  const char order[6] = {static_cast<char>(t >> 24), static_cast<char>(t >> 16), static_cast<char>(t >> 8),
+                         static_cast<char>(t), random.size() > 26 ? random[26] : '\0',
+                         random.size() > 27 ? random[27] : '\0'};
+  return b64url_encode(random.substr(0, 26)) + b64url_encode(std::string_view(order, 6));
 }
 
 }  // namespace tokctl::tokens

@@ -314,7 +314,7 @@ TEST_CASE("opaque access token: prefix, introspect, revoke, introspect inactive"
   std::string tok = env.issue({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
   REQUIRE(tok.rfind("tok_", 0) == 0);
   std::string body = tok.substr(4);
-  CHECK(body.size() == 43);  // 256 random bits, base64url without padding
+  CHECK(body.size() == 43);  // 224 random bits and the issue time, base64url without padding
   CHECK(body.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
   CHECK(tok.find('.') == std::string::npos);
 
@@ -326,9 +326,16 @@ TEST_CASE("opaque access token: prefix, introspect, revoke, introspect inactive"
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open_v2((env.ks + "/tokens.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
   sqlite3_stmt* st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM tokens WHERE hash = ?1", -1, &st, nullptr) == SQLITE_OK);
-  std::string hex = tokctl::hex_encode(sha256(tok));
-  sqlite3_bind_text(st, 1, hex.c_str(), -1, SQLITE_TRANSIENT);
+  // Keyed by the BLOB of the issue time (the token's last 8 characters) and SHA-256 of the token.
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM tokens WHERE key = ?1 AND iat = ?2", -1, &st, nullptr) ==
+          SQLITE_OK);
+  std::string key = *tokctl::b64url_decode(tok.substr(tok.size() - 8)) + sha256(tok).substr(0, 26);
+  const std::string order = key.substr(0, 4);
+  const std::int64_t iat = (std::int64_t{static_cast<unsigned char>(order[0])} << 24) |
+                           (static_cast<unsigned char>(order[1]) << 16) | (static_cast<unsigned char>(order[2]) << 8) |
+                           static_cast<unsigned char>(order[3]);
+  sqlite3_bind_blob(st, 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 2, iat);
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);
   CHECK(sqlite3_column_int(st, 0) == 1);
   sqlite3_finalize(st);
@@ -338,6 +345,45 @@ TEST_CASE("opaque access token: prefix, introspect, revoke, introspect inactive"
 
   env.revoke({tok});
   require_inactive(env, tok);
+}
+
+TEST_CASE("introspect --batch: one JSON line per stdin line, one store for all, exit 1 when any is inactive",
+          "[tokens][cli]") {
+  Env env;
+  std::string a = env.issue({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  std::string b = env.issue({"--format", "opaque", "--client-id", "svc", "--sub", "bob", "--scope", "read"});
+  std::string jwt = env.issue({"--client-id", "svc", "--sub", "carol", "--scope", "read"});
+  env.revoke({b});
+  // CRLF, blank lines and surrounding spaces are tolerated; garbage is inactive, not an error.
+  auto r = env({"introspect", "--batch"}, a + "\r\n\n  " + b + "  \nnot-a-token\n" + jwt + "\n");
+  INFO(describe(r));
+  CHECK(r.code == 1);
+  std::vector<json> lines;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) lines.push_back(parse_json(line));
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0].at("line") == 1);
+  CHECK(lines[0].at("active") == true);
+  CHECK(lines[0].at("sub") == "alice");
+  CHECK(lines[1].at("line") == 3);
+  CHECK(lines[1].at("active") == false);
+  CHECK(lines[2].at("line") == 4);
+  CHECK(lines[2].at("active") == false);
+  CHECK(lines[3].at("line") == 5);
+  CHECK(lines[3].at("active") == true);
+  CHECK(lines[3].at("sub") == "carol");
+  // All active: exit 0. Empty input: nothing printed, exit 0.
+  auto ok = env({"introspect", "--batch"}, a + "\n" + jwt + "\n");
+  CHECK(ok.code == 0);
+  CHECK(std::count(ok.out.begin(), ok.out.end(), '\n') == 2);
+  auto none = env({"introspect", "--batch"}, "");
+  CHECK(none.code == 0);
+  CHECK(none.out.empty());
+  // Usage errors: a phantom JWT per line, or a token argument as well.
+  CHECK(env({"introspect", "--batch", "--jwt"}, a).code == 2);
+  auto both = env({"introspect", "--batch", a}, a);
+  CHECK(both.code == 2);
+  CHECK_THAT(both.err, Contains("stdin"));
 }
 
 TEST_CASE("wrapped token carries only iss/exp/iat/jti and wrapper claims; the rest by introspection",
@@ -961,12 +1007,12 @@ TEST_CASE("four processes issuing 500 opaque tokens each lose no row and never s
   CHECK(sqlite3_column_int(count, 0) == k_procs * k_each);
   sqlite3_finalize(count);
   sqlite3_stmt* find = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM tokens WHERE hash = ?1", -1, &find, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM tokens WHERE key = ?1", -1, &find, nullptr) == SQLITE_OK);
   int found = 0;
   for (const auto& t : all) {
-    std::string hex = tokctl::hex_encode(sha256(t));
+    std::string key = *tokctl::b64url_decode(t.substr(t.size() - 8)) + sha256(t).substr(0, 26);
     sqlite3_reset(find);
-    sqlite3_bind_text(find, 1, hex.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(find, 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
     REQUIRE(sqlite3_step(find) == SQLITE_ROW);
     found += sqlite3_column_int(find, 0);
   }

@@ -4,6 +4,7 @@
 // sqlite3 API is used only to look behind the interface (row counts, pragmas).
 
 #include <tokctl/tokens/token_store.hpp>
+#include <tokctl/util/base64.hpp>
 
 #include <catch2/catch.hpp>
 #include <sqlite3.h>
@@ -27,6 +28,9 @@ using tokctl::test::read_file;
 using tokctl::test::TempDir;
 using tokctl::tokens::GrantRecord;
 using tokctl::tokens::open_token_store;
+using tokctl::tokens::find_token;
+using tokctl::tokens::legacy_token_hash;
+using tokctl::tokens::opaque_token_value;
 using tokctl::tokens::token_hash;
 using tokctl::tokens::TokenRecord;
 using tokctl::tokens::TokenStore;
@@ -36,7 +40,8 @@ namespace {
 
 // 2026-01-01T00:00:00Z.
 constexpr UnixTime k_t0 = 1767225600;
-constexpr int k_schema_version = 5;  // 2: grants.expires, 3: grants.jwts, 4: tokens.consumed, 5: no jti index
+// 2: grants.expires, 3: grants.jwts, 4: tokens.consumed, 5: no jti index, 6: BLOB keys, WITHOUT ROWID
+constexpr int k_schema_version = 6;
 
 std::unique_ptr<TokenStore> open_store(const std::string& path) {
   auto s = open_token_store("sqlite:" + path);
@@ -109,9 +114,39 @@ class RawDb {
 
 }  // namespace
 
-TEST_CASE("token_hash is the lower-case hex SHA-256", "[store]") {
-  CHECK(token_hash("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  CHECK(token_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+TEST_CASE("token_hash: the order its last 8 characters encode, then SHA-256; legacy_token_hash: SHA-256", "[store]") {
+  CHECK(legacy_token_hash("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(legacy_token_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // Too short, or not base64url at the end: a zero prefix.
+  CHECK(token_hash("") == "000000000000e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495");
+  CHECK(token_hash("abc") == "000000000000ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410");
+  CHECK(token_hash("x.y.z!!!!!!!!").substr(0, 12) == "000000000000");
+  // "AQIDBAUG" is base64url of 01 02 03 04 05 06.
+  const std::string t = "prefix-AQIDBAUG";
+  CHECK(token_hash(t) == "010203040506" + legacy_token_hash(t).substr(0, 52));
+}
+
+TEST_CASE("opaque_token_value: 43 characters, 208 random bits, then the issue time; keys sort by it", "[store]") {
+  std::string random(28, '\0');
+  for (std::size_t i = 0; i < random.size(); ++i) random[i] = static_cast<char>(0x11 * (i + 1));
+  const std::string v = opaque_token_value(random, 0x6a0b0c0d);
+  CHECK(v.size() == 43);
+  CHECK(v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
+  CHECK(v.substr(0, 35) == tokctl::b64url_encode(random.substr(0, 26)));
+  CHECK(*tokctl::b64url_decode(v.substr(35)) == std::string("\x6a\x0b\x0c\x0d", 4) + random.substr(26, 2));
+  CHECK(token_hash(v).substr(0, 12) == "6a0b0c0d" + tokctl::hex_encode(random.substr(26, 2)));
+  // Different random bytes, different tokens and keys; a later second sorts after, whatever the hash.
+  std::string other = random;
+  other[0] = 'x';
+  CHECK(opaque_token_value(other, 0x6a0b0c0d) != v);
+  CHECK(token_hash(opaque_token_value(other, 0x6a0b0c0d)).substr(12) != token_hash(v).substr(12));
+  for (int i = 0; i < 50; ++i) {
+    std::string r1(28, static_cast<char>(i * 5)), r2(28, static_cast<char>(255 - i));
+    CHECK(token_hash(opaque_token_value(r1, k_t0 + i)) < token_hash(opaque_token_value(r2, k_t0 + i + 1)));
+  }
+  // Times outside 32 bits are clamped, never wrapped.
+  CHECK(token_hash(opaque_token_value(random, -5)).substr(0, 8) == "00000000");
+  CHECK(token_hash(opaque_token_value(random, UnixTime{1} << 40)).substr(0, 8) == "ffffffff");
 }
 
 TEST_CASE("open_token_store refuses unknown and not yet built URLs", "[store]") {
@@ -348,20 +383,88 @@ TEST_CASE("revocations count the JWTs of the grants they revoke", "[store]") {
   CHECK(*c == 4);  // bob's grant; g-1 was already revoked
 }
 
-// A store at an older schema version: grant g-old holding `token`, written by this build, then
-// taken back to `version` by the `downgrade` statements.
+// A store at an older schema version: grant g-old holding `token`, written by this build, taken
+// back to schema 5 (hex TEXT keys, a rowid table: the keys stay what token_hash made, or become
+// the legacy SHA-256 with `legacy_key`), then to `version` by the `downgrade` statements.
 namespace {
 void make_old_store(const std::string& path, const TokenRecord& token, std::initializer_list<const char*> downgrade,
-                    int version) {
+                    int version, const std::string& legacy_key = {}) {
   {
     auto store = open_store(path);
     REQUIRE(store->put(make_grant("g-old"), std::vector{token}));
   }
   RawDb raw(path);
+  raw.exec(
+      "CREATE TABLE tokens_v5 (hash TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL, format TEXT NOT NULL, "
+      "grant_id TEXT REFERENCES grants(id), client_id TEXT NOT NULL, sub TEXT NOT NULL, scope TEXT NOT NULL, "
+      "aud TEXT NOT NULL, iss TEXT NOT NULL, jti TEXT NOT NULL, iat INTEGER NOT NULL, nbf INTEGER NOT NULL, "
+      "exp INTEGER NOT NULL, claims TEXT NOT NULL, data TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, "
+      "consumed INTEGER NOT NULL DEFAULT 0)");
+  raw.exec("INSERT INTO tokens_v5 SELECT " + (legacy_key.empty() ? std::string("lower(hex(key))") : "'" + legacy_key + "'") +
+           ", kind, format, grant_id, client_id, sub, scope, aud, iss, jti, iat, nbf, exp, claims, data, revoked, "
+           "consumed FROM tokens");
+  raw.exec("DROP TABLE tokens");
+  raw.exec("ALTER TABLE tokens_v5 RENAME TO tokens");
+  for (const char* index : {"grant_id", "client_id", "sub", "exp"})
+    raw.exec(std::string("CREATE INDEX tokens_") + index + " ON tokens(" + index + ")");
   for (const char* sql : downgrade) raw.exec(sql);
   raw.exec("PRAGMA user_version = " + std::to_string(version));
 }
 }  // namespace
+
+TEST_CASE("a version 5 store is migrated: hex keys become BLOBs, legacy keys are still found", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  // A token issued by schema 5 builds: keyed by the plain SHA-256 of its text.
+  const std::string old_token = "tok_" + std::string(43, 'Q');
+  TokenRecord old = make_token("unused", "g-old");
+  old.claims = R"({"old":true})";
+  make_old_store(path, old, {}, 5, legacy_token_hash(old_token));
+  {
+    RawDb raw(path);
+    CHECK(raw.number("SELECT count(*) FROM tokens WHERE typeof(hash) = 'text'") == 1);
+  }
+  auto store = open_store(path);
+  RawDb raw(path);
+  CHECK(raw.number("PRAGMA user_version") == k_schema_version);
+  CHECK(raw.number("SELECT count(*) FROM tokens WHERE typeof(key) = 'blob' AND length(key) = 32") == 1);
+  CHECK(raw.number("SELECT count(*) FROM sqlite_master WHERE name = 'tokens' AND sql LIKE '%key%BLOB PRIMARY KEY%'") == 1);
+  CHECK(raw.number("SELECT count(*) FROM sqlite_master WHERE name = 'tokens_v6'") == 0);
+  CHECK(raw.number("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tokens' AND sql IS NOT NULL") ==
+        4);
+  // Not under its new key (it was never issued with one), found under the legacy one.
+  CHECK_FALSE(store->find(token_hash(old_token))->has_value());
+  auto found = find_token(*store, old_token);
+  REQUIRE(found);
+  REQUIRE(found->has_value());
+  CHECK((*found)->claims == R"({"old":true})");
+  CHECK((*found)->hash == legacy_token_hash(old_token));
+  CHECK(store->revoke_token((*found)->hash) == 1);
+  CHECK((*find_token(*store, old_token))->revoked);
+  // A new token next to it is found under its own key; an unknown one under neither.
+  TokenRecord fresh = make_token("unused-2", "g-old");
+  const std::string new_token = "tok_" + opaque_token_value(std::string(28, 'r'), k_t0);
+  fresh.hash = token_hash(new_token);
+  REQUIRE(store->put(make_grant("g-old"), std::vector{fresh}));
+  auto f = find_token(*store, new_token);
+  REQUIRE(f);
+  REQUIRE(f->has_value());
+  CHECK((*f)->hash == token_hash(new_token));
+  CHECK_FALSE(find_token(*store, "tok_" + opaque_token_value(std::string(28, 's'), k_t0))->has_value());
+}
+
+TEST_CASE("a version 5 store with a key that is not hex fails to migrate and keeps its rows", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  make_old_store(path, make_token("old", "g-old"), {}, 5, "not-a-hex-key");
+  auto s = open_token_store("sqlite:" + path);
+  REQUIRE_FALSE(s);
+  CHECK(s.error().code == tokctl::ErrorCode::keystore);
+  CHECK_THAT(s.error().message, Contains("version 6"));
+  RawDb raw(path);
+  CHECK(raw.number("PRAGMA user_version") == 5);
+  CHECK(raw.number("SELECT count(*) FROM tokens WHERE hash = 'not-a-hex-key'") == 1);
+}
 
 TEST_CASE("a version 2 store is migrated: grants keep their rows and count no JWTs", "[store]") {
   TempDir dir;

@@ -1,6 +1,7 @@
 #pragma once
 // Token store: what the token service remembers about the tokens it issued. Opaque, wrapped,
-// refresh and split tokens are stored by the SHA-256 of the token (hex), never in clear.
+// refresh and split tokens are stored under a key made from the SHA-256 of the token (token_hash),
+// never in clear.
 // Grants group the tokens issued together (one delegation); revoking a grant revokes all of them.
 // JWT revocation is a jti deny-list. Implementations: SqliteTokenStore (embedded, default) and a
 // PostgreSQL one for several `serve` instances.
@@ -125,7 +126,22 @@ class TokenStore {
 /// Fails with ErrorCode::keystore (unreachable, bad schema version) or ErrorCode::usage (bad URL).
 Result<std::unique_ptr<TokenStore>> open_token_store(const std::string& url);
 
-/// Lower-case hex SHA-256 of `token`.
+/// A token's store key, as 64 lower-case hex digits (32 bytes): the 6 bytes its last 8 characters
+/// encode as base64url (zeros when they do not), then the first 26 bytes of SHA-256 of the whole
+/// token. Opaque and refresh tokens end with their issue time (opaque_token_value), so their keys
+/// grow in time order and a new row lands at the end of the key index instead of on a random page.
+/// The key is derived from the token alone: nothing is trusted from it but the hash.
 std::string token_hash(std::string_view token);
+/// The key schema 5 and older stores gave a token (hex SHA-256 of it): rows migrated from them
+/// keep it, so a lookup that misses under token_hash() tries this one (find_token).
+std::string legacy_token_hash(std::string_view token);
+/// The stored record of a presented token under its key, else under its legacy key.
+Result<std::optional<TokenRecord>> find_token(TokenStore& store, std::string_view token);
+
+/// The characters of an opaque or refresh token (before any policy prefix), 43 of them:
+/// 35 base64url characters of `random[0..26)` (208 bits), then 8 encoding `iat` (4 bytes, big
+/// endian) and `random[26..28)`. `random` must hold 28 random bytes. The token may start with '-';
+/// callers draw again (a leading dash reads as an option on command lines).
+std::string opaque_token_value(std::string_view random, UnixTime iat);
 
 }  // namespace tokctl::tokens
