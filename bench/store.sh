@@ -5,13 +5,14 @@
 #   bash bench/store.sh [--sizes 10000,100000,1000000] [--batch 10000] [--rounds 5]
 #                       [--lookups 2000] [--keep] [TOKCTL]
 #
-# For each size S (ascending; the store grows from one size to the next with untimed
-# `issue --count` chunks of 10^5), --rounds rounds of:
+# For each size S (ascending; the store grows to at least S rows with untimed `issue --count`
+# chunks of 10^5; the table's "rows" is the count the rounds start from), --rounds rounds of:
 #   issue       tokctl issue --format opaque --count BATCH: tokens/s (wall) and the bytes the
 #               process wrote (write_bytes of /proc/PID/io, which counts the WAL, checkpoints
 #               and the database file alike), per 10^4 tokens. Round i runs at S + i*BATCH rows.
-#   introspect  tokctl introspect --batch with LOOKUPS stored tokens (sampled over the whole store)
-#               and with one: (t_LOOKUPS - t_1) / (LOOKUPS - 1) is the time per lookup without
+#   introspect  tokctl introspect --batch with LOOKUPS stored tokens (sampled over the whole store;
+#               fewer while the sample pool is smaller) and with one: (t_N - t_1) / (N - 1) is the
+#               time per lookup without
 #               process start-up. "miss" does the same with tokens that were never issued (the
 #               lookup that finds nothing tries the key and the pre-schema-6 legacy key).
 # The first row, "empty", issues BATCH into a fresh store every round: the baseline the others
@@ -105,8 +106,8 @@ round() {
         if [[ $kind == hit ]]; then
             shuf -n "$lookups" pool.txt > "$file"
         else
-            head -c $(( lookups * 48 )) /dev/urandom | base64 -w 40 | tr '+/' '-_' | head -n "$lookups" |
-                sed 's/^/miss/' > "$file"
+            # 30 random bytes -> 40 base64 characters: exactly LOOKUPS lines.
+            head -c $(( lookups * 30 )) /dev/urandom | base64 -w 40 | tr '+/' '-_' | sed 's/^/miss/' > "$file"
         fi
         head -n 1 "$file" > one.txt
         stdin_file=one.txt
@@ -118,7 +119,7 @@ round() {
         active=$(grep -c '"active":true' answers.txt || true)
         if [[ $kind == hit && $active != "$(wc -l < "$file")" ]]; then note "only $active of $(wc -l < "$file") stored tokens introspect active"; exit 1; fi
         if [[ $kind == miss && $active != 0 ]]; then note "$active never-issued tokens introspect active"; exit 1; fi
-        awk -v a="${t1% *}" -v b="${tn% *}" -v n="$lookups" 'BEGIN {printf "%.2f\n", (b - a) / 1e3 / (n - 1)}' >> "$kind.txt"
+        awk -v a="${t1% *}" -v b="${tn% *}" -v n="$(wc -l < "$file")" 'BEGIN {printf "%.2f\n", (b - a) / 1e3 / (n - 1)}' >> "$kind.txt"
     done
 }
 
@@ -156,7 +157,8 @@ for s in "${size_list[@]}"; do
         have=$(( have + n ))
     done
     note "store at $have rows ($(du -m "$store" | cut -f1) MB)"
+    label=$have
     : > rates.txt; : > bytes.txt; : > hit.txt; : > miss.txt
     for ((r = 0; r < rounds; r++)); do round; have=$(( have + batch )); done
-    report "$s"
+    report "$label"
 done

@@ -473,15 +473,38 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
   out.push_back(std::move(*first));
 
   // Fast path for the bulk formats: every token of the batch has the same claims but its jti, so
-  // the claims are serialised once and only the jti bytes change; the header segment and the
-  // signing context are reused; jtis come from one RAND_bytes call per chunk.
+  // the claims (and a wrapped token's signed wrapper) are serialised once and only the jti bytes
+  // change; the header segment and the signing context are reused; jtis come from one RAND_bytes
+  // call per chunk. Anything unexpected in the first token's shape takes the per-token path.
   const std::string& fmt = proto.access.format;
   const bool plain = !request.with_refresh && !request.with_id_token && request.type == "access";
-  if (plain && (fmt == "jwt" || fmt == "opaque") && proto.access.jti.size() == 22) {
-    std::string claims = batch.last_claims.dump();
-    const std::string needle = "\"jti\":\"" + proto.access.jti + "\"";
-    std::size_t jti_pos = claims.find(needle);
+  const std::string needle = "\"jti\":\"" + proto.access.jti + "\"";
+  std::string claims;
+  std::size_t jti_pos = std::string::npos;
+  std::string wrapper;  // wrapped: the payload the first token signed, as signed
+  std::size_t wrapper_jti_pos = std::string::npos;
+  bool fast = plain && (fmt == "jwt" || fmt == "opaque" || fmt == "wrapped") && proto.access.jti.size() == 22;
+  if (fast) {
+    claims = batch.last_claims.dump();
+    jti_pos = claims.find(needle);
+    fast = jti_pos != std::string::npos && claims.find(needle, jti_pos + 1) == std::string::npos;
     if (jti_pos != std::string::npos) jti_pos += 7;
+  }
+  if (fast && fmt == "wrapped") {
+    const std::string& tok = proto.access.token;
+    const std::size_t first_dot = tok.find('.');
+    const std::size_t second_dot = first_dot == std::string::npos ? first_dot : tok.find('.', first_dot + 1);
+    auto payload = second_dot == std::string::npos ? Result<std::string>(fail(ErrorCode::malformed, "no payload"))
+                                                   : b64url_decode(tok.substr(first_dot + 1, second_dot - first_dot - 1));
+    if (payload) {
+      wrapper = std::move(*payload);
+      wrapper_jti_pos = wrapper.find(needle);
+    }
+    fast = wrapper_jti_pos != std::string::npos && wrapper.find(needle, wrapper_jti_pos + 1) == std::string::npos &&
+           b64url_encode(wrapper) == tok.substr(first_dot + 1, second_dot - first_dot - 1);
+    if (fast) wrapper_jti_pos += 7;
+  }
+  if (fast) {
     const std::string header_b64 = proto.access.token.substr(0, proto.access.token.find('.'));
     const TokenRecord record_proto = batch.records.empty() ? TokenRecord{} : batch.records.back();
     constexpr int k_rand_chunk = 4096;
@@ -506,16 +529,28 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
       std::string jti = next_random(16);
       if (!replace_jti(claims, jti_pos, jti)) return fail(ErrorCode::keystore, "internal: jti not found in claims");
       r.access.jti = jti;
-      if (fmt == "jwt") {
+      if (fmt == "jwt" || fmt == "wrapped") {
+        if (fmt == "wrapped" && !replace_jti(wrapper, wrapper_jti_pos, jti)) {
+          return fail(ErrorCode::keystore, "internal: jti not found in the wrapper");
+        }
         std::string input = header_b64;
         input += '.';
-        input += b64url_encode(claims);
+        input += b64url_encode(fmt == "jwt" ? claims : wrapper);
         auto sig = batch.ring->signer->sign(input);
         if (!sig) return std::unexpected(sig.error());
         input += '.';
         input += b64url_encode(*sig);
         r.access.token = std::move(input);
-        ++batch.jwts;
+        if (fmt == "jwt") {
+          ++batch.jwts;
+        } else {
+          // Stored like the per-token path does: every claim, under the wrapped token's key.
+          TokenRecord rec = record_proto;
+          rec.hash = token_hash(r.access.token);
+          rec.jti = jti;
+          rec.claims = claims;
+          batch.records.push_back(std::move(rec));
+        }
       } else {
         std::string value = opaque_token_value(next_raw(28), iat);
         while (value.front() == '-') value = opaque_token_value(next_raw(28), iat);

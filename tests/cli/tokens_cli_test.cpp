@@ -913,7 +913,7 @@ TEST_CASE("store prune deletes expired rows", "[tokens][cli]") {
 
 TEST_CASE("issue --count 50 prints 50 distinct tokens, JSON lines with -o json", "[tokens][cli]") {
   Env env;
-  for (const char* format : {"jwt", "opaque"}) {
+  for (const char* format : {"jwt", "opaque", "wrapped"}) {
     INFO(format);
     auto r = env({"issue", "--count", "50", "--format", format, "--client-id", "svc", "--sub", "alice", "--scope", "read"});
     INFO(describe(r));
@@ -922,6 +922,26 @@ TEST_CASE("issue --count 50 prints 50 distinct tokens, JSON lines with -o json",
     CHECK(lines.size() == 50);
     CHECK(std::set<std::string>(lines.begin(), lines.end()).size() == 50);
     CHECK(env.introspect(lines.back()).second == 0);
+    if (std::string(format) == "opaque") continue;
+    // Every JWT and wrapped token of the batch (the first one and the fast path's) verifies, has
+    // its own jti, and a wrapped token's row is the one its introspection finds.
+    std::set<std::string> jtis;
+    for (std::size_t i : {std::size_t{0}, std::size_t{1}, std::size_t{25}, std::size_t{49}}) {
+      CAPTURE(i);
+      json payload = jwt_payload(lines[i]);
+      jtis.insert(payload.at("jti").get<std::string>());
+      auto [v, vcode] = env.verify(lines[i], {"--iss", "https://tokens.example.test"});
+      CHECK(vcode == 0);
+      auto [j, code] = env.introspect(lines[i]);
+      CHECK(code == 0);
+      CHECK(j.at("jti") == payload.at("jti"));
+      CHECK(j.at("sub") == "alice");
+      if (std::string(format) == "wrapped") {
+        CHECK_FALSE(payload.contains("sub"));  // only iss, exp, iat, jti travel in the wrapper
+        CHECK_FALSE(payload.contains("scope"));
+      }
+    }
+    CHECK(jtis.size() == 4);
   }
   auto j = env({"-o", "json", "issue", "--count", "50", "--format", "opaque", "--client-id", "svc", "--sub", "alice",
                 "--scope", "read"});

@@ -14,6 +14,7 @@
 #include <ctime>
 #include <initializer_list>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "support/run.hpp"
+#include "tokens/sqlite_sql.hpp"
 
 using tokctl::ErrorCode;
 using tokctl::UnixTime;
@@ -103,6 +105,15 @@ class RawDb {
     return out;
   }
   std::int64_t number(const std::string& sql) { return std::stoll(text(sql)); }
+  /// EXPLAIN QUERY PLAN's details, one per line.
+  std::string plan(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(m_db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &s, nullptr) == SQLITE_OK);
+    std::string out;
+    while (sqlite3_step(s) == SQLITE_ROW) out += std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 3))) + "\n";
+    sqlite3_finalize(s);
+    return out;
+  }
   void exec(const std::string& sql) {
     INFO(sql);
     REQUIRE(sqlite3_exec(m_db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
@@ -407,6 +418,7 @@ void make_old_store(const std::string& path, const TokenRecord& token, std::init
   raw.exec("ALTER TABLE tokens_v5 RENAME TO tokens");
   for (const char* index : {"grant_id", "client_id", "sub", "exp"})
     raw.exec(std::string("CREATE INDEX tokens_") + index + " ON tokens(" + index + ")");
+  raw.exec("DROP INDEX grants_expires");
   for (const char* sql : downgrade) raw.exec(sql);
   raw.exec("PRAGMA user_version = " + std::to_string(version));
 }
@@ -430,6 +442,7 @@ TEST_CASE("a version 5 store is migrated: hex keys become BLOBs, legacy keys are
   CHECK(raw.number("SELECT count(*) FROM tokens WHERE typeof(key) = 'blob' AND length(key) = 32") == 1);
   CHECK(raw.number("SELECT count(*) FROM sqlite_master WHERE name = 'tokens' AND sql LIKE '%key%BLOB PRIMARY KEY%'") == 1);
   CHECK(raw.number("SELECT count(*) FROM sqlite_master WHERE name = 'tokens_v6'") == 0);
+  CHECK(raw.number("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'grants_expires'") == 1);
   CHECK(raw.number("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tokens' AND sql IS NOT NULL") ==
         4);
   // Not under its new key (it was never issued with one), found under the legacy one.
@@ -585,6 +598,33 @@ TEST_CASE("a denied jti stays denied until pruned after its exp", "[store]") {
   REQUIRE(store->deny_jti("forever", 0, {}));  // a JWT without exp
   CHECK(store->prune(k_t0 + 10 * 365 * 86400) == 0);
   CHECK(store->is_denied("forever") == true);
+}
+
+// Issue 11: pruning follows the expiry indexes and lookups the keys; no statement reads a whole
+// table. Every statement of the store is checked, so a new one that scans fails here.
+TEST_CASE("no store statement scans a table: prune by expiry index, lookups by key", "[store]") {
+  namespace sql = tokctl::tokens::sqlite_sql;
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  open_store(path);
+  RawDb raw(path);
+  for (std::size_t i = 0; i < std::size(sql::k_statements); ++i) {
+    std::string stmt = sql::k_statements[i];
+    if (!stmt.starts_with("SELECT") && !stmt.starts_with("UPDATE") && !stmt.starts_with("DELETE")) continue;
+    CAPTURE(stmt);
+    const std::string plan = raw.plan(stmt);
+    CAPTURE(plan);
+    std::istringstream lines(plan);
+    for (std::string line; std::getline(lines, line);) {
+      // A constant row (SELECT 1) or a subquery's own rows are not a table.
+      if (!line.starts_with("SCAN ") || line.starts_with("SCAN CONSTANT ROW") || line.starts_with("SCAN (subquery"))
+        continue;
+      FAIL_CHECK("a full scan: " << line);
+    }
+  }
+  CHECK_THAT(raw.plan(sql::k_statements[static_cast<int>(sql::Stmt::prune_grants)]), Contains("grants_expires"));
+  CHECK_THAT(raw.plan(sql::k_statements[static_cast<int>(sql::Stmt::prune_tokens)]), Contains("tokens_exp"));
+  CHECK_THAT(raw.plan(sql::k_statements[static_cast<int>(sql::Stmt::find_token)]), Contains("sqlite_autoindex_tokens"));
 }
 
 TEST_CASE("prune deletes tokens expired before now, and grants left empty", "[store]") {
