@@ -1,7 +1,12 @@
 // tokctl issue: tokens per the policy, one or --count N; --refresh-token redeems a refresh token.
 
+#include <algorithm>
+#include <condition_variable>
 #include <iostream>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -174,17 +179,66 @@ int run_issue(const IssueCli& o) {
     print_issued(*r, o);
     return 0;
   }
-  // Many tokens: issued and stored in chunks (one grant per chunk), printed as they come.
+  // Many tokens: made and stored in chunks of one grant, pipelined: while the store's writer
+  // thread commits chunk k, this thread signs chunk k+1. A chunk is printed only once committed
+  // (no token is handed out that the store does not know). The first chunk is waited for: the
+  // others continue its grant, which must be in the store.
   std::ios::sync_with_stdio(false);
   constexpr int k_chunk = 10000;
-  for (int done = 0; done < o.count;) {
-    int n = std::min(k_chunk, o.count - done);
-    auto batch = (*svc)->issue_many(req, n);
-    if (!batch) return report(batch.error());
-    req.grant_id = batch->front().grant_id;  // later chunks continue the same grant
-    for (const auto& r : *batch) print_issued(r, o);
-    done += n;
-    progress(done, o.count);
+  constexpr int k_first_chunk = 1000;
+  struct Pending {
+    std::mutex m;
+    std::condition_variable cv;
+    std::optional<Result<std::vector<tokens::IssueResponse>>> result;
+  };
+  auto submit = [&](int n) {
+    auto p = std::make_shared<Pending>();
+    (*svc)->issue_many_async(req, n, [p](Result<std::vector<tokens::IssueResponse>> r) {
+      std::lock_guard lock(p->m);
+      p->result = std::move(r);
+      p->cv.notify_all();
+    });
+    return p;
+  };
+  auto wait = [](Pending& p) {
+    std::unique_lock lock(p.m);
+    p.cv.wait(lock, [&] { return p.result.has_value(); });
+    return std::move(*p.result);
+  };
+  int printed = 0;
+  auto print_chunk = [&](const std::vector<tokens::IssueResponse>& batch) {
+    for (const auto& r : batch) print_issued(r, o);
+    printed += static_cast<int>(batch.size());
+    progress(printed, o.count);
+  };
+  std::shared_ptr<Pending> in_flight;
+  for (int made = 0; made < o.count;) {
+    // The first chunk is waited for alone: kept small, it leaves little unpipelined.
+    const int n = std::min(req.grant_id.empty() ? k_first_chunk : k_chunk, o.count - made);
+    auto next = submit(n);
+    made += n;
+    if (in_flight) {
+      auto previous = wait(*in_flight);
+      in_flight.reset();
+      if (!previous) {
+        (void)wait(*next);  // let the last write finish before the store closes
+        return report(previous.error());
+      }
+      print_chunk(*previous);
+    }
+    in_flight = next;
+    if (req.grant_id.empty()) {
+      auto first = wait(*in_flight);
+      in_flight.reset();
+      if (!first) return report(first.error());
+      req.grant_id = first->front().grant_id;  // later chunks continue the same grant
+      print_chunk(*first);
+    }
+  }
+  if (in_flight) {
+    auto last = wait(*in_flight);
+    if (!last) return report(last.error());
+    print_chunk(*last);
   }
   std::cout.flush();
   return 0;

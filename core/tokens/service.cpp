@@ -459,9 +459,19 @@ void TokenService::issue_async(const IssueRequest& request, std::function<void(R
                            });
 }
 
-Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& request, int count) const {
+namespace {
+
+// issue_many up to the store write: the tokens, their grant and their rows.
+struct PreparedMany {
+  std::vector<IssueResponse> responses;
+  GrantRecord grant;
+  std::vector<TokenRecord> records;
+};
+
+}  // namespace
+
+static Result<PreparedMany> prepare_many(const TokenService::Impl& im, const IssueRequest& request, int count) {
   if (count < 1) return fail_param(ErrorCode::usage, "count", "the token count must be at least 1");
-  const Impl& im = *m_impl;
   std::vector<IssueResponse> out;
   out.reserve(static_cast<std::size_t>(count));
   Prepared batch;
@@ -572,8 +582,26 @@ Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& 
   }
   grant.expires = std::max(grant.expires, latest_exp(proto, im.now()));
   grant.jwts = batch.jwts;
-  if (auto s = im.store->put(grant, batch.records); !s) return std::unexpected(s.error());
-  return out;
+  return PreparedMany{std::move(out), std::move(grant), std::move(batch.records)};
+}
+
+Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& request, int count) const {
+  auto p = prepare_many(*m_impl, request, count);
+  if (!p) return std::unexpected(p.error());
+  if (auto s = m_impl->store->put(p->grant, p->records); !s) return std::unexpected(s.error());
+  return std::move(p->responses);
+}
+
+void TokenService::issue_many_async(const IssueRequest& request, int count,
+                                    std::function<void(Result<std::vector<IssueResponse>>)> done) const {
+  auto p = prepare_many(*m_impl, request, count);
+  if (!p) return done(std::unexpected(p.error()));
+  auto responses = std::make_shared<std::vector<IssueResponse>>(std::move(p->responses));
+  m_impl->store->put_async(std::move(p->grant), std::move(p->records),
+                           [responses, done = std::move(done)](Result<void> stored) {
+                             if (!stored) return done(std::unexpected(stored.error()));
+                             done(std::move(*responses));
+                           });
 }
 
 Result<bool> TokenService::jwt_revoked(const nlohmann::json& claims) const { return m_impl->jwt_revoked(claims); }

@@ -120,6 +120,11 @@ class TokenService {
   /// `count` tokens for one request: issued together, they form one grant (one delegation), and
   /// are stored in one transaction.
   Result<std::vector<IssueResponse>> issue_many(const IssueRequest& request, int count) const;
+  /// issue_many() without waiting for the store, as issue_async(): the tokens are made on the
+  /// calling thread, and `done` gets them once committed, so the caller can make the next batch
+  /// while this one is written. A request continuing a grant (grant_id) needs it committed first.
+  void issue_many_async(const IssueRequest& request, int count,
+                        std::function<void(Result<std::vector<IssueResponse>>)> done) const;
 
   /// Redeems a refresh token: a new access token in its grant, the grant's scope TTLs applying.
   /// With tokens.refresh.rotate the refresh token is consumed and a new one issued in the same
