@@ -7,9 +7,12 @@
 #include <cstring>
 #include <fcntl.h>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unistd.h>
+
+#include <tokctl/util/base64.hpp>
 
 namespace tokctl::tokens::sqlite {
 namespace {
@@ -130,22 +133,12 @@ std::unexpected<Error> sqlite_fail(sqlite3* db, const std::string& path, std::st
 
 namespace {
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// 64 hex digits -> 32 bytes in `out`; false for anything else.
-bool key_bytes(std::string_view hex, unsigned char (&out)[32]) {
-  if (hex.size() != 64) return false;
-  for (std::size_t i = 0; i < 32; ++i) {
-    int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<unsigned char>(hi << 4 | lo);
-  }
-  return true;
+// 64 hex digits -> the 32 key bytes; nullopt for anything else.
+std::optional<std::string> key_bytes(std::string_view hex) {
+  if (hex.size() != 64) return std::nullopt;
+  auto bytes = hex_decode(hex);
+  if (!bytes) return std::nullopt;
+  return std::move(*bytes);
 }
 
 // tokctl_unhex(TEXT): the schema 6 migration's conversion of the old hex keys (Debian's SQLite
@@ -153,33 +146,23 @@ bool key_bytes(std::string_view hex, unsigned char (&out)[32]) {
 // column then refuses: the migration fails whole and the old table stays.
 void sql_unhex(sqlite3_context* ctx, int, sqlite3_value** argv) {
   const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
-  unsigned char key[32];
-  if (!text || !key_bytes(std::string_view(text, static_cast<std::size_t>(sqlite3_value_bytes(argv[0]))), key)) {
-    sqlite3_result_null(ctx);
-    return;
-  }
-  sqlite3_result_blob(ctx, key, sizeof key, SQLITE_TRANSIENT);
+  auto key = text ? key_bytes(std::string_view(text, static_cast<std::size_t>(sqlite3_value_bytes(argv[0]))))
+                  : std::nullopt;
+  if (!key) return sqlite3_result_null(ctx);
+  sqlite3_result_blob(ctx, key->data(), static_cast<int>(key->size()), SQLITE_TRANSIENT);
 }
 
 }  // namespace
 
 int bind_key(sqlite3_stmt* s, int i, std::string_view hex) {
-  unsigned char key[32];
-  if (!key_bytes(hex, key)) return sqlite3_bind_null(s, i);
-  return sqlite3_bind_blob(s, i, key, sizeof key, SQLITE_TRANSIENT);
+  auto key = key_bytes(hex);
+  if (!key) return sqlite3_bind_null(s, i);
+  return sqlite3_bind_blob(s, i, key->data(), static_cast<int>(key->size()), SQLITE_TRANSIENT);
 }
 
 std::string column_key(sqlite3_stmt* s, int i) {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(s, i));
-  const int n = sqlite3_column_bytes(s, i);
-  std::string out;
-  out.reserve(static_cast<std::size_t>(n) * 2);
-  for (int k = 0; k < n; ++k) {
-    out += k_hex[p[k] >> 4];
-    out += k_hex[p[k] & 0xf];
-  }
-  return out;
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(s, i));
+  return hex_encode(std::string_view(p ? p : "", static_cast<std::size_t>(sqlite3_column_bytes(s, i))));
 }
 
 std::string column_text(sqlite3_stmt* s, int i) {
