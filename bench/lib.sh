@@ -63,6 +63,11 @@ run_or_die() {
 }
 
 now_epoch() { date +%s.%N; }
+# median_min_max N...: "MEDIAN MIN MAX" of the numbers given.
+median_min_max() {
+    printf '%s\n' "$@" | sort -g |
+        awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'
+}
 # a - b with 6 decimals
 fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
 # The smaller of two times; an empty first one counts as none.

@@ -8,10 +8,12 @@
 #   1. generates a key with `tokctl keys generate` (and a public JWK for verifying),
 #   2. signs a few hundred distinct tokens with `tokctl sign` (distinct sub and jti),
 #   3. repeats those lines until the file holds >= 20,000 tokens,
-#   4. times `tokctl verify --batch --threads 1 --key KEY --now T < tokens`
-#      (best wall time of 3 runs) and checks every line came back "valid":true,
-#   5. runs `openssl speed -elapsed` for the same primitive,
-# then prints tokens/s, OpenSSL's verify/s and their ratio against the targets.
+#   4. in each of --rounds rounds (default 5), times one
+#      `tokctl verify --batch --threads 1 --key KEY --now T < tokens` (checking every line came
+#      back "valid":true) and one `openssl speed -elapsed` of the same primitive, alternating
+#      which goes first, and takes the ratio of the two in that round,
+# then prints the medians over the rounds: tokens/s, OpenSSL's verify/s and the ratio with its
+# min-max, against the targets (met or BELOW by the median ratio).
 #
 # It is a benchmark, not a test: it exits 0 whatever the ratios are, and non-zero
 # only when a command fails (key generation, signing, a verify run that does not
@@ -28,10 +30,9 @@ tokctl=""
 algs_wanted="ES256 RS256 EdDSA HS256"
 n_tokens=20000
 n_distinct=200
-runs=3
-speed_seconds=3
+rounds=5
+speed_seconds=1
 extra_threads=()
-use_hyperfine=auto
 keep=no
 openssl_bin=${OPENSSL:-openssl}
 
@@ -49,9 +50,9 @@ Options:
   --tokens N         tokens per algorithm (default $n_tokens)
   --distinct N       distinct tokens signed per algorithm, repeated up to --tokens
                      (default $n_distinct)
-  --runs N           timed runs per figure; the best is kept (default $runs)
+  --rounds N         alternated rounds of tokctl and openssl speed; medians are
+                     reported (default $rounds; --runs is the old name)
   --seconds N        seconds per 'openssl speed' measurement (default $speed_seconds)
-  --no-hyperfine     time with date +%s.%N even when hyperfine is installed
   --keep             keep the temporary directory (keys, tokens, outputs)
   -h, --help         this help
 
@@ -68,23 +69,19 @@ while (($#)); do
         --alg=*|--algs=*) v=${1#*=}; algs_wanted=${v//,/ }; shift ;;
         --tokens) n_tokens=$2; shift 2 ;;
         --distinct) n_distinct=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
+        --rounds|--runs) rounds=$2; shift 2 ;;
         --seconds) speed_seconds=$2; shift 2 ;;
-        --no-hyperfine) use_hyperfine=no; shift ;;
         --keep) keep=yes; shift ;;
         *) common_arg "$1"; shift ;;
     esac
 done
 tokctl=${tokctl:-$repo_dir/build/cli/tokctl}
 
-require_positive "$n_tokens" "$n_distinct" "$runs" "$speed_seconds" ${extra_threads[@]+"${extra_threads[@]}"}
+require_positive "$n_tokens" "$n_distinct" "$rounds" "$speed_seconds" ${extra_threads[@]+"${extra_threads[@]}"}
 for a in $algs_wanted; do
     case $a in ES256|RS256|EdDSA|HS256) ;; *) echo "bench: unsupported --alg '$a' (ES256, RS256, EdDSA, HS256)" >&2; exit 2 ;; esac
 done
 require_tools
-if [[ $use_hyperfine == auto ]]; then
-    if command -v hyperfine >/dev/null; then use_hyperfine=yes; else use_hyperfine=no; fi
-fi
 
 work_dir tokctl-bench
 
@@ -138,50 +135,25 @@ openssl_verify_rate() {
 }
 
 # ---------------------------------------------------------------- tokctl timing
-# Best-of-$runs wall time, in seconds, of one `verify --batch` configuration.
-# Every run writes its JSON lines to a file, and every run is checked: one output
-# line per token, each with "valid":true, and exit status 0.
+# The wall time, in seconds, of one `verify --batch` run, which is checked: one output line per
+# token, each with "valid":true, and exit status 0.
 time_verify() {
     local key=$1 tokens=$2 threads=$3 alg=$4 expect=$5
     local outf=$work/verify-$alg-t$threads.jsonl errf=$work/verify-$alg-t$threads.err
     local -a cmd=("$tokctl" verify --batch --threads "$threads" --key "$key" --now "$bench_now")
-    local best="" t0 t1 dt rc i valid lines
-
-    check_output() {
-        lines=$(wc -l <"$outf")
-        valid=$(grep -c -E '"valid"[[:space:]]*:[[:space:]]*true' "$outf" || true)
-        if [[ $rc -ne 0 || $lines -ne $expect || $valid -ne $expect ]]; then
-            echo "bench: $alg: '${cmd[*]} < $tokens' exited $rc with $valid of $expect lines \"valid\":true ($lines output lines)" >&2
-            grep -v -m 3 -E '"valid"[[:space:]]*:[[:space:]]*true' "$outf" | sed 's/^/    stdout: /' >&2 || true
-            head -n 5 "$errf" | sed 's/^/    stderr: /' >&2
-            return 1
-        fi
-    }
-
-    if [[ $use_hyperfine == yes ]]; then
-        # One checked run, then hyperfine for the timing (output to /dev/null).
-        rc=0; "${cmd[@]}" <"$tokens" >"$outf" 2>"$errf" || rc=$?
-        check_output || return 1
-        local q; printf -v q '%q ' "${cmd[@]}"
-        hyperfine --runs "$runs" --warmup 0 --style none --export-json "$work/hf-$alg-t$threads.json" \
-            "$q < $(printf %q "$tokens") > /dev/null" >/dev/null 2>"$errf" ||
-            { sed 's/^/    /' "$errf" >&2; return 1; }
-        best=$(grep -o '"min"[[:space:]]*:[[:space:]]*[0-9.eE+-]*' "$work/hf-$alg-t$threads.json" | head -n 1 | sed 's/.*:[[:space:]]*//')
-        [[ -n $best ]] || { echo "bench: could not read hyperfine's min time" >&2; return 1; }
-        printf '%.6f\n' "$best"
-        return 0
+    local t0 t1 rc=0 valid lines
+    t0=$(now_epoch)
+    "${cmd[@]}" <"$tokens" >"$outf" 2>"$errf" || rc=$?
+    t1=$(now_epoch)
+    lines=$(wc -l <"$outf")
+    valid=$(grep -c -E '"valid"[[:space:]]*:[[:space:]]*true' "$outf" || true)
+    if [[ $rc -ne 0 || $lines -ne $expect || $valid -ne $expect ]]; then
+        echo "bench: $alg: '${cmd[*]} < $tokens' exited $rc with $valid of $expect lines \"valid\":true ($lines output lines)" >&2
+        grep -v -m 3 -E '"valid"[[:space:]]*:[[:space:]]*true' "$outf" | sed 's/^/    stdout: /' >&2 || true
+        head -n 5 "$errf" | sed 's/^/    stderr: /' >&2
+        return 1
     fi
-
-    for ((i = 0; i < runs; i++)); do
-        rc=0
-        t0=$(now_epoch)
-        "${cmd[@]}" <"$tokens" >"$outf" 2>"$errf" || rc=$?
-        t1=$(now_epoch)
-        check_output || return 1
-        dt=$(fsub "$t1" "$t0")
-        best=$(fmin "$best" "$dt")
-    done
-    echo "$best"
+    fsub "$t1" "$t0"
 }
 
 # ---------------------------------------------------------------- per algorithm
@@ -221,13 +193,13 @@ private_copy
 
 bench_now=$(date +%s)   # tokens are issued at this instant and verified at it
 failures=0
-rows=()                 # "alg|threads|tokens|seconds|tok/s|openssl/s|ratio|target|status"
+rows=()                 # "alg|threads|tokens|tok/s|openssl/s|ratio|ratio min-max|target|status"
 start_all=$(now_epoch)
 
 {
     echo "tokctl verify benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     print_common_header
-    echo "  timing:  best of $runs, wall clock, $( [[ $use_hyperfine == yes ]] && echo hyperfine || echo 'date +%s.%N'); openssl speed -elapsed -seconds $speed_seconds"
+    echo "  timing:  $rounds alternated rounds of one tokctl run (wall clock) and openssl speed -elapsed -seconds $speed_seconds; medians"
     echo "  tokens:  $n_distinct distinct per algorithm, repeated to $n_tokens (verification does no caching)"
     echo
 }
@@ -256,28 +228,47 @@ for alg in $algs_wanted; do
     token_len=$(awk '{ s += length($0) } END { printf "%d", s / NR + 0.5 }' "$work/$alg.distinct")
 
     thread_list=(1 ${extra_threads[@]+"${extra_threads[@]}"})
-    declare -A secs=()
-    for th in "${thread_list[@]}"; do
-        note "$alg: timing verify --batch --threads $th over $n_tokens tokens (${token_len} bytes each)"
-        if ! secs[$th]=$(time_verify "$verify_key" "$tokens" "$th" "$alg" "$n_tokens"); then
-            failures=$((failures + 1))
-            secs[$th]=FAIL
+    declare -A tps_list=() ratio_list=() failed=()
+    ossl_list=""
+    note "$alg: $rounds rounds of verify --batch (threads: ${thread_list[*]}, $n_tokens tokens of ${token_len} bytes) and openssl speed ${speed_label[$alg]}$( [[ $alg == HS256 ]] && echo " on $signing_input-byte messages")"
+    for ((round = 1; round <= rounds; round++)); do
+        # Alternate who goes first, so a drift in the machine's speed hits both alike.
+        if ((round % 2 == 0)); then
+            read -r ossl block < <(openssl_verify_rate "${speed_prim[$alg]}" "$signing_input") ||
+                die "$alg: no rate from openssl speed"
         fi
+        declare -A secs=()
+        for th in "${thread_list[@]}"; do
+            [[ -n ${failed[$th]:-} ]] && continue
+            if ! secs[$th]=$(time_verify "$verify_key" "$tokens" "$th" "$alg" "$n_tokens"); then
+                failures=$((failures + 1))
+                failed[$th]=1
+            fi
+        done
+        if ((round % 2 == 1)); then
+            read -r ossl block < <(openssl_verify_rate "${speed_prim[$alg]}" "$signing_input") ||
+                die "$alg: no rate from openssl speed"
+        fi
+        [[ $alg == HS256 ]] && hmac_size=$block
+        ossl_list+="$ossl "
+        for th in "${thread_list[@]}"; do
+            [[ -n ${failed[$th]:-} ]] && continue
+            tps=$(awk -v n="$n_tokens" -v s="${secs[$th]}" 'BEGIN { printf "%.0f", n / s }')
+            tps_list[$th]+="$tps "
+            ratio_list[$th]+="$(awk -v t="$tps" -v o="$ossl" 'BEGIN { printf "%.3f", t / o }') "
+        done
+        unset secs
     done
-
-    note "$alg: openssl speed ${speed_label[$alg]}$( [[ $alg == HS256 ]] && echo " on $signing_input-byte messages")"
-    read -r ossl block < <(openssl_verify_rate "${speed_prim[$alg]}" "$signing_input") ||
-        die "$alg: no rate from openssl speed"
-    [[ $alg == HS256 ]] && hmac_size=$block
+    read -r ossl_med _ _ < <(median_min_max $ossl_list)
 
     for th in "${thread_list[@]}"; do
-        s=${secs[$th]}
-        if [[ $s == FAIL ]]; then
-            rows+=("$alg|$th|$n_tokens|-|-|$ossl|-|-|FAILED")
+        if [[ -n ${failed[$th]:-} ]]; then
+            rows+=("$alg|$th|$n_tokens|-|$ossl_med|-|-|-|FAILED")
             continue
         fi
-        tps=$(awk -v n="$n_tokens" -v s="$s" 'BEGIN { printf "%.0f", n / s }')
-        ratio=$(awk -v t="$tps" -v o="$ossl" 'BEGIN { printf "%.2f", t / o }')
+        read -r tps _ _ < <(median_min_max ${tps_list[$th]})
+        read -r ratio rmin rmax < <(median_min_max ${ratio_list[$th]})
+        ratio=$(printf '%.2f' "$ratio")
         tgt=${target[$alg]}
         if [[ $th != 1 ]]; then
             status="info (vs 1-core openssl)"; tgt_col="-"
@@ -287,24 +278,23 @@ for alg in $algs_wanted; do
             tgt_col=">= $tgt"
             if awk -v r="$ratio" -v t="$tgt" 'BEGIN { exit !(r >= t) }'; then status=met; else status=BELOW; fi
         fi
-        rows+=("$alg|$th|$n_tokens|$s|$tps|$ossl|$ratio|$tgt_col|$status")
+        rows+=("$alg|$th|$n_tokens|$(printf '%.0f' "$tps")|$ossl_med|$ratio|$(printf '%.2f-%.2f' "$rmin" "$rmax")|$tgt_col|$status")
     done
-    unset secs
+    unset tps_list ratio_list failed
 done
 
 elapsed=$(fsub "$(now_epoch)" "$start_all")
 
 # ---------------------------------------------------------------- table
 echo
-printf '%-6s %7s %8s %9s %10s %16s %6s %7s  %s\n' \
-    alg threads tokens seconds tokens/s "openssl verify/s" ratio target status
-printf '%-6s %7s %8s %9s %10s %16s %6s %7s  %s\n' \
-    ------ ------- -------- --------- ---------- ---------------- ------ ------- ------
+printf '%-6s %7s %8s %10s %16s %6s %11s %7s  %s\n' \
+    alg threads tokens tokens/s "openssl verify/s" ratio "min-max" target status
+printf '%-6s %7s %8s %10s %16s %6s %11s %7s  %s\n' \
+    ------ ------- -------- ---------- ---------------- ------ ----------- ------- ------
 for r in "${rows[@]}"; do
-    IFS='|' read -r a th n s tps o ratio tgt st <<<"$r"
-    [[ $s != - ]] && s=$(printf '%.3f' "$s")
+    IFS='|' read -r a th n tps o ratio range tgt st <<<"$r"
     o=$(printf '%.0f' "$o")
-    printf '%-6s %7s %8s %9s %10s %16s %6s %7s  %s\n' "$a" "$th" "$n" "$s" "$tps" "$o" "$ratio" "$tgt" "$st"
+    printf '%-6s %7s %8s %10s %16s %6s %11s %7s  %s\n' "$a" "$th" "$n" "$tps" "$o" "$ratio" "$range" "$tgt" "$st"
 done
 echo
 declare -A speed_note=([ES256]="ES256 = openssl speed ecdsap256"
@@ -313,7 +303,7 @@ declare -A speed_note=([ES256]="ES256 = openssl speed ecdsap256"
                        [HS256]="HS256 = openssl speed -hmac sha256 on ${hmac_size:-?}-byte messages (the JWS signing input)")
 for a in $algs_wanted; do echo "${speed_note[$a]}"; done
 echo "(OpenSSL's figures are the bare primitive on a short buffer: no base64url decoding, JSON parsing or claim checks.)"
-echo "ratio = tokctl tokens/s / openssl verify/s (single core). Whole run: $(printf '%.0f' "$elapsed") s."
+echo "ratio = median over the rounds of (tokctl tokens/s / openssl verify/s in the same round), single core; tokens/s and openssl verify/s are medians too. Whole run: $(printf '%.0f' "$elapsed") s."
 
 if ((failures)); then
     echo "bench: $failures verify configuration(s) failed; see messages above" >&2
