@@ -18,66 +18,82 @@ constexpr std::array<std::int8_t, 256> make_table(const char* alphabet) {
 constexpr auto k_url_table = make_table(k_url_alphabet);
 constexpr auto k_std_table = make_table(k_std_alphabet);
 
+// Both directions work a group at a time (3 bytes <-> 4 symbols) into a buffer sized up front:
+// verify --batch decodes three segments per token, and a byte at a time with push_back was 11%
+// of an HS256 token's instructions (issue 11).
 std::string encode(std::string_view in, const char* alphabet, bool pad) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
+  const std::size_t full = in.size() / 3, rest = in.size() % 3;
+  std::string out(full * 4 + (rest == 0 ? 0 : pad ? 4 : rest + 1), '\0');
   const auto* p = reinterpret_cast<const unsigned char*>(in.data());
-  for (; i + 3 <= in.size(); i += 3) {
-    std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8) | p[i + 2];
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    out.push_back(alphabet[(v >> 6) & 63]);
-    out.push_back(alphabet[v & 63]);
+  char* o = out.data();
+  for (std::size_t g = 0; g < full; ++g, p += 3, o += 4) {
+    const std::uint32_t v = (std::uint32_t{p[0]} << 16) | (std::uint32_t{p[1]} << 8) | p[2];
+    o[0] = alphabet[v >> 18];
+    o[1] = alphabet[(v >> 12) & 63];
+    o[2] = alphabet[(v >> 6) & 63];
+    o[3] = alphabet[v & 63];
   }
-  std::size_t rest = in.size() - i;
-  if (rest == 1) {
-    std::uint32_t v = std::uint32_t{p[i]} << 16;
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    if (pad) out += "==";
-  } else if (rest == 2) {
-    std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8);
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    out.push_back(alphabet[(v >> 6) & 63]);
-    if (pad) out += "=";
+  if (rest != 0) {
+    const std::uint32_t v = (std::uint32_t{p[0]} << 16) | (rest == 2 ? std::uint32_t{p[1]} << 8 : 0u);
+    o[0] = alphabet[v >> 18];
+    o[1] = alphabet[(v >> 12) & 63];
+    if (rest == 2) o[2] = alphabet[(v >> 6) & 63];
+    if (pad) {
+      if (rest == 1) o[2] = '=';
+      o[3] = '=';
+    }
   }
   return out;
 }
 
-// Decodes unpadded symbols; `name` is used in messages.
+// The error for the first symbol of `in` outside `table`, at or after `from`.
+Error illegal_symbol(std::string_view in, std::size_t from, const std::array<std::int8_t, 256>& table,
+                     const char* name) {
+  std::size_t i = from;
+  while (i < in.size() && table[static_cast<unsigned char>(in[i])] >= 0) ++i;
+  const auto c = static_cast<unsigned char>(in[i]);
+  std::string shown = (c >= 0x21 && c < 0x7f) ? std::string("'") + static_cast<char>(c) + "'"
+                                               : "byte 0x" + hex_encode(std::string(1, static_cast<char>(c)));
+  return Error{ErrorCode::malformed,
+               std::string("invalid ") + name + ": illegal character " + shown + " at offset " + std::to_string(i),
+               {}};
+}
+
+// Decodes unpadded symbols; `name` is used in messages. Checked in this order, as before: an
+// illegal symbol (the first one), a length of 1 mod 4, non-zero trailing bits.
 Result<std::string> decode(std::string_view in, const std::array<std::int8_t, 256>& table,
                            const char* name) {
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    auto c = static_cast<unsigned char>(in[i]);
-    int v = table[c];
-    if (v < 0) {
-      std::string shown = (c >= 0x21 && c < 0x7f) ? std::string("'") + static_cast<char>(c) + "'"
-                                                   : "byte 0x" + hex_encode(std::string(1, static_cast<char>(c)));
-      return fail(ErrorCode::malformed, std::string("invalid ") + name + ": illegal character " +
-                                            shown + " at offset " + std::to_string(i));
-    }
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
+  const std::size_t full = in.size() / 4, rest = in.size() % 4;
+  std::string out(full * 3 + (rest >= 2 ? rest - 1 : 0), '\0');
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  char* o = out.data();
+  for (std::size_t g = 0; g < full; ++g, p += 4, o += 3) {
+    const int a = table[p[0]], b = table[p[1]], c = table[p[2]], d = table[p[3]];
+    if ((a | b | c | d) < 0) return std::unexpected(illegal_symbol(in, g * 4, table, name));
+    const auto v = static_cast<std::uint32_t>(a << 18 | b << 12 | c << 6 | d);
+    o[0] = static_cast<char>(v >> 16);
+    o[1] = static_cast<char>((v >> 8) & 0xff);
+    o[2] = static_cast<char>(v & 0xff);
   }
-  if (in.size() % 4 == 1) {
+  int tail[3] = {0, 0, 0};
+  for (std::size_t k = 0; k < rest; ++k) {
+    tail[k] = table[p[k]];
+    if (tail[k] < 0) return std::unexpected(illegal_symbol(in, full * 4, table, name));
+  }
+  if (rest == 1) {
     return fail(ErrorCode::malformed,
                 std::string("invalid ") + name + ": length " + std::to_string(in.size()) +
                     " is not a valid encoded length (1 mod 4)");
   }
   // Leftover bits must be zero, or the encoding is not canonical (two encodings, one value).
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
+  if ((rest == 2 && (tail[1] & 0x0f) != 0) || (rest == 3 && (tail[2] & 0x03) != 0)) {
     return fail(ErrorCode::malformed,
                 std::string("invalid ") + name + ": non-canonical encoding (trailing bits set)");
+  }
+  if (rest >= 2) {
+    const auto v = static_cast<std::uint32_t>(tail[0] << 18 | tail[1] << 12 | tail[2] << 6);
+    o[0] = static_cast<char>(v >> 16);
+    if (rest == 3) o[1] = static_cast<char>((v >> 8) & 0xff);
   }
   return out;
 }

@@ -1049,6 +1049,52 @@ TEST_CASE("verify --batch writes one JSON line per token, in order", "[cli][batc
   }
 }
 
+// The batch line is written without building a JSON object; it must be byte for byte what
+// nlohmann prints for the same report, whatever the sub holds.
+TEST_CASE("verify --batch lines are exactly the JSON of the report, whatever sub holds", "[cli][batch]") {
+  const std::vector<std::string> base = {"--now", k_now, "sign", "--key", fx().es256, "--iss", "https://issuer.test",
+                                         "--aud", "api", "--exp", "+15m"};
+  struct Case {
+    std::vector<std::string> flags;
+    json sub;
+  };
+  const std::vector<Case> cases = {
+      {{"--sub", "plain"}, "plain"},
+      {{"--sub", "quote \" and back\\slash /"}, "quote \" and back\\slash /"},
+      {{"--sub", "ctl \x01\x1f\t\n\r\b\f end"}, "ctl \x01\x1f\t\n\r\b\f end"},
+      {{"--sub", "del \x7f"}, "del \x7f"},
+      {{"--sub", "unicode \xc3\xa9 \xe2\x98\x83 \xf0\x9d\x84\x9e \xe2\x80\xa8"},
+       "unicode \xc3\xa9 \xe2\x98\x83 \xf0\x9d\x84\x9e \xe2\x80\xa8"},
+      {{"--claim", "sub=42"}, 42},
+      {{"--claim", R"(sub={"a":[1,"x"]})"}, json{{"a", json::array({1, "x"})}}},
+      {{}, nullptr},
+  };
+  std::string input;
+  for (const auto& c : cases) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    input += ok(args) + "\n";
+  }
+  input += "not.a.token\n";
+  RunResult r = run({"verify", "--batch", "--key", fx().es256, "--now", k_now_5m, "--threads", "1"}, input);
+  INFO(describe(r));
+  CHECK(r.code == 1);
+  const auto out = lines(r.out);
+  REQUIRE(out.size() == cases.size() + 1);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    CAPTURE(i);
+    json expected{{"errors", json::array()}, {"kid", fx().es256_kid}, {"line", i + 1}, {"sub", cases[i].sub},
+                  {"valid", true}};
+    CHECK(out[i] == expected.dump());
+  }
+  const json bad = parse_json(out.back());
+  CHECK(out.back() == bad.dump());
+  CHECK(bad.at("valid") == false);
+  CHECK(bad.at("kid").is_null());
+  CHECK(bad.at("sub").is_null());
+  CHECK(bad.at("line") == cases.size() + 1);
+}
+
 // =============================================================================================
 // keys convert / thumbprint
 
