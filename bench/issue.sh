@@ -8,14 +8,17 @@
 #   1. makes a temporary keystore with one ES256 key (`tokctl keys add --alg ES256`)
 #      and a minimal policy (issuer + one scope),
 #   2. issues N tokens once per format, untimed, and checks the output: N distinct
-#      lines of the right shape, a sample JWT that `tokctl verify --keystore`
-#      accepts, a sample opaque token that `tokctl introspect` reports active,
-#   3. times `tokctl issue --count N --format jwt|opaque > /dev/null` (best wall
-#      time of 3 runs; every opaque run starts from an empty tokens.db, on disk),
-#   4. runs `openssl speed -elapsed ecdsap256` for OpenSSL's ES256 sign rate,
-# then prints tokens/s against the targets of issue 4, point 9:
-#   JWT (ES256)  >= 0.85 x OpenSSL's ES256 sign/s, on one core
-#   opaque       >= 50,000 tokens/s with the store on disk
+#      lines of the right shape, a sample JWT (or wrapped token) that
+#      `tokctl verify --keystore` accepts, a sample opaque or wrapped token that
+#      `tokctl introspect` reports active,
+#   3. in each of --rounds rounds (default 5), times one
+#      `tokctl issue --count N --format jwt|opaque|wrapped > /dev/null` per format (every
+#      run starts from an empty tokens.db, on disk) and one `openssl speed -elapsed
+#      ecdsap256`, alternating which goes first, and takes the ratios in that round,
+# then prints the medians over the rounds (ratios with their min-max) against the targets:
+#   JWT (ES256)  >= 0.85 x OpenSSL's ES256 sign/s, on one core (issue 4, point 9)
+#   opaque       >= 50,000 tokens/s with the store on disk (issue 4, point 9)
+#   wrapped      >= 0.9 x the JWT rate of the same round (issue 11, point 3)
 #
 # It is a benchmark, not a test: it exits 0 whatever the figures are, and non-zero
 # only when a command fails (bad arguments: 2; keystore, policy, issue, the checks
@@ -29,15 +32,17 @@ repo_dir=$(dirname "$script_dir")
 . "$script_dir/lib.sh"
 
 tokctl=""
-kinds_wanted="jwt opaque"
+kinds_wanted="jwt opaque wrapped"
 n_jwt=20000
 n_opaque=100000
-runs=3
-speed_seconds=3
+n_wrapped=20000
+rounds=5
+speed_seconds=1
 keep=no
 openssl_bin=${OPENSSL:-openssl}
 jwt_target=0.85        # ratio to openssl's ES256 sign/s
 opaque_target=50000    # tokens/s
+wrapped_target=0.9     # ratio to the JWT path's tokens/s in the same round
 
 usage() {
     cat <<EOF
@@ -48,10 +53,13 @@ the keystore's tokens.db, on disk) and compares the JWT rate with
 'openssl speed ecdsap256' (ES256 sign/s) measured in the same run.
 
 Options:
-  --kind LIST        only these kinds, comma- or space-separated (default: jwt,opaque)
+  --kind LIST        only these kinds, comma- or space-separated (default: jwt,opaque,wrapped;
+                     wrapped is compared with jwt, so it needs it)
   --jwt-tokens N     JWTs per run (default $n_jwt)
   --opaque-tokens N  opaque tokens per run (default $n_opaque)
-  --runs N           timed runs per kind; the best is kept (default $runs)
+  --wrapped-tokens N wrapped tokens per run (default $n_wrapped)
+  --rounds N         alternated rounds of tokctl and openssl speed; medians are reported
+                     (default $rounds; --runs is the old name)
   --seconds N        seconds per 'openssl speed' measurement (default $speed_seconds)
   --keep             keep the temporary directory (keystore, policy, outputs)
   -h, --help         this help
@@ -68,7 +76,8 @@ while (($#)); do
         --kind=*|--kinds=*) v=${1#*=}; kinds_wanted=${v//,/ }; shift ;;
         --jwt-tokens) n_jwt=$2; shift 2 ;;
         --opaque-tokens) n_opaque=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
+        --wrapped-tokens) n_wrapped=$2; shift 2 ;;
+        --rounds|--runs) rounds=$2; shift 2 ;;
         --seconds) speed_seconds=$2; shift 2 ;;
         --keep) keep=yes; shift ;;
         *) common_arg "$1"; shift ;;
@@ -76,10 +85,13 @@ while (($#)); do
 done
 tokctl=${tokctl:-$repo_dir/build/cli/tokctl}
 
-require_positive "$n_jwt" "$n_opaque" "$runs" "$speed_seconds"
-[[ -n ${kinds_wanted// /} ]] || { echo "bench: --kind needs jwt, opaque or both" >&2; exit 2; }
+require_positive "$n_jwt" "$n_opaque" "$n_wrapped" "$rounds" "$speed_seconds"
+[[ -n ${kinds_wanted// /} ]] || { echo "bench: --kind needs jwt, opaque or wrapped" >&2; exit 2; }
+if [[ " $kinds_wanted " == *" wrapped "* && " $kinds_wanted " != *" jwt "* ]]; then
+    echo "bench: --kind wrapped is compared with jwt: add jwt" >&2; exit 2
+fi
 for k in $kinds_wanted; do
-    case $k in jwt|opaque) ;; *) echo "bench: unsupported --kind '$k' (jwt, opaque)" >&2; exit 2 ;; esac
+    case $k in jwt|opaque|wrapped) ;; *) echo "bench: unsupported --kind '$k' (jwt, opaque, wrapped)" >&2; exit 2 ;; esac
 done
 require_tools
 
@@ -109,7 +121,7 @@ store=$ks/tokens.db
 # (each one inserts N rows into an empty database) and best-of-N means something.
 reset_store() { rm -f "$store" "$store-wal" "$store-shm" "$store-journal"; }
 
-declare -A n_of=([jwt]=$n_jwt [opaque]=$n_opaque)
+declare -A n_of=([jwt]=$n_jwt [opaque]=$n_opaque [wrapped]=$n_wrapped)
 issue_cmd() {   # issue_cmd KIND -> the command in the array $cmd
     cmd=("$tokctl" --keystore "$ks" --config "$policy" issue
          --format "$1" --count "${n_of[$1]}" --sub bench --scope read)
@@ -131,7 +143,7 @@ check_kind() {
         return 1
     fi
     case $kind in
-        jwt)    shape='^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' ;;
+        jwt|wrapped) shape='^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' ;;
         opaque) shape='^[A-Za-z0-9_-]{43,}$' ;;   # 256-bit random, base64url (plus any prefix)
     esac
     lines=$(wc -l <"$outf")
@@ -145,20 +157,22 @@ check_kind() {
     sample=$(sed -n "$(( (n + 1) / 2 ))p" "$outf")   # one from the middle
     rc=0
     case $kind in
-        jwt)
-            "$tokctl" verify --keystore "$ks" --iss "$issuer" --sub bench --typ at+jwt "$sample" \
+        jwt|wrapped)
+            local -a claims_checked=(--sub bench --typ at+jwt)
+            [[ $kind == wrapped ]] && claims_checked=(--typ JWT)   # the wrapper carries no sub
+            "$tokctl" verify --keystore "$ks" --iss "$issuer" "${claims_checked[@]}" "$sample" \
                 >"$work/verify.out" 2>&1 || rc=$?
             if ((rc)); then
-                echo "bench: jwt: 'tokctl verify --keystore' rejected a sample token (exit $rc):" >&2
+                echo "bench: $kind: 'tokctl verify --keystore' rejected a sample token (exit $rc):" >&2
                 sed 's/^/    /' "$work/verify.out" >&2
                 return 1
-            fi ;;
-        opaque)
+            fi ;;&
+        opaque|wrapped)
             local rows
             "$tokctl" --keystore "$ks" --config "$policy" introspect "$sample" \
                 >"$work/introspect.out" 2>&1 || rc=$?
             if ((rc)) || ! grep -q -E '"active"[[:space:]]*:[[:space:]]*true' "$work/introspect.out"; then
-                echo "bench: opaque: 'tokctl introspect' did not report a sample token active (exit $rc):" >&2
+                echo "bench: $kind: 'tokctl introspect' did not report a sample token active (exit $rc):" >&2
                 sed 's/^/    /' "$work/introspect.out" >&2
                 return 1
             fi
@@ -166,34 +180,29 @@ check_kind() {
             if command -v sqlite3 >/dev/null; then
                 rows=$(sqlite3 "$store" 'SELECT count(*) FROM tokens' 2>/dev/null || echo '?')
                 if [[ $rows != "$n" ]]; then
-                    echo "bench: opaque: tokens.db holds $rows token rows after issuing $n" >&2
+                    echo "bench: $kind: tokens.db holds $rows token rows after issuing $n" >&2
                     return 1
                 fi
             fi ;;
     esac
 }
 
-# Best-of-$runs wall time, in seconds, of `issue --count N > /dev/null`.
+# The wall time, in seconds, of one `issue --count N > /dev/null` into an empty store.
 time_kind() {
     local kind=$1 errf=$work/issue-$1.timed.err
-    local best="" t0 t1 dt rc i
+    local t0 t1 rc=0
     local -a cmd
     issue_cmd "$kind"
-    for ((i = 0; i < runs; i++)); do
-        reset_store
-        rc=0
-        t0=$(now_epoch)
-        "${cmd[@]}" >/dev/null 2>"$errf" || rc=$?
-        t1=$(now_epoch)
-        if ((rc)); then
-            echo "bench: $kind: '${cmd[*]} > /dev/null' exited $rc" >&2
-            head -n 5 "$errf" | sed 's/^/    stderr: /' >&2
-            return 1
-        fi
-        dt=$(fsub "$t1" "$t0")
-        best=$(fmin "$best" "$dt")
-    done
-    echo "$best"
+    reset_store
+    t0=$(now_epoch)
+    "${cmd[@]}" >/dev/null 2>"$errf" || rc=$?
+    t1=$(now_epoch)
+    if ((rc)); then
+        echo "bench: $kind: '${cmd[*]} > /dev/null' exited $rc" >&2
+        head -n 5 "$errf" | sed 's/^/    stderr: /' >&2
+        return 1
+    fi
+    fsub "$t1" "$t0"
 }
 
 # ---------------------------------------------------------------- setup
@@ -204,8 +213,8 @@ start_all=$(now_epoch)
     print_common_header
     fstype=$(stat -f -c %T "$work" 2>/dev/null || echo unknown)
     echo "  store:   $work/keystore/tokens.db ($fstype$( [[ $fstype == tmpfs || $fstype == ramfs ]] && echo ': in memory, not on disk; set TMPDIR to a disk'))"
-    echo "  timing:  best of $runs, wall clock, date +%s.%N, output to /dev/null, empty store per run;" \
-         "openssl speed -elapsed -seconds $speed_seconds"
+    echo "  timing:  $rounds alternated rounds of one run per kind (wall clock, date +%s.%N, output to" \
+         "/dev/null, empty store per run) and openssl speed -elapsed -seconds $speed_seconds; medians"
     echo
 }
 
@@ -221,58 +230,81 @@ run_or_die "$tokctl" --config "$policy" config check >/dev/null
 
 # ---------------------------------------------------------------- measure
 failures=0
-declare -A secs=()
+declare -A failed=() tps_list=() ratio_list=()
 for kind in $kinds_wanted; do
     note "$kind: issuing ${n_of[$kind]} tokens once and checking them (untimed)"
     if ! check_kind "$kind"; then
-        failures=$((failures + 1)); secs[$kind]=FAIL; continue
-    fi
-    note "$kind: timing 'issue --count ${n_of[$kind]} --format $kind > /dev/null', best of $runs"
-    if ! secs[$kind]=$(time_kind "$kind"); then
-        failures=$((failures + 1)); secs[$kind]=FAIL
+        failures=$((failures + 1)); failed[$kind]=1
     fi
 done
+need_ossl=no
+[[ " $kinds_wanted " == *" jwt "* ]] && need_ossl=yes
+ossl_list=""
+note "$rounds rounds of 'issue --count N > /dev/null' per kind$( [[ $need_ossl == yes ]] && echo " and openssl speed ecdsap256")"
+for ((round = 1; round <= rounds; round++)); do
+    # Alternate who goes first, so a drift in the machine's speed hits both alike.
+    [[ $need_ossl == yes ]] && ((round % 2 == 0)) && ossl=$(openssl_sign_rate)
+    declare -A tps=()
+    for kind in $kinds_wanted; do
+        [[ -n ${failed[$kind]:-} ]] && continue
+        if ! s=$(time_kind "$kind"); then
+            failures=$((failures + 1)); failed[$kind]=1; continue
+        fi
+        tps[$kind]=$(awk -v n="${n_of[$kind]}" -v s="$s" 'BEGIN { printf "%.0f", n / s }')
+        tps_list[$kind]+="${tps[$kind]} "
+    done
+    [[ $need_ossl == yes ]] && ((round % 2 == 1)) && ossl=$(openssl_sign_rate)
+    [[ $need_ossl == yes ]] && ossl_list+="$ossl "
+    if [[ -n ${tps[jwt]:-} ]]; then
+        ratio_list[jwt]+="$(awk -v t="${tps[jwt]}" -v o="$ossl" 'BEGIN { printf "%.3f", t / o }') "
+        [[ -n ${tps[wrapped]:-} ]] &&
+            ratio_list[wrapped]+="$(awk -v t="${tps[wrapped]}" -v j="${tps[jwt]}" 'BEGIN { printf "%.3f", t / j }') "
+    fi
+    unset tps
+done
 reset_store
-
-ossl=""
-if [[ " $kinds_wanted " == *" jwt "* ]]; then
-    note "openssl speed ecdsap256 (ES256 sign/s)"
-    ossl=$(openssl_sign_rate)
-fi
+ossl_med=""
+[[ -n $ossl_list ]] && read -r ossl_med _ _ < <(median_min_max $ossl_list)
 load_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 elapsed=$(fsub "$(now_epoch)" "$start_all")
 
 # ---------------------------------------------------------------- table
-declare -A label=([jwt]="jwt ES256" [opaque]="opaque+db")
-row() { printf '%-10s %8s %9s %10s %16s %6s %12s  %s\n' "$@"; }
+declare -A label=([jwt]="jwt ES256" [opaque]="opaque+db" [wrapped]="wrapped+db")
+row() { printf '%-10s %8s %10s %16s %6s %11s %12s  %s\n' "$@"; }
 echo
-row kind tokens seconds tokens/s reference ratio target status
-row ---------- -------- --------- ---------- ---------------- ------ ------------ ------
+row kind tokens tokens/s reference ratio min-max target status
+row ---------- -------- ---------- ---------------- ------ ----------- ------------ ------
 for kind in $kinds_wanted; do
-    n=${n_of[$kind]} s=${secs[$kind]}
-    if [[ $kind == jwt ]]; then
-        ref=$(printf '%.0f' "$ossl"); tgt=">= $jwt_target x"
-    else
-        ref=-; tgt=">= $opaque_target/s"
-    fi
-    if [[ $s == FAIL ]]; then
-        row "${label[$kind]}" "$n" - - "$ref" - "$tgt" FAILED
+    n=${n_of[$kind]}
+    case $kind in
+        jwt) ref=$(printf '%.0f' "${ossl_med:-0}"); tgt=">= $jwt_target x" ;;
+        wrapped) ref="jwt tokens/s"; tgt=">= $wrapped_target x" ;;
+        *) ref=-; tgt=">= $opaque_target/s" ;;
+    esac
+    if [[ -n ${failed[$kind]:-} || -z ${tps_list[$kind]:-} || ( $kind == wrapped && -z ${ratio_list[wrapped]:-} ) ]]; then
+        row "${label[$kind]}" "$n" - "$ref" - - "$tgt" FAILED
         continue
     fi
-    tps=$(awk -v n="$n" -v s="$s" 'BEGIN { printf "%.0f", n / s }')
-    if [[ $kind == jwt ]]; then
-        ratio=$(awk -v t="$tps" -v o="$ossl" 'BEGIN { printf "%.2f", t / o }')
-        ok=$(awk -v r="$ratio" -v t="$jwt_target" 'BEGIN { print (r >= t) ? "met" : "BELOW" }')
+    read -r tps_med _ _ < <(median_min_max ${tps_list[$kind]})
+    tps_med=$(printf '%.0f' "$tps_med")
+    if [[ $kind == opaque ]]; then
+        ratio=- range=-
+        ok=$(awk -v r="$tps_med" -v t="$opaque_target" 'BEGIN { print (r >= t) ? "met" : "BELOW" }')
     else
-        ratio=-
-        ok=$(awk -v r="$tps" -v t="$opaque_target" 'BEGIN { print (r >= t) ? "met" : "BELOW" }')
+        read -r ratio rmin rmax < <(median_min_max ${ratio_list[$kind]})
+        range=$(printf '%.2f-%.2f' "$rmin" "$rmax")
+        ratio=$(printf '%.2f' "$ratio")
+        t=$([[ $kind == jwt ]] && echo "$jwt_target" || echo "$wrapped_target")
+        ok=$(awk -v r="$ratio" -v t="$t" 'BEGIN { print (r >= t) ? "met" : "BELOW" }')
     fi
-    row "${label[$kind]}" "$n" "$(printf '%.3f' "$s")" "$tps" "$ref" "$ratio" "$tgt" "$ok"
+    row "${label[$kind]}" "$n" "$tps_med" "$ref" "$ratio" "$range" "$tgt" "$ok"
 done
 echo
-[[ -n $ossl ]] && echo "reference = openssl speed ecdsap256, ES256 sign/s (bare primitive, one core); ratio = tokctl tokens/s / that."
+[[ -n $ossl_med ]] && echo "reference = openssl speed ecdsap256, ES256 sign/s (bare primitive, one core, median); jwt ratio = median over the rounds of tokctl tokens/s / openssl sign/s in the same round."
+[[ " $kinds_wanted " == *" wrapped "* ]] &&
+    echo "wrapped+db = ES256 wrapper JWTs, each also stored as a row; ratio = median of wrapped tokens/s / jwt tokens/s in the same round."
 [[ " $kinds_wanted " == *" opaque "* ]] &&
-    echo "opaque+db = 256-bit random tokens, each stored (SHA-256 keyed row) in tokens.db on disk; target is absolute."
+    echo "opaque+db = 224 random bits and the issue time, each token stored in tokens.db on disk; target is absolute."
 echo "1-min load average $load at start, $load_end at end. Whole run: $(printf '%.0f' "$elapsed") s."
 
 if ((failures)); then
