@@ -1,6 +1,7 @@
 // tokctl verify: check a token's signature and claims, saying exactly why it fails; --batch for many.
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <iostream>
 #include <mutex>
@@ -106,7 +107,7 @@ class Decryptor {
   /// The inner JWS of `token` when it is a JWE; nullopt when it is not one (use the token as is,
   /// without copying it: this runs for every line of a batch).
   Result<std::optional<std::string>> unwrap(const std::string& token) {
-    if (std::count(token.begin(), token.end(), '.') != 4) return std::nullopt;
+    if (jose::compact_segments(token) != 5) return std::nullopt;
     preload();
     if (m_keys.keys.empty()) {
       Error e = m_keystore_error.value_or(Error{ErrorCode::usage, "no decryption key", {}});
@@ -328,11 +329,19 @@ int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decrypt
 // UTF-8 (a kid from a header is parsed too, but be safe) goes through nlohmann's replacing dump.
 void append_json_string(std::string& out, std::string_view v) {
   static constexpr char k_hex[] = "0123456789abcdef";
+  bool plain = true;  // nothing to escape: the common case (kids, subjects), appended in one go
   for (unsigned char c : v) {
     if (c >= 0x80) {
       out += nlohmann::json(std::string(v)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       return;
     }
+    plain = plain && c >= 0x20 && c != '"' && c != '\\';
+  }
+  if (plain) {
+    out += '"';
+    out += v;
+    out += '"';
+    return;
   }
   out += '"';
   for (unsigned char c : v) {
@@ -383,71 +392,136 @@ std::string batch_line(std::size_t line, const jose::VerifyReport& r) {
   return out;
 }
 
-// Reads tokens line by line in chunks; each chunk is split across threads, each with its own
-// verifier copy (shared parsed keys, private OpenSSL contexts); output keeps input order.
+// One chunk of --batch input and its results, in input order.
+struct BatchChunk {
+  std::size_t first_line = 0;  // line number before the chunk's first line
+  std::vector<std::string> lines;
+  std::vector<std::string> out;
+  std::vector<char> valid;
+  std::vector<char> missing;  // an unknown kid (a remote JWKS may have rotated)
+};
+
+// Reads tokens line by line in chunks and verifies each chunk on `threads` threads, each with its
+// own verifier copy (shared parsed keys, private OpenSSL contexts); output keeps input order.
+// With more than one thread nothing is serial (issue 11 point 2): while the workers verify chunk
+// k, this thread writes chunk k-1's lines and reads chunk k+1; workers take blocks of adjacent
+// lines from a shared counter, so no two threads write the same cache lines and none idles while
+// another still has work. One thread verifies in this thread, with no pipeline, so that a
+// one-thread run uses one core.
 int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const Decryptor& decryptor_proto,
               RemoteKeys& remote_keys) {
-  unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<jose::TokenVerifier> verifiers(threads, proto);
   std::vector<Decryptor> decryptors(threads, decryptor_proto);
   constexpr std::size_t k_chunk = 16384;
-  std::vector<std::string> lines;
-  std::vector<std::string> out;
-  std::size_t line_no = 0;
-  bool all_valid = true;
-  std::string line;
+  constexpr std::size_t k_block = 64;  // lines a worker takes at a time
   std::ios::sync_with_stdio(false);
-  auto flush = [&] {
-    out.assign(lines.size(), {});
-    std::vector<char> valid(lines.size(), 1);
-    std::vector<char> missing(lines.size(), 0);
-    auto work = [&](unsigned t) {
-      for (std::size_t i = t; i < lines.size(); i += threads) {
-        auto inner = decryptors[t].unwrap(lines[i]);
-        auto r = inner ? verifiers[t].verify(*inner ? **inner : lines[i]) : decrypt_failure(inner.error());
-        missing[i] = kid_not_found(r);
-        revocation().apply(r);
-        valid[i] = r.valid;
-        out[i] = batch_line(line_no + i + 1, r);
-      }
-    };
-    auto run_chunk = [&] {
-      if (threads == 1 || lines.size() < 64) {
-        for (unsigned t = 0; t < threads; ++t) work(t);  // small chunk: not worth starting threads
-      } else {
-        std::vector<std::thread> pool;
-        for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
-        work(0);
-        for (auto& th : pool) th.join();
-      }
-    };
-    run_chunk();
-    if (std::find(missing.begin(), missing.end(), 1) != missing.end()) {
-      // An unknown kid with a remote JWKS: one refetch for the whole run, then the chunk again.
-      std::string why_not;
-      auto fresh = remote_keys.refetch(why_not);
-      if (!fresh) {
-        std::cerr << style(Stream::err, "33", "tokctl: warning: ") << "cannot refetch the JWKS: "
-                  << terminal_safe(fresh.error().message) << '\n';
-      } else if (*fresh) {
-        verifiers.assign(threads, **fresh);
-        run_chunk();
-      }
+  std::size_t lines_read = 0;
+  bool at_end = false;
+
+  auto read_chunk = [&](BatchChunk& c) {
+    c.first_line = lines_read;
+    c.lines.clear();
+    std::string line;
+    while (c.lines.size() < k_chunk && std::getline(std::cin, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      c.lines.push_back(std::move(line));
     }
-    for (std::size_t i = 0; i < lines.size(); ++i) {
-      if (lines[i].empty()) continue;  // blank lines are skipped, numbering kept
-      std::cout << out[i] << '\n';
-      all_valid = all_valid && valid[i];
-    }
-    line_no += lines.size();
-    lines.clear();
+    if (c.lines.size() < k_chunk) at_end = true;
+    lines_read += c.lines.size();
+    c.out.assign(c.lines.size(), {});
+    c.valid.assign(c.lines.size(), 1);
+    c.missing.assign(c.lines.size(), 0);
   };
-  while (std::getline(std::cin, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(line);
-    if (lines.size() == k_chunk) flush();
+  auto verify_line = [&](BatchChunk& c, unsigned t, std::size_t i) {
+    auto inner = decryptors[t].unwrap(c.lines[i]);
+    auto r = inner ? verifiers[t].verify(*inner ? **inner : c.lines[i]) : decrypt_failure(inner.error());
+    c.missing[i] = kid_not_found(r);
+    revocation().apply(r);
+    c.valid[i] = r.valid;
+    c.out[i] = batch_line(c.first_line + i + 1, r);
+  };
+  // Starts the workers on `c`; join them before touching `c` again.
+  auto start = [&](BatchChunk& c, std::atomic<std::size_t>& next) {
+    next = 0;
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t) {
+      pool.emplace_back([&c, &next, &verify_line, t] {
+        for (;;) {
+          const std::size_t from = next.fetch_add(k_block, std::memory_order_relaxed);
+          if (from >= c.lines.size()) return;
+          const std::size_t to = std::min(c.lines.size(), from + k_block);
+          for (std::size_t i = from; i < to; ++i) verify_line(c, t, i);
+        }
+      });
+    }
+    return pool;
+  };
+  auto run_here = [&](BatchChunk& c) {
+    for (std::size_t i = 0; i < c.lines.size(); ++i) verify_line(c, 0, i);
+  };
+  auto join = [](std::vector<std::thread>& pool) {
+    for (auto& th : pool) th.join();
+    pool.clear();
+  };
+  // An unknown kid with a remote JWKS: one refetch for the whole run, then the chunk again.
+  auto refetch_if_needed = [&](BatchChunk& c) {
+    if (std::find(c.missing.begin(), c.missing.end(), 1) == c.missing.end()) return;
+    std::string why_not;
+    auto fresh = remote_keys.refetch(why_not);
+    if (!fresh) {
+      std::cerr << style(Stream::err, "33", "tokctl: warning: ") << "cannot refetch the JWKS: "
+                << terminal_safe(fresh.error().message) << '\n';
+    } else if (*fresh) {
+      verifiers.assign(threads, **fresh);
+      if (threads == 1) {
+        run_here(c);
+      } else {
+        std::atomic<std::size_t> next{0};
+        auto pool = start(c, next);
+        join(pool);
+      }
+    }
+  };
+  bool all_valid = true;
+  auto write = [&](const BatchChunk& c) {
+    for (std::size_t i = 0; i < c.lines.size(); ++i) {
+      if (c.lines[i].empty()) continue;  // blank lines are skipped, numbering kept
+      std::cout << c.out[i] << '\n';
+      all_valid = all_valid && c.valid[i];
+    }
+  };
+
+  BatchChunk current;
+  read_chunk(current);
+  if (threads == 1) {
+    for (;;) {
+      run_here(current);
+      refetch_if_needed(current);
+      write(current);
+      if (at_end) break;
+      read_chunk(current);
+    }
+  } else {
+    // Two chunks in flight, by index: the workers hold a reference to theirs, so never swap them.
+    BatchChunk chunks[2];
+    chunks[0] = std::move(current);
+    std::size_t k = 0;
+    std::atomic<std::size_t> next{0};
+    auto pool = start(chunks[k], next);
+    for (;;) {
+      BatchChunk& following = chunks[k ^ 1];
+      following.lines.clear();
+      if (!at_end) read_chunk(following);
+      join(pool);
+      refetch_if_needed(chunks[k]);
+      const bool more = !following.lines.empty();
+      if (more) pool = start(following, next);
+      write(chunks[k]);
+      if (!more) break;
+      k ^= 1;
+    }
   }
-  if (!lines.empty()) flush();
   std::cout.flush();
   return all_valid ? 0 : 1;
 }

@@ -6,6 +6,12 @@
 
 namespace tokctl::jose {
 
+std::size_t compact_segments(std::string_view token) {
+  std::size_t segments = 1;
+  for (auto at = token.find('.'); at != std::string_view::npos; at = token.find('.', at + 1)) ++segments;
+  return segments;
+}
+
 Result<CompactJws> parse_compact(std::string_view token, const ParseLimits& limits) {
   if (token.size() > limits.max_token_bytes) {
     return fail(ErrorCode::malformed,
@@ -13,7 +19,7 @@ Result<CompactJws> parse_compact(std::string_view token, const ParseLimits& limi
                     std::to_string(limits.max_token_bytes) + "-byte limit");
   }
   if (token.empty()) return fail(ErrorCode::malformed, "the token is empty");
-  auto dots = std::count(token.begin(), token.end(), '.');
+  const std::size_t dots = compact_segments(token) - 1;
   if (dots == 4) {
     return fail(ErrorCode::malformed, "this is a JWE (5 segments), not a JWS",
                 "decrypt it first (tokctl decrypt), or pass a decryption key to verify");

@@ -336,7 +336,7 @@ VerifyReport TokenVerifier::verify(std::string_view token) const {
     return report;
   }
   report.parsed = true;
-  report.header = jws->header;
+  report.header = std::move(jws->header);
   auto payload = parse_json_strict(jws->payload, "claims", im.options.limits.json);
   const bool meant_as_json = meant_as_json_object(jws->payload);
   if (payload && payload->is_object()) {
@@ -365,7 +365,7 @@ VerifyReport TokenVerifier::verify(std::string_view token) const {
         "supported: " + supported_alg_names());
     can_check_signature = false;
   }
-  if (auto c = check_crit(jws->header); !c) {
+  if (auto c = check_crit(report.header); !c) {
     add(problems, ProblemCode::crit_unsupported, c.error().message, c.error().hint);
     can_check_signature = false;
   }
@@ -441,7 +441,8 @@ VerifyReport TokenVerifier::verify(std::string_view token) const {
           problems.back().remedy = mismatch_remedy;
         }
       } else {
-        std::string input = jws->signing_input();
+        // "header.payload" as it stands in the token: parse_compact checked the three segments.
+        const std::string_view input = token.substr(0, jws->header_b64.size() + 1 + jws->payload_b64.size());
         bool verified = false;
         for (auto i : usable) {
           const auto* v = im.verifier_for(i, *alg);

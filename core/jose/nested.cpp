@@ -5,13 +5,14 @@
 
 #include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jwe.hpp>
+#include <tokctl/jose/jws.hpp>
 #include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
 
 namespace tokctl::jose {
 
 Result<std::optional<std::string>> unwrap_nested_jwt(std::string_view token, const JwkSet& keys) {
-  if (std::count(token.begin(), token.end(), '.') != 4) return std::optional<std::string>();
+  if (compact_segments(token) != 5) return std::optional<std::string>();
   if (keys.keys.empty()) return fail(ErrorCode::usage, "the token is a JWE (encrypted) and there is no key to decrypt it");
   // Prefer the key the header names; try the others only when it names none.
   auto header = parse_json_object(b64url_decode(token.substr(0, token.find('.'))).value_or(std::string("{}")),

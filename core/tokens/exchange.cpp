@@ -27,6 +27,8 @@
 
 #include <algorithm>
 
+#include <tokctl/jose/jws.hpp>
+
 #include "service_impl.hpp"
 
 namespace tokctl::tokens {
@@ -36,7 +38,7 @@ using nlohmann::json;
 
 constexpr const char* k_embed_claim = "subject_token";
 
-bool looks_like_jwt(std::string_view t) { return std::count(t.begin(), t.end(), '.') == 2; }
+bool looks_like_jwt(std::string_view t) { return jose::compact_segments(t) == 3; }
 
 std::vector<std::string> string_list(const json& v) {
   std::vector<std::string> out;

@@ -7,6 +7,7 @@
 
 #include <tokctl/jose/digest.hpp>
 #include <tokctl/jose/json.hpp>
+#include <tokctl/jose/jws.hpp>
 #include <tokctl/util/base64.hpp>
 
 #include "service_impl.hpp"
@@ -16,7 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-bool looks_like_jwt(std::string_view t) { return std::count(t.begin(), t.end(), '.') == 2; }
+bool looks_like_jwt(std::string_view t) { return jose::compact_segments(t) == 3; }
 
 std::string sha256_b64(std::string_view data) { return b64_encode(jose::sha256(data)); }
 

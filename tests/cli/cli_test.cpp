@@ -1040,6 +1040,38 @@ TEST_CASE("verify --batch writes one JSON line per token, in order", "[cli][batc
     CHECK(m1.out == m2.out);
     CHECK(parse_json(lines(m2.out).back()).at("line") == 200);
   }
+  SECTION("several chunks: the pipelined threads keep order, numbering and blank lines") {
+    // verify --batch reads 16384 lines a chunk; with threads, chunk k+1 is read and chunk k-1
+    // written while chunk k is verified. Blank lines sit on both sides of a chunk edge.
+    const std::string h1 = ok({"--now", k_now, "sign", "--key", fx().hs256, "--sub", "h1", "--exp", "+15m"});
+    const std::string h2 = ok({"--now", k_now, "sign", "--key", fx().hs256, "--sub", "h2", "--exp", "+1m"});
+    std::string big;
+    const std::size_t total = 2 * 16384 + 777;
+    std::size_t blanks = 0;
+    for (std::size_t i = 1; i <= total; ++i) {
+      if (i == 16384 || i == 16385 || i == 2 * 16384) {
+        big += "\n";
+        ++blanks;
+      } else {
+        big += (i % 1000 == 0 ? h2 : h1) + "\n";  // h2 is expired at k_now_5m
+      }
+    }
+    RunResult b1 = run({"verify", "--batch", "--key", fx().hs256, "--now", k_now_5m, "--threads", "1"}, big);
+    RunResult b2 = run({"verify", "--batch", "--key", fx().hs256, "--now", k_now_5m, "--threads", "2"}, big);
+    RunResult b3 = run({"verify", "--batch", "--key", fx().hs256, "--now", k_now_5m, "--threads", "3"}, big);
+    CHECK(b1.code == 1);
+    CHECK(b2.code == 1);
+    CHECK(b3.code == 1);
+    const auto out1 = lines(b1.out);
+    REQUIRE(out1.size() == total - blanks);
+    CHECK(b2.out == b1.out);
+    CHECK(b3.out == b1.out);
+    CHECK(parse_json(out1.back()).at("line") == total);
+    CHECK(parse_json(out1[16382]).at("line") == 16383);  // the last line before the blank ones
+    CHECK(parse_json(out1[16383]).at("line") == 16386);
+    CHECK(parse_json(out1[999]).at("valid") == false);   // line 1000: h2, expired
+    CHECK(parse_json(out1[1000]).at("valid") == true);
+  }
   SECTION("all valid exits 0") {
     RunResult all = run({"verify", "--batch", "--key", fx().es256, "--now", k_now_5m},
                         v1 + "\n" + v2 + "\n" + v3 + "\n");
