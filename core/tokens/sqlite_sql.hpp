@@ -9,7 +9,7 @@
 namespace tokctl::tokens::sqlite_sql {
 
 /// Schema version this build creates and understands (PRAGMA user_version).
-inline constexpr int k_sqlite_schema_version = 6;
+inline constexpr int k_sqlite_schema_version = 7;
 
 /// The prepared statements, indexed into k_statements. Each connection prepares a statement the
 /// first time it runs it (a reader never prepares the writes).
@@ -44,6 +44,8 @@ enum class Stmt {
   prune_tokens,
   prune_denylist,
   prune_grants,
+  legacy_keys,
+  prune_legacy_keys,
   count_,  // number of statements, not one
 };
 
@@ -153,6 +155,17 @@ CREATE INDEX tokens_exp ON tokens(exp);
 -- prune_grants finds expired grants by this index instead of reading every grant.
 CREATE INDEX grants_expires ON grants(expires);
 )sql",
+    // 7: whether rows may still carry a schema-5 key (legacy_token_hash), and until when: one row
+    // holding the latest exp of the rows present when the store reached this version (0: a row
+    // that never expires), none when there were no rows. A lookup that misses under token_hash()
+    // tries the legacy key only while this row exists, so an unknown token costs one lookup, not
+    // two, in every store created by this version or pruned past the last legacy row's expiry.
+    // Rows written by schema 6 count as legacy here too (their keys look the same): harmless, it
+    // only keeps the second lookup until they expire. `until` is the rowid, so pruning searches.
+    R"sql(
+CREATE TABLE legacy_keys (until INTEGER PRIMARY KEY);
+INSERT INTO legacy_keys SELECT CASE WHEN min(exp) <= 0 THEN 0 ELSE max(exp) END FROM tokens HAVING count(*) > 0;
+)sql",
 };
 static_assert(std::size(k_migrations) == k_sqlite_schema_version,
               "k_sqlite_schema_version must equal the number of migrations");
@@ -217,6 +230,10 @@ inline constexpr const char* k_statements[] = {
     /* prune_denylist */ "DELETE FROM denylist WHERE exp > 0 AND exp < ?1",
     /* prune_grants */
     "DELETE FROM grants WHERE expires < ?1 AND NOT EXISTS (SELECT 1 FROM tokens WHERE tokens.grant_id = grants.id)",
+    /* legacy_keys: whether a lookup must also try the schema-5 key */
+    "SELECT 1 FROM legacy_keys WHERE until >= 0 LIMIT 1",
+    /* prune_legacy_keys: the rows it stands for are pruned by prune_tokens in the same transaction */
+    "DELETE FROM legacy_keys WHERE until > 0 AND until < ?1",
 };
 static_assert(std::size(k_statements) == static_cast<std::size_t>(Stmt::count_));
 

@@ -184,8 +184,20 @@ SqliteTokenStore::~SqliteTokenStore() {
 Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::string& path) {
   auto writer = sqlite::open_writer(path);
   if (!writer) return std::unexpected(writer.error());
-  return std::unique_ptr<SqliteTokenStore>(new SqliteTokenStore(path, std::move(*writer)));
+  std::unique_ptr<SqliteTokenStore> store(new SqliteTokenStore(path, std::move(*writer)));
+  if (auto r = store->refresh_legacy_keys(*store->m_writer); !r) return std::unexpected(r.error());
+  return store;
 }
+
+Result<void> SqliteTokenStore::refresh_legacy_keys(Conn& c) {
+  auto row = query_one(c, Stmt::legacy_keys, "open", "reading legacy_keys", [](sqlite3_stmt*) {},
+                       [](sqlite3_stmt*) { return true; });
+  if (!row) return std::unexpected(row.error());
+  m_legacy_keys.store(row->has_value(), std::memory_order_relaxed);
+  return {};
+}
+
+bool SqliteTokenStore::may_hold_legacy_keys() const { return m_legacy_keys.load(std::memory_order_relaxed); }
 
 SqliteTokenStore::WriteStats SqliteTokenStore::write_stats() const {
   std::lock_guard lock(m_queue_mu);
@@ -518,19 +530,28 @@ Result<bool> SqliteTokenStore::deny_jti(std::string_view jti, UnixTime exp, std:
 }
 
 Result<std::int64_t> SqliteTokenStore::prune(UnixTime now) {
-  return write<std::int64_t>("prune", [&](Conn& c) -> Result<std::int64_t> {
+  auto pruned = write<std::int64_t>("prune", [&](Conn& c) -> Result<std::int64_t> {
     std::int64_t deleted = 0;
     for (auto [id, what] : {std::pair{Stmt::prune_tokens, "deleting expired tokens"},
                             std::pair{Stmt::prune_denylist, "deleting expired deny-list entries"},
-                            std::pair{Stmt::prune_grants, "deleting empty grants"}}) {
+                            std::pair{Stmt::prune_grants, "deleting empty grants"},
+                            std::pair{Stmt::prune_legacy_keys, "deleting the legacy key mark"}}) {
       sqlite3_stmt* s = c.stmt(id);
       if (!s) return c.fail("prune", "preparing");
       bind_arg(s, 1, now);
       if (auto r = c.step_done(id, "prune", what); !r) return std::unexpected(r.error());
-      deleted += sqlite3_changes64(c.db());
+      if (id != Stmt::prune_legacy_keys) deleted += sqlite3_changes64(c.db());
     }
     return deleted;
   });
+  if (!pruned) return pruned;
+  // Only once committed: a rolled-back prune must not stop the legacy lookups.
+  auto legacy = read<bool>("prune", [&](Conn& c) -> Result<bool> {
+    if (auto r = refresh_legacy_keys(c); !r) return std::unexpected(r.error());
+    return true;
+  });
+  if (!legacy) return std::unexpected(legacy.error());
+  return pruned;
 }
 
 }  // namespace tokctl::tokens

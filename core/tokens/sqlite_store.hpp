@@ -18,6 +18,7 @@
 // up front, busy_timeout waits for it, and a bounded retry with backoff covers the SQLITE_BUSY
 // cases the busy handler does not (WAL recovery, lock upgrades).
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -57,6 +58,7 @@ class SqliteTokenStore final : public TokenStore {
   Result<JwtStatus> jwt_status(std::string_view jti, std::string_view grant_id) override;
   Result<std::int64_t> prune(UnixTime now) override;
   Result<Redeemed> redeem(std::string_view hash, const GrantRecord& grant, std::span<const TokenRecord> tokens) override;
+  bool may_hold_legacy_keys() const override;
 
   /// How many transactions the writer committed, and how many writes they held (group commit
   /// puts several writes in one transaction). For tests and benchmarks.
@@ -93,6 +95,8 @@ class SqliteTokenStore final : public TokenStore {
   void wake_next_leader();
   /// The writer thread: leads while put_async writes wait and no caller leads.
   void writer_loop();
+  /// Sets m_legacy_keys from the legacy_keys table, read on `c`.
+  Result<void> refresh_legacy_keys(sqlite::Conn& c);
   /// The leader's part: runs `batch` in one transaction (retrying it whole after SQLITE_BUSY).
   void run_group(const std::vector<Job*>& batch);
   /// Runs `body(conn)` on a pooled reader (":memory:": as a write job).
@@ -104,6 +108,9 @@ class SqliteTokenStore final : public TokenStore {
 
   std::string m_path;
   bool m_in_memory = false;
+  /// Rows with a schema-5 key may exist (legacy_keys has a row). Read at open and after each
+  /// prune; only ever goes from true to false (another process's prune leaves it true: harmless).
+  std::atomic<bool> m_legacy_keys{true};
   std::unique_ptr<sqlite::Conn> m_writer;  // used by the current leader only
 
   std::mutex m_readers_mu;  // guards m_readers only (never held during a query)

@@ -43,7 +43,7 @@ std::string legacy_token_hash(std::string_view token) { return hex_encode(jose::
 
 Result<std::optional<TokenRecord>> find_token(TokenStore& store, std::string_view token) {
   auto found = store.find(token_hash(token));
-  if (!found || *found) return found;
+  if (!found || *found || !store.may_hold_legacy_keys()) return found;
   return store.find(legacy_token_hash(token));
 }
 

@@ -43,7 +43,7 @@ namespace {
 // 2026-01-01T00:00:00Z.
 constexpr UnixTime k_t0 = 1767225600;
 // 2: grants.expires, 3: grants.jwts, 4: tokens.consumed, 5: no jti index, 6: BLOB keys, WITHOUT ROWID
-constexpr int k_schema_version = 6;
+constexpr int k_schema_version = 7;
 
 std::unique_ptr<TokenStore> open_store(const std::string& path) {
   auto s = open_token_store("sqlite:" + path);
@@ -419,6 +419,7 @@ void make_old_store(const std::string& path, const TokenRecord& token, std::init
   for (const char* index : {"grant_id", "client_id", "sub", "exp"})
     raw.exec(std::string("CREATE INDEX tokens_") + index + " ON tokens(" + index + ")");
   raw.exec("DROP INDEX grants_expires");
+  raw.exec("DROP TABLE legacy_keys");
   for (const char* sql : downgrade) raw.exec(sql);
   raw.exec("PRAGMA user_version = " + std::to_string(version));
 }
@@ -464,6 +465,52 @@ TEST_CASE("a version 5 store is migrated: hex keys become BLOBs, legacy keys are
   REQUIRE(f->has_value());
   CHECK((*f)->hash == token_hash(new_token));
   CHECK_FALSE(find_token(*store, "tok_" + opaque_token_value(std::string(28, 's'), k_t0))->has_value());
+}
+
+TEST_CASE("legacy keys are looked up only while a migrated store may hold them", "[store]") {
+  TempDir dir;
+  const std::string old_token = "tok_" + std::string(43, 'L');
+  SECTION("a new store never tries the legacy key") {
+    const std::string path = dir.file("new.db");
+    auto store = open_store(path);
+    CHECK_FALSE(store->may_hold_legacy_keys());
+    // A row under a legacy key (which no build of this schema writes) is not found by find_token:
+    // a miss costs one lookup.
+    TokenRecord planted = make_token("unused", "g");
+    planted.hash = legacy_token_hash(old_token);
+    REQUIRE(store->put(make_grant("g"), std::vector{planted}));
+    CHECK(store->find(legacy_token_hash(old_token))->has_value());
+    CHECK_FALSE(find_token(*store, old_token)->has_value());
+  }
+  SECTION("a migrated store tries it until prune has removed the last legacy row") {
+    const std::string path = dir.file("old.db");
+    TokenRecord old = make_token("unused", "g-old", "cli-a", "alice", k_t0 + 3600);
+    make_old_store(path, old, {}, 5, legacy_token_hash(old_token));
+    auto store = open_store(path);
+    CHECK(store->may_hold_legacy_keys());
+    {
+      RawDb raw(path);
+      CHECK(raw.number("SELECT until FROM legacy_keys") == k_t0 + 3600);
+    }
+    CHECK(find_token(*store, old_token)->has_value());
+    REQUIRE(store->prune(k_t0 + 3600));  // not yet past its exp: kept, and still looked up
+    CHECK(store->may_hold_legacy_keys());
+    CHECK(find_token(*store, old_token)->has_value());
+    REQUIRE(store->prune(k_t0 + 3601));
+    CHECK_FALSE(store->may_hold_legacy_keys());
+    CHECK_FALSE(store->find(legacy_token_hash(old_token))->has_value());  // the row went with it
+    auto reopened = open_store(path);
+    CHECK_FALSE(reopened->may_hold_legacy_keys());
+  }
+  SECTION("a legacy row that never expires keeps the lookup for ever") {
+    const std::string path = dir.file("forever.db");
+    TokenRecord old = make_token("unused", "g-old", "cli-a", "alice", 0);
+    make_old_store(path, old, {}, 5, legacy_token_hash(old_token));
+    auto store = open_store(path);
+    REQUIRE(store->prune(k_t0 + UnixTime{100} * 365 * 86400));
+    CHECK(store->may_hold_legacy_keys());
+    CHECK(find_token(*store, old_token)->has_value());
+  }
 }
 
 TEST_CASE("a version 5 store with a key that is not hex fails to migrate and keeps its rows", "[store]") {

@@ -120,6 +120,10 @@ class TokenStore {
   /// `expires` is before `now` (no token of theirs can still be valid, revoked or not).
   /// Returns the number of rows deleted.
   virtual Result<std::int64_t> prune(UnixTime now) = 0;
+
+  /// Whether rows keyed by legacy_token_hash() may exist (a store migrated from schema 5 or
+  /// older, until prune has removed every such row). When false, find_token() does one lookup.
+  virtual bool may_hold_legacy_keys() const { return true; }
 };
 
 /// Opens "sqlite:PATH" (created with its schema, WAL) or a "postgresql://..." URL.
@@ -135,7 +139,8 @@ std::string token_hash(std::string_view token);
 /// The key schema 5 and older stores gave a token (hex SHA-256 of it): rows migrated from them
 /// keep it, so a lookup that misses under token_hash() tries this one (find_token).
 std::string legacy_token_hash(std::string_view token);
-/// The stored record of a presented token under its key, else under its legacy key.
+/// The stored record of a presented token under its key, else under its legacy key (only while
+/// the store may hold legacy keys).
 Result<std::optional<TokenRecord>> find_token(TokenStore& store, std::string_view token);
 
 /// The characters of an opaque or refresh token (before any policy prefix), 43 of them:
