@@ -5,6 +5,39 @@
 #include <tokctl/util/base64.hpp>
 
 namespace tokctl::jose {
+namespace {
+
+// The last header parse_compact accepted on this thread: its segment, the limits it was parsed
+// under, and what it gave. Only successful parses are kept, so a hit gives exactly what parsing
+// would have.
+struct HeaderCache {
+  std::string b64;
+  JsonLimits limits;
+  nlohmann::json header;
+  std::string alg;
+  std::string kid;
+  bool set = false;
+
+  bool holds(std::string_view segment, const JsonLimits& l) const {
+    return set && segment == b64 && l.max_bytes == limits.max_bytes && l.max_depth == limits.max_depth;
+  }
+  void keep(std::string_view segment, const JsonLimits& l, const CompactJws& jws) {
+    if (segment.size() > 4096) return;  // a batch's headers are small; never hold a large one
+    b64.assign(segment);
+    limits = l;
+    header = jws.header;
+    alg = jws.alg;
+    kid = jws.kid;
+    set = true;
+  }
+};
+
+HeaderCache& header_cache() {
+  thread_local HeaderCache cache;
+  return cache;
+}
+
+}  // namespace
 
 std::size_t compact_segments(std::string_view token) {
   std::size_t segments = 1;
@@ -40,24 +73,39 @@ Result<CompactJws> parse_compact(std::string_view token, const ParseLimits& limi
     return std::unexpected(std::move(e));
   };
   if (jws.header_b64.empty()) return fail(ErrorCode::malformed, "header segment is empty");
-  auto header = b64url_decode(jws.header_b64);
-  if (!header) return fail_in("header", header.error());
+  // A batch of tokens from one signer repeats one header: its strict parse is kept per thread
+  // and reused while the next token's header segment is the same text under the same limits.
+  HeaderCache& cache = header_cache();
+  const bool cached = cache.holds(jws.header_b64, limits.json);
+  std::string header_json;
+  if (!cached) {
+    auto header = b64url_decode(jws.header_b64);
+    if (!header) return fail_in("header", header.error());
+    header_json = std::move(*header);
+  }
   auto payload = b64url_decode(jws.payload_b64);
   if (!payload) return fail_in("payload", payload.error());
   auto sig = b64url_decode(jws.signature_b64);
   if (!sig) return fail_in("signature", sig.error());
-  auto hj = parse_json_object(*header, "header", limits.json);
-  if (!hj) return std::unexpected(hj.error());
-  auto alg = hj->find("alg");
-  if (alg == hj->end() || !alg->is_string()) {
-    return fail(ErrorCode::malformed, "header has no \"alg\" string");
+  if (cached) {
+    jws.header = cache.header;
+    jws.alg = cache.alg;
+    jws.kid = cache.kid;
+  } else {
+    auto hj = parse_json_object(header_json, "header", limits.json);
+    if (!hj) return std::unexpected(hj.error());
+    auto alg = hj->find("alg");
+    if (alg == hj->end() || !alg->is_string()) {
+      return fail(ErrorCode::malformed, "header has no \"alg\" string");
+    }
+    jws.alg = alg->get<std::string>();
+    if (auto kid = hj->find("kid"); kid != hj->end()) {
+      if (!kid->is_string()) return fail(ErrorCode::malformed, "header \"kid\" must be a string");
+      jws.kid = kid->get<std::string>();
+    }
+    jws.header = std::move(*hj);
+    cache.keep(jws.header_b64, limits.json, jws);
   }
-  jws.alg = alg->get<std::string>();
-  if (auto kid = hj->find("kid"); kid != hj->end()) {
-    if (!kid->is_string()) return fail(ErrorCode::malformed, "header \"kid\" must be a string");
-    jws.kid = kid->get<std::string>();
-  }
-  jws.header = std::move(*hj);
   jws.payload = std::move(*payload);
   jws.signature = std::move(*sig);
   return jws;

@@ -332,6 +332,47 @@ TEST_CASE("parse_compact splits and decodes the three segments", "[jws]") {
   CHECK(jws.signature == "sig");
 }
 
+TEST_CASE("parse_compact reuses a repeated header's parse only for the same text and limits", "[jws]") {
+  // Batch paths parse one header many times; the last accepted parse is reused per thread. Any
+  // difference in the header text or the limits must parse again, and errors elsewhere in the
+  // token must still be found.
+  const std::string h1 = seg(R"({"alg":"ES256","kid":"k1","x":{"y":[1]}})");
+  const std::string h2 = seg(R"({"alg":"HS256","kid":"k2"})");
+  const std::string sig = b64url_encode("sig");
+  for (int round = 0; round < 2; ++round) {
+    CompactJws a = parsed(h1 + "." + seg("one") + "." + sig);
+    CHECK(a.alg == "ES256");
+    CHECK(a.kid == "k1");
+    CHECK(a.header.at("x").at("y")[0] == 1);
+    CHECK(a.payload == "one");
+    CompactJws again = parsed(h1 + "." + seg("two") + "." + sig);
+    CHECK(again.header == a.header);
+    CHECK(again.kid == "k1");
+    CHECK(again.payload == "two");
+    CompactJws b = parsed(h2 + "." + seg("three") + "." + sig);
+    CHECK(b.alg == "HS256");
+    CHECK(b.kid == "k2");
+    CHECK_FALSE(b.header.contains("x"));
+  }
+  parsed(h1 + "." + seg("one") + "." + sig);  // h1 is the last accepted header now
+  // The same header under limits it breaks: parsed again, and refused.
+  jose::ParseLimits shallow;
+  shallow.json.max_depth = 2;
+  auto deep = jose::parse_compact(h1 + "." + seg("one") + "." + sig, shallow);
+  REQUIRE_FALSE(deep);
+  CHECK_THAT(deep.error().message, Catch::Contains("nesting deeper than 2"));
+  jose::ParseLimits tiny;
+  tiny.json.max_bytes = 10;
+  CHECK_FALSE(jose::parse_compact(h1 + "." + seg("one") + "." + sig, tiny));
+  // A known header does not excuse a broken payload or signature.
+  parsed(h1 + "." + seg("one") + "." + sig);
+  CHECK_THAT(parse_error(h1 + ".!!." + sig).message, Catch::StartsWith("payload"));
+  CHECK_THAT(parse_error(h1 + "." + seg("one") + ".!!").message, Catch::StartsWith("signature"));
+  // A header one character away is a different header.
+  const std::string h1_dup = seg(R"({"alg":"ES256","kid":"k1","kid":"k1"})");
+  CHECK_THAT(parse_error(h1_dup + "." + seg("one") + "." + sig).message, Catch::Contains("duplicate"));
+}
+
 TEST_CASE("parse_compact accepts alg none, unknown algs and empty payload or signature", "[jws]") {
   CHECK(parsed(seg(R"({"alg":"none"})") + "." + seg("{}") + ".").alg == "none");
   CHECK(parsed(seg(R"({"alg":"XS999"})") + ".." + b64url_encode("s")).alg == "XS999");
