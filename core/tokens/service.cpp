@@ -516,7 +516,10 @@ static Result<PreparedMany> prepare_many(const TokenService::Impl& im, const Iss
   }
   if (fast) {
     const std::string header_b64 = proto.access.token.substr(0, proto.access.token.find('.'));
-    const TokenRecord record_proto = batch.records.empty() ? TokenRecord{} : batch.records.back();
+    TokenRecord record_proto = batch.records.empty() ? TokenRecord{} : batch.records.back();
+    record_proto.claims.clear();  // each row gets its own claims below: not copied twice
+    record_proto.hash.clear();
+    if (fmt != "jwt") batch.records.reserve(batch.records.size() + static_cast<std::size_t>(count));
     constexpr int k_rand_chunk = 4096;
     std::string entropy;
     std::size_t used = 0;
