@@ -13,8 +13,9 @@
 #   introspect  tokctl introspect --batch with LOOKUPS stored tokens (sampled over the whole store;
 #               fewer while the sample pool is smaller) and with one: (t_N - t_1) / (N - 1) is the
 #               time per lookup without
-#               process start-up. "miss" does the same with tokens that were never issued (the
-#               lookup that finds nothing tries the key and the pre-schema-6 legacy key).
+#               process start-up. "miss" does the same with tokens that were never issued (one
+#               lookup since schema 7; a store migrated from schema 5 also tries the legacy key
+#               until its last legacy row is pruned).
 # The first row, "empty", issues BATCH into a fresh store every round: the baseline the others
 # are compared with (ratio = median at S / median empty; for bytes, lower is better).
 # Medians over the rounds, with min-max. Targets (issue 11): issuance at 10^6 rows >= 0.8x the
