@@ -42,14 +42,29 @@ struct IssueCli {
   bool header = false;
   int count = 1;
   std::string refresh_token;
-  std::string grant;                  ///< remote: client_credentials (default), jwt-bearer
+  std::string grant;                  ///< remote: client_credentials (default), jwt-bearer, token-exchange
   std::vector<std::string> resource;  ///< remote: RFC 8707 resource indicators
   std::string assertion_iss;          ///< remote jwt-bearer: the assertion's iss
+  TokenExchangeArgs exchange;         ///< remote token-exchange: the tokens and types (aud, resource, scope above)
   RemoteArgs remote;
 };
 
+constexpr const char* k_urn_jwt_bearer = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+constexpr const char* k_urn_token_exchange = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+// The first RFC 8693 flag given (defaults aside), or nullptr: they belong to --grant token-exchange.
+const char* exchange_flag_given(const TokenExchangeArgs& x) {
+  if (!x.subject_token.empty()) return "--subject-token";
+  if (x.subject_token_type != "access_token") return "--subject-token-type";
+  if (!x.actor_token.empty()) return "--actor-token";
+  if (!x.actor_token_type.empty()) return "--actor-token-type";
+  if (x.requested_token_type != "access_token") return "--requested-token-type";
+  return nullptr;
+}
+
 // issue --server: a grant at the server's token endpoint (RFC 6749 §4.4 client_credentials, §6
-// refresh_token, RFC 7523 jwt-bearer with an assertion signed by the keystore).
+// refresh_token, RFC 7523 jwt-bearer with an assertion signed by the keystore, RFC 8693 token
+// exchange with the request `exchange --server` sends).
 int run_remote_issue(const IssueCli& o) {
   if (auto r = refuse_local_options({{"--type", o.type != "access"}, {"--format", !o.format.empty()},
                                      {"--ttl", !o.ttl.empty()}, {"--claim", !o.claims.empty()},
@@ -58,16 +73,44 @@ int run_remote_issue(const IssueCli& o) {
       !r) {
     return report(r.error());
   }
-  const std::string grant = !o.refresh_token.empty() ? "refresh_token" : o.grant.empty() ? "client_credentials" : o.grant;
-  if (grant != "client_credentials" && grant != "jwt-bearer" && grant != "refresh_token") {
-    return report(Error{ErrorCode::usage, "--grant must be client_credentials or jwt-bearer (refresh: --refresh-token)", {}});
+  std::string grant = !o.refresh_token.empty() ? "refresh_token" : o.grant.empty() ? "client_credentials" : o.grant;
+  if (grant == k_urn_jwt_bearer) grant = "jwt-bearer";
+  if (grant == k_urn_token_exchange) grant = "token-exchange";
+  if (grant != "client_credentials" && grant != "jwt-bearer" && grant != "token-exchange" && grant != "refresh_token") {
+    return report(Error{ErrorCode::usage,
+                        "--grant must be client_credentials, jwt-bearer or token-exchange (refresh: --refresh-token)",
+                        {}});
   }
   if (grant == "client_credentials" && !o.sub.empty()) {
     return report(Error{ErrorCode::usage, "client_credentials has no subject: --sub needs --grant jwt-bearer", {}});
   }
+  std::optional<ExchangeTokens> exchange_tokens;
+  if (grant == "token-exchange") {
+    if (o.exchange.subject_token.empty()) {
+      return report(Error{ErrorCode::usage, "--grant token-exchange needs --subject-token", {}});
+    }
+    if (!o.sub.empty()) {
+      return report(Error{ErrorCode::usage, "a token exchange's subject is the --subject-token's: drop --sub", {}});
+    }
+    auto read = read_exchange_tokens(o.exchange);
+    if (!read) return report(read.error());
+    exchange_tokens = std::move(*read);
+  } else if (const char* flag = exchange_flag_given(o.exchange)) {
+    return report(Error{ErrorCode::usage, std::string(flag) + " needs --grant token-exchange", {}});
+  }
   auto remote = open_remote(o.remote, {Endpoint::token}, true);
   if (!remote) return report(remote.error());
   remote::Fields params;
+  if (exchange_tokens) {
+    // --aud, --resource and --scope are the exchange's audience, resource and scope.
+    TokenExchangeArgs x = o.exchange;
+    x.audience = o.aud;
+    x.resource = o.resource;
+    x.scope = o.scope;
+    auto resp = (*remote)->client->token(token_exchange_params(x, std::move(*exchange_tokens)));
+    if (!resp) return report(resp.error());
+    return print_token_response(*resp, o.header);
+  }
   if (grant == "refresh_token") {
     auto token = read_token(o.refresh_token);
     if (!token) return report(token.error());
@@ -134,8 +177,10 @@ int run_refresh(const IssueCli& o) {
 
 int run_issue(const IssueCli& o) {
   if (remote_requested(o.remote, true)) return run_remote_issue(o);
+  const char* exchange_flag = exchange_flag_given(o.exchange);
   if (auto r = refuse_remote_only({{"--grant", !o.grant.empty()}, {"--resource", !o.resource.empty()},
-                                   {"--assertion-iss", !o.assertion_iss.empty()}});
+                                   {"--assertion-iss", !o.assertion_iss.empty()},
+                                   {exchange_flag ? exchange_flag : "", exchange_flag != nullptr}});
       !r) {
     return report(r.error());
   }
@@ -255,7 +300,8 @@ void register_issue(CLI::App& app) {
       ->check(CLI::IsMember({"jwt", "opaque", "wrapped", "jwe"}));
   issue->add_option("--client-id", o->client_id, "Client the token is issued to");
   issue->add_option("--sub", o->sub, "Subject (pairwise per sector when the client has one)");
-  issue->add_option("--aud", o->aud, "Audience (repeatable; default: the client's first)");
+  issue->add_option("--aud,--audience", o->aud,
+                    "Audience (repeatable; default: the client's first). With a server: sent as audience");
   issue->add_option("--scope", o->scope, "Space-separated scopes (prefix scopes allowed)");
   issue->add_option("--ttl", o->ttl, "Lifetime (default: the policy's for the type; at most tokens.max_lifetime)");
   issue->add_option("--claim", o->claims, "Extra claim NAME=VALUE (VALUE parsed as JSON if valid)");
@@ -274,13 +320,17 @@ void register_issue(CLI::App& app) {
                            "--with-id-token"})
     refresh->excludes(issue->get_option(name));
   refresh->excludes(count);
-  choice_value(issue->add_option("--grant", o->grant,
-                                 "With a server: client_credentials (default) or jwt-bearer (an assertion for --sub "
-                                 "signed by the keystore)"),
-               {"client_credentials", "jwt-bearer"}, ChoiceCheck::strict);
+  auto* grant = choice_value(issue->add_option("--grant", o->grant,
+                                 "With a server: client_credentials (default), jwt-bearer (an assertion for --sub "
+                                 "signed by the keystore) or token-exchange (RFC 8693: --subject-token, --actor-token, "
+                                 "their types, --requested-token-type, --aud, --resource, --scope); also by grant URN"),
+               {"client_credentials", "jwt-bearer", "token-exchange", k_urn_jwt_bearer, k_urn_token_exchange},
+               ChoiceCheck::strict);
+  refresh->excludes(grant);  // --refresh-token is the refresh_token grant
   issue->add_option("--resource", o->resource, "With a server: RFC 8707 resource indicator (repeatable)");
   issue->add_option("--assertion-iss", o->assertion_iss,
                     "With --grant jwt-bearer: the assertion's iss (default: the policy's issuer)");
+  add_token_exchange_options(issue, o->exchange, "Token exchange (with a server and --grant token-exchange)");
   o->remote.client_id = &o->client_id;
   add_remote_options(issue, o->remote, RemoteOptions::client);
   examples(issue, {"tokctl issue --client-id web --sub alice --scope 'read write'",
@@ -290,7 +340,8 @@ void register_issue(CLI::App& app) {
                    "tokctl issue --count 10000 --format opaque --sub load > tokens.txt",
                    "tokctl issue --refresh-token \"$REFRESH\" --scope read   # rotates the refresh token",
                    "tokctl issue --server https://as.example --client-id ci --client-secret-file ci.secret --scope read",
-                   "tokctl issue --profile staging --grant jwt-bearer --sub alice -o json"});
+                   "tokctl issue --profile staging --grant jwt-bearer --sub alice -o json",
+                   "tokctl issue --profile staging --grant token-exchange --subject-token \"$TOKEN\" --aud api-b"});
   on_run(issue, [o] { return run_issue(*o); });
 }
 

@@ -184,7 +184,8 @@ Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& a, std::initialize
   }
   t.timeout_ms = *timeout * 1000;
   t.connect_timeout_ms = std::min<long>(t.timeout_ms, 10000);
-  if (t.insecure && !globals().quiet) {
+  // Security warnings are not informational: -q does not silence them.
+  if (t.insecure) {
     warn("--insecure: the server's TLS certificate is NOT checked; anyone on the path can read the secrets and "
          "tokens sent");
   }
@@ -283,7 +284,7 @@ Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& a, std::initialize
   const Level& level = flags.any() ? flags : profile.any() ? profile : environment;
   std::string secret;
   if (!level.value.empty()) {
-    if (&level == &flags && !globals().quiet) {
+    if (&level == &flags) {  // printed even with -q, like --insecure's
       warn("--client-secret puts the secret where other users can read it (ps, shell history); use "
            "--client-secret-file or $TOKCTL_CLIENT_SECRET");
     }
@@ -350,6 +351,64 @@ Result<std::string> mint_assertion(const std::string& key_file, const std::strin
   nlohmann::json header = {{"alg", jose::to_string(k->second)}, {"typ", "JWT"}};
   if (!k->first.kid().empty()) header["kid"] = k->first.kid();
   return jose::sign_compact(header, claims.dump(), k->second, k->first);
+}
+
+void add_token_exchange_options(CLI::App* cmd, TokenExchangeArgs& a, const std::string& group) {
+  std::vector<CLI::Option*> added;
+  added.push_back(
+      file_value(cmd->add_option("--subject-token", a.subject_token, "The token to exchange, or - for stdin")));
+  added.push_back(choice_value(cmd->add_option("--subject-token-type", a.subject_token_type,
+                                               "access_token, jwt or id_token (or the full "
+                                               "urn:ietf:params:oauth:token-type: URN)")
+                                   ->capture_default_str(),
+                               token_type_names(), ChoiceCheck::suggest));
+  added.push_back(file_value(cmd->add_option("--actor-token", a.actor_token,
+                                             "Token of the party acting for the subject (delegate), or - for stdin")));
+  added.push_back(choice_value(
+      cmd->add_option("--actor-token-type", a.actor_token_type, "Type of the actor token (default: access_token)"),
+      token_type_names(), ChoiceCheck::suggest));
+  added.push_back(cmd->add_option("--requested-token-type", a.requested_token_type,
+                                  "access_token or jwt (both give a JWT access token, typ at+jwt)")
+                      ->capture_default_str());
+  if (!group.empty())
+    for (auto* opt : added) opt->group(group);
+}
+
+Result<ExchangeTokens> read_exchange_tokens(const TokenExchangeArgs& a) {
+  if (a.subject_token == "-" && a.actor_token == "-") {
+    return fail(ErrorCode::usage, "only one of --subject-token and --actor-token can be read from stdin");
+  }
+  if (!a.actor_token_type.empty() && a.actor_token.empty()) {
+    return fail(ErrorCode::usage, "--actor-token-type needs --actor-token");
+  }
+  ExchangeTokens out;
+  auto subject = read_token(a.subject_token);
+  if (!subject) return std::unexpected(subject.error());
+  if (subject->empty()) return fail(ErrorCode::usage, "the subject token is empty");
+  out.subject = std::move(*subject);
+  if (!a.actor_token.empty()) {
+    auto actor = read_token(a.actor_token);
+    if (!actor) return std::unexpected(actor.error());
+    if (actor->empty()) return fail(ErrorCode::usage, "the actor token is empty");
+    out.actor = std::move(*actor);
+  }
+  return out;
+}
+
+remote::Fields token_exchange_params(const TokenExchangeArgs& a, ExchangeTokens tokens) {
+  remote::Fields params{{"grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"},
+                        {"subject_token", std::move(tokens.subject)},
+                        {"subject_token_type", token_type_urn(a.subject_token_type)}};
+  if (tokens.actor) {
+    params.emplace_back("actor_token", std::move(*tokens.actor));
+    params.emplace_back("actor_token_type",
+                        token_type_urn(a.actor_token_type.empty() ? "access_token" : a.actor_token_type));
+  }
+  for (const auto& aud : a.audience) params.emplace_back("audience", aud);
+  for (const auto& r : a.resource) params.emplace_back("resource", r);
+  if (!a.scope.empty()) params.emplace_back("scope", a.scope);
+  params.emplace_back("requested_token_type", token_type_urn(a.requested_token_type));
+  return params;
 }
 
 int print_token_response(const nlohmann::json& r, bool header) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -70,6 +71,36 @@ Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& args, std::initial
 /// iss, sub, aud, iat, exp (5 minutes), jti.
 Result<std::string> mint_assertion(const std::string& key_file, const std::string& iss, const std::string& sub,
                                    const std::string& aud);
+
+/// RFC 8693 §2.1 token exchange: what `exchange` takes, and `issue --server --grant token-exchange`.
+struct TokenExchangeArgs {
+  std::string subject_token;  ///< the token, a file holding it, or - for stdin
+  std::string subject_token_type = "access_token";
+  std::string actor_token;
+  std::string actor_token_type;  ///< empty: access_token when there is an actor token
+  std::string requested_token_type = "access_token";
+  std::vector<std::string> audience;
+  std::vector<std::string> resource;
+  std::string scope;
+};
+
+/// Adds --subject-token, --subject-token-type, --actor-token, --actor-token-type and
+/// --requested-token-type to `cmd`, in `group` (CLI11's default group when empty).
+void add_token_exchange_options(CLI::App* cmd, TokenExchangeArgs& args, const std::string& group = {});
+
+/// The subject and actor tokens, read (files, stdin) and normalised.
+struct ExchangeTokens {
+  std::string subject;
+  std::optional<std::string> actor;
+};
+/// Reads the tokens; a usage error for both from stdin, an actor type without an actor token, or
+/// an empty token.
+Result<ExchangeTokens> read_exchange_tokens(const TokenExchangeArgs& args);
+
+/// The token endpoint parameters of RFC 8693 §2.1: grant_type, subject_token(_type), the actor
+/// token and its type (access_token unless given), each audience and resource (repeated), scope,
+/// requested_token_type; token types as URNs.
+remote::Fields token_exchange_params(const TokenExchangeArgs& args, ExchangeTokens tokens);
 
 /// Prints a token endpoint response: with -o json the whole object; else the access token (as an
 /// Authorization header with `header`), then the refresh and ID tokens, one per line.

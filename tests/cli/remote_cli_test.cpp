@@ -2,8 +2,11 @@
 // what arrives: client authentication on the wire (Basic per RFC 6749 §2.3.1, client_secret_post,
 // private_key_jwt per RFC 7523), server selection (flags, environment, profiles), discovery cached
 // across runs, and the exit codes of refusals and failures (6 for an OAuth error, 5 for the rest,
-// 2 for usage). Secrets never appear in the output.
+// 2 for usage). Secrets never appear in the output. The RFC 8693 and RFC 7662/7009 parameters
+// on the wire, profile fields, and RFC 9701 signed introspection answers that must not verify.
 
+#include <algorithm>
+#include <ctime>
 #include <map>
 #include <sys/stat.h>
 #include <mutex>
@@ -11,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <tokctl/jose/jws.hpp>
 #include <tokctl/jose/jwt.hpp>
 #include <tokctl/remote/http.hpp>
 #include <tokctl/server/form.hpp>
@@ -29,17 +33,26 @@ namespace {
 
 constexpr const char* k_secret = "s3cr3t:with space&amp";
 
-// An authorization server with scripted token answers; it records every request.
+server::HttpResponse json_response(std::string body) {
+  server::HttpResponse r;
+  r.set("Content-Type", "application/json");
+  r.body = std::move(body);
+  return r;
+}
+
+// An authorization server with scripted token, introspection and revocation answers and a JWKS;
+// it records every request.
 struct FakeAs {
+  using Handler = std::function<server::HttpResponse(const server::HttpRequest&)>;
   std::mutex mu;
   std::vector<server::HttpRequest> seen;
   std::map<std::string, int> hits;
-  std::function<server::HttpResponse(const server::HttpRequest&)> token = [](const server::HttpRequest&) {
-    server::HttpResponse r;
-    r.set("Content-Type", "application/json");
-    r.body = R"({"access_token":"AT-1","token_type":"Bearer","expires_in":60,"refresh_token":"RT-1"})";
-    return r;
+  Handler token = [](const server::HttpRequest&) {
+    return json_response(R"({"access_token":"AT-1","token_type":"Bearer","expires_in":60,"refresh_token":"RT-1"})");
   };
+  Handler introspect = [](const server::HttpRequest&) { return json_response(R"({"active":true})"); };
+  Handler revoke = [](const server::HttpRequest&) { return server::HttpResponse{}; };
+  std::string jwks = R"({"keys":[]})";
   std::unique_ptr<server::HttpServer> srv;
 
   FakeAs() {
@@ -60,11 +73,15 @@ struct FakeAs {
         r.body = json{{"issuer", issuer()},
                       {"token_endpoint", issuer() + "/token"},
                       {"introspection_endpoint", issuer() + "/introspect"},
-                      {"revocation_endpoint", issuer() + "/revoke"}}
+                      {"revocation_endpoint", issuer() + "/revoke"},
+                      {"jwks_uri", issuer() + "/jwks"}}
                      .dump();
         return r;
       }
       if (path == "/token") return token(req);
+      if (path == "/introspect") return introspect(req);
+      if (path == "/revoke") return revoke(req);
+      if (path == "/jwks") return json_response(jwks);
       r.status = 404;
       return r;
     });
@@ -92,6 +109,34 @@ std::map<std::string, std::string> form_of(const server::HttpRequest& req) {
   std::map<std::string, std::string> out;
   for (const auto& [k, v] : f->values) out[k] = v.front();
   return out;
+}
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+// Every parameter of a form body as sent, repeated ones repeated in their order; sorted by name
+// only (stable), so that two lists compare equal exactly when the same values went on the wire.
+Params wire_params(const server::HttpRequest& req) {
+  Params out;
+  std::string_view body = req.body;
+  while (!body.empty()) {
+    auto amp = body.find('&');
+    std::string_view pair = body.substr(0, amp);
+    body = amp == std::string_view::npos ? std::string_view() : body.substr(amp + 1);
+    auto eq = pair.find('=');
+    REQUIRE(eq != std::string_view::npos);
+    auto name = server::form_decode(pair.substr(0, eq));
+    auto value = server::form_decode(pair.substr(eq + 1));
+    REQUIRE(name);
+    REQUIRE(value);
+    out.emplace_back(*name, *value);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+Params sorted(Params p) {
+  std::stable_sort(p.begin(), p.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return p;
 }
 
 }  // namespace
@@ -347,4 +392,274 @@ TEST_CASE("remote CLI: secret, key and CA files that are directories, FIFOs, emp
   write_file(dir.file("p.yaml"), "profiles:\n  p:\n    token_endpoint: http://127.0.0.1:1/token\n"
                                  "    client_id: ci\n    client_secret_env: TOKCTL_TEST_UNSET_SECRET\n");
   expect_usage({"issue", "--config", dir.file("p.yaml"), "--profile", "p"}, "TOKCTL_TEST_UNSET_SECRET");
+}
+
+TEST_CASE("remote CLI: introspect --jwt refuses an RFC 9701 answer signed by a stranger, for another client, or "
+          "under a kid the server's JWKS does not have",
+          "[cli][remote]") {
+  FakeAs as;
+  TempDir dir;
+  write_file(dir.file("secret"), k_secret);
+  ::chmod(dir.file("secret").c_str(), 0600);
+  jose::Jwk server_key = test_key("p256");
+  server_key.set_kid("as-1");
+  jose::Jwk stranger = test_key("p256b");
+  stranger.set_kid("as-1");  // the server's kid, another key
+  auto pub = server_key.to_public();
+  REQUIRE(pub);
+  as.jwks = json{{"keys", json::array({pub->to_json()})}}.dump();
+  // What the next answer is signed with, its kid and aud (read on the server's thread).
+  struct Signing {
+    const jose::Jwk* key;
+    std::string kid, aud;
+  } signing{&server_key, "as-1", "rs"};
+  auto sign_with = [&](const jose::Jwk& key, std::string kid, std::string aud) {
+    std::lock_guard lock(as.mu);
+    signing = {&key, std::move(kid), std::move(aud)};
+  };
+  as.introspect = [&](const server::HttpRequest&) {
+    std::lock_guard lock(as.mu);
+    json header = {{"typ", "token-introspection+jwt"}, {"kid", signing.kid}};
+    json claims = {{"iss", as.issuer()},
+                   {"aud", signing.aud},
+                   {"iat", static_cast<long>(std::time(nullptr))},
+                   {"token_introspection", {{"active", true}, {"sub", "alice"}}}};
+    auto jwt = jose::sign_compact(header, claims.dump(), jose::Alg::ES256, *signing.key);
+    server::HttpResponse r;
+    r.set("Content-Type", "application/token-introspection+jwt");
+    r.body = jwt ? *jwt : std::string("signing failed");
+    return r;
+  };
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}};
+  auto introspect_jwt = [&] {
+    return run({"introspect", "--server", as.issuer(), "--client-id", "rs", "--client-secret-file", dir.file("secret"),
+                "--jwt", "opaque-token"},
+               {}, env);
+  };
+  // The server's own answer verifies: the refusals below are for the reason they name.
+  auto r = introspect_jwt();
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(json::parse(r.out)["sub"] == "alice");
+  REQUIRE(as.count("/jwks") == 1);
+  auto refused_for = [&](const std::string& reason) {
+    auto refused = introspect_jwt();
+    INFO(describe(refused));
+    CHECK(refused.code == 1);
+    CHECK(refused.out.empty());
+    CHECK(refused.err.find("the introspection response JWT does not verify") != std::string::npos);
+    CHECK(refused.err.find(reason) != std::string::npos);
+  };
+  SECTION("signed by a stranger's key under the server's kid") {
+    sign_with(stranger, "as-1", "rs");
+    refused_for("bad_signature");
+  }
+  SECTION("signed by the server for another client (aud)") {
+    sign_with(server_key, "as-1", "another-client");
+    refused_for("aud_mismatch");
+  }
+  SECTION("under an unknown kid: the JWKS is refetched once, then the answer refused") {
+    sign_with(server_key, "as-2", "rs");
+    refused_for("kid_not_found");
+    CHECK(as.count("/jwks") == 2);
+  }
+}
+
+TEST_CASE("remote CLI: exchange --server and issue --grant token-exchange send every RFC 8693 parameter",
+          "[cli][remote]") {
+  FakeAs as;
+  TempDir dir;
+  write_file(dir.file("secret"), k_secret);
+  write_file(dir.file("actor.tok"), "actor-token-value\n");
+  ::chmod(dir.file("secret").c_str(), 0600);
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}};
+  const std::vector<std::string> client{"--server", as.issuer(), "--client-id", "gw", "--client-secret-file",
+                                        dir.file("secret")};
+  const std::vector<std::string> rfc8693{"--subject-token", "-", "--subject-token-type", "jwt",
+                                         "--actor-token", dir.file("actor.tok"), "--actor-token-type", "id_token",
+                                         "--resource", "https://a.test/api", "--resource", "https://b.test/",
+                                         "--requested-token-type", "urn:ietf:params:oauth:token-type:jwt",
+                                         "--scope", "read write"};
+  const std::string urn = "urn:ietf:params:oauth:token-type:";
+  const Params want = sorted({{"grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"},
+                              {"subject_token", "subject-token-value"},
+                              {"subject_token_type", urn + "jwt"},
+                              {"actor_token", "actor-token-value"},
+                              {"actor_token_type", urn + "id_token"},
+                              {"audience", "api-b"},
+                              {"audience", "api-c"},
+                              {"resource", "https://a.test/api"},
+                              {"resource", "https://b.test/"},
+                              {"scope", "read write"},
+                              {"requested_token_type", urn + "jwt"}});
+  auto sent = [&](std::vector<std::string> args, std::vector<std::string> audience_flags) {
+    args.insert(args.end(), client.begin(), client.end());
+    args.insert(args.end(), rfc8693.begin(), rfc8693.end());
+    args.insert(args.end(), audience_flags.begin(), audience_flags.end());
+    auto r = run(args, "subject-token-value\n", env);
+    INFO(describe(r));
+    REQUIRE(r.code == 0);
+    CHECK(r.out == "AT-1\nRT-1\n");
+    auto req = as.last("/token");
+    CHECK(req.header("authorization"));  // client_secret_basic: the client is not a form parameter
+    return wire_params(req);
+  };
+  CHECK(sent({"exchange"}, {"--audience", "api-b", "--audience", "api-c"}) == want);
+  CHECK(sent({"issue", "--grant", "urn:ietf:params:oauth:grant-type:token-exchange"},
+             {"--aud", "api-b", "--audience", "api-c"}) == want);
+  CHECK(sent({"issue", "--grant", "token-exchange"}, {"--audience", "api-b", "--aud", "api-c"}) == want);
+  CHECK(as.count("/token") == 3);
+
+  // Defaults: an access token exchanged for an access token; an actor token's type is access_token.
+  auto r = run({"issue", "--grant", "token-exchange", "--subject-token", "subject-token-value", "--actor-token",
+                "actor-token-value", "--server", as.issuer(), "--client-id", "gw", "--client-secret-file",
+                dir.file("secret")},
+               {}, env);
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(wire_params(as.last("/token")) ==
+        sorted({{"grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"},
+                {"subject_token", "subject-token-value"},
+                {"subject_token_type", urn + "access_token"},
+                {"actor_token", "actor-token-value"},
+                {"actor_token_type", urn + "access_token"},
+                {"requested_token_type", urn + "access_token"}}));
+
+  // The RFC 8693 flags belong to the token exchange grant; it needs its subject token.
+  auto usage = [&](std::vector<std::string> args, const std::string& says) {
+    args.insert(args.end(), client.begin(), client.end());
+    auto u = run(args, {}, env);
+    INFO(describe(u));
+    CHECK(u.code == 2);
+    CHECK(u.err.find(says) != std::string::npos);
+  };
+  usage({"issue", "--grant", "token-exchange"}, "needs --subject-token");
+  usage({"issue", "--subject-token", "x"}, "--subject-token needs --grant token-exchange");
+  usage({"issue", "--grant", "jwt-bearer", "--sub", "a", "--actor-token", "x"}, "--actor-token needs --grant");
+  usage({"issue", "--grant", "token-exchange", "--subject-token", "x", "--sub", "alice"}, "drop --sub");
+  usage({"issue", "--grant", "token-exchange", "--subject-token", "-", "--actor-token", "-"}, "stdin");
+  CHECK(as.count("/token") == 4);
+  auto local = run({"issue", "--subject-token", "x"}, {}, env);
+  CHECK(local.code == 2);
+  CHECK(local.err.find("--subject-token applies to a server") != std::string::npos);
+}
+
+TEST_CASE("remote CLI: introspect and revoke send the token and its token_type_hint", "[cli][remote]") {
+  FakeAs as;
+  TempDir dir;
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}, {"TOKCTL_CLIENT_SECRET", k_secret}};
+  const std::vector<std::string> client{"--server", as.issuer(), "--client-id", "rs"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.end(), client.begin(), client.end());
+    return args;
+  };
+  auto r = run(with({"introspect", "--token-type-hint", "refresh_token", "tok-1"}), {}, env);
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(wire_params(as.last("/introspect")) == sorted({{"token", "tok-1"}, {"token_type_hint", "refresh_token"}}));
+  r = run(with({"introspect", "--batch", "--token-type-hint", "access_token"}), "tok-2\ntok-3\n", env);
+  REQUIRE(r.code == 0);
+  CHECK(wire_params(as.last("/introspect")) == sorted({{"token", "tok-3"}, {"token_type_hint", "access_token"}}));
+  r = run(with({"introspect", "tok-4"}), {}, env);
+  REQUIRE(r.code == 0);
+  CHECK(wire_params(as.last("/introspect")) == Params{{"token", "tok-4"}});
+
+  r = run(with({"revoke", "--token-type-hint", "refresh_token", "tok-5"}), {}, env);
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(wire_params(as.last("/revoke")) == sorted({{"token", "tok-5"}, {"token_type_hint", "refresh_token"}}));
+  r = run(with({"revoke", "--token-type-hint", "access_token", "tok-6"}), {}, env);
+  REQUIRE(r.code == 0);
+  CHECK(wire_params(as.last("/revoke")) == sorted({{"token", "tok-6"}, {"token_type_hint", "access_token"}}));
+  r = run(with({"revoke", "tok-7"}), {}, env);
+  REQUIRE(r.code == 0);
+  CHECK(wire_params(as.last("/revoke")) == Params{{"token", "tok-7"}});
+  CHECK(as.count("/introspect") == 4);
+  CHECK(as.count("/revoke") == 3);
+}
+
+TEST_CASE("remote CLI: a profile's auth_method, client_secret_env, endpoints and client_key are used",
+          "[cli][remote]") {
+  FakeAs as;
+  TempDir dir;
+  write_file(dir.file("client.jwk"), std::string(test_key_json("p256")));
+  ::chmod(dir.file("client.jwk").c_str(), 0600);
+  // No server: nothing can be discovered, so every endpoint comes from the profile.
+  write_file(dir.file("p.yaml"), "profiles:\n"
+                                 "  poster:\n"
+                                 "    token_endpoint: " + as.issuer() + "/token\n"
+                                 "    client_id: poster\n"
+                                 "    auth_method: client_secret_post\n"
+                                 "    client_secret_env: TOKCTL_TEST_POSTER_SECRET\n"
+                                 "  keyed:\n"
+                                 "    introspection_endpoint: " + as.issuer() + "/introspect\n"
+                                 "    revocation_endpoint: " + as.issuer() + "/revoke\n"
+                                 "    client_id: keyed\n"
+                                 "    client_key: client.jwk\n");  // relative to the policy file
+  // $TOKCTL_CLIENT_SECRET is the environment's level: the profile's variable wins over it.
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}, {"TOKCTL_CLIENT_SECRET", "not-the-profile-secret"},
+              {"TOKCTL_TEST_POSTER_SECRET", k_secret}};
+  auto r = run({"issue", "--config", dir.file("p.yaml"), "--profile", "poster", "--scope", "read"}, {}, env);
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(r.out == "AT-1\nRT-1\n");
+  auto req = as.last("/token");
+  CHECK_FALSE(req.header("authorization"));  // client_secret_post, not the default Basic
+  CHECK(wire_params(req) == sorted({{"grant_type", "client_credentials"},
+                                    {"scope", "read"},
+                                    {"client_id", "poster"},
+                                    {"client_secret", k_secret}}));
+  CHECK(r.err.find(k_secret) == std::string::npos);
+  // $TOKCTL_PROFILE selects it too.
+  env.push_back({"TOKCTL_PROFILE", "poster"});
+  r = run({"issue", "--config", dir.file("p.yaml")}, {}, env);
+  REQUIRE(r.code == 0);
+  CHECK(form_of(as.last("/token"))["client_secret"] == k_secret);
+  env.pop_back();
+
+  // private_key_jwt implied by the profile's client_key, at the profile's introspection and
+  // revocation endpoints.
+  const std::vector<std::string> keyed{"--config", dir.file("p.yaml"), "--profile", "keyed"};
+  for (const char* cmd : {"introspect", "revoke"}) {
+    std::vector<std::string> args{cmd, "tok-1"};
+    args.insert(args.end(), keyed.begin(), keyed.end());
+    r = run(args, {}, env);
+    INFO(describe(r));
+    REQUIRE(r.code == 0);
+    auto form = form_of(as.last(std::string("/") + (cmd == std::string("introspect") ? "introspect" : "revoke")));
+    CHECK(form["client_id"] == "keyed");
+    CHECK(form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    auto pub = test_key("p256").to_public();
+    REQUIRE(pub);
+    jose::VerifyOptions vo;
+    vo.claims.iss = "keyed";
+    vo.claims.sub = "keyed";
+    vo.claims.required = {"jti", "exp", "aud"};
+    SystemClock clk;
+    auto v = jose::TokenVerifier::create(jose::JwkSet({*pub}), jose::KeySource::single, vo, clk);
+    REQUIRE(v);
+    CHECK(v->verify(form["client_assertion"]).valid);
+  }
+  CHECK(as.count("/.well-known/oauth-authorization-server") == 0);
+}
+
+TEST_CASE("remote CLI: -q does not silence the --insecure and --client-secret warnings", "[cli][remote]") {
+  FakeAs as;
+  TempDir dir;
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}};
+  auto r = run({"-q", "issue", "--server", as.issuer(), "--client-id", "ci", "--client-secret", k_secret}, {}, env);
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(r.out == "AT-1\nRT-1\n");
+  CHECK(r.err.find("warning: --client-secret puts the secret") != std::string::npos);
+  CHECK(r.err.find(k_secret) == std::string::npos);
+  r = run({"--quiet", "issue", "--server", as.issuer(), "--client-id", "ci", "--insecure"}, {},
+          {{"XDG_CACHE_HOME", dir.file("cache")}, {"TOKCTL_CLIENT_SECRET", k_secret}});
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(r.err.find("warning: --insecure: the server's TLS certificate is NOT checked") != std::string::npos);
+  r = run({"-q", "introspect", "tok", "--server", as.issuer(), "--client-id", "ci", "--insecure-tls"}, {},
+          {{"XDG_CACHE_HOME", dir.file("cache")}, {"TOKCTL_CLIENT_SECRET", k_secret}});
+  REQUIRE(r.code == 0);
+  CHECK(r.err.find("NOT checked") != std::string::npos);
 }

@@ -7,22 +7,26 @@
 #    assertion issuer, a profile): RFC 8414 discovery and its cache (requests counted in the
 #    server's access log), client_credentials with client_secret_basic (secret from a file, from
 #    $TOKCTL_CLIENT_SECRET, from a profile, from the environment alone), client_secret_post,
-#    private_key_jwt, refresh (a refresh token issued by the CLI on the same keystore and store),
-#    jwt-bearer (an assertion signed by a second keystore, the policy's assertion issuer), token
-#    exchange, introspection (JSON, RFC 9701 --jwt, --phantom, --batch) before and after
-#    revocation, verify --server; JWKS caching and key rotation (one refetch for a new kid, none
-#    within the rate limit for an unknown one), --offline; OAuth errors (exit 6), usage errors
-#    (exit 2), an issuer mismatch (exit 5); no secret (nor a password in the --server URL) echoed,
-#    no secret, refresh token or JWT in the server log.
+#    private_key_jwt (--client-key, and the keystore's active key), refresh (a refresh token
+#    issued by the CLI on the same keystore and store), jwt-bearer (an assertion signed by a second
+#    keystore, the policy's assertion issuer), token exchange (exchange --server and issue --grant
+#    token-exchange), introspection (JSON, RFC 9701 --jwt, --phantom, --batch) before and after
+#    revocation, verify --server; JWKS caching and key rotation (one refetch for a new kid, also
+#    for a whole verify --batch; none within the rate limit for an unknown one), --offline; OAuth
+#    errors (exit 6), usage errors (exit 2), an issuer mismatch (exit 5); no secret (nor a password
+#    in the --server URL) echoed, no secret, refresh token or JWT in the server log; the
+#    --client-secret warning even with -q.
 # 2. `tokctl serve` over HTTPS with mutual TLS, on a throwaway CA made here with openssl (server
-#    certificate for IP:127.0.0.1, client certificate for DNS:mtls-client.test): tls_client_auth,
-#    --cacert, no --cacert (exit 5), --insecure (a warning), ETag revalidation of the JWKS (304).
+#    certificate for IP:127.0.0.1, client certificate for DNS:mtls-client.test): tls_client_auth
+#    (flags, and a profile's cacert/cert/key), --cacert, no --cacert (exit 5), --insecure (a
+#    warning, also with -q), ETag revalidation of the JWKS (304).
 # 3. An unmodified node oidc-provider (tests/interop/node/oidc_provider_server.mjs): OpenID
 #    discovery, client_credentials, introspection, revocation, verify --server of its JWTs.
 # 4. Error paths against tests/interop/node/fault_server.mjs and a closed port: connection
-#    refused, 5xx (retried only when idempotent, hits counted by the server), 503 then success,
-#    timeout, invalid JSON, an oversized body, an error without / with an OAuth error body,
-#    discovery finding no metadata, --batch on one connection, --offline with an empty cache.
+#    refused (retried with backoff; curl's reason), 5xx (retried only when idempotent, hits
+#    counted by the server), 503 then success, timeout (curl's reason), invalid JSON, an oversized
+#    body, an error without / with an OAuth error body, discovery finding no metadata, --batch on
+#    one connection, --offline with an empty cache.
 # Peers: curl, jq, openssl, node (with tests/interop/node installed: npm ci), /usr/bin/python3
 # (a free port). Every tokctl call runs under `timeout`, so a hang is a failure, not a stall.
 # TOKCTL_INTEROP_KEEP=1 keeps the work directory.
@@ -116,6 +120,7 @@ S() { t --config "$work/p.yaml" --keystore "$work/ks" "$@"; }
 "$TOKCTL" keys generate --alg ES256 --out pk.jwk >/dev/null 2>&1 || setup_failed "keys generate"
 "$TOKCTL" keys convert pk.jwk --public | jq -c '{keys: [.]}' > pk.jwks.json || setup_failed "keys convert"
 "$TOKCTL" keys generate --alg ES256 --out stranger.jwk >/dev/null 2>&1 || setup_failed "keys generate"
+"$TOKCTL" --keystore pk-ks keys import pk.jwk -q >/dev/null || setup_failed "keys import pk.jwk (the pkjwt keystore)"
 { "$TOKCTL" --keystore idp-ks keys add --alg ES256 -q >/dev/null && "$TOKCTL" --keystore idp-ks keys jwks > idp.jwks.json; } ||
   setup_failed "the assertion issuer's keystore"
 printf 'issuer: https://idp.test\n' > idp.yaml
@@ -182,6 +187,9 @@ verdict "serve: \$TOKCTL_SERVER, \$TOKCTL_CLIENT_ID and \$TOKCTL_CLIENT_SECRET_F
 S issue "${APP[@]}" --client-secret "$APP_SECRET" --scope read
 [[ $rc == 0 ]] && grep -qw ps e && ! grep -qF "$APP_SECRET" e
 verdict "serve: --client-secret works, warns about ps and does not echo the secret"
+S -q issue "${APP[@]}" --client-secret "$APP_SECRET" --scope read
+[[ $rc == 0 ]] && is_jwt o && has_err "warning: --client-secret puts the secret" && ! grep -qF "$APP_SECRET" e
+verdict "serve: -q does not silence the --client-secret warning (a security warning)"
 
 # Other client authentication methods.
 S issue --server "$URL" --client-id poster --client-secret-file post.secret --auth-method client_secret_post --scope read
@@ -196,6 +204,9 @@ verdict "serve: private_key_jwt (--client-key; the client's jwks in the policy)"
 S issue --server "$URL" --client-id pkjwt --client-key stranger.jwk --scope read
 [[ $rc == 6 ]] && has_err invalid_client
 verdict "serve: private_key_jwt signed by another key is refused (exit 6, invalid_client)"
+t --keystore "$work/pk-ks" issue --server "$URL" --client-id pkjwt --auth-method private_key_jwt --scope read
+[[ $rc == 0 ]] && is_jwt o && [[ $(claim o .payload.client_id) == pkjwt ]]
+verdict "serve: private_key_jwt signed by the keystore's active key (pk.jwk imported; no --client-key)"
 
 # Grants.
 S -o json issue "${APP[@]}" --refresh-token "$REFRESH"
@@ -233,6 +244,16 @@ verdict "serve: token exchange with --audience and --scope (aud api-b, scope rea
 S exchange "${APP[@]}" --subject-token subject.tok --audience api-c
 [[ $rc == 6 ]] && has_err invalid_target
 verdict "serve: token exchange to an audience no rule allows (exit 6, invalid_target)"
+S issue "${APP[@]}" --grant token-exchange --subject-token subject.tok --aud api-b --scope read
+cp o exchanged-issue.tok
+[[ $rc == 0 ]] && is_jwt exchanged-issue.tok &&
+  [[ $(claim exchanged-issue.tok .payload.aud) == api-b && $(claim exchanged-issue.tok .payload.scope) == read &&
+     $(claim exchanged-issue.tok .payload.act.sub) == app ]]
+verdict "serve: issue --grant token-exchange (the exchange request): aud api-b, scope read, act"
+S issue "${APP[@]}" --grant urn:ietf:params:oauth:grant-type:token-exchange --subject-token subject.tok \
+  --subject-token-type access_token --requested-token-type jwt --audience api-c
+[[ $rc == 6 ]] && has_err invalid_target
+verdict "serve: issue --grant <token-exchange URN> to an audience no rule allows (exit 6, invalid_target)"
 
 # Introspection, revocation.
 S issue "${APP[@]}" --scope read
@@ -310,6 +331,9 @@ t config check secret-in-profile.yaml
 verdict "config check refuses a client_secret in a profile (exit 3)"
 
 # JWKS caching and key rotation, on a fresh cache.
+XDG_CACHE_HOME=$work/cache-batch S verify cc1.tok --server "$URL"
+[[ $rc == 0 ]]
+verdict "jwks: a second cache holds the JWKS from before the rotation (for verify --batch)"
 export XDG_CACHE_HOME=$work/cache-jwks
 j0=$(count /oauth/jwks "$LOG")
 S verify cc1.tok --server "$URL"
@@ -352,11 +376,28 @@ verdict "jwks: an unknown kid within 30 s of the refetch: no request, exit 1 kid
 jwks_cache=$(grep -lF "\"url\":\"$URL/oauth/jwks\"" cache-jwks/tokctl/http/*.json 2>/dev/null | head -1)
 [[ -n $jwks_cache ]] && (($(jq -r '.refetched_at // 0' "$jwks_cache") > 0))
 verdict "jwks: the refetch time is recorded in the cache file"
+for _ in 1 2; do S issue "${APP[@]}" --scope read; out; done > rotated-batch.txt
+{ cat cc1.tok; cat rotated.tok; } >> rotated-batch.txt
+jb=$(count /oauth/jwks "$LOG")
+XDG_CACHE_HOME=$work/cache-batch S verify --batch --server "$URL" < rotated-batch.txt
+batch_cache=$(grep -lF "\"url\":\"$URL/oauth/jwks\"" cache-batch/tokctl/http/*.json 2>/dev/null | head -1)
+[[ $rc == 0 && $(wc -l < o) == 4 && $(jq -sc 'map(.valid)' o) == '[true,true,true,true]' ]] &&
+  (($(count /oauth/jwks "$LOG") == jb + 1)) && [[ -n $batch_cache ]] &&
+  (($(jq -r '.refetched_at // 0' "$batch_cache") > 0))
+verdict "jwks: verify --batch with new kids on a cache from before the rotation: exactly one JWKS refetch, all valid"
 export XDG_CACHE_HOME=$work/cache-unknown
 j4=$(count /oauth/jwks "$LOG")
 S verify stranger.tok --server "$URL"
 [[ $rc == 1 ]] && has_err kid_not_found && (($(count /oauth/jwks "$LOG") == j4 + 2))
 verdict "jwks: an unknown kid on a fresh cache: one fetch and exactly one refetch, exit 1"
+export XDG_CACHE_HOME=$work/cache-unknown-batch
+j5=$(count /oauth/jwks "$LOG")
+{ cat stranger.tok; cat rotated.tok; cat stranger.tok; } > stranger-batch.txt
+S verify --batch --server "$URL" < stranger-batch.txt
+[[ $rc == 1 && $(jq -sc 'map(.valid)' o) == '[false,true,false]' &&
+   $(jq -sc 'map(.errors | map(.code) | index("kid_not_found") != null)' o) == '[true,false,true]' ]] &&
+  (($(count /oauth/jwks "$LOG") == j5 + 2))
+verdict "jwks: verify --batch with two unknown-kid tokens on a fresh cache: one fetch, one refetch for the run, exit 1"
 export XDG_CACHE_HOME=$work/cache
 
 # The access log: nothing secret in it.
@@ -403,6 +444,11 @@ if start "tokctl serve (HTTPS, mTLS)" ready-tls.json "$TLOG" \
   t issue --server "$TURL" --cacert ca.pem --client-id mtls --cert client.pem --key client.key --scope read
   [[ $rc == 0 ]] && is_jwt o && [[ $(claim o .payload.client_id) == mtls ]]
   verdict "tls: tls_client_auth with --cert/--key and --cacert (auth method implied by the certificate)"
+  printf 'profiles:\n  mtls:\n    server: %s\n    client_id: mtls\n    cacert: ca.pem\n    cert: client.pem\n    key: client.key\n' \
+    "$TURL" > tls-profile.yaml
+  t --config "$work/tls-profile.yaml" issue --profile mtls --scope read
+  [[ $rc == 0 ]] && is_jwt o && [[ $(claim o .payload.client_id) == mtls ]]
+  verdict "tls: a profile's cacert, cert and key: tls_client_auth (implied by the profile's certificate)"
   t issue --server "$TURL" --cacert ca.pem --client-id mtls --auth-method tls_client_auth --scope read
   [[ $rc == 2 ]]
   verdict "tls: tls_client_auth without a certificate: exit 2"
@@ -413,6 +459,9 @@ if start "tokctl serve (HTTPS, mTLS)" ready-tls.json "$TLOG" \
   t issue --server "$TURL" --insecure --client-id tapp --client-secret-file tapp.secret --scope read
   [[ $rc == 0 ]] && is_jwt o && has_err "warning: --insecure"
   verdict "tls: --insecure works and prints a warning"
+  t -q issue --server "$TURL" --insecure --client-id tapp --client-secret-file tapp.secret --scope read
+  [[ $rc == 0 ]] && is_jwt o && has_err "warning: --insecure"
+  verdict "tls: -q does not silence the --insecure warning (a security warning)"
   t verify tls.tok --server "$TURL" --cacert ca.pem
   [[ $rc == 0 ]]
   verdict "tls: verify --server over HTTPS with --cacert"
@@ -481,8 +530,11 @@ if start "fault server" fault-ready.json fault.log node "$NODE_DIR/fault_server.
   t0=$(now_ms)
   t issue --server "http://127.0.0.1:$closed" --client-id x --scope read
   ms=$(($(now_ms) - t0))
-  [[ $rc == 5 ]] && ((ms < 3000))
-  verdict "fault: connection refused: exit 5 in ${ms} ms (retries included)"
+  [[ $rc == 5 ]] && ((ms >= 600 && ms < 3000)) && has_err "Couldn't connect to server" && has_err "(after 3 attempts)"
+  verdict "fault: connection refused: exit 5 in ${ms} ms, curl's reason, after 3 attempts (2 retries backing off 200+400 ms)"
+  t issue --server "http://127.0.0.1:$closed" --client-id x --scope read --retries 0
+  [[ $rc == 5 ]] && has_err "Couldn't connect to server" && ! has_err "attempts"
+  verdict "fault: connection refused with --retries 0: one attempt, exit 5"
   t introspect --introspection-endpoint "$F/500/introspect" --client-id x tok
   [[ $rc == 5 && $(hits /500/introspect) == 3 ]]
   verdict "fault: 500 on introspection is retried (3 hits = 1 + the default 2 retries), then exit 5"
@@ -501,8 +553,8 @@ if start "fault server" fault-ready.json fault.log node "$NODE_DIR/fault_server.
   t0=$(now_ms)
   t introspect --introspection-endpoint "$F/slow/introspect" --client-id x --timeout 1s --retries 0 tok
   ms=$(($(now_ms) - t0))
-  [[ $rc == 5 ]] && ((ms < 4000))
-  verdict "fault: --timeout 1s on a server that does not answer: exit 5 in ${ms} ms"
+  [[ $rc == 5 ]] && ((ms < 4000)) && has_err "timed out"
+  verdict "fault: --timeout 1s on a server that does not answer: exit 5 in ${ms} ms (curl: timed out)"
   t introspect --introspection-endpoint "$F/badjson/introspect" --client-id x tok
   [[ $rc == 5 ]]
   verdict "fault: invalid JSON from the introspection endpoint: exit 5"

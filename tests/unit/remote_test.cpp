@@ -1,7 +1,7 @@
 // Remote mode's core (core/remote): form and Basic encoding, discovery URLs, Cache-Control, the
 // document cache, OAuth error mapping, and the transport against a real loopback HTTP server
 // (tokctl's own, in process): caching and revalidation, retries of idempotent requests only,
-// size limits, refused connections, timeouts, and the JWKS refetch limit.
+// size limits, refused connections (retried with backoff), timeouts, and the JWKS refetch limit.
 
 #include <atomic>
 #include <chrono>
@@ -327,6 +327,49 @@ TEST_CASE("remote: oversized answers, refused connections and timeouts are netwo
   CHECK(r.error().code == ErrorCode::network);
   req.url = "ftp://127.0.0.1/";
   CHECK(http.send(req).error().code == ErrorCode::usage);
+}
+
+TEST_CASE("remote: a refused connection is retried with doubling backoff, then fails naming the attempts",
+          "[remote][http]") {
+  // A port bound but never listening: every connect is refused at once.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/jwks";
+  TransportOptions o;
+  o.retries = 2;
+  o.backoff_ms = 50;
+  auto http = HttpClient::create(o);
+  REQUIRE(http);
+  HttpRequest get;
+  get.url = url;
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = http->send(get);
+  auto elapsed = std::chrono::steady_clock::now() - t0;
+  REQUIRE_FALSE(r);
+  INFO(r.error().message);
+  CHECK(r.error().code == ErrorCode::network);
+  CHECK(r.error().message.find("GET " + url + ": ") == 0);
+  CHECK(r.error().message.find("Couldn't connect to server") != std::string::npos);  // curl's reason
+  CHECK(r.error().message.find("(after 3 attempts)") != std::string::npos);
+  CHECK(elapsed >= std::chrono::milliseconds(50 + 100));  // the two pauses: 50 ms, then doubled
+  CHECK(elapsed < std::chrono::seconds(5));
+  // A request that is not idempotent (a token request) is tried once.
+  HttpRequest token;
+  token.method = "POST";
+  token.url = url;
+  token.idempotent = false;
+  r = http->send(token);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::network);
+  CHECK(r.error().message.find("Couldn't connect to server") != std::string::npos);
+  CHECK(r.error().message.find("attempts") == std::string::npos);
+  ::close(fd);
 }
 
 TEST_CASE("remote: discovery checks the issuer and falls back from RFC 8414 to OpenID Connect", "[remote][http]") {
