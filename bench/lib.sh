@@ -103,3 +103,48 @@ print_common_header() {
     echo "  load:    1-min load average $load at start$busy"
     echo "  cpu:     $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown), $(nproc) cores"
 }
+
+# ---- keys and tokens for the verify benchmarks (verify.sh, peers.sh) ----------------------------
+declare -A bench_gen_args=(
+    [ES256]="--alg ES256"
+    [RS256]="--alg RS256 --bits 2048"
+    [EdDSA]="--alg EdDSA --crv Ed25519"
+    [HS256]="--alg HS256"
+)
+
+# make_key ALG: generates $work/ALG.jwk (the signing key) and sets verify_key to what a verifier
+# gets: the public JWK from `tokctl keys convert --public --to jwk`, or the secret for HS256.
+make_key() {
+    local alg=$1
+    local key=$work/$alg.jwk pub=$work/$alg.pub.jwk
+    # shellcheck disable=SC2086  # the arguments hold several words on purpose
+    run_or_die "$tokctl" keys generate ${bench_gen_args[$alg]} --out "$key"
+    verify_key=$key
+    if [[ $alg != HS256 ]]; then
+        "$tokctl" keys convert "$key" --public --to jwk >"$pub" 2>"$work/convert.err" ||
+            { sed 's/^/    /' "$work/convert.err" >&2; die "$alg: tokctl keys convert --public --to jwk failed"; }
+        verify_key=$pub
+    fi
+}
+
+# make_tokens ALG KEY: signs $n_distinct distinct tokens (distinct sub and jti, iss, iat and exp)
+# at $bench_now into $work/ALG.distinct, then repeats them to $n_tokens lines in $work/ALG.tokens.
+# A repeated line costs a verifier what a fresh token from the same signer would: tokctl keeps
+# nothing between lines but the parse of the last header it saw (which every token of one signer
+# shares), and neither jose's jwtVerify nor PyJWT's decode keeps anything. Signing 20,000 tokens
+# one process at a time would only make the benchmark slow.
+make_tokens() {
+    local alg=$1 key=$2 i tok
+    local distinct=$work/$alg.distinct tokens=$work/$alg.tokens
+    : >"$distinct"
+    for ((i = 1; i <= n_distinct; i++)); do
+        tok=$(run_or_die "$tokctl" --now "$bench_now" sign --key "$key" \
+                  --iss https://bench.tokctl.test --sub "user-$i" --exp +1h --jti auto </dev/null)
+        [[ $tok =~ ^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]] ||
+            die "$alg: 'tokctl sign' printed something that is not a compact JWS: '$tok'"
+        printf '%s\n' "$tok" >>"$distinct"
+    done
+    [[ $(sort -u "$distinct" | wc -l) -eq $n_distinct ]] || die "$alg: tokctl sign produced duplicate tokens"
+    awk -v n="$n_tokens" '{ t[NR] = $0 } END { for (i = 0; i < n; i++) print t[i % NR + 1] }' \
+        "$distinct" >"$tokens"
+}

@@ -157,34 +157,6 @@ time_verify() {
 }
 
 # ---------------------------------------------------------------- per algorithm
-# Signs $n_distinct distinct tokens, then repeats them to reach $n_tokens.
-# tokctl verify does no caching of any kind (each line is parsed, decoded and its
-# signature checked from scratch), so verifying repeated lines costs exactly what
-# verifying fresh ones would; signing 20,000 tokens one process at a time would
-# only make the benchmark slow.
-make_tokens() {
-    local alg=$1 key=$2 i tok
-    local distinct=$work/$alg.distinct tokens=$work/$alg.tokens
-    : >"$distinct"
-    for ((i = 1; i <= n_distinct; i++)); do
-        tok=$(run_or_die "$tokctl" --now "$bench_now" sign --key "$key" \
-                  --iss https://bench.tokctl.test --sub "user-$i" --exp +1h --jti auto </dev/null)
-        [[ $tok =~ ^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]] ||
-            die "$alg: 'tokctl sign' printed something that is not a compact JWS: '$tok'"
-        printf '%s\n' "$tok" >>"$distinct"
-    done
-    [[ $(sort -u "$distinct" | wc -l) -eq $n_distinct ]] || die "$alg: tokctl sign produced duplicate tokens"
-    # Repeat the distinct lines (cyclically) up to $n_tokens lines.
-    awk -v n="$n_tokens" '{ t[NR] = $0 } END { for (i = 0; i < n; i++) print t[i % NR + 1] }' \
-        "$distinct" >"$tokens"
-}
-
-declare -A gen_args=(
-    [ES256]="--alg ES256"
-    [RS256]="--alg RS256 --bits 2048"
-    [EdDSA]="--alg EdDSA --crv Ed25519"
-    [HS256]="--alg HS256"
-)
 declare -A speed_prim=([ES256]=ecdsap256 [RS256]=rsa2048 [EdDSA]=ed25519 [HS256]=hmac-sha256)
 declare -A speed_label=([ES256]="ecdsap256" [RS256]="rsa2048" [EdDSA]="ed25519" [HS256]="hmac(sha256)")
 declare -A target=([ES256]=0.9 [RS256]=0.7 [EdDSA]=0.9 [HS256]="")
@@ -200,25 +172,14 @@ start_all=$(now_epoch)
     echo "tokctl verify benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     print_common_header
     echo "  timing:  $rounds alternated rounds of one tokctl run (wall clock) and openssl speed -elapsed -seconds $speed_seconds; medians"
-    echo "  tokens:  $n_distinct distinct per algorithm, repeated to $n_tokens (verification does no caching)"
+    echo "  tokens:  $n_distinct distinct per algorithm, repeated to $n_tokens (a repeated line costs what a fresh token of the same signer would)"
     echo
 }
 
 for alg in $algs_wanted; do
     note "$alg: generating key"
-    key=$work/$alg.jwk pub=$work/$alg.pub.jwk
-    # shellcheck disable=SC2086  # gen_args holds several words on purpose
-    run_or_die "$tokctl" keys generate ${gen_args[$alg]} --out "$key"
-    verify_key=$key
-    if [[ $alg != HS256 ]]; then
-        # Verify with the public key, as a real verifier would.
-        if "$tokctl" keys convert "$key" --public --to jwk >"$pub" 2>"$work/convert.err"; then
-            verify_key=$pub
-        else
-            note "$alg: 'tokctl keys convert $key --public --to jwk' failed; verifying with the private JWK:"
-            sed 's/^/    /' "$work/convert.err" >&2
-        fi
-    fi
+    key=$work/$alg.jwk
+    make_key "$alg"  # sets verify_key: the public JWK, as a real verifier would have
 
     note "$alg: signing $n_distinct distinct tokens"
     make_tokens "$alg" "$key"
