@@ -117,7 +117,10 @@ T keys add --alg ES256 -q > /dev/null
 APP_SECRET=$(T -o json clients add app --grant client_credentials --grant refresh_token --grant token_exchange \
                --scope read --audience api-a | jq -r .client_secret)
 REFRESH=$(T -o json issue --client-id app --sub alice --scope read --with-refresh | jq -r .refresh_token)
-T serve --listen "127.0.0.1:$port" > "$work/ready2.json" 2> "$work/serve2.log" &
+# The binary itself in the background, not the T function: $! must be the server's PID (a
+# backgrounded function is a subshell, and killing it left the server running after the suite).
+"$TOKCTL" --config "$work/p.yaml" --keystore "$work/ks" serve --listen "127.0.0.1:$port" \
+  > "$work/ready2.json" 2> "$work/serve2.log" &
 server=$!
 for _ in $(seq 100); do [[ -s $work/ready2.json ]] && break; sleep 0.05; done
 while IFS= read -r line; do
