@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2154  # the variables are set by the sourcing script (see below)
-# bench/lib.sh — functions shared by bench/verify.sh and bench/issue.sh (sourced, not run).
+# bench/lib.sh — functions shared by the bench/ scripts (sourced, not run).
 #
 # The callers set: tokctl (path, "" until given), keep (yes|no), openssl_bin, speed_seconds,
 # runs; define usage(). work_dir sets $work; private_copy sets $tokctl_src and points $tokctl at a
@@ -147,4 +147,82 @@ make_tokens() {
     [[ $(sort -u "$distinct" | wc -l) -eq $n_distinct ]] || die "$alg: tokctl sign produced duplicate tokens"
     awk -v n="$n_tokens" '{ t[NR] = $0 } END { for (i = 0; i < n; i++) print t[i % NR + 1] }' \
         "$distinct" >"$tokens"
+}
+
+# ---- openssl speed for the verify benchmarks (verify.sh, floor.sh) ------------------------------
+# The 1-thread goals of issue 11 point 2: tokens/s over the primitive's openssl speed rate.
+declare -A verify_goal=([ES256]=0.95 [RS256]=0.85 [EdDSA]=0.95 [HS256]=0.30)
+declare -A speed_prim=([ES256]=ecdsap256 [RS256]=rsa2048 [EdDSA]=ed25519 [HS256]=hmac-sha256)
+declare -A speed_label=([ES256]="ecdsap256" [RS256]="rsa2048" [EdDSA]="ed25519" [HS256]="hmac(sha256)")
+
+# Prints OpenSSL's verify operations per second (and, for HMAC, the block size used) for one primitive, parsed from
+# `openssl speed -mr` (machine-readable) output. Each call runs for about
+# 2 x --seconds for the signature algorithms (OpenSSL 3.0 always times sign, then
+# verify) and --seconds for HMAC.
+#   -mr lines used:  +F2:<n>:2048:<sign/s>:<verify/s>             (rsa2048)
+#                    +F4:<n>:256:<sign/s>:<verify/s>              (ecdsap256)
+#                    +F6:<n>:253:Ed25519:<sign/s>:<verify/s>      (ed25519)
+#                    +R:<count>:hmac(sha256):<seconds>            (HMAC, one block size)
+#                    +H:<size>:... / +F:<n>:hmac(sha256):<bytes/s>... (HMAC, default sizes)
+openssl_verify_rate() {
+    local prim=$1 size=${2:-0} out=$work/speed-$1.txt tag
+    if [[ ${3:-1} != 1 ]]; then openssl_multi_rate "$@"; return; fi
+    case $prim in
+        ecdsap256) tag='+F4:' ;;
+        rsa2048)   tag='+F2:' ;;
+        ed25519)   tag='+F6:' ;;
+        hmac-sha256)
+            # HMAC over a message the size of the JWS signing input. OpenSSL 3.0's
+            # `-hmac sha256` re-initialises the MAC with the same key for every
+            # block, as a JWS verifier does for every token; -bytes sets the block
+            # size exactly. Should -bytes be refused, fall back to the default
+            # block sizes and take the one nearest to the signing input.
+            if "$openssl_bin" speed -seconds "$speed_seconds" -elapsed -mr -hmac sha256 -bytes "$size" >"$out" 2>&1; then
+                awk -F: -v want="$size" '$1 == "+R" { if ($4 > 0) { printf "%.1f %d\n", $2 / $4, want; found = 1; exit } }
+                         END { if (!found) exit 1 }' "$out" && return 0
+            fi
+            speed_mr "$out" -hmac sha256
+            awk -F: -v want="$size" '
+                $1 == "+H" { for (i = 2; i <= NF; i++) sz[i] = $i; n = NF }
+                $1 == "+F" && $3 == "hmac(sha256)" {
+                    best = 0
+                    for (i = 2; i <= n; i++) {
+                        d = sz[i] - want; if (d < 0) d = -d
+                        if (!best || d < bestd) { best = i; bestd = d }
+                    }
+                    # +F fields: +F, index, name, then bytes/s per size (field i+2 for +H field i)
+                    printf "%.1f %d\n", $(best + 2) / sz[best], sz[best]; found = 1; exit
+                }
+                END { if (!found) exit 1 }' "$out" || die "could not parse openssl speed HMAC output (see $out)"
+            note "openssl speed -bytes unavailable: HMAC rate taken at the nearest default block size"
+            return 0 ;;
+        *) die "internal: unknown primitive $prim" ;;
+    esac
+    speed_mr "$out" "$prim"
+    awk -F: -v tag="$tag" 'index($0, tag) == 1 { printf "%.1f\n", $NF; found = 1; exit }
+                           END { if (!found) exit 1 }' "$out" ||
+        die "could not find '$tag' verify rate in openssl speed $prim output (see $out)"
+}
+
+# openssl_multi_rate PRIM SIZE N: the same rate with `openssl speed -multi N` (N processes, one per
+# core), summed over them: what the machine gives N threads of the bare primitive, to set beside
+# `verify --batch --threads N`. The -mr summary is the last line with the rate's tag (for HMAC
+# OpenSSL 3.0 labels it hmac(md5); its bytes/s are the -hmac sha256 figures of the children).
+openssl_multi_rate() {
+    local prim=$1 size=$2 n=$3 out=$work/speed-$1-multi$3.txt tag
+    case $prim in
+        ecdsap256) tag='+F4:' ;;
+        rsa2048)   tag='+F2:' ;;
+        ed25519)   tag='+F6:' ;;
+        hmac-sha256)
+            "$openssl_bin" speed -seconds "$speed_seconds" -elapsed -mr -multi "$n" -hmac sha256 -bytes "$size" >"$out" 2>&1 ||
+                { sed 's/^/    /' "$out" >&2; die "openssl speed -multi $n -hmac sha256 failed"; }
+            awk -F: -v size="$size" '$1 == "+F" { r = $4 / size } END { if (!r) exit 1; printf "%.1f %d\n", r, size }' "$out" ||
+                die "could not parse openssl speed -multi HMAC output (see $out)"
+            return 0 ;;
+        *) die "internal: unknown primitive $prim" ;;
+    esac
+    speed_mr "$out" -multi "$n" "$prim"
+    awk -v tag="$tag" 'index($0, tag) == 1 { n = split($0, f, ":"); r = f[n] } END { if (!r) exit 1; printf "%.1f\n", r }' "$out" ||
+        die "could not find the '$tag' -multi $n summary in openssl speed output (see $out)"
 }
