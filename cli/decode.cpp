@@ -8,6 +8,7 @@
 #include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jwt.hpp>
 #include <tokctl/util/base64.hpp>
+#include <tokctl/util/utf8.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -20,15 +21,7 @@ struct DecodeOptions {
   std::string token = "-";
 };
 
-bool is_text(const std::string& s) {
-  if (s.find('\0') != std::string::npos) return false;
-  try {
-    (void)nlohmann::json(s).dump();  // throws on invalid UTF-8
-    return true;
-  } catch (const nlohmann::json::exception&) {
-    return false;
-  }
-}
+bool is_text(const std::string& s) { return s.find('\0') == std::string::npos && valid_utf8(s); }
 
 constexpr const char* k_time_claims[] = {"iat", "nbf", "exp", "auth_time"};
 

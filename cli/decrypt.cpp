@@ -16,6 +16,7 @@
 #include <tokctl/keys/keystore.hpp>
 #include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
+#include <tokctl/util/utf8.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -37,21 +38,7 @@ const char* const k_no_key_hint =
     "(tokctl keys add --alg ECDH-ES+A256KW)";
 
 // Text, not binary: valid UTF-8 without NUL.
-bool valid_utf8_text(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == 0) return false;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    unsigned cp = 0;
-    const std::size_t len = utf8_sequence(s, i, cp);
-    if (len == 0) return false;
-    i += len;
-  }
-  return true;
-}
+bool valid_utf8_text(std::string_view s) { return s.find('\0') == std::string_view::npos && valid_utf8(s); }
 
 struct TokenHeader {
   json header;

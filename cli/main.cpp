@@ -12,9 +12,12 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
+
+#include <tokctl/util/utf8.hpp>
 
 namespace tokctl::cli {
 
@@ -62,6 +65,34 @@ std::string_view leading_command(int argc, const char* const* argv) {
 }
 
 void build_app(CLI::App& app) { build_app(app, {}); }
+
+namespace {
+
+// Values become claims, headers, kids, client ids and policy entries, all JSON strings, which must
+// be UTF-8 (RFC 8259 §8.1): refused here, naming the option, instead of failing deep inside a
+// command. File and directory names are the file system's bytes and are left alone.
+Result<void> check_utf8_values(CLI::App& app) {
+  for (CLI::App* cmd = &app; cmd;) {
+    for (CLI::Option* opt : cmd->get_options()) {
+      if (opt->count() == 0) continue;
+      const ValueKind kind = value_hint(*opt).kind;
+      if (kind == ValueKind::file || kind == ValueKind::directory) continue;
+      for (const std::string& v : opt->results()) {
+        if (const std::size_t at = utf8_error_offset(v); at != v.size()) {
+          const std::string name = opt->get_name().empty() ? std::string("a value") : opt->get_name();
+          return fail(ErrorCode::usage,
+                      name + ": value is not valid UTF-8 text (byte " + std::to_string(at + 1) + ")",
+                      "claims, headers and ids are JSON strings, which must be UTF-8");
+        }
+      }
+    }
+    auto subs = cmd->get_subcommands();
+    cmd = subs.empty() ? nullptr : subs.front();
+  }
+  return {};
+}
+
+}  // namespace
 
 void build_app(CLI::App& app, std::string_view only) {
   app.name("tokctl");
@@ -165,6 +196,7 @@ int run_main(int argc, char** argv) {
     return 2;
   }
   if (auto claimed = tokctl::cli::claim_dash_values(app, held); !claimed) return tokctl::cli::report(claimed.error());
+  if (auto text = tokctl::cli::check_utf8_values(app); !text) return tokctl::cli::report(text.error());
   auto action = tokctl::cli::selected_action(app);
   if (!action) {
     std::cout << app.help();
@@ -182,6 +214,16 @@ int main(int argc, char** argv) {
   // internal error (exit 70, EX_SOFTWARE) instead of std::terminate and an abort.
   try {
     return run_main(argc, argv);
+  } catch (const nlohmann::json::type_error& e) {
+    // 316: a string that is not UTF-8 reached a JSON document. Every input that becomes a claim,
+    // a header or a policy value is checked where it is read; this catches one that is not (still
+    // reported as a bug, but as malformed input rather than a crash of the command's meaning).
+    if (e.id == 316) {
+      std::cerr << "tokctl: error: a value is not valid UTF-8 text, so it cannot go into a JSON document\n"
+                << "hint: this input should have been refused where it was read; please report it (without secrets)\n";
+      return tokctl::exit_code(tokctl::ErrorCode::malformed);
+    }
+    std::cerr << "tokctl: internal error: " << e.what() << "\n";
   } catch (const std::bad_alloc&) {
     std::cerr << "tokctl: internal error: out of memory\n";
   } catch (const std::exception& e) {

@@ -94,9 +94,14 @@ const char* to_string(ProblemCode code) {
 }
 
 ErrorCode VerifyReport::error_code() const {
-  for (const auto& p : problems)
+  bool only_store = !problems.empty();
+  for (const auto& p : problems) {
     if (p.malformed) return ErrorCode::malformed;
-  return ErrorCode::invalid_token;
+    only_store = only_store && p.code == ProblemCode::store_error;
+  }
+  // A token whose one problem is that the store could not be asked has no verdict: exit 4, so
+  // that a script never reads a store outage as "this token is invalid". Any other problem decides.
+  return only_store ? ErrorCode::keystore : ErrorCode::invalid_token;
 }
 
 int VerifyReport::exit_code() const { return valid ? 0 : tokctl::exit_code(error_code()); }

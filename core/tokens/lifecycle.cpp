@@ -262,6 +262,22 @@ Result<SplitResult> TokenService::split(std::string_view jwt, bool store) const 
   r.gateway_token = std::string(jwt.substr(0, last));
   r.gateway_key = sha256_b64(r.client_token);
   if (!store) return r;
+  // Splitting a JWT again gives the same two parts: its client part (the signature) is already
+  // stored, so the stored record is the answer (a second insert would collide on the key).
+  auto stored_split = [&]() -> Result<bool> {
+    auto existing = find_token(*im.store, r.client_token);
+    if (!existing) return std::unexpected(existing.error());
+    if (!*existing) return false;
+    const TokenRecord& e = **existing;
+    if (e.kind != "split" || e.data != r.gateway_token) {
+      return fail(ErrorCode::invalid_token, "this JWT's signature is already stored as another token; it cannot be split");
+    }
+    if (e.revoked) return fail(ErrorCode::invalid_token, "this JWT was split before and its client part has been revoked");
+    if (e.exp != 0 && e.exp <= im.now()) return fail(ErrorCode::invalid_token, "this JWT was split before and its client part has expired");
+    return true;
+  };
+  if (auto again = stored_split(); !again) return std::unexpected(again.error());
+  else if (*again) return r;
   const json& c = **claims;
   TokenRecord rec;
   rec.hash = token_hash(r.client_token);
@@ -277,7 +293,11 @@ Result<SplitResult> TokenService::split(std::string_view jwt, bool store) const 
   rec.iat = im.now();
   rec.data = r.gateway_token;
   rec.claims = c.dump();
-  if (auto s = im.store->put(std::nullopt, std::span<const TokenRecord>(&rec, 1)); !s) return std::unexpected(s.error());
+  if (auto s = im.store->put(std::nullopt, std::span<const TokenRecord>(&rec, 1)); !s) {
+    // Another process may have split the same JWT between the look-up and this write.
+    if (auto again = stored_split(); again && *again) return r;
+    return std::unexpected(s.error());
+  }
   return r;
 }
 

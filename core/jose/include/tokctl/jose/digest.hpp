@@ -21,7 +21,7 @@ inline std::string sha256(std::string_view data) { return digest(Digest::sha256,
 /// The raw HMAC-SHA256 of `data` under `key` (32 bytes).
 std::string hmac_sha256(std::string_view key, std::string_view data);
 
-/// `n` bytes from OpenSSL's CSPRNG (ids, jti values, salts).
+/// `n` bytes from OpenSSL's CSPRNG (ids, jti values, salts); up to 64 through a per-thread pool.
 std::string random_bytes(std::size_t n);
 
 }  // namespace tokctl::jose

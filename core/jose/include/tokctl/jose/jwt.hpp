@@ -97,8 +97,8 @@ struct VerifyReport {
   bool weak_key = false;       ///< verified with a key below the strength floor (allow_weak only)
   std::vector<Problem> problems;
 
-  /// The error group of an invalid token: malformed if any problem is malformed input, else
-  /// invalid_token. Meaningless when valid.
+  /// The error group of an invalid token: malformed if any problem is malformed input; keystore if
+  /// all are store_error (no verdict, exit 4); else invalid_token. Meaningless when valid.
   ErrorCode error_code() const;
   /// 0 when valid, else tokctl::exit_code(error_code()): the one mapping from groups to codes.
   int exit_code() const;
