@@ -16,6 +16,7 @@
 #include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jwe.hpp>
+#include <tokctl/jose/jws.hpp>
 #include <tokctl/keys/keystore.hpp>
 #include <tokctl/tokens/policy.hpp>
 #include <tokctl/util/io.hpp>
@@ -421,6 +422,18 @@ Result<std::string> read_token(const std::string& value) {
     return normalize_token(*in);
   }
   return normalize_token(value);
+}
+
+std::size_t max_token_line() { return std::max(jose::k_max_token_bytes, jose::JweLimits{}.max_token_bytes); }
+
+Result<LineReader> stdin_token_lines() {
+  if (auto ok = check_stdin(); !ok) return std::unexpected(ok.error());
+  return LineReader(STDIN_FILENO, "standard input", max_token_line());
+}
+
+std::string token_line_too_long(std::size_t bytes) {
+  return "token is " + std::to_string(bytes) + " bytes, over the " + std::to_string(max_token_line()) +
+         "-byte limit";
 }
 
 void warn_if_readable_by_others(const std::string& path, const std::string& what) {

@@ -12,6 +12,7 @@
 #include <tokctl/keys/keystore.hpp>
 #include <tokctl/tokens/service.hpp>
 #include <tokctl/util/error.hpp>
+#include <tokctl/util/io.hpp>
 #include <tokctl/util/time.hpp>
 
 namespace CLI {
@@ -101,6 +102,18 @@ std::string normalize_token(std::string_view text);
 /// A token argument: the token itself, a file holding it, or "-" (or empty) for stdin (with a prompt
 /// line on stderr when stdin is a terminal); normalised with normalize_token().
 Result<std::string> read_token(const std::string& value);
+
+/// The longest line the batch commands (verify --batch, introspect --batch) take as a token: the
+/// largest token any tokctl parser accepts (a compact JWE). A longer line is never held in memory.
+std::size_t max_token_line();
+
+/// Standard input as token lines for a batch command (lines up to max_token_line() bytes). Fails
+/// (ErrorCode::usage) when stdin is a directory or closed, before anything is read.
+Result<LineReader> stdin_token_lines();
+
+/// What a batch command says of a line LineReader skipped as too long: "token is N bytes, over
+/// the L-byte limit".
+std::string token_line_too_long(std::size_t bytes);
 
 /// Prints a warning (and a chmod hint) on stderr when the secret file `path` is readable by its group
 /// or by everyone. `what` names it ("passphrase file", "private key file").

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -34,24 +35,38 @@ struct IntrospectCli {
 };
 
 // --batch: one token per line on stdin (blank lines skipped), one RFC 7662 JSON line out per token
-// with its "line" number. Exit 0 when every token is active, 1 otherwise; an error stops the run
-// at its line (the lines before it are printed).
-int introspect_lines(const std::function<Result<json>(const std::string&)>& introspect) {
+// with its "line" number. Exit 0 when every token is active, 1 otherwise; an error (a read error
+// too) stops the run at its line (the lines before it are printed). A line too long to be a token
+// is not read: it is inactive, as any other string that is no token, with a warning on stderr.
+int introspect_lines(LineReader& input, const std::function<Result<json>(const std::string&)>& introspect) {
   std::string line;
   std::size_t line_no = 0;
   bool all_active = true;
-  while (std::getline(std::cin, line)) {
-    ++line_no;
-    std::string token = normalize_token(line);
-    if (token.empty()) continue;
-    auto r = introspect(token);
-    if (!r) {
-      Error e = r.error();
-      e.message = "line " + std::to_string(line_no) + ": " + e.message;
+  for (;;) {
+    auto got = input.next(line);
+    if (!got) {
       std::cout.flush();
-      return report(e);
+      return report(got.error());
     }
-    json& out = *r;
+    if (*got == LineReader::Read::end) break;
+    ++line_no;
+    json out;
+    if (*got == LineReader::Read::too_long) {
+      std::cerr << style(Stream::err, "33", "tokctl: warning: ") << "line " << line_no << ": "
+                << token_line_too_long(input.length()) << ": not introspected, answered inactive\n";
+      out = json{{"active", false}};
+    } else {
+      std::string token = normalize_token(line);
+      if (token.empty()) continue;
+      auto r = introspect(token);
+      if (!r) {
+        Error e = r.error();
+        e.message = "line " + std::to_string(line_no) + ": " + e.message;
+        std::cout.flush();
+        return report(e);
+      }
+      out = std::move(*r);
+    }
     out["line"] = line_no;
     print_json_line(out);
     all_active = all_active && out.value("active", false);
@@ -69,10 +84,16 @@ int run_local(const IntrospectCli& o) {
     return report(Error{ErrorCode::usage, "--batch reads its tokens from stdin, one per line: drop the token argument",
                         {}});
   }
+  std::optional<LineReader> input;
+  if (o.batch) {
+    auto in = stdin_token_lines();
+    if (!in) return report(in.error());
+    input.emplace(std::move(*in));
+  }
   auto svc = open_service();
   if (!svc) return report(svc.error());
   // One service, store connection and keyring for every line (nothing reopened per token).
-  if (o.batch) return introspect_lines([&](const std::string& t) { return (*svc)->introspect(t); });
+  if (o.batch) return introspect_lines(*input, [&](const std::string& t) { return (*svc)->introspect(t); });
   auto token = read_token(o.token);
   if (!token) return report(token.error());
   if (o.jwt) {
@@ -168,6 +189,16 @@ int run_remote(const IntrospectCli& o) {
   if (o.jwt && o.phantom) return report(Error{ErrorCode::usage, "--jwt and --phantom exclude each other", {}});
   std::initializer_list<Endpoint> needs = {Endpoint::introspection};
   std::initializer_list<Endpoint> with_jwks = {Endpoint::introspection, Endpoint::jwks};
+  if (o.batch && (o.phantom || o.jwt)) {
+    return report(Error{ErrorCode::usage, "--batch answers RFC 7662 JSON: drop --jwt/--phantom", {}});
+  }
+  // Stdin is checked before the server is asked anything: `--batch < dir` is refused up front.
+  std::optional<LineReader> input;
+  if (o.batch) {
+    auto in = stdin_token_lines();
+    if (!in) return report(in.error());
+    input.emplace(std::move(*in));
+  }
   auto rem = open_remote(o.remote, o.jwt ? with_jwks : needs, true);
   if (!rem) return report(rem.error());
   if (o.jwt && ((*rem)->endpoints.issuer.empty() || (*rem)->client_id.empty())) {
@@ -182,8 +213,7 @@ int run_remote(const IntrospectCli& o) {
     return introspect_one(**rem, o, *token);
   }
   // --batch: one token per line on stdin, one JSON line out per token, over one kept-alive connection.
-  if (o.phantom || o.jwt) return report(Error{ErrorCode::usage, "--batch answers RFC 7662 JSON: drop --jwt/--phantom", {}});
-  return introspect_lines([&](const std::string& token) -> Result<json> {
+  return introspect_lines(*input, [&](const std::string& token) -> Result<json> {
     auto r = (*rem)->client->introspect(token, o.hint, "application/json");
     if (!r) return std::unexpected(r.error());
     return std::move(r->json);

@@ -266,7 +266,13 @@ int run_show(const std::string& kid) {
   auto e = find_entry(*ks, kid);
   if (!e) return report(e.error());
   json j = entry_json(*e);
-  if (!e->public_jwk.empty()) j["jwk"] = json::parse(e->public_jwk);
+  if (!e->public_jwk.empty()) {
+    // Checked (thumbprint, alg, no private member) and re-serialised with public members only:
+    // whatever keystore.json holds, show never prints a private member.
+    auto pub = ks->public_key(*e);
+    if (!pub) return report(pub.error());
+    j["jwk"] = pub->to_json(jose::KeyPart::public_only);
+  }
   if (json_output()) {
     print_json(j);
     return 0;
@@ -277,7 +283,7 @@ int run_show(const std::string& kid) {
     std::cout << pad(k, 11) << (v.is_null() ? std::string("-") : v.is_string() ? v.get<std::string>() : v.dump())
               << '\n';
   }
-  if (!e->public_jwk.empty()) std::cout << "public JWK\n" << j["jwk"].dump(2) << '\n';
+  if (j.contains("jwk")) std::cout << "public JWK\n" << j["jwk"].dump(2) << '\n';
   return 0;
 }
 
@@ -294,12 +300,7 @@ int run_export(const ExportCli& o) {
   if (!e) return report(e.error());
   Result<jose::Jwk> key = fail(ErrorCode::keystore, "unreachable");
   if (o.public_only && !e->public_jwk.empty()) {
-    key = jose::Jwk::from_json(json::parse(e->public_jwk));
-    if (key) {
-      key->set_kid(e->kid);
-      key->set_alg(e->alg);
-      key->set_use(e->use);
-    }
+    key = ks->public_key(*e);
   } else {
     if (o.public_only) return report(Error{ErrorCode::usage, "an HMAC/AES secret has no public part", {}});
     auto pass = passphrase();

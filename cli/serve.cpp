@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -106,6 +107,19 @@ std::string loggable_path(const std::string& path) {
   return "(other)";
 }
 
+// The soft open-files limit raised to the hard one (each connection is a descriptor; systemd and
+// shells default the soft limit to 1024). Returns the soft limit in force, 0 for unlimited.
+std::uint64_t raise_open_files_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur != limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? 0 : static_cast<std::uint64_t>(limit.rlim_cur);
+}
+
 int run_serve(const ServeCli& o) {
   auto listen = parse_listen(o.listen);
   if (!listen) return report(listen.error());
@@ -138,7 +152,9 @@ int run_serve(const ServeCli& o) {
   const Clock& clock_ref = **clk;
   auto log = [&](const server::AccessRecord& r) {
     if (const auto* e = endpoints.load(std::memory_order_acquire)) e->observe(r.path, r.status, r.latency_us);
-    json line{{"time", format_rfc3339(clock_ref.now())}, {"method", r.method}, {"path", loggable_path(r.path)},
+    // The method too is whatever the client sent (`curl -X "$TOKEN"`): only HTTP's own are logged.
+    const std::string method = server::known_method(r.method) ? r.method : "(other)";
+    json line{{"time", format_rfc3339(clock_ref.now())}, {"method", method}, {"path", loggable_path(r.path)},
               {"status", r.status}, {"latency_us", r.latency_us}};
     if (!r.client_id.empty()) line["client_id"] = r.client_id;
     std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
@@ -152,8 +168,27 @@ int run_serve(const ServeCli& o) {
   so.tls_cert = o.tls_cert;
   so.tls_key = o.tls_key;
   so.client_ca = o.client_ca;
+  auto event = [&](json line) {
+    line["time"] = format_rfc3339(clock_ref.now());
+    std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    std::lock_guard lock(log_mutex);
+    std::cerr << text << std::flush;
+  };
+  so.notice = [&](const std::string& text) { event(json{{"notice", text}}); };
+  const std::uint64_t open_files = raise_open_files_limit();
   auto srv = server::HttpServer::start_async(so, handler, log, &server::OAuthEndpoints::writes);
   if (!srv) return report(srv.error());
+  // The connection cap in force, and why when the open-files limit lowered it.
+  {
+    json line{{"notice", "accepting up to " + std::to_string((*srv)->max_connections()) + " connections"},
+              {"max_connections", (*srv)->max_connections()}};
+    if (open_files != 0) line["open_files_limit"] = open_files;
+    if ((*srv)->max_connections() < so.max_connections) {
+      line["notice"] = line["notice"].get<std::string>() + " (lowered from " + std::to_string(so.max_connections) +
+                       " by the open-files limit " + std::to_string(open_files) + ")";
+    }
+    event(std::move(line));
+  }
   const std::string host = (*srv)->host().find(':') != std::string::npos ? "[" + (*srv)->host() + "]" : (*srv)->host();
   const std::string address = host + ":" + std::to_string((*srv)->port());
 
@@ -184,7 +219,10 @@ int run_serve(const ServeCli& o) {
   sigwait(&stop_signals, &sig);
   (*srv)->stop(std::chrono::seconds(10));  // every server thread has returned
   endpoints.store(nullptr);
-  // The service first: closing its store runs the completions of writes still queued (past the
+  // No client authentication may still be running when the service goes: a task that ran a KDF
+  // goes on into the service.
+  made->stop_authentication();
+  // Then the service: closing its store runs the completions of writes still queued (past the
   // grace period), which use the endpoints and post to the stopped server, both still there.
   // It also closes the store before the --dev directory goes.
   service->reset();

@@ -5,6 +5,7 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -393,6 +394,7 @@ void append_batch_line(std::string& out, std::size_t line, const jose::VerifyRep
 struct BatchChunk {
   std::size_t first_line = 0;  // line number before the chunk's first line
   std::vector<std::string> lines;
+  std::vector<std::size_t> too_long;  // per line: its size when it was over max_token_line() (not read), else 0
   std::vector<std::string> out;  // per block of k_batch_block lines: their output lines, in order
   std::vector<char> valid;
   std::vector<char> missing;  // an unknown kid (a remote JWKS may have rotated)
@@ -410,25 +412,44 @@ constexpr std::size_t k_batch_block = 64;
 // lines from a shared counter, so no two threads write the same cache lines and none idles while
 // another still has work. One thread verifies in this thread, with no pipeline, so that a
 // one-thread run uses one core.
+// A line too long to be a token is reported on its line, like any malformed token, and the run goes
+// on; a read error ends it after the lines read before it are written (exit 2).
 int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const Decryptor& decryptor_proto,
-              RemoteKeys& remote_keys) {
+              RemoteKeys& remote_keys, LineReader& input) {
   const unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<jose::TokenVerifier> verifiers(threads, proto);
   std::vector<Decryptor> decryptors(threads, decryptor_proto);
+  // A chunk ends at k_chunk lines or k_chunk_bytes of them: with two chunks in flight, lines near
+  // max_token_line() cannot add up to gigabytes.
   constexpr std::size_t k_chunk = 16384;
+  constexpr std::size_t k_chunk_bytes = 8 << 20;
   std::ios::sync_with_stdio(false);
   std::size_t lines_read = 0;
   bool at_end = false;
+  std::optional<Error> read_error;
 
   auto read_chunk = [&](BatchChunk& c) {
     c.first_line = lines_read;
     c.lines.clear();
+    c.too_long.clear();
     std::string line;
-    while (c.lines.size() < k_chunk && std::getline(std::cin, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::size_t bytes = 0;
+    while (c.lines.size() < k_chunk && bytes < k_chunk_bytes) {
+      auto got = input.next(line);
+      if (!got) read_error = got.error();
+      if (!got || *got == LineReader::Read::end) {
+        at_end = true;
+        break;
+      }
+      if (*got == LineReader::Read::too_long) {
+        c.too_long.push_back(input.length());
+        c.lines.emplace_back();  // `line` keeps its buffer: a skipped line's capacity is not kept per line
+        continue;
+      }
+      bytes += line.size();
+      c.too_long.push_back(0);
       c.lines.push_back(std::move(line));
     }
-    if (c.lines.size() < k_chunk) at_end = true;
     lines_read += c.lines.size();
     c.out.resize((c.lines.size() + k_batch_block - 1) / k_batch_block);  // kept strings keep their capacity
     c.valid.assign(c.lines.size(), 1);
@@ -441,6 +462,14 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const
     text.clear();
     text.reserve(160 * (to - from));
     for (std::size_t i = from; i < to; ++i) {
+      if (c.too_long[i]) {
+        jose::VerifyReport r;
+        r.problems.push_back(jose::Problem{jose::ProblemCode::malformed, token_line_too_long(c.too_long[i]),
+                                           "", true, Remedy::none, ""});
+        c.valid[i] = false;
+        append_batch_line(text, c.first_line + i + 1, r);
+        continue;
+      }
       if (c.lines[i].empty()) continue;  // blank lines are skipped, numbering kept
       auto inner = decryptors[t].unwrap(c.lines[i]);
       auto r = inner ? verifiers[t].verify(*inner ? **inner : c.lines[i]) : decrypt_failure(inner.error());
@@ -528,6 +557,7 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const
     }
   }
   std::cout.flush();
+  if (read_error) return report(*read_error);
   return all_valid ? 0 : 1;
 }
 
@@ -535,6 +565,13 @@ int run_verify(const VerifyCliOptions& o) {
   auto clk_or = clock();
   if (!clk_or) return report(clk_or.error());
   const Clock& clk = **clk_or;
+  // Stdin is checked before any key is fetched: `--batch < dir` is refused, never an empty success.
+  std::optional<LineReader> batch_input;
+  if (o.batch) {
+    auto in = stdin_token_lines();
+    if (!in) return report(in.error());
+    batch_input.emplace(std::move(*in));
+  }
   RemoteKeys remote_keys;
   std::optional<jose::JwkSet> keys;
   std::string remote_issuer;
@@ -569,7 +606,7 @@ int run_verify(const VerifyCliOptions& o) {
   if (!decryptor) return report(decryptor.error());
   if (o.batch) {
     decryptor->preload();
-    return run_batch(o, *verifier, *decryptor, remote_keys);
+    return run_batch(o, *verifier, *decryptor, remote_keys, *batch_input);
   }
   return run_single(o, *verifier, *decryptor, clk.now(), remote_keys);
 }

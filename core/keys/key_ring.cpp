@@ -12,12 +12,21 @@ std::int64_t steady_ns() {
       .count();
 }
 
-Result<jose::Signer> load_signer(const Keystore& ks, const Passphrase& passphrase) {
-  auto key = ks.signing_key("", "", passphrase);
-  if (!key) return std::unexpected(key.error());
-  auto alg = jose::alg_from_string(key->alg());
-  if (!alg) return fail(ErrorCode::keystore, "the active key's alg '" + key->alg() + "' cannot sign");
-  return jose::Signer::create(*alg, *key);
+Result<jose::Signer> load_signer(const Keystore& ks, const Passphrase& passphrase, const std::string& alg) {
+  auto key = ks.signing_key(alg, "", passphrase);
+  if (!key) {
+    Error e = key.error();
+    // Several algs with an active key and none named: a token service signs with one, which only
+    // the policy can say (the request has no alg to name).
+    if (alg.empty() && e.param == "alg") {
+      return fail(ErrorCode::keystore, e.message + ": the token service does not know which one signs",
+                  "name it in the policy: tokens: {signing_alg: ALG}");
+    }
+    return std::unexpected(std::move(e));
+  }
+  auto key_alg = jose::alg_from_string(key->alg());
+  if (!key_alg) return fail(ErrorCode::keystore, "the active key's alg '" + key->alg() + "' cannot sign");
+  return jose::Signer::create(*key_alg, *key);
 }
 
 Result<jose::TokenVerifier> load_verifier(const Keystore& ks, const Passphrase& passphrase, const Clock& clock) {
@@ -42,11 +51,12 @@ FileStamp stamp_of(const std::string& path) {
 }
 
 Result<std::shared_ptr<const KeyRing>> KeyRing::load(const Keystore& ks, const Passphrase& passphrase,
-                                                     const Clock& clock, std::uint64_t generation) {
+                                                     const Clock& clock, std::uint64_t generation,
+                                                     const std::string& signing_alg) {
   if (auto m = ks.manifest(); !m) return std::unexpected(m.error());
   auto ring = std::make_shared<KeyRing>();
   ring->generation = generation;
-  ring->signer = load_signer(ks, passphrase);
+  ring->signer = load_signer(ks, passphrase, signing_alg);
   ring->verifier = load_verifier(ks, passphrase, clock);
   if (auto set = ks.jwks(); set) {
     ring->jwks = set->to_json(jose::KeyPart::public_only).dump();
@@ -57,11 +67,12 @@ Result<std::shared_ptr<const KeyRing>> KeyRing::load(const Keystore& ks, const P
 }
 
 KeyProvider::KeyProvider(Keystore keystore, Passphrase passphrase, const Clock& clock,
-                         std::chrono::milliseconds check_interval)
+                         std::chrono::milliseconds check_interval, std::string signing_alg)
     : m_keystore(std::move(keystore)),
       m_passphrase(std::move(passphrase)),
       m_clock(&clock),
-      m_interval(check_interval) {}
+      m_interval(check_interval),
+      m_signing_alg(std::move(signing_alg)) {}
 
 std::shared_ptr<const KeyRing> KeyProvider::load_ring() const {
   std::lock_guard lock(m_ring_mu);
@@ -88,7 +99,7 @@ bool KeyProvider::reload(bool force_check) const {
   // The ring is read from several files; when the manifest is replaced while it is read, read
   // again so that a ring never mixes two manifests.
   for (int attempt = 0; attempt < 5; ++attempt) {
-    auto ring = KeyRing::load(m_keystore, m_passphrase, *m_clock, have ? have->generation + 1 : 1);
+    auto ring = KeyRing::load(m_keystore, m_passphrase, *m_clock, have ? have->generation + 1 : 1, m_signing_alg);
     FileStamp after = stamp_of(manifest);
     if (!ring) {
       m_error = ring.error();

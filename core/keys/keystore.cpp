@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 
+#include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jwe.hpp>
 #include <tokctl/util/io.hpp>
@@ -52,6 +53,58 @@ std::optional<FileLock> lock_if_present(const std::string& dir) {
   auto lock = FileLock::acquire(path);
   if (!lock) return std::nullopt;
   return std::optional<FileLock>(std::move(*lock));
+}
+
+const char* k_manifest_edited_hint =
+    "keystore.json was edited or damaged: restore it from a backup (or set the entry back to what the key file "
+    "holds), then run tokctl keys check";
+
+// The key type and size a JWE key-management alg needs (kty and curve; AES key wrap: the size).
+Result<void> check_encryption_key(jose::KeyMgmtAlg alg, const jose::Jwk& key) {
+  using jose::KeyMgmtAlg;
+  using jose::KeyType;
+  bool ok = false;
+  switch (alg) {
+    case KeyMgmtAlg::RSA_OAEP:
+    case KeyMgmtAlg::RSA_OAEP_256: ok = key.kty() == KeyType::rsa; break;
+    case KeyMgmtAlg::ECDH_ES:
+    case KeyMgmtAlg::ECDH_ES_A128KW:
+    case KeyMgmtAlg::ECDH_ES_A256KW:
+      ok = key.kty() == KeyType::ec || (key.kty() == KeyType::okp && (key.crv() == "X25519" || key.crv() == "X448"));
+      break;
+    case KeyMgmtAlg::A128KW: ok = key.kty() == KeyType::oct && key.secret().size() == 16; break;
+    case KeyMgmtAlg::A256KW: ok = key.kty() == KeyType::oct && key.secret().size() == 32; break;
+    case KeyMgmtAlg::dir: ok = key.kty() == KeyType::oct; break;
+    default: break;
+  }
+  if (ok) return {};
+  return fail(ErrorCode::keystore, std::string(jose::to_string(alg)) + " cannot be used with " + key.describe());
+}
+
+// Whether `key` (from the key file, or the manifest's public part) can be the key of `entry`:
+// its type, curve and size fit the entry's alg, and a key that pins an alg pins the same one.
+Result<void> check_fits_entry(const KeyEntry& entry, const jose::Jwk& key, const char* source) {
+  auto refuse = [&](const std::string& why) {
+    return fail(ErrorCode::keystore,
+                "key '" + entry.kid + "': the " + source + " does not fit the manifest's alg " + entry.alg + " (" +
+                    why + ")",
+                k_manifest_edited_hint);
+  };
+  if (!key.alg().empty() && key.alg() != entry.alg) {
+    return refuse(std::string("the ") + source + " is for " + key.alg());
+  }
+  if (auto jws = jose::alg_from_string(entry.alg)) {
+    jose::Jwk bare = key;
+    bare.set_alg("");
+    bare.set_use("");
+    bare.set_key_ops({});
+    if (auto c = jose::check_key(*jws, bare, jose::KeyRole::verify); !c) return refuse(c.error().message);
+    return {};
+  }
+  auto jwe = jose::key_mgmt_from_string(entry.alg);
+  if (!jwe) return refuse("no key has that alg");
+  if (auto c = check_encryption_key(*jwe, key); !c) return refuse(c.error().message);
+  return {};
 }
 
 }  // namespace
@@ -191,15 +244,65 @@ Result<jose::Jwk> Keystore::load(const KeyEntry& entry, const Passphrase& passph
   // Trusted only when the manifest can vouch for the file (its thumbprint is compared below).
   auto key = jose::Jwk::from_json(*j, entry.thumbprint.empty() ? jose::KeyCheck::full : check);
   if (!key) return fail(ErrorCode::keystore, "key '" + entry.kid + "': " + key.error().message);
+  if (key->kty() != jose::KeyType::oct && !key->has_private()) {
+    return fail(ErrorCode::keystore,
+                "key file of '" + entry.kid + "' (" + path + ") holds only the public part of the key (" +
+                    key->describe() + "); the keystore keeps private keys",
+                "restore the file from a backup; if the private key is lost, retire the key (tokens it signed "
+                "still verify) and add or rotate in a new one");
+  }
   auto tp = key->thumbprint();
   if (!entry.thumbprint.empty() && (!tp || *tp != entry.thumbprint)) {
     return fail(ErrorCode::keystore, "key file of '" + entry.kid + "' does not match its manifest thumbprint",
                 "the file was replaced or corrupted; run tokctl keys check");
   }
+  // What the manifest publishes for this kid must be this key's public part.
+  if (!entry.public_jwk.empty()) {
+    auto pub = public_key(entry);
+    if (!pub) return std::unexpected(pub.error());
+    auto pub_tp = pub->thumbprint();
+    if (!tp || !pub_tp || *pub_tp != *tp) {
+      return fail(ErrorCode::keystore,
+                  "key '" + entry.kid + "': the manifest's public \"jwk\" is not the public part of its key file",
+                  k_manifest_edited_hint);
+    }
+  }
+  if (auto fits = check_fits_entry(entry, *key, "key file"); !fits) return std::unexpected(fits.error());
   key->set_kid(entry.kid);
   key->set_alg(entry.alg);
   key->set_use(entry.use);
   return key;
+}
+
+Result<jose::Jwk> Keystore::public_key(const KeyEntry& e) const {
+  if (e.public_jwk.empty()) {
+    return fail(ErrorCode::usage, "key '" + e.kid + "' is a " + e.alg + " secret: it has no public part");
+  }
+  auto j = json::parse(e.public_jwk, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return fail(ErrorCode::keystore, "manifest public key of '" + e.kid + "' is not a JSON object", k_manifest_edited_hint);
+  }
+  auto k = jose::Jwk::from_json(j, jose::KeyCheck::trusted);
+  if (!k) {
+    return fail(ErrorCode::keystore, "manifest public key of '" + e.kid + "': " + k.error().message,
+                k_manifest_edited_hint);
+  }
+  if (k->kty() == jose::KeyType::oct || k->has_private()) {
+    return fail(ErrorCode::keystore, "manifest public key of '" + e.kid + "' holds private key material",
+                k_manifest_edited_hint);
+  }
+  auto tp = k->thumbprint();
+  if (!tp || *tp != e.thumbprint) {
+    return fail(ErrorCode::keystore,
+                "key '" + e.kid + "': the manifest's public \"jwk\" has thumbprint " + tp.value_or("?") +
+                    ", not the key's thumbprint " + e.thumbprint + " (another key's public part?)",
+                k_manifest_edited_hint);
+  }
+  if (auto fits = check_fits_entry(e, *k, "manifest's public \"jwk\""); !fits) return std::unexpected(fits.error());
+  k->set_kid(e.kid);
+  k->set_alg(e.alg);
+  k->set_use(e.use);
+  return k;
 }
 
 Result<jose::JwkSet> Keystore::jwks(std::string_view use) const {
@@ -208,11 +311,8 @@ Result<jose::JwkSet> Keystore::jwks(std::string_view use) const {
   jose::JwkSet set;
   for (const auto& e : m->keys) {
     if (e.public_jwk.empty() || (!use.empty() && e.use != use)) continue;
-    auto k = jose::Jwk::from_json(json::parse(e.public_jwk), jose::KeyCheck::trusted);
-    if (!k) return fail(ErrorCode::keystore, "manifest public key of '" + e.kid + "': " + k.error().message);
-    k->set_kid(e.kid);
-    k->set_alg(e.alg);
-    k->set_use(e.use);
+    auto k = public_key(e);
+    if (!k) return std::unexpected(k.error());
     set.keys.push_back(std::move(*k));
   }
   return set;
@@ -234,10 +334,9 @@ Result<jose::JwkSet> Keystore::verification_keys(const Passphrase& passphrase) c
       set.keys.push_back(std::move(*k));
       continue;
     }
-    auto k = jose::Jwk::from_json(json::parse(e.public_jwk), jose::KeyCheck::trusted);
-    if (!k) return fail(ErrorCode::keystore, "manifest public key of '" + e.kid + "': " + k.error().message);
-    k->set_kid(e.kid);
-    k->set_alg(e.alg);
+    auto k = public_key(e);
+    if (!k) return std::unexpected(k.error());
+    k->set_use("");
     set.keys.push_back(std::move(*k));
   }
   if (set.keys.empty()) {
@@ -400,10 +499,29 @@ CheckReport Keystore::check(const Passphrase& passphrase) const {
   std::set<std::string> named;
   std::map<std::string, int> active_per_alg;
   std::set<std::string> algs;
+  if (auto link = refuse_symlinked_manifest(m_dir); !link) r.problems.push_back(link.error());
+  if (auto secret = read_pairwise_secret(m_dir, m->pairwise_secret); !secret) {
+    r.problems.push_back(secret.error());
+  } else if (*secret) {
+    OPENSSL_cleanse((*secret)->data(), (*secret)->size());
+    if (!m->pairwise_secret) {
+      r.notes.push_back(std::string(k_pairwise_secret_file) +
+                        " (the pairwise-subject secret) is not recorded in keystore.json yet; the next token "
+                        "issued with a pairwise subject records it");
+    }
+  }
   for (const auto& e : m->keys) {
     named.insert(e.file_name());
     algs.insert(e.alg);
     if (e.state == KeyState::active) ++active_per_alg[e.alg];
+    // The published part first: it is checked even when the key file cannot be read.
+    std::string public_problem;
+    if (!e.public_jwk.empty()) {
+      if (auto pub = public_key(e); !pub) {
+        public_problem = pub.error().message;
+        r.problems.push_back(pub.error());
+      }
+    }
     std::string path = keys_dir + "/" + e.file_name();
     if (::lstat(path.c_str(), &st) != 0) {
       r.problems.push_back(problem("key '" + e.kid + "' is in the manifest but " + path + " is missing",
@@ -420,7 +538,9 @@ CheckReport Keystore::check(const Passphrase& passphrase) const {
       }
       continue;
     }
-    if (auto k = load(e, passphrase, jose::KeyCheck::full); !k) r.problems.push_back(k.error());
+    if (auto k = load(e, passphrase, jose::KeyCheck::full); !k && k.error().message != public_problem) {
+      r.problems.push_back(k.error());
+    }
   }
   for (const auto& a : algs) {
     int n = active_per_alg[a];

@@ -13,9 +13,12 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
 
+#include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/digest.hpp>
 #include <tokctl/jose/json.hpp>
+#include <tokctl/jose/jwe.hpp>
 #include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
 #include <tokctl/util/time.hpp>
@@ -88,6 +91,26 @@ Result<std::optional<UnixTime>> time_field(const json& j, const char* name, cons
   return std::optional<UnixTime>(*t);
 }
 
+// Private members of every key type (RFC 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2).
+constexpr const char* k_private_members[] = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"};
+
+enum class AlgKind { unknown, signature, encryption };
+
+AlgKind alg_kind(std::string_view alg) {
+  if (jose::alg_from_string(alg)) return AlgKind::signature;
+  auto a = jose::key_mgmt_from_string(alg);
+  if (a && *a != jose::KeyMgmtAlg::PBES2_HS256_A128KW && *a != jose::KeyMgmtAlg::PBES2_HS512_A256KW) {
+    return AlgKind::encryption;
+  }
+  return AlgKind::unknown;
+}
+
+bool alg_is_symmetric(std::string_view alg) {
+  if (auto a = jose::alg_from_string(alg)) return jose::is_symmetric(*a);
+  auto k = jose::key_mgmt_from_string(alg);
+  return k && (*k == jose::KeyMgmtAlg::A128KW || *k == jose::KeyMgmtAlg::A256KW || *k == jose::KeyMgmtAlg::dir);
+}
+
 Result<KeyEntry> entry_from_json(const json& j, const std::string& where) {
   if (!j.is_object()) return fail(ErrorCode::keystore, where + " is not an object", k_restore_hint);
   KeyEntry e;
@@ -99,6 +122,23 @@ Result<KeyEntry> entry_from_json(const json& j, const std::string& where) {
   std::string at = where + " ('" + e.kid + "')";
   if (!valid_kid(e.kid)) return fail(ErrorCode::keystore, where + " has an unsafe kid '" + e.kid + "'", k_restore_hint);
   if (e.use != "sig" && e.use != "enc") return fail(ErrorCode::keystore, at + " has use '" + e.use + "'", k_restore_hint);
+  // The use follows from the alg (a keystore stores a key for one alg): a signature alg with use
+  // "enc", or the reverse, is damage, and so is an alg tokctl never stores ("none", PBES2-*).
+  const auto kind = alg_kind(e.alg);
+  if (kind == AlgKind::unknown) {
+    return fail(ErrorCode::keystore,
+                at + " has alg '" + e.alg + "', which no keystore key can have",
+                "set the entry's \"alg\" back to the algorithm the key was added for (tokctl keys list shows the "
+                "others), or restore keystore.json from a backup");
+  }
+  const char* wanted_use = kind == AlgKind::encryption ? "enc" : "sig";
+  if (e.use != wanted_use) {
+    return fail(ErrorCode::keystore,
+                at + " has use '" + e.use + "', but " + e.alg + " is " +
+                    (kind == AlgKind::encryption ? "an encryption (JWE)" : "a signature (JWS)") + " alg",
+                std::string("set the entry's \"use\" back to \"") + wanted_use +
+                    "\", or restore keystore.json from a backup");
+  }
   auto state = required_string(j, "state", at);
   if (!state) return std::unexpected(state.error());
   auto st = key_state_from_string(*state);
@@ -120,14 +160,34 @@ Result<KeyEntry> entry_from_json(const json& j, const std::string& where) {
     }
     e.encrypted = it->get<bool>();
   }
-  auto tp = string_field(j, "thumbprint", at);
+  auto tp = required_string(j, "thumbprint", at);
   if (!tp) return std::unexpected(tp.error());
-  e.thumbprint = tp->value_or("");
+  if (tp->empty()) return fail(ErrorCode::keystore, at + " has an empty \"thumbprint\"", k_restore_hint);
+  e.thumbprint = std::move(*tp);
   if (auto it = j.find("jwk"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) {
       return fail(ErrorCode::keystore, at + ": \"jwk\" must be an object, not " + jose::json_type_name(*it), k_restore_hint);
     }
+    // The manifest is not secret (it may be readable by others): a private member in its public
+    // key is damage, and nothing that prints the manifest may ever see it.
+    for (const char* member : k_private_members) {
+      if (it->contains(member)) {
+        return fail(ErrorCode::keystore,
+                    at + ": the public \"jwk\" holds the private member \"" + member +
+                        "\"; keystore.json must hold public keys only",
+                    "restore keystore.json from a backup, or delete the private members (d, p, q, dp, dq, qi, oth, "
+                    "k) from that entry's \"jwk\" and run tokctl keys check; anyone who could read keystore.json "
+                    "may have had the private key: rotate it");
+      }
+    }
     e.public_jwk = it->dump();
+  }
+  // Public keys are listed for asymmetric algs only (HMAC and AES secrets have no public part).
+  if (alg_is_symmetric(e.alg) != e.public_jwk.empty()) {
+    return fail(ErrorCode::keystore,
+                at + (e.public_jwk.empty() ? " has no public \"jwk\", but " + e.alg + " keys are asymmetric"
+                                           : " has a \"jwk\", but " + e.alg + " keys are secrets with no public part"),
+                k_restore_hint);
   }
   return e;
 }
@@ -258,7 +318,7 @@ bool is_temp_name(std::string_view name, pid_t* pid) {
   }
   std::string_view pid_text = rest.substr(0, dot);
   if (pid_text.size() > 9) return false;
-  bool ours = base == k_manifest;
+  bool ours = base == k_manifest || base == k_pairwise_secret_file;
   if (!ours && base.size() > 4 && (base.ends_with(".jwk") || base.ends_with(".jwe"))) {
     ours = valid_kid(base.substr(0, base.size() - 4));
   }
@@ -280,12 +340,66 @@ void remove_stale_temp_files(const std::string& dir) {
   }
 }
 
+Result<std::optional<std::string>> read_pairwise_secret(const std::string& dir,
+                                                        const std::optional<SecretRecord>& record) {
+  const std::string path = dir + "/" + k_pairwise_secret_file;
+  const std::string since = record ? " (created " + format_rfc3339(record->created) + ")" : std::string();
+  const std::string start_over =
+      "; only if it is lost for good, start over with new pairwise subjects (every pairwise sub changes, and "
+      "revoking by subject no longer reaches older tokens): ";
+  const std::string forget = "delete \"pairwise_secret\" from keystore.json";
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    if (!record) return std::optional<std::string>();
+    return fail(ErrorCode::keystore,
+                "pairwise-subject secret '" + path + "' is missing, but keystore.json records it" + since +
+                    ": a new secret would change every pairwise subject, so none is made",
+                "restore ppid.secret from a backup of the keystore (keystore.json holds its SHA-256; tokctl keys "
+                "check compares it)" + start_over + forget);
+  }
+  auto text = read_keystore_file(path, k_secret_rule);
+  if (!text) return std::unexpected(text.error());
+  std::string problem;
+  if (text->size() != k_pairwise_secret_bytes) {
+    problem = "is " + std::to_string(text->size()) + " bytes long, not " + std::to_string(k_pairwise_secret_bytes) +
+              " (truncated, or not made by tokctl)";
+  } else if (record && sha256_b64url(*text) != record->sha256) {
+    problem = "is not the secret keystore.json records" + since + " (replaced or corrupted)";
+  }
+  if (!problem.empty()) {
+    OPENSSL_cleanse(text->data(), text->size());
+    return fail(ErrorCode::keystore, "pairwise-subject secret '" + path + "' " + problem,
+                "restore ppid.secret from a backup of the keystore" + start_over + "move the file away" +
+                    (record ? " and " + forget : std::string()));
+  }
+  return std::optional<std::string>(std::move(*text));
+}
+
+Result<void> refuse_symlinked_manifest(const std::string& dir) {
+  const std::string path = dir + "/" + k_manifest;
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return {};
+  std::string target(4096, '\0');
+  ssize_t n = ::readlink(path.c_str(), target.data(), target.size());
+  target.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return fail(ErrorCode::keystore,
+              "keystore manifest '" + path + "' is a symbolic link" + (target.empty() ? "" : " (to '" + target + "')") +
+                  ": not writing, since replacing the manifest would replace the link and leave its target stale",
+              "replace the link with a copy of the file it points to (cp \"$(readlink -f '" + path + "')\" '" + path +
+                  ".copy' && mv '" + path + ".copy' '" + path + "'), then repeat the command");
+}
+
 std::string sha256_b64url(std::string_view data) { return b64url_encode(jose::sha256(data)); }
 
 std::string manifest_text(const Manifest& m) {
   json keys = json::array();
   for (const auto& e : m.keys) keys.push_back(entry_to_json(e));
   json doc{{"format", m.format}, {"keys", keys}};
+  if (m.pairwise_secret) {
+    doc["pairwise_secret"] = {{"file", k_pairwise_secret_file},
+                              {"created", format_rfc3339(m.pairwise_secret->created)},
+                              {"sha256", m.pairwise_secret->sha256}};
+  }
   if (!m.pruned.empty()) {
     json pruned = json::array();
     for (const auto& p : m.pruned) pruned.push_back({{"kid", p.kid}, {"file", p.file}, {"sha256", p.sha256}});
@@ -325,7 +439,34 @@ Result<Manifest> parse_manifest(std::string_view text, const std::string& path) 
     if (!seen.insert(e->kid).second) {
       return fail(ErrorCode::keystore, "'" + path + "' lists kid '" + e->kid + "' twice", k_restore_hint);
     }
+    // One key is stored once (add and import refuse a second copy under another kid).
+    for (const auto& other : m.keys) {
+      if (other.thumbprint == e->thumbprint) {
+        return fail(ErrorCode::keystore,
+                    "'" + path + "': keys '" + other.kid + "' and '" + e->kid + "' have the same thumbprint",
+                    k_restore_hint);
+      }
+    }
     m.keys.push_back(std::move(*e));
+  }
+  if (auto ps = j->find("pairwise_secret"); ps != j->end() && !ps->is_null()) {
+    const std::string where = "'" + path + "': \"pairwise_secret\"";
+    if (!ps->is_object()) {
+      return fail(ErrorCode::keystore, where + " must be an object, not " + jose::json_type_name(*ps), k_restore_hint);
+    }
+    auto file = required_string(*ps, "file", where);
+    if (!file) return std::unexpected(file.error());
+    if (*file != k_pairwise_secret_file) {
+      return fail(ErrorCode::keystore, where + " names the file '" + *file + "', not " + k_pairwise_secret_file,
+                  k_restore_hint);
+    }
+    auto created = time_field(*ps, "created", where);
+    if (!created) return std::unexpected(created.error());
+    if (!*created) return fail(ErrorCode::keystore, where + " lacks \"created\"", k_restore_hint);
+    auto sha = required_string(*ps, "sha256", where);
+    if (!sha) return std::unexpected(sha.error());
+    if (sha->size() != 43) return fail(ErrorCode::keystore, where + " has a malformed \"sha256\"", k_restore_hint);
+    m.pairwise_secret = SecretRecord{**created, std::move(*sha)};
   }
   if (auto pr = j->find("pruned"); pr != j->end() && !pr->is_null()) {
     if (!pr->is_array()) {

@@ -3,6 +3,8 @@
 // blocking and checked with fstat (regular file, owner, mode) before a byte is read; directories
 // are listed, never swept; only tokctl's own temp files of dead processes are ever removed.
 
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -16,6 +18,9 @@
 namespace tokctl::keys::detail {
 
 inline constexpr const char* k_manifest = "keystore.json";
+inline constexpr const char* k_pairwise_secret_file = "ppid.secret";
+/// Size of the pairwise-subject secret: 32 random bytes, exactly.
+inline constexpr std::size_t k_pairwise_secret_bytes = 32;
 inline constexpr int k_format = 1;
 
 /// How a keystore file must look: `what` names it in messages ("key file"), `forbidden` are the
@@ -28,6 +33,7 @@ struct FileRule {
 
 inline constexpr FileRule k_manifest_rule{"keystore manifest", 022, "chmod 600"};
 inline constexpr FileRule k_key_rule{"key file", 077, "chmod 600"};
+inline constexpr FileRule k_secret_rule{"pairwise-subject secret", 077, "chmod 600"};
 inline constexpr FileRule k_dir_rule{"keystore directory", 022, "chmod 700"};
 inline constexpr FileRule k_keys_dir_rule{"keys directory", 077, "chmod 700"};
 
@@ -57,6 +63,16 @@ bool is_temp_name(std::string_view name, pid_t* pid);
 /// Removes temp files (is_temp_name) of processes that no longer run from the keystore directory
 /// and keys/. Call with the keystore lock held.
 void remove_stale_temp_files(const std::string& dir);
+
+/// DIR/ppid.secret, checked: a regular file of the caller's (or root's), not open to group or others,
+/// exactly k_pairwise_secret_bytes long, and with the SHA-256 `record` holds (when it holds one).
+/// nullopt only when the file does not exist and nothing records it. Everything else, a missing file
+/// the manifest records included, is ErrorCode::keystore with a recovery hint.
+Result<std::optional<std::string>> read_pairwise_secret(const std::string& dir, const std::optional<SecretRecord>& record);
+
+/// Refuses a manifest that is a symbolic link before a writer replaces it (a rename would replace
+/// the link and leave its target stale): ErrorCode::keystore with a hint.
+Result<void> refuse_symlinked_manifest(const std::string& dir);
 
 /// Base64url SHA-256 of `data`.
 std::string sha256_b64url(std::string_view data);

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/jwe.hpp>
@@ -76,13 +77,16 @@ Result<Txn> begin(const Keystore& ks) {
   auto lock = FileLock::acquire(ks.dir() + "/.lock");
   if (!lock) return std::unexpected(lock.error());
   auto m = ks.manifest();
-  if (!m) return std::unexpected(m.error());
+  if (!m) return std::unexpected(m.error());  // a dangling link or a loop says so here
+  if (auto link = refuse_symlinked_manifest(ks.dir()); !link) return std::unexpected(link.error());
   remove_stale_temp_files(ks.dir());
   finish_pending_deletions(ks.dir(), *m);
   return Txn{std::move(*lock), std::move(*m)};
 }
 
 Result<void> commit(const Keystore& ks, const Manifest& m) {
+  // Again under the lock: a link made since begin() is not replaced either.
+  if (auto link = refuse_symlinked_manifest(ks.dir()); !link) return std::unexpected(link.error());
   fault_point("before_manifest_write");
   auto r = write_file_atomic(ks.dir() + "/" + k_manifest, manifest_text(m), 0600);
   if (r) fault_point("after_manifest_write");
@@ -409,12 +413,54 @@ Result<KeyEntry> Keystore::retire(const std::string& kid) {
   return out;
 }
 
+Result<std::optional<std::string>> Keystore::pairwise_secret(CreateSecret create) const {
+  auto m = manifest();
+  if (!m) return std::unexpected(m.error());
+  auto have = read_pairwise_secret(m_dir, m->pairwise_secret);
+  if (!have || m->pairwise_secret || create == CreateSecret::no) return have;
+  // First need: make the secret (or take the one an older tokctl made) and record it, under the
+  // lock. The file comes first: a crash before the manifest names it leaves a file the next call
+  // records, never a record without its file.
+  if (*have) OPENSSL_cleanse((*have)->data(), (*have)->size());
+  auto txn = begin(*this);
+  if (!txn) return std::unexpected(txn.error());
+  Manifest next = txn->manifest;
+  auto now_have = read_pairwise_secret(m_dir, next.pairwise_secret);
+  if (!now_have || next.pairwise_secret) return now_have;  // recorded meanwhile (or damaged)
+  std::string secret;
+  if (*now_have) {
+    secret = std::move(**now_have);
+  } else {
+    secret.assign(k_pairwise_secret_bytes, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(secret.data()), static_cast<int>(secret.size())) != 1) {
+      return fail(ErrorCode::keystore, "cannot create the pairwise-subject secret: no randomness");
+    }
+    // Linked into place: a file that appeared meanwhile (an older tokctl) is never replaced.
+    const std::string path = m_dir + "/" + k_pairwise_secret_file;
+    if (auto w = write_output_file(path, secret, 0600, Overwrite::no); !w) {
+      OPENSSL_cleanse(secret.data(), secret.size());
+      if (w.error().remedy != Remedy::force_overwrite) return std::unexpected(w.error());
+      auto theirs = read_pairwise_secret(m_dir, std::nullopt);
+      if (!theirs) return std::unexpected(theirs.error());
+      if (!*theirs) return fail(ErrorCode::keystore, "'" + path + "' appeared and vanished while it was created");
+      secret = std::move(**theirs);
+    }
+  }
+  next.pairwise_secret = SecretRecord{m_clock->now(), sha256_b64url(secret)};
+  if (auto c = commit(*this, next); !c) {
+    OPENSSL_cleanse(secret.data(), secret.size());
+    return std::unexpected(c.error());
+  }
+  return std::optional<std::string>(std::move(secret));
+}
+
 Result<std::vector<KeyEntry>> Keystore::prune(std::int64_t max_lifetime, std::int64_t grace) {
   auto txn = begin(*this);
   if (!txn) return std::unexpected(txn.error());
   UnixTime now = m_clock->now();
   Manifest m;
   m.format = txn->manifest.format;
+  m.pairwise_secret = txn->manifest.pairwise_secret;
   std::vector<KeyEntry> removed;
   for (const auto& e : txn->manifest.keys) {
     bool expired = e.state == KeyState::retired && e.retired && *e.retired + max_lifetime + grace <= now;

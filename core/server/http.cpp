@@ -24,6 +24,13 @@ HttpResponse& HttpResponse::set(std::string name, std::string value) {
   return *this;
 }
 
+bool known_method(std::string_view method) {
+  for (std::string_view known : {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}) {
+    if (method == known) return true;
+  }
+  return false;
+}
+
 const char* reason_phrase(int status) {
   switch (status) {
     case 200: return "OK";
@@ -38,6 +45,7 @@ const char* reason_phrase(int status) {
     case 408: return "Request Timeout";
     case 411: return "Length Required";
     case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";

@@ -4,9 +4,18 @@
 // lock and no cross-thread wake-up stands between a request and its handler.
 //
 // Connection life: wait for the first byte (idle timeout) -> read the header (read timeout,
-// header limit) -> answer "100 Continue" if asked -> read the body (same deadline, body limit) ->
-// handler -> write -> again if keep-alive. Parse errors answer 400/413/431 and close; a timeout
-// closes without an answer (slow-header clients get nothing to wait for).
+// header limit) -> check it (framing, Host) -> answer "100 Continue" if asked -> read the body
+// (same deadline, body limit) -> handler -> write -> again if keep-alive. Parse errors answer
+// 400/413/414/431/501 and close; a timeout closes without an answer (slow-header clients get
+// nothing to wait for).
+//
+// Bounds: a connection's read buffer holds at most header limit + k_framing_allowance bytes, and a
+// request as a whole (header, body, chunk framing, trailers) may not take more than header limit +
+// body limit + k_framing_allowance bytes off the wire. Beast 1.74 keeps a chunked body's whole
+// trailer section in the buffer before parsing it (no header_limit there), so the buffer bound is
+// what stops an endless trailer. Trailer fields are dropped (RFC 9110 §6.5.1 lets a recipient
+// discard them): Beast merges them into the header fields, and a trailer must not pose as a
+// header (Authorization, Content-Type, Connection).
 
 // Boost 1.74's asio::ssl still calls OpenSSL's RSA and DH functions, deprecated in 3.0: this file
 // alone compiles with them visible (tokctl code here uses none of them).
@@ -29,6 +38,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -36,6 +46,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
+#include <sys/resource.h>
 
 namespace tokctl::server {
 
@@ -48,6 +59,20 @@ using tcp = net::ip::tcp;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Chunk-size lines, chunk extensions, the CRLFs around chunks and trailers: what a request may
+// carry on top of its header and body limits.
+constexpr std::size_t k_framing_allowance = 4096;
+// How long the acceptor pauses when the process is out of file descriptors (or the kernel out of
+// memory for sockets): a pending connection stays in the backlog, and retrying at once would spin.
+constexpr std::chrono::milliseconds k_accept_backoff{100};
+// File descriptors kept for everything but client connections (the store and its journal, key
+// reloads, the listening socket, Asio's epoll and wake-up fds, stdio): at most this many, and at
+// most a quarter of the limit.
+constexpr std::size_t k_reserved_fds = 64;
+// A refused request's connection is drained this long, or this much, before it closes.
+constexpr std::chrono::milliseconds k_linger_time{500};
+constexpr std::size_t k_linger_bytes = 1024 * 1024;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -79,6 +104,8 @@ struct HttpServer::Impl {
   std::vector<std::unique_ptr<net::io_context>> contexts;  // one per thread; [0] also accepts
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> accept_pause;  // the acceptor's back-off when out of fds
+  bool accept_paused = false;                     // the acceptor's thread only: a burst is on
   std::size_t next_context = 0;  // the acceptor's thread only
   std::vector<std::thread> threads;
 
@@ -88,17 +115,22 @@ struct HttpServer::Impl {
       guards.push_back(net::make_work_guard(*contexts.back()));
     }
     acceptor.emplace(*contexts.front());
+    accept_pause.emplace(*contexts.front());
   }
   ~Impl() {
     // First the pool: its queued jobs hold sessions, whose destructors use the members below and
     // close their sockets through the contexts (a stopped pool destroys its queue only when the
     // pool itself is destroyed).
     pool.reset();
+    accept_pause.reset();
     acceptor.reset();
     guards.clear();
     contexts.clear();  // in order, before the sessions' server is gone
   }
   void accept();
+  void notice(const std::string& text) const {
+    if (options.notice) options.notice(text);
+  }
 };
 
 namespace {
@@ -144,7 +176,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
  public:
   template <class... Args>
   Session(HttpServer::Impl& server, tcp::socket socket, Args&... tls_context)
-      : m_stream(std::move(socket), tls_context...), m_server(server) {
+      : m_stream(std::move(socket), tls_context...),
+        m_buffer(server.options.header_limit + k_framing_allowance),
+        m_server(server) {
     ++m_server.connections;
   }
   ~Session() override {
@@ -215,18 +249,28 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     m_parser.emplace();
     m_parser->header_limit(static_cast<std::uint32_t>(m_server.options.header_limit));
     m_parser->body_limit(m_server.options.body_limit);
+    m_request_bytes = 0;
     lowest().expires_after(m_server.options.read_timeout);
     http::async_read_header(m_stream, m_buffer, *m_parser,
-                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->on_read_error(ec);
+                              self->m_request_bytes = n;
                               self->after_header();
                             });
   }
 
   void after_header() {
     const auto& req = m_parser->get();
-    if (beast::iequals(req[http::field::expect], "100-continue") && !m_parser->is_done()) {
-      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, req.version());
+    m_version = req.version();
+    m_keep_alive = req.keep_alive();
+    // The header's fields, taken now: Beast adds trailer fields to the same container, each next
+    // to a field of its name, where they could pass for header fields.
+    m_headers.clear();
+    m_headers.reserve(16);
+    for (const auto& f : req) m_headers.emplace_back(lower(f.name_string()), std::string(f.value()));
+    if (auto refusal = check_header(req)) return refuse(refusal->first, refusal->second);
+    if (m_version >= 11 && beast::iequals(req[http::field::expect], "100-continue") && !m_parser->is_done()) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
       http::async_write(m_stream, *cont, [self = this->shared_from_this(), cont](beast::error_code ec, std::size_t) {
         if (ec) return self->close();
         self->read_body();
@@ -236,12 +280,61 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     read_body();
   }
 
+  // What the parser lets through but this server refuses: the status and why, or nothing.
+  std::optional<std::pair<int, std::string>> check_header(const http::request<http::string_body>& req) const {
+    // RFC 9112 §6.1/§6.3: a request body is framed by Content-Length or by chunked as the final
+    // (here: only) transfer coding. Beast reads a body under any other coding as absent, and what
+    // follows as the next request (smuggling): refuse it.
+    std::size_t te = 0;
+    for (const auto& f : req) {
+      if (f.name() != http::field::transfer_encoding) continue;
+      ++te;
+      if (!beast::iequals(trim(f.value()), "chunked")) {
+        return std::pair(400, std::string("unsupported Transfer-Encoding (only chunked is accepted)"));
+      }
+    }
+    if (te > 1) return std::pair(400, std::string("repeated Transfer-Encoding"));
+    if (te > 0 && req.count(http::field::content_length) > 0) {
+      return std::pair(400, std::string("both Transfer-Encoding and Content-Length"));
+    }
+    // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one before.
+    const std::size_t hosts = req.count(http::field::host);
+    if (hosts > 1 || (hosts == 0 && m_version >= 11)) {
+      return std::pair(400, std::string(hosts > 1 ? "repeated Host header" : "missing Host header"));
+    }
+    if (req.count(http::field::content_type) > 1) return std::pair(400, std::string("repeated Content-Type header"));
+    if (!known_method(req.method_string())) return std::pair(501, std::string("method not implemented"));
+    return std::nullopt;
+  }
+
+  static beast::string_view trim(beast::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  }
+
+  // The body piece by piece, counting what the request takes off the wire.
   void read_body() {
-    http::async_read(m_stream, m_buffer, *m_parser, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->on_read_error(ec);
-      self->lowest().expires_never();
-      self->handle();
-    });
+    if (m_parser->is_done()) {
+      lowest().expires_never();
+      return handle();
+    }
+    http::async_read_some(m_stream, m_buffer, *m_parser,
+                          [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                            if (ec) return self->on_read_error(ec);
+                            self->m_request_bytes += n;
+                            if (self->m_request_bytes > self->request_limit()) return self->refuse_framing();
+                            self->read_body();
+                          });
+  }
+
+  std::size_t request_limit() const {
+    return m_server.options.header_limit + m_server.options.body_limit + k_framing_allowance;
+  }
+
+  void refuse_framing() {
+    refuse(431, "request header, trailers and chunk framing larger than " +
+                    std::to_string(m_server.options.header_limit + k_framing_allowance) + " bytes");
   }
 
   void on_read_error(beast::error_code ec) {
@@ -249,17 +342,26 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         ec == net::error::connection_reset || ec == net::error::eof || ec == ssl::error::stream_truncated) {
       return close();
     }
+    if (ec == http::error::buffer_overflow) return refuse_framing();  // a trailer or chunk line without end
     int status = 400;
     std::string message = "malformed HTTP request";
     if (ec == http::error::header_limit) {
-      status = 431;
-      message = "request header larger than " + std::to_string(m_server.options.header_limit) + " bytes";
+      // Still in the request line: the target is what is too long (RFC 9110 §15.5.15).
+      const bool in_request_line = !m_parser || m_parser->get().target().empty();
+      status = in_request_line ? 414 : 431;
+      message = in_request_line ? "request line longer than " + std::to_string(m_server.options.header_limit) + " bytes"
+                                : "request header larger than " + std::to_string(m_server.options.header_limit) + " bytes";
     } else if (ec == http::error::body_limit) {
       status = 413;
       message = "request body larger than " + std::to_string(m_server.options.body_limit) + " bytes";
     } else if (ec.category() != beast::error_code(http::error::end_of_stream).category()) {
       return close();  // a transport or TLS failure: nobody to answer
     }
+    refuse(status, message);
+  }
+
+  // An error answer, then close.
+  void refuse(int status, const std::string& message) {
     HttpResponse res;
     res.status = status;
     res.set("Content-Type", "application/json");
@@ -267,6 +369,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     res.body = R"({"error":"invalid_request","error_description":")" + message + "\"}";
     std::string method = m_parser ? std::string(m_parser->get().method_string()) : "";
     std::string target = m_parser ? std::string(m_parser->get().target()) : "";
+    m_linger = true;
     write(std::move(res), false, false, method, target);
   }
 
@@ -275,13 +378,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     HttpRequest in;
     in.method = std::string(req.method_string());
     in.target = std::string(req.target());
-    in.headers.reserve(16);
-    for (const auto& f : req) in.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
+    in.headers = std::move(m_headers);  // without trailer fields: dropped
     in.body = std::move(req.body());
     in.tls = k_tls;
     in.client_cert_subject = m_cert_subject;
     in.client_cert_sans = m_cert_sans;
-    const bool keep_alive = req.keep_alive();
+    const bool keep_alive = m_keep_alive;
     if (m_server.pool && m_server.blocking(in)) {
       // Runs on the blocking pool. Nothing else touches the session meanwhile: no read is
       // pending and its timer is off.
@@ -328,9 +430,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     const bool has_body = res.status >= 200 && res.status != 204 && res.status != 304;
     if (has_body) out->content_length(length);
     out->keep_alive(keep_alive);
+    // An HTTP/1.0 client closes unless told the connection stays open (RFC 9112 §9.3).
+    if (keep_alive && m_version == 10) out->set(http::field::connection, "keep-alive");
     if (m_server.log) {
       AccessRecord r;
-      r.method = method;
+      r.method = known_method(method) ? method : "(other)";
       r.path = target.substr(0, target.find('?'));
       r.status = res.status;
       r.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - m_started).count();
@@ -340,8 +444,32 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     lowest().expires_after(m_server.options.read_timeout);
     http::async_write(m_stream, *out, [self = this->shared_from_this(), out, keep_alive](beast::error_code ec, std::size_t) {
       self->lowest().expires_never();
-      if (ec || !keep_alive) return self->close();
+      if (ec) return self->close();
+      if (!keep_alive) return self->m_linger ? self->linger_close() : self->close();
       self->wait_for_request();
+    });
+  }
+
+  // After refusing a request whose rest may still be arriving: stop sending, then read and drop
+  // what comes for a short while before closing. Closing a socket with unread input sends a
+  // reset, which can destroy the answer before the client has read it (RFC 9112 §9.6).
+  void linger_close() {
+    if constexpr (k_tls) {
+      close();
+    } else {
+      beast::error_code ignored;
+      socket().shutdown(tcp::socket::shutdown_send, ignored);
+      m_linger_left = k_linger_bytes;
+      lowest().expires_after(k_linger_time);
+      drain();
+    }
+  }
+  void drain() {
+    m_buffer.clear();
+    lowest().async_read_some(m_buffer.prepare(4096), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+      if (ec || n >= self->m_linger_left) return self->close();
+      self->m_linger_left -= n;
+      self->drain();
     });
   }
 
@@ -357,6 +485,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<http::request_parser<http::string_body>> m_parser;
   HttpServer::Impl& m_server;
   Clock::time_point m_started;
+  std::size_t m_request_bytes = 0;  // what the request in progress took off the wire so far
+  std::vector<std::pair<std::string, std::string>> m_headers;  // its header's fields, as HttpRequest has them
+  unsigned m_version = 11;
+  bool m_keep_alive = false;
+  bool m_linger = false;  // the connection ends with a refusal: drain before closing
+  std::size_t m_linger_left = 0;
   bool m_waiting_idle = false;
   std::string m_cert_subject;
   std::vector<std::string> m_cert_sans;
@@ -368,10 +502,28 @@ void HttpServer::Impl::accept() {
   acceptor->async_accept(home, [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || stopping) return;
-      // EMFILE and friends: keep accepting (the next attempt may succeed once a connection ends).
-      return accept();
+      if (ec == net::error::no_descriptors || ec == beast::error_code(ENFILE, beast::system_category()) ||
+          ec == net::error::no_buffer_space || ec == net::error::no_memory) {
+        // Out of file descriptors (or socket memory): the connection waits in the backlog, and
+        // accepting again at once would fail again at once. Pause, then retry; say so once a burst.
+        if (!accept_paused) {
+          accept_paused = true;
+          notice("accept paused: " + ec.message() + " (" + std::to_string(connections.load()) +
+                 " connections open); retrying every " + std::to_string(k_accept_backoff.count()) + " ms");
+        }
+        accept_pause->expires_after(k_accept_backoff);
+        accept_pause->async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec && !stopping) accept();
+        });
+        return;
+      }
+      return accept();  // a connection that went away before it was accepted, and the like
     }
     if (stopping) return;
+    if (accept_paused) {
+      accept_paused = false;
+      notice("accept resumed (" + std::to_string(connections.load()) + " connections open)");
+    }
     if (connections.load() >= options.max_connections) {
       beast::error_code ignored;
       socket.close(ignored);
@@ -435,6 +587,14 @@ Result<ssl::context> tls_context(const ServerOptions& o) {
 
 }  // namespace
 
+std::size_t effective_max_connections(std::size_t configured) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return configured;
+  const auto soft = static_cast<std::size_t>(limit.rlim_cur);
+  const std::size_t reserve = std::min(k_reserved_fds, soft / 4);
+  return std::min(configured, soft > reserve ? soft - reserve : std::size_t{1});
+}
+
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 
 HttpServer::~HttpServer() { stop(std::chrono::milliseconds(0)); }
@@ -450,6 +610,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start_async(const ServerOptions&
   int threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto impl = std::make_unique<Impl>(threads);
   impl->options = options;
+  impl->options.max_connections = effective_max_connections(options.max_connections);
   if (!options.tls_cert.empty() || !options.tls_key.empty()) {
     if (options.tls_cert.empty() || options.tls_key.empty()) {
       return fail_param(ErrorCode::usage, "tls_cert", "TLS needs both a certificate chain and its private key");
@@ -490,6 +651,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start_async(const ServerOptions&
 std::uint16_t HttpServer::port() const { return m_impl->options.port; }
 std::string HttpServer::host() const { return m_impl->options.host; }
 std::size_t HttpServer::connections() const { return m_impl->connections.load(); }
+std::size_t HttpServer::max_connections() const { return m_impl->options.max_connections; }
 
 void HttpServer::stop(std::chrono::milliseconds grace) {
   Impl& im = *m_impl;
@@ -498,6 +660,7 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
   net::post(*im.contexts.front(), [&im] {
     beast::error_code ignored;
     im.acceptor->close(ignored);
+    im.accept_pause->cancel();
   });
   std::vector<std::shared_ptr<SessionBase>> live;
   {

@@ -2,13 +2,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
 #include <future>
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
+#include <thread>
 #include <variant>
+#include <vector>
 
+#include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/digest.hpp>
+#include <tokctl/jose/jwk.hpp>
 #include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jws.hpp>
 #include <tokctl/server/form.hpp>
@@ -41,6 +49,73 @@ OAuthCode oauth_code_of(const Error& error) {
   }
 }
 
+// The threads that run client secret checks with a KDF, off the transport's I/O threads (half the
+// cores at most, so that under a flood of wrong secrets the I/O threads still serve healthz, JWKS
+// and clients with generated secrets). A bounded queue: past it a request is refused (503) rather
+// than queued for ever.
+class AuthPool {
+ public:
+  AuthPool(unsigned threads, std::size_t max_queued) : m_max_queued(max_queued) {
+    for (unsigned i = 0; i < threads; ++i) {
+      m_threads.emplace_back([this] { run(); });
+    }
+  }
+  ~AuthPool() { stop(); }
+  /// Drops the queued tasks and waits for the running ones; later posts are refused. Idempotent.
+  void stop() {
+    {
+      std::lock_guard lock(m_mutex);
+      m_stopping = true;
+      m_queue.clear();
+    }
+    m_wake.notify_all();
+    std::lock_guard join_lock(m_join_mutex);
+    for (auto& t : m_threads) {
+      if (t.joinable()) t.join();
+    }
+  }
+  AuthPool(const AuthPool&) = delete;
+  AuthPool& operator=(const AuthPool&) = delete;
+
+  /// False when the queue is full (or the pool stops): the task was not taken.
+  bool post(std::function<void()> task) {
+    {
+      std::lock_guard lock(m_mutex);
+      if (m_stopping || m_queue.size() >= m_max_queued) return false;
+      m_queue.push_back(std::move(task));
+    }
+    m_wake.notify_one();
+    return true;
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock lock(m_mutex);
+        m_wake.wait(lock, [&] { return m_stopping || !m_queue.empty(); });
+        if (m_stopping) return;
+        task = std::move(m_queue.front());
+        m_queue.pop_front();
+      }
+      try {
+        task();
+      } catch (const std::exception&) {
+        // The task answers its own request; an exception here (OOM) loses that answer only.
+      }
+    }
+  }
+
+  std::size_t m_max_queued;
+  std::mutex m_mutex;
+  std::mutex m_join_mutex;  // one joiner at a time
+  std::condition_variable m_wake;
+  std::deque<std::function<void()>> m_queue;
+  bool m_stopping = false;
+  std::vector<std::thread> m_threads;
+};
+
 namespace {
 
 constexpr const char* k_json = "application/json;charset=UTF-8";
@@ -60,9 +135,24 @@ HttpResponse no_store(HttpResponse r) {
   return r;
 }
 
+// RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E. Descriptions echo client
+// input (a scope, a grant type): a double quote becomes a single one, a backslash a slash, and
+// any other byte outside the set (controls, DEL, non-ASCII) a '?'.
+std::string error_description(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (c == '"') out.push_back('\'');
+    else if (c == '\\') out.push_back('/');
+    else if (c < 0x20 || c > 0x7e) out.push_back('?');
+    else out.push_back(static_cast<char>(c));
+  }
+  return out;
+}
+
 HttpResponse oauth_error(OAuthCode code, const std::string& description) {
   json body{{"error", to_string(code)}};
-  if (!description.empty()) body["error_description"] = description;
+  if (!description.empty()) body["error_description"] = error_description(description);
   return no_store(json_response(oauth_status(code), body.dump(-1, ' ', false, json::error_handler_t::replace)));
 }
 
@@ -93,17 +183,88 @@ std::string media_type(std::string_view value) {
   return lower(t);
 }
 
-bool accepts(const HttpRequest& req, std::string_view type) {
-  const std::string* accept = req.header("accept");
-  if (!accept) return false;
-  std::string_view rest = *accept;
-  while (!rest.empty()) {
-    auto comma = rest.find(',');
-    if (media_type(rest.substr(0, comma)) == type) return true;
+// The members of a comma-separated header list, trimmed, empty ones skipped.
+std::vector<std::string_view> list_members(std::string_view value) {
+  std::vector<std::string_view> out;
+  while (!value.empty()) {
+    auto comma = value.find(',');
+    std::string_view m = value.substr(0, comma);
+    while (!m.empty() && (m.front() == ' ' || m.front() == '\t')) m.remove_prefix(1);
+    while (!m.empty() && (m.back() == ' ' || m.back() == '\t')) m.remove_suffix(1);
+    if (!m.empty()) out.push_back(m);
     if (comma == std::string_view::npos) break;
-    rest.remove_prefix(comma + 1);
+    value.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+// The q value of one Accept member (RFC 9110 §12.4.2: 0 to 1, up to three decimals; absent: 1; a
+// malformed one: 0, i.e. that member is ignored).
+double q_value(std::string_view member) {
+  std::size_t semi = member.find(';');
+  while (semi != std::string_view::npos) {
+    std::string_view param = member.substr(semi + 1);
+    std::size_t next = param.find(';');
+    std::string_view p = param.substr(0, next);
+    while (!p.empty() && (p.front() == ' ' || p.front() == '\t')) p.remove_prefix(1);
+    while (!p.empty() && (p.back() == ' ' || p.back() == '\t')) p.remove_suffix(1);
+    if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+      std::string_view v = p.substr(2);
+      if (v.empty() || v.size() > 5 || (v[0] != '0' && v[0] != '1')) return 0;
+      if (v.size() > 1 && (v[1] != '.' || v.find_first_not_of("0123456789", 2) != std::string_view::npos)) return 0;
+      double q = std::strtod(std::string(v).c_str(), nullptr);
+      return q > 1 ? 0 : q;
+    }
+    semi = next == std::string_view::npos ? next : semi + 1 + next;
+  }
+  return 1;
+}
+
+// How much the client accepts `type` (lower-case): the q of the most specific Accept member that
+// matches it, or `wildcards` false: only a member naming the type exactly. -1 when no member
+// matches (no Accept header at all: every type, q 1, when wildcards count).
+double acceptance(const HttpRequest& req, std::string_view type, bool wildcards) {
+  const std::string* accept = req.header("accept");
+  if (!accept) return wildcards ? 1 : -1;
+  const std::string_view major = type.substr(0, type.find('/'));
+  int best_rank = -1;
+  double q = -1;
+  for (std::string_view m : list_members(*accept)) {
+    const std::string range = media_type(m);
+    int rank = -1;
+    if (range == type) rank = 2;
+    else if (wildcards && range.size() == major.size() + 2 && range.starts_with(major) && range.ends_with("/*")) rank = 1;
+    else if (wildcards && range == "*/*") rank = 0;
+    if (rank > best_rank) {
+      best_rank = rank;
+      q = q_value(m);
+    }
+  }
+  return q;
+}
+
+// RFC 9110 §13.1.2 If-None-Match: "*", or a list of entity tags compared weakly (W/ ignored).
+bool none_match(std::string_view header, std::string_view etag) {
+  auto opaque = [](std::string_view t) {
+    if (t.starts_with("W/")) t.remove_prefix(2);
+    return t;
+  };
+  for (std::string_view m : list_members(header)) {
+    if (m == "*" || opaque(m) == opaque(etag)) return true;
   }
   return false;
+}
+
+// RFC 8707 §2: a resource is an absolute URI (RFC 3986 §4.3) without a fragment.
+bool absolute_uri(std::string_view uri) {
+  auto colon = uri.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == uri.size()) return false;
+  if (!std::isalpha(static_cast<unsigned char>(uri[0]))) return false;
+  for (char c : uri.substr(0, colon))
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') return false;
+  for (char c : uri)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#') return false;
+  return true;
 }
 
 // A POST whose body is a form: the parameters, or the refusal to send.
@@ -118,15 +279,26 @@ std::variant<Form, HttpResponse> read_form(const HttpRequest& req,
   return std::move(*form);
 }
 
+// What the request authenticates with: a client already proven (assertion, certificate), a
+// refusal, or an id and secret still to check (method set).
 struct ClientAuth {
   const tokens::ClientPolicy* client = nullptr;
   std::optional<HttpResponse> refusal;
+  std::string id, secret, method;
+  bool challenge = false;  // Authorization was sent: a 401 carries a Basic challenge
 };
 
-// client_secret_basic or client_secret_post (RFC 6749 §2.3.1): exactly one of them. A failure
-// is the one invalid_client answer, with a Basic challenge when Authorization was tried.
-ClientAuth authenticate(const OAuthEndpoints& endpoints, const tokens::Policy& policy, const HttpRequest& req,
-                        Form& form, const std::string& realm) {
+HttpResponse client_refusal(const std::string& why, bool challenge, const std::string& realm) {
+  HttpResponse r = oauth_error(OAuthCode::invalid_client, why);
+  if (challenge) r.set("WWW-Authenticate", "Basic realm=\"" + realm + "\"");
+  return r;
+}
+
+// client_secret_basic, client_secret_post (RFC 6749 §2.3.1), private_key_jwt or
+// tls_client_auth: exactly one of them. A failure is the one invalid_client answer, with a Basic
+// challenge when Authorization was tried. A secret is not checked here (see authenticated()).
+ClientAuth read_credentials(const OAuthEndpoints& endpoints, const tokens::Policy& policy, const HttpRequest& req,
+                            Form& form, const std::string& realm) {
   ClientAuth out;
   if (req.header_count("authorization") > 1) {
     out.refusal = oauth_error(OAuthCode::invalid_request, "more than one Authorization header");
@@ -163,10 +335,9 @@ ClientAuth authenticate(const OAuthEndpoints& endpoints, const tokens::Policy& p
     method = "client_secret_post";
   }
   form.erase("client_secret");
+  out.challenge = authorization != nullptr;
   auto fail_auth = [&](const std::string& why) {
-    HttpResponse r = oauth_error(OAuthCode::invalid_client, why);
-    if (authorization) r.set("WWW-Authenticate", "Basic realm=\"" + realm + "\"");
-    out.refusal = std::move(r);
+    out.refusal = client_refusal(why, out.challenge, realm);
     return out;
   };
   // RFC 7523 private_key_jwt: a JWT signed with one of the client's keys.
@@ -193,12 +364,9 @@ ClientAuth authenticate(const OAuthEndpoints& endpoints, const tokens::Policy& p
     return out;
   }
   if (method.empty()) return fail_auth("client authentication is required");
-  auto c = tokens::authenticate_client(policy, id, secret);
-  if (!c) return fail_auth(c.error().message);
-  // A client registered for one method may not use the other.
-  const std::string& registered = (*c)->auth_method;
-  if (!registered.empty() && registered != method) return fail_auth("client authentication failed");
-  out.client = *c;
+  out.id = std::move(id);
+  out.secret = std::move(secret);
+  out.method = std::move(method);
   return out;
 }
 
@@ -214,12 +382,14 @@ std::string etag_of(const std::string& body) {
 }  // namespace
 
 OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock& clock, EndpointOptions options)
-    : m_service(service), m_clock(clock), m_options(std::move(options)) {
+    : m_service(service), m_clock(clock), m_options(std::move(options)), m_secrets(service.policy()) {
   const tokens::Policy& p = service.policy();
   std::string base = m_options.base_url.empty() ? p.issuer : m_options.base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   m_options.base_url = base;
   json auth_methods = {"client_secret_basic", "client_secret_post"};
+  // The JWS algorithms private_key_jwt assertions may use: what the clients' keys pin or imply.
+  std::vector<std::string> assertion_algs;
   for (const auto& [id, c] : p.clients) {
     if (!c.jwks || (!c.auth_method.empty() && c.auth_method != "private_key_jwt")) continue;
     jose::VerifyOptions vo;
@@ -227,7 +397,14 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
     vo.claims.sub = id;
     vo.claims.required = {"exp", "jti"};
     auto v = jose::TokenVerifier::create(*c.jwks, jose::KeySource::set, vo, m_clock);
-    if (v) m_assertion_verifiers.emplace(id, std::move(*v));
+    if (!v) throw std::invalid_argument("client '" + id + "': its jwks cannot verify assertions: " + v.error().message);
+    m_assertion_verifiers.emplace(id, std::move(*v));
+    for (const auto& k : c.jwks->keys) {
+      if (auto alg = jose::implied_jws_alg(k); alg && jose::alg_from_string(*alg) &&
+                                              std::find(assertion_algs.begin(), assertion_algs.end(), *alg) == assertion_algs.end()) {
+        assertion_algs.push_back(*alg);
+      }
+    }
   }
   if (!m_assertion_verifiers.empty()) auth_methods.push_back("private_key_jwt");
   for (const auto& a : p.assertion_issuers) {
@@ -235,7 +412,11 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
     vo.claims.iss = a.issuer;
     vo.claims.required = {"sub", "exp", "jti"};
     auto v = jose::TokenVerifier::create(a.jwks, jose::KeySource::set, vo, m_clock);
-    if (v) m_grant_verifiers.emplace(a.issuer, std::move(*v));
+    if (!v) {
+      throw std::invalid_argument("assertion issuer '" + a.issuer + "': its jwks cannot verify assertions: " +
+                                  v.error().message);
+    }
+    m_grant_verifiers.emplace(a.issuer, std::move(*v));
   }
   json grants = {tokens::k_grant_client_credentials, tokens::k_grant_refresh_token, tokens::k_grant_token_exchange};
   if (!m_grant_verifiers.empty()) grants.push_back(tokens::k_grant_jwt_bearer);
@@ -243,6 +424,12 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
   json scopes = json::array();
   for (const auto& s : p.scopes)
     if (!s.name.empty()) scopes.push_back(s.name);
+  // RFC 9701 responses are signed by the active key (as it is now: a rotation to another alg
+  // shows here after a restart).
+  json introspection_algs = json::array();
+  if (auto ring = m_service.keys().current(); ring && (*ring)->signer) {
+    introspection_algs.push_back(jose::to_string((*ring)->signer->alg()));
+  }
   m_metadata = json{
       {"issuer", p.issuer},
       {"token_endpoint", base + "/oauth/token"},
@@ -250,14 +437,32 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
       {"revocation_endpoint", base + "/oauth/revoke"},
       {"jwks_uri", base + "/oauth/jwks"},
       {"grant_types_supported", grants},
-      {"introspection_signing_alg_values_supported", json::array()},
+      {"introspection_signing_alg_values_supported", introspection_algs},
       {"response_types_supported", json::array()},
       {"token_endpoint_auth_methods_supported", auth_methods},
       {"introspection_endpoint_auth_methods_supported", auth_methods},
       {"revocation_endpoint_auth_methods_supported", auth_methods},
       {"scopes_supported", scopes},
   };
+  // RFC 8414 §2: required with private_key_jwt among an endpoint's auth methods.
+  if (!m_assertion_verifiers.empty()) {
+    for (const char* name : {"token_endpoint_auth_signing_alg_values_supported",
+                             "introspection_endpoint_auth_signing_alg_values_supported",
+                             "revocation_endpoint_auth_signing_alg_values_supported"}) {
+      m_metadata[name] = assertion_algs;
+    }
+  }
   m_metadata_text = m_metadata.dump();
+  if (m_secrets.slow()) {
+    const unsigned threads = std::max(1u, std::thread::hardware_concurrency() / 2);
+    m_auth_pool = std::make_unique<AuthPool>(threads, 16 * threads);
+  }
+}
+
+OAuthEndpoints::~OAuthEndpoints() = default;
+
+void OAuthEndpoints::stop_authentication() const {
+  if (m_auth_pool) m_auth_pool->stop();
 }
 
 bool OAuthEndpoints::writes(const HttpRequest& req) {
@@ -279,8 +484,63 @@ HttpResponse OAuthEndpoints::handle(const HttpRequest& req) const {
 }
 
 void OAuthEndpoints::handle_async(const HttpRequest& req, Respond respond) const {
-  if (req.method == "POST" && req.path() == "/oauth/token") return token(req, std::move(respond));
+  if (req.method == "POST") {
+    const std::string_view path = req.path();
+    if (path == "/oauth/token") return token(req, std::move(respond));
+    if (path == "/oauth/introspect") return token_request(req, std::move(respond), &OAuthEndpoints::introspect);
+    if (path == "/oauth/revoke") return token_request(req, std::move(respond), &OAuthEndpoints::revoke);
+  }
   respond(answer(req));
+}
+
+void OAuthEndpoints::authenticated(const HttpRequest& req, Form form, Respond respond, Authenticated next) const {
+  const tokens::Policy& policy = m_service.policy();
+  ClientAuth auth = read_credentials(*this, policy, req, form, policy.issuer);
+  if (auth.refusal) return respond(std::move(*auth.refusal));
+  if (auth.client) return next(req, form, *auth.client, std::move(respond));
+  // A secret: its check decides, then the method the client is registered for (a client
+  // registered for one method may not use the other).
+  auto decided = [this](const HttpRequest& rq, Form& fm, const ClientAuth& ca, const Result<const tokens::ClientPolicy*>& c,
+                        Respond out, const Authenticated& then) {
+    const std::string& realm = m_service.policy().issuer;
+    if (!c) return out(client_refusal(c.error().message, ca.challenge, realm));
+    const std::string& registered = (*c)->auth_method;
+    if (!registered.empty() && registered != ca.method) {
+      return out(client_refusal("client authentication failed", ca.challenge, realm));
+    }
+    then(rq, fm, **c, std::move(out));
+  };
+  if (auto fast = m_secrets.authenticate_fast(auth.id, auth.secret)) {
+    return decided(req, form, auth, *fast, std::move(respond), next);
+  }
+  if (!m_auth_pool) return decided(req, form, auth, m_secrets.authenticate(auth.id, auth.secret), std::move(respond), next);
+  // A KDF decides: on the authentication threads, with copies (the request is gone once this
+  // returns). Every failure costs the same there (tokens::SecretAuthenticator).
+  auto request = std::make_shared<HttpRequest>(req);
+  auto state = std::make_shared<std::pair<Form, ClientAuth>>(std::move(form), std::move(auth));
+  auto answer = std::make_shared<Respond>(respond);
+  const bool queued = m_auth_pool->post([this, request, state, answer, next = std::move(next), decided] {
+    auto& st = *state;
+    decided(*request, st.first, st.second, m_secrets.authenticate(st.second.id, st.second.secret), std::move(*answer), next);
+  });
+  if (!queued) {
+    HttpResponse busy = oauth_error(OAuthCode::temporarily_unavailable, "too many client authentications in progress; retry later");
+    busy.set("Retry-After", "1");
+    respond(std::move(busy));
+  }
+}
+
+void OAuthEndpoints::token_request(const HttpRequest& req, Respond respond, TokenHandler handler) const {
+  auto read = read_form(req);
+  if (auto* refusal = std::get_if<HttpResponse>(&read)) return respond(std::move(*refusal));
+  authenticated(req, std::move(std::get<Form>(read)), std::move(respond),
+                [this, handler](const HttpRequest& rq, Form& fm, const tokens::ClientPolicy& client, Respond out) {
+                  const std::string* token = fm.get("token");
+                  HttpResponse r = token ? (this->*handler)(rq, client, *token)
+                                         : oauth_error(OAuthCode::invalid_request, "token is missing");
+                  r.client_id = client.id;
+                  out(std::move(r));
+                });
 }
 
 HttpResponse OAuthEndpoints::answer(const HttpRequest& req) const {
@@ -304,8 +564,8 @@ HttpResponse OAuthEndpoints::answer(const HttpRequest& req) const {
     return r;
   };
   if (path == "/oauth/token") return only("POST, OPTIONS");  // a POST went to token()
-  if (path == "/oauth/introspect") return req.method == "POST" ? introspect(req) : only("POST, OPTIONS");
-  if (path == "/oauth/revoke") return req.method == "POST" ? revoke(req) : only("POST, OPTIONS");
+  if (path == "/oauth/introspect") return only("POST, OPTIONS");  // a POST went to token_request()
+  if (path == "/oauth/revoke") return only("POST, OPTIONS");
   if (path == "/oauth/jwks") return get ? jwks(req) : only("GET, HEAD, OPTIONS");
   if (path == k_meta1 || path == k_meta2) {
     if (!get) return only("GET, HEAD, OPTIONS");
@@ -329,11 +589,13 @@ void OAuthEndpoints::token(const HttpRequest& req, Respond respond) const {
   // RFC 8693 §2.1 and RFC 8707: audience and resource may be repeated.
   auto read = read_form(req, {"audience", "resource"});
   if (auto* refusal = std::get_if<HttpResponse>(&read)) return respond(std::move(*refusal));
-  Form form = std::move(std::get<Form>(read));
-  const tokens::Policy& policy = m_service.policy();
-  auto auth = authenticate(*this, policy, req, form, policy.issuer);
-  if (auth.refusal) return respond(std::move(*auth.refusal));
-  const tokens::ClientPolicy& client = *auth.client;
+  authenticated(req, std::move(std::get<Form>(read)), std::move(respond),
+                [this](const HttpRequest&, Form& fm, const tokens::ClientPolicy& client, Respond out) {
+                  grant(fm, client, std::move(out));
+                });
+}
+
+void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, Respond respond) const {
   const std::string* grant_param = form.get("grant_type");
   if (!grant_param) return respond(oauth_error(OAuthCode::invalid_request, "grant_type is missing"));
   const std::string grant = *grant_param;
@@ -346,6 +608,14 @@ void OAuthEndpoints::token(const HttpRequest& req, Respond respond) const {
     HttpResponse r = oauth_error(g.error());
     r.client_id = client.id;
     return respond(std::move(r));
+  }
+  // RFC 8707 §2: each resource an absolute URI without a fragment, for every grant.
+  for (const auto& r : form.all("resource")) {
+    if (!absolute_uri(r)) {
+      HttpResponse bad = oauth_error(OAuthCode::invalid_target, "resource '" + r + "' is not an absolute URI without a fragment");
+      bad.client_id = client.id;
+      return respond(std::move(bad));
+    }
   }
   Result<tokens::IssueResponse> issued = std::unexpected(Error{});
   auto param = [&](const char* name) { return form.value(name); };
@@ -411,6 +681,7 @@ void OAuthEndpoints::token(const HttpRequest& req, Respond respond) const {
     r.resource = form.all("resource");
     r.scope = param("scope");
     r.requested_token_type = param("requested_token_type");
+    r.client_id = client.id;  // the new token is the requesting client's (RFC 9068 §2.2, RFC 8693 §4.1)
     issued = m_service.exchange(r);
   } else {
     issued = oauth_fail(OAuthCode::unsupported_grant_type, "grant type '" + grant + "' is not served yet");
@@ -430,34 +701,21 @@ HttpResponse OAuthEndpoints::issued_response(const Result<tokens::IssueResponse>
   return r;
 }
 
-std::variant<OAuthEndpoints::TokenRequest, HttpResponse> OAuthEndpoints::token_request(const HttpRequest& req) const {
-  auto read = read_form(req);
-  if (auto* refusal = std::get_if<HttpResponse>(&read)) return std::move(*refusal);
-  Form form = std::move(std::get<Form>(read));
-  const tokens::Policy& policy = m_service.policy();
-  auto auth = authenticate(*this, policy, req, form, policy.issuer);
-  if (auth.refusal) return std::move(*auth.refusal);
-  const std::string* token = form.get("token");
-  if (!token) {
-    HttpResponse r = oauth_error(OAuthCode::invalid_request, "token is missing");
-    r.client_id = auth.client->id;
-    return r;
-  }
-  return TokenRequest{auth.client, *token};
-}
-
-HttpResponse OAuthEndpoints::introspect(const HttpRequest& req) const {
-  auto request = token_request(req);
-  if (auto* refusal = std::get_if<HttpResponse>(&request)) return std::move(*refusal);
-  const auto& [client, token] = std::get<TokenRequest>(request);
-  auto finish = [&](HttpResponse r) {
-    r.client_id = client->id;
-    return r;
-  };
+HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::ClientPolicy& caller,
+                                        const std::string& token) const {
+  const tokens::ClientPolicy* client = &caller;
+  auto finish = [](HttpResponse r) { return r; };
   auto info = m_service.introspect(token);
   if (!info) return finish(oauth_error(info.error()));
   const bool active = is_active(*info);
-  if (accepts(req, "application/token-introspection+jwt")) {
+  // Content negotiation with q-values (RFC 9110 §12.4.2; q=0: not acceptable). The JWT forms are
+  // given only to a client that names them; JSON is the default and the fallback.
+  const double q_rfc9701 = acceptance(req, "application/token-introspection+jwt", false);
+  const double q_phantom = acceptance(req, "application/jwt", false);
+  const double q_json = acceptance(req, "application/json", true);
+  const bool rfc9701 = q_rfc9701 > 0 && q_rfc9701 >= q_phantom && q_rfc9701 >= q_json;
+  const bool phantom = !rfc9701 && q_phantom > 0 && q_phantom >= q_json;
+  if (rfc9701) {
     // RFC 9701: the answer signed by the issuer, for the caller.
     json claims{{"iss", m_service.policy().issuer},
                 {"aud", client->id},
@@ -472,7 +730,7 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req) const {
     r.body = std::move(*jwt);
     return finish(std::move(r));
   }
-  if (accepts(req, "application/jwt")) {
+  if (phantom) {
     // The phantom contract: the JWT for an active token, nothing (204) for any other.
     if (!active) return finish(HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}});
     auto jwt = m_service.phantom_jwt(token);
@@ -498,14 +756,10 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req) const {
   return finish(std::move(r));
 }
 
-HttpResponse OAuthEndpoints::revoke(const HttpRequest& req) const {
-  auto request = token_request(req);
-  if (auto* refusal = std::get_if<HttpResponse>(&request)) return std::move(*refusal);
-  const auto& [client, token] = std::get<TokenRequest>(request);
-  auto finish = [&](HttpResponse r) {
-    r.client_id = client->id;
-    return r;
-  };
+HttpResponse OAuthEndpoints::revoke(const HttpRequest&, const tokens::ClientPolicy& caller,
+                                    const std::string& token) const {
+  const tokens::ClientPolicy* client = &caller;
+  auto finish = [](HttpResponse r) { return r; };
   // token_type_hint is a hint (RFC 7009 §2.1): the store knows what the token is. Only the
   // client's own tokens are revoked; for others (and unknown ones) the answer is the same 200,
   // so the endpoint tells nobody which tokens exist.
@@ -533,7 +787,7 @@ HttpResponse OAuthEndpoints::jwks(const HttpRequest& req) const {
   HttpResponse r;
   r.set("Cache-Control", "max-age=" + std::to_string(m_options.jwks_max_age));
   r.set("ETag", etag);
-  if (const std::string* inm = req.header("if-none-match"); inm && *inm == etag) {
+  if (const std::string* inm = req.header("if-none-match"); inm && none_match(*inm, etag)) {
     r.status = 304;
     return r;
   }
@@ -577,9 +831,14 @@ Result<json> OAuthEndpoints::verified_assertion(const Verifiers& verifiers, std:
     aud_ok = a->is_array() ? std::any_of(a->begin(), a->end(), one) : one(*a);
   }
   if (!aud_ok) return refused(what + " audience must be the token endpoint or the issuer");
-  const auto exp = jose::integer_member(c, "exp");
+  // RFC 7519 §2 NumericDate: seconds, fractions allowed (the verifier checked expiry already).
+  std::optional<UnixTime> exp;
+  if (auto e = c.find("exp"); e != c.end() && e->is_number()) {
+    const double seconds = e->get<double>();
+    if (std::isfinite(seconds) && std::abs(seconds) < 1e15) exp = static_cast<UnixTime>(std::ceil(seconds));
+  }
   const UnixTime now = m_clock.now();
-  if (!exp) return refused(what + " has no exp");
+  if (!exp) return refused(c.contains("exp") ? what + " exp is not a NumericDate (a number of seconds)" : what + " has no exp");
   if (*exp > now + max_ahead) {
     return refused(what + " expires more than " + std::to_string(max_ahead / 60) + " minutes ahead");
   }

@@ -4,6 +4,7 @@
 
 #include <tokctl/tokens/clients.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -14,7 +15,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/digest.hpp>
+#include <tokctl/jose/jwk.hpp>
 #include <tokctl/jose/json.hpp>
 #include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
@@ -108,14 +111,91 @@ bool secret_matches(std::string_view stored, std::string_view secret) {
   return false;
 }
 
+namespace {
+
+// The largest PBKDF2 iteration count among the policy's client secrets (0: none).
+int max_pbkdf2_iterations(const Policy& policy) {
+  int most = 0;
+  for (const auto& [id, c] : policy.clients)
+    if (auto p = parse_pbkdf2(c.secret_hash)) most = std::max(most, p->iterations);
+  return most;
+}
+
+// The whole check: every failure costs one SHA-256 plus `pad_to` PBKDF2 iterations.
+// `verified_kdf` is set when a PBKDF2 hash matched (the caller may cache it).
+const ClientPolicy* check_secret(const Policy& policy, std::string_view client_id, std::string_view secret,
+                                 int pad_to, bool& verified_kdf) {
+  static const std::string k_dummy_sha256 = jose::sha256("tokctl: no such client");
+  static const std::string k_dummy_salt = "tokctl-no-client";
+  verified_kdf = false;
+  const ClientPolicy* c = policy.client(client_id);
+  int spent = 0;
+  bool ok = false;
+  if (c && !c->secret_hash.empty()) {
+    if (auto h = parse_sha256(c->secret_hash)) {
+      ok = equal_ct(jose::sha256(secret), *h);
+    } else if (auto p = parse_pbkdf2(c->secret_hash)) {
+      ok = equal_ct(pbkdf2(secret, p->salt, p->iterations), p->hash);
+      spent = p->iterations;
+      verified_kdf = ok;
+    }
+  } else {
+    // Unknown, or no secret: the SHA-256 a generated secret costs, then the padding below.
+    (void)equal_ct(jose::sha256(secret), k_dummy_sha256);
+  }
+  if (ok) return c;
+  if (pad_to > spent) (void)pbkdf2(secret, k_dummy_salt, pad_to - spent);
+  return nullptr;
+}
+
+Result<const ClientPolicy*> refused_client() {
+  return oauth_fail(OAuthCode::invalid_client, "client authentication failed");
+}
+
+}  // namespace
+
 Result<const ClientPolicy*> authenticate_client(const Policy& policy, std::string_view client_id,
                                                 std::string_view secret) {
-  const ClientPolicy* c = policy.client(client_id);
-  // One answer for unknown client, no secret configured and wrong secret. An unknown client still
-  // costs one hash, like a known one with a generated secret.
-  const bool ok = c && !c->secret_hash.empty() ? secret_matches(c->secret_hash, secret)
-                                               : (secret_matches(hash_generated_secret(""), secret), false);
-  if (!ok) return oauth_fail(OAuthCode::invalid_client, "client authentication failed");
+  bool kdf = false;
+  const ClientPolicy* c = check_secret(policy, client_id, secret, max_pbkdf2_iterations(policy), kdf);
+  if (!c) return refused_client();
+  return c;
+}
+
+SecretAuthenticator::SecretAuthenticator(const Policy& policy)
+    : m_policy(policy), m_max_iterations(max_pbkdf2_iterations(policy)), m_cache_key(jose::random_bytes(32)) {}
+
+std::string SecretAuthenticator::cache_digest(const ClientPolicy& client, std::string_view secret) const {
+  std::string data = client.secret_hash;
+  data.push_back('\0');
+  data.append(secret);
+  return jose::hmac_sha256(m_cache_key, data);
+}
+
+std::optional<const ClientPolicy*> SecretAuthenticator::authenticate_fast(std::string_view client_id,
+                                                                          std::string_view secret) const {
+  const ClientPolicy* c = m_policy.client(client_id);
+  if (!c || c->secret_hash.empty()) return std::nullopt;
+  if (auto h = parse_sha256(c->secret_hash)) {
+    if (equal_ct(jose::sha256(secret), *h)) return c;
+    return std::nullopt;
+  }
+  const std::string digest = cache_digest(*c, secret);
+  std::lock_guard lock(m_cache_mutex);
+  auto it = m_verified.find(client_id);
+  if (it != m_verified.end() && equal_ct(it->second, digest)) return c;
+  return std::nullopt;
+}
+
+Result<const ClientPolicy*> SecretAuthenticator::authenticate(std::string_view client_id, std::string_view secret) const {
+  bool kdf = false;
+  const ClientPolicy* c = check_secret(m_policy, client_id, secret, m_max_iterations, kdf);
+  if (!c) return refused_client();
+  if (kdf) {
+    std::string digest = cache_digest(*c, secret);
+    std::lock_guard lock(m_cache_mutex);
+    m_verified[c->id] = std::move(digest);
+  }
   return c;
 }
 
@@ -175,7 +255,27 @@ std::optional<jose::JwkSet> read_public_jwks(Reader& r, const YAML::Node& x, con
   } else if (std::any_of(set->keys.begin(), set->keys.end(), [](const jose::Jwk& k) { return k.has_private(); })) {
     r.problem(x, source + " holds a private or secret key: give the public keys only");
   } else {
-    return std::move(*set);
+    // Assertions are verified with the algorithm each key pins or implies (an EC or Ed key's one
+    // alg): a key that pins none (RSA without "alg") could never verify one, so it is refused
+    // here rather than left out of the verifier without a word.
+    bool usable = true;
+    for (std::size_t i = 0; i < set->keys.size(); ++i) {
+      const jose::Jwk& k = set->keys[i];
+      const std::string name = "key " + std::to_string(i) + (k.kid().empty() ? std::string() : " (kid '" + k.kid() + "')");
+      if (!k.alg().empty()) {
+        if (!jose::alg_from_string(k.alg())) {
+          r.problem(x, source + ": " + name + " has alg '" + k.alg() + "', not a JWS signature algorithm (" +
+                           jose::supported_alg_names() + ")");
+          usable = false;
+        }
+      } else if (!jose::implied_jws_alg(k)) {
+        r.problem(x, source + ": " + name + ", the " + k.describe() +
+                         ", pins no algorithm: add \"alg\" to it (e.g. \"RS256\" or \"PS256\" for RSA); an "
+                         "algorithm is required when the key does not imply one");
+        usable = false;
+      }
+    }
+    if (usable) return std::move(*set);
   }
   return std::nullopt;
 }

@@ -8,24 +8,32 @@
 // never outlives the subject token.
 //
 // Refusals (ErrorCode::invalid_token with Error::oauth):
-//   invalid_request  unsupported subject/actor/requested token type, unknown mode, a mode the rule
-//                    does not allow, delegation without any actor identity
+//   invalid_request  unsupported subject/actor/requested token type, a token type that does not fit
+//                    the token (an access token presented as id_token, an ID token as access_token),
+//                    unknown mode, a mode the rule does not allow, delegation without any actor identity
 //   invalid_grant    subject or actor token unknown, expired, revoked or not verifying
 //                    (VerifyReport::signature_verified), without a subject, or its grant revoked
-//   invalid_target   no rule for the subject's audience, or a target audience the rule does not allow
+//   invalid_target   no rule for the subject's audience, a target audience the rule does not allow,
+//                    or a resource that is not an absolute URI without a fragment (RFC 8707 §2)
 //   invalid_scope    a requested scope outside the subject token's scopes or the rule's scopes, or
 //                    one its client may not request
 //   invalid_client   the subject token's client is no longer in the policy
 // A subject token issued without a client (client_id "tokctl") is exchanged without one too.
 //
+// The new token belongs to the requesting client (ExchangeRequest::client_id) when there is one
+// (the token endpoint: RFC 9068 §2.2 client_id, RFC 8693 §4.1 act); `tokctl exchange` on the
+// keystore has none, and the subject token's client stands in for it. Without an explicit scope,
+// the requesting client gets the scopes it may request among those the exchange allows.
+//
 // Modes: delegate adds `act` {"sub": actor} (the actor token's sub, else its client_id; without an
-// actor token the subject token's client_id), nesting the previous actor chain as act.act (the
+// actor token the requesting client, else the subject token's client_id), nesting the previous actor chain as act.act (the
 // actor token's own `act`, else the subject token's); impersonate adds no `act`; embed carries the
 // subject token, as presented, in the `subject_token` claim.
 
 #include <tokctl/tokens/service.hpp>
 
 #include <algorithm>
+#include <cctype>
 
 #include <tokctl/jose/jws.hpp>
 
@@ -74,13 +82,35 @@ struct RuleMiss {
 // The token when it is active here, else nullopt; `type` is its token type URN as presented.
 // Active means what introspection says (for a JWT: signature_verified with a keystore key, claims
 // valid, not revoked, not expired); claims of the wrong type were dropped there.
+// A token type that does not fit the token is invalid_request (RFC 8693 §2.1: the type "indicates
+// the type of the security token"): an ID token is no access token, and the reverse.
 static Result<std::optional<ActiveToken>> presented(const TokenService::Impl& im, std::string_view token,
-                                                    const std::string& type) {
+                                                    const std::string& type, const char* what) {
   if (token.empty()) return std::optional<ActiveToken>();
   auto t = active_token(im, token);
   if (!t) return t;
   if (*t && type == k_urn_jwt && !(*t)->stored && !looks_like_jwt(token)) return std::optional<ActiveToken>();
+  if (*t && type == k_urn_id_token && (*t)->kind != "id") {
+    return oauth_fail(OAuthCode::invalid_request, std::string(what) + "_token_type is id_token, but the " + what +
+                                                      " token is an access token");
+  }
+  if (*t && type == k_urn_access_token && (*t)->kind == "id") {
+    return oauth_fail(OAuthCode::invalid_request, std::string(what) + "_token_type is access_token, but the " + what +
+                                                      " token is an ID token");
+  }
   return t;
+}
+
+// RFC 8707 §2: "an absolute URI ... MUST NOT include a fragment component" (RFC 3986 §4.3).
+static bool absolute_uri(std::string_view uri) {
+  auto colon = uri.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == uri.size()) return false;
+  if (!std::isalpha(static_cast<unsigned char>(uri[0]))) return false;
+  for (char c : uri.substr(0, colon))
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') return false;
+  for (char c : uri)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#') return false;
+  return true;
 }
 
 Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) const {
@@ -104,13 +134,23 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) con
     return oauth_fail(OAuthCode::invalid_request, "requested_token_type '" + rtt +
                                              "' is not supported (only access_token and jwt: a JWT access token)");
   }
+  for (const auto& r : request.resource) {
+    if (!absolute_uri(r)) {
+      return oauth_fail(OAuthCode::invalid_target, "resource '" + r + "' is not an absolute URI without a fragment (RFC 8707)");
+    }
+  }
+  const ClientPolicy* requester = nullptr;
+  if (!request.client_id.empty()) {
+    requester = p.client(request.client_id);
+    if (!requester) return oauth_fail(OAuthCode::invalid_client, "unknown client '" + request.client_id + "'");
+  }
   const std::string mode = request.mode.empty() ? "delegate" : request.mode;
   if (mode != "delegate" && mode != "impersonate" && mode != "embed") {
     return oauth_fail(OAuthCode::invalid_request, "mode must be delegate, impersonate or embed, not '" + mode + "'");
   }
 
   // The subject (and actor) tokens must be active here.
-  auto subject = presented(im, request.subject_token, request.subject_token_type);
+  auto subject = presented(im, request.subject_token, request.subject_token_type, "subject");
   if (!subject) return std::unexpected(subject.error());
   if (!*subject) return oauth_fail(OAuthCode::invalid_grant, "the subject token is not active (unknown, expired or revoked)");
   const ActiveToken& subj = **subject;
@@ -119,7 +159,7 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) con
   }
   std::optional<ActiveToken> actor;
   if (!request.actor_token.empty()) {
-    auto a = presented(im, request.actor_token, request.actor_token_type);
+    auto a = presented(im, request.actor_token, request.actor_token_type, "actor");
     if (!a) return std::unexpected(a.error());
     if (!*a) return oauth_fail(OAuthCode::invalid_grant, "the actor token is not active (unknown, expired or revoked)");
     if ((*a)->kind == "refresh") {
@@ -179,8 +219,16 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) con
         scopes.push_back(s);
       }
     } else {
+      // What the rule allows of the subject's scopes, and the requesting client may request.
+      auto client_allows = [&](const std::string& s) {
+        if (!requester || requester->scopes.empty()) return true;
+        const ScopeRule* sr = p.scope_rule(s);
+        return std::any_of(requester->scopes.begin(), requester->scopes.end(), [&](const std::string& a) {
+          return a == s || (sr && !sr->prefix.empty() && a == sr->prefix);
+        });
+      };
       for (const auto& s : subject_scopes)
-        if (rule_allows(s)) scopes.push_back(s);
+        if (rule_allows(s) && client_allows(s)) scopes.push_back(s);
     }
     if (!scope_problem.empty()) {
       if (miss.stage < 1) miss = {1, OAuthCode::invalid_scope, scope_problem};
@@ -214,7 +262,9 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) con
   // The subject token's client. A token issued without --client-id names "tokctl" but belongs to
   // no client: the new one is issued the same way (no client), so it carries "tokctl" again.
   const std::string subject_client = str(subj.claims, "client_id");
-  issue.client_id = subject_client == k_cli_client_id && !p.client(subject_client) ? std::string() : subject_client;
+  issue.client_id = requester ? requester->id
+                    : subject_client == k_cli_client_id && !p.client(subject_client) ? std::string()
+                                                                                     : subject_client;
   issue.sub = str(subj.claims, "sub");
   if (issue.sub.empty()) return oauth_fail(OAuthCode::invalid_grant, "the subject token has no subject");
   issue.aud = chosen_targets;
@@ -230,7 +280,9 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) con
   if (subj.exp != 0) ttl = std::min(ttl, subj.exp - im.now());
   issue.ttl = ttl;
   if (mode == "delegate") {
-    std::string actor_id = actor ? str(actor->claims, "sub") : subject_client;
+    // RFC 8693 §4.1: act names the acting party: the actor token's subject, else the client
+    // that asked for this token.
+    std::string actor_id = actor ? str(actor->claims, "sub") : requester ? requester->id : subject_client;
     if (actor && actor_id.empty()) actor_id = str(actor->claims, "client_id");
     if (actor_id.empty()) {
       return oauth_fail(OAuthCode::invalid_request, actor ? "the actor token names no subject or client"

@@ -5,11 +5,14 @@
 #include <map>
 #include <set>
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
+#include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/jwk.hpp>
 #include <tokctl/util/io.hpp>
 #include <tokctl/util/time.hpp>
+#include <tokctl/util/utf8.hpp>
 
 #include "policy_reader.hpp"
 
@@ -33,15 +36,79 @@ void check_reserved(Reader& r, const YAML::Node& claims, const std::string& what
   }
 }
 
-// Parses YAML text read from `file`; a syntax error becomes a "file:line:column: message" problem.
+// A yaml-cpp message with control characters and stray bytes shown as \xNN (an unknown escape
+// character is quoted raw, even a newline or half of a UTF-8 sequence).
+std::string printable(const std::string& msg) {
+  std::string out;
+  static const char* hex = "0123456789abcdef";
+  for (std::size_t i = 0; i < msg.size();) {
+    const auto c = static_cast<unsigned char>(msg[i]);
+    unsigned cp = 0;
+    const std::size_t len = c < 0x80 ? 1 : utf8_sequence(msg, i, cp);
+    if (len > 1 || (len == 1 && c >= 0x20 && c != 0x7f)) {
+      out.append(msg, i, len);
+      i += len;
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string at(const std::string& file, const YAML::Mark& m) {
+  if (m.is_null() || m.line < 0) return file;
+  return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+// yaml-cpp reads UTF-16 and UTF-32 too (a BOM, or NUL bytes among the first four); the NUL check
+// below is for UTF-8 text only.
+bool utf8_stream(const std::string& text) {
+  if (text.starts_with("\xFE\xFF") || text.starts_with("\xFF\xFE")) return false;
+  return text.substr(0, 4).find('\0') == std::string::npos;
+}
+
+// Parses YAML text read from `file` and vets it (Reader::vet): a syntax error or a document that
+// cannot be read safely becomes "file:line:column: message" problems and nullopt; problems that
+// do not stop the reading (duplicate keys) are added and the document returned.
 std::optional<YAML::Node> parse_yaml(const std::string& file, const std::string& text, std::vector<std::string>& problems) {
-  try {
-    return YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
-    problems.push_back(file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) + ": " +
-                       e.msg);
+  // YAML forbids NUL; yaml-cpp reads one as the end of the input or an "unknown escape character".
+  if (auto nul = text.find('\0'); nul != std::string::npos && utf8_stream(text)) {
+    const auto line_start = text.rfind('\n', nul) == std::string::npos ? 0 : text.rfind('\n', nul) + 1;
+    const auto line = std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n') + 1;
+    const auto column = std::count_if(text.begin() + static_cast<std::ptrdiff_t>(line_start),
+                                      text.begin() + static_cast<std::ptrdiff_t>(nul),
+                                      [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }) + 1;
+    problems.push_back(file + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                       ": a NUL byte, which YAML text cannot hold");
     return std::nullopt;
   }
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::DeepRecursion& e) {
+    problems.push_back(at(file, e.mark) + ": mappings and lists nest too deeply (the limit is " +
+                       std::to_string(detail::k_max_yaml_depth) + " levels)");
+    return std::nullopt;
+  } catch (const YAML::ParserException& e) {
+    problems.push_back(at(file, e.mark) + ": " + printable(e.msg));
+    return std::nullopt;
+  }
+  if (docs.empty()) return YAML::Node();
+  // A second document (after ---) would be ignored: a pasted file or a stray separator.
+  for (std::size_t i = 1; i < docs.size(); ++i) {
+    if (!docs[i].IsNull()) {
+      problems.push_back(at(file, docs[i].Mark()) + ": a second YAML document (after ---); the file must hold one");
+      return std::nullopt;
+    }
+  }
+  Reader r(file);
+  const bool ok = r.vet(docs[0]);
+  problems.insert(problems.end(), r.problems().begin(), r.problems().end());
+  if (!ok) return std::nullopt;
+  return docs[0];
 }
 
 // An issuer is an http(s) URL with a host and no query or fragment (RFC 8414 §2, OIDC Discovery).
@@ -80,6 +147,129 @@ void read_kind(Reader& r, const YAML::Node& n, const std::string& what, TokenKin
 }
 
 }  // namespace
+
+namespace detail {
+namespace {
+
+// Reader::vet's walk: every node as the readers would see it, aliases expanded, within budget.
+class Vetter {
+ public:
+  explicit Vetter(Reader& r) : m_r(r) {}
+
+  // `at` is where a problem with `n` is reported: the key for a mapping's value (an alias node
+  // carries its anchor's position, the key says where it is used).
+  void walk(const YAML::Node& n, const YAML::Node& at, int depth) {
+    if (m_stop) return;
+    if (++m_values > k_max_yaml_values) {
+      stop(at, "with its aliases (*name) expanded, the document holds more than " + std::to_string(k_max_yaml_values) +
+                   " values; aliases must not multiply the content (is this a \"billion laughs\" file?)");
+      return;
+    }
+    switch (n.Type()) {
+      case YAML::NodeType::Scalar:
+        scalar(n);
+        return;
+      case YAML::NodeType::Map:
+      case YAML::NodeType::Sequence:
+        break;
+      default:
+        return;
+    }
+    for (const auto& open : m_open) {
+      if (open.is(n)) {
+        stop(at, "an alias (*name) refers to a mapping or list that contains it, which makes it endless");
+        return;
+      }
+    }
+    if (depth >= k_max_yaml_depth) {
+      stop(at, "mappings and lists nest deeper than " + std::to_string(k_max_yaml_depth) + " levels");
+      return;
+    }
+    m_open.push_back(n);
+    if (n.IsSequence()) {
+      for (const auto& item : n) walk(item, item, depth + 1);
+    } else {
+      std::map<std::string, YAML::Mark> keys;
+      for (const auto& kv : n) {
+        const YAML::Node& key = kv.first;
+        if (key.IsMap() || key.IsSequence()) {
+          problem(key, std::string("a key must be a string, not a ") + (key.IsMap() ? "mapping" : "list"), true);
+          continue;
+        }
+        walk(key, key, depth + 1);
+        if (m_stop) break;
+        const std::string name = key.IsNull() ? "null" : key.Scalar();
+        if (valid_utf8(name)) {
+          auto [first, fresh] = keys.emplace(name, key.Mark());
+          if (!fresh) {
+            problem(key, "duplicate key '" + name + "' (first at line " + std::to_string(first->second.line + 1) +
+                             "); YAML keeps only one of them", false);
+          }
+        }
+        walk(kv.second, key, depth + 1);
+      }
+    }
+    m_open.pop_back();
+  }
+
+  bool fatal() const { return m_fatal; }
+
+ private:
+  void scalar(const YAML::Node& n) {
+    const std::string& s = n.Scalar();
+    m_bytes += s.size();
+    if (m_bytes > k_max_yaml_scalar_bytes) {
+      stop(n, "with its aliases (*name) expanded, the document holds more than " +
+                  std::to_string(k_max_yaml_scalar_bytes) + " bytes of text; aliases must not multiply the content");
+      return;
+    }
+    if (auto bad = utf8_error_offset(s); bad != s.size()) {
+      static const char* hex = "0123456789abcdef";
+      const auto c = static_cast<unsigned char>(s[bad]);
+      problem(n, std::string("text that is not UTF-8 (byte 0x") + hex[c >> 4] + hex[c & 0xf] + " at offset " +
+                     std::to_string(bad) + " of the string); claims and settings must be UTF-8",
+              true);
+    }
+  }
+
+  // Through aliases one node is walked many times: each problem is reported once.
+  void problem(const YAML::Node& at, const std::string& msg, bool fatal) {
+    m_fatal = m_fatal || fatal;
+    const std::string p = m_r.where(at) + ": " + msg;
+    if (!m_seen.insert(p).second) return;
+    if (m_seen.size() > k_max_problems) {
+      m_r.problems().push_back(m_r.file() + ": more than " + std::to_string(k_max_problems) +
+                               " problems; stopped checking");
+      m_stop = m_fatal = true;  // the rest is unchecked: it must not be read
+      return;
+    }
+    m_r.problems().push_back(p);
+  }
+
+  void stop(const YAML::Node& at, const std::string& msg) {
+    problem(at, msg, true);
+    m_stop = true;
+  }
+
+  static constexpr std::size_t k_max_problems = 100;
+  Reader& m_r;
+  std::size_t m_values = 0;
+  std::size_t m_bytes = 0;
+  bool m_fatal = false;
+  bool m_stop = false;
+  std::vector<YAML::Node> m_open;  // the mappings and lists being walked
+  std::set<std::string> m_seen;
+};
+
+}  // namespace
+
+bool Reader::vet(const YAML::Node& root) {
+  Vetter v(*this);
+  v.walk(root, root, 0);
+  return !v.fatal();
+}
+
+}  // namespace detail
 
 bool ScopeRule::matches(std::string_view scope) const {
   if (!name.empty()) return scope == name;
@@ -178,7 +368,13 @@ PolicyCheck check_policy(const std::string& path) {
   auto loaded = parse_yaml(path, *text, out.problems);
   if (!loaded) return out;
   YAML::Node root = *loaded;
-  if (!root || root.IsNull()) return out;
+  // No settings at all is a mistake (a truncated or wrong file), not a request for the defaults:
+  // those come from giving no policy file.
+  if (!root || root.IsNull()) {
+    out.problems.push_back(path + ": the policy file is empty (no settings, only comments or null); "
+                                  "give at least issuer: https://...");
+    return out;
+  }
   try {
     if (!r.mapping(root, "the policy", {"issuer", "keystore", "store", "tokens", "scopes", "claims", "subjects",
                                         "clients", "exchange", "assertion_issuers", "profiles"})) {
@@ -209,8 +405,8 @@ PolicyCheck check_policy(const std::string& path) {
       }
     }
     if (auto t = root["tokens"]) {
-      if (r.mapping(t, "tokens", {"access", "refresh", "id", "opaque_prefix", "jwe_recipient", "max_lifetime",
-                                  "wrapper_claims"})) {
+      if (r.mapping(t, "tokens", {"access", "refresh", "id", "opaque_prefix", "signing_alg", "jwe_recipient",
+                                  "max_lifetime", "wrapper_claims"})) {
         if (auto n = t["access"]) read_kind(r, n, "tokens.access", p.access, {"jwt", "opaque", "wrapped", "jwe"}, false);
         if (auto n = t["refresh"]) read_kind(r, n, "tokens.refresh", p.refresh, {"opaque"}, true);
         if (auto n = t["id"]) read_kind(r, n, "tokens.id", p.id, {"jwt"}, false);
@@ -220,6 +416,15 @@ PolicyCheck check_policy(const std::string& path) {
               r.problem(n, "tokens.opaque_prefix must be at most 32 characters, without spaces or dots");
             } else {
               p.opaque_prefix = *s;
+            }
+          }
+        }
+        if (auto n = t["signing_alg"]) {
+          if (auto s = r.string(n, "tokens.signing_alg")) {
+            if (jose::alg_from_string(*s)) {
+              p.signing_alg = *s;
+            } else {
+              r.problem(n, "tokens.signing_alg '" + *s + "' is not a signing algorithm (" + jose::supported_alg_names() + ")");
             }
           }
         }

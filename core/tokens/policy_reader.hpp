@@ -3,6 +3,7 @@
 // shared by the policy loader and the client model.
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -13,11 +14,20 @@
 #include <yaml-cpp/yaml.h>
 
 #include <tokctl/tokens/policy.hpp>
+#include <tokctl/util/io.hpp>
 #include <tokctl/util/time.hpp>
 
 namespace tokctl::tokens::detail {
 
 using nlohmann::json;
+
+/// Mappings and lists nest at most this deep (the strict JSON reader's limit).
+inline constexpr int k_max_yaml_depth = 64;
+/// Aliases (*name) repeat their anchor's content, so a small file can stand for a huge document
+/// ("billion laughs"). The expanded document may hold no more than an alias-free file of the
+/// input limit could: each value takes at least two bytes ("[1,1,...]"), each scalar byte one.
+inline constexpr std::size_t k_max_yaml_values = k_max_input_bytes / 2;
+inline constexpr std::size_t k_max_yaml_scalar_bytes = k_max_input_bytes;
 
 // Collects problems with positions while walking the YAML tree.
 class Reader {
@@ -31,6 +41,14 @@ class Reader {
   }
   void problem(const YAML::Node& n, const std::string& msg) { m_problems.push_back(where(n) + ": " + msg); }
   std::vector<std::string>& problems() { return m_problems; }
+  const std::string& file() const { return m_file; }
+
+  /// Walks the whole document once, as the readers below would (aliases expanded), before any of
+  /// them runs: a cycle of aliases, nesting deeper than k_max_yaml_depth, an expansion past the
+  /// k_max_yaml_values / k_max_yaml_scalar_bytes budget, a mapping or list used as a key and text
+  /// that is not UTF-8 are problems that stop the reading (returns false); a duplicate key is a
+  /// problem that does not. Every problem has the file:line:column of the offending node.
+  bool vet(const YAML::Node& root);
 
   /// Checks a mapping's keys against `allowed`; unknown keys are problems (with a suggestion).
   bool mapping(const YAML::Node& n, const std::string& what, std::initializer_list<const char*> allowed) {
@@ -108,16 +126,20 @@ class Reader {
   }
 
   /// Any YAML value as JSON (scalars: true/false/null/numbers when they look like it, else strings).
-  json to_json(const YAML::Node& n) {
+  /// Run vet() on the document first: this recursion trusts it to be acyclic and small (past
+  /// k_max_yaml_depth it only records a problem and gives null).
+  json to_json(const YAML::Node& n, int depth = 0) {
     switch (n.Type()) {
       case YAML::NodeType::Map: {
+        if (depth >= k_max_yaml_depth) return too_deep(n);
         json o = json::object();
-        for (const auto& kv : n) o[kv.first.as<std::string>()] = to_json(kv.second);
+        for (const auto& kv : n) o[kv.first.as<std::string>()] = to_json(kv.second, depth + 1);
         return o;
       }
       case YAML::NodeType::Sequence: {
+        if (depth >= k_max_yaml_depth) return too_deep(n);
         json a = json::array();
-        for (const auto& item : n) a.push_back(to_json(item));
+        for (const auto& item : n) a.push_back(to_json(item, depth + 1));
         return a;
       }
       case YAML::NodeType::Scalar: {
@@ -135,6 +157,11 @@ class Reader {
   }
 
  private:
+  json too_deep(const YAML::Node& n) {
+    problem(n, "mappings and lists nest deeper than " + std::to_string(k_max_yaml_depth) + " levels");
+    return nullptr;
+  }
+
   std::string m_file;
   std::vector<std::string> m_problems;
 };

@@ -113,7 +113,7 @@ const keys::KeyProvider& TokenService::keys() const { return *m_impl->keys; }
 Result<std::unique_ptr<TokenService>> TokenService::open(Policy policy, keys::Keystore keystore, const Clock& clock,
                                                          keys::Passphrase passphrase) {
   auto provider = std::make_shared<const keys::KeyProvider>(std::move(keystore), std::move(passphrase), clock,
-                                                            keys::k_default_check_interval);
+                                                            keys::k_default_check_interval, policy.signing_alg);
   return open(std::make_shared<const Policy>(std::move(policy)), std::move(provider), clock);
 }
 
@@ -126,13 +126,6 @@ Result<std::unique_ptr<TokenService>> TokenService::open(std::shared_ptr<const P
   if (!store) return std::unexpected(store.error());
   auto impl = std::make_unique<Impl>(std::move(policy), std::move(keys), clock);
   impl->store = std::move(*store);
-  // Pairwise subjects need the per-keystore secret: created now when a client has a sector, so
-  // that nothing is filled in lazily while threads use the service.
-  const bool sectors = std::any_of(impl->policy.clients.begin(), impl->policy.clients.end(),
-                                   [](const auto& c) { return !c.second.sector.empty(); });
-  auto secret = load_ppid_secret(dir, sectors);
-  if (!secret) return std::unexpected(secret.error());
-  impl->ppid_secret = std::move(*secret);
   if (!impl->policy.jwe_recipient.empty()) {
     auto text = read_input(impl->policy.jwe_recipient);  // refuses directories, FIFOs, devices
     if (!text) {
@@ -158,13 +151,6 @@ struct Prepared {
   json last_claims;        // claims of the last token issued (the batch fast path clones them)
   std::int64_t jwts = 0;   // JWTs issued (no rows): counted on the grant for revocation counts
 };
-
-// Overwrites the 22-character jti value inside a serialized claims set.
-bool replace_jti(std::string& claims_json, std::size_t pos, const std::string& jti) {
-  if (pos == std::string::npos || jti.size() != 22) return false;
-  claims_json.replace(pos, 22, jti);
-  return true;
-}
 
 }  // namespace
 
@@ -461,12 +447,45 @@ void TokenService::issue_async(const IssueRequest& request, std::function<void(R
 
 namespace {
 
-// issue_many up to the store write: the tokens, their grant and their rows.
+// The rows of a fast-path batch (all its tokens but the first): one record with each token's jti,
+// claims and key filled in. Made on the store's writer thread for signed tokens.
+struct RowPlan {
+  TokenRecord proto;        // every field but hash, jti and claims
+  std::string claims;       // the batch's claims, as stored; some jti at jti_pos
+  std::size_t jti_pos = 0;  // where the 22 characters of the jti value start in `claims`
+};
+
+// issue_many up to the store write: the tokens, their grant and their rows (or the plan to make them).
 struct PreparedMany {
   std::vector<IssueResponse> responses;
   GrantRecord grant;
-  std::vector<TokenRecord> records;
+  std::vector<TokenRecord> records;  // rows made while issuing: the first token's, or every token's
+  std::optional<RowPlan> plan;       // fast path: the rows of responses[1..] are still to make
+  bool signed_rows = false;          // the planned rows are of signed tokens (wrapped)
 };
+
+// Appends the planned rows of `responses[1..]` to `rows`.
+void make_planned_rows(const RowPlan& plan, const std::vector<IssueResponse>& responses, std::vector<TokenRecord>& rows) {
+  rows.reserve(rows.size() + responses.size());
+  for (std::size_t i = 1; i < responses.size(); ++i) {
+    const IssuedToken& t = responses[i].access;
+    TokenRecord& rec = rows.emplace_back(plan.proto);
+    rec.hash = token_hash(t.token);
+    rec.jti = t.jti;
+    rec.claims = plan.claims;
+    rec.claims.replace(plan.jti_pos, t.jti.size(), t.jti);
+  }
+}
+
+// The bytes of `payload` that a change of [pos, pos + n) touches in its base64url encoding: whole
+// 3-byte groups (the last one may be the payload's short tail, encoded unpadded as in the whole).
+struct B64Window {
+  std::size_t begin = 0, end = 0;  // in the payload
+  std::size_t chars_at() const { return begin / 3 * 4; }  // where its characters start in the encoding
+};
+B64Window b64_window(std::size_t payload_size, std::size_t pos, std::size_t n) {
+  return {pos / 3 * 3, std::min(payload_size, (pos + n + 2) / 3 * 3)};
+}
 
 }  // namespace
 
@@ -479,118 +498,152 @@ static Result<PreparedMany> prepare_many(const TokenService::Impl& im, const Iss
   auto first = issue_one(im, request, batch, nullptr);
   if (!first) return std::unexpected(first.error());
   GrantRecord grant = batch.grants.front();
-  const IssueResponse proto = *first;
   out.push_back(std::move(*first));
+  const IssueResponse proto = out.front();  // a copy: `out` grows below
 
   // Fast path for the bulk formats: every token of the batch has the same claims but its jti, so
-  // the claims (and a wrapped token's signed wrapper) are serialised once and only the jti bytes
-  // change; the header segment and the signing context are reused; jtis come from one RAND_bytes
-  // call per chunk. Anything unexpected in the first token's shape takes the per-token path.
+  // the claims (and a wrapped token's signed wrapper) are serialised and base64url-encoded once,
+  // and per token only the jti bytes and the few base64url characters that encode them change;
+  // the signing context is reused; jtis come from one RAND_bytes call per chunk. The stored rows
+  // of opaque tokens are made here; those of wrapped tokens by the store's writer thread (the
+  // signature dominates this thread, the rows would slow it). Anything unexpected in the first
+  // token's shape takes the per-token path.
+  constexpr std::size_t k_jti_chars = 22;  // base64url of 16 random bytes
   const std::string& fmt = proto.access.format;
   const bool plain = !request.with_refresh && !request.with_id_token && request.type == "access";
   const std::string needle = "\"jti\":\"" + proto.access.jti + "\"";
+  // Where the jti value sits in a serialised object `s` (exactly once), else npos.
+  auto jti_in = [&](const std::string& s) {
+    const auto at = s.find(needle);
+    if (at == std::string::npos || s.find(needle, at + 1) != std::string::npos) return std::string::npos;
+    return at + 7;
+  };
   std::string claims;
   std::size_t jti_pos = std::string::npos;
-  std::string wrapper;  // wrapped: the payload the first token signed, as signed
-  std::size_t wrapper_jti_pos = std::string::npos;
-  bool fast = plain && (fmt == "jwt" || fmt == "opaque" || fmt == "wrapped") && proto.access.jti.size() == 22;
+  bool fast = plain && (fmt == "jwt" || fmt == "opaque" || fmt == "wrapped") &&
+              proto.access.jti.size() == k_jti_chars && (fmt == "jwt" || !batch.records.empty());
   if (fast) {
     claims = batch.last_claims.dump();
-    jti_pos = claims.find(needle);
-    fast = jti_pos != std::string::npos && claims.find(needle, jti_pos + 1) == std::string::npos;
-    if (jti_pos != std::string::npos) jti_pos += 7;
+    jti_pos = jti_in(claims);
+    fast = jti_pos != std::string::npos;
   }
-  if (fast && fmt == "wrapped") {
+  // Signed formats: the payload as the first token signed it, and its signing input.
+  std::string payload;
+  std::size_t payload_jti = std::string::npos;
+  std::string signing_input;  // "header.payload" of the first token
+  std::size_t payload_at = 0;  // where the payload's characters start in a token
+  if (fast && fmt != "opaque") {
     const std::string& tok = proto.access.token;
-    const std::size_t first_dot = tok.find('.');
-    const std::size_t second_dot = first_dot == std::string::npos ? first_dot : tok.find('.', first_dot + 1);
-    auto payload = second_dot == std::string::npos ? Result<std::string>(fail(ErrorCode::malformed, "no payload"))
-                                                   : b64url_decode(tok.substr(first_dot + 1, second_dot - first_dot - 1));
-    if (payload) {
-      wrapper = std::move(*payload);
-      wrapper_jti_pos = wrapper.find(needle);
+    const std::size_t dot1 = tok.find('.');
+    const std::size_t dot2 = dot1 == std::string::npos ? dot1 : tok.find('.', dot1 + 1);
+    if (dot2 == std::string::npos) {
+      fast = false;
+    } else if (fmt == "jwt") {
+      payload = claims;
+    } else if (auto decoded = b64url_decode(std::string_view(tok).substr(dot1 + 1, dot2 - dot1 - 1))) {
+      payload = std::move(*decoded);
+    } else {
+      fast = false;
     }
-    fast = wrapper_jti_pos != std::string::npos && wrapper.find(needle, wrapper_jti_pos + 1) == std::string::npos &&
-           b64url_encode(wrapper) == tok.substr(first_dot + 1, second_dot - first_dot - 1);
-    if (fast) wrapper_jti_pos += 7;
+    if (fast) {
+      payload_jti = jti_in(payload);
+      payload_at = dot1 + 1;
+      signing_input = tok.substr(0, dot1 + 1) + b64url_encode(payload);
+      // The fast path makes exactly what the first token is: same header, same payload encoding.
+      fast = payload_jti != std::string::npos && signing_input.size() == dot2 &&
+             tok.compare(0, dot2, signing_input) == 0;
+    }
   }
-  if (fast) {
-    const std::string header_b64 = proto.access.token.substr(0, proto.access.token.find('.'));
-    TokenRecord record_proto = batch.records.empty() ? TokenRecord{} : batch.records.back();
-    record_proto.claims.clear();  // each row gets its own claims below: not copied twice
-    record_proto.hash.clear();
-    if (fmt != "jwt") batch.records.reserve(batch.records.size() + static_cast<std::size_t>(count));
-    constexpr int k_rand_chunk = 4096;
-    std::string entropy;
-    std::size_t used = 0;
-    auto next_raw = [&](std::size_t n) {
-      if (used + n > entropy.size()) {
-        entropy.assign(static_cast<std::size_t>(k_rand_chunk) * 48, '\0');
-        if (RAND_bytes(reinterpret_cast<unsigned char*>(entropy.data()), static_cast<int>(entropy.size())) != 1) {
-          throw std::runtime_error("RAND_bytes failed");
-        }
-        used = 0;
-      }
-      std::string_view v(entropy.data() + used, n);
-      used += n;
-      return v;
-    };
-    auto next_random = [&](std::size_t n) { return b64url_encode(next_raw(n)); };
-    const UnixTime iat = record_proto.iat;
-    for (int i = 1; i < count; ++i) {
-      IssueResponse r = proto;
-      std::string jti = next_random(16);
-      if (!replace_jti(claims, jti_pos, jti)) return fail(ErrorCode::keystore, "internal: jti not found in claims");
-      r.access.jti = jti;
-      if (fmt == "jwt" || fmt == "wrapped") {
-        if (fmt == "wrapped" && !replace_jti(wrapper, wrapper_jti_pos, jti)) {
-          return fail(ErrorCode::keystore, "internal: jti not found in the wrapper");
-        }
-        std::string input = header_b64;
-        input += '.';
-        input += b64url_encode(fmt == "jwt" ? claims : wrapper);
-        auto sig = batch.ring->signer->sign(input);
-        if (!sig) return std::unexpected(sig.error());
-        input += '.';
-        input += b64url_encode(*sig);
-        r.access.token = std::move(input);
-        if (fmt == "jwt") {
-          ++batch.jwts;
-        } else {
-          // Stored like the per-token path does: every claim, under the wrapped token's key.
-          TokenRecord rec = record_proto;
-          rec.hash = token_hash(r.access.token);
-          rec.jti = jti;
-          rec.claims = claims;
-          batch.records.push_back(std::move(rec));
-        }
-      } else {
-        std::string value = opaque_token_value(next_raw(28), iat);
-        while (value.front() == '-') value = opaque_token_value(next_raw(28), iat);
-        r.access.token = im.policy.opaque_prefix + value;
-        TokenRecord rec = record_proto;
-        rec.hash = token_hash(r.access.token);
-        rec.jti = jti;
-        rec.claims = claims;
-        batch.records.push_back(std::move(rec));
-      }
-      out.push_back(std::move(r));
-    }
-  } else {
+  if (!fast) {
     for (int i = 1; i < count; ++i) {
       auto r = issue_one(im, request, batch, &grant);
       if (!r) return std::unexpected(r.error());
       out.push_back(std::move(*r));
     }
+    grant.expires = std::max(grant.expires, latest_exp(proto, im.now()));
+    grant.jwts = batch.jwts;
+    return PreparedMany{std::move(out), std::move(grant), std::move(batch.records), std::nullopt, false};
+  }
+
+  std::optional<RowPlan> plan;
+  if (fmt != "jwt") {
+    plan.emplace();
+    plan->proto = batch.records.back();
+    plan->proto.hash.clear();
+    plan->proto.jti.clear();
+    plan->proto.claims.clear();
+    plan->claims = claims;
+    plan->jti_pos = jti_pos;
+  }
+  // Every token is the first one's response with its own token and jti.
+  IssueResponse blank = proto;
+  blank.access.token.clear();
+  blank.access.jti.clear();
+
+  const std::size_t raw_per_token = 16 + (fmt == "opaque" ? 28 : 0);
+  std::string entropy;
+  std::size_t used = 0;
+  auto next_raw = [&](std::size_t n) {
+    if (used + n > entropy.size()) {
+      // Enough for the rest of the batch (a redrawn opaque value, 1 in 64, takes a refill).
+      const std::size_t want = std::min<std::size_t>(static_cast<std::size_t>(count) * raw_per_token + 64, 1 << 18);
+      entropy.assign(std::max(want, n), '\0');
+      if (RAND_bytes(reinterpret_cast<unsigned char*>(entropy.data()), static_cast<int>(entropy.size())) != 1) {
+        throw std::runtime_error("RAND_bytes failed");
+      }
+      used = 0;
+    }
+    std::string_view v(entropy.data() + used, n);
+    used += n;
+    return v;
+  };
+  const UnixTime iat = batch.records.empty() ? 0 : batch.records.back().iat;
+  if (fmt == "opaque") {
+    for (int i = 1; i < count; ++i) {
+      IssueResponse& r = out.emplace_back(blank);
+      r.access.jti = b64url_encode(next_raw(16));
+      std::string value = opaque_token_value(next_raw(28), iat);
+      while (value.front() == '-') value = opaque_token_value(next_raw(28), iat);
+      r.access.token.reserve(im.policy.opaque_prefix.size() + value.size());
+      r.access.token = im.policy.opaque_prefix;
+      r.access.token += value;
+    }
+  } else {
+    const jose::Signer& signer = *batch.ring->signer;
+    const B64Window w = b64_window(payload.size(), payload_jti, k_jti_chars);
+    const std::size_t w_at = payload_at + w.chars_at();
+    std::string window = payload.substr(w.begin, w.end - w.begin);
+    const std::size_t jti_in_window = payload_jti - w.begin;
+    for (int i = 1; i < count; ++i) {
+      IssueResponse& r = out.emplace_back(blank);
+      r.access.jti = b64url_encode(next_raw(16));
+      window.replace(jti_in_window, k_jti_chars, r.access.jti);
+      const std::string chars = b64url_encode(window);
+      std::string& token = r.access.token;
+      token.reserve(proto.access.token.size());  // signatures of one key have one length (ES*: raw r||s)
+      token = signing_input;
+      token.replace(w_at, chars.size(), chars);
+      auto sig = signer.sign(token);
+      if (!sig) return std::unexpected(sig.error());
+      token += '.';
+      token += b64url_encode(*sig);
+      if (fmt == "jwt") ++batch.jwts;
+    }
   }
   grant.expires = std::max(grant.expires, latest_exp(proto, im.now()));
   grant.jwts = batch.jwts;
-  return PreparedMany{std::move(out), std::move(grant), std::move(batch.records)};
+  PreparedMany p{std::move(out), std::move(grant), std::move(batch.records), std::move(plan), fmt == "wrapped"};
+  if (p.plan && !p.signed_rows) {
+    make_planned_rows(*p.plan, p.responses, p.records);
+    p.plan.reset();
+  }
+  return p;
 }
 
 Result<std::vector<IssueResponse>> TokenService::issue_many(const IssueRequest& request, int count) const {
   auto p = prepare_many(*m_impl, request, count);
   if (!p) return std::unexpected(p.error());
+  if (p->plan) make_planned_rows(*p->plan, p->responses, p->records);
   if (auto s = m_impl->store->put(p->grant, p->records); !s) return std::unexpected(s.error());
   return std::move(p->responses);
 }
@@ -600,11 +653,21 @@ void TokenService::issue_many_async(const IssueRequest& request, int count,
   auto p = prepare_many(*m_impl, request, count);
   if (!p) return done(std::unexpected(p.error()));
   auto responses = std::make_shared<std::vector<IssueResponse>>(std::move(p->responses));
-  m_impl->store->put_async(std::move(p->grant), std::move(p->records),
-                           [responses, done = std::move(done)](Result<void> stored) {
-                             if (!stored) return done(std::unexpected(stored.error()));
-                             done(std::move(*responses));
-                           });
+  auto stored = [responses, done = std::move(done)](Result<void> committed) {
+    if (!committed) return done(std::unexpected(committed.error()));
+    done(std::move(*responses));
+  };
+  if (!p->plan) return m_impl->store->put_async(std::move(p->grant), std::move(p->records), std::move(stored));
+  // The writer thread makes the rows: it reads the responses before the commit; `done` gets them
+  // after it. Nothing else touches them in between.
+  auto make_rows = [responses, plan = std::make_shared<const RowPlan>(std::move(*p->plan)),
+                    first = std::make_shared<std::vector<TokenRecord>>(std::move(p->records))] {
+    std::vector<TokenRecord> rows = std::move(*first);
+    make_planned_rows(*plan, *responses, rows);
+    return rows;
+  };
+  m_impl->store->put_async(std::move(p->grant), std::function<std::vector<TokenRecord>()>(std::move(make_rows)),
+                           std::move(stored));
 }
 
 Result<bool> TokenService::jwt_revoked(const nlohmann::json& claims) const { return m_impl->jwt_revoked(claims); }

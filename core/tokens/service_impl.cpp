@@ -61,41 +61,35 @@ Result<bool> TokenService::Impl::jwt_revoked(const json& claims) const {
   return st->denied || st->grant_revoked;
 }
 
-Result<std::string> load_ppid_secret(const std::string& keystore_dir, bool create) {
-  // One random secret per keystore, created once; a concurrent creator's file wins (link is atomic).
-  const std::string path = keystore_dir + "/ppid.secret";
-  if (!create && ::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return std::string();
-  auto existing = read_input(path);
-  if (!existing && create) {
-    std::string secret(32, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(secret.data()), 32) != 1) {
-      return fail(ErrorCode::keystore, "cannot create '" + path + "': no randomness");
-    }
-    std::string tmp = path + ".new." + std::to_string(::getpid());
-    if (auto w = write_file_atomic(tmp, secret, 0600); !w) return std::unexpected(w.error());
-    if (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
-      std::string msg = "cannot create '" + path + "': " + std::strerror(errno);
-      ::unlink(tmp.c_str());
-      return fail(ErrorCode::keystore, msg);
-    }
-    ::unlink(tmp.c_str());
-    existing = read_input(path);
-  }
-  if (!existing) return fail(ErrorCode::keystore, existing.error().message, existing.error().hint);
-  return std::move(*existing);
+Result<std::optional<std::string>> TokenService::Impl::pairwise_secret(keys::CreateSecret create) const {
+  std::lock_guard lock(ppid_mu);
+  if (ppid_secret) return ppid_secret;
+  // Created once under the keystore lock and recorded in keystore.json; once recorded, a missing
+  // or damaged file is ErrorCode::keystore, never a new secret.
+  auto s = keys->keystore().pairwise_secret(create);
+  if (!s) return std::unexpected(s.error());
+  if (*s) ppid_secret = std::move(*s);
+  return ppid_secret;
 }
 
 Result<std::string> TokenService::Impl::ppid(const std::string& sector, const std::string& sub) const {
-  if (ppid_secret.empty()) return fail(ErrorCode::keystore, "internal: no pairwise-subject secret was loaded");
+  auto secret = pairwise_secret(keys::CreateSecret::yes);
+  if (!secret) return std::unexpected(secret.error());
+  if (!*secret) return fail(ErrorCode::keystore, "internal: no pairwise-subject secret was made");
   // sub = base64url(HMAC-SHA256(secret, sector || 0x00 || sub)): the NUL keeps (a, bc) apart from (ab, c).
   std::string msg = sector + std::string(1, '\0') + sub;
-  return b64url_encode(jose::hmac_sha256(ppid_secret, msg));
+  return b64url_encode(jose::hmac_sha256(**secret, msg));
 }
 
 Result<std::vector<std::string>> TokenService::Impl::known_ppids(const std::string& sub) const {
   std::vector<std::string> out;
-  // No secret: no pairwise subject was ever issued from this keystore.
-  if (ppid_secret.empty()) return out;
+  if (std::none_of(policy.clients.begin(), policy.clients.end(), [](const auto& c) { return !c.second.sector.empty(); })) {
+    return out;
+  }
+  // No secret (and none recorded): no pairwise subject was ever issued from this keystore.
+  auto secret = pairwise_secret(keys::CreateSecret::no);
+  if (!secret) return std::unexpected(secret.error());
+  if (!*secret) return out;
   for (const auto& [id, client] : policy.clients) {
     if (client.sector.empty()) continue;
     auto pp = ppid(client.sector, sub);

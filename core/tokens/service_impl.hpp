@@ -31,7 +31,10 @@ struct TokenService::Impl {
   const Clock* clock;
   std::unique_ptr<TokenStore> store;
   std::optional<jose::Jwk> jwe_recipient;
-  std::string ppid_secret;  // per-keystore secret (keystore/ppid.secret); empty: none exists
+  // The per-keystore pairwise-subject secret (keystore/ppid.secret), read at first use only (a
+  // command that derives no pairwise subject never touches the file); set once found.
+  mutable std::mutex ppid_mu;
+  mutable std::optional<std::string> ppid_secret;  // guarded by ppid_mu
 
   // Background pruning (prune_every): the thread, its wake-up, and what it did. Declared last so
   // the thread stops before the store it uses is destroyed.
@@ -58,7 +61,10 @@ struct TokenService::Impl {
   Result<JwtStatus> jwt_status(const nlohmann::json& claims) const;
   /// True when the JWT (by jti and sid) has been revoked.
   Result<bool> jwt_revoked(const nlohmann::json& claims) const;
-  /// The pairwise subject of `sub` for `sector` (the secret is loaded or created by open()).
+  /// The keystore's pairwise-subject secret (keys::Keystore::pairwise_secret), cached once found;
+  /// nullopt when none exists and `create` is no.
+  Result<std::optional<std::string>> pairwise_secret(keys::CreateSecret create) const;
+  /// The pairwise subject of `sub` for `sector` (the secret is created at the first one).
   Result<std::string> ppid(const std::string& sector, const std::string& sub) const;
   /// The pairwise subjects `sub` has (or had) under the policy's sectors; none when no PPID was ever
   /// issued (the per-keystore secret does not exist).
@@ -97,10 +103,6 @@ struct PreparedIssue {
 Result<PreparedIssue> prepare_issue(const TokenService::Impl& im, const IssueRequest& request,
                                     const IssueOverrides& overrides);
 
-
-/// The keystore's pairwise-subject secret (DIR/ppid.secret); created when missing and `create`,
-/// else empty when missing.
-Result<std::string> load_ppid_secret(const std::string& keystore_dir, bool create);
 
 /// The policy's claim templates rendered for one token: strings with {{sub}}, {{client_id}},
 /// {{scope}} and {{subject.attr}} filled in; a string that is exactly one {{subject.attr}} keeps the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -292,6 +293,38 @@ void SqliteTokenStore::put_async(std::optional<GrantRecord> grant, std::vector<T
   if (!m_leader_active) m_writer_cv.notify_one();
 }
 
+void SqliteTokenStore::put_async(std::optional<GrantRecord> grant, std::function<std::vector<TokenRecord>()> make_rows,
+                                 std::function<void(Result<void>)> done) {
+  // Shared by the job's two steps: `prepare` fills it before the transaction, `run` stores it (again
+  // when the group is retried after SQLITE_BUSY: the rows are made once).
+  struct Rows {
+    std::function<std::vector<TokenRecord>()> make;
+    std::vector<TokenRecord> rows;
+    std::optional<Error> error;
+  };
+  auto rows = std::make_shared<Rows>();
+  rows->make = std::move(make_rows);
+  auto job = std::make_unique<Job>();
+  job->op = "put";
+  job->prepare = [rows] {
+    try {
+      rows->rows = rows->make();
+    } catch (const std::exception& e) {
+      rows->error = Error{ErrorCode::keystore, std::string("storing tokens: making their rows: ") + e.what(), {}};
+    }
+    rows->make = nullptr;  // what it captured (the caller's tokens) is released with the job, not kept twice
+  };
+  job->run = [grant = std::move(grant), rows](Conn& c) -> Result<void> {
+    if (rows->error) return std::unexpected(*rows->error);
+    return insert_rows(c, grant, rows->rows);
+  };
+  job->on_done = std::move(done);
+  std::lock_guard lock(m_queue_mu);
+  if (!m_writer_thread.joinable()) m_writer_thread = std::thread([this] { writer_loop(); });
+  m_queue.push_back(job.release());  // owned by the queue, then by the leader that runs it
+  if (!m_leader_active) m_writer_cv.notify_one();
+}
+
 void SqliteTokenStore::lead(std::unique_lock<std::mutex>& lock, Job* self) {
   std::condition_variable& pace = self ? self->wake : m_writer_cv;
   {
@@ -314,6 +347,11 @@ void SqliteTokenStore::lead(std::unique_lock<std::mutex>& lock, Job* self) {
   std::vector<Job*> batch(m_queue.begin(), m_queue.begin() + n);
   m_queue.erase(m_queue.begin(), m_queue.begin() + n);
   lock.unlock();
+  for (Job* j : batch) {
+    if (!j->prepare) continue;
+    j->prepare();  // does not throw (put_async catches what the row maker throws)
+    j->prepare = nullptr;
+  }
   run_group(batch);
   lock.lock();
   // Notified under the lock: a woken caller cannot return (and destroy its Job) before this

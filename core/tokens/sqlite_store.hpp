@@ -12,7 +12,9 @@
 // (busy_timeout) or while the leader backs off and retries after SQLITE_BUSY: the queue's mutex is
 // held only to enqueue and dequeue. put_async queues a write with a completion instead of a
 // waiting caller: a writer thread (started on first use) leads whenever such writes are queued
-// and no caller leads, and runs the completions after the commit, outside the lock.
+// and no caller leads, and runs the completions after the commit, outside the lock. A put_async
+// may hand over a row maker instead of rows: the leader runs it before its transaction begins, so
+// a batch issuer's thread only signs while the writer thread builds and writes the rows.
 //
 // Across processes: several processes may use the same file; BEGIN IMMEDIATE takes the write lock
 // up front, busy_timeout waits for it, and a bounded retry with backoff covers the SQLITE_BUSY
@@ -47,6 +49,10 @@ class SqliteTokenStore final : public TokenStore {
   Result<void> put(const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens) override;
   void put_async(std::optional<GrantRecord> grant, std::vector<TokenRecord> tokens,
                  std::function<void(Result<void>)> done) override;
+  /// `make_rows` runs on the leader's thread (the writer thread, unless a caller of a synchronous
+  /// write leads), outside the queue's lock and before BEGIN IMMEDIATE.
+  void put_async(std::optional<GrantRecord> grant, std::function<std::vector<TokenRecord>()> make_rows,
+                 std::function<void(Result<void>)> done) override;
   Result<std::optional<TokenRecord>> find(std::string_view hash) override;
   Result<std::optional<GrantRecord>> grant(std::string_view id) override;
   Result<int> revoke_token(std::string_view hash) override;
@@ -80,6 +86,9 @@ class SqliteTokenStore final : public TokenStore {
     std::condition_variable wake;
     /// Set for put_async: nobody waits; the leader calls it after the commit and frees the job.
     std::function<void(Result<void>)> on_done;
+    /// Set for put_async with a row maker: the leader runs it once, before the transaction
+    /// begins and with no lock held; `run` then stores what it made (or reports its failure).
+    std::function<void()> prepare;
   };
 
  private:

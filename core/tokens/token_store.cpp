@@ -2,8 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
-
-
+#include <exception>
 
 #include <tokctl/jose/digest.hpp>
 #include <tokctl/util/base64.hpp>
@@ -28,6 +27,17 @@ Result<std::unique_ptr<TokenStore>> open_token_store(const std::string& url) {
 void TokenStore::put_async(std::optional<GrantRecord> grant, std::vector<TokenRecord> tokens,
                            std::function<void(Result<void>)> done) {
   done(put(grant, tokens));
+}
+
+void TokenStore::put_async(std::optional<GrantRecord> grant, std::function<std::vector<TokenRecord>()> make_rows,
+                           std::function<void(Result<void>)> done) {
+  std::vector<TokenRecord> rows;
+  try {
+    rows = make_rows();
+  } catch (const std::exception& e) {
+    return done(fail(ErrorCode::keystore, std::string("storing tokens: making their rows: ") + e.what()));
+  }
+  put_async(std::move(grant), std::move(rows), std::move(done));
 }
 
 std::string token_hash(std::string_view token) {

@@ -32,10 +32,86 @@ Result<std::string> read_fd(int fd, std::string_view name, std::size_t max_bytes
   return out;
 }
 
+constexpr std::size_t k_line_buffer = 65536;
+
+}  // namespace
+
+Result<void> check_stdin() {
+  struct stat st{};
+  if (::fstat(STDIN_FILENO, &st) != 0) {
+    return fail(ErrorCode::usage, "standard input cannot be read: " + errno_text(),
+                "redirect a file or a pipe into tokctl");
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return fail(ErrorCode::usage, "standard input is a directory, not a file or a pipe",
+                "redirect a file (< FILE) or a pipe into tokctl");
+  }
+  return {};
+}
+
+LineReader::LineReader(int fd, std::string name, std::size_t max_line)
+    : m_fd(fd), m_name(std::move(name)), m_max_line(max_line), m_buf(new char[k_line_buffer]) {}
+
+Result<LineReader::Read> LineReader::next(std::string& line) {
+  line.clear();
+  m_length = 0;
+  bool started = false;  // a byte (or the newline) of this line was seen
+  bool kept = true;      // the line is still within max_line (+1 for a '\r' that goes)
+  char last = 0;
+  for (;;) {
+    if (m_pos == m_end) {
+      if (m_eof) {
+        if (!started) return Read::end;
+        break;  // a last line without a newline
+      }
+      ssize_t n = ::read(m_fd, m_buf.get(), k_line_buffer);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        m_eof = true;
+        return fail(ErrorCode::usage, "reading " + m_name + ": " + errno_text());
+      }
+      if (n == 0) m_eof = true;
+      m_pos = 0;
+      m_end = static_cast<std::size_t>(n);
+      continue;
+    }
+    started = true;
+    const char* from = m_buf.get() + m_pos;
+    const auto* nl = static_cast<const char*>(std::memchr(from, '\n', m_end - m_pos));
+    const std::size_t take = nl ? static_cast<std::size_t>(nl - from) : m_end - m_pos;
+    m_length += take;
+    if (take) last = from[take - 1];
+    if (kept && m_length <= m_max_line + 1) {
+      line.append(from, take);
+    } else if (kept) {
+      kept = false;
+      line.clear();
+    }
+    m_pos += take + (nl ? 1 : 0);
+    if (nl) break;
+  }
+  if (last == '\r' && m_length > 0) {
+    --m_length;
+    if (kept) line.pop_back();
+  }
+  if (!kept || m_length > m_max_line) {
+    line.clear();
+    return Read::too_long;
+  }
+  return Read::line;
+}
+
+namespace {
+
+Result<std::string> read_stdin(std::size_t max_bytes) {
+  if (auto ok = check_stdin(); !ok) return std::unexpected(ok.error());
+  return read_fd(STDIN_FILENO, "standard input", max_bytes);
+}
+
 }  // namespace
 
 Result<std::string> read_input(std::string_view path, std::size_t max_bytes) {
-  if (path == "-") return read_fd(STDIN_FILENO, "standard input", max_bytes);
+  if (path == "-") return read_stdin(max_bytes);
   std::string p(path);
   // O_NONBLOCK: opening a FIFO without a writer must not hang; non-regular files are refused below.
   int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,8 @@ using nlohmann::json;
 using tokctl::test::read_file;
 using tokctl::test::run;
 using tokctl::test::run_program;
+using tokctl::test::run_with_peak_rss;
+using tokctl::test::run_with_stdin_path;
 using tokctl::test::RunResult;
 using tokctl::test::TempDir;
 using tokctl::test::write_file;
@@ -1125,6 +1128,116 @@ TEST_CASE("verify --batch lines are exactly the JSON of the report, whatever sub
   CHECK(bad.at("kid").is_null());
   CHECK(bad.at("sub").is_null());
   CHECK(bad.at("line") == cases.size() + 1);
+}
+
+// =============================================================================================
+// Standard input that is no input: a directory, a read error. Never an empty success.
+
+// Reads of /proc/self/mem at offset 0 fail with EIO; the harness opens it in this (live) process.
+constexpr const char* k_eio_path = "/proc/self/mem";
+bool eio_path_available() { return ::access(k_eio_path, R_OK) == 0; }
+
+TEST_CASE("verify --batch refuses a directory as stdin and reports a read error, never exit 0", "[cli][batch][stdin]") {
+  TempDir dir;
+  for (const char* threads : {"1", "2"}) {
+    INFO("--threads " << threads);
+    const std::vector<std::string> args = {"verify", "--batch", "--key", fx().es256, "--now", k_now_5m,
+                                           "--threads", threads};
+    RunResult r = run_with_stdin_path(args, dir.path());
+    INFO(describe(r));
+    CHECK(r.code == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, StartsWith("tokctl: error: standard input is a directory"));
+    if (eio_path_available()) {
+      RunResult e = run_with_stdin_path(args, k_eio_path);
+      INFO(describe(e));
+      CHECK(e.code == 2);
+      CHECK(e.out.empty());
+      CHECK_THAT(e.err, StartsWith("tokctl: error: reading standard input: "));
+    }
+  }
+}
+
+TEST_CASE("decode - and verify - refuse a directory as stdin and report a read error", "[cli][stdin]") {
+  TempDir dir;
+  const std::vector<std::vector<std::string>> commands = {{"decode", "-"}, {"decode"},
+                                                          {"verify", "-", "--key", fx().es256, "--now", k_now_5m}};
+  for (const auto& args : commands) {
+    INFO(args[0] << " " << (args.size() > 1 ? args[1] : ""));
+    RunResult r = run_with_stdin_path(args, dir.path());
+    INFO(describe(r));
+    CHECK(r.code == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, StartsWith("tokctl: error: standard input is a directory"));
+    if (eio_path_available()) {
+      RunResult e = run_with_stdin_path(args, k_eio_path);
+      INFO(describe(e));
+      CHECK(e.code == 2);
+      CHECK_THAT(e.err, StartsWith("tokctl: error: reading standard input: "));
+    }
+  }
+}
+
+TEST_CASE("verify --batch reports a line over the token limit on its line, without holding it in memory",
+          "[cli][batch][stdin]") {
+  const std::string v1 = es256_jwt({}, "u1");
+  const std::string v2 = es256_jwt({}, "u2");
+  const std::string v3 = es256_jwt({}, "u3");
+  constexpr std::size_t k_limit = 256 * 1024;  // the largest token tokctl parses (a JWE)
+  constexpr std::size_t k_huge = 200u << 20;   // 200 MiB without a newline, then one
+  constexpr long k_max_rss_kib = 64 * 1024;
+  std::string input = v1 + "\n";
+  input.append(k_huge, 'a');
+  input += "\n" + v2 + "\r\n" + std::string(k_limit, 'b') + "\n" + std::string(k_limit + 1, 'c') + "\n\n" + v3;
+  for (const char* threads : {"1", "2"}) {
+    INFO("--threads " << threads);
+    RunResult r = run_with_peak_rss({"verify", "--batch", "--key", fx().es256, "--now", k_now_5m, "--threads", threads},
+                                    input);
+    INFO("exit " << r.code << ", stderr: " << r.err << ", peak RSS " << r.max_rss_kib << " KiB");
+    CHECK(r.code == 1);
+    CHECK(r.err.empty());
+    CHECK(r.max_rss_kib < k_max_rss_kib);
+    const auto out = lines(r.out);
+    REQUIRE(out.size() == 6);
+    const std::size_t line_no[] = {1, 2, 3, 4, 5, 7};
+    const bool valid[] = {true, false, true, false, false, true};
+    for (std::size_t i = 0; i < 6; ++i) {
+      INFO("output " << i << ": " << out[i].substr(0, 200));
+      const json j = parse_json(out[i]);
+      CHECK(j.at("line") == line_no[i]);
+      CHECK(j.at("valid") == valid[i]);
+      if (!valid[i]) CHECK(j.at("errors")[0].at("code") == "malformed");
+    }
+    // The skipped line says its size; a line at the limit is read and refused by the JWS parser.
+    CHECK(parse_json(out[1]).at("errors")[0].at("message") ==
+          "token is " + std::to_string(k_huge) + " bytes, over the " + std::to_string(k_limit) + "-byte limit");
+    CHECK_THAT(parse_json(out[3]).at("errors")[0].at("message").get<std::string>(),
+               Contains(std::to_string(k_limit) + " bytes, over the 65536-byte limit"));
+    CHECK(parse_json(out[4]).at("errors")[0].at("message") ==
+          "token is " + std::to_string(k_limit + 1) + " bytes, over the " + std::to_string(k_limit) + "-byte limit");
+  }
+}
+
+TEST_CASE("verify --batch memory stays bounded with many long lines", "[cli][batch][stdin]") {
+  // 1600 lines of 128 KiB (200 MiB): each is read, but a chunk holds at most 8 MiB of lines.
+  const std::string v = es256_jwt({}, "u");
+  const std::string long_line(128 * 1024, 'x');
+  std::string input;
+  input.reserve(1600 * (long_line.size() + 1) + v.size() + 1);
+  for (int i = 0; i < 1600; ++i) input += long_line + "\n";
+  input += v + "\n";
+  for (const char* threads : {"1", "2"}) {
+    INFO("--threads " << threads);
+    RunResult r = run_with_peak_rss({"verify", "--batch", "--key", fx().es256, "--now", k_now_5m, "--threads", threads},
+                                    input);
+    INFO("exit " << r.code << ", stderr: " << r.err << ", peak RSS " << r.max_rss_kib << " KiB");
+    CHECK(r.code == 1);
+    CHECK(r.max_rss_kib < 64 * 1024);
+    const auto out = lines(r.out);
+    REQUIRE(out.size() == 1601);
+    CHECK(parse_json(out[1599]).at("line") == 1600);
+    CHECK(parse_json(out[1600]).at("valid") == true);
+  }
 }
 
 // =============================================================================================

@@ -1510,3 +1510,159 @@ TEST_CASE("keys list -q prints kids only, keys show no null, and the table fits 
   CHECK(show.out.find("null") == std::string::npos);
   CHECK_THAT(show.out, Contains("activated  -"));
 }
+
+// ---- manifest integrity, the pairwise secret, a symlinked manifest (audit A-D) -------------------
+
+namespace {
+
+// The audit's setup: two ES256 keys (the first active, the second next).
+struct AuditStore : Store {
+  std::string a, b;
+  AuditStore() {
+    a = add("ES256");
+    b = add("ES256");
+  }
+  std::size_t index_of(const json& m, const std::string& kid) const {
+    for (std::size_t i = 0; i < m["keys"].size(); ++i)
+      if (m["keys"][i]["kid"] == kid) return i;
+    FAIL("no entry " << kid);
+    return 0;
+  }
+  void write_manifest(const json& m) const { write_file(dir + "/keystore.json", m.dump(2)); }
+  std::string key_path(const std::string& kid) const { return dir + "/keys/" + kid + ".jwk"; }
+};
+
+void check_damage(const RunResult& r, const std::string& needle) {
+  INFO(describe(r));
+  CHECK(r.code == 4);
+  CHECK_THAT(r.err, Contains(needle));
+  CHECK_THAT(r.err, Contains("hint:") || Contains("fix:"));
+}
+
+}  // namespace
+
+TEST_CASE("keys show, jwks and list never print a private member planted in the manifest's public jwk",
+          "[keystore][cli][integrity]") {
+  AuditStore s;
+  json file = json::parse(read_file(s.key_path(s.a)));
+  const std::string d = file.at("d");
+  json m = s.manifest();
+  m["keys"][s.index_of(m, s.a)]["jwk"]["d"] = d;
+  s.write_manifest(m);
+  for (const auto& args : std::vector<std::vector<std::string>>{{"keys", "show", "--", s.a},
+                                                               {"-o", "json", "keys", "show", "--", s.a},
+                                                               {"keys", "show", "--", s.b},
+                                                               {"keys", "jwks"},
+                                                               {"keys", "list"},
+                                                               {"keys", "export", "--public", "--", s.a},
+                                                               {"keys", "check"}}) {
+    auto r = s.tk(args);
+    INFO(describe(r));
+    CHECK(r.code == 4);
+    CHECK(r.out.find(d) == std::string::npos);
+    CHECK(r.err.find(d) == std::string::npos);
+    CHECK_THAT(r.err, Contains(s.a));
+  }
+  check_damage(s.tk({"keys", "show", "--", s.a}), "private member \"d\"");
+}
+
+TEST_CASE("keys check names manifest and key-file damage that used to pass, and sign says the keystore is damaged",
+          "[keystore][cli][integrity]") {
+  AuditStore s;
+  json m = s.manifest();
+  const auto ia = s.index_of(m, s.a), ib = s.index_of(m, s.b);
+  std::string needle = s.a;
+  SECTION("another key's public jwk (jwks would publish the wrong key)") {
+    m["keys"][ia]["jwk"] = m["keys"][ib]["jwk"];
+    s.write_manifest(m);
+    check_damage(s.tk({"keys", "jwks"}), s.a);
+  }
+  SECTION("the private part removed from the key file") {
+    json file = json::parse(read_file(s.key_path(s.a)));
+    file.erase("d");
+    write_file(s.key_path(s.a), file.dump());
+    REQUIRE(::chmod(s.key_path(s.a).c_str(), 0600) == 0);
+    needle = "public part";
+  }
+  SECTION("alg RS256 on an EC key") {
+    m["keys"][ia]["alg"] = "RS256";
+    m["keys"][ib]["alg"] = "RS256";
+    s.write_manifest(m);
+    needle = "RS256";
+  }
+  SECTION("alg none") {
+    m["keys"][ia]["alg"] = "none";
+    s.write_manifest(m);
+    needle = "'none'";
+  }
+  SECTION("a signing key marked use enc") {
+    m["keys"][ia]["use"] = "enc";
+    s.write_manifest(m);
+    needle = "use 'enc'";
+  }
+  auto check = s.tk({"keys", "check"});
+  INFO(describe(check));
+  CHECK(check.code == 4);
+  CHECK_THAT(check.err, Contains("problem:") || Contains("error:"));
+  CHECK_THAT(check.err, Contains(s.a));
+  CHECK_THAT(check.err, Contains(needle));
+  CHECK(check.out.find("consistent") == std::string::npos);
+  check_damage(s.tk({"sign", "--sub", "alice", "--exp", "+1h"}), s.a);
+}
+
+TEST_CASE("keys check covers the pairwise-subject secret: recorded but missing, short, open to others, a directory",
+          "[keystore][cli][ppid]") {
+  AuditStore s;
+  const std::string path = s.dir + "/ppid.secret";
+  std::string needle;
+  SECTION("recorded in the manifest but missing") {
+    json m = s.manifest();
+    m["pairwise_secret"] = {{"file", "ppid.secret"}, {"created", k_t0}, {"sha256", std::string(43, 'A')}};
+    s.write_manifest(m);
+    needle = "missing";
+  }
+  SECTION("2 bytes") {
+    write_file(path, "ab");
+    REQUIRE(::chmod(path.c_str(), 0600) == 0);
+    needle = "2 bytes";
+  }
+  SECTION("mode 0644") {
+    write_file(path, std::string(32, 'q'));
+    REQUIRE(::chmod(path.c_str(), 0644) == 0);
+    needle = "chmod 600";
+  }
+  SECTION("a directory") {
+    REQUIRE(::mkdir(path.c_str(), 0700) == 0);
+    needle = "a directory";
+  }
+  auto r = s.tk({"keys", "check"});
+  INFO(describe(r));
+  CHECK(r.code == 4);
+  CHECK_THAT(r.err, Contains("ppid.secret"));
+  CHECK_THAT(r.err, Contains(needle));
+  // Nothing made a new secret in its place.
+  if (needle == "missing") CHECK(::access(path.c_str(), F_OK) != 0);
+  // Commands that do not use it are not affected.
+  require_ok(s.tk({"keys", "list"}));
+}
+
+TEST_CASE("a symlinked keystore.json is read, but never replaced by a writer", "[keystore][cli]") {
+  AuditStore s;
+  const std::string path = s.dir + "/keystore.json";
+  const std::string target = s.tmp.file("real.json");
+  REQUIRE(::rename(path.c_str(), target.c_str()) == 0);
+  REQUIRE(::symlink(target.c_str(), path.c_str()) == 0);
+  const std::string before = read_file(target);
+  require_ok(s.tk({"keys", "list"}));
+  auto add = s.tk({"keys", "add", "--alg", "ES256"});
+  check_damage(add, "symbolic link");
+  CHECK_THAT(add.err, Contains("readlink"));
+  CHECK(s.tk({"keys", "retire", "--", s.b}).code == 4);
+  struct stat st{};
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  CHECK(S_ISLNK(st.st_mode));
+  CHECK(read_file(target) == before);
+  auto check = s.tk({"keys", "check"});
+  CHECK(check.code == 4);
+  CHECK_THAT(check.err, Contains("symbolic link"));
+}

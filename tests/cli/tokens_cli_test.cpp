@@ -41,6 +41,7 @@ using tokctl::test::TempDir;
 using tokctl::test::trimmed;
 using tokctl::test::write_file;
 using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
 
 constexpr const char* k_t0 = "2026-01-01T00:00:00Z";  // 1767225600
 constexpr long long k_t0_unix = 1767225600;
@@ -384,6 +385,51 @@ TEST_CASE("introspect --batch: one JSON line per stdin line, one store for all, 
   auto both = env({"introspect", "--batch", a}, a);
   CHECK(both.code == 2);
   CHECK_THAT(both.err, Contains("stdin"));
+}
+
+TEST_CASE("introspect --batch refuses a directory as stdin and reports a read error, never exit 0",
+          "[tokens][cli][stdin]") {
+  Env env;
+  const std::vector<std::string> argv = {"--keystore", env.ks, "--config", env.policy, "--now", k_t0,
+                                         "introspect", "--batch"};
+  auto dir = tokctl::test::run_with_stdin_path(argv, env.dir.path());
+  INFO(describe(dir));
+  CHECK(dir.code == 2);
+  CHECK(dir.out.empty());
+  CHECK_THAT(dir.err, StartsWith("tokctl: error: standard input is a directory"));
+  // Reads of /proc/self/mem at offset 0 fail with EIO (the harness opens it in this live process).
+  if (::access("/proc/self/mem", R_OK) == 0) {
+    auto eio = tokctl::test::run_with_stdin_path(argv, "/proc/self/mem");
+    INFO(describe(eio));
+    CHECK(eio.code == 2);
+    CHECK(eio.out.empty());
+    CHECK_THAT(eio.err, StartsWith("tokctl: error: reading standard input: "));
+  }
+}
+
+TEST_CASE("introspect --batch answers a line over the token limit inactive, without holding it in memory",
+          "[tokens][cli][stdin]") {
+  Env env;
+  std::string a = env.issue({"--format", "opaque", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  std::string jwt = env.issue({"--client-id", "svc", "--sub", "carol", "--scope", "read"});
+  constexpr std::size_t k_huge = 200u << 20;  // 200 MiB without a newline, then one
+  std::string input = a + "\n";
+  input.append(k_huge, 'a');
+  input += "\n" + jwt;
+  auto r = tokctl::test::run_with_peak_rss(
+      {"--keystore", env.ks, "--config", env.policy, "--now", k_t0, "introspect", "--batch"}, input);
+  INFO("exit " << r.code << "\n" << r.out << r.err << "peak RSS " << r.max_rss_kib << " KiB");
+  CHECK(r.code == 1);
+  CHECK(r.max_rss_kib < 64 * 1024);
+  std::vector<json> lines;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) lines.push_back(parse_json(line));
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].at("active") == true);
+  CHECK(lines[1] == json{{"active", false}, {"line", 2}});
+  CHECK(lines[2].at("line") == 3);
+  CHECK(lines[2].at("active") == true);
+  CHECK_THAT(r.err, Contains("line 2: token is " + std::to_string(k_huge) + " bytes, over the 262144-byte limit"));
 }
 
 TEST_CASE("wrapped token carries only iss/exp/iat/jti and wrapper claims; the rest by introspection",

@@ -142,4 +142,57 @@ if [[ $(grep -c '"path":"/oauth/token"' "$work/serve2.log") -ge 3 ]] && jq -e . 
 else
   fail "the access log has one JSON object per request (token requests included)"
 fi
+
+# --- the HTTP layer against hostile clients (a --dev server of its own) -------------------------
+"$TOKCTL" serve --dev --listen 127.0.0.1:0 > "$work/ready3.json" 2> "$work/serve3.log" &
+server=$!
+for _ in $(seq 100); do [[ -s $work/ready3.json ]] && break; sleep 0.05; done
+HP=$(jq -r .listen "$work/ready3.json")
+# A method is whatever the client sends: `curl -X "$TOKEN"` must not put the token in the log.
+FAKE=eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJtZXRob2QifQ.bWV0aG9kLXNpZ25hdHVyZS10ZXN0
+code=$(curl -s -o /dev/null -w '%{http_code}' -X "$FAKE" "http://$HP/oauth/token")
+if [[ $code == 501 ]] && ! grep -qF "$FAKE" "$work/serve3.log" && grep -q '"method":"(other)"' "$work/serve3.log"; then
+  pass "an unknown method is 501 and logged as (other), never verbatim"
+else
+  fail "an unknown method is 501 and logged as (other), never verbatim (status $code)"
+fi
+# raw HOST:PORT once|endless REQUEST: sends REQUEST (printf escapes), with `endless` followed by
+# trailer lines until the server closes; prints the status codes of every answer and the seconds.
+raw() {
+  "$PY" - "$1" "$2" "$3" <<'PY'
+import socket, sys, time, threading
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+s.settimeout(8)
+endless = sys.argv[2] == "endless"
+data = sys.argv[3].encode().decode("unicode_escape").encode("latin1")
+def feed():
+    try:
+        s.sendall(data)
+        block = (b"X-T: " + b"v" * 200 + b"\r\n") * 100
+        while endless:
+            s.sendall(block)
+    except OSError:
+        pass
+threading.Thread(target=feed, daemon=True).start()
+t0, out = time.time(), b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+except OSError:
+    pass
+import re
+print(" ".join(c.decode() for c in re.findall(rb"HTTP/1\.1 (\d{3}) ", out)), "%.1f" % (time.time() - t0))
+PY
+}
+got=$(raw "$HP" endless 'POST /oauth/token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n')
+if [[ $got =~ ^431\ [0-2]\. ]]; then pass "endless chunked trailers: 431 at once"; else fail "endless chunked trailers: 431 at once (got: $got)"; fi
+got=$(raw "$HP" once 'POST /oauth/token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
+if [[ $got =~ ^400\ [0-9.]+$ ]]; then pass "Transfer-Encoding: gzip is 400 and nothing is smuggled behind it"
+else fail "Transfer-Encoding: gzip is 400 and nothing is smuggled behind it (got: $got)"; fi
+kill "$server" && wait "$server"
+server=""
 interop_summary serve-interop

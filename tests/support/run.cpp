@@ -85,10 +85,10 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
   return out;
 }
 
-}  // namespace
-
-RunResult run_program(const std::vector<std::string>& argv_in, std::string_view stdin_data,
-                      const EnvVars& env) {
+// Runs `argv_in` with stdin from `stdin_fd` when it is open (the caller keeps and closes it), else
+// from a pipe fed with `stdin_data`.
+RunResult spawn_and_collect(const std::vector<std::string>& argv_in, std::string_view stdin_data, int stdin_fd,
+                            const EnvVars& env) {
   if (argv_in.empty()) throw std::invalid_argument("run_program: empty argv");
   std::vector<std::string> argv_store = argv_in;
   std::vector<std::string> env_store = merged_env(env);
@@ -97,7 +97,7 @@ RunResult run_program(const std::vector<std::string>& argv_in, std::string_view 
 
   Pipe in, out, err;
   FileActions fa;
-  posix_spawn_file_actions_adddup2(&fa.fa, in.fd[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&fa.fa, stdin_fd >= 0 ? stdin_fd : in.fd[0], STDIN_FILENO);
   posix_spawn_file_actions_adddup2(&fa.fa, out.fd[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&fa.fa, err.fd[1], STDERR_FILENO);
 
@@ -116,7 +116,7 @@ RunResult run_program(const std::vector<std::string>& argv_in, std::string_view 
   ignore.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ignore, &old);
 
-  if (stdin_data.empty()) in.close_write();
+  if (stdin_data.empty() || stdin_fd >= 0) in.close_write();
   else ::fcntl(in.fd[1], F_SETFL, ::fcntl(in.fd[1], F_GETFL) | O_NONBLOCK);
 
   RunResult result;
@@ -163,12 +163,32 @@ RunResult run_program(const std::vector<std::string>& argv_in, std::string_view 
   return result;
 }
 
+}  // namespace
+
+RunResult run_program(const std::vector<std::string>& argv, std::string_view stdin_data, const EnvVars& env) {
+  return spawn_and_collect(argv, stdin_data, -1, env);
+}
+
+RunResult run_program_with_stdin_path(const std::vector<std::string>& argv, const std::string& stdin_path,
+                                      const EnvVars& env) {
+  const int fd = ::open(stdin_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) fail_errno("open " + stdin_path);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  return spawn_and_collect(argv, {}, fd, env);
+}
+
 namespace {
 
+// `stdin_path` non-empty: stdin opened from it (run_program_with_stdin_path), else `stdin_data`.
+// `wrapper`: a command line that runs the binary (e.g. /usr/bin/time and its flags).
 RunResult run_tokctl(const char* binary, const std::vector<std::string>& args, std::string_view stdin_data,
-                     const EnvVars& env) {
-  std::vector<std::string> argv;
-  argv.reserve(args.size() + 1);
+                     const EnvVars& env, const std::string& stdin_path = {},
+                     const std::vector<std::string>& wrapper = {}) {
+  std::vector<std::string> argv = wrapper;
+  argv.reserve(wrapper.size() + args.size() + 1);
   argv.emplace_back(binary);
   argv.insert(argv.end(), args.begin(), args.end());
   // Isolated from the developer's or CI machine's own tokctl setup: no default keystore, policy or
@@ -186,16 +206,46 @@ RunResult run_tokctl(const char* binary, const std::vector<std::string>& args, s
                    {"XDG_DATA_HOME", "/dev/null/tokctl-tests-xdg"},
                    {"XDG_CACHE_HOME", "/dev/null/tokctl-tests-xdg-cache"}};
   full_env.insert(full_env.end(), env.begin(), env.end());
+  if (!stdin_path.empty()) return run_program_with_stdin_path(argv, stdin_path, full_env);
   return run_program(argv, stdin_data, full_env);
+}
+
+const char* tokctl_binary() {
+  // $TOKCTL_TEST_BINARY overrides the build's own binary: the ThreadSanitizer suite (scripts/tsan)
+  // builds only the core and runs the CLI of the normal build.
+  const char* override_bin = std::getenv("TOKCTL_TEST_BINARY");
+  return override_bin && *override_bin ? override_bin : TOKCTL_BINARY;
 }
 
 }  // namespace
 
 RunResult run(const std::vector<std::string>& args, std::string_view stdin_data, const EnvVars& env) {
-  // $TOKCTL_TEST_BINARY overrides the build's own binary: the ThreadSanitizer suite (scripts/tsan)
-  // builds only the core and runs the CLI of the normal build.
-  const char* override_bin = std::getenv("TOKCTL_TEST_BINARY");
-  return run_tokctl(override_bin && *override_bin ? override_bin : TOKCTL_BINARY, args, stdin_data, env);
+  return run_tokctl(tokctl_binary(), args, stdin_data, env);
+}
+
+RunResult run_with_stdin_path(const std::vector<std::string>& args, const std::string& stdin_path,
+                              const EnvVars& env) {
+  return run_tokctl(tokctl_binary(), args, {}, env, stdin_path);
+}
+
+RunResult run_with_peak_rss(const std::vector<std::string>& args, std::string_view stdin_data, const EnvVars& env) {
+  constexpr const char* k_time = "/usr/bin/time";
+  if (::access(k_time, X_OK) != 0) throw std::runtime_error(std::string(k_time) + " (GNU time) is not installed");
+  TempDir dir;
+  const std::string report = dir.file("rss");
+  RunResult r = run_tokctl(tokctl_binary(), args, stdin_data, env, {}, {k_time, "-f", "%M", "-o", report});
+  // After a non-zero exit GNU time writes "Command exited with non-zero status N" first: the
+  // figure is the last line.
+  std::istringstream text(read_file(report));
+  std::string line, last;
+  while (std::getline(text, line))
+    if (!line.empty()) last = line;
+  try {
+    r.max_rss_kib = std::stol(last);
+  } catch (const std::exception&) {
+    throw std::runtime_error(std::string(k_time) + " wrote no peak RSS: '" + last + "'");
+  }
+  return r;
 }
 
 RunResult run_faulty(const std::vector<std::string>& args, std::string_view stdin_data, const EnvVars& env) {

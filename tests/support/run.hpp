@@ -15,6 +15,7 @@ struct RunResult {
   int code = -1;
   std::string out;
   std::string err;
+  long max_rss_kib = 0;  ///< the child's peak resident set size in KiB (run_with_peak_rss() only)
 };
 
 /// Extra environment for the child, on top of (and overriding) this process's environment.
@@ -26,10 +27,27 @@ using EnvVars = std::vector<std::pair<std::string, std::string>>;
 RunResult run_program(const std::vector<std::string>& argv, std::string_view stdin_data = {},
                       const EnvVars& env = {});
 
+/// Like run_program(), with the child's stdin opened from `stdin_path` instead of a pipe: this
+/// process opens it O_RDONLY (a file, a directory, or /proc/self/mem, whose reads at offset 0 fail
+/// with EIO) and the child gets it as fd 0. Throws std::runtime_error when it cannot be opened.
+RunResult run_program_with_stdin_path(const std::vector<std::string>& argv, const std::string& stdin_path,
+                                      const EnvVars& env = {});
+
 /// Runs the tokctl binary under test (TOKCTL_BINARY) with `args`. NO_COLOR is set so the output
 /// never carries ANSI escapes.
 RunResult run(const std::vector<std::string>& args, std::string_view stdin_data = {},
               const EnvVars& env = {});
+
+/// Like run(), with stdin opened from `stdin_path` (see run_program_with_stdin_path()).
+RunResult run_with_stdin_path(const std::vector<std::string>& args, const std::string& stdin_path,
+                              const EnvVars& env = {});
+
+/// Like run(), under GNU time (/usr/bin/time -f %M), which sets max_rss_kib to tokctl's own peak RSS.
+/// (wait4's ru_maxrss cannot tell it: a posix_spawn child shares this process's memory until it
+/// execs, and Linux carries that high-water mark into the child's ru_maxrss.) Throws
+/// std::runtime_error when /usr/bin/time is missing or says nothing.
+RunResult run_with_peak_rss(const std::vector<std::string>& args, std::string_view stdin_data = {},
+                            const EnvVars& env = {});
 
 /// Like run(), with the test-only build `tokctl-faulty` (TOKCTL_FAULTY_BINARY): the same CLI with
 /// the armed crash hook, which SIGKILLs itself at the keystore write point named by $TOKCTL_FAULT.

@@ -248,3 +248,25 @@ TEST_CASE("one Signer, SignatureVerifier and TokenVerifier serve 4 threads at on
     CHECK(failures == 0);
   }
 }
+
+TEST_CASE("a ring over a manifest listing another key's public jwk neither signs, verifies nor publishes it",
+          "[keyring][integrity]") {
+  Ring f;
+  const std::string kid = f.active_kid();
+  const std::string path = f.ks_dir + "/keystore.json";
+  json m = json::parse(read_file(path));
+  REQUIRE(m["keys"].size() == 2);
+  const std::size_t active = m["keys"][0]["kid"] == kid ? 0 : 1;
+  m["keys"][active]["jwk"] = m["keys"][1 - active]["jwk"];
+  write_file(path, m.dump(2));
+  auto ks = f.keystore();
+  auto ring = KeyRing::load(ks, std::nullopt, f.clock, 1);
+  REQUIRE(ring);
+  REQUIRE_FALSE((*ring)->signer);
+  REQUIRE_FALSE((*ring)->verifier);
+  REQUIRE_FALSE((*ring)->jwks);
+  for (const auto* err : {&(*ring)->signer.error(), &(*ring)->verifier.error(), &(*ring)->jwks.error()}) {
+    CHECK(err->code == ErrorCode::keystore);
+    CHECK(err->message.find(kid) != std::string::npos);
+  }
+}

@@ -1553,3 +1553,361 @@ TEST_CASE("write_output_file never replaces an existing file without Overwrite::
   CHECK(read_file(path) == "three");
   CHECK(files_in(tmp.path()) == std::set<std::string>{"out.json"});
 }
+
+// ---- manifest integrity (audit: private members, another key's jwk, alg/use, key files) ----------
+
+namespace {
+
+void write_manifest(const Fixture& f, const json& j) { write_file(f.dir + "/keystore.json", j.dump(2)); }
+
+json key_file_json(const Fixture& f, const KeyEntry& e) { return json::parse(read_file(f.key_path(e))); }
+
+std::size_t entry_index(const json& m, const std::string& kid) {
+  for (std::size_t i = 0; i < m["keys"].size(); ++i)
+    if (m["keys"][i]["kid"] == kid) return i;
+  FAIL("no entry " << kid);
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("a manifest whose public jwk holds a private member is a keystore error that never echoes it",
+          "[keystore][integrity]") {
+  Fixture f;
+  auto ks = f.open();
+  auto ec = add(ks, "ES256");
+  auto rsa = import_test_key(ks, "rsa2048", "RS256");
+  const json good = f.manifest_json();
+  for (const auto& [entry, members] :
+       {std::pair{ec, std::vector<std::string>{"d"}},
+        std::pair{rsa, std::vector<std::string>{"d", "p", "q", "dp", "dq", "qi"}}}) {
+    json file = key_file_json(f, entry);
+    for (const auto& member : members) {
+      INFO(entry.alg << " " << member);
+      json m = good;
+      auto i = entry_index(m, entry.kid);
+      m["keys"][i]["jwk"][member] = file.at(member);
+      write_manifest(f, m);
+      auto got = ks.manifest();
+      REQUIRE_FALSE(got);
+      CHECK(got.error().code == ErrorCode::keystore);
+      CHECK_THAT(got.error().message, Contains(entry.kid) && Contains("\"" + member + "\""));
+      CHECK_THAT(got.error().hint, Contains("rotate"));
+      const std::string value = file.at(member).get<std::string>();
+      CHECK(got.error().message.find(value) == std::string::npos);
+      CHECK(got.error().hint.find(value) == std::string::npos);
+      CHECK_FALSE(ks.jwks());
+      auto r = ks.check(k_no_pass);
+      CHECK_FALSE(r.ok());
+      CHECK(join(r.problems).find(value) == std::string::npos);
+    }
+  }
+  SECTION("a secret in the manifest (kty oct with k) is refused too") {
+    json m = good;
+    m["keys"][0]["jwk"] = {{"kty", "oct"}, {"k", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI"}};
+    write_manifest(f, m);
+    auto got = ks.manifest();
+    REQUIRE_FALSE(got);
+    CHECK_THAT(got.error().message, Contains("\"k\""));
+  }
+}
+
+TEST_CASE("another key's public jwk in the manifest is refused by jwks, verification, signing and check",
+          "[keystore][integrity]") {
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  auto b = add(ks, "ES256");
+  REQUIRE(ks.jwks());
+  json m = f.manifest_json();
+  auto ia = entry_index(m, a.kid), ib = entry_index(m, b.kid);
+  SECTION("the jwk of key b under key a") {
+    m["keys"][ia]["jwk"] = m["keys"][ib]["jwk"];
+    write_manifest(f, m);
+    REQUIRE(ks.manifest());
+    auto jwks = ks.jwks();
+    auto verification = ks.verification_keys(k_no_pass);
+    auto signing = ks.signing_key("ES256", "", k_no_pass);
+    auto loaded = ks.load(*manifest(ks).find(a.kid), k_no_pass);
+    REQUIRE_FALSE(jwks);
+    REQUIRE_FALSE(verification);
+    REQUIRE_FALSE(signing);
+    REQUIRE_FALSE(loaded);
+    for (const auto& err : {jwks.error(), verification.error(), signing.error(), loaded.error()}) {
+      CHECK(err.code == ErrorCode::keystore);
+      CHECK_THAT(err.message, Contains(a.kid));
+      CHECK_FALSE(err.hint.empty());
+    }
+    auto r = ks.check(k_no_pass);
+    CHECK_FALSE(r.ok());
+    CHECK(any_contains(r.problems, a.kid));
+  }
+  SECTION("the jwk and thumbprint of a key that is not in the keystore") {
+    auto other = test_key("p256");
+    m["keys"][ia]["jwk"] = other.to_json(KeyPart::public_only);
+    m["keys"][ia]["thumbprint"] = *other.thumbprint();
+    write_manifest(f, m);
+    REQUIRE(ks.jwks());  // consistent in itself: only the key file can tell
+    auto s = ks.signing_key("ES256", "", k_no_pass);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == ErrorCode::keystore);
+    auto r = ks.check(k_no_pass);
+    CHECK_FALSE(r.ok());
+    CHECK(any_contains(r.problems, a.kid));
+  }
+  SECTION("the jwk and thumbprint of key b under key a: one key listed twice") {
+    m["keys"][ia]["jwk"] = m["keys"][ib]["jwk"];
+    m["keys"][ia]["thumbprint"] = m["keys"][ib]["thumbprint"];
+    write_manifest(f, m);
+    auto got = ks.manifest();
+    REQUIRE_FALSE(got);
+    CHECK_THAT(got.error().message, Contains("same thumbprint"));
+  }
+}
+
+TEST_CASE("a key file that lost its private part is keystore damage, for signing and for check",
+          "[keystore][integrity]") {
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  json file = key_file_json(f, a);
+  file.erase("d");
+  write_file(f.key_path(a), file.dump());
+  REQUIRE(::chmod(f.key_path(a).c_str(), 0600) == 0);
+  auto s = ks.signing_key("", "", k_no_pass);
+  REQUIRE_FALSE(s);
+  CHECK(s.error().code == ErrorCode::keystore);
+  CHECK_THAT(s.error().message, Contains(a.kid) && Contains("public part"));
+  CHECK_THAT(s.error().hint, Contains("backup"));
+  auto r = ks.check(k_no_pass);
+  CHECK_FALSE(r.ok());
+  CHECK(any_contains(r.problems, a.kid));
+}
+
+TEST_CASE("a manifest alg that does not fit the key, or that no key has, is damage naming the kid",
+          "[keystore][integrity]") {
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  json m = f.manifest_json();
+  SECTION("RS256 on an EC key") {
+    m["keys"][0]["alg"] = "RS256";
+    write_manifest(f, m);
+    REQUIRE(ks.manifest());
+    auto s = ks.signing_key("", "", k_no_pass);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == ErrorCode::keystore);
+    CHECK_THAT(s.error().message, Contains(a.kid) && Contains("RS256"));
+    auto j = ks.jwks();
+    REQUIRE_FALSE(j);
+    CHECK(j.error().code == ErrorCode::keystore);
+    auto r = ks.check(k_no_pass);
+    CHECK_FALSE(r.ok());
+    CHECK(any_contains(r.problems, a.kid));
+    CHECK(any_contains(r.problems, "RS256"));
+  }
+  SECTION("ES384 on a P-256 key") {
+    m["keys"][0]["alg"] = "ES384";
+    write_manifest(f, m);
+    CHECK_FALSE(ks.signing_key("", "", k_no_pass));
+    CHECK(any_contains(ks.check(k_no_pass).problems, a.kid));
+  }
+  for (const char* bad : {"none", "PBES2-HS256+A128KW", "RS1"}) {
+    DYNAMIC_SECTION("alg " << bad) {
+      m["keys"][0]["alg"] = bad;
+      write_manifest(f, m);
+      auto got = ks.manifest();
+      REQUIRE_FALSE(got);
+      CHECK(got.error().code == ErrorCode::keystore);
+      CHECK_THAT(got.error().message, Contains(a.kid) && Contains(bad));
+      CHECK_FALSE(ks.check(k_no_pass).ok());
+    }
+  }
+}
+
+TEST_CASE("a use that contradicts the alg (a signing key marked enc) is damage naming the kid",
+          "[keystore][integrity]") {
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  auto e = add(ks, "ECDH-ES+A256KW");
+  json m = f.manifest_json();
+  SECTION("signing key marked enc") { m["keys"][entry_index(m, a.kid)]["use"] = "enc"; }
+  SECTION("encryption key marked sig") { m["keys"][entry_index(m, e.kid)]["use"] = "sig"; }
+  write_manifest(f, m);
+  auto got = ks.manifest();
+  REQUIRE_FALSE(got);
+  CHECK(got.error().code == ErrorCode::keystore);
+  CHECK_THAT(got.error().message, Contains("use"));
+  CHECK_FALSE(ks.check(k_no_pass).ok());
+}
+
+TEST_CASE("a manifest that lists no public jwk for an asymmetric key, or one for a secret, is refused",
+          "[keystore][integrity]") {
+  Fixture f;
+  auto ks = f.open();
+  add(ks, "ES256");
+  import_test_key(ks, "hs256", "HS256");
+  json m = f.manifest_json();
+  SECTION("EC without jwk") { m["keys"][0].erase("jwk"); }
+  SECTION("HMAC with a public-looking jwk") { m["keys"][1]["jwk"] = m["keys"][0]["jwk"]; }
+  SECTION("empty thumbprint") { m["keys"][0]["thumbprint"] = ""; }
+  write_manifest(f, m);
+  auto got = ks.manifest();
+  REQUIRE_FALSE(got);
+  CHECK(got.error().code == ErrorCode::keystore);
+}
+
+// ---- pairwise-subject secret (ppid.secret) ------------------------------------------------------
+
+TEST_CASE("the pairwise-subject secret is made once, 32 bytes 0600, and recorded in the manifest",
+          "[keystore][ppid]") {
+  Fixture f;
+  auto ks = f.open();
+  auto none = ks.pairwise_secret(tokctl::keys::CreateSecret::no);
+  REQUIRE(none);
+  CHECK_FALSE(*none);
+  CHECK_FALSE(exists(f.dir + "/ppid.secret"));
+  f.clock.set(k_t0 + 60);
+  auto s = ks.pairwise_secret(tokctl::keys::CreateSecret::yes);
+  REQUIRE(s);
+  REQUIRE(*s);
+  CHECK((*s)->size() == 32);
+  CHECK(file_mode(f.dir + "/ppid.secret") == 0600);
+  CHECK(read_file(f.dir + "/ppid.secret") == **s);
+  json rec = f.manifest_json().at("pairwise_secret");
+  CHECK(rec.at("file") == "ppid.secret");
+  CHECK(rec.at("created") == "2026-01-01T00:01:00Z");
+  CHECK(rec.at("sha256") == sha256_b64(**s));
+  for (auto create : {tokctl::keys::CreateSecret::no, tokctl::keys::CreateSecret::yes}) {
+    auto again = ks.pairwise_secret(create);
+    REQUIRE(again);
+    REQUIRE(*again);
+    CHECK(**again == **s);
+  }
+  // Every writer keeps the record.
+  auto a = add(ks, "ES256");
+  add(ks, "ES256");
+  REQUIRE(ks.rotate(rot("ES256"), k_no_pass));
+  f.clock.set(k_t0 + 400 * k_day);
+  REQUIRE(ks.prune(k_day, 0));
+  REQUIRE(ks.record_published({manifest(ks).keys.front().kid}));
+  REQUIRE(ks.retire(manifest(ks).keys.back().kid));
+  CHECK_FALSE(manifest(ks).find(a.kid));
+  CHECK(f.manifest_json().at("pairwise_secret") == rec);
+  CHECK(ks.check(k_no_pass).ok());
+}
+
+TEST_CASE("once recorded, a missing, short, replaced or odd pairwise secret is an error, never a new secret",
+          "[keystore][ppid]") {
+  Fixture f;
+  auto ks = f.open();
+  auto s = ks.pairwise_secret(tokctl::keys::CreateSecret::yes);
+  REQUIRE(s);
+  REQUIRE(*s);
+  const std::string path = f.dir + "/ppid.secret";
+  REQUIRE(::unlink(path.c_str()) == 0);
+  std::string expect;
+  SECTION("missing") { expect = "missing"; }
+  SECTION("2 bytes") {
+    write_file(path, "ab");
+    REQUIRE(::chmod(path.c_str(), 0600) == 0);
+    expect = "2 bytes";
+  }
+  SECTION("another 32-byte secret") {
+    write_file(path, std::string(32, 'x'));
+    REQUIRE(::chmod(path.c_str(), 0600) == 0);
+    expect = "replaced";
+  }
+  SECTION("readable by others") {
+    write_file(path, **s);
+    REQUIRE(::chmod(path.c_str(), 0644) == 0);
+    expect = "chmod 600";
+  }
+  SECTION("a directory") {
+    REQUIRE(::mkdir(path.c_str(), 0700) == 0);
+    expect = "a directory";
+  }
+  SECTION("a FIFO") {
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    expect = "a FIFO";
+  }
+  for (auto create : {tokctl::keys::CreateSecret::no, tokctl::keys::CreateSecret::yes}) {
+    auto got = quickly([&] { return ks.pairwise_secret(create); });
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code == ErrorCode::keystore);
+    CHECK_THAT(got.error().message + " " + got.error().hint, Contains(expect));
+    if (expect != "chmod 600") CHECK_THAT(got.error().hint, Contains("backup"));
+  }
+  auto r = quickly([&] { return ks.check(k_no_pass); });
+  CHECK_FALSE(r.ok());
+  CHECK(any_contains(r.problems, "ppid.secret"));
+  if (expect == "missing") CHECK_FALSE(exists(path));
+}
+
+TEST_CASE("a pairwise secret an older tokctl made unrecorded is used as is, checked, and recorded on first need",
+          "[keystore][ppid]") {
+  Fixture f;
+  auto ks = f.open();
+  const std::string path = f.dir + "/ppid.secret";
+  const std::string legacy(32, '\x5a');
+  write_file(path, legacy);
+  REQUIRE(::chmod(path.c_str(), 0600) == 0);
+  auto r = ks.check(k_no_pass);
+  CHECK(r.ok());
+  CHECK(any_contains(r.notes, "not recorded"));
+  auto s = ks.pairwise_secret(tokctl::keys::CreateSecret::no);
+  REQUIRE(s);
+  REQUIRE(*s);
+  CHECK(**s == legacy);
+  CHECK_FALSE(f.manifest_json().contains("pairwise_secret"));
+  s = ks.pairwise_secret(tokctl::keys::CreateSecret::yes);
+  REQUIRE(s);
+  REQUIRE(*s);
+  CHECK(**s == legacy);
+  CHECK(f.manifest_json().at("pairwise_secret").at("sha256") == sha256_b64(legacy));
+  SECTION("a short unrecorded file is refused, not used") {
+    json m = f.manifest_json();
+    m.erase("pairwise_secret");
+    write_manifest(f, m);
+    write_file(path, "ab");
+    auto got = ks.pairwise_secret(tokctl::keys::CreateSecret::yes);
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code == ErrorCode::keystore);
+    CHECK(read_file(path) == "ab");
+    CHECK_FALSE(ks.check(k_no_pass).ok());
+  }
+}
+
+// ---- a symlinked manifest ---------------------------------------------------------------------
+
+TEST_CASE("writers refuse a symlinked keystore.json and leave link and target alone; readers follow it",
+          "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  const std::string path = f.dir + "/keystore.json";
+  const std::string target = f.tmp.file("real-keystore.json");
+  REQUIRE(::rename(path.c_str(), target.c_str()) == 0);
+  REQUIRE(::symlink(target.c_str(), path.c_str()) == 0);
+  const std::string before = read_file(target);
+  REQUIRE(ks.manifest());
+  REQUIRE(ks.signing_key("", "", k_no_pass));
+  auto added = ks.add(AddOptions{"ES256", "", std::nullopt, std::nullopt, std::nullopt}, k_no_pass);
+  REQUIRE_FALSE(added);
+  CHECK(added.error().code == ErrorCode::keystore);
+  CHECK_THAT(added.error().message, Contains("symbolic link"));
+  CHECK_THAT(added.error().hint, Contains("readlink"));
+  CHECK_FALSE(ks.retire(a.kid));
+  CHECK_FALSE(ks.record_published({a.kid}));
+  CHECK_FALSE(ks.pairwise_secret(tokctl::keys::CreateSecret::yes));
+  struct stat st{};
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  CHECK(S_ISLNK(st.st_mode));
+  CHECK(read_file(target) == before);
+  CHECK(files_in(f.dir + "/keys").size() == 1);
+  CHECK_FALSE(exists(f.dir + "/ppid.secret"));
+  auto r = ks.check(k_no_pass);
+  CHECK_FALSE(r.ok());
+  CHECK(any_contains(r.problems, "symbolic link"));
+}

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <regex>
 #include <string>
 #include <vector>
@@ -97,6 +98,7 @@ tokens:
   refresh: {ttl: 7d, rotate: false}
   id: {ttl: 2m}
   opaque_prefix: tok_
+  signing_alg: EdDSA
   jwe_recipient: ./recipient.pub.jwk
   max_lifetime: 12h
   wrapper_claims: [tenant, region]
@@ -140,6 +142,7 @@ exchange:
   CHECK(p.refresh.rotate == false);
   CHECK(p.id.ttl == 120);
   CHECK(p.opaque_prefix == "tok_");
+  CHECK(p.signing_alg == "EdDSA");
   CHECK(p.max_lifetime == 12 * 3600);
   CHECK(p.wrapper_claims == std::vector<std::string>{"tenant", "region"});
   REQUIRE(p.scopes.size() == 3);
@@ -270,6 +273,12 @@ clients:
     secret_hash: md5:abc
     scopes: read
 )");
+  // Separately, so the positions above stay put.
+  for (const char* alg : {"none", "ES257", "A128KW"}) {
+    INFO(alg);
+    auto a = check_text(dir, std::string("tokens:\n  signing_alg: ") + alg + "\n");
+    check_position(problem_with(a, "tokens.signing_alg '" + std::string(alg) + "'"), f, 2, 16);
+  }
   check_position(problem_with(c, "mysql://"), f, 1, 8);
   check_position(problem_with(c, "'paseto'"), f, 3, 20);
   check_position(problem_with(c, "'15q'"), f, 3, 33);
@@ -412,9 +421,10 @@ TEST_CASE("YAML syntax errors, unreadable files and wrong shapes are problems, n
   check_position(problem_with(shapes, "exchange to must be a list"), dir.file("shapes.yaml"), 3, 26);
   check_position(problem_with(shapes, "issuer must be a string"), dir.file("shapes.yaml"), 4, 9);
 
+  // An empty policy file is a mistake, not a request for the defaults (see "an empty policy file").
   auto empty = check_text(dir, "", "empty.yaml");
-  CHECK(empty.problems.empty());
-  CHECK(empty.policy.issuer == "https://tokctl.local");
+  REQUIRE(empty.problems.size() == 1);
+  CHECK_THAT(empty.problems[0], Contains("the policy file is empty"));
 
   auto l = load_policy(dir.file("shapes.yaml"));
   REQUIRE(!l);
@@ -691,5 +701,249 @@ TEST_CASE("profiles: remote servers with their client, secrets only by reference
     CHECK(bad.problems.size() >= 5);
     auto notmap = check_text(dir, "profiles: [a]\n", "n.yaml");
     problem_with(notmap, "profiles must be a mapping");
+  }
+}
+
+// ---- hostile and malformed YAML: aliases, budgets, encodings, empty files, duplicate keys ----------
+
+namespace {
+
+// Every problem is one line of printable text.
+void check_one_line(const PolicyCheck& c) {
+  for (const auto& p : c.problems) {
+    INFO(p);
+    CHECK(std::none_of(p.begin(), p.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; }));
+  }
+}
+
+// `levels` anchors, each a list of nine aliases of the one before: 9^levels values once expanded,
+// a few hundred bytes written. Indented by `indent` under the key that holds it.
+std::string alias_bomb(int levels, const std::string& indent) {
+  std::string y = indent + "l0: &l0 [x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= levels; ++i) {
+    const std::string prev = "*l" + std::to_string(i - 1);
+    y += indent + "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+    for (int k = 0; k < 9; ++k) y += (k ? ", " : "") + prev;
+    y += "]\n";
+  }
+  return y;
+}
+
+}  // namespace
+
+// Regression (was a crash): an alias inside its own anchor made to_json recurse until the stack ran out (SIGSEGV).
+TEST_CASE("an alias that refers to its own anchor is a problem, not a crash", "[policy][yaml]") {
+  TempDir dir;
+  const std::string f = dir.file("tokctl.yaml");
+  SECTION("in claims") {
+    auto c = check_text(dir, "issuer: https://x.test\nclaims: &a\n  x: *a\n");
+    check_position(problem_with(c, "refers to a mapping or list that contains it"), f, 3, 3);
+    CHECK(c.problems.size() == 1);
+  }
+  SECTION("through a list") {
+    auto c = check_text(dir, "issuer: https://x.test\nclaims:\n  a: &s [1, [*s]]\n");
+    check_position(problem_with(c, "refers to a mapping or list that contains it"), f, 3);
+  }
+  SECTION("in a scope's claims") {
+    auto c = check_text(dir, "issuer: https://x.test\nscopes:\n  - name: read\n    claims: &c {x: [*c]}\n");
+    check_position(problem_with(c, "refers to a mapping or list that contains it"), f, 4);
+  }
+  SECTION("in the subjects file") {
+    write_file(dir.file("subjects.yaml"), "bob: {email: b@x.test}\nalice: &a {x: *a}\n");
+    auto c = check_text(dir, "issuer: https://x.test\nsubjects: subjects.yaml\n");
+    check_position(problem_with(c, "refers to a mapping or list that contains it"), dir.file("subjects.yaml"), 2, 12);
+  }
+  SECTION("in a client's inline jwks") {
+    auto c = check_text(dir, "issuer: https://x.test\nclients:\n  web:\n    jwks: &j {keys: [*j]}\n");
+    check_position(problem_with(c, "refers to a mapping or list that contains it"), f, 4);
+  }
+  SECTION("the root itself") {
+    auto c = check_text(dir, "&r\nissuer: https://x.test\nclaims: *r\n");
+    check_position(problem_with(c, "refers to a mapping or list that contains it"), f, 3, 1);
+  }
+}
+
+// Regression (was unbounded): anchors of lists of aliases ("billion laughs") expanded by to_json
+// took gigabytes; seven levels in a subjects file took 458 MB and 7 s and passed.
+TEST_CASE("an alias bomb is refused quickly", "[policy][yaml]") {
+  TempDir dir;
+  const auto start = std::chrono::steady_clock::now();
+  SECTION("under claims") {
+    auto c = check_text(dir, "issuer: https://x.test\nclaims:\n" + alias_bomb(8, "  "));
+    CHECK_THAT(problem_with(c, "aliases must not multiply the content"), Contains(dir.file("tokctl.yaml") + ":"));
+    CHECK(c.problems.size() == 1);
+  }
+  SECTION("in the subjects file") {
+    write_file(dir.file("subjects.yaml"), "alice:\n" + alias_bomb(7, "  "));
+    auto c = check_text(dir, "issuer: https://x.test\nsubjects: subjects.yaml\n");
+    CHECK_THAT(problem_with(c, "aliases must not multiply the content"), Contains(dir.file("subjects.yaml") + ":"));
+    CHECK(c.policy.subjects.empty());
+  }
+  SECTION("of long text repeated") {
+    std::string y = "issuer: https://x.test\nclaims:\n  s: &s \"" + std::string(4000, 'x') + "\"\n  t: [";
+    for (int i = 0; i < 400; ++i) y += "*s, ";
+    y += "*s]\n";
+    auto c = check_text(dir, y);
+    CHECK_THAT(problem_with(c, "bytes of text"), Contains(dir.file("tokctl.yaml") + ":"));
+  }
+  SECTION("aliases within the budget are fine") {
+    auto c = check_text(dir, "issuer: https://x.test\nclaims:\n" + alias_bomb(3, "  "));
+    CHECK(c.problems.empty());
+    CHECK(c.policy.claims["l3"].size() == 9);
+    CHECK(c.policy.claims["l3"][0][0][0][0] == "x");
+  }
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+}
+
+// Regression (was exit 70): non-UTF-8 text passed config check, then the JSON dump of the claims threw.
+TEST_CASE("text that is not UTF-8 is a problem at its position", "[policy][yaml]") {
+  TempDir dir;
+  const std::string f = dir.file("tokctl.yaml");
+  for (const char* bad : {"x\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "ab\xe2\x82"}) {
+    INFO(bad);
+    auto value = check_text(dir, std::string("issuer: https://x.test\nclaims: {a: \"") + bad + "\"}\n");
+    check_position(problem_with(value, "not UTF-8"), f, 2, 13);
+    auto key = check_text(dir, std::string("issuer: https://x.test\nclaims:\n  \"k") + bad + "\": 1\n");
+    check_position(problem_with(key, "not UTF-8"), f, 3, 3);
+    check_one_line(key);
+    write_file(dir.file("subjects.yaml"), std::string("alice: {email: ") + bad + "}\n");
+    auto subj = check_text(dir, "issuer: https://x.test\nsubjects: subjects.yaml\n");
+    check_position(problem_with(subj, "not UTF-8"), dir.file("subjects.yaml"), 1, 16);
+  }
+  auto c = check_text(dir, "issuer: https://x.test\nclaims: {name: \"Zo\xc3\xab \xf0\x9f\x98\x80\", \"\xc3\xa9t\xc3\xa9\": \"\\u00e9\"}\n");
+  CHECK(c.problems.empty());
+  CHECK(c.policy.claims["name"] == "Zo\xc3\xab \xf0\x9f\x98\x80");
+  CHECK(c.policy.claims["\xc3\xa9t\xc3\xa9"] == "\xc3\xa9");
+}
+
+// Regression (was the built-in defaults): an empty policy file passed as https://tokctl.local.
+TEST_CASE("an empty policy file is a problem; no file at all gives the defaults", "[policy][yaml]") {
+  TempDir dir;
+  for (const char* text : {"", "\n\n", "# just a comment\n", "~\n", "null\n", "---\n", "--- # nothing\n...\n"}) {
+    INFO("'" << text << "'");
+    auto c = check_text(dir, text);
+    REQUIRE(c.problems.size() == 1);
+    CHECK(c.problems[0] == dir.file("tokctl.yaml") +
+                               ": the policy file is empty (no settings, only comments or null); give at least issuer: https://...");
+    CHECK_FALSE(load_policy(dir.file("tokctl.yaml")));
+  }
+  CHECK(check_policy("").problems.empty());
+  // An empty subjects file is a file with no subjects yet.
+  write_file(dir.file("subjects.yaml"), "# none yet\n");
+  CHECK(check_text(dir, "issuer: https://x.test\nsubjects: subjects.yaml\n").problems.empty());
+}
+
+// Regression (was the first value): yaml-cpp keeps both entries of a repeated key and lookups find the first.
+TEST_CASE("a duplicate key is a problem naming the key and both lines", "[policy][yaml]") {
+  TempDir dir;
+  const std::string f = dir.file("tokctl.yaml");
+  auto top = check_text(dir, "issuer: https://x.test\nscopes: [read]\nissuer: https://y.test\n");
+  auto p = problem_with(top, "duplicate key 'issuer'");
+  check_position(p, f, 3, 1);
+  CHECK_THAT(p, Contains("first at line 1"));
+  CHECK(top.problems.size() == 1);
+
+  auto nested = check_text(dir, "issuer: https://x.test\nclaims:\n  tenant: a\n  \"tenant\": b\n"
+                                "clients:\n  web: {format: jwt, format: opaque}\n");
+  check_position(problem_with(nested, "duplicate key 'tenant'"), f, 4, 3);
+  check_position(problem_with(nested, "duplicate key 'format'"), f, 6, 22);
+
+  write_file(dir.file("subjects.yaml"), "alice: {level: 1}\nbob: {}\nalice: {level: 2}\n");
+  auto subj = check_text(dir, "issuer: https://x.test\nsubjects: subjects.yaml\n");
+  check_position(problem_with(subj, "duplicate key 'alice'"), dir.file("subjects.yaml"), 3, 1);
+
+  // Through an alias one mapping is walked twice; its problem is reported once.
+  auto twice = check_text(dir, "issuer: https://x.test\nclaims:\n  a: &m {k: 1, k: 2}\n  b: *m\n");
+  CHECK(twice.problems.size() == 1);
+}
+
+TEST_CASE("YAML that yaml-cpp reads badly gets one clear line with its position", "[policy][yaml]") {
+  TempDir dir;
+  const std::string f = dir.file("tokctl.yaml");
+  SECTION("a mapping or list as a key (was \"bad conversion\")") {
+    auto c = check_text(dir, "issuer: https://x.test\nclaims:\n  ? [a, b]\n  : c\n");
+    check_position(problem_with(c, "a key must be a string, not a list"), f, 3, 5);
+    auto m = check_text(dir, "issuer: https://x.test\nsubjects: x.yaml\n? {a: 1}\n: 2\n");
+    check_position(problem_with(m, "a key must be a string, not a mapping"), f, 3, 3);
+  }
+  SECTION("nesting past the limit (was \"bad file\" past yaml-cpp's own limit)") {
+    auto c = check_text(dir, "issuer: https://x.test\nclaims: {a: " + std::string(70, '[') + std::string(70, ']') + "}\n");
+    check_position(problem_with(c, "nest deeper than 64 levels"), f, 2);
+    auto deep = check_text(dir, "issuer: https://x.test\nclaims: {a: " + std::string(1200, '[') + std::string(1200, ']') + "}\n");
+    check_position(problem_with(deep, "nest too deeply (the limit is 64 levels)"), f, 2);
+    CHECK(deep.problems.size() == 1);
+    auto fine = check_text(dir, "issuer: https://x.test\nclaims: {a: " + std::string(60, '[') + std::string(60, ']') + "}\n");
+    CHECK(fine.problems.empty());
+  }
+  SECTION("a NUL byte (was \"unknown escape character\" and the byte itself)") {
+    for (std::string text : {std::string("issuer: https://x.test\nclaims: {a: \"x\\") + '\0' + "b\"}\n",
+                             std::string("issuer: https://x.test\nclaims: {a: \"x") + '\0' + "b\"}\n",
+                             std::string("issuer: https://x.test\n") + '\0' + "\n"}) {
+      auto c = check_text(dir, text);
+      REQUIRE(c.problems.size() == 1);
+      CHECK_THAT(c.problems[0], Contains("a NUL byte"));
+      check_position(c.problems[0], f, 2);
+      check_one_line(c);
+    }
+    // "\0" written as an escape is a NUL character in a string, which JSON can carry.
+    auto escaped = check_text(dir, "issuer: https://x.test\nclaims: {a: \"x\\0b\"}\n");
+    CHECK(escaped.problems.empty());
+  }
+  SECTION("an unknown escape shows its byte") {
+    auto c = check_text(dir, "issuer: https://x.test\nclaims: {a: \"x\\\x01\"}\n");
+    REQUIRE(c.problems.size() == 1);
+    CHECK_THAT(c.problems[0], Contains("\\x01"));
+    check_one_line(c);
+  }
+  SECTION("a second document would be ignored") {
+    auto c = check_text(dir, "issuer: https://x.test\n---\nissuer: https://y.test\n");
+    check_position(problem_with(c, "a second YAML document"), f, 3);
+  }
+  SECTION("UTF-16 policies still read") {
+    // "issuer: https://u16.test\n" in UTF-16LE with a BOM.
+    std::string text = "\xff\xfe";
+    for (char ch : std::string("issuer: https://u16.test\n")) text += std::string(1, ch) + '\0';
+    auto c = check_text(dir, text);
+    CHECK(c.problems.empty());
+    CHECK(c.policy.issuer == "https://u16.test");
+  }
+}
+
+TEST_CASE("config check and issue exit 3 on hostile YAML, quickly and in little memory", "[policy][cli]") {
+  TempDir dir;
+  const std::string ks = dir.file("ks");
+  struct Case {
+    const char* name;
+    std::string policy;
+    std::string subjects;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {"self.yaml", "issuer: https://x.test\nclaims: &a\n  x: *a\n", "", ":3:3: an alias"},
+      {"selfsub.yaml", "issuer: https://x.test\nsubjects: selfsub-subjects.yaml\n", "alice: &a {x: *a}\n", ":1:12: an alias"},
+      {"bomb.yaml", "issuer: https://x.test\nclaims:\n" + alias_bomb(8, "  "), "", "aliases must not multiply"},
+      {"bombsub.yaml", "issuer: https://x.test\nsubjects: bombsub-subjects.yaml\n", "alice:\n" + alias_bomb(7, "  "),
+       "aliases must not multiply"},
+      {"u8.yaml", "issuer: https://x.test\nclaims: {a: \"x\xff\"}\n", "", ":2:13: text that is not UTF-8"},
+      {"empty.yaml", "# nothing\n", "", "the policy file is empty"},
+      {"dup.yaml", "issuer: https://x.test\nissuer: https://y.test\n", "", ":2:1: duplicate key 'issuer'"},
+  };
+  for (const auto& k : cases) {
+    INFO(k.name);
+    const std::string f = dir.file(k.name);
+    write_file(f, k.policy);
+    if (!k.subjects.empty()) {
+      write_file(dir.file(std::string(k.name).replace(std::string(k.name).find(".yaml"), 5, "-subjects.yaml")), k.subjects);
+    }
+    auto check = tokctl::test::run({"config", "check", f});
+    INFO("exit " << check.code << "\nstderr:\n" << check.err);
+    CHECK(check.code == 3);
+    CHECK_THAT(check.err, Contains(k.message));
+    CHECK(check.max_rss_kib < 100 * 1024);
+    auto issue = tokctl::test::run({"--config", f, "--keystore", ks, "issue", "--sub", "alice", "--format", "opaque"});
+    INFO("issue exit " << issue.code << "\nstderr:\n" << issue.err);
+    CHECK(issue.code == 3);
+    CHECK_THAT(issue.err, Contains(k.message));
+    CHECK(issue.max_rss_kib < 100 * 1024);
   }
 }

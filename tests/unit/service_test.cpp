@@ -9,15 +9,19 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <future>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <sqlite3.h>
 
+#include <tokctl/keys/key_ring.hpp>
 #include <tokctl/keys/keystore.hpp>
 #include <tokctl/tokens/policy.hpp>
+#include <tokctl/tokens/token_store.hpp>
 #include <tokctl/util/base64.hpp>
 
 #include "support/run.hpp"
@@ -614,4 +618,242 @@ TEST_CASE("a JWT revoked on its own is not counted again by its grant, nor twice
   auto rest = f.svc->revoke(v.access.token, true);
   REQUIRE(rest);
   CHECK(*rest == 1);  // the refresh row; the JWT was counted by the first revoke
+}
+
+namespace {
+
+// issue_many_async's answer, waited for.
+tokctl::Result<std::vector<IssueResponse>> issue_many_waited(const TokenService& svc, const IssueRequest& req, int n) {
+  std::promise<tokctl::Result<std::vector<IssueResponse>>> answer;
+  svc.issue_many_async(req, n, [&answer](tokctl::Result<std::vector<IssueResponse>> r) { answer.set_value(std::move(r)); });
+  return answer.get_future().get();
+}
+
+// One value of an SQL query on the store file (behind the service's back).
+std::string store_query(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 10'000);
+  std::string out;
+  sqlite3_stmt* s = nullptr;
+  const int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr);
+  if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+    out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+  sqlite3_finalize(s);
+  sqlite3_close_v2(db);
+  REQUIRE(rc == SQLITE_OK);
+  return out;
+}
+
+// Makes every later insert into the tokens table fail once it holds `rows` rows (a disk that fills up).
+void fail_inserts_after(const std::string& db_path, int rows) {
+  store_query(db_path, "CREATE TRIGGER fault_after BEFORE INSERT ON tokens WHEN (SELECT count(*) FROM tokens) >= " +
+                           std::to_string(rows) + " BEGIN SELECT RAISE(ABORT, 'injected fault: disk full'); END");
+}
+
+}  // namespace
+
+// The batch fast path changes only the jti bytes (and the base64url characters that encode them)
+// of the first token's claims and signed payload, and the store's writer thread makes the rows of
+// wrapped tokens: every token must still be signed, distinct, and stored under its own key with
+// the batch's claims and its own jti, in the order of the answer.
+TEST_CASE("issue_many_async: every token of a batch is the first one's with its own jti, stored under its own key",
+          "[tokens][issue]") {
+  for (const std::string format : {"wrapped", "opaque", "jwt"}) {
+    // The issuer's length moves the jti (claims and wrapper sort it after iss) across the three
+    // base64url alignments; in a wrapper it then ends in the payload's last, short group or not.
+    for (const std::string issuer : {"https://a.test", "https://ab.test", "https://abc.test"}) {
+      INFO(format << " tokens from " << issuer);
+      TempDir dir;
+      FixedClock clock(k_t0);
+      write_file(dir.file("p.yaml"), "issuer: " + issuer + "\ntokens:\n  opaque_prefix: tok_\nscopes:\n  - name: read\n");
+      auto svc = tokctl::test::open_service(dir.file("p.yaml"), dir.file("ks"), clock);
+      constexpr int k_n = 300;  // several refills of the opaque tokens' entropy (a leading '-' redraws)
+      auto many = issue_many_waited(*svc, request("", "alice", "read", format), k_n);
+      REQUIRE(many);
+      REQUIRE(many->size() == std::size_t{k_n});
+      auto ring = svc->keys().current();
+      REQUIRE(ring);
+      REQUIRE((*ring)->verifier);
+      auto store = open_token_store("sqlite:" + dir.file("ks") + "/tokens.db");
+      REQUIRE(store);
+      std::set<std::string> tokens, jtis;
+      json first_claims, first_body;
+      for (std::size_t i = 0; i < many->size(); ++i) {
+        const IssueResponse& r = (*many)[i];
+        INFO("token " << i);
+        tokens.insert(r.access.token);
+        jtis.insert(r.access.jti);
+        CHECK(r.access.jti.size() == 22);
+        CHECK(r.access.format == format);
+        CHECK(r.grant_id == many->front().grant_id);
+        CHECK(r.access.token.front() != '-');
+        json claims;
+        if (format != "opaque") {
+          CHECK((*ring)->verifier->verify(r.access.token).signature_verified);
+          json body = payload(r.access.token);
+          CHECK(body["jti"] == r.access.jti);
+          body.erase("jti");
+          if (i == 0) first_body = body;
+          CHECK(body == first_body);
+          if (format == "jwt") claims = payload(r.access.token);
+        } else {
+          CHECK(r.access.token.rfind("tok_", 0) == 0);
+          CHECK(r.access.token.size() == 4 + 43);
+        }
+        if (format != "jwt") {
+          auto row = find_token(**store, r.access.token);
+          REQUIRE(row);
+          REQUIRE(*row);
+          CHECK((*row)->jti == r.access.jti);
+          CHECK((*row)->grant_id == r.grant_id);
+          CHECK((*row)->format == format);
+          CHECK((*row)->sub == "alice");
+          CHECK((*row)->iss == issuer);
+          claims = json::parse((*row)->claims);
+        }
+        CHECK(claims["jti"] == r.access.jti);
+        claims.erase("jti");
+        if (i == 0) first_claims = claims;
+        CHECK(claims == first_claims);
+      }
+      CHECK(tokens.size() == std::size_t{k_n});
+      CHECK(jtis.size() == std::size_t{k_n});
+      CHECK(first_claims["iss"] == issuer);
+      CHECK(first_claims["sub"] == "alice");
+      CHECK(first_claims["scope"] == "read");
+      CHECK(store_query(dir.file("ks") + "/tokens.db", "SELECT count(*) FROM tokens") ==
+            (format == "jwt" ? "0" : std::to_string(k_n)));
+      if (format != "opaque") {
+        auto info = svc->introspect(many->back().access.token);
+        REQUIRE(info);
+        CHECK((*info)["active"] == true);
+      }
+    }
+  }
+}
+
+TEST_CASE("issue_many_async hands out no token of a batch whose write failed", "[tokens][issue]") {
+  Fixture f;
+  const std::string db = f.dir.file("ks") + "/tokens.db";
+  for (const std::string format : {"wrapped", "opaque"}) {
+    INFO(format);
+    auto before = issue_many_waited(*f.svc, request("svc", "alice", "read", format), 10);
+    REQUIRE(before);
+    const std::string rows = store_query(db, "SELECT count(*) FROM tokens");
+    fail_inserts_after(db, std::stoi(rows) + 5);  // the next batch fails on its 6th row
+    auto failed = issue_many_waited(*f.svc, request("svc", "alice", "read", format), 50);
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().message.find("injected fault") != std::string::npos);
+    CHECK(store_query(db, "SELECT count(*) FROM tokens") == rows);  // none of its rows stayed
+    store_query(db, "DROP TRIGGER fault_after");
+    auto after = issue_many_waited(*f.svc, request("svc", "alice", "read", format), 50);
+    REQUIRE(after);
+    CHECK(store_query(db, "SELECT count(*) FROM tokens") == std::to_string(std::stoi(rows) + 50));
+  }
+}
+
+// The CLI pipeline: a chunk is printed only after the store committed it. With a write failing
+// mid-way, what was printed is in the store, and the command fails.
+TEST_CASE("issue --count prints only committed tokens, in full when every write succeeds", "[tokens][issue]") {
+  TempDir dir;
+  const std::string ks = dir.file("ks"), policy = dir.file("p.yaml"), db = ks + "/tokens.db";
+  write_file(policy, "issuer: https://cli.test\nscopes:\n  - name: read\n");
+  REQUIRE(tokctl::test::run({"keys", "add", "--alg", "ES256", "--keystore", ks}).code == 0);
+  auto issue = [&](const std::string& format, int n) {
+    return tokctl::test::run({"--keystore", ks, "--config", policy, "issue", "--format", format, "--count",
+                              std::to_string(n), "--sub", "bench", "--scope", "read"});
+  };
+  auto lines = [](const std::string& out) {
+    std::vector<std::string> v;
+    std::size_t pos = 0;
+    for (std::size_t nl; (nl = out.find('\n', pos)) != std::string::npos; pos = nl + 1) v.push_back(out.substr(pos, nl - pos));
+    CHECK(pos == out.size());  // every line ends with a newline
+    return v;
+  };
+  for (const std::string format : {"wrapped", "opaque"}) {
+    INFO(format);
+    auto ok = issue(format, 1234);
+    REQUIRE(ok.code == 0);
+    CHECK(ok.err.empty());
+    const auto printed = lines(ok.out);
+    CHECK(printed.size() == 1234u);
+    CHECK(std::set<std::string>(printed.begin(), printed.end()).size() == 1234u);
+    auto store = open_token_store("sqlite:" + db);
+    REQUIRE(store);
+    std::size_t found = 0;
+    for (const auto& t : printed) {
+      auto row = find_token(**store, t);
+      if (row && *row && (*row)->format == format) ++found;
+    }
+    CHECK(found == 1234u);
+    store->reset();
+
+    const std::string rows = store_query(db, "SELECT count(*) FROM tokens");
+    fail_inserts_after(db, std::stoi(rows) + 150);  // the first chunk commits, a later one fails
+    auto broken = issue(format, 1000);
+    CHECK(broken.code != 0);
+    CHECK(broken.err.find("injected fault") != std::string::npos);
+    const auto partial = lines(broken.out);
+    CHECK(!partial.empty());
+    CHECK(partial.size() < 1000u);
+    auto again = open_token_store("sqlite:" + db);
+    REQUIRE(again);
+    for (const auto& t : partial) {
+      auto row = find_token(**again, t);
+      REQUIRE(row);
+      CHECK(row->has_value());  // printed, so committed
+    }
+    again->reset();
+    store_query(db, "DROP TRIGGER fault_after");
+  }
+}
+
+TEST_CASE("tokens.signing_alg picks the signing key when several algs have an active one", "[tokens][keys]") {
+  TempDir dir;
+  FixedClock clock{k_t0};
+  {
+    auto ks = tokctl::keys::Keystore::open(dir.file("ks"), clock, true);
+    REQUIRE(ks);
+    for (const char* alg : {"ES256", "EdDSA"}) {
+      tokctl::keys::AddOptions add;
+      add.alg = alg;
+      add.state = tokctl::keys::KeyState::active;
+      REQUIRE(ks->add(add, std::nullopt));
+    }
+  }
+  auto header_alg = [](const std::string& jwt) {
+    auto h = tokctl::b64url_decode(jwt.substr(0, jwt.find('.')));
+    REQUIRE(h);
+    return json::parse(*h).at("alg").get<std::string>();
+  };
+  auto open_with = [&](const std::string& tokens_section) {
+    write_file(dir.file("tokctl.yaml"), "issuer: https://tokens.example.test\n" + tokens_section +
+                                            "scopes:\n  - name: read\nclients:\n  svc: {scopes: [read]}\n");
+    return tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
+  };
+  SECTION("none named: a keystore error that says which algs and where to choose") {
+    auto svc = open_with("");
+    auto r = svc->issue(request("svc", "alice", "read"));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::keystore);
+    CHECK_THAT(r.error().message, Catch::Matchers::Contains("ES256") && Catch::Matchers::Contains("EdDSA"));
+    CHECK_THAT(r.error().hint, Catch::Matchers::Contains("signing_alg"));
+    CHECK(r.error().param.empty());  // not a request parameter: a flag the command does not have
+  }
+  for (const char* alg : {"ES256", "EdDSA"}) {
+    SECTION(std::string("tokens.signing_alg: ") + alg) {
+      auto svc = open_with(std::string("tokens: {signing_alg: ") + alg + "}\n");
+      auto r = svc->issue(request("svc", "alice", "read"));
+      REQUIRE(r);
+      CHECK(header_alg(r->access.token) == alg);
+    }
+  }
+  SECTION("an alg without an active key says so") {
+    auto svc = open_with("tokens: {signing_alg: RS256}\n");
+    auto r = svc->issue(request("svc", "alice", "read"));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::keystore);
+    CHECK_THAT(r.error().message, Catch::Matchers::Contains("RS256"));
+  }
 }

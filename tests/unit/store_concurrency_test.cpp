@@ -9,9 +9,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <sys/wait.h>
 #include <thread>
@@ -373,4 +375,48 @@ TEST_CASE("tokens tokctl issues never start with a dash (they are pasted on comm
     dashed += one->access.token.front() == '-' || one->refresh->token.front() == '-';
   }
   CHECK(dashed == 0);
+}
+
+TEST_CASE("put_async with a row maker: made once on the writer's side; a maker that throws fails its write alone",
+          "[store][concurrency]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  auto store = open_sqlite(path);
+  std::mutex mu;
+  std::condition_variable cv;
+  int completed = 0, made = 0;
+  std::vector<bool> outcomes(3);
+  std::string error;
+  std::thread::id maker_thread;
+  auto done = [&](int i) {
+    return [&, i](tokctl::Result<void> r) {
+      std::lock_guard lock(mu);
+      outcomes[static_cast<std::size_t>(i)] = bool(r);
+      if (!r) error = r.error().message;
+      ++completed;
+      cv.notify_all();
+    };
+  };
+  using Rows = std::function<std::vector<TokenRecord>()>;
+  store->put_async(std::nullopt, Rows([&] {
+                     std::lock_guard lock(mu);
+                     ++made;
+                     maker_thread = std::this_thread::get_id();
+                     return std::vector<TokenRecord>{token("made-1"), token("made-2")};
+                   }),
+                   done(0));
+  store->put_async(std::nullopt, Rows([]() -> std::vector<TokenRecord> { throw std::runtime_error("no memory"); }),
+                   done(1));
+  store->put_async(std::nullopt, std::vector<TokenRecord>{token("plain")}, done(2));
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, 20s, [&] { return completed == 3; }));
+  }
+  CHECK(made == 1);
+  CHECK(maker_thread != std::this_thread::get_id());
+  CHECK(outcomes == std::vector<bool>{true, false, true});
+  CHECK(error.find("making their rows: no memory") != std::string::npos);
+  CHECK(stored(*store, "made-1"));
+  CHECK(stored(*store, "made-2"));
+  CHECK(stored(*store, "plain"));
 }

@@ -29,8 +29,9 @@
 namespace tokctl::keys {
 
 struct KeyRing {
-  /// The one active signing key's signer, or why there is none (no active key, several, an
-  /// encrypted key without the passphrase): ErrorCode::keystore with a hint.
+  /// The signer of the active key of the provider's signing alg (with none named: of the one
+  /// active signing key), or why there is none (no active key, several algs with one and none
+  /// named, an encrypted key without the passphrase): ErrorCode::keystore with a hint.
   Result<jose::Signer> signer = std::unexpected(Error{});
   /// Every JWS verification key of the keystore (kid-selected), or why it cannot be built.
   Result<jose::TokenVerifier> verifier = std::unexpected(Error{});
@@ -42,7 +43,8 @@ struct KeyRing {
   /// Loads a ring from the keystore as it is now. Fails only when the manifest cannot be read;
   /// a missing signer or verifier is recorded in the ring.
   static Result<std::shared_ptr<const KeyRing>> load(const Keystore& keystore, const Passphrase& passphrase,
-                                                     const Clock& clock, std::uint64_t generation);
+                                                     const Clock& clock, std::uint64_t generation,
+                                                     const std::string& signing_alg = {});
 };
 
 /// How often a provider looks at keystore.json by default.
@@ -59,9 +61,10 @@ struct FileStamp {
 class KeyProvider {
  public:
   /// `check_interval`: keystore.json is stat()ed at most this often (zero: on every current()).
-  /// Nothing is read until the first current().
+  /// `signing_alg`: the alg whose active key signs (the policy's tokens.signing_alg); empty: the
+  /// keystore's one active signing key. Nothing is read until the first current().
   KeyProvider(Keystore keystore, Passphrase passphrase, const Clock& clock,
-              std::chrono::milliseconds check_interval);
+              std::chrono::milliseconds check_interval, std::string signing_alg = {});
 
   /// The current ring, reloaded first when the check interval has passed and keystore.json
   /// changed. Fails only when no ring was ever loaded and the manifest cannot be read.
@@ -89,6 +92,7 @@ class KeyProvider {
   Passphrase m_passphrase;
   const Clock* m_clock;
   std::chrono::milliseconds m_interval;
+  std::string m_signing_alg;
   // The current ring. A mutex held only to copy or swap the pointer (libstdc++ 12's
   // atomic<shared_ptr> hides its lock from ThreadSanitizer); readers never wait for a reload.
   mutable std::mutex m_ring_mu;

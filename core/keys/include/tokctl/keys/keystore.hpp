@@ -5,7 +5,9 @@
 //   DIR/keystore.json     manifest (format, keys[{kid, alg, use, state, created, activated,
 //                         retired, published, encrypted, thumbprint, jwk (public part)}],
 //                         pruned[{kid, file, sha256}] (files a prune still has to delete))
+//                         pairwise_secret{file, created, sha256} (once ppid.secret exists)
 //   DIR/keys/<kid>.jwk    private JWK, 0600   (or <kid>.jwe: PBES2-HS512+A256KW with a passphrase)
+//   DIR/ppid.secret       pairwise-subject secret, 32 random bytes, 0600 (made at first need)
 //   DIR/.lock             flock held by every writer
 //
 // The keystore never deletes what it does not know. A missing or unreadable manifest is an error,
@@ -67,10 +69,18 @@ struct PendingDeletion {
   std::string sha256;  ///< base64url SHA-256 of the file content when it was pruned
 };
 
+/// The manifest's record of the pairwise-subject secret (DIR/ppid.secret): once it exists, a
+/// missing or different file is damage, never a reason to make a new secret.
+struct SecretRecord {
+  UnixTime created = 0;
+  std::string sha256;  ///< base64url SHA-256 of the secret (it reveals nothing of 32 random bytes)
+};
+
 struct Manifest {
   int format = 1;
   std::vector<KeyEntry> keys;
   std::vector<PendingDeletion> pruned;
+  std::optional<SecretRecord> pairwise_secret;
 
   const KeyEntry* find(std::string_view kid) const;
   /// The active key of `alg`, if any.
@@ -130,6 +140,9 @@ struct CheckReport {
 
 enum class Overwrite { no, yes };
 
+/// Whether Keystore::pairwise_secret may create the secret when the keystore has none yet.
+enum class CreateSecret { no, yes };
+
 /// Writes an output file (keys generate --out, keys jwks --out) atomically with `mode`. With
 /// Overwrite::no an existing `path` is never replaced: ErrorCode::usage with a --force hint (the
 /// final step is link(2), so a file created meanwhile is not replaced either). I/O errors:
@@ -158,9 +171,16 @@ class Keystore {
 
   /// The private key of an entry. Encrypted keys need the passphrase (ErrorCode::keystore with a
   /// hint when missing or wrong). Key files readable by group/others are refused. The file must
-  /// match the manifest's thumbprint; `check` full also runs OpenSSL's key checks (keys check).
+  /// hold a private key, match the manifest's thumbprint and public key, and fit the entry's alg
+  /// (else ErrorCode::keystore: the keystore is damaged); `check` full also runs OpenSSL's key
+  /// checks (keys check).
   Result<jose::Jwk> load(const KeyEntry& entry, const Passphrase& passphrase,
                          jose::KeyCheck check = jose::KeyCheck::trusted) const;
+
+  /// An entry's public key as the manifest lists it, checked: no private member, its RFC 7638
+  /// thumbprint is the entry's, and it fits the entry's alg (else ErrorCode::keystore naming the kid,
+  /// with a hint). An oct key has no public part: ErrorCode::usage.
+  Result<jose::Jwk> public_key(const KeyEntry& entry) const;
 
   /// Public keys of next, active and retired asymmetric keys (oct secrets are never published).
   Result<jose::JwkSet> jwks(std::string_view use = "") const;
@@ -188,7 +208,18 @@ class Keystore {
   Result<std::vector<jose::Jwk>> decryption_candidates(const std::string& kid, const std::string& alg,
                                                        const Passphrase& passphrase) const;
 
+  /// The pairwise-subject secret (DIR/ppid.secret: 32 random bytes, 0600) that pairwise subjects
+  /// are derived from. Created once, at first need (CreateSecret::yes; under the lock, the file
+  /// written before the manifest records its creation time and SHA-256); nullopt when it does not
+  /// exist and `create` is no. Once recorded, a missing, short, replaced or odd (directory, FIFO,
+  /// open to others) file is ErrorCode::keystore with a recovery hint, never a reason to make a new
+  /// one (that would change every pairwise subject). A file an older tokctl made without recording
+  /// it is used as it is, and recorded when `create` is yes.
+  Result<std::optional<std::string>> pairwise_secret(CreateSecret create) const;
+
   // ---- writers: each takes the lock, re-reads the manifest, writes atomically ----
+  // A keystore.json that is a symbolic link is never written (ErrorCode::keystore with a hint):
+  // the rename would replace the link and leave its target stale.
 
   Result<KeyEntry> add(const AddOptions& options, const Passphrase& passphrase);
   Result<KeyEntry> import(jose::Jwk key, const ImportOptions& options, const Passphrase& passphrase);
@@ -207,7 +238,8 @@ class Keystore {
   Result<std::vector<KeyEntry>> prune(std::int64_t max_lifetime, std::int64_t grace);
 
   /// Manifest <-> files (unknown files under keys/ are problems), owners and permissions, exactly
-  /// one active key per alg in use.
+  /// one active key per alg in use; each manifest public key against its thumbprint, alg and key
+  /// file; key files holding private keys; the pairwise-subject secret; a symlinked manifest.
   CheckReport check(const Passphrase& passphrase) const;
 
  private:

@@ -48,4 +48,9 @@ using Respond = std::function<void(HttpResponse)>;
 /// The status line's reason phrase ("OK", "Bad Request", ...).
 const char* reason_phrase(int status);
 
+/// Whether `method` is one of HTTP's methods (RFC 9110 §9, and PATCH): the server answers others
+/// with 501 and logs them as "(other)", since a method is whatever the client sent, up to the
+/// header limit (a token, for one).
+bool known_method(std::string_view method);
+
 }  // namespace tokctl::server

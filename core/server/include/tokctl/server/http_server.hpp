@@ -25,13 +25,22 @@ struct ServerOptions {
   std::size_t body_limit = 64 * 1024;
   std::chrono::milliseconds read_timeout{10'000};   ///< a request must arrive whole within this
   std::chrono::milliseconds idle_timeout{60'000};   ///< a keep-alive connection may idle this long
-  std::size_t max_connections = 4096;               ///< beyond this, new connections are closed
+  /// Beyond this, new connections are closed at once. Lowered at start to what the open-files
+  /// limit leaves (see effective_max_connections; HttpServer::max_connections() says the result).
+  std::size_t max_connections = 4096;
   /// TLS (1.2 and 1.3): a PEM certificate chain and its private key; both or neither.
   std::string tls_cert;
   std::string tls_key;
   /// mTLS: PEM CA bundle; client certificates are requested and, when sent, must verify.
   std::string client_ca;
+  /// Operational notices (the acceptor pausing when the process is out of file descriptors, and
+  /// resuming): one line of text each, from a server thread. Never a request's content.
+  std::function<void(const std::string&)> notice;
 };
+
+/// `configured`, or less when RLIMIT_NOFILE is lower: the soft limit minus the descriptors kept
+/// for the rest of the process (64, or a quarter of a smaller limit). At least 1.
+std::size_t effective_max_connections(std::size_t configured);
 
 /// One line per request for the access log: never a token, a secret or an Authorization header.
 struct AccessRecord {
@@ -69,6 +78,9 @@ class HttpServer {
   std::string host() const;
   /// Connections open now (for tests and metrics).
   std::size_t connections() const;
+  /// The connection cap in force: ServerOptions::max_connections, lowered to what the open-files
+  /// limit allows.
+  std::size_t max_connections() const;
 
   /// Stops accepting, lets requests in flight finish (closing idle keep-alive connections), and
   /// returns when every thread has finished or `grace` has passed (then the rest is cut).

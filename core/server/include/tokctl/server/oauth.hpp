@@ -11,16 +11,19 @@
 //   GET  /metrics            Prometheus text format (see metrics.hpp)
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
-#include <variant>
 
 #include <nlohmann/json.hpp>
 
+#include <tokctl/server/form.hpp>
 #include <tokctl/server/http.hpp>
 #include <tokctl/server/metrics.hpp>
 #include <tokctl/jose/jwt.hpp>
+#include <tokctl/tokens/clients.hpp>
 #include <tokctl/tokens/service.hpp>
 #include <tokctl/util/time.hpp>
 
@@ -34,9 +37,23 @@ struct EndpointOptions {
   bool tls_client_auth = false;        ///< client certificates are verified (mTLS): RFC 8705 offered
 };
 
+class AuthPool;
+
 class OAuthEndpoints {
  public:
+  /// Every client jwks and assertion issuer key set must give a verifier (the policy loader
+  /// refuses a key that pins no algorithm): one that does not is a programming error
+  /// (std::invalid_argument naming the client), never a client left out without a word.
   OAuthEndpoints(const tokens::TokenService& service, const Clock& clock, EndpointOptions options = {});
+  /// Client authentications still queued are dropped (their requests get no answer); the one
+  /// running finishes. Destroy the endpoints once the transport stopped handing them requests.
+  ~OAuthEndpoints();
+  OAuthEndpoints(const OAuthEndpoints&) = delete;
+  OAuthEndpoints& operator=(const OAuthEndpoints&) = delete;
+  /// Stops the authentication threads: queued checks are dropped, running ones finish (their
+  /// requests may still reach the service). Call it once the transport stopped, before the
+  /// service goes. Idempotent; the destructor does it too.
+  void stop_authentication() const;
 
   /// Never throws for bad input: every refusal is an HTTP answer (RFC 6749 §5.2 JSON for OAuth
   /// errors, {"error": ...} JSON for 404/405).
@@ -44,7 +61,12 @@ class OAuthEndpoints {
   HttpResponse handle(const HttpRequest& request) const;
   /// The answer goes to `respond`, exactly once: at once for most requests; for
   /// client_credentials and jwt-bearer issuance once the store committed the tokens, from the
-  /// store's writer thread (the calling thread never waits for the store).
+  /// store's writer thread (the calling thread never waits for the store). A client secret that
+  /// only a KDF can check (a human-chosen secret not verified before, and every failed secret
+  /// when the policy holds PBKDF2 hashes: see tokens::SecretAuthenticator) is checked on the
+  /// endpoints' own authentication threads, and the request goes on from there: the calling (I/O)
+  /// thread never runs a KDF. When too many such checks wait, the answer is 503
+  /// temporarily_unavailable with Retry-After.
   void handle_async(const HttpRequest& request, Respond respond) const;
 
   /// Whether handling the request waits on a store write (revocation; refresh and token
@@ -60,18 +82,21 @@ class OAuthEndpoints {
   const Metrics& metrics() const { return m_metrics; }
 
  private:
-  // introspect and revoke: an authenticated client and its `token` parameter, or the refusal.
-  struct TokenRequest {
-    const tokens::ClientPolicy* client;
-    std::string token;
-  };
-  std::variant<TokenRequest, HttpResponse> token_request(const HttpRequest& request) const;
+  // Runs `next` with the authenticated client (at once, or on an authentication thread after a
+  // KDF), or answers the refusal.
+  using Authenticated = std::function<void(const HttpRequest&, FormParams&, const tokens::ClientPolicy&, Respond)>;
+  void authenticated(const HttpRequest& request, FormParams form, Respond respond, Authenticated next) const;
+  // introspect and revoke: the form, the client, its `token` parameter.
+  using TokenHandler = HttpResponse (OAuthEndpoints::*)(const HttpRequest&, const tokens::ClientPolicy&,
+                                                        const std::string&) const;
+  void token_request(const HttpRequest& request, Respond respond, TokenHandler handler) const;
 
-  HttpResponse answer(const HttpRequest& request) const;  // every request but a token POST
+  HttpResponse answer(const HttpRequest& request) const;  // every request but an OAuth POST
   void token(const HttpRequest& request, Respond respond) const;
+  void grant(FormParams& form, const tokens::ClientPolicy& client, Respond respond) const;
   HttpResponse issued_response(const Result<tokens::IssueResponse>& issued, const std::string& client_id) const;
-  HttpResponse introspect(const HttpRequest& request) const;
-  HttpResponse revoke(const HttpRequest& request) const;
+  HttpResponse introspect(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;
+  HttpResponse revoke(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;
   HttpResponse jwks(const HttpRequest& request) const;
   HttpResponse health() const;
 
@@ -89,6 +114,11 @@ class OAuthEndpoints {
   /// Assertion jti values seen, until their exp (RFC 7523 §3 replay protection, this process).
   mutable std::mutex m_replay_mutex;
   mutable std::map<std::string, UnixTime> m_replay;
+  /// client_secret_basic/post, with its cost model and cache of verified human secrets.
+  tokens::SecretAuthenticator m_secrets;
+  /// Threads for the secret checks that run a KDF (only when the policy has PBKDF2 hashes).
+  /// Last: destroyed (joined) first, while everything its tasks use is still there.
+  std::unique_ptr<AuthPool> m_auth_pool;
 
  public:
   /// private_key_jwt (RFC 7523 §2.2): the client whose key signed `assertion` (iss = sub = its

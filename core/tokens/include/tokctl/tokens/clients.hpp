@@ -3,6 +3,9 @@
 // client to a policy file (`tokctl clients add`). Clients themselves are ClientPolicy entries of
 // the policy (tokctl/tokens/policy.hpp).
 
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,9 +44,46 @@ bool secret_matches(std::string_view stored, std::string_view secret);
 
 /// client_secret_basic / client_secret_post: the client when it exists, has a secret and `secret`
 /// matches it. Every failure is the same OAuthCode::invalid_client refusal ("client
-/// authentication failed"), so the answer does not tell which clients exist.
+/// authentication failed") at the same cost (see SecretAuthenticator), so neither the answer nor
+/// its timing tells which clients exist.
 Result<const ClientPolicy*> authenticate_client(const Policy& policy, std::string_view client_id,
                                                 std::string_view secret);
+
+/// client_secret_basic / client_secret_post for a server, over one policy (which must outlive it).
+///
+/// The cost model: a generated secret (32 random bytes, "sha256:" hash) is checked with one
+/// SHA-256; a human-chosen one ("pbkdf2-sha256:") with its PBKDF2. Every *failed* authentication
+/// costs the same, whether the client exists, has a secret, has a generated or a human secret: one
+/// SHA-256 plus PBKDF2-HMAC-SHA256 with the largest iteration count of the policy (a known
+/// client's own PBKDF2 is topped up to it; the others run it against a dummy record). So when the
+/// policy holds a PBKDF2 hash, authenticate() may take that long (slow() is true): a server runs
+/// it off its I/O threads. authenticate_fast() never runs a KDF: it decides the successes it can
+/// (a matching generated secret; a human secret verified before, from a cache of HMAC-SHA256 digests
+/// of (hash, secret) under a random per-process key, compared in constant time, one entry per
+/// client, never persisted) and leaves everything else to authenticate().
+class SecretAuthenticator {
+ public:
+  explicit SecretAuthenticator(const Policy& policy);
+
+  /// The client when `secret` is proven right without a KDF; nullopt otherwise (not a refusal:
+  /// call authenticate()).
+  std::optional<const ClientPolicy*> authenticate_fast(std::string_view client_id, std::string_view secret) const;
+  /// As authenticate_client(), at the cost described above; a PBKDF2 success is cached.
+  Result<const ClientPolicy*> authenticate(std::string_view client_id, std::string_view secret) const;
+  /// Whether authenticate() may run a KDF (the policy holds at least one PBKDF2 hash).
+  bool slow() const { return m_max_iterations > 0; }
+  /// The PBKDF2 iterations every failure pays (0 when the policy has no PBKDF2 hash).
+  int failure_iterations() const { return m_max_iterations; }
+
+ private:
+  std::string cache_digest(const ClientPolicy& client, std::string_view secret) const;
+
+  const Policy& m_policy;
+  int m_max_iterations = 0;
+  std::string m_cache_key;
+  mutable std::mutex m_cache_mutex;
+  mutable std::map<std::string, std::string, std::less<>> m_verified;  ///< client id -> cache_digest
+};
 
 /// tls_client_auth (RFC 8705 §2.1.2): the client when it has a tls_client_auth setting that the
 /// verified client certificate matches: the subject DN (RFC 4514 string, compared exactly) or one

@@ -98,6 +98,7 @@ struct Policy {
   TokenKindPolicy refresh{"opaque", 30 * 86400, true};
   TokenKindPolicy id{"jwt", 15 * 60, false};
   std::string opaque_prefix;
+  std::string signing_alg;  ///< tokens.signing_alg: whose active key signs ("": the one active signing key)
   std::string jwe_recipient;              ///< public key file that format jwe encrypts to
   std::int64_t max_lifetime = 24 * 3600;  ///< the longest any token lives; keys prune uses it
   std::vector<std::string> wrapper_claims;  ///< non-sensitive claims copied into wrapped tokens

@@ -70,6 +70,11 @@ struct ExchangeRequest {
   std::string scope;
   std::string requested_token_type = k_urn_access_token;
   std::string mode = "delegate";  ///< delegate | impersonate | embed
+  /// The authenticated client asking for the exchange (the token endpoint). The new token is its
+  /// token: client_id (RFC 9068 §2.2), stored, introspected and revocable as its; without an actor
+  /// token it is also the acting party, act.sub (RFC 8693 §4.1). Empty (`tokctl exchange` on the
+  /// keystore, where no client asks): the subject token's client, as before.
+  std::string client_id;
 };
 
 /// RFC 6749 §6: a new access token from a refresh token.

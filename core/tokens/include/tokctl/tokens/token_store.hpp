@@ -86,6 +86,14 @@ class TokenStore {
   virtual void put_async(std::optional<GrantRecord> grant, std::vector<TokenRecord> tokens,
                          std::function<void(Result<void>)> done);
 
+  /// The rows of a put_async() made by `make_rows` where the write runs, not by the caller: a
+  /// batch issuer hands over its signed tokens and the store's writer builds their rows (record
+  /// copies, token_hash) while the caller signs the next batch. `make_rows` runs once, before the
+  /// transaction that holds the write begins (so no lock is held while it runs); if it throws, the
+  /// write fails alone. The default runs it at once on the calling thread, then put_async().
+  virtual void put_async(std::optional<GrantRecord> grant, std::function<std::vector<TokenRecord>()> make_rows,
+                         std::function<void(Result<void>)> done);
+
   /// The token with this hash, or nullopt. Revoked and expired tokens are returned as stored
   /// (callers decide); the grant's revocation is folded into `revoked`.
   virtual Result<std::optional<TokenRecord>> find(std::string_view hash) = 0;

@@ -2,6 +2,7 @@
 // File and stdin input, and atomic file output.
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,41 @@ inline constexpr std::size_t k_max_input_bytes = 1 << 20;
 /// `max_bytes`, or (ErrorCode::usage) when the file cannot be opened or is not a regular file
 /// (a directory, FIFO, device or socket is refused without blocking).
 Result<std::string> read_input(std::string_view path, std::size_t max_bytes = k_max_input_bytes);
+
+/// Whether standard input can be read as input: fails (ErrorCode::usage) when it is a directory
+/// (`tokctl ... < dir`: read(2) would fail with EISDIR) or closed. A FIFO, terminal, socket or file
+/// is fine. read_input("-") and the line readers of the batch commands check this first.
+Result<void> check_stdin();
+
+/// Reads lines from a file descriptor (not owned), keeping at most `max_line` bytes of a line: a
+/// longer line is read past, not buffered, so input without newlines cannot grow memory.
+class LineReader {
+ public:
+  enum class Read {
+    line,      ///< a line, in the caller's string, without its "\n" or "\r\n"
+    too_long,  ///< a line longer than max_line: skipped (the string is left empty); length() has its size
+    end,       ///< end of input
+  };
+
+  /// `name` names the input in errors ("standard input").
+  LineReader(int fd, std::string name, std::size_t max_line);
+
+  /// The next line into `line`. A last line without a newline counts. Fails (ErrorCode::usage,
+  /// "reading <name>: <strerror>") on a read error; the reader is then at its end.
+  Result<Read> next(std::string& line);
+  /// Bytes in the line last read (without the line ending), the skipped ones included.
+  std::size_t length() const { return m_length; }
+
+ private:
+  int m_fd;
+  std::string m_name;
+  std::size_t m_max_line;
+  std::unique_ptr<char[]> m_buf;
+  std::size_t m_pos = 0;
+  std::size_t m_end = 0;
+  bool m_eof = false;
+  std::size_t m_length = 0;
+};
 
 /// Writes `data` to `path` atomically: temp file in the same directory (created with `mode`),
 /// write, fsync, rename, fsync of the directory. Fails with ErrorCode::keystore on I/O errors.
