@@ -421,6 +421,23 @@ Result<std::string> read_token(const std::string& value) {
     if (!in) return in;
     return normalize_token(*in);
   }
+  // What can only be a file name is not parsed as a token ("header segment is empty" would not
+  // say that the file is missing): a path from / . .. or ~, or a name with a file extension.
+  const std::string_view v = value;
+  const bool path_like = v.starts_with("/") || v.starts_with("./") || v.starts_with("../") || v.starts_with("~/");
+  bool file_extension = false;
+  for (std::string_view ext : {".txt", ".jwt", ".jws", ".jwe", ".token", ".json", ".jsonl", ".log"}) {
+    if (v.size() > ext.size() && v.ends_with(ext) && std::count(v.begin(), v.end(), '.') == 1) file_extension = true;
+  }
+  if (path_like || file_extension) {
+    auto in = read_input(value);  // fails, saying why (a missing file, no permission)
+    if (!in) {
+      in.error().hint = "'" + value + "' is read as a file name, not as a token: give the token itself, a file "
+                        "that exists, or - to read standard input";
+      return in;
+    }
+    return normalize_token(*in);
+  }
   return normalize_token(value);
 }
 

@@ -58,6 +58,12 @@ bool has_key(const KeyArgs& a) {
   return !a.key.empty() || !a.jwks.empty() || !a.secret_file.empty() || !a.secret_env.empty();
 }
 
+// A file that cannot be read is named with the option that gave it (--key: cannot open ...).
+static std::unexpected<Error> of_option(Error e, const char* param) {
+  if (e.param.empty()) e.param = param;
+  return std::unexpected(std::move(e));
+}
+
 Result<jose::JwkSet> load_keys(const KeyArgs& a, jose::KeySource& source) {
   source = jose::KeySource::single;
   if (!a.secret_env.empty()) {
@@ -72,7 +78,7 @@ Result<jose::JwkSet> load_keys(const KeyArgs& a, jose::KeySource& source) {
   if (!a.secret_file.empty()) {
     warn_if_readable_by_others(a.secret_file, "secret file");
     auto data = read_input(a.secret_file);
-    if (!data) return std::unexpected(data.error());
+    if (!data) return of_option(data.error(), "secret_file");
     auto k = secret_key(std::move(*data), "'" + a.secret_file + "'");
     if (!k) return std::unexpected(k.error());
     return jose::JwkSet{{std::move(*k)}};
@@ -83,7 +89,7 @@ Result<jose::JwkSet> load_keys(const KeyArgs& a, jose::KeySource& source) {
                 "pass one of --key FILE, --jwks FILE, --secret-file FILE or --secret-env NAME");
   }
   auto raw = read_input(path);
-  if (!raw) return std::unexpected(raw.error());
+  if (!raw) return of_option(raw.error(), a.jwks.empty() ? "key" : "jwks");
   auto data = unlock_key_material(std::move(*raw), "'" + path + "'");
   if (!data) return std::unexpected(data.error());
   auto set = jose::parse_key_material(*data);

@@ -76,7 +76,10 @@ class Decryptor {
     if (!o.decrypt_key.empty()) {
       warn_if_readable_by_others(o.decrypt_key, "decryption key file");
       auto data = read_input(o.decrypt_key);
-      if (!data) return std::unexpected(data.error());
+      if (!data) {
+        data.error().param = "decrypt_key";  // named as its flag: --decrypt-key: cannot open ...
+        return std::unexpected(data.error());
+      }
       auto set = jose::parse_key_material(*data);
       if (!set) {
         set.error().message = "--decrypt-key '" + o.decrypt_key + "': " + set.error().message;

@@ -211,18 +211,41 @@ Result<void> check_key(Alg alg, const Jwk& key, KeyRole role, KeyStrength streng
 }
 
 // DER ECDSA-Sig-Value -> fixed-width r||s (RFC 7518 §3.4).
-static Result<std::string> der_to_raw(const unsigned char* der, std::size_t len, std::size_t n) {
-  const unsigned char* p = der;
-  auto es = ossl::make(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(len)));
-  if (!es) return ossl::fail_ossl(ErrorCode::usage, "cannot decode ECDSA signature");
-  const BIGNUM *r = nullptr, *s = nullptr;
-  ECDSA_SIG_get0(es.get(), &r, &s);
-  std::string raw(2 * n, '\0');
-  auto* out = reinterpret_cast<unsigned char*>(raw.data());
-  if (BN_bn2binpad(r, out, static_cast<int>(n)) < 0 || BN_bn2binpad(s, out + n, static_cast<int>(n)) < 0) {
-    return ossl::fail_ossl(ErrorCode::usage, "cannot encode ECDSA signature");
+// The raw JWS r||s (`n` bytes each, RFC 7518 §3.4) of the DER ECDSA-Sig-Value that
+// EVP_PKEY_sign wrote, read in place into `out` (2n bytes). d2i_ECDSA_SIG and two BN_bn2binpad
+// cost about 8k instructions per token (issue 11). Strict all the same: one SEQUENCE of two
+// non-negative INTEGERs that fit in n bytes, definite short or one-byte lengths, nothing after.
+static bool ecdsa_der_to_raw(const unsigned char* der, std::size_t len, std::size_t n, unsigned char* out) {
+  std::size_t i = 0;
+  auto read_length = [&](std::size_t& v) {
+    if (i >= len) return false;
+    const unsigned char b = der[i++];
+    if (b < 0x80) {
+      v = b;
+      return true;
+    }
+    if (b != 0x81 || i >= len) return false;
+    v = der[i++];
+    return v >= 0x80;  // DER: the short form where it fits
+  };
+  std::size_t seq = 0;
+  if (len < 2 || der[i++] != 0x30 || !read_length(seq) || seq != len - i) return false;
+  for (std::size_t k = 0; k < 2; ++k) {
+    std::size_t ilen = 0;
+    if (i >= len || der[i++] != 0x02 || !read_length(ilen) || ilen == 0 || ilen > len - i) return false;
+    const unsigned char* v = der + i;
+    i += ilen;
+    if (v[0] & 0x80) return false;  // negative
+    while (ilen > 0 && v[0] == 0) {
+      ++v;
+      --ilen;
+    }
+    if (ilen > n) return false;
+    unsigned char* dst = out + k * n;
+    std::memset(dst, 0, n - ilen);
+    std::memcpy(dst + n - ilen, v, ilen);
   }
-  return raw;
+  return i == len;
 }
 
 namespace {
@@ -233,6 +256,9 @@ struct CtxBundle {
   ossl::EvpMdCtxPtr md{nullptr, &EVP_MD_CTX_free};
   ossl::EvpPkeyCtxPtr pkey{nullptr, &EVP_PKEY_CTX_free};
   bool mac_used = false;
+  // Signing: the largest signature the key gives (EVP_PKEY_get_size), asked once here instead of
+  // by a size query per signature (an EVP_PKEY_sign call of its own, ~4.8k instructions).
+  std::size_t max_sig = 0;
 };
 
 // Sets up `c` for signing or verifying with (a, key): HMAC on an EVP_MAC context, RSA and ECDSA
@@ -240,6 +266,11 @@ struct CtxBundle {
 // context. False when OpenSSL refuses (its error queue says why).
 bool init_bundle(CtxBundle& c, const AlgInfo& a, const Jwk& key, KeyRole role) {
   const bool sign = role == KeyRole::sign;
+  if (sign && a.family != Family::hmac) {
+    const int size = EVP_PKEY_get_size(key.pkey());
+    if (size <= 0) return false;
+    c.max_sig = static_cast<std::size_t>(size);
+  }
   switch (a.family) {
     case Family::hmac: {
       auto ctx = hmac_ctx(a, key.secret());
@@ -299,11 +330,8 @@ Result<std::string> sign_with(const AlgInfo& a, const Jwk& key, Signer::Cache& c
     return std::string(reinterpret_cast<char*>(out), len);
   }
   if (a.family == Family::eddsa) {
-    std::size_t len = 0;
-    if (EVP_DigestSign(c.md.get(), nullptr, &len, in, input.size()) != 1) {
-      return ossl::fail_ossl(ErrorCode::usage, "EdDSA sign failed");
-    }
-    std::string sig(len, '\0');
+    std::string sig(c.max_sig, '\0');
+    std::size_t len = sig.size();
     if (EVP_DigestSign(c.md.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, in, input.size()) != 1) {
       return ossl::fail_ossl(ErrorCode::usage, "EdDSA sign failed");
     }
@@ -316,17 +344,28 @@ Result<std::string> sign_with(const AlgInfo& a, const Jwk& key, Signer::Cache& c
       EVP_DigestUpdate(c.md.get(), in, input.size()) != 1 || EVP_DigestFinal_ex(c.md.get(), digest, &dlen) != 1) {
     return ossl::fail_ossl(ErrorCode::usage, "digest failed");
   }
-  std::size_t len = 0;
-  if (EVP_PKEY_sign(c.pkey.get(), nullptr, &len, digest, dlen) != 1) {
+  if (a.family != Family::ecdsa) {
+    std::string sig(c.max_sig, '\0');
+    std::size_t len = sig.size();
+    if (EVP_PKEY_sign(c.pkey.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, digest, dlen) != 1) {
+      return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign failed");
+    }
+    sig.resize(len);
+    return sig;
+  }
+  // ECDSA: the DER signature on the stack (at most 139 bytes, P-521), then r||s.
+  unsigned char der[160];
+  std::size_t len = sizeof der;
+  if (c.max_sig > sizeof der ||
+      EVP_PKEY_sign(c.pkey.get(), der, &len, digest, dlen) != 1) {
     return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign failed");
   }
-  std::string sig(len, '\0');
-  if (EVP_PKEY_sign(c.pkey.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, digest, dlen) != 1) {
-    return ossl::fail_ossl(ErrorCode::usage, std::string(a.name) + " sign failed");
+  const std::size_t n = key.data().ec_size;
+  std::string raw(2 * n, '\0');
+  if (!ecdsa_der_to_raw(der, len, n, reinterpret_cast<unsigned char*>(raw.data()))) {
+    return fail(ErrorCode::usage, std::string(a.name) + " sign failed: OpenSSL's signature is not a DER ECDSA-Sig-Value");
   }
-  sig.resize(len);
-  if (a.family != Family::ecdsa) return sig;
-  return der_to_raw(reinterpret_cast<const unsigned char*>(sig.data()), sig.size(), key.data().ec_size);
+  return raw;
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include <tokctl/server/form.hpp>
 #include <tokctl/tokens/clients.hpp>
 #include <tokctl/util/base64.hpp>
+#include <tokctl/util/uri.hpp>
 #include <tokctl/util/time.hpp>
 
 namespace tokctl::server {
@@ -253,18 +254,6 @@ bool none_match(std::string_view header, std::string_view etag) {
     if (m == "*" || opaque(m) == opaque(etag)) return true;
   }
   return false;
-}
-
-// RFC 8707 §2: a resource is an absolute URI (RFC 3986 §4.3) without a fragment.
-bool absolute_uri(std::string_view uri) {
-  auto colon = uri.find(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == uri.size()) return false;
-  if (!std::isalpha(static_cast<unsigned char>(uri[0]))) return false;
-  for (char c : uri.substr(0, colon))
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') return false;
-  for (char c : uri)
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#') return false;
-  return true;
 }
 
 // A POST whose body is a form: the parameters, or the refusal to send.
@@ -611,7 +600,7 @@ void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, Respo
   }
   // RFC 8707 §2: each resource an absolute URI without a fragment, for every grant.
   for (const auto& r : form.all("resource")) {
-    if (!absolute_uri(r)) {
+    if (!is_absolute_uri(r)) {
       HttpResponse bad = oauth_error(OAuthCode::invalid_target, "resource '" + r + "' is not an absolute URI without a fragment");
       bad.client_id = client.id;
       return respond(std::move(bad));

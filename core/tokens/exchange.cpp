@@ -36,6 +36,7 @@
 #include <cctype>
 
 #include <tokctl/jose/jws.hpp>
+#include <tokctl/util/uri.hpp>
 
 #include "service_impl.hpp"
 
@@ -101,18 +102,6 @@ static Result<std::optional<ActiveToken>> presented(const TokenService::Impl& im
   return t;
 }
 
-// RFC 8707 §2: "an absolute URI ... MUST NOT include a fragment component" (RFC 3986 §4.3).
-static bool absolute_uri(std::string_view uri) {
-  auto colon = uri.find(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == uri.size()) return false;
-  if (!std::isalpha(static_cast<unsigned char>(uri[0]))) return false;
-  for (char c : uri.substr(0, colon))
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') return false;
-  for (char c : uri)
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#') return false;
-  return true;
-}
-
 Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) const {
   const Impl& im = *m_impl;
   const Policy& p = im.policy;
@@ -135,7 +124,7 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) con
                                              "' is not supported (only access_token and jwt: a JWT access token)");
   }
   for (const auto& r : request.resource) {
-    if (!absolute_uri(r)) {
+    if (!is_absolute_uri(r)) {
       return oauth_fail(OAuthCode::invalid_target, "resource '" + r + "' is not an absolute URI without a fragment (RFC 8707)");
     }
   }

@@ -1137,24 +1137,28 @@ TEST_CASE("verify --batch lines are exactly the JSON of the report, whatever sub
 constexpr const char* k_eio_path = "/proc/self/mem";
 bool eio_path_available() { return ::access(k_eio_path, R_OK) == 0; }
 
+// A directory as standard input is refused before anything is read, and a read error (EIO) is
+// reported: exit 2 and nothing on standard output, never exit 0 with empty input.
+static void check_bad_stdin(const std::vector<std::string>& args, const std::string& dir) {
+  RunResult r = run_with_stdin_path(args, dir);
+  INFO(describe(r));
+  CHECK(r.code == 2);
+  CHECK(r.out.empty());
+  CHECK_THAT(r.err, StartsWith("tokctl: error: standard input is a directory"));
+  if (eio_path_available()) {
+    RunResult e = run_with_stdin_path(args, k_eio_path);
+    INFO(describe(e));
+    CHECK(e.code == 2);
+    CHECK(e.out.empty());
+    CHECK_THAT(e.err, StartsWith("tokctl: error: reading standard input: "));
+  }
+}
+
 TEST_CASE("verify --batch refuses a directory as stdin and reports a read error, never exit 0", "[cli][batch][stdin]") {
   TempDir dir;
   for (const char* threads : {"1", "2"}) {
     INFO("--threads " << threads);
-    const std::vector<std::string> args = {"verify", "--batch", "--key", fx().es256, "--now", k_now_5m,
-                                           "--threads", threads};
-    RunResult r = run_with_stdin_path(args, dir.path());
-    INFO(describe(r));
-    CHECK(r.code == 2);
-    CHECK(r.out.empty());
-    CHECK_THAT(r.err, StartsWith("tokctl: error: standard input is a directory"));
-    if (eio_path_available()) {
-      RunResult e = run_with_stdin_path(args, k_eio_path);
-      INFO(describe(e));
-      CHECK(e.code == 2);
-      CHECK(e.out.empty());
-      CHECK_THAT(e.err, StartsWith("tokctl: error: reading standard input: "));
-    }
+    check_bad_stdin({"verify", "--batch", "--key", fx().es256, "--now", k_now_5m, "--threads", threads}, dir.path());
   }
 }
 
@@ -1164,17 +1168,7 @@ TEST_CASE("decode - and verify - refuse a directory as stdin and report a read e
                                                           {"verify", "-", "--key", fx().es256, "--now", k_now_5m}};
   for (const auto& args : commands) {
     INFO(args[0] << " " << (args.size() > 1 ? args[1] : ""));
-    RunResult r = run_with_stdin_path(args, dir.path());
-    INFO(describe(r));
-    CHECK(r.code == 2);
-    CHECK(r.out.empty());
-    CHECK_THAT(r.err, StartsWith("tokctl: error: standard input is a directory"));
-    if (eio_path_available()) {
-      RunResult e = run_with_stdin_path(args, k_eio_path);
-      INFO(describe(e));
-      CHECK(e.code == 2);
-      CHECK_THAT(e.err, StartsWith("tokctl: error: reading standard input: "));
-    }
+    check_bad_stdin(args, dir.path());
   }
 }
 

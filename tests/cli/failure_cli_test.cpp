@@ -141,3 +141,41 @@ TEST_CASE("splitting the same JWT twice gives the same parts", "[cli][failure]")
   CHECK_THAT(again.err, Contains("revoked"));
   CHECK_THAT(again.err, !Contains("UNIQUE"));
 }
+
+TEST_CASE("a key file that cannot be read is named with its option; a missing token file is not parsed as a token",
+          "[cli][failure]") {
+  Env e;
+  const std::string token = e.ok({"sign", "--sub", "alice", "--exp", "+15m"});
+  const std::string missing = e.dir.file("nope.jwk");
+  for (const std::string flag : {"--key", "--jwks", "--secret-file"}) {
+    INFO(flag);
+    auto r = tokctl::test::run({"verify", token, flag, missing, "--now", k_now});
+    INFO(describe(r));
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Contains("error: " + flag + ": cannot open '" + missing + "'"));
+  }
+  auto d = e({"verify", token, "--decrypt-key", missing});
+  INFO(describe(d));
+  CHECK(d.code == 2);
+  CHECK_THAT(d.err, Contains("--decrypt-key: cannot open '" + missing + "'"));
+
+  // A token argument that can only be a file name, and names no file: the file is what is wrong.
+  for (const std::string& arg : std::vector<std::string>{e.dir.file("token.txt"), "./token.txt", "token.jwt"}) {
+    for (const char* cmd : {"decode", "verify"}) {
+      INFO(cmd << " " << arg);
+      auto r = e({cmd, arg});
+      INFO(describe(r));
+      CHECK(r.code == 2);
+      CHECK_THAT(r.err, Contains("cannot open '" + arg + "'"));
+      CHECK_THAT(r.err, Contains("read as a file name, not as a token"));
+      CHECK_THAT(r.err, !Contains("segment"));
+    }
+  }
+  // Once the file exists it is read; a real token is still taken as itself.
+  write_file(e.dir.file("token.txt"), token + "\n");
+  CHECK(e({"verify", e.dir.file("token.txt")}).code == 0);
+  CHECK(e({"verify", token}).code == 0);
+  // An opaque token with a '/' in it (another server's) is still a token, not a file.
+  auto opaque = e({"decode", "abc/def+ghi"});
+  CHECK_THAT(opaque.err, !Contains("file name"));
+}

@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -279,6 +280,77 @@ std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << f.rdbuf();
   return s.str();
+}
+
+ServeProcess::ServeProcess(const std::vector<std::string>& args, long nofile) {
+  int o[2], e[2];
+  if (::pipe(o) != 0) throw std::runtime_error("pipe failed");
+  if (::pipe(e) != 0) throw std::runtime_error("pipe failed");
+  // Everything the child needs is made before fork: it only calls async-signal-safe functions.
+  std::string bin = tokctl_binary();
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  argv.push_back(bin.data());
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  m_pid = ::fork();
+  if (m_pid < 0) throw std::runtime_error("fork failed");
+  if (m_pid == 0) {
+    ::dup2(o[1], 1);
+    ::dup2(e[1], 2);
+    for (int fd = 3; fd < 4096; ++fd) ::close(fd);
+    if (nofile > 0) {
+      rlimit l{static_cast<rlim_t>(nofile), static_cast<rlim_t>(nofile)};
+      ::setrlimit(RLIMIT_NOFILE, &l);
+    }
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(o[1]);
+  ::close(e[1]);
+  m_out = o[0];
+  m_err = e[0];
+}
+
+ServeProcess::~ServeProcess() {
+  if (m_pid > 0) {
+    ::kill(m_pid, SIGKILL);
+    ::waitpid(m_pid, nullptr, 0);
+  }
+  ::close(m_out);
+  ::close(m_err);
+}
+
+std::string ServeProcess::first_line() const {
+  std::string line;
+  char c;
+  while (::read(m_out, &c, 1) == 1 && c != '\n') line.push_back(c);
+  return line;
+}
+
+std::pair<int, std::string> ServeProcess::terminate() {
+  ::kill(m_pid, SIGTERM);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(m_err, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
+  int status = 0;
+  ::waitpid(m_pid, &status, 0);
+  m_pid = -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), text};
+}
+
+double ServeProcess::cpu_seconds() const {
+  std::ifstream f("/proc/" + std::to_string(m_pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream rest(text.substr(text.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace tokctl::test

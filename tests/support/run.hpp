@@ -71,6 +71,31 @@ private:
   std::string m_path;
 };
 
+/// A long-running tokctl (`serve`) in the background, its stdout and stderr on pipes; SIGKILLed
+/// and reaped on destruction. `nofile` > 0 sets RLIMIT_NOFILE (soft and hard), as `ulimit -n`.
+/// Throws std::runtime_error when it cannot be started.
+class ServeProcess {
+public:
+  explicit ServeProcess(const std::vector<std::string>& args, long nofile = 0);
+  ~ServeProcess();
+  ServeProcess(const ServeProcess&) = delete;
+  ServeProcess& operator=(const ServeProcess&) = delete;
+
+  /// The next line of its standard output (the ready line), without the newline.
+  std::string first_line() const;
+  /// SIGTERM, then the exit status (128 + signal when killed) and all it wrote to stderr.
+  std::pair<int, std::string> terminate();
+  /// CPU time it used so far (user + system, from /proc/PID/stat), in seconds.
+  double cpu_seconds() const;
+
+  int pid() const { return m_pid; }
+
+private:
+  int m_pid = -1;
+  int m_out = -1;
+  int m_err = -1;
+};
+
 /// Writes `data` to `path` (created or truncated). Throws std::runtime_error on failure.
 void write_file(const std::string& path, std::string_view data);
 

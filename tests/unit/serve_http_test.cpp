@@ -28,96 +28,15 @@
 
 #include <tokctl/server/http_server.hpp>
 
+#include "support/raw_http.hpp"
+#include "support/run.hpp"
+
 using nlohmann::json;
 using namespace tokctl::server;
+using namespace tokctl::test;  // the raw HTTP client
 using Catch::Matchers::Contains;
 
 namespace {
-
-// ---- a raw HTTP/1.1 client (the same shape as serve_test.cpp's) ---------------------------------
-
-int connect_to(std::uint16_t port, int timeout_s = 5) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{timeout_s, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  return fd;
-}
-
-void send_all(int fd, const std::string& data) {
-  std::size_t sent = 0;
-  while (sent < data.size()) {
-    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return;  // the server may close first (limits): the answer says why
-    sent += static_cast<std::size_t>(n);
-  }
-}
-
-struct RawResponse {
-  int status = 0;
-  std::map<std::string, std::string> headers;  // lower-case names
-  std::string body;
-  bool closed = false;  // the connection ended (EOF, reset or timeout) instead of a response
-};
-
-RawResponse read_response(int fd, std::string& pending) {
-  RawResponse r;
-  auto fill = [&] {
-    char buf[4096];
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) return false;
-    pending.append(buf, static_cast<std::size_t>(n));
-    return true;
-  };
-  std::size_t end;
-  while ((end = pending.find("\r\n\r\n")) == std::string::npos) {
-    if (!fill()) {
-      r.closed = true;
-      return r;
-    }
-  }
-  std::string head = pending.substr(0, end);
-  pending.erase(0, end + 4);
-  r.status = std::stoi(head.substr(9, 3));
-  std::size_t pos = head.find("\r\n");
-  while (pos != std::string::npos) {
-    std::size_t next = head.find("\r\n", pos + 2);
-    std::string line = head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
-    auto colon = line.find(':');
-    std::string name = line.substr(0, colon);
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::string value = line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-    r.headers[name] = value;
-    pos = next;
-  }
-  std::size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
-  while (pending.size() < length)
-    if (!fill()) break;
-  r.body = pending.substr(0, length);
-  pending.erase(0, std::min(length, pending.size()));
-  return r;
-}
-
-RawResponse exchange(std::uint16_t port, const std::string& request) {
-  int fd = connect_to(port);
-  std::string pending;
-  send_all(fd, request);
-  auto r = read_response(fd, pending);
-  ::close(fd);
-  return r;
-}
-
-// True when the server has closed the connection (EOF or reset within the receive timeout).
-bool closed_by_server(int fd) {
-  char c;
-  return ::recv(fd, &c, 1, 0) <= 0;
-}
 
 // A server whose handler echoes what it saw, and which keeps what it handled and logged.
 struct EchoServer {
@@ -429,78 +348,10 @@ TEST_CASE("the connection cap is lowered to what the open-files limit leaves", "
   CHECK((*srv)->max_connections() == 48);
 }
 
-namespace {
-
-// `tokctl serve --dev` with RLIMIT_NOFILE (soft and hard) at `nofile`, as `ulimit -n` does.
-struct LimitedServe {
-  pid_t pid = -1;
-  int out = -1;
-  int err = -1;
-  explicit LimitedServe(rlim_t nofile) {
-    int o[2], e[2];
-    REQUIRE(::pipe(o) == 0);
-    REQUIRE(::pipe(e) == 0);
-    pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::dup2(o[1], 1);
-      ::dup2(e[1], 2);
-      for (int fd = 3; fd < 4096; ++fd) ::close(fd);
-      rlimit l{nofile, nofile};
-      ::setrlimit(RLIMIT_NOFILE, &l);
-      const char* bin = TOKCTL_BINARY;
-      ::execl(bin, bin, "serve", "--dev", "--listen", "127.0.0.1:0", "--threads", "1", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(o[1]);
-    ::close(e[1]);
-    out = o[0];
-    err = e[0];
-  }
-  ~LimitedServe() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    ::close(out);
-    ::close(err);
-  }
-  std::string first_line() const {
-    std::string line;
-    char c;
-    while (::read(out, &c, 1) == 1 && c != '\n') line.push_back(c);
-    return line;
-  }
-  // utime + stime from /proc/PID/stat, in seconds.
-  double cpu_seconds() const {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    std::istringstream rest(text.substr(text.rfind(')') + 2));
-    std::string field;
-    unsigned long long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && rest >> field; ++i) {
-      if (i == 14) utime = std::stoull(field);
-      if (i == 15) stime = std::stoull(field);
-    }
-    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-  }
-  std::string terminate() {
-    ::kill(pid, SIGTERM);
-    std::string text;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(err, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
-    ::waitpid(pid, nullptr, 0);
-    pid = -1;
-    return text;
-  }
-};
-
-}  // namespace
-
 TEST_CASE("tokctl serve under ulimit -n 64: more connections than descriptors, no spin, still serving",
           "[serve][cli][fd]") {
-  LimitedServe p(64);
+  // RLIMIT_NOFILE 64, as `ulimit -n 64` does.
+  tokctl::test::ServeProcess p({"serve", "--dev", "--listen", "127.0.0.1:0", "--threads", "1"}, 64);
   auto ready = json::parse(p.first_line());
   const std::string listen = ready.at("listen");
   const auto port = static_cast<std::uint16_t>(std::stoi(listen.substr(listen.rfind(':') + 1)));
@@ -522,7 +373,7 @@ TEST_CASE("tokctl serve under ulimit -n 64: more connections than descriptors, n
   send_all(fd, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
   CHECK(read_response(fd, p2).status == 200);
   ::close(fd);
-  const std::string log = p.terminate();
+  const std::string log = p.terminate().second;
   CHECK_THAT(log, Contains("\"max_connections\":48"));
   CHECK_THAT(log, Contains("lowered from 4096 by the open-files limit 64"));
 }

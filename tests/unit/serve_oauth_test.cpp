@@ -32,6 +32,7 @@
 #include <tokctl/util/base64.hpp>
 
 #include "support/keys.hpp"
+#include "support/raw_http.hpp"
 #include "support/run.hpp"
 #include "support/service_fixture.hpp"
 
@@ -39,6 +40,7 @@ using nlohmann::json;
 using namespace tokctl;
 using namespace tokctl::server;
 using Catch::Matchers::Contains;
+using namespace tokctl::test;  // the raw HTTP client
 using tokctl::test::TempDir;
 using tokctl::test::write_file;
 
@@ -48,12 +50,6 @@ constexpr UnixTime k_now = 1767225600;  // 2026-01-01T00:00:00Z
 using Seconds = std::chrono::duration<double>;
 
 // ---- a raw HTTP/1.1 client over loopback (one connection per request) ---------------------------
-
-struct RawResponse {
-  int status = 0;
-  std::map<std::string, std::string> headers;  // lower-case names
-  std::string body;
-};
 
 std::string url_encode(std::string_view s) {
   static const char* hex = "0123456789ABCDEF";
@@ -70,59 +66,21 @@ std::string url_encode(std::string_view s) {
   return out;
 }
 
-// One exchange on a fresh connection; status 0 when the connection failed or closed early.
+// One exchange on a fresh connection (Connection: close); status 0 when the connection failed.
 RawResponse http(std::uint16_t port, const std::string& method, const std::string& path,
                  const std::vector<std::pair<std::string, std::string>>& headers = {}, const std::string& body = "") {
-  RawResponse r;
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return r;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return r;
-  }
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   if (method == "POST") {
     req += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   req += "\r\n" + body;
-  std::size_t sent = 0;
-  while (sent < req.size()) {
-    ssize_t n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string data;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    data.append(buf, static_cast<std::size_t>(n));
-  }
+  int fd = try_connect(port, 30);
+  if (fd < 0) return {};
+  send_all(fd, req);
+  std::string pending;
+  auto r = read_response(fd, pending);
   ::close(fd);
-  auto end = data.find("\r\n\r\n");
-  if (end == std::string::npos || data.size() < 12) return r;
-  const std::string head = data.substr(0, end);
-  r.status = std::stoi(head.substr(9, 3));
-  std::size_t pos = head.find("\r\n");
-  while (pos != std::string::npos) {
-    std::size_t next = head.find("\r\n", pos + 2);
-    std::string line = head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
-    auto colon = line.find(':');
-    std::string name = line.substr(0, colon);
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-    r.headers[name] = value;
-    pos = next;
-  }
-  r.body = data.substr(end + 4);
   return r;
 }
 

@@ -36,6 +36,7 @@
 #include <tokctl/jose/jws.hpp>
 
 #include "support/keys.hpp"
+#include "support/raw_http.hpp"
 #include "support/run.hpp"
 #include "support/service_fixture.hpp"
 
@@ -43,6 +44,7 @@ using nlohmann::json;
 using namespace tokctl;
 using namespace tokctl::server;
 using Catch::Matchers::Contains;
+using namespace tokctl::test;  // the raw HTTP client (support/raw_http.hpp), ServeProcess
 using tokctl::test::TempDir;
 using tokctl::test::write_file;
 
@@ -140,96 +142,10 @@ struct AssertionMaker {
 
 // ---- a raw HTTP/1.1 client over loopback --------------------------------------------------------
 
-// A connected socket, or -1 (no Catch assertion: worker threads use it too).
-int try_connect(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-int connect_to(std::uint16_t port) {
-  int fd = try_connect(port);
-  REQUIRE(fd >= 0);
-  return fd;
-}
-
-void send_all(int fd, const std::string& data) {
-  std::size_t sent = 0;
-  while (sent < data.size()) {
-    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return;  // the server may close first (limits): the answer says why
-    sent += static_cast<std::size_t>(n);
-  }
-}
-
-struct RawResponse {
-  int status = 0;
-  std::map<std::string, std::string> headers;  // lower-case names
-  std::string body;
-  bool closed = false;  // the connection ended (EOF) instead of a response
-};
-
-// One response from `fd` (reading at most what it announces), keeping extra bytes in `pending`.
-RawResponse read_response(int fd, std::string& pending, bool head = false) {
-  RawResponse r;
-  auto fill = [&] {
-    char buf[4096];
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) return false;
-    pending.append(buf, static_cast<std::size_t>(n));
-    return true;
-  };
-  std::size_t end;
-  while ((end = pending.find("\r\n\r\n")) == std::string::npos) {
-    if (!fill()) {
-      r.closed = true;
-      return r;
-    }
-  }
-  std::string head_text = pending.substr(0, end);
-  pending.erase(0, end + 4);
-  r.status = std::stoi(head_text.substr(9, 3));
-  std::size_t pos = head_text.find("\r\n");
-  while (pos != std::string::npos) {
-    std::size_t next = head_text.find("\r\n", pos + 2);
-    std::string line = head_text.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
-    auto colon = line.find(':');
-    std::string name = line.substr(0, colon);
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::string value = line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-    r.headers[name] = value;
-    pos = next;
-  }
-  std::size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
-  if (head) length = 0;
-  while (pending.size() < length)
-    if (!fill()) break;
-  r.body = pending.substr(0, length);
-  pending.erase(0, std::min(length, pending.size()));
-  return r;
-}
-
 // Sends "GET PATH" on a kept-alive connection and returns the answer's body.
 std::string get_body(int fd, std::string& pending, const std::string& path) {
   send_all(fd, "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n");
   return read_response(fd, pending).body;
-}
-
-// True when the server has closed the connection (EOF within the receive timeout).
-bool closed_by_server(int fd) {
-  char c;
-  return ::recv(fd, &c, 1, 0) == 0;
 }
 
 std::string http_post(const std::string& path, const std::string& body, const std::string& extra = "") {
@@ -1015,70 +931,7 @@ TEST_CASE("HTTP server: a port in use and a bad address are clear errors", "[ser
   CHECK(bad.error().code == ErrorCode::usage);
 }
 
-// ---- tokctl serve as a process -------------------------------------------------------------------
-
-namespace {
-
-// `tokctl serve ...` in the background: its stdout's first line, and stderr when it has exited.
-struct ServeProcess {
-  pid_t pid = -1;
-  int out = -1;
-  int err = -1;
-
-  explicit ServeProcess(const std::vector<std::string>& args) {
-    int o[2], e[2];
-    REQUIRE(::pipe(o) == 0);
-    REQUIRE(::pipe(e) == 0);
-    pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::dup2(o[1], 1);
-      ::dup2(e[1], 2);
-      ::close(o[0]);
-      ::close(e[0]);
-      std::vector<char*> argv;
-      std::string bin = TOKCTL_BINARY;
-      argv.push_back(bin.data());
-      std::vector<std::string> copy = args;
-      for (auto& a : copy) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(bin.c_str(), argv.data());
-      ::_exit(127);
-    }
-    ::close(o[1]);
-    ::close(e[1]);
-    out = o[0];
-    err = e[0];
-  }
-  ~ServeProcess() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    ::close(out);
-    ::close(err);
-  }
-  std::string first_line() const {
-    std::string line;
-    char c;
-    while (::read(out, &c, 1) == 1 && c != '\n') line.push_back(c);
-    return line;
-  }
-  // SIGTERM, then the exit status and everything it wrote to stderr.
-  std::pair<int, std::string> terminate() {
-    ::kill(pid, SIGTERM);
-    std::string text;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(err, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    pid = -1;
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), text};
-  }
-};
-
-}  // namespace
+// ---- tokctl serve as a process (tokctl::test::ServeProcess) -------------------------------------
 
 TEST_CASE("tokctl serve --dev: ready line, a real token, clean SIGTERM, no secret in the log", "[serve][cli]") {
   ServeProcess p({"serve", "--dev", "--listen", "127.0.0.1:0", "--threads", "2"});
@@ -1211,7 +1064,7 @@ TEST_CASE("SIGKILL under load loses no token a client received", "[serve][cli]")
       });
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
-    ::kill(p.pid, SIGKILL);
+    ::kill(p.pid(), SIGKILL);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     go = false;
     for (auto& t : clients) t.join();
