@@ -113,39 +113,34 @@ int run_local(const IntrospectCli& o) {
 Result<json> verified_introspection(Remote& rem, const std::string& jwt) {
   auto clk = clock();
   if (!clk) return std::unexpected(clk.error());
-  remote::RemoteJwks jwks(rem.http, rem.cache, rem.endpoints.jwks_uri, **clk, false);
   jose::VerifyOptions vo;
   vo.claims.typ = "token-introspection+jwt";
   vo.claims.iss = rem.endpoints.issuer;  // both known: run_remote refuses --jwt otherwise
   vo.claims.aud = rem.client_id;
   vo.claims.required = {"iat", "token_introspection"};
-  auto verify_with = [&](jose::JwkSet keys) -> Result<jose::VerifyReport> {
-    auto v = jose::TokenVerifier::create(std::move(keys), jose::KeySource::set, vo, **clk);
-    if (!v) return std::unexpected(v.error());
-    return v->verify(jwt);
+  RemoteKeys jwks;
+  jwks.jwks.emplace(rem.http, rem.cache, rem.endpoints.jwks_uri, **clk, false);
+  jwks.rebuild = [&](jose::JwkSet keys) {
+    return jose::TokenVerifier::create(std::move(keys), jose::KeySource::set, vo, **clk);
   };
-  auto keys = jwks.keys();
+  auto keys = jwks.jwks->keys();
   if (!keys) return std::unexpected(keys.error());
-  auto r = verify_with(std::move(*keys));
-  if (!r) return std::unexpected(r.error());
-  bool missing = std::any_of(r->problems.begin(), r->problems.end(),
-                             [](const jose::Problem& p) { return p.code == jose::ProblemCode::kid_not_found; });
-  if (missing) {
+  auto verifier = jwks.rebuild(std::move(*keys));
+  if (!verifier) return std::unexpected(verifier.error());
+  jose::VerifyReport r = verifier->verify(jwt);
+  if (kid_not_found(r)) {
     std::string why_not;
     auto fresh = jwks.refetch(why_not);
     if (!fresh) return std::unexpected(fresh.error());
-    if (*fresh) {
-      r = verify_with(std::move(**fresh));
-      if (!r) return std::unexpected(r.error());
-    }
+    if (*fresh) r = (*fresh)->verify(jwt);
   }
-  if (!r->valid) {
+  if (!r.valid) {
     std::string why;
-    for (const auto& p : r->problems) why += (why.empty() ? "" : "; ") + std::string(jose::to_string(p.code)) + ": " + p.message;
+    for (const auto& p : r.problems) why += (why.empty() ? "" : "; ") + std::string(jose::to_string(p.code)) + ": " + p.message;
     return fail(ErrorCode::invalid_token, "the introspection response JWT does not verify: " + why,
                 "the answer may not come from the server; check --server and the CA bundle");
   }
-  const auto& ti = r->payload["token_introspection"];
+  const auto& ti = r.payload["token_introspection"];
   if (!ti.is_object() || !ti.contains("active") || !ti["active"].is_boolean()) {
     return fail(ErrorCode::network, "the introspection response JWT has no token_introspection object with a boolean active");
   }

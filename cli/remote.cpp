@@ -3,6 +3,7 @@
 
 #include "remote.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -440,6 +441,21 @@ Result<void> refuse_local_options(std::initializer_list<std::pair<const char*, b
     }
   }
   return {};
+}
+
+Result<std::optional<jose::TokenVerifier>> RemoteKeys::refetch(std::string& why_not) {
+  if (!jwks) return std::nullopt;
+  auto keys = jwks->refetch(why_not);
+  if (!keys) return std::unexpected(keys.error());
+  if (!*keys) return std::nullopt;
+  auto v = rebuild(std::move(**keys));
+  if (!v) return std::unexpected(v.error());
+  return std::optional<jose::TokenVerifier>(std::move(*v));
+}
+
+bool kid_not_found(const jose::VerifyReport& report) {
+  return std::any_of(report.problems.begin(), report.problems.end(),
+                     [](const jose::Problem& p) { return p.code == jose::ProblemCode::kid_not_found; });
 }
 
 }  // namespace tokctl::cli

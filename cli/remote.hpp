@@ -4,6 +4,7 @@
 // ($TOKCTL_SERVER, $TOKCTL_CLIENT_ID, $TOKCTL_CLIENT_SECRET[_FILE], $TOKCTL_PROFILE) and the
 // policy's profiles, into a transport, the server's endpoints and an OAuth client.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <tokctl/jose/jwt.hpp>
 #include <tokctl/remote/oauth.hpp>
 
 namespace CLI {
@@ -66,6 +68,21 @@ struct Remote {
 /// the options do not name); `client_auth` also resolves the client's credentials.
 Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& args, std::initializer_list<Endpoint> needs,
                                             bool client_auth);
+
+/// A server's JWKS through the cache, for verifying its tokens (verify --server/--profile/--jwks-url,
+/// introspect --jwt), and the one refetch an unknown kid allows, rebuilding the verifier on the
+/// new keys.
+struct RemoteKeys {
+  std::unique_ptr<Remote> session;  ///< owned here when the keys are the command's only remote use
+  std::optional<remote::RemoteJwks> jwks;
+  std::function<Result<jose::TokenVerifier>(jose::JwkSet)> rebuild;
+
+  /// After a kid_not_found: a verifier on refetched keys, or nullopt (the reason in `why_not`).
+  Result<std::optional<jose::TokenVerifier>> refetch(std::string& why_not);
+};
+
+/// Whether the report's problems include an unknown kid (the cue for RemoteKeys::refetch).
+bool kid_not_found(const jose::VerifyReport& report);
 
 /// An RFC 7523 JWT bearer assertion signed with the keystore's active signing key (or `key_file`):
 /// iss, sub, aud, iat, exp (5 minutes), jti.

@@ -44,30 +44,6 @@ struct VerifyCliOptions {
   RemoteArgs remote;
 };
 
-// verify --server/--profile/--jwks-url: the server's JWKS through the cache, and the one refetch an
-// unknown kid allows (rebuilding the verifier on the new keys).
-struct RemoteKeys {
-  std::unique_ptr<Remote> session;
-  std::optional<remote::RemoteJwks> jwks;
-  std::function<Result<jose::TokenVerifier>(jose::JwkSet)> rebuild;
-
-  /// After a kid_not_found: a verifier on refetched keys, or nullopt (the reason in `why_not`).
-  Result<std::optional<jose::TokenVerifier>> refetch(std::string& why_not) {
-    if (!jwks) return std::nullopt;
-    auto keys = jwks->refetch(why_not);
-    if (!keys) return std::unexpected(keys.error());
-    if (!*keys) return std::nullopt;
-    auto v = rebuild(std::move(**keys));
-    if (!v) return std::unexpected(v.error());
-    return std::optional<jose::TokenVerifier>(std::move(*v));
-  }
-};
-
-bool kid_not_found(const jose::VerifyReport& r) {
-  return std::any_of(r.problems.begin(), r.problems.end(),
-                     [](const jose::Problem& p) { return p.code == jose::ProblemCode::kid_not_found; });
-}
-
 // Unwraps a nested JWT (RFC 7519 §5.2: a JWE whose cty is JWT) with keys loaded once.
 class Decryptor {
  public:
