@@ -359,18 +359,20 @@ double ServeProcess::cpu_seconds() const {
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-long rss_bound_factor() {
+bool asan_build() {
 #if defined(__SANITIZE_ADDRESS__)
-  return 2;
+  return true;
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-  return 2;
+  return true;
 #else
-  return 1;
+  return false;
 #endif
 #else
-  return 1;
+  return false;
 #endif
 }
+
+long rss_bound_factor() { return asan_build() ? 2 : 1; }
 
 }  // namespace tokctl::test

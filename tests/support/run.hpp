@@ -42,6 +42,9 @@ RunResult run(const std::vector<std::string>& args, std::string_view stdin_data 
 RunResult run_with_stdin_path(const std::vector<std::string>& args, const std::string& stdin_path,
                               const EnvVars& env = {});
 
+/// Whether this build runs under AddressSanitizer (the tests and the tokctl they run).
+bool asan_build();
+
 /// What a peak-RSS bound is multiplied by in this build: 2 under AddressSanitizer, whose shadow
 /// memory, redzones and allocator caches come on top of the program's own (verify --batch over
 /// 1600 lines of 128 KiB, 2 threads: 29 MiB peak in the normal build, 63-65 MiB under ASan even

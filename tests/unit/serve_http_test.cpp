@@ -267,22 +267,15 @@ double cpu_seconds_self() {
 
 }  // namespace
 
-// AddressSanitizer opens files of its own (/proc/self/maps, for a new thread's stack): with no
-// descriptor left in the process it aborts. The in-process test below is left to the normal build;
-// the sanitizer build still covers the back-off through `tokctl serve` under `ulimit -n 64`, a
-// process of its own, further down.
-#if defined(__SANITIZE_ADDRESS__)
-#define TOKCTL_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TOKCTL_TEST_ASAN 1
-#endif
-#endif
-
 TEST_CASE("out of file descriptors, the acceptor backs off instead of spinning, and resumes", "[serve][http][fd]") {
-#ifdef TOKCTL_TEST_ASAN
-  WARN("not run under AddressSanitizer, which needs free descriptors itself");
-#else
+  // AddressSanitizer opens files of its own (/proc/self/maps, for a new thread's stack): with no
+  // descriptor left in the process it aborts. This in-process test is left to the normal build;
+  // the sanitizer build still covers the back-off through `tokctl serve` under `ulimit -n 64`, a
+  // process of its own, below.
+  if (tokctl::test::asan_build()) {
+    WARN("not run under AddressSanitizer, which needs free descriptors itself");
+    return;
+  }
   ServerOptions o;
   o.port = 0;
   o.threads = 1;
@@ -342,7 +335,6 @@ TEST_CASE("out of file descriptors, the acceptor backs off instead of spinning, 
   for (int i = 3; i < 6; ++i) ::close(clients[static_cast<std::size_t>(i)]);
   for (int fd : fillers) ::close(fd);
   (*srv)->stop();
-#endif
 }
 
 TEST_CASE("the connection cap is lowered to what the open-files limit leaves", "[serve][http][fd]") {
