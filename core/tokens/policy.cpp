@@ -4,12 +4,15 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/jwk.hpp>
+#include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
 #include <tokctl/util/time.hpp>
 #include <tokctl/util/utf8.hpp>
@@ -40,7 +43,6 @@ void check_reserved(Reader& r, const YAML::Node& claims, const std::string& what
 // character is quoted raw, even a newline or half of a UTF-8 sequence).
 std::string printable(const std::string& msg) {
   std::string out;
-  static const char* hex = "0123456789abcdef";
   for (std::size_t i = 0; i < msg.size();) {
     const auto c = static_cast<unsigned char>(msg[i]);
     unsigned cp = 0;
@@ -49,9 +51,7 @@ std::string printable(const std::string& msg) {
       out.append(msg, i, len);
       i += len;
     } else {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
+      out += "\\x" + hex_encode(std::string_view(msg).substr(i, 1));
       ++i;
     }
   }
@@ -70,6 +70,58 @@ bool utf8_stream(const std::string& text) {
   return text.substr(0, 4).find('\0') == std::string::npos;
 }
 
+// Where the first content of a YAML document after the first one is (empty documents, such as a
+// trailing "---", do not count).
+class LaterDocuments : public YAML::EventHandler {
+ public:
+  std::optional<YAML::Mark> content;
+
+  void OnDocumentStart(const YAML::Mark& /*mark*/) override { ++m_documents; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& /*mark*/, YAML::anchor_t /*anchor*/) override {}
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override { seen(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                const std::string& /*value*/) override {
+    seen(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                       YAML::EmitterStyle::value /*style*/) override {
+    seen(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                  YAML::EmitterStyle::value /*style*/) override {
+    seen(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void seen(const YAML::Mark& mark) {
+    if (m_documents > 1 && !content) content = mark;
+  }
+  int m_documents = 0;
+};
+
+// The position of a second YAML document with content, if the text has one. Not YAML::LoadAll:
+// it never returns on some inputs that yaml-cpp reads as UTF-16/32 (its parser reports a document
+// without consuming input; fuzz_policy found one in 12 bytes). Every document after the first
+// starts at a "---" or after a "..." at the start of a line (a leading "---" opens the first), so
+// a UTF-8 text without one holds one document and is not parsed twice; and no text holds more
+// than one document per 3 bytes: that bounds the loop.
+std::optional<YAML::Mark> later_document(const std::string& text) {
+  if (utf8_stream(text) && text.find("\n---") == std::string::npos && text.find("\n...") == std::string::npos &&
+      !text.starts_with("...")) {
+    return std::nullopt;
+  }
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  LaterDocuments later;
+  const std::size_t max_documents = text.size() / 3 + 2;
+  for (std::size_t i = 0; i < max_documents && !later.content && parser.HandleNextDocument(later); ++i) {
+  }
+  return later.content;
+}
+
 // Parses YAML text read from `file` and vets it (Reader::vet): a syntax error or a document that
 // cannot be read safely becomes "file:line:column: message" problems and nullopt; problems that
 // do not stop the reading (duplicate keys) are added and the document returned.
@@ -85,9 +137,11 @@ std::optional<YAML::Node> parse_yaml(const std::string& file, const std::string&
                        ": a NUL byte, which YAML text cannot hold");
     return std::nullopt;
   }
-  std::vector<YAML::Node> docs;
+  YAML::Node doc;
+  std::optional<YAML::Mark> second;
   try {
-    docs = YAML::LoadAll(text);
+    doc = YAML::Load(text);
+    second = later_document(text);
   } catch (const YAML::DeepRecursion& e) {
     problems.push_back(at(file, e.mark) + ": mappings and lists nest too deeply (the limit is " +
                        std::to_string(detail::k_max_yaml_depth) + " levels)");
@@ -96,19 +150,16 @@ std::optional<YAML::Node> parse_yaml(const std::string& file, const std::string&
     problems.push_back(at(file, e.mark) + ": " + printable(e.msg));
     return std::nullopt;
   }
-  if (docs.empty()) return YAML::Node();
   // A second document (after ---) would be ignored: a pasted file or a stray separator.
-  for (std::size_t i = 1; i < docs.size(); ++i) {
-    if (!docs[i].IsNull()) {
-      problems.push_back(at(file, docs[i].Mark()) + ": a second YAML document (after ---); the file must hold one");
-      return std::nullopt;
-    }
+  if (second) {
+    problems.push_back(at(file, *second) + ": a second YAML document (after ---); the file must hold one");
+    return std::nullopt;
   }
   Reader r(file);
-  const bool ok = r.vet(docs[0]);
+  const bool ok = r.vet(doc);
   problems.insert(problems.end(), r.problems().begin(), r.problems().end());
   if (!ok) return std::nullopt;
-  return docs[0];
+  return doc;
 }
 
 // An issuer is an http(s) URL with a host and no query or fragment (RFC 8414 §2, OIDC Discovery).
@@ -224,9 +275,7 @@ class Vetter {
       return;
     }
     if (auto bad = utf8_error_offset(s); bad != s.size()) {
-      static const char* hex = "0123456789abcdef";
-      const auto c = static_cast<unsigned char>(s[bad]);
-      problem(n, std::string("text that is not UTF-8 (byte 0x") + hex[c >> 4] + hex[c & 0xf] + " at offset " +
+      problem(n, "text that is not UTF-8 (byte 0x" + hex_encode(std::string_view(s).substr(bad, 1)) + " at offset " +
                      std::to_string(bad) + " of the string); claims and settings must be UTF-8",
               true);
     }

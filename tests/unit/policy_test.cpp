@@ -279,6 +279,12 @@ clients:
     auto a = check_text(dir, std::string("tokens:\n  signing_alg: ") + alg + "\n");
     check_position(problem_with(a, "tokens.signing_alg '" + std::string(alg) + "'"), f, 2, 16);
   }
+  for (const char* value : {"[ES256]", "{alg: ES256}", "\"\"", "~"}) {
+    INFO(value);
+    auto a = check_text(dir, std::string("tokens:\n  signing_alg: ") + value + "\n");
+    REQUIRE_FALSE(a.problems.empty());
+    CHECK(a.policy.signing_alg.empty());
+  }
   check_position(problem_with(c, "mysql://"), f, 1, 8);
   check_position(problem_with(c, "'paseto'"), f, 3, 20);
   check_position(problem_with(c, "'15q'"), f, 3, 33);
@@ -898,6 +904,17 @@ TEST_CASE("YAML that yaml-cpp reads badly gets one clear line with its position"
   SECTION("a second document would be ignored") {
     auto c = check_text(dir, "issuer: https://x.test\n---\nissuer: https://y.test\n");
     check_position(problem_with(c, "a second YAML document"), f, 3);
+    auto after_end = check_text(dir, "issuer: https://x.test\n...\n[a]\n");
+    check_position(problem_with(after_end, "a second YAML document"), f, 3);
+    // Empty documents after the first do not count: a trailing separator is harmless.
+    CHECK(check_text(dir, "issuer: https://x.test\n---\n---\n").problems.empty());
+  }
+  SECTION("fuzz_policy, fuzz/regressions/fuzz_policy/utf16-loadall-loop: an answer, not an endless loop") {
+    // 12 bytes with a NUL among the first four, which yaml-cpp reads as UTF-16/32: YAML::LoadAll
+    // never returned on it (its parser reported document after document without reading on).
+    const std::string text("\x00\x2c\x68\x6f\x04\x53\x62\x00\x3b\x00\x00\xf6", 12);
+    auto c = check_text(dir, text);
+    CHECK_FALSE(c.problems.empty());
   }
   SECTION("UTF-16 policies still read") {
     // "issuer: https://u16.test\n" in UTF-16LE with a BOM.
