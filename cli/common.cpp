@@ -425,10 +425,11 @@ Result<std::string> read_token(const std::string& value) {
   // say that the file is missing): a path from / . .. or ~, or a name with a file extension.
   const std::string_view v = value;
   const bool path_like = v.starts_with("/") || v.starts_with("./") || v.starts_with("../") || v.starts_with("~/");
-  bool file_extension = false;
-  for (std::string_view ext : {".txt", ".jwt", ".jws", ".jwe", ".token", ".json", ".jsonl", ".log"}) {
-    if (v.size() > ext.size() && v.ends_with(ext) && std::count(v.begin(), v.end(), '.') == 1) file_extension = true;
-  }
+  static constexpr std::string_view k_extensions[] = {".txt", ".jwt", ".jws", ".jwe", ".token", ".json", ".jsonl", ".log"};
+  const bool file_extension = std::count(v.begin(), v.end(), '.') == 1 &&
+                              std::any_of(std::begin(k_extensions), std::end(k_extensions), [&](std::string_view ext) {
+                                return v.size() > ext.size() && v.ends_with(ext);
+                              });
   if (path_like || file_extension) {
     auto in = read_input(value);  // fails, saying why (a missing file, no permission)
     if (!in) {

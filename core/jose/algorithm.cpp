@@ -211,6 +211,10 @@ Result<void> check_key(Alg alg, const Jwk& key, KeyRole role, KeyStrength streng
 }
 
 // DER ECDSA-Sig-Value -> fixed-width r||s (RFC 7518 §3.4).
+// The longest DER ECDSA-Sig-Value: a SEQUENCE of two INTEGERs of up to 66 bytes (P-521) plus a
+// sign byte each.
+constexpr std::size_t k_max_ecdsa_der = 3 + 2 * (2 + 1 + 66);
+
 // The raw JWS r||s (`n` bytes each, RFC 7518 §3.4) of the DER ECDSA-Sig-Value that
 // EVP_PKEY_sign wrote, read in place into `out` (2n bytes). d2i_ECDSA_SIG and two BN_bn2binpad
 // cost about 8k instructions per token (issue 11). Strict all the same: one SEQUENCE of two
@@ -353,8 +357,8 @@ Result<std::string> sign_with(const AlgInfo& a, const Jwk& key, Signer::Cache& c
     sig.resize(len);
     return sig;
   }
-  // ECDSA: the DER signature on the stack (at most 139 bytes, P-521), then r||s.
-  unsigned char der[160];
+  // ECDSA: the DER signature on the stack, then r||s.
+  unsigned char der[k_max_ecdsa_der];
   std::size_t len = sizeof der;
   if (c.max_sig > sizeof der ||
       EVP_PKEY_sign(c.pkey.get(), der, &len, digest, dlen) != 1) {
@@ -438,7 +442,6 @@ namespace {
 // instructions per token (issue 11). Minimal encoding: leading zero bytes dropped, one 0x00
 // added when the top bit is set. OpenSSL re-encodes what it parsed and compares, so anything
 // non-canonical would fail closed. Returns the length, 0 when n is out of range.
-constexpr std::size_t k_max_ecdsa_der = 3 + 2 * (2 + 1 + 66);
 std::size_t ecdsa_der(const unsigned char* sig, std::size_t n, unsigned char (&out)[k_max_ecdsa_der]) {
   if (n == 0 || n > 66) return 0;
   unsigned char ints[2 * (2 + 1 + 66)];

@@ -289,7 +289,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     for (const auto& f : req) {
       if (f.name() != http::field::transfer_encoding) continue;
       ++te;
-      if (!beast::iequals(trim(f.value()), "chunked")) {
+      const std::string_view coding = tokctl::trim(std::string_view(f.value().data(), f.value().size()));
+      if (!beast::iequals(beast::string_view(coding.data(), coding.size()), "chunked")) {
         return std::pair(400, std::string("unsupported Transfer-Encoding (only chunked is accepted)"));
       }
     }
@@ -305,12 +306,6 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (req.count(http::field::content_type) > 1) return std::pair(400, std::string("repeated Content-Type header"));
     if (!known_method(req.method_string())) return std::pair(501, std::string("method not implemented"));
     return std::nullopt;
-  }
-
-  static beast::string_view trim(beast::string_view v) {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    return v;
   }
 
   // The body piece by piece, counting what the request takes off the wire.

@@ -22,6 +22,7 @@
 #include <tokctl/server/form.hpp>
 #include <tokctl/tokens/clients.hpp>
 #include <tokctl/util/base64.hpp>
+#include <tokctl/util/io.hpp>
 #include <tokctl/util/uri.hpp>
 #include <tokctl/util/time.hpp>
 
@@ -189,9 +190,7 @@ std::vector<std::string_view> list_members(std::string_view value) {
   std::vector<std::string_view> out;
   while (!value.empty()) {
     auto comma = value.find(',');
-    std::string_view m = value.substr(0, comma);
-    while (!m.empty() && (m.front() == ' ' || m.front() == '\t')) m.remove_prefix(1);
-    while (!m.empty() && (m.back() == ' ' || m.back() == '\t')) m.remove_suffix(1);
+    const std::string_view m = trim(value.substr(0, comma));
     if (!m.empty()) out.push_back(m);
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
@@ -206,9 +205,7 @@ double q_value(std::string_view member) {
   while (semi != std::string_view::npos) {
     std::string_view param = member.substr(semi + 1);
     std::size_t next = param.find(';');
-    std::string_view p = param.substr(0, next);
-    while (!p.empty() && (p.front() == ' ' || p.front() == '\t')) p.remove_prefix(1);
-    while (!p.empty() && (p.back() == ' ' || p.back() == '\t')) p.remove_suffix(1);
+    const std::string_view p = trim(param.substr(0, next));
     if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
       std::string_view v = p.substr(2);
       if (v.empty() || v.size() > 5 || (v[0] != '0' && v[0] != '1')) return 0;
@@ -692,10 +689,8 @@ HttpResponse OAuthEndpoints::issued_response(const Result<tokens::IssueResponse>
 
 HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::ClientPolicy& caller,
                                         const std::string& token) const {
-  const tokens::ClientPolicy* client = &caller;
-  auto finish = [](HttpResponse r) { return r; };
   auto info = m_service.introspect(token);
-  if (!info) return finish(oauth_error(info.error()));
+  if (!info) return oauth_error(info.error());
   const bool active = is_active(*info);
   // Content negotiation with q-values (RFC 9110 §12.4.2; q=0: not acceptable). The JWT forms are
   // given only to a client that names them; JSON is the default and the fallback.
@@ -707,27 +702,27 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::Cl
   if (rfc9701) {
     // RFC 9701: the answer signed by the issuer, for the caller.
     json claims{{"iss", m_service.policy().issuer},
-                {"aud", client->id},
+                {"aud", caller.id},
                 {"iat", m_clock.now()},
                 {"token_introspection", *info}};
     auto jwt = m_service.sign_jwt(claims, "token-introspection+jwt");
-    if (!jwt) return finish(oauth_error(jwt.error()));
+    if (!jwt) return oauth_error(jwt.error());
     HttpResponse r;
     r.status = 200;
     r.set("Content-Type", "application/token-introspection+jwt");
     r.set("Cache-Control", "no-store");
     r.body = std::move(*jwt);
-    return finish(std::move(r));
+    return r;
   }
   if (phantom) {
     // The phantom contract: the JWT for an active token, nothing (204) for any other.
-    if (!active) return finish(HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}});
+    if (!active) return HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}};
     auto jwt = m_service.phantom_jwt(token);
     if (!jwt) {
       if (jwt.error().code == ErrorCode::invalid_token && jwt.error().oauth == OAuthCode::none) {
-        return finish(HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}});  // expired meanwhile
+        return HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}};  // expired meanwhile
       }
-      return finish(oauth_error(jwt.error()));
+      return oauth_error(jwt.error());
     }
     std::int64_t left = m_options.phantom_max_age;
     if (auto exp = jose::integer_member(*info, "exp")) {
@@ -738,34 +733,32 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::Cl
     r.set("Content-Type", "application/jwt");
     r.set("Cache-Control", "max-age=" + std::to_string(left));
     r.body = std::move(*jwt);
-    return finish(std::move(r));
+    return r;
   }
   HttpResponse r = json_response(200, info->dump(-1, ' ', false, json::error_handler_t::replace));
   r.set("Cache-Control", "no-store");
-  return finish(std::move(r));
+  return r;
 }
 
 HttpResponse OAuthEndpoints::revoke(const HttpRequest&, const tokens::ClientPolicy& caller,
                                     const std::string& token) const {
-  const tokens::ClientPolicy* client = &caller;
-  auto finish = [](HttpResponse r) { return r; };
   // token_type_hint is a hint (RFC 7009 §2.1): the store knows what the token is. Only the
   // client's own tokens are revoked; for others (and unknown ones) the answer is the same 200,
   // so the endpoint tells nobody which tokens exist.
   auto info = m_service.introspect(token);
-  if (!info) return finish(oauth_error(info.error()));
+  if (!info) return oauth_error(info.error());
   if (is_active(*info)) {
     const std::string* owner = jose::string_member(*info, "client_id");
-    if (owner && *owner == client->id) {
+    if (owner && *owner == caller.id) {
       const std::string* type = jose::string_member(*info, "token_type");
       const bool refresh = type && *type == "refresh_token";
-      if (auto r = m_service.revoke(token, refresh); !r) return finish(oauth_error(r.error()));
+      if (auto r = m_service.revoke(token, refresh); !r) return oauth_error(r.error());
     }
   }
   HttpResponse r;
   r.status = 200;
   r.set("Cache-Control", "no-store");
-  return finish(std::move(r));
+  return r;
 }
 
 HttpResponse OAuthEndpoints::jwks(const HttpRequest& req) const {

@@ -33,7 +33,6 @@
 #include <tokctl/tokens/service.hpp>
 
 #include <algorithm>
-#include <cctype>
 
 #include <tokctl/jose/jws.hpp>
 #include <tokctl/util/uri.hpp>

@@ -61,21 +61,23 @@ Result<bool> TokenService::Impl::jwt_revoked(const json& claims) const {
   return st->denied || st->grant_revoked;
 }
 
-Result<std::optional<std::string>> TokenService::Impl::pairwise_secret(keys::CreateSecret create) const {
+Result<const std::string*> TokenService::Impl::pairwise_secret(keys::CreateSecret create) const {
   std::lock_guard lock(ppid_mu);
-  if (ppid_secret) return ppid_secret;
+  // Set once and never changed after: the pointer stays good, and no token copies the secret.
+  if (ppid_secret) return &*ppid_secret;
   // Created once under the keystore lock and recorded in keystore.json; once recorded, a missing
   // or damaged file is ErrorCode::keystore, never a new secret.
   auto s = keys->keystore().pairwise_secret(create);
   if (!s) return std::unexpected(s.error());
-  if (*s) ppid_secret = std::move(*s);
-  return ppid_secret;
+  if (!*s) return nullptr;
+  ppid_secret = std::move(*s);
+  return &*ppid_secret;
 }
 
 Result<std::string> TokenService::Impl::ppid(const std::string& sector, const std::string& sub) const {
   auto secret = pairwise_secret(keys::CreateSecret::yes);
   if (!secret) return std::unexpected(secret.error());
-  if (!*secret) return fail(ErrorCode::keystore, "internal: no pairwise-subject secret was made");
+  if (*secret == nullptr) return fail(ErrorCode::keystore, "internal: no pairwise-subject secret was made");
   // sub = base64url(HMAC-SHA256(secret, sector || 0x00 || sub)): the NUL keeps (a, bc) apart from (ab, c).
   std::string msg = sector + std::string(1, '\0') + sub;
   return b64url_encode(jose::hmac_sha256(**secret, msg));
@@ -89,7 +91,7 @@ Result<std::vector<std::string>> TokenService::Impl::known_ppids(const std::stri
   // No secret (and none recorded): no pairwise subject was ever issued from this keystore.
   auto secret = pairwise_secret(keys::CreateSecret::no);
   if (!secret) return std::unexpected(secret.error());
-  if (!*secret) return out;
+  if (*secret == nullptr) return out;
   for (const auto& [id, client] : policy.clients) {
     if (client.sector.empty()) continue;
     auto pp = ppid(client.sector, sub);

@@ -62,8 +62,8 @@ struct TokenService::Impl {
   /// True when the JWT (by jti and sid) has been revoked.
   Result<bool> jwt_revoked(const nlohmann::json& claims) const;
   /// The keystore's pairwise-subject secret (keys::Keystore::pairwise_secret), cached once found;
-  /// nullopt when none exists and `create` is no.
-  Result<std::optional<std::string>> pairwise_secret(keys::CreateSecret create) const;
+  /// nullptr when none exists and `create` is no.
+  Result<const std::string*> pairwise_secret(keys::CreateSecret create) const;
   /// The pairwise subject of `sub` for `sector` (the secret is created at the first one).
   Result<std::string> ppid(const std::string& sector, const std::string& sub) const;
   /// The pairwise subjects `sub` has (or had) under the policy's sectors; none when no PPID was ever

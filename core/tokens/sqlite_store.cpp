@@ -281,16 +281,20 @@ void SqliteTokenStore::writer_loop() {
   }
 }
 
+void SqliteTokenStore::enqueue(std::unique_ptr<Job> job) {
+  std::lock_guard lock(m_queue_mu);
+  if (!m_writer_thread.joinable()) m_writer_thread = std::thread([this] { writer_loop(); });
+  m_queue.push_back(job.release());  // owned by the queue, then by the leader that runs it
+  if (!m_leader_active) m_writer_cv.notify_one();
+}
+
 void SqliteTokenStore::put_async(std::optional<GrantRecord> grant, std::vector<TokenRecord> tokens,
                                  std::function<void(Result<void>)> done) {
   auto job = std::make_unique<Job>();
   job->op = "put";
   job->run = [grant = std::move(grant), tokens = std::move(tokens)](Conn& c) { return insert_rows(c, grant, tokens); };
   job->on_done = std::move(done);
-  std::lock_guard lock(m_queue_mu);
-  if (!m_writer_thread.joinable()) m_writer_thread = std::thread([this] { writer_loop(); });
-  m_queue.push_back(job.release());  // owned by the queue, then by the leader that runs it
-  if (!m_leader_active) m_writer_cv.notify_one();
+  enqueue(std::move(job));
 }
 
 void SqliteTokenStore::put_async(std::optional<GrantRecord> grant, std::function<std::vector<TokenRecord>()> make_rows,
@@ -319,10 +323,7 @@ void SqliteTokenStore::put_async(std::optional<GrantRecord> grant, std::function
     return insert_rows(c, grant, rows->rows);
   };
   job->on_done = std::move(done);
-  std::lock_guard lock(m_queue_mu);
-  if (!m_writer_thread.joinable()) m_writer_thread = std::thread([this] { writer_loop(); });
-  m_queue.push_back(job.release());  // owned by the queue, then by the leader that runs it
-  if (!m_leader_active) m_writer_cv.notify_one();
+  enqueue(std::move(job));
 }
 
 void SqliteTokenStore::lead(std::unique_lock<std::mutex>& lock, Job* self) {

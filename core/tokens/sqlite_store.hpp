@@ -100,6 +100,8 @@ class SqliteTokenStore final : public TokenStore {
   /// grow under load, runs it, wakes its callers and the next leader, runs its completions.
   /// `self`: the leading caller's own job, or nullptr for the writer thread.
   void lead(std::unique_lock<std::mutex>& lock, Job* self);
+  /// Queues a put_async job for the writer thread (started at the first one).
+  void enqueue(std::unique_ptr<Job> job);
   /// Wakes whoever leads next: the front job's caller, or the writer thread for a put_async.
   void wake_next_leader();
   /// The writer thread: leads while put_async writes wait and no caller leads.
