@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <optional>
 #include <stdexcept>
@@ -359,6 +361,17 @@ std::string hint_text(const std::string& hint, Remedy remedy, const std::string&
 void replace_hint(Error& error, std::string hint) {
   error.hint = std::move(hint);
   error.remedy = Remedy::none;
+}
+
+Result<void> flush_stdout() {
+  errno = 0;
+  std::cout.flush();
+  if (!std::cout.fail()) return {};
+  const int err = errno;
+  return fail(ErrorCode::keystore,
+              std::string("cannot write to standard output") + (err ? std::string(": ") + std::strerror(err) : ""),
+              "nothing was handed out: is the disk full, or the output closed? Write to a file with --out where "
+              "the command has it");
 }
 
 int report(const Error& error) {

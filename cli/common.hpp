@@ -81,6 +81,11 @@ std::function<int()> selected_action(CLI::App& app);
 /// Prints "tokctl: error: <message>" and an optional "hint: ..." on stderr; returns the exit code.
 int report(const Error& error);
 
+/// Flushes standard output; ErrorCode::keystore (exit 4, a file that cannot be written) when any
+/// write to it failed (a full disk, /dev/full, a closed descriptor). A key, token or JWKS that never
+/// reached its reader must not end in exit 0, nor count as handed out.
+Result<void> flush_stdout();
+
 /// The CLI's name for a core request parameter (Error::param): "min_next_age" -> "--min-next-age".
 std::string flag_for(std::string_view param);
 

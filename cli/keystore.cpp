@@ -235,7 +235,9 @@ int run_jwks(const JwksCli& o) {
   }
   std::string text = set->to_json(jose::KeyPart::public_only).dump(2) + "\n";
   if (!to_file) {
-    std::cout << text << std::flush;
+    std::cout << text;
+    // Only a JWKS that reached its reader counts as published (keys rotate relies on it).
+    if (auto written = flush_stdout(); !written) return report(written.error());
   } else {
     // A JWKS is public: readable by all (0644), still written atomically.
     auto w = keys::write_output_file(o.out, text, 0644, o.force ? keys::Overwrite::yes : keys::Overwrite::no);

@@ -203,7 +203,11 @@ int run_main(int argc, char** argv) {
     return 0;
   }
   if (auto c = tokctl::cli::clock(); !c) return tokctl::cli::report(c.error());
-  return action();
+  const int rc = action();
+  if (rc != 0) return rc;  // reported by the command
+  // Every command's output, checked once: a result that never reached standard output is no success.
+  if (auto written = tokctl::cli::flush_stdout(); !written) return tokctl::cli::report(written.error());
+  return 0;
 }
 
 }  // namespace

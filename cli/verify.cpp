@@ -451,7 +451,7 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const
       }
       if (c.lines[i].empty()) continue;  // blank lines are skipped, numbering kept
       auto inner = decryptors[t].unwrap(c.lines[i]);
-      auto r = inner ? verifiers[t].verify(*inner ? **inner : c.lines[i]) : decrypt_failure(inner.error());
+      auto r = inner ? verifiers[t].verify(*inner ? **inner : c.lines[i], jose::ReportDetail::verdict) : decrypt_failure(inner.error());
       c.missing[i] = kid_not_found(r);
       revocation().apply(r);
       c.valid[i] = r.valid;

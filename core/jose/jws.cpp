@@ -7,28 +7,19 @@
 namespace tokctl::jose {
 namespace {
 
-// The last header parse_compact accepted on this thread: its segment, the limits it was parsed
-// under, and what it gave. Only successful parses are kept, so a hit gives exactly what parsing
-// would have.
+// The last header this thread parsed: its segment, the limits it was parsed under, and what it
+// gave. Only successful parses are kept, so a hit gives exactly what parsing would have. The
+// document is what parse_compact_into's `header` points to until the next parse on this thread.
 struct HeaderCache {
   std::string b64;
   JsonLimits limits;
   nlohmann::json header;
   std::string alg;
   std::string kid;
-  bool set = false;
+  bool set = false;  // b64 and limits name `header`: the next token may reuse it
 
   bool holds(std::string_view segment, const JsonLimits& l) const {
     return set && segment == b64 && l.max_bytes == limits.max_bytes && l.max_depth == limits.max_depth;
-  }
-  void keep(std::string_view segment, const JsonLimits& l, const CompactJws& jws) {
-    if (segment.size() > 4096) return;  // a batch's headers are small; never hold a large one
-    b64.assign(segment);
-    limits = l;
-    header = jws.header;
-    alg = jws.alg;
-    kid = jws.kid;
-    set = true;
   }
 };
 
@@ -36,6 +27,10 @@ HeaderCache& header_cache() {
   thread_local HeaderCache cache;
   return cache;
 }
+
+// A batch's headers are small. A larger one is not kept for matching (no copy of its segment), and
+// its document only until the next parse on the thread.
+constexpr std::size_t k_max_cached_header = 4096;
 
 }  // namespace
 
@@ -45,7 +40,7 @@ std::size_t compact_segments(std::string_view token) {
   return segments;
 }
 
-Result<CompactJws> parse_compact(std::string_view token, const ParseLimits& limits) {
+Result<void> parse_compact_into(std::string_view token, const ParseLimits& limits, CompactParts& out) {
   if (token.size() > limits.max_token_bytes) {
     return fail(ErrorCode::malformed,
                 "token is " + std::to_string(token.size()) + " bytes, over the " +
@@ -62,52 +57,63 @@ Result<CompactJws> parse_compact(std::string_view token, const ParseLimits& limi
                 "a compact JWS has 3 dot-separated segments, this has " + std::to_string(dots + 1),
                 dots == 0 ? "is this an opaque token? only JWTs can be decoded locally" : "");
   }
-  CompactJws jws;
-  auto d1 = token.find('.');
-  auto d2 = token.find('.', d1 + 1);
-  jws.header_b64 = token.substr(0, d1);
-  jws.payload_b64 = token.substr(d1 + 1, d2 - d1 - 1);
-  jws.signature_b64 = token.substr(d2 + 1);
+  const auto d1 = token.find('.');
+  const auto d2 = token.find('.', d1 + 1);
+  out.header_b64 = token.substr(0, d1);
+  out.payload_b64 = token.substr(d1 + 1, d2 - d1 - 1);
+  out.signature_b64 = token.substr(d2 + 1);
   auto fail_in = [](const char* part, Error e) {
     e.message = std::string(part) + ": " + e.message;
     return std::unexpected(std::move(e));
   };
-  if (jws.header_b64.empty()) return fail(ErrorCode::malformed, "header segment is empty");
+  if (out.header_b64.empty()) return fail(ErrorCode::malformed, "header segment is empty");
   // A batch of tokens from one signer repeats one header: its strict parse is kept per thread
   // and reused while the next token's header segment is the same text under the same limits.
   HeaderCache& cache = header_cache();
-  const bool cached = cache.holds(jws.header_b64, limits.json);
+  const bool cached = cache.holds(out.header_b64, limits.json);
   std::string header_json;
   if (!cached) {
-    auto header = b64url_decode(jws.header_b64);
+    auto header = b64url_decode(out.header_b64);
     if (!header) return fail_in("header", header.error());
     header_json = std::move(*header);
   }
-  auto payload = b64url_decode(jws.payload_b64);
-  if (!payload) return fail_in("payload", payload.error());
-  auto sig = b64url_decode(jws.signature_b64);
-  if (!sig) return fail_in("signature", sig.error());
-  if (cached) {
-    jws.header = cache.header;
-    jws.alg = cache.alg;
-    jws.kid = cache.kid;
-  } else {
+  if (auto ok = b64url_decode_into(out.payload_b64, out.payload); !ok) return fail_in("payload", ok.error());
+  if (auto ok = b64url_decode_into(out.signature_b64, out.signature); !ok) return fail_in("signature", ok.error());
+  if (!cached) {
     auto hj = parse_json_object(header_json, "header", limits.json);
     if (!hj) return std::unexpected(hj.error());
     auto alg = hj->find("alg");
     if (alg == hj->end() || !alg->is_string()) {
       return fail(ErrorCode::malformed, "header has no \"alg\" string");
     }
-    jws.alg = alg->get<std::string>();
-    if (auto kid = hj->find("kid"); kid != hj->end()) {
-      if (!kid->is_string()) return fail(ErrorCode::malformed, "header \"kid\" must be a string");
-      jws.kid = kid->get<std::string>();
-    }
-    jws.header = std::move(*hj);
-    cache.keep(jws.header_b64, limits.json, jws);
+    auto kid = hj->find("kid");
+    if (kid != hj->end() && !kid->is_string()) return fail(ErrorCode::malformed, "header \"kid\" must be a string");
+    cache.alg = alg->get_ref<const std::string&>();
+    cache.kid = kid != hj->end() ? kid->get_ref<const std::string&>() : std::string();
+    cache.header = std::move(*hj);
+    cache.limits = limits.json;
+    cache.set = out.header_b64.size() <= k_max_cached_header;
+    if (cache.set) cache.b64.assign(out.header_b64);
+    else std::string().swap(cache.b64);
   }
-  jws.payload = std::move(*payload);
-  jws.signature = std::move(*sig);
+  out.header = &cache.header;
+  out.alg = cache.alg;
+  out.kid = cache.kid;
+  return {};
+}
+
+Result<CompactJws> parse_compact(std::string_view token, const ParseLimits& limits) {
+  CompactParts parts;
+  if (auto ok = parse_compact_into(token, limits, parts); !ok) return std::unexpected(ok.error());
+  CompactJws jws;
+  jws.header_b64 = parts.header_b64;
+  jws.payload_b64 = parts.payload_b64;
+  jws.signature_b64 = parts.signature_b64;
+  jws.header = *parts.header;
+  jws.payload = std::move(parts.payload);
+  jws.signature = std::move(parts.signature);
+  jws.alg = parts.alg;
+  jws.kid = parts.kid;
   return jws;
 }
 

@@ -42,6 +42,13 @@ std::string lower(std::string s) {
   return s;
 }
 
+// True when `text` equals `lower_case` ignoring ASCII case (no locale: this runs for every token).
+bool iequals(std::string_view text, std::string_view lower_case) {
+  return std::equal(text.begin(), text.end(), lower_case.begin(), lower_case.end(), [](char t, char l) {
+    return (t >= 'A' && t <= 'Z' ? static_cast<char>(t - 'A' + 'a') : t) == l;
+  });
+}
+
 std::string media_type(const std::string& typ) {
   std::string t = lower(typ);
   if (t.rfind("application/", 0) == 0) t = t.substr(12);
@@ -109,22 +116,23 @@ int VerifyReport::exit_code() const { return valid ? 0 : tokctl::exit_code(error
 void check_claims(const json& header, const json& payload, const ClaimRules& rules, UnixTime now,
                   std::vector<Problem>& out) {
   const std::int64_t leeway = rules.leeway;
-  const std::string lw = ", leeway " + format_duration(leeway);
+  // Only a failed check spells out the leeway: a valid token builds no strings.
+  auto lw = [leeway] { return ", leeway " + format_duration(leeway); };
   auto exp = numeric_date(payload, "exp", out);
   auto nbf = numeric_date(payload, "nbf", out);
   auto iat = numeric_date(payload, "iat", out);
   if (exp && now - leeway >= *exp) {
-    add(out, ProblemCode::expired, "expired " + format_duration(now - *exp) + " ago (exp " + format_rfc3339(*exp) + lw + ")",
+    add(out, ProblemCode::expired, "expired " + format_duration(now - *exp) + " ago (exp " + format_rfc3339(*exp) + lw() + ")",
         now - *exp < 86400 * 365 ? "" : "is the verification time right?");
     if (now - *exp >= 86400 * 365) out.back().remedy = Remedy::check_clock;
   }
   if (nbf && now + leeway < *nbf) {
     add(out, ProblemCode::not_yet_valid, "not valid for another " + format_duration(*nbf - now) + " (nbf " +
-                                  format_rfc3339(*nbf) + lw + ")");
+                                  format_rfc3339(*nbf) + lw() + ")");
   }
   if (iat && *iat > now + leeway) {
     add(out, ProblemCode::iat_in_future, "issued " + format_duration(*iat - now) + " in the future (iat " +
-                                  format_rfc3339(*iat) + lw + ")",
+                                  format_rfc3339(*iat) + lw() + ")",
         "the issuer's clock may be ahead");
   }
   if (rules.max_age) {
@@ -132,7 +140,7 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
       if (!payload.contains("iat")) add(out, ProblemCode::missing_claim, "iat is required by the max-age check but missing");
     } else if (now - *iat > *rules.max_age + leeway) {
       add(out, ProblemCode::too_old, "issued " + format_duration(now - *iat) + " ago, over the max age of " +
-                              format_duration(*rules.max_age) + " (iat " + format_rfc3339(*iat) + lw + ")");
+                              format_duration(*rules.max_age) + " (iat " + format_rfc3339(*iat) + lw() + ")");
     }
   }
   check_string_claim(payload, "iss", rules.iss, ProblemCode::iss_mismatch, out);
@@ -181,7 +189,7 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
 std::vector<std::string> decode_warnings(const json& header, const json& payload, UnixTime now) {
   std::vector<std::string> w;
   std::string alg = string_or(header, "alg");
-  if (lower(alg) == "none") {
+  if (iequals(alg, "none")) {
     w.push_back("alg is \"none\": the token is unsigned and tokctl will never accept it");
   } else if (auto a = alg_from_string(alg); a && is_symmetric(*a)) {
     w.push_back(alg + " is symmetric: anyone able to verify this token can also forge one");
@@ -331,79 +339,90 @@ Result<TokenVerifier> TokenVerifier::create(JwkSet keys, KeySource source, Verif
   return TokenVerifier(std::move(impl));
 }
 
-VerifyReport TokenVerifier::verify(std::string_view token) const {
+VerifyReport TokenVerifier::verify(std::string_view token, ReportDetail detail) const {
   const Impl& im = *m_impl;
   VerifyReport report;
   auto& problems = report.problems;
-  auto jws = parse_compact(token, im.options.limits);
-  if (!jws) {
-    add(problems, ProblemCode::malformed, jws.error().message, jws.error().hint, true);
+  // Per-thread scratch: a batch decodes every token into the same buffers (issue 11 point 2).
+  thread_local CompactParts jws;
+  thread_local std::vector<std::size_t> by_kid;  // keys the kid selects
+  thread_local std::vector<std::size_t> usable;  // of those, the ones allowed and fit for the alg
+  if (auto parsed = parse_compact_into(token, im.options.limits, jws); !parsed) {
+    add(problems, ProblemCode::malformed, parsed.error().message, parsed.error().hint, true);
     return report;
   }
   report.parsed = true;
-  report.header = std::move(jws->header);
-  auto payload = parse_json_strict(jws->payload, "claims", im.options.limits.json);
-  const bool meant_as_json = meant_as_json_object(jws->payload);
+  // Only this thread's next parse replaces the document `header` refers to; nothing below parses
+  // another compact token.
+  const json& header = *jws.header;
+  if (detail == ReportDetail::full) report.header = header;
+  auto payload = parse_json_strict(jws.payload, "claims", im.options.limits.json);
+  const bool meant_as_json = meant_as_json_object(jws.payload);
   if (payload && payload->is_object()) {
     report.payload = std::move(*payload);
   } else if (meant_as_json) {
     add(problems, ProblemCode::malformed, payload ? "claims must be a JSON object" : payload.error().message, {}, true);
   } else {
     // Not a JWT: a JWS over arbitrary bytes. Its signature can still be checked; claim rules cannot.
-    report.payload_bytes = jws->payload;
+    report.payload_bytes = jws.payload;
     const ClaimRules& c = im.options.claims;
     if (c.iss || c.aud || c.sub || !c.required.empty() || c.max_age) {
-      add(problems, ProblemCode::not_a_jwt, "the payload is not a JWT claims set (" + std::to_string(jws->payload.size()) +
+      add(problems, ProblemCode::not_a_jwt, "the payload is not a JWT claims set (" + std::to_string(jws.payload.size()) +
                                      " bytes), so claim checks cannot pass",
           "drop the claim checks (issuer, audience, subject, required claims, max age) to check only the signature");
     }
   }
 
   // Algorithm policy.
-  auto alg = alg_from_string(jws->alg);
+  const std::string_view alg_name = jws.alg;
+  auto alg = alg_from_string(alg_name);
   bool can_check_signature = true;
-  if (lower(jws->alg) == "none") {
-    add(problems, ProblemCode::alg_none, "alg \"" + jws->alg + "\" (unsigned token) is never accepted");
+  if (iequals(alg_name, "none")) {
+    add(problems, ProblemCode::alg_none, "alg \"" + std::string(alg_name) + "\" (unsigned token) is never accepted");
     can_check_signature = false;
   } else if (!alg) {
-    add(problems, ProblemCode::alg_unsupported, "alg \"" + jws->alg + "\" is not supported",
+    add(problems, ProblemCode::alg_unsupported, "alg \"" + std::string(alg_name) + "\" is not supported",
         "supported: " + supported_alg_names());
     can_check_signature = false;
   }
-  if (auto c = check_crit(report.header); !c) {
+  if (auto c = check_crit(header); !c) {
     add(problems, ProblemCode::crit_unsupported, c.error().message, c.error().hint);
     can_check_signature = false;
   }
 
   if (can_check_signature) {
     // Keys that may verify this token: kid-selected in a set, and allowed to use this alg.
-    std::vector<std::size_t> by_kid;
+    const std::string_view token_kid = jws.kid;
+    by_kid.clear();
     for (std::size_t i = 0; i < im.keys.keys.size(); ++i) {
-      if (im.source == KeySource::single || jws->kid.empty() || im.keys.keys[i].kid() == jws->kid) {
+      if (im.source == KeySource::single || token_kid.empty() || im.keys.keys[i].kid() == token_kid) {
         by_kid.push_back(i);
       }
     }
     auto skipped = std::find_if(im.keys.skipped.begin(), im.keys.skipped.end(),
-                                [&](const SkippedKey& k) { return !jws->kid.empty() && k.kid == jws->kid; });
+                                [&](const SkippedKey& k) { return !token_kid.empty() && k.kid == token_kid; });
     if (by_kid.empty() && skipped != im.keys.skipped.end()) {
       add(problems, ProblemCode::key_unsupported,
-          "kid '" + jws->kid + "' is in the JWKS, but it is an " + skipped->type + " key, which tokctl does not support",
+          "kid '" + std::string(token_kid) + "' is in the JWKS, but it is an " + skipped->type +
+              " key, which tokctl does not support",
           "supported: RSA, EC P-256/P-384/P-521, OKP Ed25519/Ed448, oct");
     } else if (by_kid.empty()) {
       add(problems, ProblemCode::kid_not_found,
-          "kid '" + jws->kid + "' not in JWKS (have: " + im.keys.kid_list() + ")",
+          "kid '" + std::string(token_kid) + "' not in JWKS (have: " + im.keys.kid_list() + ")",
           "the signer may have rotated keys; refresh the JWKS. The set has: " + im.keys.type_list());
     } else {
-      std::vector<std::size_t> usable;
+      usable.clear();
       std::string mismatch_hint;
       std::string mismatch_reason;  // why the first allowed key was refused
       Remedy mismatch_remedy = Remedy::none;
       for (auto i : by_kid) {
         const auto& allowed = im.allowed[i];
         if (std::find(allowed.begin(), allowed.end(), *alg) == allowed.end()) continue;
-        auto ok = check_key(*alg, im.keys.keys[i], KeyRole::verify, im.options.key_strength);
-        if (!ok) {
-          if (mismatch_reason.empty()) {
+        // create() built a verifier for every allowed pair check_key accepts: only a pair without
+        // one needs check_key again, for its reason.
+        if (!im.verifier_for(i, *alg)) {
+          auto ok = check_key(*alg, im.keys.keys[i], KeyRole::verify, im.options.key_strength);
+          if (!ok && mismatch_reason.empty()) {
             mismatch_reason = ok.error().message;
             mismatch_hint = ok.error().hint;
             mismatch_remedy = ok.error().remedy;
@@ -434,24 +453,25 @@ VerifyReport TokenVerifier::verify(std::string_view token) const {
               alg_hint(k));
           problems.back().remedy = Remedy::name_alg;
           problems.back().subject = alg_example(k);
-        } else if (allowed_names.find(jws->alg) == std::string::npos) {
+        } else if (allowed_names.find(alg_name) == std::string::npos) {
           add(problems, ProblemCode::alg_not_allowed,
-              "alg " + jws->alg + " is not allowed (allowed: " + (allowed_names.empty() ? "none" : allowed_names) + ")",
+              "alg " + std::string(alg_name) + " is not allowed (allowed: " +
+                  (allowed_names.empty() ? "none" : allowed_names) + ")",
               mismatch_hint);
           problems.back().remedy = mismatch_remedy;
         } else {
           add(problems, ProblemCode::key_mismatch,
-              "no key can verify a " + jws->alg + " token" + (mismatch_reason.empty() ? "" : ": " + mismatch_reason),
+              "no key can verify a " + std::string(alg_name) + " token" +
+                  (mismatch_reason.empty() ? "" : ": " + mismatch_reason),
               mismatch_hint);
           problems.back().remedy = mismatch_remedy;
         }
       } else {
-        // "header.payload" as it stands in the token: parse_compact checked the three segments.
-        const std::string_view input = token.substr(0, jws->header_b64.size() + 1 + jws->payload_b64.size());
+        // "header.payload" as it stands in the token: parse_compact_into checked the three segments.
+        const std::string_view input = token.substr(0, jws.header_b64.size() + 1 + jws.payload_b64.size());
         bool verified = false;
         for (auto i : usable) {
-          const auto* v = im.verifier_for(i, *alg);
-          if (v && v->verify(input, jws->signature)) {
+          if (im.verifier_for(i, *alg)->verify(input, jws.signature)) {
             verified = true;
             report.signature_verified = true;
             report.kid = im.keys.keys[i].kid();
@@ -468,12 +488,12 @@ VerifyReport TokenVerifier::verify(std::string_view token) const {
             msg += " with any of " + std::to_string(usable.size()) + " candidate keys";
           }
           std::string hint = "wrong key, or the token was altered";
-          if (!jws->kid.empty() && im.source == KeySource::single && !k.kid().empty() && k.kid() != jws->kid) {
-            hint = "the token's kid is '" + jws->kid + "' but the key's kid is '" + k.kid() + "'";
+          if (!token_kid.empty() && im.source == KeySource::single && !k.kid().empty() && k.kid() != token_kid) {
+            hint = "the token's kid is '" + std::string(token_kid) + "' but the key's kid is '" + k.kid() + "'";
           }
-          if (jws->alg.starts_with("ES") && jws->signature.size() != 2 * k.data().ec_size && k.kty() == KeyType::ec) {
-            hint = "an " + jws->alg + " signature is " + std::to_string(2 * k.data().ec_size) +
-                   " bytes of raw r||s; this one is " + std::to_string(jws->signature.size()) +
+          if (alg_name.starts_with("ES") && jws.signature.size() != 2 * k.data().ec_size && k.kty() == KeyType::ec) {
+            hint = "an " + std::string(alg_name) + " signature is " + std::to_string(2 * k.data().ec_size) +
+                   " bytes of raw r||s; this one is " + std::to_string(jws.signature.size()) +
                    " (DER-encoded signatures are not JWS)";
           }
           add(problems, ProblemCode::bad_signature, msg, hint);
@@ -484,7 +504,7 @@ VerifyReport TokenVerifier::verify(std::string_view token) const {
   }
 
   if (report.payload.is_object()) {
-    check_claims(report.header, report.payload, im.options.claims, im.clock->now(), problems);
+    check_claims(header, report.payload, im.options.claims, im.clock->now(), problems);
   }
   report.valid = problems.empty();
   return report;

@@ -33,6 +33,8 @@ Result<Jwk> with_alg(EVP_PKEY* pkey, const std::string& alg, const char* use) {
   return k;
 }
 
+constexpr int k_max_hmac_bits = 8192;
+
 Result<EVP_PKEY*> rsa_keygen(int bits) {
   if (bits < k_min_rsa_bits || bits > 16384) {
     return fail(ErrorCode::usage, "RSA keys must be 2048 to 16384 bits, not " + std::to_string(bits));
@@ -112,9 +114,13 @@ Result<Jwk> generate_key(const KeyGenOptions& o) {
     case KeyType::oct: {
       int hash_bits = name == "HS256" ? 256 : name == "HS384" ? 384 : 512;
       int bits = o.bits.value_or(hash_bits);
-      if (bits < hash_bits || bits % 8 != 0) {
-        return fail(ErrorCode::usage, name + " secrets must be a multiple of 8 bits and at least " +
-                                          std::to_string(hash_bits) + " bits");
+      // HMAC hashes a secret longer than the hash's block (512 or 1024 bits) down first: a larger
+      // one adds no strength, and one of megabytes made every keystore read fail (a key file is
+      // read up to 1 MiB).
+      if (bits < hash_bits || bits > k_max_hmac_bits || bits % 8 != 0) {
+        return fail(ErrorCode::usage, name + " secrets must be a multiple of 8 bits from " + std::to_string(hash_bits) +
+                                          " to " + std::to_string(k_max_hmac_bits) + " bits, not " +
+                                          std::to_string(bits));
       }
       if (o.crv) return fail_param(ErrorCode::usage, "crv", "a curve does not apply to " + name);
       return random_secret(static_cast<std::size_t>(bits / 8), name, "sig");

@@ -338,12 +338,19 @@ Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const
     const std::string& a = r.alg;
     // Generate the replacement "next" with the parameters of the key it follows.
     jose::KeyGenOptions gen{a, std::nullopt, std::nullopt};
-    for (const auto& e : m.keys) {
-      if (e.alg == a && !e.public_jwk.empty() && e.state != KeyState::retired) {
-        auto pk = jose::Jwk::from_json(json::parse(e.public_jwk));
-        if (pk && pk->kty() == jose::KeyType::rsa) gen.bits = pk->bits();
-        if (pk && (pk->kty() == jose::KeyType::okp || (pk->kty() == jose::KeyType::ec && !is_jws_alg(a)))) gen.crv = pk->crv();
-      }
+    const KeyEntry* model = nullptr;  // the newest key of this alg still in use
+    for (const auto& e : m.keys)
+      if (e.alg == a && e.state != KeyState::retired) model = &e;
+    if (model && !model->public_jwk.empty()) {
+      auto pk = jose::Jwk::from_json(json::parse(model->public_jwk));
+      if (pk && pk->kty() == jose::KeyType::rsa) gen.bits = pk->bits();
+      if (pk && (pk->kty() == jose::KeyType::okp || (pk->kty() == jose::KeyType::ec && !is_jws_alg(a)))) gen.crv = pk->crv();
+    } else if (model) {
+      // A secret has no public JWK to read its size from: the key file says it. A rotation never
+      // shortens a secret (a 1024-bit HS256 secret used to be followed by a 256-bit one).
+      auto secret = load(*model, passphrase);
+      if (!secret) return std::unexpected(secret.error());
+      gen.bits = secret->bits();
     }
     std::string next_kid;
     if (KeyEntry* next = next_key(m, a)) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <sys/stat.h>
@@ -428,9 +429,29 @@ Result<std::string> insert_client(const std::string& path, const std::string& te
   return fail(ErrorCode::malformed, path + ": cannot locate clients:");
 }
 
+// The file a policy path names. A symlinked policy (say a managed /etc/tokctl.yaml) is updated
+// where it lives, under that directory's lock: a rename over the link would leave the real file,
+// the one a server reads, without the new client, and writers through the link and through the
+// real path would not exclude each other.
+Result<std::string> policy_target(const std::string& path) {
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return path;
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (!real) {
+    return fail(ErrorCode::usage, "cannot follow the symbolic link '" + path + "': " + std::strerror(errno),
+                "point it at an existing policy file, or name the file itself");
+  }
+  std::string target(real);
+  std::free(real);
+  return target;
+}
+
 }  // namespace
 
-Result<AddedClient> add_client(const std::string& path, const NewClient& nc) {
+Result<AddedClient> add_client(const std::string& given_path, const NewClient& nc) {
+  auto target = policy_target(given_path);
+  if (!target) return std::unexpected(target.error());
+  const std::string& path = *target;
   if (nc.id.empty()) return fail(ErrorCode::usage, "the client id is empty");
   for (unsigned char ch : nc.id) {
     if (ch < 0x21 || ch == 0x7f) return fail(ErrorCode::usage, "the client id may not contain spaces or control characters");

@@ -444,7 +444,9 @@ PolicyCheck check_policy(const std::string& path) {
     }
     if (auto n = root["store"]) {
       if (auto s = r.string(n, "store")) {
-        if (s->rfind("sqlite:", 0) == 0) {
+        if (*s == "sqlite:") {
+          r.problem(n, "store 'sqlite:' names no file: use sqlite:PATH");
+        } else if (s->rfind("sqlite:", 0) == 0) {
           p.store = "sqlite:" + relative_to(path, s->substr(7));
         } else if (s->rfind("postgresql://", 0) == 0 || s->rfind("postgres://", 0) == 0) {
           p.store = *s;
@@ -673,6 +675,10 @@ PolicyCheck check_policy(const std::string& path) {
                                       list + ")");
         }
       }
+    }
+    // A format that cannot work fails here, in `config check`, not at the first issuance.
+    if (p.access.format == "jwe" && p.jwe_recipient.empty()) {
+      out.problems.push_back(path + ": tokens.access.format jwe needs tokens.jwe_recipient (the recipient's public key file)");
     }
     if (p.access.ttl > p.max_lifetime) {
       out.problems.push_back(path + ": tokens.access.ttl (" + format_duration(p.access.ttl) +

@@ -231,7 +231,7 @@ std::unexpected<Error> Conn::fail(std::string_view op, std::string_view what) {
 
 Result<std::unique_ptr<Conn>> open_writer(const std::string& path) {
   if (path.empty()) {
-    return tokctl::fail_param(ErrorCode::usage, "store", "token store: empty SQLite path", "name a file: sqlite:PATH");
+    return tokctl::fail(ErrorCode::usage, "token store: empty SQLite path", "set the policy's store to sqlite:PATH");
   }
   const bool in_memory = path == ":memory:";
   if (!in_memory) {

@@ -19,7 +19,8 @@ Result<std::unique_ptr<TokenStore>> open_token_store(const std::string& url) {
     return std::unique_ptr<TokenStore>(std::move(*store));
   }
   if (url.starts_with("postgresql://") || url.starts_with("postgres://"))
-    return fail_param(ErrorCode::usage, "store", "PostgreSQL store not built yet", "use a SQLite store (sqlite:PATH) for now");
+    return fail(ErrorCode::usage, "token store '" + url.substr(0, url.find("://")) + "://...': this tokctl has no PostgreSQL store",
+                "set the policy's store to sqlite:PATH");
   return fail(ErrorCode::usage, "unknown token store URL '" + url + "'",
               "use sqlite:PATH or postgresql://USER@HOST/DB");
 }

@@ -61,10 +61,10 @@ Error illegal_symbol(std::string_view in, std::size_t from, const std::array<std
 
 // Decodes unpadded symbols; `name` is used in messages. Checked in this order, as before: an
 // illegal symbol (the first one), a length of 1 mod 4, non-zero trailing bits.
-Result<std::string> decode(std::string_view in, const std::array<std::int8_t, 256>& table,
-                           const char* name) {
+Result<void> decode(std::string_view in, const std::array<std::int8_t, 256>& table, const char* name,
+                    std::string& out) {
   const std::size_t full = in.size() / 4, rest = in.size() % 4;
-  std::string out(full * 3 + (rest >= 2 ? rest - 1 : 0), '\0');
+  out.resize(full * 3 + (rest >= 2 ? rest - 1 : 0));
   const auto* p = reinterpret_cast<const unsigned char*>(in.data());
   char* o = out.data();
   for (std::size_t g = 0; g < full; ++g, p += 4, o += 3) {
@@ -95,7 +95,7 @@ Result<std::string> decode(std::string_view in, const std::array<std::int8_t, 25
     o[0] = static_cast<char>(v >> 16);
     if (rest == 3) o[1] = static_cast<char>((v >> 8) & 0xff);
   }
-  return out;
+  return {};
 }
 
 }  // namespace
@@ -103,10 +103,16 @@ Result<std::string> decode(std::string_view in, const std::array<std::int8_t, 25
 std::string b64url_encode(std::string_view bytes) { return encode(bytes, k_url_alphabet, false); }
 
 Result<std::string> b64url_decode(std::string_view text) {
+  std::string out;
+  if (auto ok = b64url_decode_into(text, out); !ok) return std::unexpected(ok.error());
+  return out;
+}
+
+Result<void> b64url_decode_into(std::string_view text, std::string& out) {
   if (!text.empty() && text.back() == '=') {
     return fail(ErrorCode::malformed, "invalid base64url: padding '=' is not allowed in JOSE");
   }
-  return decode(text, k_url_table, "base64url");
+  return decode(text, k_url_table, "base64url", out);
 }
 
 std::string b64_encode(std::string_view bytes) { return encode(bytes, k_std_alphabet, true); }
@@ -117,7 +123,11 @@ Result<std::string> b64_decode(std::string_view text) {
   }
   std::size_t pad = 0;
   while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
-  return decode(text.substr(0, text.size() - pad), k_std_table, "base64");
+  std::string out;
+  if (auto ok = decode(text.substr(0, text.size() - pad), k_std_table, "base64", out); !ok) {
+    return std::unexpected(ok.error());
+  }
+  return out;
 }
 
 std::string hex_encode(std::string_view bytes) {

@@ -5,10 +5,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
+
+#include <tokctl/util/base64.hpp>
 
 #include "support/cli_helpers.hpp"
 #include "support/run.hpp"
@@ -178,4 +184,130 @@ TEST_CASE("a key file that cannot be read is named with its option; a missing to
   // An opaque token with a '/' in it (another server's) is still a token, not a file.
   auto opaque = e({"decode", "abc/def+ghi"});
   CHECK_THAT(opaque.err, !Contains("file name"));
+}
+
+// ---- the failure-path probe of 2026-12-02 (evening) --------------------------------------------
+
+namespace {
+
+// Runs `script` with bash; $TOKCTL is the binary under test, $KS the keystore, $CONFIG the policy.
+RunResult bash_in(const Env& e, const std::string& script) {
+  tokctl::test::EnvVars env = {{"TOKCTL", tokctl::test::tokctl_binary()}, {"KS", e.ks},           {"CONFIG", e.policy},
+                               {"NO_COLOR", "1"},         {"TOKCTL_KEYSTORE", ""}, {"TOKCTL_CONFIG", ""},
+                               {"TOKCTL_PASSPHRASE", ""}};
+  return tokctl::test::run_program({"bash", "-c", script}, {}, env);
+}
+
+// The bit length of the secret in a keystore key file.
+std::size_t secret_bits(const std::string& file) {
+  auto k = json::parse(tokctl::test::read_file(file)).at("k").get<std::string>();
+  auto raw = tokctl::b64url_decode(k);
+  REQUIRE(raw);
+  return raw->size() * 8;
+}
+
+}  // namespace
+
+TEST_CASE("output that cannot be written is exit 4, and a JWKS that never left is not published", "[cli][failure]") {
+  Env e;
+  // A private key printed into a full disk is lost: that is no success.
+  auto gen = bash_in(e, R"("$TOKCTL" keys generate --alg ES256 > /dev/full)");
+  INFO(describe(gen));
+  CHECK(gen.code == 4);
+  CHECK_THAT(gen.err, Contains("cannot write to standard output"));
+  auto issue = bash_in(e, R"("$TOKCTL" --keystore "$KS" --config "$CONFIG" issue --sub alice > /dev/full)");
+  INFO(describe(issue));
+  CHECK(issue.code == 4);
+  // keys jwks: a rotation waits for the next key's publication; a JWKS nobody received is none.
+  CHECK(e({"keys", "add", "--alg", "ES256"}).code == 0);
+  auto jwks = bash_in(e, R"("$TOKCTL" --keystore "$KS" keys jwks > /dev/full)");
+  INFO(describe(jwks));
+  CHECK(jwks.code == 4);
+  auto listed = json::parse(e.ok({"-o", "json", "keys", "list"}));
+  for (const auto& k : listed.at("keys")) CHECK(k.at("published").is_null());
+  // Written for real, it counts.
+  CHECK(bash_in(e, R"("$TOKCTL" --keystore "$KS" keys jwks > /dev/null)").code == 0);
+  listed = json::parse(e.ok({"-o", "json", "keys", "list"}));
+  for (const auto& k : listed.at("keys")) CHECK(k.at("published").is_string());
+}
+
+TEST_CASE("an HMAC secret too large to read back is refused before it is written", "[cli][failure]") {
+  Env e;
+  const std::string token = e.ok({"sign", "--sub", "a", "--aud", "api", "--exp", "+1h"});
+  for (std::vector<std::string> cmd : {std::vector<std::string>{"keys", "add", "--alg", "HS256", "--bits", "8000000"},
+                                       {"keys", "generate", "--alg", "HS256", "--bits", "8000000", "--out", e.dir.file("big.jwk")},
+                                       {"keys", "add", "--alg", "HS512", "--bits", "8200"}}) {
+    auto r = e(cmd);
+    INFO(describe(r));
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Contains("to 8192 bits"));
+  }
+  CHECK_FALSE(std::filesystem::exists(e.dir.file("big.jwk")));
+  // The keystore still verifies its tokens, and the largest allowed secret works end to end.
+  CHECK(e({"verify", token, "--aud", "api"}).code == 0);
+  CHECK(e({"keys", "generate", "--alg", "HS256", "--bits", "8192", "--out", e.dir.file("max.jwk")}).code == 0);
+  CHECK(secret_bits(e.dir.file("max.jwk")) == 8192);
+  const std::string hs = e.ok({"sign", "--key", e.dir.file("max.jwk"), "--sub", "a"});
+  CHECK(e({"verify", hs, "--key", e.dir.file("max.jwk")}).code == 0);
+}
+
+TEST_CASE("keys rotate gives an HMAC secret the size of the one it follows", "[cli][failure]") {
+  Env e;
+  CHECK(e({"keys", "add", "--alg", "HS256", "--bits", "1024"}).code == 0);
+  CHECK(e({"keys", "rotate", "--force"}).code == 0);
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(e.ks + "/keys")) {
+    const std::string f = entry.path().string();
+    auto text = tokctl::test::read_file(f);
+    if (json::parse(text).value("kty", "") != "oct") continue;
+    INFO(f);
+    CHECK(secret_bits(f) == 1024);  // was 256 for the keys rotate made
+    ++files;
+  }
+  CHECK(files >= 2);  // the original and at least one made by the rotation
+}
+
+TEST_CASE("clients add through a symlinked policy updates the file it points to", "[cli][failure]") {
+  Env e;
+  const std::string real = e.dir.file("real.yaml"), link = e.dir.file("link.yaml");
+  write_file(real, "issuer: https://i.test\nclients:\n  a: {}\n");
+  REQUIRE(::symlink(real.c_str(), link.c_str()) == 0);
+  auto r = tokctl::test::run({"--config", link, "clients", "add", "b", "-q"});
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  struct stat st{};
+  REQUIRE(::lstat(link.c_str(), &st) == 0);
+  CHECK(S_ISLNK(st.st_mode));  // still the link
+  CHECK_THAT(tokctl::test::read_file(real), Contains("b:"));
+  CHECK(tokctl::test::run({"config", "check", real}).code == 0);
+  // A dangling link is refused; nothing is created in its place.
+  const std::string dangling = e.dir.file("dangling.yaml");
+  REQUIRE(::symlink(e.dir.file("missing.yaml").c_str(), dangling.c_str()) == 0);
+  auto d = tokctl::test::run({"--config", dangling, "clients", "add", "c", "-q"});
+  INFO(describe(d));
+  CHECK(d.code != 0);
+  CHECK_FALSE(std::filesystem::exists(e.dir.file("missing.yaml")));
+}
+
+TEST_CASE("config check reports a store without a path and a jwe format without a recipient", "[cli][failure]") {
+  Env e;
+  write_file(e.dir.file("a.yaml"), "issuer: https://i.test\nstore: \"sqlite:\"\n");
+  write_file(e.dir.file("c.yaml"), "issuer: https://i.test\ntokens: {access: {format: jwe}}\n");
+  for (const char* f : {"a.yaml", "c.yaml"}) {
+    auto r = tokctl::test::run({"config", "check", e.dir.file(f)});
+    INFO(describe(r));
+    CHECK(r.code == 3);
+  }
+  auto a = tokctl::test::run({"config", "check", e.dir.file("a.yaml")});
+  CHECK_THAT(a.err + a.out, Contains("names no file"));
+  auto c = tokctl::test::run({"config", "check", e.dir.file("c.yaml")});
+  CHECK_THAT(c.err + c.out, Contains("jwe_recipient"));
+  // A store this build lacks is a policy setting, never shown as a "--store" flag.
+  write_file(e.dir.file("b.yaml"), "issuer: https://i.test\nstore: \"postgresql://u:pw@h/db\"\n");
+  auto b = tokctl::test::run({"--keystore", e.ks, "--config", e.dir.file("b.yaml"), "--now", k_now, "issue", "--sub", "x"});
+  INFO(describe(b));
+  CHECK(b.code == 2);
+  CHECK_THAT(b.err, !Contains("--store"));
+  CHECK_THAT(b.err, !Contains("pw@"));
+  CHECK_THAT(b.err, Contains("no PostgreSQL store"));
 }

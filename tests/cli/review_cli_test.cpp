@@ -72,7 +72,7 @@ bool no_escape_bytes(const std::string& s) {
 
 // Runs `script` with bash; TOKCTL is the binary under test.
 RunResult bash(const std::string& script, const tokctl::test::EnvVars& env = {}) {
-  tokctl::test::EnvVars e = {{"TOKCTL", TOKCTL_BINARY}, {"NO_COLOR", "1"}, {"TOKCTL_KEYSTORE", ""},
+  tokctl::test::EnvVars e = {{"TOKCTL", tokctl::test::tokctl_binary()}, {"NO_COLOR", "1"}, {"TOKCTL_KEYSTORE", ""},
                              {"TOKCTL_CONFIG", ""},     {"TOKCTL_PASSPHRASE", ""},
                              {"XDG_DATA_HOME", "/dev/null/tokctl-tests-xdg"}};
   e.insert(e.end(), env.begin(), env.end());

@@ -211,14 +211,14 @@ RunResult run_tokctl(const char* binary, const std::vector<std::string>& args, s
   return run_program(argv, stdin_data, full_env);
 }
 
+}  // namespace
+
 const char* tokctl_binary() {
   // $TOKCTL_TEST_BINARY overrides the build's own binary: the ThreadSanitizer suite (scripts/tsan)
   // builds only the core and runs the CLI of the normal build.
   const char* override_bin = std::getenv("TOKCTL_TEST_BINARY");
   return override_bin && *override_bin ? override_bin : TOKCTL_BINARY;
 }
-
-}  // namespace
 
 RunResult run(const std::vector<std::string>& args, std::string_view stdin_data, const EnvVars& env) {
   return run_tokctl(tokctl_binary(), args, stdin_data, env);

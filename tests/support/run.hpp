@@ -33,6 +33,9 @@ RunResult run_program(const std::vector<std::string>& argv, std::string_view std
 RunResult run_program_with_stdin_path(const std::vector<std::string>& argv, const std::string& stdin_path,
                                       const EnvVars& env = {});
 
+/// The tokctl binary under test: $TOKCTL_TEST_BINARY when set, else the build's (TOKCTL_BINARY).
+const char* tokctl_binary();
+
 /// Runs the tokctl binary under test (TOKCTL_BINARY) with `args`. NO_COLOR is set so the output
 /// never carries ANSI escapes.
 RunResult run(const std::vector<std::string>& args, std::string_view stdin_data = {},

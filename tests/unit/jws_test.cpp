@@ -583,3 +583,51 @@ TEST_CASE("ES256/384/512 signatures are exact r||s, also when r or s is shorter 
   // 3600 halves: about 14 expected; none would mean the short case was never exercised.
   CHECK(short_halves > 0);
 }
+
+TEST_CASE("parse_compact_into gives parse_compact's result without copies, in buffers it reuses", "[jws][batch]") {
+  const std::string h1 = seg(R"({"alg":"ES256","kid":"a-kid-that-is-longer-than-sixteen-bytes"})");
+  const std::string h2 = seg(R"({"alg":"HS256"})");
+  const std::string big = seg(R"({"alg":"HS256","pad":")" + std::string(5000, 'p') + R"("})");
+  const std::string sig = b64url_encode(std::string(64, 's'));
+  const std::vector<std::string> tokens = {
+      h1 + "." + seg(std::string(300, 'x')) + "." + sig,
+      h1 + "." + seg("short") + "." + sig,
+      h2 + "." + seg("{}") + "." + b64url_encode("t"),
+      big + "." + seg("after a large header") + "." + sig,
+      h1 + "." + seg("one") + "." + sig,
+  };
+  jose::CompactParts parts;
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& t : tokens) {
+      INFO(t.substr(0, 60));
+      REQUIRE(jose::parse_compact_into(t, {}, parts));
+      const CompactJws jws = parsed(t);  // replaces the thread's header document: compare after
+      REQUIRE(jose::parse_compact_into(t, {}, parts));
+      CHECK(parts.header_b64 == jws.header_b64);
+      CHECK(parts.payload_b64 == jws.payload_b64);
+      CHECK(parts.signature_b64 == jws.signature_b64);
+      // Views into the token itself, not copies.
+      CHECK(parts.payload_b64.data() == t.data() + jws.header_b64.size() + 1);
+      REQUIRE(parts.header != nullptr);
+      CHECK(*parts.header == jws.header);
+      CHECK(parts.alg == jws.alg);
+      CHECK(parts.kid == jws.kid);
+      CHECK(parts.payload == jws.payload);
+      CHECK(parts.signature == jws.signature);
+    }
+  }
+  // The decoded buffers keep their capacity: a shorter token needs no new allocation.
+  REQUIRE(jose::parse_compact_into(tokens[0], {}, parts));
+  const char* payload_buffer = parts.payload.data();
+  REQUIRE(jose::parse_compact_into(tokens[1], {}, parts));
+  CHECK(parts.payload.data() == payload_buffer);
+  CHECK(parts.payload == "short");
+  // Errors are parse_compact's, whatever was parsed before.
+  for (const std::string& bad : {h1 + ".!!." + sig, h1 + "." + seg("x") + ".!!", std::string("a.b"), std::string(),
+                                seg(R"({"alg":1})") + ".." + sig, seg(R"({"alg":"HS256","kid":2})") + ".."}) {
+    INFO(bad);
+    auto into = jose::parse_compact_into(bad, {}, parts);
+    REQUIRE_FALSE(into);
+    CHECK(into.error().message == parse_error(bad).message);
+  }
+}

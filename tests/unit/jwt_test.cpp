@@ -695,3 +695,48 @@ TEST_CASE("decode_warnings says when the payload is not a claims set", "[jwt][wa
   CHECK(w == std::vector<std::string>{"the payload is not a JSON object, so this is not a JWT claims set"});
   CHECK(warns(jose::decode_warnings(json{{"alg", "none"}}, json(nullptr), k_now), "not a JSON object"));
 }
+
+// ---- ReportDetail::verdict (verify --batch) --------------------------------------------------------
+
+TEST_CASE("a verdict report has every finding of a full one, without the header document", "[jwt][batch]") {
+  FixedClock clock(k_now);
+  ClaimRules rules;
+  rules.aud = "api";
+  rules.typ = "at+jwt";
+  rules.required = {"jti"};
+  auto v = make_verifier(clock, rules);
+  const json good = {{"sub", "alice"}, {"aud", "api"}, {"exp", k_now + 60}, {"jti", "j1"}};
+  const json at = {{"typ", "at+jwt"}, {"kid", "a-kid-long-enough-to-leave-the-small-string-buffer"}};
+  // One signer's tokens, then others: the header kept between tokens never leaks into the next one.
+  const std::vector<std::string> tokens = {
+      sign(good, at),
+      sign(json{{"sub", "bob"}, {"aud", "web"}, {"exp", k_now - 3600}, {"jti", "j2"}}, at),
+      sign(good, json{{"typ", "JWT"}}),
+      sign(good, json{{"typ", "at+jwt"}, {"crit", {"x"}}, {"x", 1}}),
+      sign(good, at).substr(0, 40),
+      sign(good, at) + "x",
+      // Another token's signature: a bad signature.
+      sign(good, at).substr(0, sign(good, at).rfind('.')) + sign(json{{"sub", "x"}}, at).substr(sign(json{{"sub", "x"}}, at).rfind('.')),
+      sign_raw_payload("not json"),
+      sign(good, at),
+  };
+  for (const auto& t : tokens) {
+    INFO(t);
+    const VerifyReport full = v.verify(t);
+    const VerifyReport verdict = v.verify(t, jose::ReportDetail::verdict);
+    CHECK(verdict.valid == full.valid);
+    CHECK(verdict.parsed == full.parsed);
+    CHECK(verdict.signature_verified == full.signature_verified);
+    CHECK(verdict.kid == full.kid);
+    CHECK(verdict.payload == full.payload);
+    CHECK(verdict.payload_bytes == full.payload_bytes);
+    CHECK(codes(verdict) == codes(full));
+    CHECK(describe(verdict) == describe(full));
+    CHECK(verdict.header.is_null());
+    if (full.parsed) CHECK(full.header.is_object());
+  }
+  CHECK(v.verify(tokens.front(), jose::ReportDetail::verdict).valid);
+  CHECK(has(v.verify(tokens[2], jose::ReportDetail::verdict), "typ_mismatch"));
+  CHECK(has(v.verify(tokens[3], jose::ReportDetail::verdict), "crit_unsupported"));
+  CHECK(has(v.verify(tokens[6], jose::ReportDetail::verdict), "bad_signature"));
+}

@@ -161,10 +161,12 @@ TEST_CASE("opaque_token_value: 43 characters, 208 random bits, then the issue ti
 }
 
 TEST_CASE("open_token_store refuses unknown and not yet built URLs", "[store]") {
-  auto pg = open_token_store("postgresql://u@db/tokens");
+  auto pg = open_token_store("postgresql://u:hunter2@db/tokens");
   REQUIRE_FALSE(pg);
   CHECK(pg.error().code == ErrorCode::usage);
-  CHECK_THAT(pg.error().message, Contains("PostgreSQL store not built yet"));
+  CHECK_THAT(pg.error().message, Contains("no PostgreSQL store"));
+  CHECK(pg.error().param.empty());  // a policy setting, not a flag: never shown as "--store:"
+  CHECK_THAT(pg.error().message, !Contains("hunter2"));  // the URL's password is never echoed
   auto bare = open_token_store("/tmp/tokens.db");
   REQUIRE_FALSE(bare);
   CHECK(bare.error().code == ErrorCode::usage);

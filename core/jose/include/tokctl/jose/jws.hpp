@@ -44,6 +44,23 @@ std::size_t compact_segments(std::string_view token);
 /// A five-segment input fails with a hint that it is a JWE.
 Result<CompactJws> parse_compact(std::string_view token, const ParseLimits& limits = {});
 
+/// parse_compact without copies, for paths that check many tokens (verify --batch): the segments
+/// are views into the token, and `header`, `alg` and `kid` point into a document this thread keeps
+/// until its next parse_compact or parse_compact_into call. `payload` and `signature` are decoded
+/// into the struct's own strings, which keep their capacity from one call to the next. The same
+/// checks and messages as parse_compact; on failure the fields are unspecified.
+struct CompactParts {
+  std::string_view header_b64;
+  std::string_view payload_b64;
+  std::string_view signature_b64;
+  const nlohmann::json* header = nullptr;  ///< strict-parsed protected header (an object)
+  std::string_view alg;                    ///< header "alg" as written
+  std::string_view kid;                    ///< header "kid" or empty
+  std::string payload;                     ///< decoded payload bytes
+  std::string signature;                   ///< decoded signature bytes
+};
+Result<void> parse_compact_into(std::string_view token, const ParseLimits& limits, CompactParts& out);
+
 /// Header parameters this implementation understands in "crit" (none at present besides b64=false
 /// for detached payloads, which compact verification refuses).
 /// Checks the "crit" header: must be a non-empty array of strings naming header parameters that

@@ -104,6 +104,12 @@ struct VerifyReport {
   int exit_code() const;
 };
 
+/// What a VerifyReport keeps of the token.
+enum class ReportDetail {
+  full,     ///< header and claims documents, for display
+  verdict,  ///< no header document; claims, problems, kid and the verdict as with full
+};
+
 /// The keys and rules for verifying many tokens. Build once; immutable, so one instance serves any
 /// number of threads (each verification borrows pooled OpenSSL contexts).
 class TokenVerifier {
@@ -115,8 +121,9 @@ class TokenVerifier {
                                       const Clock& clock);
 
   /// Verifies one compact JWS/JWT: structure, alg policy, crit, key selection, signature, then
-  /// every claim rule; all failures are collected.
-  VerifyReport verify(std::string_view token) const;
+  /// every claim rule; all failures are collected. ReportDetail::verdict leaves `header` null (the
+  /// checks still read it): a batch that prints verdicts copies no header document per token.
+  VerifyReport verify(std::string_view token, ReportDetail detail = ReportDetail::full) const;
 
   TokenVerifier(const TokenVerifier&);
   TokenVerifier& operator=(const TokenVerifier&);

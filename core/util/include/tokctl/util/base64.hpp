@@ -14,6 +14,9 @@ std::string b64url_encode(std::string_view bytes);
 /// Strict decode: rejects padding, characters outside the url alphabet, a length of 1 mod 4 and
 /// non-canonical trailing bits. Fails with ErrorCode::malformed naming the offending position.
 Result<std::string> b64url_decode(std::string_view text);
+/// b64url_decode into `out`, reusing its capacity (batch paths decode into one buffer per
+/// thread). On failure `out` is unspecified.
+Result<void> b64url_decode_into(std::string_view text, std::string& out);
 
 /// Padded standard base64.
 std::string b64_encode(std::string_view bytes);
