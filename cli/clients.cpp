@@ -54,6 +54,9 @@ int run_clients_add(ClientsAddCli o) {
 void register_clients(CLI::App& app) {
   auto* clients = app.add_subcommand("clients", "Manage the clients of the token service (policy file)");
   clients->require_subcommand(1);
+  // Its own examples: a subcommand inherits the root's footer otherwise.
+  examples(clients, {"tokctl --config tokctl.yaml clients add billing --grant client_credentials --scope read",
+                     "tokctl help clients add"});
   auto o = std::make_shared<ClientsAddCli>();
   auto* add = clients->add_subcommand("add", "Add a client to the policy file; a generated secret is printed once");
   add->add_option("name", o->client.id, "Client id")->required();

@@ -7,7 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 
+#include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jws.hpp>
+#include <tokctl/tokens/policy.hpp>
+#include <tokctl/util/time.hpp>
 #include <tokctl/util/base64.hpp>
 
 #include "commands.hpp"
@@ -110,6 +113,25 @@ Result<nlohmann::json> build_claims(const SignOptions& o, const std::string& pay
   return claims;
 }
 
+// keys prune deletes a retired key once every token the token service issued with it has expired,
+// which tokens.max_lifetime bounds. A token signed here with the keystore's key may live longer,
+// or never expire: say so, since verifiers will reject it once its key is pruned.
+void warn_outlives_key(const std::string& payload, UnixTime now) {
+  auto p = policy();
+  if (!p) return;  // the policy is not this command's business; its own commands report it
+  auto claims = nlohmann::json::parse(payload, nullptr, false);
+  if (!claims.is_object()) return;
+  const auto exp = jose::integer_member(claims, "exp");
+  const std::int64_t max = (*p)->max_lifetime;
+  std::string why;
+  if (!claims.contains("exp")) why = "has no exp";
+  else if (exp && *exp - now > max) why = "is valid for " + format_duration(*exp - now);
+  if (why.empty()) return;
+  std::cerr << style(Stream::err, "33", "tokctl: warning: ") << "this token " << why
+            << ", beyond tokens.max_lifetime (" << format_duration(max)
+            << "): keys prune may delete its key while it is still meant to be valid\n";
+}
+
 int run_sign(const SignOptions& o) {
   jose::JwkSet keys;
   bool from_keystore = !has_key(o.keys);
@@ -176,6 +198,7 @@ int run_sign(const SignOptions& o) {
   }
   auto token = jose::sign_compact(std::move(header), payload, *alg, key);
   if (!token) return report(token.error());
+  if (from_keystore && !globals().quiet) warn_outlives_key(payload, (*clock())->now());
   std::cout << *token << '\n';
   return 0;
 }

@@ -31,7 +31,8 @@ int run_split(const SplitCli& o) {
     if (!part) return report(part.error());
     auto jwt = (*svc)->join(*part);
     if (!jwt) return report(jwt.error());
-    std::cout << *jwt << '\n';
+    if (json_output()) print_json({{"token", *jwt}});  // -o json: one JSON document, as elsewhere
+    else std::cout << *jwt << '\n';
     return 0;
   }
   auto token = read_token(o.token);

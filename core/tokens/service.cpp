@@ -144,6 +144,16 @@ Result<std::unique_ptr<TokenService>> TokenService::open(std::shared_ptr<const P
 
 namespace {
 
+// A token that would expire after 9999-12-31T23:59:59Z is one tokctl's own verify refuses (exp out
+// of range): refused before it is issued, never handed out with exit 0.
+Result<void> expiry_in_range(UnixTime now, std::int64_t ttl) {
+  if (ttl <= k_max_time - now) return {};
+  return fail(ErrorCode::usage,
+              "a lifetime of " + format_duration(ttl) + " from " + format_rfc3339(now) +
+                  " ends after 9999-12-31T23:59:59Z, the last time a token can carry",
+              "ask for a shorter lifetime, or lower the policy's ttl and tokens.max_lifetime");
+}
+
 struct Prepared {
   std::shared_ptr<const keys::KeyRing> ring;  // one key ring for every token of a batch
   std::vector<GrantRecord> grants;
@@ -257,6 +267,7 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
   std::int64_t ttl = req.ttl.value_or(kind.ttl);
   if (req.type != "refresh") ttl = std::min(ttl, p.max_lifetime);
   if (ttl <= 0) return fail_param(ErrorCode::usage, "ttl", "the lifetime must be positive");
+  if (auto fits = expiry_in_range(now, ttl); !fits) return std::unexpected(fits.error());
   std::string format = req.type == "refresh" ? "opaque" : req.type == "id" ? "jwt"
                        : !req.format.empty() ? req.format : (client && !client->format.empty()) ? client->format
                                                                                                 : p.access.format;
@@ -278,7 +289,7 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
   claims["sid"] = grant.id;
   if (req.type == "access") {
     // Templates see the token's sub (pairwise when the client has a sector: never the real one).
-    json rendered = render_claims(p.claims, sub, req.client_id, scope, subject);
+    json rendered = render_claims(p.claims, sub, client_id, scope, subject);
     for (const auto& [k, v] : rendered.items())
       if (!reserved(k)) claims[k] = v;
     for (const auto& s : granted) {
@@ -386,6 +397,7 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
     if (!(*ring)->signer) return std::unexpected((*ring)->signer.error());
     // OIDC Core §2: aud is the client_id ("tokctl" when none was given, as in the access token).
     const std::int64_t id_ttl = std::min(p.id.ttl, p.max_lifetime);
+    if (auto fits = expiry_in_range(now, id_ttl); !fits) return std::unexpected(fits.error());
     json id{{"iss", p.issuer}, {"sub", sub}, {"aud", client_id},
             {"iat", now}, {"exp", now + id_ttl}, {"auth_time", grant.started}, {"sid", grant.id},
             {"at_hash", half_hash(t.token, (*ring)->signer->alg())}};

@@ -311,3 +311,64 @@ TEST_CASE("config check reports a store without a path and a jwe format without 
   CHECK_THAT(b.err, !Contains("pw@"));
   CHECK_THAT(b.err, Contains("no PostgreSQL store"));
 }
+
+TEST_CASE("a token past 9999-12-31 is never issued", "[cli][failure]") {
+  Env e;
+  const std::string p = e.dir.file("long.yaml");
+  write_file(p, "issuer: https://i.test\ntokens: {max_lifetime: 2000000000d, access: {ttl: 2000000000d}}\n");
+  auto r = tokctl::test::run({"--keystore", e.ks, "--config", p, "--now", k_now, "issue", "--sub", "a"});
+  INFO(describe(r));
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Contains("ends after 9999-12-31T23:59:59Z"));
+  CHECK(trimmed(r.out).empty());
+  // The last second that fits is fine, and tokctl verifies what it issued.
+  auto edge = tokctl::test::run({"--keystore", e.ks, "--config", p, "--now", "9999-12-31T23:44:59Z", "issue", "--sub", "a", "--ttl", "15m"});
+  INFO(describe(edge));
+  REQUIRE(edge.code == 0);
+  auto v = tokctl::test::run({"--keystore", e.ks, "--config", p, "--now", "9999-12-31T23:50:00Z", "verify", trimmed(edge.out)});
+  INFO(describe(v));
+  CHECK(v.code == 0);
+  auto late = tokctl::test::run({"--keystore", e.ks, "--config", p, "--now", "9999-12-31T23:59:00Z", "issue", "--sub", "a", "--ttl", "15m"});
+  CHECK(late.code == 2);
+  CHECK_THAT(r.err + late.err, !Contains("--ttl:"));  // the lifetime came from the policy, or fits no flag
+}
+
+TEST_CASE("sign with the keystore's key warns about a token that may outlive its key", "[cli][failure]") {
+  Env e;  // the policy's tokens.max_lifetime is the default, 24h
+  auto long_lived = e({"sign", "--sub", "a", "--exp", "+365d"});
+  INFO(describe(long_lived));
+  CHECK(long_lived.code == 0);
+  CHECK_THAT(long_lived.err, Contains("beyond tokens.max_lifetime (1d)"));
+  auto forever = e({"sign", "--sub", "a"});
+  CHECK_THAT(forever.err, Contains("has no exp"));
+  auto fine = e({"sign", "--sub", "a", "--exp", "+1h"});
+  CHECK(fine.code == 0);
+  CHECK(fine.err.empty());
+  CHECK(e({"-q", "sign", "--sub", "a", "--exp", "+365d"}).err.empty());
+  // A key of one's own is not the keystore's business.
+  CHECK(e({"keys", "generate", "--alg", "ES256", "--out", e.dir.file("own.jwk")}).code == 0);
+  CHECK(e({"sign", "--key", e.dir.file("own.jwk"), "--sub", "a", "--exp", "+365d"}).err.empty());
+}
+
+TEST_CASE("split --join -o json, clients --help and the {{client_id}} template", "[cli][failure]") {
+  Env e;
+  const std::string jwt = e.ok({"issue", "--sub", "alice"});
+  const std::string part = e.ok({"split", jwt});
+  auto joined = json::parse(e.ok({"-o", "json", "split", "--join", part}));
+  CHECK(joined.at("token") == jwt);
+  CHECK(e.ok({"split", "--join", part}) == jwt);
+  // clients --help shows its own examples, not the root's.
+  auto help = tokctl::test::run({"clients", "--help"});
+  CHECK_THAT(help.out, Contains("clients add billing"));
+  CHECK_THAT(help.out, !Contains("keys generate"));
+  // {{client_id}} is the token's client_id, also when no --client-id was given.
+  const std::string p = e.dir.file("tpl.yaml");
+  write_file(p, "issuer: https://i.test\nclaims:\n  who: \"{{sub}}@{{client_id}}\"\n");
+  auto t = tokctl::test::run({"--keystore", e.ks, "--config", p, "--now", k_now, "-o", "json", "issue", "--sub", "alice"});
+  INFO(describe(t));
+  REQUIRE(t.code == 0);
+  const std::string at = json::parse(t.out).at("access_token");
+  auto d = json::parse(e.ok({"-o", "json", "decode", at}));
+  CHECK(d.at("payload").at("who") == "alice@" + d.at("payload").at("client_id").get<std::string>());
+  CHECK(d.at("payload").at("who") != "alice@");
+}
