@@ -174,6 +174,33 @@ Result<std::string> checked_alg(const std::string& alg) {
               "ECDH-ES+A256KW, A128KW, A256KW, dir");
 }
 
+// The key files one manifest write brings: deleted again, under the same lock, when that write does
+// not happen (a refused step, a full disk, EFBIG), so a failed command leaves no orphan file for
+// keys check to report. A file the manifest on disk names is kept whatever went wrong (a commit can
+// fail after its rename), and so is every file when the manifest cannot be read back. Declare it
+// after the transaction, so that it runs while the lock is held; a crash still leaves the file,
+// which the keystore tolerates (see KEYSTORE in the man page).
+class NewKeyFiles {
+ public:
+  explicit NewKeyFiles(const Keystore& ks) : m_ks(ks) {}
+  NewKeyFiles(const NewKeyFiles&) = delete;
+  NewKeyFiles& operator=(const NewKeyFiles&) = delete;
+  ~NewKeyFiles() {
+    if (m_committed || m_files.empty()) return;
+    auto on_disk = m_ks.manifest();
+    if (!on_disk) return;
+    for (const auto& [kid, file] : m_files)
+      if (!on_disk->find(kid)) ::unlink((m_ks.dir() + "/keys/" + file).c_str());
+  }
+  void add(const KeyEntry& e) { m_files.emplace_back(e.kid, e.file_name()); }
+  void committed() { m_committed = true; }
+
+ private:
+  const Keystore& m_ks;
+  std::vector<std::pair<std::string, std::string>> m_files;  // kid, file name under keys/
+  bool m_committed = false;
+};
+
 // add and import: store `key` as next (or active when the alg has none) and name it in the manifest.
 Result<KeyEntry> add_key(const Keystore& ks, const Clock& clock, jose::Jwk key, const std::string& kid,
                          const std::string& alg, std::optional<KeyState> wanted, const Passphrase& passphrase) {
@@ -187,11 +214,14 @@ Result<KeyEntry> add_key(const Keystore& ks, const Clock& clock, jose::Jwk key, 
     return fail_remedy(ErrorCode::keystore, alg + " already has an active key ('" + current->kid + "')",
                 "add the new key as next, publish the JWKS, then rotate", Remedy::rotate_key, alg);
   }
+  NewKeyFiles written(ks);
   auto e = store_key(ks, txn->manifest, std::move(key), kid, alg, state, now, passphrase);
   if (!e) return e;
+  written.add(*e);
   Manifest m = txn->manifest;
   m.keys.push_back(*e);
   if (auto c = commit(ks, m); !c) return std::unexpected(c.error());
+  written.committed();
   return e;
 }
 
@@ -283,6 +313,7 @@ Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const
   }
   auto txn = begin(*this);
   if (!txn) return std::unexpected(txn.error());
+  NewKeyFiles written(*this);
   Manifest m = txn->manifest;
   const bool force = o.force == Force::yes;
   std::vector<std::string> algs;
@@ -360,6 +391,7 @@ Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const
       if (!fresh) return std::unexpected(fresh.error());
       auto e = store_key(*this, m, std::move(*fresh), "", a, KeyState::next, now, passphrase);
       if (!e) return std::unexpected(e.error());
+      written.add(*e);
       m.keys.push_back(*e);
       next_kid = e->kid;
     }
@@ -379,10 +411,12 @@ Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const
     if (!fresh) return std::unexpected(fresh.error());
     auto e = store_key(*this, m, std::move(*fresh), "", a, KeyState::next, now, passphrase);
     if (!e) return std::unexpected(e.error());
+    written.add(*e);
     m.keys.push_back(*e);
     r.added = e->kid;
   }
   if (auto c = commit(*this, m); !c) return std::unexpected(c.error());
+  written.committed();
   return results;
 }
 

@@ -372,3 +372,28 @@ TEST_CASE("split --join -o json, clients --help and the {{client_id}} template",
   CHECK(d.at("payload").at("who") == "alice@" + d.at("payload").at("client_id").get<std::string>());
   CHECK(d.at("payload").at("who") != "alice@");
 }
+
+TEST_CASE("keys add and rotate that fail to write the manifest leave no key file behind", "[cli][failure]") {
+  Env e;  // one ES256 key: its manifest is over 1 KiB once a second key joins it
+  CHECK(e({"keys", "add", "--alg", "ES256"}).code == 0);
+  auto count_files = [&] {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& f : std::filesystem::directory_iterator(e.ks + "/keys")) ++n;
+    return n;
+  };
+  const std::size_t before = count_files();
+  const std::string manifest = tokctl::test::read_file(e.ks + "/keystore.json");
+  // A key file (~300 bytes) fits under `ulimit -f 1` (1 KiB); the manifest does not (EFBIG).
+  for (const char* cmd : {"keys add --alg ES256", "keys rotate --force", "keys add --alg HS256"}) {
+    INFO(cmd);
+    auto r = bash_in(e, std::string("ulimit -f 1; \"$TOKCTL\" --keystore \"$KS\" ") + cmd);
+    INFO(describe(r));
+    CHECK(r.code == 4);
+    CHECK_THAT(r.err, Contains("File too large"));
+    CHECK(count_files() == before);
+    CHECK(tokctl::test::read_file(e.ks + "/keystore.json") == manifest);
+  }
+  auto check = e({"keys", "check"});
+  INFO(describe(check));
+  CHECK(check.code == 0);
+}
