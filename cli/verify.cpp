@@ -86,7 +86,7 @@ class Decryptor {
 
   /// The inner JWS of `token` when it is a JWE; nullopt when it is not one (use the token as is,
   /// without copying it: this runs for every line of a batch).
-  Result<std::optional<std::string>> unwrap(const std::string& token) {
+  Result<std::optional<std::string>> unwrap(std::string_view token) {
     if (jose::compact_segments(token) != 5) return std::nullopt;
     preload();
     if (m_keys.keys.empty()) {
@@ -369,14 +369,23 @@ void append_batch_line(std::string& out, std::size_t line, const jose::VerifyRep
   out += "}\n";
 }
 
-// One chunk of --batch input and its results, in input order.
+// One chunk of --batch input and its results, in input order. The lines are stored end to end in
+// one buffer that keeps its capacity from chunk to chunk: no allocation and no free per line
+// (freed line strings let glibc trim the heap, and the next chunk page-faulted it back in).
 struct BatchChunk {
   std::size_t first_line = 0;  // line number before the chunk's first line
-  std::vector<std::string> lines;
+  std::string text;               // the chunk's lines, without their line endings
+  std::vector<std::size_t> ends;  // per line: where it ends in `text`
   std::vector<std::size_t> too_long;  // per line: its size when it was over max_token_line() (not read), else 0
   std::vector<std::string> out;  // per block of k_batch_block lines: their output lines, in order
   std::vector<char> valid;
   std::vector<char> missing;  // an unknown kid (a remote JWKS may have rotated)
+
+  std::size_t size() const { return ends.size(); }
+  std::string_view line(std::size_t i) const {
+    const std::size_t from = i == 0 ? 0 : ends[i - 1];
+    return std::string_view(text).substr(from, ends[i] - from);
+  }
 };
 
 // Lines a worker takes at a time. Its output is one string per block, made and filled by the
@@ -407,36 +416,35 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const
   bool at_end = false;
   std::optional<Error> read_error;
 
+  std::string line;  // one line at a time, appended to its chunk's text
   auto read_chunk = [&](BatchChunk& c) {
     c.first_line = lines_read;
-    c.lines.clear();
+    c.text.clear();
+    // Its largest size, once: growing by doubling copied and page-faulted it several times over.
+    // Only the pages a chunk fills are ever touched.
+    c.text.reserve(k_chunk_bytes + max_token_line());
+    c.ends.clear();
     c.too_long.clear();
-    std::string line;
-    std::size_t bytes = 0;
-    while (c.lines.size() < k_chunk && bytes < k_chunk_bytes) {
+    while (c.size() < k_chunk && c.text.size() < k_chunk_bytes) {
       auto got = input.next(line);
       if (!got) read_error = got.error();
       if (!got || *got == LineReader::Read::end) {
         at_end = true;
         break;
       }
-      if (*got == LineReader::Read::too_long) {
-        c.too_long.push_back(input.length());
-        c.lines.emplace_back();  // `line` keeps its buffer: a skipped line's capacity is not kept per line
-        continue;
-      }
-      bytes += line.size();
-      c.too_long.push_back(0);
-      c.lines.push_back(std::move(line));
+      const bool skipped = *got == LineReader::Read::too_long;  // `line` is empty then
+      c.too_long.push_back(skipped ? input.length() : 0);
+      c.text += line;
+      c.ends.push_back(c.text.size());
     }
-    lines_read += c.lines.size();
-    c.out.resize((c.lines.size() + k_batch_block - 1) / k_batch_block);  // kept strings keep their capacity
-    c.valid.assign(c.lines.size(), 1);
-    c.missing.assign(c.lines.size(), 0);
+    lines_read += c.size();
+    c.out.resize((c.size() + k_batch_block - 1) / k_batch_block);  // kept strings keep their capacity
+    c.valid.assign(c.size(), 1);
+    c.missing.assign(c.size(), 0);
   };
   // Verifies the lines of block `b` of `c` on verifier `t`, writing the block's output.
   auto verify_block = [&](BatchChunk& c, unsigned t, std::size_t b) {
-    const std::size_t from = b * k_batch_block, to = std::min(c.lines.size(), from + k_batch_block);
+    const std::size_t from = b * k_batch_block, to = std::min(c.size(), from + k_batch_block);
     std::string& text = c.out[b];
     text.clear();
     text.reserve(160 * (to - from));
@@ -449,9 +457,11 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const
         append_batch_line(text, c.first_line + i + 1, r);
         continue;
       }
-      if (c.lines[i].empty()) continue;  // blank lines are skipped, numbering kept
-      auto inner = decryptors[t].unwrap(c.lines[i]);
-      auto r = inner ? verifiers[t].verify(*inner ? **inner : c.lines[i], jose::ReportDetail::verdict) : decrypt_failure(inner.error());
+      const std::string_view token = c.line(i);
+      if (token.empty()) continue;  // blank lines are skipped, numbering kept
+      auto inner = decryptors[t].unwrap(token);
+      auto r = inner ? verifiers[t].verify(*inner ? std::string_view(**inner) : token, jose::ReportDetail::verdict)
+                     : decrypt_failure(inner.error());
       c.missing[i] = kid_not_found(r);
       revocation().apply(r);
       c.valid[i] = r.valid;
@@ -524,11 +534,11 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const
     auto pool = start(chunks[k], next);
     for (;;) {
       BatchChunk& following = chunks[k ^ 1];
-      following.lines.clear();
+      following.ends.clear();
       if (!at_end) read_chunk(following);
       join(pool);
       refetch_if_needed(chunks[k]);
-      const bool more = !following.lines.empty();
+      const bool more = following.size() != 0;
       if (more) pool = start(following, next);
       write(chunks[k]);
       if (!more) break;
