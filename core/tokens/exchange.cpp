@@ -185,13 +185,7 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) con
       continue;
     }
     // Scopes: within the subject token's and the rule's (exact names, or a prefix rule's prefix).
-    auto rule_allows = [&](const std::string& s) {
-      if (rule.scopes.empty()) return true;
-      const ScopeRule* sr = p.scope_rule(s);
-      return std::any_of(rule.scopes.begin(), rule.scopes.end(), [&](const std::string& a) {
-        return a == s || (sr && !sr->prefix.empty() && a == sr->prefix);
-      });
-    };
+    auto rule_allows = [&](const std::string& s) { return rule.scopes.empty() || p.scope_listed(rule.scopes, s); };
     std::vector<std::string> scopes;
     std::string scope_problem;
     if (requested_scopes) {
@@ -209,11 +203,7 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) con
     } else {
       // What the rule allows of the subject's scopes, and the requesting client may request.
       auto client_allows = [&](const std::string& s) {
-        if (!requester || requester->scopes.empty()) return true;
-        const ScopeRule* sr = p.scope_rule(s);
-        return std::any_of(requester->scopes.begin(), requester->scopes.end(), [&](const std::string& a) {
-          return a == s || (sr && !sr->prefix.empty() && a == sr->prefix);
-        });
+        return !requester || requester->scopes.empty() || p.scope_listed(requester->scopes, s);
       };
       for (const auto& s : subject_scopes)
         if (rule_allows(s) && client_allows(s)) scopes.push_back(s);

@@ -331,6 +331,13 @@ const ScopeRule* Policy::scope_rule(std::string_view scope) const {
   return nullptr;
 }
 
+bool Policy::scope_listed(const std::vector<std::string>& allowed, std::string_view scope) const {
+  const ScopeRule* rule = scope_rule(scope);
+  return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) {
+    return a == scope || (rule && !rule->prefix.empty() && a == rule->prefix);
+  });
+}
+
 const ClientPolicy* Policy::client(std::string_view client_id) const {
   auto it = clients.find(std::string(client_id));
   return it == clients.end() ? nullptr : &it->second;

@@ -212,11 +212,8 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
     const ScopeRule* rule = p.scope_rule(s);
     if (!rule && !p.scopes.empty()) return oauth_fail(OAuthCode::invalid_scope, "unknown scope '" + s + "'");
     if (!rule && p.scopes.empty() && !p.source.empty()) return oauth_fail(OAuthCode::invalid_scope, "unknown scope '" + s + "' (the policy defines no scopes)");
-    if (client && !client->scopes.empty()) {
-      bool allowed = std::any_of(client->scopes.begin(), client->scopes.end(), [&](const std::string& a) {
-        return a == s || (rule && !rule->prefix.empty() && a == rule->prefix);
-      });
-      if (!allowed) return oauth_fail(OAuthCode::invalid_scope, "client '" + client->id + "' may not request scope '" + s + "'");
+    if (client && !client->scopes.empty() && !p.scope_listed(client->scopes, s)) {
+      return oauth_fail(OAuthCode::invalid_scope, "client '" + client->id + "' may not request scope '" + s + "'");
     }
     if (rule && rule->ttl && now - grant.started > *rule->ttl) {
       expired.push_back(s);
