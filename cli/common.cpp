@@ -168,25 +168,35 @@ Result<std::unique_ptr<tokens::TokenService>> open_service() {
   return tokens::TokenService::open(**p, std::move(*ks), **clk, *pass);
 }
 
+namespace {
+
+// The keystore this run uses and where that choice came from: keystore_dir(), or the policy's
+// "keystore:" when neither the flag nor the environment names one (the policy itself is only ever
+// an explicit one, --config or $TOKCTL_CONFIG).
+Result<std::pair<std::string, std::string>> keystore_in_use() {
+  if (!globals().keystore.empty()) return std::pair(globals().keystore, std::string("--keystore"));
+  const char* env = std::getenv("TOKCTL_KEYSTORE");
+  if (env && *env) return std::pair(std::string(env), std::string("$TOKCTL_KEYSTORE"));
+  auto p = policy();
+  if (!p) return std::unexpected(p.error());
+  if (!(*p)->keystore.empty()) return std::pair((*p)->keystore, "keystore: in policy " + (*p)->source);
+  return std::pair(keystore_dir(), std::string("default: $XDG_DATA_HOME/tokctl"));
+}
+
+// The keystore a hint names: the one in use, as far as it can be told.
+std::string hinted_keystore() {
+  auto used = keystore_in_use();
+  return used ? used->first : keystore_dir();
+}
+
+}  // namespace
+
 Result<keys::Keystore> open_keystore(bool create) {
   auto clk = clock();
   if (!clk) return std::unexpected(clk.error());
-  std::string dir = keystore_dir();
-  std::string from = "--keystore";
-  const char* env = std::getenv("TOKCTL_KEYSTORE");
-  if (globals().keystore.empty()) {
-    from = env && *env ? "$TOKCTL_KEYSTORE" : "default: $XDG_DATA_HOME/tokctl";
-    if (!(env && *env)) {
-      // The policy may name the keystore when neither the flag nor the environment does; the policy
-      // itself is only ever an explicit one (--config or $TOKCTL_CONFIG).
-      auto p = policy();
-      if (!p) return std::unexpected(p.error());
-      if (!(*p)->keystore.empty()) {
-        dir = (*p)->keystore;
-        from = "keystore: in policy " + (*p)->source;
-      }
-    }
-  }
+  auto used = keystore_in_use();
+  if (!used) return std::unexpected(used.error());
+  const auto& [dir, from] = *used;
   static bool noted = false;
   if (!noted) {
     noted = true;
@@ -326,17 +336,17 @@ std::string remedy_text(Remedy remedy, const std::string& subject) {
     case Remedy::none: return {};
     case Remedy::add_signing_key:
       return "run: tokctl keys add --alg " + (subject.empty() ? std::string("ES256") : subject) + " --keystore " +
-             quoted(keystore_dir());
+             quoted(hinted_keystore());
     case Remedy::add_encryption_key:
       return "run: tokctl keys add --alg " + (subject.empty() ? std::string("ECDH-ES+A256KW") : subject) +
-             " --keystore " + quoted(keystore_dir());
+             " --keystore " + quoted(hinted_keystore());
     case Remedy::generate_key: return "run: tokctl keys generate --alg " + subject;
     case Remedy::rotate_key: return "run: tokctl keys rotate --alg " + subject;
     case Remedy::publish_jwks:
       return "run: tokctl keys jwks --out FILE --force, then tokctl keys rotate --alg " + subject +
              " after --min-next-age; " + k_force_rotate;
     case Remedy::import_key_file:
-      return "run: tokctl keys import " + quoted(subject) + " --keystore " + quoted(keystore_dir()) +
+      return "run: tokctl keys import " + quoted(subject) + " --keystore " + quoted(hinted_keystore()) +
              " (see tokctl help keys import)";
     case Remedy::check_config: return "run: tokctl config check --config " + quoted(subject);
     case Remedy::allow_weak_keys: return "to check it anyway while debugging: tokctl verify --insecure";

@@ -99,7 +99,8 @@ int run_local(const IntrospectCli& o) {
   if (o.jwt) {
     auto jwt = (*svc)->phantom_jwt(*token);
     if (!jwt) return report(jwt.error());
-    std::cout << *jwt << '\n';
+    if (json_output()) print_json(json{{"active", true}, {"token", *jwt}});  // one JSON document
+    else std::cout << *jwt << '\n';
     return 0;
   }
   auto r = (*svc)->introspect(*token);
@@ -161,7 +162,8 @@ int introspect_one(Remote& rem, const IntrospectCli& o, const std::string& token
       print_json(r->json);
       return r->json.value("active", false) ? 0 : 1;
     }
-    std::cout << std::string(trim(r->body)) << '\n';
+    if (json_output()) print_json(json{{"active", true}, {"token", std::string(trim(r->body))}});
+    else std::cout << std::string(trim(r->body)) << '\n';
     return 0;
   }
   json answer = r->json;

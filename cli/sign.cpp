@@ -199,7 +199,8 @@ int run_sign(const SignOptions& o) {
   auto token = jose::sign_compact(std::move(header), payload, *alg, key);
   if (!token) return report(token.error());
   if (from_keystore && !globals().quiet) warn_outlives_key(payload, (*clock())->now());
-  std::cout << *token << '\n';
+  if (json_output()) print_json(nlohmann::json{{"token", *token}});  // -o json: one JSON document
+  else std::cout << *token << '\n';
   return 0;
 }
 

@@ -286,10 +286,19 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request) {
         std::string msg = request.method + " " + redact_url(request.url) + ": " + a.reason;
         if (attempt > 1) msg += " (after " + std::to_string(attempt) + " attempts)";
         std::string hint;
-        if (a.rc == CURLE_PEER_FAILED_VERIFICATION || a.rc == CURLE_SSL_CACERT_BADFILE) {
+        ErrorCode code = ErrorCode::network;
+        if (a.rc == CURLE_PEER_FAILED_VERIFICATION) {
           hint = "the server's certificate is not trusted: name its CA bundle";
+        } else if (a.rc == CURLE_SSL_CACERT_BADFILE || a.rc == CURLE_SSL_CERTPROBLEM || a.rc == CURLE_SSL_CIPHER) {
+          // What this side was given cannot be used (a CA bundle or client certificate that is not
+          // PEM): a usage error, like a missing file, not a network failure.
+          code = ErrorCode::usage;
+          hint = "check the CA bundle and client certificate files given: they must be PEM";
+        } else if (a.rc == CURLE_URL_MALFORMAT || a.rc == CURLE_UNSUPPORTED_PROTOCOL) {
+          code = ErrorCode::usage;  // a port out of range, a bad host: the URL, not the network
+          hint = "check the URL";
         }
-        return fail(ErrorCode::network, std::move(msg), std::move(hint));
+        return fail(code, std::move(msg), std::move(hint));
       }
       return std::move(a.response);
     }

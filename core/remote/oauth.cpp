@@ -6,6 +6,7 @@
 #include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jws.hpp>
 #include <tokctl/util/base64.hpp>
+#include <tokctl/util/io.hpp>
 
 namespace tokctl::remote {
 namespace {
@@ -266,6 +267,21 @@ Result<Introspection> OAuthClient::introspect(std::string_view token, std::strin
                                         std::to_string(r->status) + " with " +
                                         (out.content_type.empty() ? std::string("no content type") : out.content_type) +
                                         ", not an RFC 7662 JSON object");
+  }
+  if (!want_json && !is_json) {
+    // The JWT forms: a JWT of the media type asked for. A login page, a proxy's text or an empty
+    // 200 is no answer (the phantom contract says inactive with 204), never a token to hand on.
+    const std::string_view body = trim(r->body);
+    const bool jws_text = jose::compact_segments(body) == 3 &&
+                          body.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") ==
+                              std::string_view::npos;
+    if (out.content_type != accept || !jws_text) {
+      return fail(ErrorCode::network,
+                  "the introspection endpoint (" + redact_url(r->url) + ") answered HTTP " + std::to_string(r->status) +
+                      " with " + (out.content_type.empty() ? std::string("no content type") : out.content_type) +
+                      (body.empty() ? ", and no body" : jws_text ? "" : ", and a body that is not a JWT") +
+                      ", not the " + std::string(accept) + " asked for");
+    }
   }
   if (is_json) {
     auto j = json_body(*r, "introspection endpoint");

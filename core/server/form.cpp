@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include <tokctl/util/base64.hpp>
+#include <tokctl/util/utf8.hpp>
 
 namespace tokctl::server {
 
@@ -82,6 +83,12 @@ Result<FormParams> parse_form(std::string_view body, std::initializer_list<std::
     auto value = form_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
     if (!name || !value) return oauth_fail(OAuthCode::invalid_request, "malformed form encoding");
     if (name->empty()) return oauth_fail(OAuthCode::invalid_request, "a form parameter has no name");
+    // Every OAuth parameter is text (RFC 6749 Appendix A: ASCII; URIs and names UTF-8). Bytes that
+    // are not UTF-8 would reach a JSON document (a token's aud, a log line) and fail there.
+    if (!valid_utf8(*name)) return oauth_fail(OAuthCode::invalid_request, "a form parameter name is not UTF-8 text");
+    if (!valid_utf8(*value)) {
+      return oauth_fail(OAuthCode::invalid_request, "parameter '" + *name + "' is not UTF-8 text");
+    }
     const bool may_repeat = std::find(repeatable.begin(), repeatable.end(), *name) != repeatable.end();
     auto [it, fresh] = out.try_emplace(std::move(*name));
     if (!fresh && !may_repeat) {
@@ -108,7 +115,7 @@ Result<std::optional<std::pair<std::string, std::string>>> parse_basic_auth(std:
   if (colon == std::string::npos) return malformed();
   auto id = form_decode(std::string_view(*raw).substr(0, colon));
   auto secret = form_decode(std::string_view(*raw).substr(colon + 1));
-  if (!id || !secret || id->empty()) return malformed();
+  if (!id || !secret || id->empty() || !valid_utf8(*id) || !valid_utf8(*secret)) return malformed();
   return std::optional(std::pair(std::move(*id), std::move(*secret)));
 }
 

@@ -295,6 +295,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       }
     }
     if (te > 1) return std::pair(400, std::string("repeated Transfer-Encoding"));
+    // One Content-Length of one value: a repeat, even of the same value, or a list ("29, 29") is
+    // refused like any repeated framing header (RFC 9112 §6.3 lets a server reject it; proxies in
+    // front may have read it differently).
+    std::size_t lengths = 0;
+    for (const auto& f : req) {
+      if (f.name() != http::field::content_length) continue;
+      if (++lengths > 1 || f.value().find(',') != beast::string_view::npos) {
+        return std::pair(400, std::string("repeated Content-Length"));
+      }
+    }
     if (te > 0 && req.count(http::field::content_length) > 0) {
       return std::pair(400, std::string("both Transfer-Encoding and Content-Length"));
     }
@@ -408,6 +418,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       HttpResponse res;
       res.status = 500;
       res.set("Content-Type", "application/json");
+      res.set("Cache-Control", "no-store");  // as every OAuth error (RFC 6749 §5.1)
+      res.set("Pragma", "no-cache");
       res.body = R"({"error":"server_error","error_description":"internal error"})";
       respond(std::move(res));
     }

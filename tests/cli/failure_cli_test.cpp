@@ -397,3 +397,34 @@ TEST_CASE("keys add and rotate that fail to write the manifest leave no key file
   INFO(describe(check));
   CHECK(check.code == 0);
 }
+
+TEST_CASE("-o json prints one JSON document for sign and introspect --jwt", "[cli][failure]") {
+  Env e;
+  auto s = json::parse(e.ok({"-o", "json", "sign", "--sub", "a", "--exp", "+1h"}));
+  REQUIRE(s.at("token").is_string());
+  CHECK(e({"verify", s.at("token").get<std::string>()}).code == 0);
+  const std::string p = e.dir.file("opaque.yaml");
+  write_file(p, "issuer: https://i.test\ntokens: {access: {format: opaque}}\n");
+  auto opaque = tokctl::test::run({"--keystore", e.ks, "--config", p, "--now", k_now, "issue", "--sub", "a"});
+  INFO(describe(opaque));
+  REQUIRE(opaque.code == 0);
+  auto phantom = tokctl::test::run(
+      {"--keystore", e.ks, "--config", p, "--now", k_now, "-o", "json", "introspect", trimmed(opaque.out), "--jwt"});
+  INFO(describe(phantom));
+  REQUIRE(phantom.code == 0);
+  auto doc = json::parse(phantom.out);
+  CHECK(doc.at("active") == true);
+  CHECK(e({"verify", doc.at("token").get<std::string>()}).code == 0);
+}
+
+TEST_CASE("the no-keystore hint names the keystore the policy chose", "[cli][failure]") {
+  TempDir dir;
+  const std::string p = dir.file("tokctl.yaml");
+  write_file(p, "issuer: https://x.test\nkeystore: ./ks\n");
+  auto r = tokctl::test::run({"--config", p, "issue", "--sub", "alice"},
+                             {}, {{"XDG_DATA_HOME", dir.file("xdg")}});
+  INFO(describe(r));
+  CHECK(r.code == 4);
+  CHECK_THAT(r.err, Contains("--keystore '" + dir.file("./ks") + "'"));  // as the policy names it, relative to the policy
+  CHECK_THAT(r.err, !Contains(dir.file("xdg")));
+}

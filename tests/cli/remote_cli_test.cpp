@@ -8,7 +8,11 @@
 #include <algorithm>
 #include <ctime>
 #include <map>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <mutex>
 
 #include <catch2/catch.hpp>
@@ -662,4 +666,72 @@ TEST_CASE("remote CLI: -q does not silence the --insecure and --client-secret wa
           {{"XDG_CACHE_HOME", dir.file("cache")}, {"TOKCTL_CLIENT_SECRET", k_secret}});
   REQUIRE(r.code == 0);
   CHECK(r.err.find("NOT checked") != std::string::npos);
+}
+
+TEST_CASE("remote CLI: introspect --phantom passes on only a JWT; -o json is one document", "[cli][remote]") {
+  FakeAs as;
+  TempDir dir;
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}, {"TOKCTL_CLIENT_SECRET", k_secret}};
+  const std::vector<std::string> phantom{"introspect", "tok", "--phantom", "--server", as.issuer(), "--client-id", "rs"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = extra;
+    a.insert(a.end(), phantom.begin(), phantom.end());
+    return a;
+  };
+  const std::string jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+  std::string type = "application/jwt", body = jwt;
+  as.introspect = [&](const server::HttpRequest&) {
+    server::HttpResponse r;
+    r.set("Content-Type", type);
+    r.body = body;
+    return r;
+  };
+  auto r = run(with({}), {}, env);
+  INFO(describe(r));
+  CHECK(r.code == 0);
+  CHECK(trimmed(r.out) == jwt);
+  auto j = run(with({"-o", "json"}), {}, env);
+  INFO(describe(j));
+  CHECK(j.code == 0);
+  CHECK(json::parse(j.out) == json{{"active", true}, {"token", jwt}});
+  // A login page (or any answer that is not a JWT) is exit 5 and prints nothing.
+  for (auto [t, b] : std::vector<std::pair<std::string, std::string>>{
+           {"text/html", "<html><body>Please log in</body></html>"}, {"text/plain", "hello"},
+           {"application/jwt", "hello"}, {"application/jwt", ""}, {"text/plain", jwt}}) {
+    type = t;
+    body = b;
+    auto bad = run(with({}), {}, env);
+    INFO(t << " " << b);
+    INFO(describe(bad));
+    CHECK(bad.code == 5);
+    CHECK(bad.out.empty());
+  }
+}
+
+TEST_CASE("remote CLI: a malformed URL or an unusable CA bundle is a usage error, not a network one",
+          "[cli][remote]") {
+  TempDir dir;
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}, {"TOKCTL_CLIENT_SECRET", k_secret}};
+  auto r = run({"introspect", "x", "--server", "http://127.0.0.1:99999", "--client-id", "a"}, {}, env);
+  INFO(describe(r));
+  CHECK(r.code == 2);
+  // A listening socket is enough: curl loads the CA bundle for the TLS handshake after connecting.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(fd, 4) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  write_file(dir.file("garbage.pem"), "this is not a certificate\n");
+  const std::string url = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  auto ca = run({"introspect", "x", "--server", url, "--client-id", "a", "--cacert", dir.file("garbage.pem"),
+                 "--timeout", "3s"},
+                {}, env);
+  ::close(fd);
+  INFO(describe(ca));
+  CHECK(ca.code == 2);
+  CHECK(ca.err.find("PEM") != std::string::npos);
 }

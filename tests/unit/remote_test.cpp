@@ -588,6 +588,35 @@ TEST_CASE("remote: introspection answers that are not RFC 7662 JSON fail; assert
   r = OAuthClient(http, ep, basic, clock).introspect("tok", "", "application/json");
   REQUIRE_FALSE(r);
   CHECK(r.error().message.find("boolean \"active\"") != std::string::npos);
+  // The JWT forms (phantom, RFC 9701): a login page, a JWT under another media type, text that is
+  // not a JWT, an empty 200 are no answer, never a token to pass on.
+  const std::string jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+  auto answer = [](std::string type, std::string body) {
+    return [type, body](const server::HttpRequest&, int) {
+      server::HttpResponse out;
+      if (!type.empty()) out.set("Content-Type", type);
+      out.body = body;
+      return out;
+    };
+  };
+  fake.routes["/text"] = answer("text/plain", jwt);
+  fake.routes["/not-jwt"] = answer("application/jwt", "hello world");
+  fake.routes["/empty"] = answer("application/jwt", "");
+  fake.routes["/phantom"] = answer("application/jwt", jwt + "\n");
+  for (const char* path : {"/login", "/text", "/not-jwt", "/empty"}) {
+    for (const char* accept : {"application/jwt", "application/token-introspection+jwt"}) {
+      CAPTURE(path, accept);
+      ep.introspection_endpoint = fake.url(path);
+      auto bad = OAuthClient(http, ep, basic, clock).introspect("tok", "", accept);
+      REQUIRE_FALSE(bad);
+      CHECK(bad.error().code == ErrorCode::network);
+      CHECK(bad.error().message.find(std::string("not the ") + accept + " asked for") != std::string::npos);
+    }
+  }
+  ep.introspection_endpoint = fake.url("/phantom");
+  auto good = OAuthClient(http, ep, basic, clock).introspect("tok", "", "application/jwt");
+  REQUIRE(good);
+  CHECK(good->body.find(jwt) == 0);
   // private_key_jwt: the assertion's jti is single-use, so a 503 is not retried with it; the
   // assertion's aud falls back to the endpoint when no issuer or token endpoint is known.
   ep.introspection_endpoint = fake.url("/busy");

@@ -167,6 +167,21 @@ TEST_CASE("a Transfer-Encoding other than chunked is 400 and closes: nothing is 
       CHECK(r.status == 400);
     }
   }
+  SECTION("a repeated Content-Length, even of the same value, or a list of lengths") {
+    for (std::string extra : {"Content-Length: 4\r\nContent-Length: 4\r\n", "Content-Length: 4, 4\r\n",
+                              "Content-Length: 4\r\nContent-Length: 5\r\n"}) {
+      CAPTURE(extra);
+      int fd = connect_to(s.port());
+      std::string pending;
+      send_all(fd, "POST /p HTTP/1.1\r\nHost: t\r\n" + extra + "\r\nabcdGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
+      auto r = read_response(fd, pending);
+      CHECK(r.status == 400);
+      CHECK(read_response(fd, pending).closed);
+      ::close(fd);
+    }
+    auto one = exchange(s.port(), "POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nabcd");
+    CHECK(one.status == 200);
+  }
   SECTION("chunked in any case with optional whitespace is fine") {
     auto r = exchange(s.port(), "POST /p HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:  ChUnKeD \t\r\n\r\n"
                                 "2\r\nok\r\n0\r\n\r\n");

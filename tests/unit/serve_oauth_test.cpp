@@ -392,6 +392,30 @@ TEST_CASE("serve: error_description stays within RFC 6749 §5.2's characters whe
   CHECK_THAT(d, Contains("read?"));
 }
 
+TEST_CASE("serve: a form parameter that is not UTF-8 is 400 invalid_request, never a 500", "[serve][oauth]") {
+  Server s;
+  for (std::string body : {"grant_type=client_credentials&audience=%ff",
+                           "grant_type=client_credentials&resource=https://a/%ff",
+                           "grant_type=client_credentials&audience=%ed%a0%80",
+                           "grant_type=client_credentials&%ff=x",
+                           "grant_type=client_credentials&scope=read&client_id=api&client_secret=%c3"}) {
+    CAPTURE(body);
+    auto r = s.post("/oauth/token", body, {{"Authorization", basic("api", s.api_secret)}});
+    CHECK(r.status == 400);
+    CHECK(json::parse(r.body).at("error") == "invalid_request");
+  }
+  auto intro = s.post("/oauth/introspect", "token=%ff%fe", {{"Authorization", basic("api", s.api_secret)}});
+  CHECK(intro.status == 400);
+  // Basic credentials that are not UTF-8 are malformed credentials.
+  auto basic_bad = s.post("/oauth/token", "grant_type=client_credentials",
+                          {{"Authorization", "Basic " + tokctl::b64_encode(std::string("api\xff:x"))}});
+  CHECK(basic_bad.status == 400);
+  // The same request with text is still served.
+  auto ok = s.post("/oauth/token", "grant_type=client_credentials&audience=api-%C3%A9",
+                   {{"Authorization", basic("api", s.api_secret)}});
+  CHECK(ok.status != 500);
+}
+
 // ---- 6. assertions, token types, resources ------------------------------------------------------
 
 TEST_CASE("serve: a client assertion's exp may carry a fraction (RFC 7519 NumericDate)", "[serve][oauth]") {
