@@ -8,9 +8,6 @@
 #include <algorithm>
 #include <ctime>
 #include <map>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <mutex>
@@ -27,6 +24,7 @@
 
 #include "support/cli_helpers.hpp"
 #include "support/keys.hpp"
+#include "support/raw_http.hpp"
 #include "support/run.hpp"
 
 using namespace tokctl;
@@ -716,17 +714,10 @@ TEST_CASE("remote CLI: a malformed URL or an unusable CA bundle is a usage error
   INFO(describe(r));
   CHECK(r.code == 2);
   // A listening socket is enough: curl loads the CA bundle for the TLS handshake after connecting.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(fd, 4) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  std::uint16_t port = 0;
+  int fd = bound_loopback_socket(true, port);
   write_file(dir.file("garbage.pem"), "this is not a certificate\n");
-  const std::string url = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  const std::string url = "https://127.0.0.1:" + std::to_string(port);
   auto ca = run({"introspect", "x", "--server", url, "--client-id", "a", "--cacert", dir.file("garbage.pem"),
                  "--timeout", "3s"},
                 {}, env);

@@ -28,6 +28,22 @@ int try_connect(std::uint16_t port, int timeout_s) {
   return fd;
 }
 
+int bound_loopback_socket(bool listening, std::uint16_t& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket() failed");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || (listening && ::listen(fd, 16) != 0) ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot bind a loopback socket");
+  }
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
 int connect_to(std::uint16_t port, int timeout_s) {
   int fd = try_connect(port, timeout_s);
   if (fd < 0) throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));

@@ -23,6 +23,10 @@ struct RawResponse {
 int try_connect(std::uint16_t port, int timeout_s = 5);
 /// try_connect that throws std::runtime_error when the connection fails.
 int connect_to(std::uint16_t port, int timeout_s = 5);
+/// A TCP socket bound to a free 127.0.0.1 port, listening (connections complete, nothing is
+/// ever answered) or not (every connect is refused); its port in `port`. Throws
+/// std::runtime_error when the socket cannot be made.
+int bound_loopback_socket(bool listening, std::uint16_t& port);
 /// Sends all of `data`; stops quietly when the server closes first (its answer says why).
 void send_all(int fd, const std::string& data);
 /// One response from `fd`, reading the body its Content-Length announces (none for a HEAD

@@ -12,9 +12,6 @@
 #include <mutex>
 #include <thread>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -25,6 +22,8 @@
 #include <tokctl/remote/oauth.hpp>
 #include <tokctl/server/http_server.hpp>
 #include <tokctl/util/base64.hpp>
+
+#include "support/raw_http.hpp"
 
 using namespace tokctl;
 using namespace tokctl::remote;
@@ -313,14 +312,9 @@ TEST_CASE("remote: oversized answers, refused connections and timeouts are netwo
   CHECK(r.error().code == ErrorCode::network);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1400));
   // A port nobody listens on (bound, never listening).
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  req.url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/";
+  std::uint16_t port = 0;
+  int fd = tokctl::test::bound_loopback_socket(false, port);
+  req.url = "http://127.0.0.1:" + std::to_string(port) + "/";
   r = http.send(req);
   ::close(fd);
   REQUIRE_FALSE(r);
@@ -332,15 +326,9 @@ TEST_CASE("remote: oversized answers, refused connections and timeouts are netwo
 TEST_CASE("remote: a refused connection is retried with doubling backoff, then fails naming the attempts",
           "[remote][http]") {
   // A port bound but never listening: every connect is refused at once.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/jwks";
+  std::uint16_t port = 0;
+  int fd = tokctl::test::bound_loopback_socket(false, port);
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/jwks";
   TransportOptions o;
   o.retries = 2;
   o.backoff_ms = 50;
