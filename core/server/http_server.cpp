@@ -563,6 +563,12 @@ Result<ssl::context> tls_context(const ServerOptions& o) {
   auto use = [&](const char* param, const std::string& what, const std::string& path, auto&& apply) -> Result<void> {
     auto pem = read_input(path);
     if (!pem) return fail_param(ErrorCode::usage, param, "cannot use " + what + ": " + pem.error().message);
+    // OpenSSL's own words for these ("passed a null parameter", "no start line") say little.
+    if (pem->find("-----BEGIN ") == std::string::npos) {
+      return fail_param(ErrorCode::usage, param,
+                        "cannot use " + what + " '" + path + "': " + (pem->empty() ? "the file is empty" : "it is not PEM") +
+                            " (no -----BEGIN line)");
+    }
     apply(net::buffer(*pem));
     OPENSSL_cleanse(pem->data(), pem->size());
     if (ec) return fail_param(ErrorCode::usage, param, "cannot use " + what + " '" + path + "': " + ec.message());

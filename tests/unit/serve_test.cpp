@@ -1238,6 +1238,23 @@ TEST_CASE("TLS set-up errors are usage errors naming the file", "[serve][http][t
       CHECK_THAT(r.error().message, Contains(pki.file(bad)));
     }
   }
+  // An empty file, or text that is not PEM, is said to be that (not OpenSSL's "null parameter").
+  write_file(pki.file("empty.pem"), "");
+  write_file(pki.file("text.pem"), "hello\n");
+  for (const char* bad : {"empty.pem", "text.pem"}) {
+    for (int which = 0; which < 3; ++which) {
+      CAPTURE(bad, which);
+      ServerOptions t;
+      t.port = 0;
+      t.tls_cert = which == 0 ? pki.file(bad) : pki.file("server.pem");
+      t.tls_key = which == 1 ? pki.file(bad) : pki.file("server.key");
+      t.client_ca = which == 2 ? pki.file(bad) : pki.file("ca.pem");
+      auto r = HttpServer::start(t, handler);
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code == ErrorCode::usage);
+      CHECK_THAT(r.error().message, Contains(std::string(bad) == "empty.pem" ? "the file is empty" : "it is not PEM"));
+    }
+  }
 }
 
 TEST_CASE("HTTP server: connections beyond the cap are closed at once, the others served", "[serve][http]") {
