@@ -398,7 +398,7 @@ TEST_CASE("keys add and rotate that fail to write the manifest leave no key file
   CHECK(check.code == 0);
 }
 
-TEST_CASE("-o json prints one JSON document for sign and introspect --jwt", "[cli][failure]") {
+TEST_CASE("sign and introspect --jwt print one JSON document with -o json", "[cli][failure]") {
   Env e;
   auto s = json::parse(e.ok({"-o", "json", "sign", "--sub", "a", "--exp", "+1h"}));
   REQUIRE(s.at("token").is_string());

@@ -143,6 +143,9 @@ else
   fail "the access log has one JSON object per request (token requests included)"
 fi
 
+kill "$server" && wait "$server"  # the policy server is done: it must not outlive the suite
+server=""
+
 # --- the HTTP layer against hostile clients (a --dev server of its own) -------------------------
 "$TOKCTL" serve --dev --listen 127.0.0.1:0 > "$work/ready3.json" 2> "$work/serve3.log" &
 server=$!
