@@ -428,6 +428,12 @@ std::string normalize_token(std::string_view text) {
   return out;
 }
 
+bool pasted_token(std::string_view line) {
+  for (int c : {' ', '\t', ':'})
+    if (std::memchr(line.data(), c, line.size()) != nullptr) return true;
+  return false;
+}
+
 Result<std::string> read_token(const std::string& value) {
   if (value.empty() || value == "-") {
     if (::isatty(STDIN_FILENO)) {
@@ -616,6 +622,45 @@ std::string token_type_urn(const std::string& value) {
     if (value == u || value == u.substr(u.rfind(':') + 1)) return u;
   }
   return value;
+}
+
+void append_json_string(std::string& out, std::string_view v) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  bool plain = true;  // nothing to escape: the common case (kids, subjects), appended in one go
+  for (unsigned char c : v) {
+    if (c >= 0x80) {
+      out += nlohmann::json(std::string(v)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      return;
+    }
+    plain = plain && c >= 0x20 && c != '"' && c != '\\';
+  }
+  if (plain) {
+    out += '"';
+    out += v;
+    out += '"';
+    return;
+  }
+  out += '"';
+  for (unsigned char c : v) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += k_hex[c >> 4];
+          out += k_hex[c & 15];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
 }
 
 }  // namespace tokctl::cli

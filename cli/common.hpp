@@ -104,6 +104,10 @@ Result<std::string> read_arg(const std::string& value, bool trim_ws);
 /// leading "Bearer " / "DPoP " / "Authorization:" dropped (case-insensitive).
 std::string normalize_token(std::string_view text);
 
+/// True when `line` may hold a token as pasted (a scheme, blanks) that normalize_token() would
+/// change: it has a space, a tab or a ':'. Three memchr passes: cheap enough for every batch line.
+bool pasted_token(std::string_view line);
+
 /// A token argument: the token itself, a file holding it, or "-" (or empty) for stdin (with a prompt
 /// line on stderr when stdin is a terminal); normalised with normalize_token().
 Result<std::string> read_token(const std::string& value);
@@ -123,6 +127,12 @@ std::string token_line_too_long(std::size_t bytes);
 /// Prints a warning (and a chmod hint) on stderr when the secret file `path` is readable by its group
 /// or by everyone. `what` names it ("passphrase file", "private key file").
 void warn_if_readable_by_others(const std::string& path, const std::string& what);
+
+/// Appends `v` to `out` as a JSON string, as nlohmann's dump(-1, ' ', false, replace) writes it:
+/// '"', '\\' and control characters escaped, everything else as is, invalid UTF-8 replaced by
+/// U+FFFD. For output lines written directly (verify --batch, serve's access log) instead of
+/// building and dumping a JSON object per line.
+void append_json_string(std::string& out, std::string_view v);
 
 /// A NAME=VALUE flag's VALUE: JSON when it is JSON (strictly parsed: depth, size and duplicate
 /// limits, so a 60,000-deep value is a clean error), else the text itself. `what` names it in errors.

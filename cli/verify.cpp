@@ -304,48 +304,6 @@ int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decrypt
   return r.exit_code();
 }
 
-// A JSON string for a value nlohmann parsed (valid UTF-8): what dump(-1, ' ', false) writes,
-// '"' and '\\' and control characters escaped, everything else as is. Anything that is not valid
-// UTF-8 (a kid from a header is parsed too, but be safe) goes through nlohmann's replacing dump.
-void append_json_string(std::string& out, std::string_view v) {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  bool plain = true;  // nothing to escape: the common case (kids, subjects), appended in one go
-  for (unsigned char c : v) {
-    if (c >= 0x80) {
-      out += nlohmann::json(std::string(v)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      return;
-    }
-    plain = plain && c >= 0x20 && c != '"' && c != '\\';
-  }
-  if (plain) {
-    out += '"';
-    out += v;
-    out += '"';
-    return;
-  }
-  out += '"';
-  for (unsigned char c : v) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += k_hex[c >> 4];
-          out += k_hex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
-
 // One --batch output line, keys in the order nlohmann's sorted objects print them. Written
 // directly (issue 11): building and dumping a JSON object per token was a fifth of an HS256
 // token's instructions. Errors, and a sub that is not a plain ASCII string, still go through
@@ -434,7 +392,13 @@ int run_batch(const VerifyCliOptions& o, const jose::TokenVerifier& proto, const
       }
       const bool skipped = *got == LineReader::Read::too_long;  // `line` is empty then
       c.too_long.push_back(skipped ? input.length() : 0);
-      c.text += line;
+      // A line as pasted ("Bearer x", surrounding blanks) is normalised like a token argument;
+      // a bare token (the common case) has no blank or ':' and is taken as it is.
+      if (pasted_token(line)) {
+        c.text += normalize_token(line);
+      } else {
+        c.text += line;
+      }
       c.ends.push_back(c.text.size());
     }
     lines_read += c.size();

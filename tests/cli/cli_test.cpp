@@ -1029,6 +1029,23 @@ TEST_CASE("verify --batch writes one JSON line per token, in order", "[cli][batc
   CHECK(parse_json(out[2]).at("errors")[0].at("code") == "expired");
   CHECK(parse_json(out[3]).at("errors")[0].at("code") == "malformed");
 
+  SECTION("lines as pasted (a scheme, blanks) are normalised like a token argument") {
+    const std::string pasted = "Bearer " + v1 + "\n  " + v2 + " \t\nAuthorization: Bearer " + v3 + "\n \t \n" +
+                               "bearer " + v1.substr(0, 40) + " " + v1.substr(40) + "\n";
+    RunResult p = run({"verify", "--batch", "--key", fx().es256, "--now", k_now_5m, "--threads", "1"}, pasted);
+    INFO(describe(p));
+    CHECK(p.code == 0);
+    const auto got = lines(p.out);
+    REQUIRE(got.size() == 4);  // the blank-only line is skipped, its number kept
+    const std::vector<std::string> want = {"u1", "u2", "u3", "u1"};
+    const std::size_t numbers[] = {1, 2, 3, 5};
+    for (std::size_t i = 0; i < 4; ++i) {
+      const json j = parse_json(got[i]);
+      CHECK(j.at("valid") == true);
+      CHECK(j.at("sub") == want[i]);
+      CHECK(j.at("line") == numbers[i]);
+    }
+  }
   SECTION("--threads 1 and --threads 2 give identical output") {
     RunResult r2 = run({"verify", "--batch", "--key", fx().es256, "--now", k_now_5m, "--threads", "2"}, input);
     CHECK(r2.code == 1);
