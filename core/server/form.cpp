@@ -109,7 +109,9 @@ Result<std::optional<std::pair<std::string, std::string>>> parse_basic_auth(std:
   std::string_view b64 = header.substr(6);
   while (!b64.empty() && b64.front() == ' ') b64.remove_prefix(1);
   auto raw = b64_decode(b64);
-  auto malformed = [] { return oauth_fail(OAuthCode::invalid_request, "malformed Basic credentials"); };
+  // The client tried to authenticate and failed: invalid_client (RFC 6749 §5.2), answered 401
+  // with a Basic challenge like a wrong secret.
+  auto malformed = [] { return oauth_fail(OAuthCode::invalid_client, "malformed Basic credentials"); };
   if (!raw) return malformed();
   auto colon = raw->find(':');
   if (colon == std::string::npos) return malformed();

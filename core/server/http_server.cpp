@@ -80,6 +80,20 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+// The origin-form ("/path?query") of a request target. RFC 9112 §3.2.2: a server must accept the
+// absolute-form ("http://host/path?query") too; its scheme and authority are dropped (this server
+// has one origin), an empty path is "/". Anything else is kept as it came.
+std::string origin_form(std::string_view target) {
+  const std::string_view head = target.substr(0, 8);
+  const std::string scheme = lower(head.substr(0, head.find(':')));
+  if ((scheme != "http" && scheme != "https") || target.substr(scheme.size(), 3) != "://") return std::string(target);
+  const std::string_view rest = target.substr(scheme.size() + 3);
+  const std::size_t path = rest.find_first_of("/?");
+  if (path == std::string_view::npos) return "/";
+  if (rest[path] == '?') return "/" + std::string(rest.substr(path));
+  return std::string(rest.substr(path));
+}
+
 }  // namespace
 
 class SessionBase {
@@ -382,7 +396,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     auto& req = m_parser->get();
     HttpRequest in;
     in.method = std::string(req.method_string());
-    in.target = std::string(req.target());
+    in.target = origin_form(req.target());
     in.headers = std::move(m_headers);  // without trailer fields: dropped
     in.body = std::move(req.body());
     in.tls = k_tls;
@@ -446,6 +460,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       r.status = res.status;
       r.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - m_started).count();
       r.client_id = std::move(res.client_id);
+      r.store_failure = res.store_failure;
       m_server.log(r);
     }
     lowest().expires_after(m_server.options.read_timeout);

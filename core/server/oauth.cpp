@@ -161,7 +161,11 @@ HttpResponse oauth_error(OAuthCode code, const std::string& description) {
 HttpResponse oauth_error(const Error& e) {
   OAuthCode code = oauth_code_of(e);
   // Store and internal failures: the cause goes nowhere near the client.
-  if (code == OAuthCode::temporarily_unavailable) return oauth_error(code, "the token store is unavailable; retry later");
+  if (code == OAuthCode::temporarily_unavailable) {
+    HttpResponse r = oauth_error(code, "the token store is unavailable; retry later");
+    r.store_failure = true;
+    return r;
+  }
   if (code == OAuthCode::server_error) return oauth_error(code, "internal error");
   return oauth_error(code, e.message);
 }
@@ -295,7 +299,7 @@ ClientAuth read_credentials(const OAuthEndpoints& endpoints, const tokens::Polic
   if (authorization) {
     auto b = parse_basic_auth(*authorization);
     if (!b) {
-      out.refusal = oauth_error(b.error());
+      out.refusal = client_refusal(b.error().message, true, realm);
       return out;
     }
     basic = std::move(*b);
@@ -834,9 +838,9 @@ Result<json> OAuthEndpoints::verified_assertion(const Verifiers& verifiers, std:
   return report.payload;
 }
 
-void OAuthEndpoints::observe(std::string_view path, int status, std::int64_t latency_us) const {
+void OAuthEndpoints::observe(std::string_view path, int status, std::int64_t latency_us, bool store_failure) const {
   m_metrics.request(path, status, latency_us);
-  if (status == 503) m_metrics.store_error();
+  if (store_failure) m_metrics.store_error();
 }
 
 HttpResponse OAuthEndpoints::health() const {
@@ -844,6 +848,7 @@ HttpResponse OAuthEndpoints::health() const {
   auto probe = m_service.introspect("healthz-probe");
   HttpResponse r = probe ? json_response(200, R"({"status":"ok"})")
                          : json_response(503, R"({"status":"unavailable","reason":"token store"})");
+  r.store_failure = !probe;
   r.set("Cache-Control", "no-store");
   return r;
 }

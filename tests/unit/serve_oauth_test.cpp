@@ -406,10 +406,11 @@ TEST_CASE("serve: a form parameter that is not UTF-8 is 400 invalid_request, nev
   }
   auto intro = s.post("/oauth/introspect", "token=%ff%fe", {{"Authorization", basic("api", s.api_secret)}});
   CHECK(intro.status == 400);
-  // Basic credentials that are not UTF-8 are malformed credentials.
+  // Basic credentials that are not UTF-8 are malformed credentials: a failed authentication.
   auto basic_bad = s.post("/oauth/token", "grant_type=client_credentials",
                           {{"Authorization", "Basic " + tokctl::b64_encode(std::string("api\xff:x"))}});
-  CHECK(basic_bad.status == 400);
+  CHECK(basic_bad.status == 401);
+  CHECK(json::parse(basic_bad.body).at("error") == "invalid_client");
   // The same request with text is still served.
   auto ok = s.post("/oauth/token", "grant_type=client_credentials&audience=api-%C3%A9",
                    {{"Authorization", basic("api", s.api_secret)}});

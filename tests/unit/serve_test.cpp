@@ -19,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -195,7 +196,23 @@ TEST_CASE("Basic credentials are form-decoded after base64 (RFC 6749 §2.3.1)", 
     CAPTURE(bad);
     auto r = parse_basic_auth(bad);
     REQUIRE_FALSE(r);
-    CHECK(r.error().oauth == OAuthCode::invalid_request);
+    CHECK(r.error().oauth == OAuthCode::invalid_client);
+  }
+}
+
+TEST_CASE("malformed Basic credentials are 401 invalid_client with a challenge, like a wrong secret",
+          "[serve][oauth]") {
+  Fixture fx;
+  for (const std::string& bad : std::vector<std::string>{"Basic !!!!", "Basic " + b64_encode("nocolon"),
+                                                         "Basic " + b64_encode("a%zz:b"), "Basic " + b64_encode("a:\xff")}) {
+    CAPTURE(bad);
+    for (const char* path : {"/oauth/token", "/oauth/introspect", "/oauth/revoke"}) {
+      CAPTURE(path);
+      auto r = fx.post(path, "grant_type=client_credentials&token=x", {{"authorization", bad}});
+      CHECK(r.status == 401);
+      CHECK(body_of(r).at("error") == "invalid_client");
+      CHECK_THAT(header_of(r, "WWW-Authenticate"), Contains("Basic realm="));
+    }
   }
 }
 
@@ -255,6 +272,7 @@ TEST_CASE("a store failure answers 503 temporarily_unavailable and leaves no hal
   CHECK(body_of(r).at("error") == "temporarily_unavailable");
   CHECK(header_of(r, "Cache-Control") == "no-store");
   CHECK(r.body.find("injected") == std::string::npos);  // no store internals on the wire
+  CHECK(r.store_failure);  // counted in tokctl_store_errors_total
   CHECK(sql("SELECT count(*) FROM grants") == grants);
   CHECK(sql("SELECT count(*) FROM tokens") == tokens);
   sql("DROP TRIGGER fail_tokens");
@@ -591,13 +609,15 @@ TEST_CASE("metrics: requests by endpoint and status, a latency histogram, tokens
   fx.endpoints->observe("/oauth/token", 200, 30000);
   fx.endpoints->observe("/oauth/token", 401, 50);
   fx.endpoints->observe("/eyJsecret.looking.path", 404, 10);
-  fx.endpoints->observe("/healthz", 503, 10);
+  fx.endpoints->observe("/healthz", 503, 10, true);
+  fx.endpoints->observe("/oauth/introspect", 503, 10);  // a 503 that is not the store's (authentications queued)
   auto m = fx.get("/metrics");
   REQUIRE(m.status == 200);
   CHECK(header_of(m, "Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
   CHECK_THAT(m.body, Contains("tokctl_http_requests_total{endpoint=\"/oauth/token\",status=\"200\"} 2\n"));
   CHECK_THAT(m.body, Contains("tokctl_http_requests_total{endpoint=\"/oauth/token\",status=\"401\"} 1\n"));
   CHECK_THAT(m.body, Contains("tokctl_http_requests_total{endpoint=\"other\",status=\"404\"} 1\n"));
+  CHECK_THAT(m.body, Contains("tokctl_http_requests_total{endpoint=\"/oauth/introspect\",status=\"503\"} 1\n"));
   CHECK(m.body.find("eyJ") == std::string::npos);  // paths are never labels
   CHECK_THAT(m.body, Contains("tokctl_http_request_duration_seconds_bucket{endpoint=\"/oauth/token\",le=\"0.001\"} 2\n"));
   CHECK_THAT(m.body, Contains("tokctl_http_request_duration_seconds_bucket{endpoint=\"/oauth/token\",le=\"0.025\"} 2\n"));
@@ -657,6 +677,27 @@ TEST_CASE("HTTP server: keep-alive, HEAD, Connection: close, limits and timeouts
     REQUIRE(log.size() == 2);
     CHECK(log[0].path == "/a");  // never the query
     CHECK(log[0].client_id == "c1");
+  }
+  SECTION("an absolute-form target is served as its path (RFC 9112 §3.2.2)") {
+    int fd = connect_to(port);
+    std::string pending;
+    const std::pair<const char*, const char*> cases[] = {{"http://t/a?q=1", "GET /a 0"},
+                                                         {"HTTPS://issuer.test:8443/oauth/token", "GET /oauth/token 0"},
+                                                         {"http://t", "GET / 0"},
+                                                         {"http://t?x", "GET / 0"},
+                                                         {"/plain", "GET /plain 0"}};
+    for (const auto& [target, want] : cases) {
+      INFO(target);
+      send_all(fd, std::string("GET ") + target + " HTTP/1.1\r\nHost: t\r\n\r\n");
+      auto a = read_response(fd, pending);
+      CHECK(a.status == 200);
+      CHECK(a.body == want);
+    }
+    ::close(fd);
+    std::lock_guard lock(log_mutex);
+    REQUIRE(log.size() == 5);
+    CHECK(log[0].path == "/a");  // the log never holds the query or the authority
+    CHECK(log[1].path == "/oauth/token");
   }
   SECTION("pipelined requests are answered in order") {
     int fd = connect_to(port);
@@ -969,6 +1010,27 @@ TEST_CASE("tokctl serve --dev: ready line, a real token, clean SIGTERM, no secre
   CHECK(log.find(token) == std::string::npos);
   CHECK(log.find(token.substr(token.rfind('.') + 1)) == std::string::npos);
   CHECK(log.find("Basic") == std::string::npos);
+  // Every line is one JSON object; a request line has exactly the documented fields.
+  std::istringstream lines(log);
+  int requests = 0;
+  for (std::string line; std::getline(lines, line);) {
+    INFO(line);
+    auto j = json::parse(line);  // throws (fails the test) on anything that is not JSON
+    REQUIRE(j.is_object());
+    if (!j.contains("method")) continue;  // a notice
+    ++requests;
+    CHECK(j.at("time").is_string());
+    CHECK(j.at("latency_us").is_number_integer());
+    CHECK(j.at("status").is_number_integer());
+    CHECK(j.at("path").is_string());
+    CHECK(j.size() == (j.contains("client_id") ? 6u : 5u));
+    if (j.at("path") == "/oauth/token") {
+      CHECK(j.at("method") == "POST");
+      CHECK(j.at("status") == 200);
+      CHECK(j.at("client_id") == "dev");
+    }
+  }
+  CHECK(requests == 2);
 }
 
 TEST_CASE("tokctl serve refuses a bad --listen and a port in use with exit codes 2 and 5", "[serve][cli]") {

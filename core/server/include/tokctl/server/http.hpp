@@ -38,6 +38,9 @@ struct HttpResponse {
   std::string body;
   /// For the access log only (never sent): the authenticated client, if any.
   std::string client_id;
+  /// For the metrics only (never sent): a 503 because the token store failed (not one because
+  /// too many authentications were queued, or the key set is missing).
+  bool store_failure = false;
 
   HttpResponse& set(std::string name, std::string value);
 };

@@ -49,6 +49,7 @@ struct AccessRecord {
   int status = 0;
   std::int64_t latency_us = 0;
   std::string client_id;
+  bool store_failure = false;  ///< a 503 because the token store failed (HttpResponse::store_failure)
 };
 
 using Handler = std::function<HttpResponse(const HttpRequest&)>;

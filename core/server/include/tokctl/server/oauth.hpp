@@ -77,8 +77,9 @@ class OAuthEndpoints {
   /// The RFC 8414 authorization server metadata.
   const nlohmann::json& metadata() const { return m_metadata; }
 
-  /// Counts one answered request (from the transport's access log); a 503 is a store failure.
-  void observe(std::string_view path, int status, std::int64_t latency_us) const;
+  /// Counts one answered request (from the transport's access log), and a store failure when the
+  /// answer was a 503 because the token store failed.
+  void observe(std::string_view path, int status, std::int64_t latency_us, bool store_failure = false) const;
   const Metrics& metrics() const { return m_metrics; }
 
  private:
