@@ -361,6 +361,16 @@ Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const
       if (auto ready = next_key_ready(m, *next, o, now); !ready) return std::unexpected(ready.error());
     }
     if (auto p = passphrase_consistent(*this, m, a, passphrase); !p) return std::unexpected(p.error());
+    // The key about to sign must load: activating a missing, corrupt or swapped key file would
+    // retire the working key and leave nothing to sign with (an outage a later rotation cannot undo).
+    if (next) {
+      if (auto k = load(*next, passphrase); !k) {
+        return fail(ErrorCode::keystore,
+                    "the next " + a + " key '" + next->kid + "' cannot be activated: " + k.error().message,
+                    "nothing was changed; restore its key file (run tokctl keys check), or retire it (tokctl keys "
+                    "retire " + next->kid + ") and add a new next key");
+      }
+    }
     any = true;
   }
   if (!any) return results;

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <chrono>
 #include <fcntl.h>
+#include <filesystem>
 #include <functional>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -430,6 +431,47 @@ TEST_CASE("rotate refuses without a next key and changes nothing", "[keystore]")
   auto all = ks.rotate(rot(""), k_no_pass);
   REQUIRE_FALSE(all);
   CHECK(all.error().code == ErrorCode::keystore);
+}
+
+TEST_CASE("rotate refuses to activate a next key whose file is missing, corrupt or another key's", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  auto b = add(ks, "ES256");
+  auto other = add(ks, "ES384");
+  const std::string next_file = f.dir + "/keys/" + b.kid + ".jwk";
+  const std::string good = read_file(next_file);
+  f.clock.set(k_t0 + k_hour);
+  const std::string before = read_file(f.dir + "/keystore.json");
+  auto refused = [&](const char* what, Force force) {
+    INFO(what);
+    const auto files_before = files_in(f.dir + "/keys");
+    auto r = ks.rotate(rot("ES256", force), k_no_pass);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::keystore);
+    CHECK_THAT(r.error().message, Contains(b.kid) && Contains("cannot be activated"));
+    CHECK_THAT(r.error().hint, Contains("nothing was changed"));
+    // Nothing changed: the working key still signs, no key file was left behind.
+    CHECK(read_file(f.dir + "/keystore.json") == before);
+    CHECK(manifest(ks).active("ES256")->kid == a.kid);
+    CHECK(files_in(f.dir + "/keys") == files_before);
+  };
+  auto put = [&](std::string_view text) {
+    write_file(next_file, text);
+    REQUIRE(::chmod(next_file.c_str(), 0600) == 0);
+  };
+  std::filesystem::remove(next_file);
+  refused("missing", Force::no);
+  put("garbage");
+  refused("not JSON", Force::no);
+  put(read_file(f.dir + "/keys/" + other.kid + ".jwk"));
+  refused("another key's file", Force::no);
+  refused("forced: still refused, a forced rotation must not activate a broken key", Force::yes);
+  // Restored, the same rotation goes through.
+  put(good);
+  auto r = ks.rotate(rot("ES256"), k_no_pass);
+  REQUIRE(r);
+  CHECK((*r)[0].activated == b.kid);
 }
 
 TEST_CASE("rotate --force without a next key activates a brand-new key", "[keystore]") {
