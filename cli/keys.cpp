@@ -167,7 +167,7 @@ void register_keys(CLI::App& app) {
   auto c = std::make_shared<ConvertOptions>();
   auto* conv = keys->add_subcommand("convert", "Convert a key between JWK and PEM");
   file_value(conv->add_option("file", c->input, "Key file (JWK or PEM), or - for stdin"));
-  conv->add_option("--to", c->to, "Target format: jwk or pem (default: the other one)")
+  conv->add_option("--to", c->to, "Target format: jwk or pem (default: the other one; with --public, the input's own)")
       ->check(CLI::IsMember({"jwk", "pem"}));
   conv->add_flag("--public", c->public_only, "Output only the public key");
   examples(conv, {"tokctl keys convert es256.jwk --to pem --public > es256.pub.pem",

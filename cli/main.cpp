@@ -204,10 +204,11 @@ int run_main(int argc, char** argv) {
   }
   if (auto c = tokctl::cli::clock(); !c) return tokctl::cli::report(c.error());
   const int rc = action();
-  if (rc != 0) return rc;  // reported by the command
-  // Every command's output, checked once: a result that never reached standard output is no success.
+  if (rc != 0 && rc != 1) return rc;  // an error, reported by the command
+  // Every command's output, checked once: a result that never reached standard output is no
+  // success, and neither is a verdict (exit 1: the token is invalid, here is why) nobody got.
   if (auto written = tokctl::cli::flush_stdout(); !written) return tokctl::cli::report(written.error());
-  return 0;
+  return rc;
 }
 
 }  // namespace

@@ -105,12 +105,38 @@ Result<nlohmann::json> build_claims(const SignOptions& o, const std::string& pay
   } else if (!o.jti.empty()) {
     claims["jti"] = o.jti;
   }
+  // A registered claim has its own flag; given both ways, one would silently win.
+  const std::pair<const char*, bool> flagged[] = {
+      {"iss", !o.iss.empty()}, {"sub", !o.sub.empty()}, {"aud", !o.aud.empty()}, {"iat", !o.iat.empty()},
+      {"nbf", !o.nbf.empty()}, {"exp", !o.exp.empty()}, {"jti", !o.jti.empty()}};
   for (const auto& c : o.claims) {
     auto nv = name_value(c, "--claim");
     if (!nv) return std::unexpected(nv.error());
+    for (const auto& [name, given] : flagged) {
+      if (given && nv->first == name) {
+        return fail(ErrorCode::usage, "--claim " + nv->first + "=... and --" + nv->first + " both set claim \"" +
+                                          nv->first + "\"", "give one of them");
+      }
+    }
     claims[nv->first] = nv->second;
   }
   return claims;
+}
+
+// A token whose iat, nbf or exp is not a NumericDate is one every verifier (tokctl verify: exit 3,
+// bad_claim_type) rejects. Signed anyway, since minting such tokens is how a service's rejection of
+// them is tested, but never silently: the warning says so. `where` names the source.
+void warn_time_claims(const nlohmann::json& claims) {
+  for (const char* name : {"iat", "nbf", "exp"}) {
+    auto it = claims.find(name);
+    if (it == claims.end()) continue;
+    std::string why;
+    if (!it->is_number()) why = "is not a number (NumericDate) but " + std::string(it->type_name());
+    else if (!time_from_seconds(it->get<double>())) why = "is out of range (" + it->dump() + ")";
+    if (why.empty()) continue;
+    std::cerr << style(Stream::err, "33", "tokctl: warning: ") << "claim \"" << name << "\" " << why
+              << ": verify rejects this token as malformed\n";
+  }
 }
 
 // keys prune deletes a retired key once every token the token service issued with it has expired,
@@ -177,7 +203,11 @@ int run_sign(const SignOptions& o) {
   if (build) {
     auto claims = build_claims(o, payload_text, (*clock())->now());
     if (!claims) return report(claims.error());
+    if (!globals().quiet) warn_time_claims(*claims);
     payload = claims->dump();
+  } else if (!globals().quiet && jose::meant_as_json_object(payload_text)) {
+    // A JSON object payload is a claims set to every verifier.
+    if (auto j = jose::parse_json_object(payload_text, "payload"); j) warn_time_claims(*j);
   }
 
   nlohmann::json header = nlohmann::json::object();

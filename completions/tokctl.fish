@@ -239,7 +239,7 @@ complete -c tokctl -n '__tokctl_at /keys/generate' -l config -r -F -d 'Policy fi
 complete -c tokctl -n '__tokctl_at /keys/generate' -s v -l verbose -d 'Say which policy and keystore this run uses (on stderr)'
 complete -c tokctl -n '__tokctl_at /keys/convert' -F
 complete -c tokctl -n '__tokctl_at /keys/convert' -s h -l help -d 'Print this help message and exit'
-complete -c tokctl -n '__tokctl_at /keys/convert' -l to -x -a 'jwk pem' -d 'Target format: jwk or pem (default: the other one)'
+complete -c tokctl -n '__tokctl_at /keys/convert' -l to -x -a 'jwk pem' -d 'Target format: jwk or pem (default: the other one; with --public, the input'\''s own)'
 complete -c tokctl -n '__tokctl_at /keys/convert' -l public -d 'Output only the public key'
 complete -c tokctl -n '__tokctl_at /keys/convert' -s o -l output -x -a 'text json' -d 'Output format: text or json'
 complete -c tokctl -n '__tokctl_at /keys/convert' -l now -x -d 'Pretend the current time is TIME: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)'

@@ -218,6 +218,19 @@ TEST_CASE("output that cannot be written is exit 4, and a JWKS that never left i
   auto issue = bash_in(e, R"("$TOKCTL" --keystore "$KS" --config "$CONFIG" issue --sub alice > /dev/full)");
   INFO(describe(issue));
   CHECK(issue.code == 4);
+  // A verdict (exit 1: invalid, and why) that never reached its reader is no verdict either.
+  const std::string tok = e.ok({"sign", "--sub", "alice", "--aud", "api", "--exp", "+1h"});
+  const std::string verify = R"("$TOKCTL" --keystore "$KS" -o json verify --aud other )";
+  CHECK(bash_in(e, verify + tok + " > /dev/null").code == 1);
+  auto lost = bash_in(e, verify + tok + " > /dev/full");
+  INFO(describe(lost));
+  CHECK(lost.code == 4);
+  CHECK_THAT(lost.err, Contains("cannot write to standard output"));
+  const std::string batch = "printf '%s\\ngarbage\\n' " + tok + R"( | "$TOKCTL" --keystore "$KS" verify --batch)";
+  CHECK(bash_in(e, batch + " > /dev/null").code == 1);
+  auto lost_batch = bash_in(e, batch + " > /dev/full");
+  INFO(describe(lost_batch));
+  CHECK(lost_batch.code == 4);
   // keys jwks: a rotation waits for the next key's publication; a JWKS nobody received is none.
   CHECK(e({"keys", "add", "--alg", "ES256"}).code == 0);
   auto jwks = bash_in(e, R"("$TOKCTL" --keystore "$KS" keys jwks > /dev/full)");
@@ -415,6 +428,45 @@ TEST_CASE("sign and introspect --jwt print one JSON document with -o json", "[cl
   auto doc = json::parse(phantom.out);
   CHECK(doc.at("active") == true);
   CHECK(e({"verify", doc.at("token").get<std::string>()}).code == 0);
+}
+
+TEST_CASE("sign warns about a token verify rejects as malformed, and lets no --claim override a claim flag",
+          "[cli][failure]") {
+  Env e;
+  const std::string payload = e.dir.file("claims.json");
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"sign", "--claim", "exp=\"soon\""},
+        {"sign", "--sub", "a", "--claim", "iat=[1]"},
+        {"sign", "--claim", "nbf=1e300"},
+        {"sign", payload},
+        {"sign", payload, "--sub", "a"}}) {
+    write_file(payload, R"({"sub":"a","exp":"tomorrow"})");
+    auto r = e(cmd);
+    INFO(describe(r));
+    CHECK(r.code == 0);  // minted on purpose: how a service's rejection of such tokens is tested
+    CHECK_THAT(r.err, Contains("warning") && Contains("verify rejects this token as malformed"));
+    CHECK_THAT(r.err, Contains("is not a number (NumericDate)") || Contains("is out of range"));
+    // ... and verify does reject it, as the warning says.
+    CHECK(e({"verify", trimmed(r.out)}).code == 3);
+    // -q: the token only.
+    auto quiet = e([&] { auto q = cmd; q.insert(q.begin(), "-q"); return q; }());
+    CHECK(quiet.code == 0);
+    CHECK(quiet.err.empty());
+  }
+  // Good time claims, and a payload that is not a JSON object (bytes): no warning.
+  auto fine = e({"sign", "--claim", "exp=4102444800", "--sub", "a"});
+  CHECK(fine.code == 0);
+  CHECK(fine.err.find("malformed") == std::string::npos);
+  write_file(payload, "exp: soon");
+  auto bytes = e({"sign", payload});
+  CHECK(bytes.code == 0);
+  CHECK(bytes.err.find("malformed") == std::string::npos);
+  // --sub and --claim sub=... would silently disagree: refused.
+  auto both = e({"sign", "--sub", "x", "--claim", "sub=1"});
+  INFO(describe(both));
+  CHECK(both.code == 2);
+  CHECK_THAT(both.err, Contains("--claim sub") && Contains("--sub"));
+  CHECK(e({"sign", "--claim", "sub=x", "--exp", "+1h", "--claim", "exp=9999999999"}).code == 2);
 }
 
 TEST_CASE("the no-keystore hint names the keystore the policy chose", "[cli][failure]") {
