@@ -366,6 +366,16 @@ Result<jose::Jwk> Keystore::signing_key(const std::string& alg, const std::strin
                          "no active signing key" + (alg.empty() ? std::string() : " for " + alg) + " in '" + m_dir + "'",
                          "add one", Remedy::add_signing_key, alg);
     }
+    if (active.size() > 1 && std::all_of(active.begin(), active.end(),
+                                         [&](const KeyEntry* e) { return e->alg == active.front()->alg; })) {
+      // One alg, several active keys: the manifest breaks its own rule (keys check says so).
+      std::string kids;
+      for (auto* e : active) kids += (kids.empty() ? "'" : ", '") + e->kid + "'";
+      return fail(ErrorCode::keystore,
+                  "the keystore has " + std::to_string(active.size()) + " active " + active.front()->alg + " keys (" +
+                      kids + "): which one signs is not defined",
+                  "retire all but one (tokctl keys retire KID); run tokctl keys check");
+    }
     if (active.size() > 1) {
       std::string algs;
       for (auto* e : active) algs += (algs.empty() ? "" : ", ") + e->alg;

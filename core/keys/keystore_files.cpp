@@ -498,7 +498,13 @@ Result<void> write_output_file(const std::string& path, std::string_view data, u
   // Written completely under a temp name, then linked into place: link(2) never replaces a file.
   std::random_device rd;
   std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
-  if (auto w = write_file_atomic(tmp, data, mode); !w) return w;
+  if (auto w = write_file_atomic(tmp, data, mode); !w) {
+    // Named as the file asked for: its temporary name means nothing to the user.
+    for (auto p = w.error().message.find(tmp); p != std::string::npos; p = w.error().message.find(tmp)) {
+      w.error().message.replace(p, tmp.size(), path);
+    }
+    return w;
+  }
   int rc = ::link(tmp.c_str(), path.c_str());
   int err = errno;
   if (rc != 0 && (err == EPERM || err == ENOTSUP || err == EXDEV)) {

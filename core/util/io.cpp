@@ -156,9 +156,10 @@ Result<void> write_file_atomic(const std::string& path, std::string_view data, u
   std::random_device rd;
   std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) return fail(ErrorCode::keystore, "cannot create '" + tmp + "': " + errno_text());
+  // Messages name the file being written, not its temporary name (which never outlives the call).
+  if (fd < 0) return fail(ErrorCode::keystore, "cannot create '" + path + "': " + errno_text());
   auto cleanup = [&](std::string what) {
-    std::string msg = what + " '" + tmp + "': " + errno_text();
+    std::string msg = "cannot write '" + path + "' (" + what + "): " + errno_text();
     ::close(fd);
     ::unlink(tmp.c_str());
     return fail(ErrorCode::keystore, msg);
@@ -177,7 +178,7 @@ Result<void> write_file_atomic(const std::string& path, std::string_view data, u
   if (::fsync(fd) != 0) return cleanup("fsync");
   if (::close(fd) != 0) {
     ::unlink(tmp.c_str());
-    return fail(ErrorCode::keystore, "close '" + tmp + "': " + errno_text());
+    return fail(ErrorCode::keystore, "cannot write '" + path + "' (close): " + errno_text());
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     std::string msg = "rename to '" + path + "': " + errno_text();

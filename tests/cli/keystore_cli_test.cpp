@@ -424,6 +424,16 @@ TEST_CASE("keys jwks publishes public keys only, to stdout or --out", "[keystore
   CHECK_THAT(again.err, Contains("--force"));
   CHECK(read_file(out) == text);
   require_ok(s.tk({"keys", "jwks", "--out", out, "--force"}));
+  // A file that cannot be created is named as asked, never by a temporary name.
+  for (const char* force : {"--force", ""}) {
+    std::vector<std::string> args = {"keys", "jwks", "--out", "/nonexistent-dir/jwks.json"};
+    if (*force) args.push_back(force);
+    auto bad = s.tk(args);
+    INFO(describe(bad));
+    CHECK(bad.code == 4);
+    CHECK_THAT(bad.err, Contains("cannot create '/nonexistent-dir/jwks.json'"));
+    CHECK(bad.err.find(".tmp.") == std::string::npos);
+  }
 }
 
 TEST_CASE("keys show in text and JSON", "[keystore][cli]") {

@@ -977,6 +977,14 @@ TEST_CASE("check reports two active keys of one alg", "[keystore]") {
   CHECK_FALSE(r.ok());
   CHECK(any_contains(r.problems, "ES256"));
   CHECK(any_contains(r.problems, "2 active"));
+  // Nothing signs with such a keystore, named or not: which key would is not defined.
+  for (const char* alg : {"", "ES256"}) {
+    auto k = ks.signing_key(alg, "", k_no_pass);
+    REQUIRE_FALSE(k);
+    CHECK(k.error().code == ErrorCode::keystore);
+    CHECK_THAT(k.error().message, Contains("2 active ES256 keys"));
+    CHECK_THAT(k.error().hint, Contains("retire"));
+  }
 }
 
 TEST_CASE("check reports an alg with keys but no active one", "[keystore]") {
