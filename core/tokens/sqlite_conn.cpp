@@ -25,6 +25,7 @@ using sqlite_sql::k_statements;
 // `out`, when given, receives the first column of the first row.
 Result<void> exec_retry(sqlite3* db, const std::string& path, const char* op, const std::string& sql,
                         std::string* out = nullptr) {
+  const auto started = std::chrono::steady_clock::now();
   for (int attempt = 1;; ++attempt) {
     int rc = SQLITE_OK;
     if (out) {
@@ -45,7 +46,7 @@ Result<void> exec_retry(sqlite3* db, const std::string& path, const char* op, co
       rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
     }
     if (rc == SQLITE_OK) return {};
-    if (is_busy(rc) && attempt < k_max_attempts) {
+    if (is_busy(rc) && retry_busy(attempt, started)) {
       backoff(attempt);
       continue;
     }

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -28,6 +29,15 @@ inline constexpr int k_busy_timeout_ms = 10'000;
 inline constexpr int k_max_attempts = 8;  // BUSY retries on top of busy_timeout, < 0.5 s of backoff in all
 
 inline bool is_busy(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
+
+/// Whether an operation that failed with BUSY on `attempt` (started at `started`) is tried again:
+/// fewer than k_max_attempts, and all of them within one busy_timeout. A BUSY that comes after
+/// busy_timeout's full wait (another process holds the lock) is not waited out again and again:
+/// 8 x 10 s kept a server's requests hanging 80 s before their 503.
+inline bool retry_busy(int attempt, std::chrono::steady_clock::time_point started) {
+  return attempt < k_max_attempts &&
+         std::chrono::steady_clock::now() - started < std::chrono::milliseconds(k_busy_timeout_ms);
+}
 
 /// Sleeps with exponential backoff and jitter (1 ms .. 512 ms), so that writers that collided do
 /// not collide again in lock-step.

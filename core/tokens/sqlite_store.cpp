@@ -222,9 +222,10 @@ Result<T> SqliteTokenStore::read(const char* op, F&& body) {
     conn = std::move(*opened);
   }
   conn->last_rc = SQLITE_OK;
+  const auto started = std::chrono::steady_clock::now();
   Result<T> r = body(*conn);
   // WAL readers see BUSY only in corner cases (recovery); retry those, holding no lock.
-  for (int attempt = 1; !r && sqlite::is_busy(conn->last_rc) && attempt < sqlite::k_max_attempts; ++attempt) {
+  for (int attempt = 1; !r && sqlite::is_busy(conn->last_rc) && sqlite::retry_busy(attempt, started); ++attempt) {
     sqlite::backoff(attempt);
     conn->last_rc = SQLITE_OK;
     r = body(*conn);
@@ -387,6 +388,7 @@ void SqliteTokenStore::lead(std::unique_lock<std::mutex>& lock, Job* self) {
 
 void SqliteTokenStore::run_group(const std::vector<Job*>& batch) {
   Conn& c = *m_writer;
+  const auto started = std::chrono::steady_clock::now();
   for (int attempt = 1;; ++attempt) {
     c.last_rc = SQLITE_OK;
     Result<void> group = [&]() -> Result<void> {
@@ -421,7 +423,7 @@ void SqliteTokenStore::run_group(const std::vector<Job*>& batch) {
       }
     }
     const bool busy = sqlite::is_busy(c.last_rc);
-    if (busy && attempt < sqlite::k_max_attempts) {
+    if (busy && sqlite::retry_busy(attempt, started)) {
       sqlite::backoff(attempt);
       continue;
     }

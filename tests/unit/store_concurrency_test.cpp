@@ -20,11 +20,14 @@
 #include <unistd.h>
 #include <vector>
 
+#include <sqlite3.h>
+
 #include <tokctl/tokens/service.hpp>
 #include <tokctl/tokens/token_store.hpp>
 
 #include "support/run.hpp"
 #include "support/service_fixture.hpp"
+#include "tokens/sqlite_conn.hpp"   // white-box: k_busy_timeout_ms
 #include "tokens/sqlite_store.hpp"  // white-box: write_stats()
 
 using tokctl::FixedClock;
@@ -419,4 +422,30 @@ TEST_CASE("put_async with a row maker: made once on the writer's side; a maker t
   CHECK(stored(*store, "made-1"));
   CHECK(stored(*store, "made-2"));
   CHECK(stored(*store, "plain"));
+}
+
+TEST_CASE("a write blocked by another connection's lock gives up after one busy_timeout, not eight",
+          "[store][concurrency]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  auto store = open_sqlite(path);
+  REQUIRE(store->put(std::nullopt, std::vector<TokenRecord>{token("before")}));
+  // Another process (here another connection) holds the write lock for longer than busy_timeout.
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  const auto started = std::chrono::steady_clock::now();
+  auto blocked = store->put(std::nullopt, std::vector<TokenRecord>{token("blocked")});
+  const auto waited = std::chrono::steady_clock::now() - started;
+  CHECK_FALSE(blocked);
+  // busy_timeout (10 s) once, plus backoff: never 8 x 10 s (a server's request hung 80 s).
+  CHECK(waited >= std::chrono::milliseconds(tokctl::tokens::sqlite::k_busy_timeout_ms - 500));
+  CHECK(waited < std::chrono::milliseconds(tokctl::tokens::sqlite::k_busy_timeout_ms) + 5s);
+  // Reads go on meanwhile (WAL), and once the lock is gone writes do too.
+  CHECK(stored(*store, "before"));
+  REQUIRE(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(other);
+  REQUIRE(store->put(std::nullopt, std::vector<TokenRecord>{token("after")}));
+  CHECK(stored(*store, "after"));
+  CHECK_FALSE(stored(*store, "blocked"));
 }
