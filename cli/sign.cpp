@@ -125,7 +125,7 @@ Result<nlohmann::json> build_claims(const SignOptions& o, const std::string& pay
 
 // A token whose iat, nbf or exp is not a NumericDate is one every verifier (tokctl verify: exit 3,
 // bad_claim_type) rejects. Signed anyway, since minting such tokens is how a service's rejection of
-// them is tested, but never silently: the warning says so. `where` names the source.
+// them is tested, but never silently: the warning says so.
 void warn_time_claims(const nlohmann::json& claims) {
   for (const char* name : {"iat", "nbf", "exp"}) {
     auto it = claims.find(name);

@@ -84,6 +84,7 @@ std::string lower(std::string_view s) {
 // absolute-form ("http://host/path?query") too; its scheme and authority are dropped (this server
 // has one origin), an empty path is "/". Anything else is kept as it came.
 std::string origin_form(std::string_view target) {
+  if (target.empty() || target.front() == '/') return std::string(target);  // the usual form: as it is
   const std::string_view head = target.substr(0, 8);
   const std::string scheme = lower(head.substr(0, head.find(':')));
   if ((scheme != "http" && scheme != "https") || target.substr(scheme.size(), 3) != "://") return std::string(target);
