@@ -101,7 +101,7 @@ Result<std::unique_ptr<tokens::TokenService>> open_dev_service(DevEnv& env, cons
 // URL never reaches the log.
 std::string_view loggable_path(std::string_view path) {
   for (std::string_view known : {"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/jwks", "/healthz",
-                                 "/metrics", "/.well-known/oauth-authorization-server",
+                                 "/metrics", "/phantom", "/.well-known/oauth-authorization-server",
                                  "/.well-known/openid-configuration"}) {
     if (path == known) return known;
   }

@@ -121,4 +121,31 @@ Result<std::optional<std::pair<std::string, std::string>>> parse_basic_auth(std:
   return std::optional(std::pair(std::move(*id), std::move(*secret)));
 }
 
+Result<std::string_view> parse_bearer(std::string_view header) {
+  if (!iequals_prefix(header, "bearer ")) {
+    const auto space = header.find(' ');
+    return oauth_fail(OAuthCode::invalid_request,
+                      space == std::string_view::npos || space == 0 || space > 20
+                          ? std::string("Authorization is not a Bearer token")
+                          : "Authorization uses the " + std::string(header.substr(0, space)) +
+                                " scheme, not Bearer");
+  }
+  std::string_view token = header.substr(7);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+  if (token.empty()) return oauth_fail(OAuthCode::invalid_request, "Authorization: Bearer has no token");
+  std::size_t i = 0;
+  auto b64token = [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+  };
+  while (i < token.size() && b64token(static_cast<unsigned char>(token[i]))) ++i;
+  if (i == 0) return oauth_fail(OAuthCode::invalid_request, "the bearer token does not start with a b64token character");
+  while (i < token.size() && token[i] == '=') ++i;
+  if (i != token.size()) {
+    return oauth_fail(OAuthCode::invalid_request,
+                      "the bearer token has a character outside RFC 6750's b64token at offset " + std::to_string(i));
+  }
+  return token;
+}
+
 }  // namespace tokctl::server

@@ -269,6 +269,18 @@ std::variant<Form, HttpResponse> read_form(const HttpRequest& req,
   return std::move(*form);
 }
 
+// Where client credentials are read from: Authorization (the OAuth endpoints), or
+// Proxy-Authorization for GET /phantom, whose Authorization carries the end user's bearer token.
+// A refusal is 401 with a WWW-Authenticate challenge (when Authorization was tried), or 407 with
+// a Proxy-Authenticate challenge (always: RFC 9110 §15.5.8).
+struct CredentialHeader {
+  std::string_view name;       // lower-case
+  int status;                  // of a refusal
+  const char* challenge;       // the challenge header of a refusal
+};
+constexpr CredentialHeader k_authorization{"authorization", 401, "WWW-Authenticate"};
+constexpr CredentialHeader k_proxy_authorization{"proxy-authorization", 407, "Proxy-Authenticate"};
+
 // What the request authenticates with: a client already proven (assertion, certificate), a
 // refusal, or an id and secret still to check (method set).
 struct ClientAuth {
@@ -276,11 +288,14 @@ struct ClientAuth {
   std::optional<HttpResponse> refusal;
   std::string id, secret, method;
   bool challenge = false;  // Authorization was sent: a 401 carries a Basic challenge
+  const CredentialHeader* from = &k_authorization;
 };
 
-HttpResponse client_refusal(const std::string& why, bool challenge, const std::string& realm) {
+HttpResponse client_refusal(const std::string& why, bool challenge, const std::string& realm,
+                            const CredentialHeader& from = k_authorization) {
   HttpResponse r = oauth_error(OAuthCode::invalid_client, why);
-  if (challenge) r.set("WWW-Authenticate", "Basic realm=\"" + realm + "\"");
+  r.status = from.status;
+  if (challenge || from.status != 401) r.set(from.challenge, "Basic realm=\"" + realm + "\"");
   return r;
 }
 
@@ -288,18 +303,20 @@ HttpResponse client_refusal(const std::string& why, bool challenge, const std::s
 // tls_client_auth: exactly one of them. A failure is the one invalid_client answer, with a Basic
 // challenge when Authorization was tried. A secret is not checked here (see authenticated()).
 ClientAuth read_credentials(const OAuthEndpoints& endpoints, const tokens::Policy& policy, const HttpRequest& req,
-                            Form& form, const std::string& realm) {
+                            Form& form, const std::string& realm, const CredentialHeader& from) {
   ClientAuth out;
-  if (req.header_count("authorization") > 1) {
-    out.refusal = oauth_error(OAuthCode::invalid_request, "more than one Authorization header");
+  out.from = &from;
+  if (req.header_count(from.name) > 1) {
+    out.refusal = oauth_error(OAuthCode::invalid_request,
+                              from.status == 401 ? "more than one Authorization header" : "more than one Proxy-Authorization header");
     return out;
   }
-  const std::string* authorization = req.header("authorization");
+  const std::string* authorization = req.header(from.name);
   std::optional<std::pair<std::string, std::string>> basic;
   if (authorization) {
     auto b = parse_basic_auth(*authorization);
     if (!b) {
-      out.refusal = client_refusal(b.error().message, true, realm);
+      out.refusal = client_refusal(b.error().message, true, realm, from);
       return out;
     }
     basic = std::move(*b);
@@ -327,7 +344,7 @@ ClientAuth read_credentials(const OAuthEndpoints& endpoints, const tokens::Polic
   form.erase("client_secret");
   out.challenge = authorization != nullptr;
   auto fail_auth = [&](const std::string& why) {
-    out.refusal = client_refusal(why, out.challenge, realm);
+    out.refusal = client_refusal(why, out.challenge, realm, from);
     return out;
   };
   // RFC 7523 private_key_jwt: a JWT signed with one of the client's keys.
@@ -359,6 +376,9 @@ ClientAuth read_credentials(const OAuthEndpoints& endpoints, const tokens::Polic
   out.method = std::move(method);
   return out;
 }
+
+// A token that is not active (unknown, expired, revoked), as against a failure to find out.
+bool inactive(const Error& e) { return e.code == ErrorCode::invalid_token && e.oauth == OAuthCode::none; }
 
 bool is_active(const json& info) {
   auto a = info.find("active");
@@ -479,13 +499,17 @@ void OAuthEndpoints::handle_async(const HttpRequest& req, Respond respond) const
     if (path == "/oauth/token") return token(req, std::move(respond));
     if (path == "/oauth/introspect") return token_request(req, std::move(respond), &OAuthEndpoints::introspect);
     if (path == "/oauth/revoke") return token_request(req, std::move(respond), &OAuthEndpoints::revoke);
+  } else if ((req.method == "GET" || req.method == "HEAD") && req.path() == "/phantom") {
+    return phantom_request(req, std::move(respond));
   }
   respond(answer(req));
 }
 
-void OAuthEndpoints::authenticated(const HttpRequest& req, Form form, Respond respond, Authenticated next) const {
+void OAuthEndpoints::authenticated(const HttpRequest& req, Form form, Respond respond, Authenticated next,
+                                   bool proxy) const {
   const tokens::Policy& policy = m_service.policy();
-  ClientAuth auth = read_credentials(*this, policy, req, form, policy.issuer);
+  ClientAuth auth =
+      read_credentials(*this, policy, req, form, policy.issuer, proxy ? k_proxy_authorization : k_authorization);
   if (auth.refusal) return respond(std::move(*auth.refusal));
   if (auth.client) return next(req, form, *auth.client, std::move(respond));
   // A secret: its check decides, then the method the client is registered for (a client
@@ -493,10 +517,10 @@ void OAuthEndpoints::authenticated(const HttpRequest& req, Form form, Respond re
   auto decided = [this](const HttpRequest& rq, Form& fm, const ClientAuth& ca, const Result<const tokens::ClientPolicy*>& c,
                         Respond out, const Authenticated& then) {
     const std::string& realm = m_service.policy().issuer;
-    if (!c) return out(client_refusal(c.error().message, ca.challenge, realm));
+    if (!c) return out(client_refusal(c.error().message, ca.challenge, realm, *ca.from));
     const std::string& registered = (*c)->auth_method;
     if (!registered.empty() && registered != ca.method) {
-      return out(client_refusal("client authentication failed", ca.challenge, realm));
+      return out(client_refusal("client authentication failed", ca.challenge, realm, *ca.from));
     }
     then(rq, fm, **c, std::move(out));
   };
@@ -556,6 +580,7 @@ HttpResponse OAuthEndpoints::answer(const HttpRequest& req) const {
   if (path == "/oauth/token") return only("POST, OPTIONS");  // a POST went to token()
   if (path == "/oauth/introspect") return only("POST, OPTIONS");  // a POST went to token_request()
   if (path == "/oauth/revoke") return only("POST, OPTIONS");
+  if (path == "/phantom") return only("GET, HEAD, OPTIONS");  // a GET went to phantom_request()
   if (path == "/oauth/jwks") return get ? jwks(req) : only("GET, HEAD, OPTIONS");
   if (path == k_meta1 || path == k_meta2) {
     if (!get) return only("GET, HEAD, OPTIONS");
@@ -695,7 +720,6 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::Cl
                                         const std::string& token) const {
   auto info = m_service.introspect(token);
   if (!info) return oauth_error(info.error());
-  const bool active = is_active(*info);
   // Content negotiation with q-values (RFC 9110 §12.4.2; q=0: not acceptable). The JWT forms are
   // given only to a client that names them; JSON is the default and the fallback.
   const double q_rfc9701 = acceptance(req, "application/token-introspection+jwt", false);
@@ -720,27 +744,90 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::Cl
   }
   if (phantom) {
     // The phantom contract: the JWT for an active token, nothing (204) for any other.
-    if (!active) return HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}};
-    auto jwt = m_service.phantom_jwt(token);
+    auto jwt = phantom_jwt(token, *info);
     if (!jwt) {
-      if (jwt.error().code == ErrorCode::invalid_token && jwt.error().oauth == OAuthCode::none) {
-        return HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}};  // expired meanwhile
-      }
+      if (inactive(jwt.error())) return HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}};
       return oauth_error(jwt.error());
-    }
-    std::int64_t left = m_options.phantom_max_age;
-    if (auto exp = jose::integer_member(*info, "exp")) {
-      left = std::clamp<std::int64_t>(*exp - m_clock.now(), 0, m_options.phantom_max_age);
     }
     HttpResponse r;
     r.status = 200;
     r.set("Content-Type", "application/jwt");
-    r.set("Cache-Control", "max-age=" + std::to_string(left));
-    r.body = std::move(*jwt);
+    r.set("Cache-Control", "max-age=" + std::to_string(jwt->second));
+    r.body = std::move(jwt->first);
     return r;
   }
   HttpResponse r = json_response(200, info->dump(-1, ' ', false, json::error_handler_t::replace));
   r.set("Cache-Control", "no-store");
+  return r;
+}
+
+Result<std::pair<std::string, std::int64_t>> OAuthEndpoints::phantom_jwt(const std::string& token,
+                                                                        const json& info) const {
+  if (!is_active(info)) return fail(ErrorCode::invalid_token, "the token is not active");
+  auto jwt = m_service.phantom_jwt(token);  // expired meanwhile: invalid_token
+  if (!jwt) return std::unexpected(jwt.error());
+  std::int64_t left = m_options.phantom_max_age;
+  if (auto exp = jose::integer_member(info, "exp")) {
+    left = std::clamp<std::int64_t>(*exp - m_clock.now(), 0, m_options.phantom_max_age);
+  }
+  return std::pair(std::move(*jwt), left);
+}
+
+void OAuthEndpoints::phantom_request(const HttpRequest& req, Respond respond) const {
+  // The query may name the gateway (client_id, for tls_client_auth) and nothing else: a secret
+  // or a token in a URL ends up in logs (RFC 6750 §2.3, RFC 6749 §2.3.1).
+  const std::string_view target = req.target;
+  const auto q = target.find('?');
+  auto query = parse_form(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+  if (!query) return respond(oauth_error(query.error()));
+  for (const auto& [name, values] : query->values) {
+    if (name != "client_id") {
+      return respond(oauth_error(OAuthCode::invalid_request,
+                                 "only client_id may be sent in the /phantom query, not '" + name + "'"));
+    }
+  }
+  authenticated(
+      req, std::move(*query), std::move(respond),
+      [this](const HttpRequest& rq, Form&, const tokens::ClientPolicy& gateway, Respond out) {
+        HttpResponse r = phantom(rq);
+        r.client_id = gateway.id;
+        out(std::move(r));
+      },
+      /*proxy=*/true);
+}
+
+HttpResponse OAuthEndpoints::phantom(const HttpRequest& req) const {
+  const std::string& realm = m_service.policy().issuer;
+  // RFC 6750 §3: a Bearer challenge; no error code when no token was sent (§3.1). invalid_request
+  // is 401 here too, not §3.1's 400: nginx auth_request passes 401 and 403 on to the client and
+  // turns any other status into its own 500.
+  auto refuse = [&](const char* error, const std::string& why) {
+    const std::string description = error_description(why);
+    HttpResponse r = json_response(401, json{{"error", error}, {"error_description", description}}.dump());
+    std::string challenge = "Bearer realm=\"" + realm + "\"";
+    if (req.header_count("authorization") > 0) {
+      challenge += ", error=\"" + std::string(error) + "\", error_description=\"" + description + "\"";
+    }
+    r.set("WWW-Authenticate", std::move(challenge));
+    r.set("Cache-Control", "no-store");
+    return r;
+  };
+  const std::size_t sent = req.header_count("authorization");
+  if (sent == 0) return refuse("invalid_request", "no bearer token: send Authorization: Bearer <token>");
+  if (sent > 1) return refuse("invalid_request", "more than one Authorization header");
+  auto token = parse_bearer(*req.header("authorization"));
+  if (!token) return refuse("invalid_request", token.error().message);
+  const std::string bearer(*token);
+  auto info = m_service.introspect(bearer);
+  if (!info) return oauth_error(info.error());
+  auto jwt = phantom_jwt(bearer, *info);
+  if (!jwt) return inactive(jwt.error()) ? refuse("invalid_token", "the token is not active") : oauth_error(jwt.error());
+  HttpResponse r;
+  r.status = 200;
+  r.set("Authorization", "Bearer " + jwt->first);
+  // A cache in the gateway (nginx proxy_cache) keys the answer on the bearer token.
+  r.set("Cache-Control", "max-age=" + std::to_string(jwt->second));
+  r.set("Vary", "Authorization");
   return r;
 }
 

@@ -551,6 +551,134 @@ TEST_CASE("introspection: JSON, phantom JWT or 204, client auth required", "[ser
   CHECK(doc.at("payload").at("iat") == k_now);
 }
 
+TEST_CASE("Bearer credentials: RFC 6750 b64token, any scheme case, clear refusals", "[serve][form]") {
+  CHECK(parse_bearer("Bearer abc.DEF-_~+/==").value() == "abc.DEF-_~+/==");
+  CHECK(parse_bearer("bEaReR    tok  ").value() == "tok");
+  for (const char* bad : {"Bearer", "Bearer ", "Bearer    ", "Bearer =abc", "Bearer a=b", "Bearer a b", "Bearer a\"b",
+                          "Bearer a,b", "Bearer tok\x01", "Bearer t\xc3\xa9"}) {
+    auto r = parse_bearer(bad);
+    INFO(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().oauth == OAuthCode::invalid_request);
+  }
+  auto basic = parse_bearer("Basic " + b64_encode("id:secret"));
+  REQUIRE_FALSE(basic);
+  CHECK(basic.error().message == "Authorization uses the Basic scheme, not Bearer");
+  auto bare = parse_bearer("eyJhbGciOiJFUzI1NiJ9.e30.sig");
+  REQUIRE_FALSE(bare);
+  CHECK(bare.error().message == "Authorization is not a Bearer token");  // never echoes the value
+}
+
+TEST_CASE("GET /phantom: the gateway authenticates, the bearer token becomes its phantom JWT", "[serve][oauth]") {
+  Fixture fx;
+  const std::string token = fx.token();
+  const std::string gateway = fx.basic("gw", fx.gw_secret);
+  auto phantom = [&](std::vector<std::pair<std::string, std::string>> headers, const std::string& target = "/phantom") {
+    return fx.get(target, std::move(headers));
+  };
+
+  SECTION("an active token: 200, its JWT in Authorization, cacheable for its life at most") {
+    auto r = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}});
+    REQUIRE(r.status == 200);
+    CHECK(r.client_id == "gw");
+    CHECK(r.body.empty());
+    CHECK(header_of(r, "Cache-Control") == "max-age=300");  // 10 min left, capped at 5 min
+    CHECK(header_of(r, "Vary") == "Authorization");
+    const std::string bearer = header_of(r, "Authorization");
+    REQUIRE(bearer.starts_with("Bearer "));
+    write_file(fx.dir.file("jwks.json"), fx.get("/oauth/jwks").body);
+    auto v = tokctl::test::run({"-o", "json", "verify", bearer.substr(7), "--jwks", fx.dir.file("jwks.json"), "--iss",
+                                "https://issuer.test", "--now", "2026-01-01T00:00:00Z"});
+    REQUIRE(v.code == 0);
+    auto doc = json::parse(v.out);
+    CHECK(doc.at("header").at("typ") == "at+jwt");
+    CHECK(doc.at("payload").at("client_id") == "api");
+    CHECK(doc.at("payload").at("scope") == "read");
+    CHECK(doc.at("payload").at("exp") == k_now + 600);
+    // HEAD: the same answer without a body (the transport drops it).
+    HttpRequest head;
+    head.method = "HEAD";
+    head.target = "/phantom";
+    head.headers = {{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}};
+    auto h = fx.endpoints->handle(head);
+    CHECK(h.status == 200);
+    CHECK(header_of(h, "Authorization").starts_with("Bearer ey"));
+  }
+  SECTION("the end user's token refused: 401 with a Bearer challenge, never 400 (nginx passes only 401/403)") {
+    auto none = phantom({{"proxy-authorization", gateway}});
+    CHECK(none.status == 401);
+    CHECK(header_of(none, "WWW-Authenticate") == "Bearer realm=\"https://issuer.test\"");  // RFC 6750 §3.1: no code
+    CHECK(header_of(none, "Cache-Control") == "no-store");
+    auto unknown = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer not-a-token"}});
+    CHECK(unknown.status == 401);
+    CHECK(header_of(unknown, "WWW-Authenticate") ==
+          "Bearer realm=\"https://issuer.test\", error=\"invalid_token\", error_description=\"the token is not active\"");
+    CHECK(body_of(unknown).at("error") == "invalid_token");
+    CHECK(header_of(unknown, "Authorization").empty());
+    auto basic = phantom({{"proxy-authorization", gateway}, {"authorization", fx.basic("api", fx.api_secret)}});
+    CHECK(basic.status == 401);
+    CHECK(body_of(basic).at("error") == "invalid_request");
+    CHECK_THAT(header_of(basic, "WWW-Authenticate"), Contains("error=\"invalid_request\""));
+    auto two = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}, {"authorization", "Bearer x"}});
+    CHECK(two.status == 401);
+    CHECK(body_of(two).at("error_description") == "more than one Authorization header");
+    // Revoked: refused at once.
+    REQUIRE(fx.service->revoke(token, false));
+    auto revoked = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}});
+    CHECK(revoked.status == 401);
+    CHECK(body_of(revoked).at("error") == "invalid_token");
+  }
+  SECTION("an expired token is not active") {
+    fx.clock.set(k_now + 601);
+    auto r = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}});
+    CHECK(r.status == 401);
+    CHECK(body_of(r).at("error") == "invalid_token");
+  }
+  SECTION("the gateway must authenticate, with Proxy-Authorization: 407 and a Proxy-Authenticate challenge") {
+    for (const auto& headers : std::vector<std::vector<std::pair<std::string, std::string>>>{
+             {{"authorization", "Bearer " + token}},
+             {{"proxy-authorization", fx.basic("gw", "wrong")}, {"authorization", "Bearer " + token}},
+             {{"proxy-authorization", "Basic !!!"}, {"authorization", "Bearer " + token}},
+             {{"proxy-authorization", fx.basic("nobody", fx.gw_secret)}, {"authorization", "Bearer " + token}}}) {
+      auto r = phantom(headers);
+      CHECK(r.status == 407);
+      CHECK(header_of(r, "Proxy-Authenticate") == "Basic realm=\"https://issuer.test\"");
+      CHECK(body_of(r).at("error") == "invalid_client");
+      CHECK(header_of(r, "Authorization").empty());
+    }
+    // The end user's Basic credentials in Authorization do not authenticate the gateway.
+    auto user_basic = phantom({{"authorization", gateway}});
+    CHECK(user_basic.status == 407);
+    // A client registered for client_secret_post cannot use Proxy-Authorization's Basic.
+    auto post_only = phantom({{"proxy-authorization", fx.basic("post", fx.post_secret)}, {"authorization", "Bearer " + token}});
+    CHECK(post_only.status == 407);
+    auto twice = phantom({{"proxy-authorization", gateway}, {"proxy-authorization", gateway}, {"authorization", "Bearer " + token}});
+    CHECK(twice.status == 400);
+  }
+  SECTION("nothing but client_id in the query: no secret or token in a URL") {
+    for (const char* q : {"?client_secret=x", "?client_id=gw&client_secret=x", "?access_token=x", "?client_assertion=x",
+                          "?client_id=gw&client_id=gw", "?a=%zz"}) {
+      INFO(q);
+      auto r = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}}, std::string("/phantom") + q);
+      CHECK(r.status == 400);
+      CHECK(body_of(r).at("error") == "invalid_request");
+    }
+    auto named = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}}, "/phantom?client_id=gw");
+    CHECK(named.status == 200);
+    auto other = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}}, "/phantom?client_id=api");
+    CHECK(other.status == 400);  // client_id differs from the authenticated client
+  }
+  SECTION("other methods: 405 with Allow; OPTIONS 204") {
+    auto post = fx.post("/phantom", "", {{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}});
+    CHECK(post.status == 405);
+    CHECK(header_of(post, "Allow") == "GET, HEAD, OPTIONS");
+    HttpRequest options;
+    options.method = "OPTIONS";
+    options.target = "/phantom";
+    CHECK(fx.endpoints->handle(options).status == 204);
+  }
+}
+
 TEST_CASE("revocation: 200 always, only the client's own tokens change", "[serve][oauth]") {
   Fixture fx;
   const std::string token = fx.token();
@@ -1256,6 +1384,22 @@ TEST_CASE("tls_client_auth: tokctl serve with mTLS issues to the client its cert
   CHECK(token_for("billing", false).at("error") == "invalid_client");  // no certificate
   auto meta = curl({"--cacert", pki.file("ca.pem"), base + "/.well-known/oauth-authorization-server"});
   CHECK(json::parse(meta.out).at("token_endpoint_auth_methods_supported").back() == "tls_client_auth");
+  // GET /phantom: a gateway authenticated by its certificate, named in the query.
+  auto phantom = [&](const std::string& query, bool with_cert) {
+    std::vector<std::string> args = with_cert ? cert : std::vector<std::string>{"--cacert", pki.file("ca.pem")};
+    args.insert(args.end(), {"-s", "-o", "/dev/null", "-D", "-", "-H",
+                             "Authorization: Bearer " + ok.at("access_token").get<std::string>(), base + "/phantom" + query});
+    auto r = curl(args);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    return r.out;
+  };
+  const std::string granted = phantom("?client_id=billing", true);
+  CHECK_THAT(granted, Contains("HTTP/1.1 200 OK\r\n"));
+  CHECK_THAT(granted, Contains("Authorization: Bearer ey"));
+  CHECK_THAT(phantom("?client_id=other", true), Contains("HTTP/1.1 407 "));  // not the certificate's client
+  CHECK_THAT(phantom("?client_id=billing", false), Contains("HTTP/1.1 407 "));  // no certificate
+  CHECK_THAT(phantom("", true), Contains("HTTP/1.1 407 "));  // no client named
   auto [code, log] = p.terminate();
   CHECK(code == 0);
 }

@@ -42,4 +42,10 @@ Result<FormParams> parse_form(std::string_view body, std::initializer_list<std::
 /// a malformed Basic value.
 Result<std::optional<std::pair<std::string, std::string>>> parse_basic_auth(std::string_view header);
 
+/// The token of an "Authorization: Bearer <token>" value (RFC 6750 §2.1: the scheme in any case,
+/// one or more spaces, a b64token: ALPHA / DIGIT / "-._~+/" then any '='). invalid_request naming
+/// what is wrong otherwise (another scheme, no token, a character outside b64token); the message
+/// never echoes the value.
+Result<std::string_view> parse_bearer(std::string_view header);
+
 }  // namespace tokctl::server

@@ -14,11 +14,11 @@ namespace tokctl::server {
 class Metrics {
  public:
   /// The endpoints counted apart; any other path is "other".
-  static constexpr std::array<std::string_view, 8> k_endpoints = {
-      "/oauth/token", "/oauth/introspect", "/oauth/revoke",  "/oauth/jwks",
-      "/.well-known", "/healthz",          "/metrics",       "other"};
-  static constexpr std::array<int, 13> k_statuses = {200, 204, 304, 400, 401, 404, 405,
-                                                     406, 413, 431, 500, 503, 0};  // 0: any other
+  static constexpr std::array<std::string_view, 9> k_endpoints = {
+      "/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/jwks", "/.well-known",
+      "/healthz",     "/metrics",          "/phantom",      "other"};
+  static constexpr std::array<int, 14> k_statuses = {200, 204, 304, 400, 401, 404, 405,
+                                                     406, 407, 413, 431, 500, 503, 0};  // 0: any other
   static constexpr std::array<double, 11> k_buckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                        0.01,   0.025,   0.05,   0.1,   0.5};
 

@@ -5,6 +5,9 @@
 //   POST /oauth/token        client_credentials, refresh_token (RFC 6749 §4.4, §6)
 //   POST /oauth/introspect   RFC 7662 JSON; Accept: application/jwt gives the phantom JWT
 //   POST /oauth/revoke       RFC 7009
+//   GET  /phantom            for nginx auth_request: the bearer token in Authorization becomes
+//                            its phantom JWT (in the response's Authorization header); the
+//                            gateway authenticates with Proxy-Authorization or its certificate
 //   GET  /oauth/jwks         the published keys (Cache-Control, ETag)
 //   GET  /.well-known/oauth-authorization-server, /.well-known/openid-configuration (RFC 8414)
 //   GET  /healthz            200 when the store answers, else 503
@@ -86,7 +89,9 @@ class OAuthEndpoints {
   // Runs `next` with the authenticated client (at once, or on an authentication thread after a
   // KDF), or answers the refusal.
   using Authenticated = std::function<void(const HttpRequest&, FormParams&, const tokens::ClientPolicy&, Respond)>;
-  void authenticated(const HttpRequest& request, FormParams form, Respond respond, Authenticated next) const;
+  // `proxy`: the credentials are in Proxy-Authorization (GET /phantom), a refusal is 407.
+  void authenticated(const HttpRequest& request, FormParams form, Respond respond, Authenticated next,
+                     bool proxy = false) const;
   // introspect and revoke: the form, the client, its `token` parameter.
   using TokenHandler = HttpResponse (OAuthEndpoints::*)(const HttpRequest&, const tokens::ClientPolicy&,
                                                         const std::string&) const;
@@ -98,6 +103,12 @@ class OAuthEndpoints {
   HttpResponse issued_response(const Result<tokens::IssueResponse>& issued, const std::string& client_id) const;
   HttpResponse introspect(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;
   HttpResponse revoke(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;
+  // GET /phantom: the gateway authenticated, the end user's bearer token exchanged for its JWT.
+  void phantom_request(const HttpRequest& request, Respond respond) const;
+  HttpResponse phantom(const HttpRequest& request) const;
+  // The phantom JWT of an active token and how long it may be cached; invalid_token when the
+  // token is not active (any more).
+  Result<std::pair<std::string, std::int64_t>> phantom_jwt(const std::string& token, const nlohmann::json& info) const;
   HttpResponse jwks(const HttpRequest& request) const;
   HttpResponse health() const;
 

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# The phantom token pattern behind a real nginx: `auth_request` asks `tokctl serve`'s GET /phantom
+# about the client's opaque token, and nginx forwards the phantom JWT to the API.
+#
+#   bash tests/interop/phantom_nginx.sh /path/to/tokctl
+#
+# Set-up: a policy with an app (opaque access tokens) and a gateway client; `tokctl serve` on a
+# free loopback port; nginx (Debian's, with ngx_http_auth_request_module) with the configuration
+# of examples/serve/nginx-phantom.conf, its placeholders filled in, in front of a backend that
+# echoes the Authorization header it receives.
+# Checks, each through nginx:
+#   - no token: 401 with a Bearer challenge (RFC 6750 §3), passed on by nginx;
+#   - an unknown token: 401, error="invalid_token";
+#   - the app's opaque token, on GET and on POST with a body: the API sees "Bearer <JWT>", and
+#     PyJWT verifies that JWT against tokctl's /oauth/jwks (typ at+jwt, the app's client_id and
+#     scope, the issuer);
+#   - after the app revokes its token (RFC 7009, over HTTP): 401 again;
+#   - a gateway with a wrong secret: nginx answers 500 (fails closed), the API is never reached;
+#   - the tokctl log holds neither the opaque token, the JWT, nor the gateway's secret.
+# Peers: nginx, curl, jq, /usr/bin/python3 with python3-jwt.
+
+set -u
+set -o pipefail
+TOKCTL=${1:-}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+PY=/usr/bin/python3
+# shellcheck source=tests/interop/lib.sh
+. "$HERE/lib.sh"
+need_tokctl "$0"
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[[ -x $NGINX ]] || { fail "nginx is installed (scripts/install-deps)"; prereq_ok=0; }
+for tool in curl jq; do command -v "$tool" >/dev/null || { fail "$tool is not installed"; prereq_ok=0; }; done
+"$PY" -c 'import jwt' 2>/dev/null || { fail "PyJWT (python3-jwt) is not installed for $PY"; prereq_ok=0; }
+((prereq_ok)) || { interop_summary phantom-nginx; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/phantom-nginx.XXXXXX") || exit 1
+server="" proxy=""
+cleanup() {
+  [[ -n $proxy ]] && kill "$proxy" 2>/dev/null && wait "$proxy" 2>/dev/null
+  [[ -n $server ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  [[ ${TOKCTL_INTEROP_KEEP:-0} == 1 ]] && echo "work directory kept: $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+tokctl_port=$(free_port)
+ISSUER=http://127.0.0.1:$tokctl_port
+cat > "$work/p.yaml" <<YAML
+issuer: $ISSUER
+scopes:
+  - name: read
+YAML
+T() { timeout 30 "$TOKCTL" --config "$work/p.yaml" --keystore "$work/ks" "$@"; }
+T keys add --alg ES256 -q > /dev/null || { fail "keys add"; interop_summary phantom-nginx; exit 1; }
+APP_SECRET=$(T -o json clients add app --scope read --format opaque | jq -r .client_secret)
+GW_SECRET=$(T -o json clients add gateway | jq -r .client_secret)
+if [[ -z $APP_SECRET || $APP_SECRET == null || -z $GW_SECRET || $GW_SECRET == null ]]; then
+  fail "clients add app and gateway"; interop_summary phantom-nginx; exit 1
+fi
+"$TOKCTL" --config "$work/p.yaml" --keystore "$work/ks" serve --listen "127.0.0.1:$tokctl_port" \
+  > "$work/ready.json" 2> "$work/serve.log" &
+server=$!
+for _ in $(seq 100); do [[ -s $work/ready.json ]] && break; sleep 0.05; done
+[[ -s $work/ready.json ]] || { fail "tokctl serve is ready"; cat "$work/serve.log"; interop_summary phantom-nginx; exit 1; }
+
+# nginx: the example configuration with its placeholders filled in, and a backend that echoes the
+# Authorization header it gets.
+nginx_port=$(free_port)
+backend_port=$(free_port)
+mkdir -p "$work/nginx/tmp"
+gateway_basic=$(printf 'gateway:%s' "$GW_SECRET" | base64 -w0)
+wrong_basic=$(printf 'gateway:%s' "not-the-secret" | base64 -w0)
+sed -e "s|@TOKCTL@|127.0.0.1:$tokctl_port|g" -e "s|@GATEWAY_BASIC@|$gateway_basic|g" \
+    -e "s|@API@|127.0.0.1:$backend_port|g" "$REPO/examples/serve/nginx-phantom.conf" > "$work/nginx/site.conf"
+cat > "$work/nginx/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log info;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/tmp/body;
+  proxy_temp_path $work/nginx/tmp/proxy;
+  fastcgi_temp_path $work/nginx/tmp/fastcgi;
+  uwsgi_temp_path $work/nginx/tmp/uwsgi;
+  scgi_temp_path $work/nginx/tmp/scgi;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    include $work/nginx/site.conf;
+    # The same, with a gateway secret tokctl does not know.
+    location /misconfigured/ {
+      auth_request /_phantom_wrong;
+      proxy_pass http://127.0.0.1:$backend_port;
+    }
+    location = /_phantom_wrong {
+      internal;
+      proxy_method GET;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header Proxy-Authorization "Basic $wrong_basic";
+      proxy_pass http://127.0.0.1:$tokctl_port/phantom;
+    }
+  }
+  server {
+    listen 127.0.0.1:$backend_port;
+    location / {
+      default_type text/plain;
+      return 200 "\$http_authorization";
+    }
+  }
+}
+NGINX
+"$NGINX" -e "$work/nginx/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2> "$work/nginx/start.err" &
+proxy=$!
+NG=http://127.0.0.1:$nginx_port
+for _ in $(seq 100); do curl -s -o /dev/null "$NG/" && break; sleep 0.05; done
+if ! curl -s -o /dev/null "$NG/"; then
+  fail "nginx starts with examples/serve/nginx-phantom.conf"
+  sed 's/^/    /' "$work/nginx/start.err" "$work/nginx/error.log" 2>/dev/null | head -20
+  interop_summary phantom-nginx; exit 1
+fi
+pass "nginx starts with examples/serve/nginx-phantom.conf"
+
+# call URL [curl args...]: prints "STATUS<TAB>WWW-Authenticate<TAB>body".
+call() {
+  local url=$1; shift
+  curl -s -D "$work/h" -o "$work/b" "$@" "$url" > /dev/null
+  local status challenge
+  status=$(awk 'NR == 1 { print $2 }' "$work/h")
+  # Every challenge, joined by " | ": there must be exactly one.
+  challenge=$(grep -i '^www-authenticate:' "$work/h" | cut -d' ' -f2- | tr -d '\r' | paste -sd'|' | sed 's/|/ | /g')
+  printf '%s\t%s\t%s' "$status" "$challenge" "$(cat "$work/b")"
+}
+expect() {  # expect NAME GOT PATTERN
+  if [[ $2 == $3 ]]; then pass "$1"; else fail "$1 (got: $(printf '%s' "$2" | head -c 300))"; fi
+}
+
+got=$(call "$NG/api/orders")
+expect "no token: 401 with one Bearer challenge, no error code (RFC 6750 §3.1)" "$got" $'401\tBearer realm="'"$ISSUER"$'"\t'*
+got=$(call "$NG/api/orders" -H "Authorization: Bearer not-a-real-token")
+expect "an unknown token: 401 invalid_token" "$got" \
+  $'401\tBearer realm="'"$ISSUER"'", error="invalid_token", error_description="the token is not active"'$'\t'*
+
+TOKEN=$(curl -s -u "app:$APP_SECRET" -d grant_type=client_credentials -d scope=read "$ISSUER/oauth/token" | jq -r .access_token)
+if [[ -z $TOKEN || $TOKEN == null || $TOKEN == eyJ* ]]; then
+  fail "the app gets an opaque access token"; interop_summary phantom-nginx; exit 1
+fi
+pass "the app gets an opaque access token"
+got=$(call "$NG/api/orders" -H "Authorization: Bearer $TOKEN")
+expect "an active token: the API gets a Bearer JWT" "$got" $'200\t\tBearer eyJ'*
+JWT=${got#*$'\t'*$'\t'Bearer }
+got_post=$(call "$NG/api/orders" -H "Authorization: Bearer $TOKEN" -d 'item=1&qty=2')
+expect "a POST with a body goes through too (the subrequest is a GET without the body)" "$got_post" $'200\t\tBearer eyJ'*
+
+verdict=$("$PY" - "$ISSUER" "$JWT" <<'PY' 2>&1
+import sys, jwt
+issuer, token = sys.argv[1:]
+try:
+    key = jwt.PyJWKClient(issuer + "/oauth/jwks").get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, key.key, algorithms=["ES256"], issuer=issuer,
+                        options={"require": ["exp", "iat", "iss", "jti"], "verify_aud": False})
+    assert jwt.get_unverified_header(token).get("typ") == "at+jwt", "typ"
+    assert claims["client_id"] == "app", claims
+    assert claims["scope"] == "read", claims
+    print("ok")
+except Exception as e:
+    print("refused: %s: %s" % (type(e).__name__, e))
+PY
+)
+expect "PyJWT verifies the phantom JWT against tokctl's /oauth/jwks" "$verdict" ok
+
+got=$(call "$NG/misconfigured/orders" -H "Authorization: Bearer $TOKEN")
+expect "a gateway with a wrong secret: nginx fails closed (500), the API is not reached" "$got" $'500\t\t'*
+if grep -q '"path":"/phantom","status":407' "$work/serve.log"; then
+  pass "tokctl answered the wrong gateway secret 407"
+else
+  fail "tokctl answered the wrong gateway secret 407"
+fi
+
+curl -s -u "app:$APP_SECRET" -d "token=$TOKEN" "$ISSUER/oauth/revoke" > /dev/null
+got=$(call "$NG/api/orders" -H "Authorization: Bearer $TOKEN")
+expect "after revocation: 401 invalid_token" "$got" $'401\tBearer realm="'"$ISSUER"'", error="invalid_token"'*
+
+if grep -qF "$TOKEN" "$work/serve.log" || grep -qF "$GW_SECRET" "$work/serve.log" || grep -q 'eyJ' "$work/serve.log"; then
+  fail "the tokctl log holds no token, JWT or gateway secret"
+else
+  pass "the tokctl log holds no token, JWT or gateway secret"
+fi
+if [[ $(grep -c '"client_id":"gateway","latency_us":[0-9]*,"method":"GET","path":"/phantom","status":200' "$work/serve.log") -eq 2 ]]; then
+  pass "the access log names the gateway on each /phantom request"
+else
+  fail "the access log names the gateway on each /phantom request"
+fi
+interop_summary phantom-nginx
