@@ -718,8 +718,6 @@ HttpResponse OAuthEndpoints::issued_response(const Result<tokens::IssueResponse>
 
 HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::ClientPolicy& caller,
                                         const std::string& token) const {
-  auto info = m_service.introspect(token);
-  if (!info) return oauth_error(info.error());
   // Content negotiation with q-values (RFC 9110 §12.4.2; q=0: not acceptable). The JWT forms are
   // given only to a client that names them; JSON is the default and the fallback.
   const double q_rfc9701 = acceptance(req, "application/token-introspection+jwt", false);
@@ -727,6 +725,22 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::Cl
   const double q_json = acceptance(req, "application/json", true);
   const bool rfc9701 = q_rfc9701 > 0 && q_rfc9701 >= q_phantom && q_rfc9701 >= q_json;
   const bool phantom = !rfc9701 && q_phantom > 0 && q_phantom >= q_json;
+  if (phantom) {
+    // The phantom contract: the JWT for an active token, nothing (204) for any other.
+    auto jwt = phantom_jwt(token);
+    if (!jwt) {
+      if (inactive(jwt.error())) return HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}};
+      return oauth_error(jwt.error());
+    }
+    HttpResponse r;
+    r.status = 200;
+    r.set("Content-Type", "application/jwt");
+    r.set("Cache-Control", "max-age=" + std::to_string(jwt->second));
+    r.body = std::move(jwt->first);
+    return r;
+  }
+  auto info = m_service.introspect(token);
+  if (!info) return oauth_error(info.error());
   if (rfc9701) {
     // RFC 9701: the answer signed by the issuer, for the caller.
     json claims{{"iss", m_service.policy().issuer},
@@ -742,34 +756,17 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::Cl
     r.body = std::move(*jwt);
     return r;
   }
-  if (phantom) {
-    // The phantom contract: the JWT for an active token, nothing (204) for any other.
-    auto jwt = phantom_jwt(token, *info);
-    if (!jwt) {
-      if (inactive(jwt.error())) return HttpResponse{204, {{"Cache-Control", "no-store"}}, {}, {}};
-      return oauth_error(jwt.error());
-    }
-    HttpResponse r;
-    r.status = 200;
-    r.set("Content-Type", "application/jwt");
-    r.set("Cache-Control", "max-age=" + std::to_string(jwt->second));
-    r.body = std::move(jwt->first);
-    return r;
-  }
   HttpResponse r = json_response(200, info->dump(-1, ' ', false, json::error_handler_t::replace));
   r.set("Cache-Control", "no-store");
   return r;
 }
 
-Result<std::pair<std::string, std::int64_t>> OAuthEndpoints::phantom_jwt(const std::string& token,
-                                                                        const json& info) const {
-  if (!is_active(info)) return fail(ErrorCode::invalid_token, "the token is not active");
-  auto jwt = m_service.phantom_jwt(token);  // expired meanwhile: invalid_token
+Result<std::pair<std::string, std::int64_t>> OAuthEndpoints::phantom_jwt(const std::string& token) const {
+  UnixTime exp = 0;
+  auto jwt = m_service.phantom_jwt(token, &exp);  // not active (or not an access token): invalid_token
   if (!jwt) return std::unexpected(jwt.error());
-  std::int64_t left = m_options.phantom_max_age;
-  if (auto exp = jose::integer_member(info, "exp")) {
-    left = std::clamp<std::int64_t>(*exp - m_clock.now(), 0, m_options.phantom_max_age);
-  }
+  // Cacheable for the JWT's remaining life, at most the configured cap.
+  const std::int64_t left = std::clamp<std::int64_t>(exp - m_clock.now(), 0, m_options.phantom_max_age);
   return std::pair(std::move(*jwt), left);
 }
 
@@ -817,10 +814,7 @@ HttpResponse OAuthEndpoints::phantom(const HttpRequest& req) const {
   if (sent > 1) return refuse("invalid_request", "more than one Authorization header");
   auto token = parse_bearer(*req.header("authorization"));
   if (!token) return refuse("invalid_request", token.error().message);
-  const std::string bearer(*token);
-  auto info = m_service.introspect(bearer);
-  if (!info) return oauth_error(info.error());
-  auto jwt = phantom_jwt(bearer, *info);
+  auto jwt = phantom_jwt(std::string(*token));
   if (!jwt) return inactive(jwt.error()) ? refuse("invalid_token", "the token is not active") : oauth_error(jwt.error());
   HttpResponse r;
   r.status = 200;

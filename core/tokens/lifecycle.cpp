@@ -147,7 +147,7 @@ Result<std::string> TokenService::sign_jwt(const json& claims, const char* typ) 
   return Impl::sign(**ring, claims, typ);
 }
 
-Result<std::string> TokenService::phantom_jwt(std::string_view token) const {
+Result<std::string> TokenService::phantom_jwt(std::string_view token, UnixTime* exp_out) const {
   const Impl& im = *m_impl;
   auto d = active_token(im, token);
   if (!d) return std::unexpected(d.error());
@@ -166,6 +166,7 @@ Result<std::string> TokenService::phantom_jwt(std::string_view token) const {
   if (t.exp != 0) exp = std::min(exp, t.exp);
   claims["iat"] = now;
   claims["exp"] = exp;
+  if (exp_out) *exp_out = exp;
   claims.erase("nbf");
   // Revoking the source revokes the phantom: it carries the source's jti (revoke deny-lists it)
   // and grant (sid). Without a jti of its own, it gets a fresh one (so it can be revoked itself).

@@ -108,7 +108,7 @@ class OAuthEndpoints {
   HttpResponse phantom(const HttpRequest& request) const;
   // The phantom JWT of an active token and how long it may be cached; invalid_token when the
   // token is not active (any more).
-  Result<std::pair<std::string, std::int64_t>> phantom_jwt(const std::string& token, const nlohmann::json& info) const;
+  Result<std::pair<std::string, std::int64_t>> phantom_jwt(const std::string& token) const;
   HttpResponse jwks(const HttpRequest& request) const;
   HttpResponse health() const;
 

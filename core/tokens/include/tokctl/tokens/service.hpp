@@ -143,8 +143,9 @@ class TokenService {
   Result<nlohmann::json> introspect(std::string_view token) const;
 
   /// The phantom JWT of an active token: signed by the keystore, carrying the token's data.
-  /// Fails (ErrorCode::invalid_token) for an inactive token.
-  Result<std::string> phantom_jwt(std::string_view token) const;
+  /// Fails (ErrorCode::invalid_token) for an inactive token. `exp`, when given, receives the
+  /// JWT's exp (one store lookup answers both).
+  Result<std::string> phantom_jwt(std::string_view token, UnixTime* exp = nullptr) const;
 
   /// `claims` signed with the active key (header kid and `typ`): the server's signed responses
   /// (RFC 9701 introspection). Fails with ErrorCode::keystore when there is no active key.
