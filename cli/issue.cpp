@@ -169,7 +169,7 @@ int run_refresh(const IssueCli& o) {
   if (!token) return report(token.error());
   auto svc = open_service();
   if (!svc) return report(svc.error());
-  auto r = (*svc)->refresh(tokens::RefreshRequest{*token, o.client_id, o.scope});
+  auto r = (*svc)->refresh(tokens::RefreshRequest{*token, o.client_id, o.scope, {}});
   if (!r) return report(r.error());
   print_issued(*r, o);
   return 0;

@@ -24,6 +24,7 @@
 #define OPENSSL_API_COMPAT 10101
 
 #include <tokctl/server/http_server.hpp>
+#include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
 
 #include <algorithm>
@@ -43,6 +44,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
@@ -150,10 +152,16 @@ struct HttpServer::Impl {
 
 namespace {
 
-// The verified client certificate of a TLS connection: subject (RFC 2253) and subjectAltNames.
-void read_client_certificate(SSL* ssl, std::string& subject, std::vector<std::string>& sans) {
+// The verified client certificate of a TLS connection: subject (RFC 2253), subjectAltNames and
+// the RFC 8705 x5t#S256 thumbprint.
+void read_client_certificate(SSL* ssl, std::string& subject, std::vector<std::string>& sans, std::string& x5t) {
   X509* cert = SSL_get0_peer_certificate(ssl);
   if (!cert || SSL_get_verify_result(ssl) != X509_V_OK) return;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  if (X509_digest(cert, EVP_sha256(), digest, &digest_len) == 1) {
+    x5t = b64url_encode(std::string_view(reinterpret_cast<const char*>(digest), digest_len));
+  }
   if (BIO* bio = BIO_new(BIO_s_mem())) {
     if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
       char* data = nullptr;
@@ -237,7 +245,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       m_stream.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
         if (ec) return self->close();  // no TLS, a bad certificate, too slow
         self->lowest().expires_never();
-        read_client_certificate(self->m_stream.native_handle(), self->m_cert_subject, self->m_cert_sans);
+        read_client_certificate(self->m_stream.native_handle(), self->m_cert_subject, self->m_cert_sans,
+                                self->m_cert_x5t);
         self->wait_for_request();
       });
     }
@@ -403,6 +412,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     in.tls = k_tls;
     in.client_cert_subject = m_cert_subject;
     in.client_cert_sans = m_cert_sans;
+    in.client_cert_x5t = m_cert_x5t;
     const bool keep_alive = m_keep_alive;
     if (m_server.pool && m_server.blocking(in)) {
       // Runs on the blocking pool. Nothing else touches the session meanwhile: no read is
@@ -517,6 +527,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   bool m_waiting_idle = false;
   std::string m_cert_subject;
   std::vector<std::string> m_cert_sans;
+  std::string m_cert_x5t;
 };
 
 void HttpServer::Impl::accept() {

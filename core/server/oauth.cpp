@@ -159,6 +159,10 @@ HttpResponse oauth_error(OAuthCode code, const std::string& description) {
 }
 
 HttpResponse oauth_error(const Error& e) {
+  // No usable signing key (a keystore being fixed or rotated): 503, but not a store failure.
+  if (e.detail == ErrorDetail::signing_keys && e.oauth == OAuthCode::none) {
+    return oauth_error(OAuthCode::temporarily_unavailable, "no signing key is usable; retry later");
+  }
   OAuthCode code = oauth_code_of(e);
   // Store and internal failures: the cause goes nowhere near the client.
   if (code == OAuthCode::temporarily_unavailable) {
@@ -462,6 +466,8 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
       m_metadata[name] = assertion_algs;
     }
   }
+  // RFC 8705 §3.3: with mTLS, clients registered for it get certificate-bound access tokens.
+  if (m_options.tls_client_auth) m_metadata["tls_client_certificate_bound_access_tokens"] = true;
   m_metadata_text = m_metadata.dump();
   if (m_secrets.slow()) {
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency() / 2);
@@ -605,12 +611,13 @@ void OAuthEndpoints::token(const HttpRequest& req, Respond respond) const {
   auto read = read_form(req, {"audience", "resource"});
   if (auto* refusal = std::get_if<HttpResponse>(&read)) return respond(std::move(*refusal));
   authenticated(req, std::move(std::get<Form>(read)), std::move(respond),
-                [this](const HttpRequest&, Form& fm, const tokens::ClientPolicy& client, Respond out) {
-                  grant(fm, client, std::move(out));
+                [this](const HttpRequest& rq, Form& fm, const tokens::ClientPolicy& client, Respond out) {
+                  grant(fm, client, rq.client_cert_x5t, std::move(out));
                 });
 }
 
-void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, Respond respond) const {
+void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, const std::string& cert_x5t,
+                           Respond respond) const {
   const std::string* grant_param = form.get("grant_type");
   if (!grant_param) return respond(oauth_error(OAuthCode::invalid_request, "grant_type is missing"));
   const std::string grant = *grant_param;
@@ -632,6 +639,16 @@ void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, Respo
       return respond(std::move(bad));
     }
   }
+  // RFC 8705 §3: a client registered for certificate-bound access tokens gets them only over
+  // mutual TLS; the binding is to the certificate of this request.
+  const std::string bound = client.certificate_bound ? cert_x5t : std::string();
+  if (client.certificate_bound && cert_x5t.empty()) {
+    HttpResponse r = oauth_error(OAuthCode::invalid_request,
+                                 "client '" + client.id + "' gets certificate-bound access tokens (RFC 8705): "
+                                 "connect with its TLS client certificate");
+    r.client_id = client.id;
+    return respond(std::move(r));
+  }
   Result<tokens::IssueResponse> issued = std::unexpected(Error{});
   auto param = [&](const char* name) { return form.value(name); };
   // client_credentials and jwt-bearer: the answer is sent once the store has the tokens, from
@@ -648,6 +665,7 @@ void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, Respo
     r.scope = param("scope");
     r.aud = form.all("resource");
     if (r.aud.empty()) r.aud = form.all("audience");
+    r.cnf_x5t = bound;
     return issue_async(r);
   } else if (grant == tokens::k_grant_refresh_token) {
     tokens::RefreshRequest r;
@@ -655,6 +673,7 @@ void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, Respo
     if (r.refresh_token.empty()) return respond(oauth_error(OAuthCode::invalid_request, "refresh_token is missing"));
     r.client_id = client.id;
     r.scope = param("scope");
+    r.cnf_x5t = bound;
     issued = m_service.refresh(r);
   } else if (grant == tokens::k_grant_jwt_bearer) {
     // RFC 7523 §2.1: an assertion by a trusted issuer about a subject, for this client.
@@ -672,6 +691,7 @@ void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, Respo
       r.scope = param("scope");
       r.aud = form.all("resource");
       if (r.aud.empty()) r.aud = form.all("audience");
+      r.cnf_x5t = bound;
       return issue_async(r);
     }
   } else if (grant == tokens::k_grant_token_exchange) {
@@ -697,6 +717,7 @@ void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, Respo
     r.scope = param("scope");
     r.requested_token_type = param("requested_token_type");
     r.client_id = client.id;  // the new token is the requesting client's (RFC 9068 §2.2, RFC 8693 §4.1)
+    r.cnf_x5t = bound;
     issued = m_service.exchange(r);
   } else {
     issued = oauth_fail(OAuthCode::unsupported_grant_type, "grant type '" + grant + "' is not served yet");
@@ -775,12 +796,19 @@ void OAuthEndpoints::phantom_request(const HttpRequest& req, Respond respond) co
   // or a token in a URL ends up in logs (RFC 6750 §2.3, RFC 6749 §2.3.1).
   const std::string_view target = req.target;
   const auto q = target.find('?');
-  auto query = parse_form(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+  const std::string_view raw = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  auto query = parse_form(raw);
   if (!query) return respond(oauth_error(query.error()));
-  for (const auto& [name, values] : query->values) {
-    if (name != "client_id") {
+  // Every name, with a value or not (parse_form drops empty ones as omitted).
+  for (std::string_view rest = raw; !rest.empty();) {
+    const auto amp = rest.find('&');
+    const std::string_view part = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (part.empty()) continue;
+    const auto name = form_decode(part.substr(0, part.find('=')));
+    if (!name || *name != "client_id") {
       return respond(oauth_error(OAuthCode::invalid_request,
-                                 "only client_id may be sent in the /phantom query, not '" + name + "'"));
+                                 "only client_id may be sent in the /phantom query, not '" + name.value_or("?") + "'"));
     }
   }
   authenticated(
@@ -798,19 +826,20 @@ HttpResponse OAuthEndpoints::phantom(const HttpRequest& req) const {
   // RFC 6750 §3: a Bearer challenge; no error code when no token was sent (§3.1). invalid_request
   // is 401 here too, not §3.1's 400: nginx auth_request passes 401 and 403 on to the client and
   // turns any other status into its own 500.
+  // `error` null: no token was sent, and the body names no error code either.
   auto refuse = [&](const char* error, const std::string& why) {
     const std::string description = error_description(why);
-    HttpResponse r = json_response(401, json{{"error", error}, {"error_description", description}}.dump());
+    json body{{"error_description", description}};
+    if (error) body["error"] = error;
+    HttpResponse r = json_response(401, body.dump());
     std::string challenge = "Bearer realm=\"" + realm + "\"";
-    if (req.header_count("authorization") > 0) {
-      challenge += ", error=\"" + std::string(error) + "\", error_description=\"" + description + "\"";
-    }
+    if (error) challenge += ", error=\"" + std::string(error) + "\", error_description=\"" + description + "\"";
     r.set("WWW-Authenticate", std::move(challenge));
     r.set("Cache-Control", "no-store");
     return r;
   };
   const std::size_t sent = req.header_count("authorization");
-  if (sent == 0) return refuse("invalid_request", "no bearer token: send Authorization: Bearer <token>");
+  if (sent == 0) return refuse(nullptr, "no bearer token: send Authorization: Bearer <token>");
   if (sent > 1) return refuse("invalid_request", "more than one Authorization header");
   auto token = parse_bearer(*req.header("authorization"));
   if (!token) return refuse("invalid_request", token.error().message);

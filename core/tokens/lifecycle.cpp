@@ -137,6 +137,8 @@ Result<json> TokenService::introspect(std::string_view token) const {
   for (const char* k : {"scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti"}) {
     if (t.claims.contains(k)) r[k] = t.claims[k];
   }
+  // RFC 8705 §3.2 (RFC 7800): the confirmation of a certificate-bound token.
+  if (auto cnf = t.claims.find("cnf"); cnf != t.claims.end() && cnf->is_object()) r["cnf"] = *cnf;
   if (!t.expired_scope.empty()) r["expired_scope"] = join_scopes(t.expired_scope);
   return r;
 }

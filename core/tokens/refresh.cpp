@@ -47,6 +47,7 @@ Result<IssueResponse> TokenService::refresh(const RefreshRequest& request) const
   issue.scope = request.scope.empty() ? (*grant)->scope : request.scope;
   issue.grant_id = old.grant_id;
   issue.with_refresh = im.policy.refresh.rotate;
+  issue.cnf_x5t = request.cnf_x5t;  // the certificate of this request, not of the first one
   auto prepared = prepare_issue(im, issue, {});
   if (!prepared) return std::unexpected(prepared.error());
   if (!im.policy.refresh.rotate) {

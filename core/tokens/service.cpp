@@ -299,6 +299,8 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
     if (reserved(k)) return fail(ErrorCode::usage, "claim '" + k + "' is set by the issuer; it cannot be given");
     claims[k] = v;
   }
+  // RFC 8705 §3.1: the binding, over any cnf a template or an extra claim gave.
+  if (!req.cnf_x5t.empty() && req.type == "access") claims["cnf"] = json{{"x5t#S256", req.cnf_x5t}};
 
   IssueResponse resp;
   resp.grant_id = grant.id;
@@ -391,7 +393,11 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
   if (req.with_id_token && req.type == "access") {
     auto ring = batch_ring(im, batch);
     if (!ring) return std::unexpected(ring.error());
-    if (!(*ring)->signer) return std::unexpected((*ring)->signer.error());
+    if (!(*ring)->signer) {
+      Error e = (*ring)->signer.error();
+      e.detail = ErrorDetail::signing_keys;  // as TokenService::Impl::sign tells it
+      return std::unexpected(std::move(e));
+    }
     // OIDC Core §2: aud is the client_id ("tokctl" when none was given, as in the access token).
     const std::int64_t id_ttl = std::min(p.id.ttl, p.max_lifetime);
     if (auto fits = expiry_in_range(now, id_ttl); !fits) return std::unexpected(fits.error());

@@ -23,10 +23,25 @@ using nlohmann::json;
 
 // ---- Impl helpers -------------------------------------------------------------------------------
 
-Result<std::shared_ptr<const keys::KeyRing>> TokenService::Impl::ring() const { return keys->current(); }
+namespace {
+
+// A key ring or signing key failure, told apart from a store failure (the server's 503 says which,
+// and only the store's count as store errors); its exit code stays what it was.
+std::unexpected<Error> keys_unavailable(Error e) {
+  e.detail = ErrorDetail::signing_keys;
+  return std::unexpected(std::move(e));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const keys::KeyRing>> TokenService::Impl::ring() const {
+  auto r = keys->current();
+  if (!r) return keys_unavailable(std::move(r.error()));
+  return r;
+}
 
 Result<std::string> TokenService::Impl::sign(const keys::KeyRing& ring, const json& claims, const char* typ) {
-  if (!ring.signer) return std::unexpected(ring.signer.error());
+  if (!ring.signer) return keys_unavailable(ring.signer.error());
   json header{{"kid", ring.signer->key().kid()}, {"typ", typ}};
   return jose::sign_compact(header, claims.dump(), *ring.signer);
 }

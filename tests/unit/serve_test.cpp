@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 #include <nlohmann/json.hpp>
 
+#include <tokctl/keys/keystore.hpp>
 #include <tokctl/server/form.hpp>
 #include <tokctl/server/http_server.hpp>
 #include <tokctl/server/oauth.hpp>
@@ -608,6 +609,7 @@ TEST_CASE("GET /phantom: the gateway authenticates, the bearer token becomes its
     auto none = phantom({{"proxy-authorization", gateway}});
     CHECK(none.status == 401);
     CHECK(header_of(none, "WWW-Authenticate") == "Bearer realm=\"https://issuer.test\"");  // RFC 6750 §3.1: no code
+    CHECK_FALSE(body_of(none).contains("error"));  // nor in the body
     CHECK(header_of(none, "Cache-Control") == "no-store");
     auto unknown = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer not-a-token"}});
     CHECK(unknown.status == 401);
@@ -657,7 +659,8 @@ TEST_CASE("GET /phantom: the gateway authenticates, the bearer token becomes its
   }
   SECTION("nothing but client_id in the query: no secret or token in a URL") {
     for (const char* q : {"?client_secret=x", "?client_id=gw&client_secret=x", "?access_token=x", "?client_assertion=x",
-                          "?client_id=gw&client_id=gw", "?a=%zz"}) {
+                          "?client_id=gw&client_id=gw", "?a=%zz", "?client_secret=", "?access_token", "?foo",
+                          "?client_id=gw&foo", "?%zz"}) {
       INFO(q);
       auto r = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}}, std::string("/phantom") + q);
       CHECK(r.status == 400);
@@ -667,6 +670,32 @@ TEST_CASE("GET /phantom: the gateway authenticates, the bearer token becomes its
     CHECK(named.status == 200);
     auto other = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}}, "/phantom?client_id=api");
     CHECK(other.status == 400);  // client_id differs from the authenticated client
+  }
+  SECTION("no usable signing key: 503 naming the keys, not the store, and no store error counted") {
+    {
+      auto ks = keys::Keystore::open(fx.dir.file("ks"), fx.clock, false);
+      REQUIRE(ks);
+      keys::AddOptions add;
+      add.alg = "HS256";
+      add.state = keys::KeyState::active;  // a second active alg: which one signs is ambiguous
+      REQUIRE(ks->add(add, std::nullopt));
+    }
+    HttpResponse r;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    do {  // the key ring is re-read within its 1 s check interval
+      r = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}});
+      if (r.status == 200) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } while (r.status == 200 && std::chrono::steady_clock::now() < deadline);
+    CHECK(r.status == 503);
+    CHECK(body_of(r).at("error") == "temporarily_unavailable");
+    CHECK(body_of(r).at("error_description") == "no signing key is usable; retry later");
+    CHECK_FALSE(r.store_failure);
+    auto introspected = fx.post("/oauth/introspect", "token=" + token,
+                                {{"authorization", fx.basic("api", fx.api_secret)}, {"accept", "application/jwt"}});
+    CHECK(introspected.status == 503);
+    CHECK_FALSE(introspected.store_failure);
+    // JSON introspection needs no signature: still answered.
+    CHECK(fx.post("/oauth/introspect", "token=" + token, {{"authorization", fx.basic("api", fx.api_secret)}}).status == 200);
   }
   SECTION("other methods: 405 with Allow; OPTIONS 204") {
     auto post = fx.post("/phantom", "", {{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}});
@@ -1357,9 +1386,13 @@ TEST_CASE("tls_client_auth: tokctl serve with mTLS issues to the client its cert
   Pki pki;
   TempDir dir;
   const std::string ks = dir.file("ks");
+  const std::string bound_secret = tokens::generate_client_secret();
   write_file(dir.file("p.yaml"), "issuer: https://mtls.test\nscopes:\n  - name: read\n"
                                  "clients:\n"
-                                 "  billing: {tls_client_auth: {subject_dn: \"O=Example,CN=billing\"}, scopes: [read]}\n"
+                                 "  billing: {tls_client_auth: {subject_dn: \"O=Example,CN=billing\"}, scopes: [read],"
+                                 " tls_client_certificate_bound_access_tokens: true}\n"
+                                 "  bound: {secret_hash: \"" + tokens::hash_generated_secret(bound_secret) + "\", scopes: [read],"
+                                 " format: opaque, tls_client_certificate_bound_access_tokens: true}\n"
                                  "  spiffe: {tls_client_auth: {san_uri: [\"spiffe://example/billing\"]}}\n"
                                  "  other: {tls_client_auth: {san_dns: [other.example.test]}}\n");
   REQUIRE(tokctl::test::run({"--keystore", ks, "keys", "add", "--alg", "ES256", "-q"}).code == 0);
@@ -1384,6 +1417,53 @@ TEST_CASE("tls_client_auth: tokctl serve with mTLS issues to the client its cert
   CHECK(token_for("billing", false).at("error") == "invalid_client");  // no certificate
   auto meta = curl({"--cacert", pki.file("ca.pem"), base + "/.well-known/oauth-authorization-server"});
   CHECK(json::parse(meta.out).at("token_endpoint_auth_methods_supported").back() == "tls_client_auth");
+  CHECK(json::parse(meta.out).at("tls_client_certificate_bound_access_tokens") == true);
+
+  // RFC 8705 §3: certificate-bound access tokens. The thumbprint, by openssl: base64url of the
+  // SHA-256 of the certificate's DER.
+  pki.openssl({"x509", "-in", pki.file("client.pem"), "-outform", "DER", "-out", pki.file("client.der")});
+  auto dgst = tokctl::test::run_program({"openssl", "dgst", "-sha256", "-binary", pki.file("client.der")});
+  REQUIRE(dgst.code == 0);
+  REQUIRE(dgst.out.size() == 32);
+  const std::string x5t = b64url_encode(dgst.out);
+  auto claims_of = [](const std::string& jwt) {
+    const auto a = jwt.find('.'), b = jwt.find('.', a + 1);
+    return json::parse(*b64url_decode(jwt.substr(a + 1, b - a - 1)));
+  };
+  CHECK(claims_of(ok.at("access_token")).at("cnf") == json{{"x5t#S256", x5t}});  // billing is bound
+  CHECK_FALSE(claims_of(token_for("spiffe", true).at("access_token")).contains("cnf"));  // spiffe is not
+  // A bound client authenticating with a secret over mTLS: an opaque token, cnf in introspection.
+  auto with_secret = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"-u", "bound:" + bound_secret, base + "/oauth/token"});
+    auto r = curl(args);
+    REQUIRE(r.code == 0);
+    return json::parse(r.out);
+  };
+  std::vector<std::string> cc = cert;
+  cc.insert(cc.end(), {"-d", "grant_type=client_credentials"});
+  auto opaque = with_secret(cc);
+  REQUIRE(opaque.contains("access_token"));
+  auto introspect = [&](const std::string& token) {
+    std::vector<std::string> args = cert;
+    args.insert(args.end(), {"-u", "bound:" + bound_secret, "-d", "token=" + token, base + "/oauth/introspect"});
+    return json::parse(curl(args).out);
+  };
+  CHECK(introspect(opaque.at("access_token")).at("cnf") == json{{"x5t#S256", x5t}});
+  // Without a certificate it gets no token at all (never an unbound one).
+  auto refused = with_secret({"--cacert", pki.file("ca.pem"), "-d", "grant_type=client_credentials"});
+  CHECK(refused.at("error") == "invalid_request");
+  CHECK_THAT(refused.at("error_description").get<std::string>(), Contains("RFC 8705"));
+  // A refresh: the new access token is bound to the certificate presented now.
+  auto minted = tokctl::test::run({"--config", dir.file("p.yaml"), "--keystore", ks, "-o", "json", "issue",
+                                   "--client-id", "bound", "--sub", "alice", "--scope", "read", "--with-refresh"});
+  REQUIRE(minted.code == 0);
+  std::vector<std::string> rt = cert;
+  rt.insert(rt.end(), {"-d", "grant_type=refresh_token", "-d",
+                       "refresh_token=" + json::parse(minted.out).at("refresh_token").get<std::string>()});
+  auto refreshed = with_secret(rt);
+  REQUIRE(refreshed.contains("access_token"));
+  CHECK(introspect(refreshed.at("access_token")).at("cnf") == json{{"x5t#S256", x5t}});
+  CHECK_FALSE(introspect(json::parse(minted.out).at("access_token")).contains("cnf"));  // the CLI's is not bound
   // GET /phantom: a gateway authenticated by its certificate, named in the query.
   auto phantom = [&](const std::string& query, bool with_cert) {
     std::vector<std::string> args = with_cert ? cert : std::vector<std::string>{"--cacert", pki.file("ca.pem")};

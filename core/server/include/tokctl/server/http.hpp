@@ -23,6 +23,8 @@ struct HttpRequest {
   /// ("DNS:x", "URI:x", "email:x", "IP:x"). Empty without one.
   std::string client_cert_subject;
   std::vector<std::string> client_cert_sans;
+  /// Its RFC 8705 §3.1 thumbprint: base64url of the SHA-256 of its DER. Empty without one.
+  std::string client_cert_x5t;
 
   /// The first value of a header (name lower-case), or nullptr.
   const std::string* header(std::string_view name) const;

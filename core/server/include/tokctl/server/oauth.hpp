@@ -99,7 +99,8 @@ class OAuthEndpoints {
 
   HttpResponse answer(const HttpRequest& request) const;  // every request but an OAuth POST
   void token(const HttpRequest& request, Respond respond) const;
-  void grant(FormParams& form, const tokens::ClientPolicy& client, Respond respond) const;
+  // `cert_x5t`: the thumbprint of the TLS client certificate, if any (RFC 8705 bound tokens).
+  void grant(FormParams& form, const tokens::ClientPolicy& client, const std::string& cert_x5t, Respond respond) const;
   HttpResponse issued_response(const Result<tokens::IssueResponse>& issued, const std::string& client_id) const;
   HttpResponse introspect(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;
   HttpResponse revoke(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;

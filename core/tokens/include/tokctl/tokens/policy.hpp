@@ -58,6 +58,10 @@ struct ClientPolicy {
   std::string sector;                  ///< pairwise subject (PPID) sector identifier
   std::optional<jose::JwkSet> jwks;    ///< public keys for private_key_jwt (inline or a file)
   TlsClientAuth tls;                   ///< for tls_client_auth
+  /// RFC 8705 §3.4 tls_client_certificate_bound_access_tokens: its access tokens from the token
+  /// endpoint are bound to the TLS client certificate it connects with (cnf.x5t#S256), and it
+  /// must connect with one.
+  bool certificate_bound = false;
 };
 
 struct ExchangeRule {

@@ -38,6 +38,9 @@ struct IssueRequest {
   bool with_refresh = false;
   bool with_id_token = false;
   std::string grant_id;                  ///< continue this grant (refresh); empty: a new grant
+  /// RFC 8705 §3: an access token bound to the client certificate with this x5t#S256 thumbprint
+  /// (claim cnf); empty: not bound.
+  std::string cnf_x5t;
 };
 
 struct IssuedToken {
@@ -75,6 +78,7 @@ struct ExchangeRequest {
   /// token it is also the acting party, act.sub (RFC 8693 §4.1). Empty (`tokctl exchange` on the
   /// keystore, where no client asks): the subject token's client, as before.
   std::string client_id;
+  std::string cnf_x5t;  ///< RFC 8705 §3: bind the new token to this certificate (see IssueRequest)
 };
 
 /// RFC 6749 §6: a new access token from a refresh token.
@@ -82,6 +86,7 @@ struct RefreshRequest {
   std::string refresh_token;
   std::string client_id;  ///< the client redeeming it; empty: the token's own client (CLI)
   std::string scope;      ///< empty: the grant's scopes; otherwise a subset of them
+  std::string cnf_x5t;    ///< RFC 8705 §3: bind the new access token to this certificate
 };
 
 struct SplitResult {
