@@ -91,7 +91,7 @@ Result<std::unique_ptr<tokens::TokenService>> open_dev_service(DevEnv& env, cons
   tokens::ClientPolicy dev;
   dev.id = "dev";
   dev.secret_hash = tokens::hash_generated_secret(env.secret);
-  dev.grants = {tokens::k_grant_client_credentials, tokens::k_grant_refresh_token, tokens::k_grant_token_exchange,
+  dev.grants = std::vector<std::string>{tokens::k_grant_client_credentials, tokens::k_grant_refresh_token, tokens::k_grant_token_exchange,
                 tokens::k_grant_jwt_bearer};
   p.clients.emplace(dev.id, dev);
   return tokens::TokenService::open(std::move(p), std::move(*ks), clock, std::nullopt);

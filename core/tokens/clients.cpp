@@ -222,7 +222,7 @@ Result<void> check_grant(const ClientPolicy& client, std::string_view grant) {
   const std::string urn = grant_type(grant);
   if (urn.empty()) return oauth_fail(OAuthCode::unsupported_grant_type, "grant type '" + std::string(grant) + "' is not supported");
   const std::vector<std::string> defaults = {k_grant_client_credentials, k_grant_refresh_token};
-  const auto& allowed = client.grants.empty() ? defaults : client.grants;
+  const auto& allowed = client.grants ? *client.grants : defaults;
   if (std::find(allowed.begin(), allowed.end(), urn) == allowed.end()) {
     return oauth_fail(OAuthCode::unauthorized_client, "client '" + client.id + "' may not use the " + urn + " grant");
   }
@@ -297,12 +297,13 @@ void read_client(Reader& r, const std::string& id, const YAML::Node& n, const st
     }
   }
   if (auto x = n["grants"]) {
+    auto& grants = c.grants.emplace();  // given, even empty: exactly these
     for (const auto& g : r.strings(x, what + ".grants")) {
       std::string urn = grant_type(g);
       if (urn.empty()) {
         r.problem(x, what + ".grants: '" + g + "' is not one of client_credentials, refresh_token, token_exchange, jwt_bearer");
-      } else if (std::find(c.grants.begin(), c.grants.end(), urn) == c.grants.end()) {
-        c.grants.push_back(urn);
+      } else if (std::find(grants.begin(), grants.end(), urn) == grants.end()) {
+        grants.push_back(urn);
       }
     }
   }

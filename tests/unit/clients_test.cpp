@@ -134,9 +134,15 @@ TEST_CASE("grant types: client_credentials and refresh_token by default, others 
   auto unknown = check_grant(c, "password");
   REQUIRE_FALSE(unknown);
   CHECK(unknown.error().oauth == OAuthCode::unsupported_grant_type);
-  c.grants = {k_grant_token_exchange};
+  c.grants = std::vector<std::string>{k_grant_token_exchange};
   CHECK(check_grant(c, "token_exchange"));
   CHECK_FALSE(check_grant(c, "client_credentials"));
+  c.grants = std::vector<std::string>{};  // `grants: []`: none at all, not the defaults
+  for (const char* g : {"client_credentials", "refresh_token", "token_exchange", "jwt_bearer"}) {
+    auto r = check_grant(c, g);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().oauth == OAuthCode::unauthorized_client);
+  }
 }
 
 TEST_CASE("the policy reads grants, jwks, tls_client_auth and the auth method of clients", "[clients][policy]") {
@@ -155,9 +161,13 @@ clients:
   mtls:
     tls_client_auth: {subject_dn: "CN=svc,O=Example", san_dns: [svc.example]}
     token_endpoint_auth_method: tls_client_auth
+  gateway: {grants: []}
 )");
   INFO(problems_of(c));
   REQUIRE(c.problems.empty());
+  // An empty list is kept as given (no grants); an absent one means the defaults.
+  CHECK(c.policy.client("gateway")->grants == std::vector<std::string>{});
+  CHECK_FALSE(c.policy.client("inline")->grants.has_value());
   const ClientPolicy& svc = *c.policy.client("svc");
   CHECK(svc.grants == std::vector<std::string>{k_grant_client_credentials, k_grant_token_exchange, k_grant_jwt_bearer});
   REQUIRE(svc.jwks);

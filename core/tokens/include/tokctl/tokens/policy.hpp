@@ -50,8 +50,9 @@ struct ClientPolicy {
   /// private_key_jwt, tls_client_auth or none. Empty: implied by what is configured.
   std::string auth_method;
   /// Grant types the client may use at the token endpoint (client_credentials, refresh_token and
-  /// the token-exchange and jwt-bearer URNs). Default: client_credentials and refresh_token.
-  std::vector<std::string> grants;
+  /// the token-exchange and jwt-bearer URNs). Absent: client_credentials and refresh_token; an
+  /// empty list: none (a gateway or API that only introspects).
+  std::optional<std::vector<std::string>> grants;
   std::vector<std::string> scopes;     ///< allowed scopes (exact names or prefix rules' prefixes)
   std::vector<std::string> audiences;  ///< allowed audiences; the first is the default
   std::string format;                  ///< overrides tokens.access.format
