@@ -62,8 +62,9 @@ void register_clients(CLI::App& app) {
   add->add_option("name", o->client.id, "Client id")->required();
   choice_value(add->add_option("--grant", o->client.grants,
                                "Grant it may use: client_credentials, refresh_token, token_exchange, jwt_bearer "
-                               "(repeatable; default: client_credentials and refresh_token)"),
-               {"client_credentials", "refresh_token", "token_exchange", "jwt_bearer"}, ChoiceCheck::suggest);
+                               "(repeatable; default: client_credentials and refresh_token), or none (a gateway or "
+                               "API that only introspects)"),
+               {"client_credentials", "refresh_token", "token_exchange", "jwt_bearer", "none"}, ChoiceCheck::suggest);
   add->add_option("--scope", o->client.scopes, "Scope it may request (repeatable)");
   add->add_option("--audience", o->client.audiences, "Audience it may get tokens for; the first is its default (repeatable)");
   choice_value(add->add_option("--format", o->client.format, "Access token format for it: jwt, opaque, wrapped or jwe"),

@@ -45,7 +45,7 @@ _tokctl() {
     '/introspect --token-type-hint'|'/revoke --token-type-hint') _tokctl_words 'access_token refresh_token'; return ;;
     '/issue --subject-token-type'|'/issue --actor-token-type'|'/exchange --subject-token-type'|'/exchange --actor-token-type') _tokctl_words 'access_token refresh_token id_token jwt'; return ;;
     '/issue --grant') _tokctl_words 'client_credentials jwt-bearer token-exchange urn:ietf:params:oauth:grant-type:jwt-bearer urn:ietf:params:oauth:grant-type:token-exchange'; return ;;
-    '/clients/add --grant') _tokctl_words 'client_credentials refresh_token token_exchange jwt_bearer'; return ;;
+    '/clients/add --grant') _tokctl_words 'client_credentials refresh_token token_exchange jwt_bearer none'; return ;;
     '/issue --auth-method'|'/introspect --auth-method'|'/revoke --auth-method'|'/exchange --auth-method') _tokctl_words 'client_secret_basic client_secret_post private_key_jwt tls_client_auth none'; return ;;
     '/exchange --mode') _tokctl_words 'delegate impersonate embed'; return ;;
     '/keys/generate --format'|'/keys/convert --to'|'/keys/export --format') _tokctl_words 'jwk pem'; return ;;

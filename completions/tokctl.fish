@@ -574,7 +574,7 @@ complete -c tokctl -n '__tokctl_at /clients' -l passphrase-file -r -F -d 'Passph
 complete -c tokctl -n '__tokctl_at /clients' -l config -r -F -d 'Policy file (default: $TOKCTL_CONFIG; ./tokctl.yaml is never read implicitly)'
 complete -c tokctl -n '__tokctl_at /clients' -s v -l verbose -d 'Say which policy and keystore this run uses (on stderr)'
 complete -c tokctl -n '__tokctl_at /clients/add' -s h -l help -d 'Print this help message and exit'
-complete -c tokctl -n '__tokctl_at /clients/add' -l grant -x -a 'client_credentials refresh_token token_exchange jwt_bearer' -d 'Grant it may use: client_credentials, refresh_token, token_exchange, jwt_bearer (repeatable; default: client_credentials and refresh_token)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l grant -x -a 'client_credentials refresh_token token_exchange jwt_bearer none' -d 'Grant it may use: client_credentials, refresh_token, token_exchange, jwt_bearer (repeatable; default: client_credentials and refresh_token), or none (a gateway or API that only introspects)'
 complete -c tokctl -n '__tokctl_at /clients/add' -l scope -x -d 'Scope it may request (repeatable)'
 complete -c tokctl -n '__tokctl_at /clients/add' -l audience -x -d 'Audience it may get tokens for; the first is its default (repeatable)'
 complete -c tokctl -n '__tokctl_at /clients/add' -l format -x -a 'jwt opaque wrapped jwe' -d 'Access token format for it: jwt, opaque, wrapped or jwe'

@@ -14,6 +14,12 @@
 #include <variant>
 #include <vector>
 
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/digest.hpp>
 #include <tokctl/jose/jwk.hpp>
@@ -379,6 +385,54 @@ ClientAuth read_credentials(const OAuthEndpoints& endpoints, const tokens::Polic
   out.secret = std::move(secret);
   out.method = std::move(method);
   return out;
+}
+
+// The RFC 8705 x5t#S256 thumbprint of the certificate in a Client-Cert header set by the gateway:
+// RFC 9440's byte sequence (":<base64 DER>:"), or nginx's $ssl_client_escaped_cert (the PEM,
+// percent-encoded). nullopt when it is neither.
+std::optional<std::string> client_cert_thumbprint(std::string_view value) {
+  value = trim(value);
+  X509* cert = nullptr;
+  if (value.size() > 2 && value.front() == ':' && value.back() == ':') {
+    auto der = b64_decode(value.substr(1, value.size() - 2));
+    if (!der || der->empty()) return std::nullopt;
+    const auto* p = reinterpret_cast<const unsigned char*>(der->data());
+    cert = d2i_X509(nullptr, &p, static_cast<long>(der->size()));
+    if (cert && p != reinterpret_cast<const unsigned char*>(der->data()) + der->size()) {
+      X509_free(cert);  // bytes after the certificate
+      return std::nullopt;
+    }
+  } else {
+    std::string pem;  // percent-decoding only: '+' is base64 here, never a space
+    pem.reserve(value.size());
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      if (value[i] != '%') {
+        pem.push_back(value[i]);
+        continue;
+      }
+      if (i + 2 >= value.size() || !std::isxdigit(static_cast<unsigned char>(value[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(value[i + 2]))) {
+        return std::nullopt;
+      }
+      pem.push_back(static_cast<char>(std::stoi(std::string(value.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    }
+    if (!pem.starts_with("-----BEGIN CERTIFICATE-----")) return std::nullopt;
+    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    if (!bio) return std::nullopt;
+    cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+  }
+  if (!cert) {
+    ERR_clear_error();
+    return std::nullopt;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  const bool ok = X509_digest(cert, EVP_sha256(), digest, &len) == 1;
+  X509_free(cert);
+  if (!ok) return std::nullopt;
+  return b64url_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
 }
 
 // A token that is not active (unknown, expired, revoked), as against a failure to find out.
@@ -756,8 +810,8 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::Cl
     HttpResponse r;
     r.status = 200;
     r.set("Content-Type", "application/jwt");
-    r.set("Cache-Control", "max-age=" + std::to_string(jwt->second));
-    r.body = std::move(jwt->first);
+    r.set("Cache-Control", "max-age=" + std::to_string(jwt->max_age));
+    r.body = std::move(jwt->jwt);
     return r;
   }
   auto info = m_service.introspect(token);
@@ -782,13 +836,13 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::Cl
   return r;
 }
 
-Result<std::pair<std::string, std::int64_t>> OAuthEndpoints::phantom_jwt(const std::string& token) const {
-  UnixTime exp = 0;
-  auto jwt = m_service.phantom_jwt(token, &exp);  // not active (or not an access token): invalid_token
+Result<OAuthEndpoints::Phantom> OAuthEndpoints::phantom_jwt(const std::string& token) const {
+  tokens::TokenService::PhantomFacts facts;
+  auto jwt = m_service.phantom_jwt(token, &facts);  // not active (or not an access token): invalid_token
   if (!jwt) return std::unexpected(jwt.error());
   // Cacheable for the JWT's remaining life, at most the configured cap.
-  const std::int64_t left = std::clamp<std::int64_t>(exp - m_clock.now(), 0, m_options.phantom_max_age);
-  return std::pair(std::move(*jwt), left);
+  const std::int64_t left = std::clamp<std::int64_t>(facts.exp - m_clock.now(), 0, m_options.phantom_max_age);
+  return Phantom{std::move(*jwt), left, std::move(facts.cnf_x5t)};
 }
 
 void OAuthEndpoints::phantom_request(const HttpRequest& req, Respond respond) const {
@@ -807,8 +861,8 @@ void OAuthEndpoints::phantom_request(const HttpRequest& req, Respond respond) co
     if (part.empty()) continue;
     const auto name = form_decode(part.substr(0, part.find('=')));
     if (!name || *name != "client_id") {
-      return respond(oauth_error(OAuthCode::invalid_request,
-                                 "only client_id may be sent in the /phantom query, not '" + name.value_or("?") + "'"));
+      // The name is not echoed: it may be a token pasted into the URL.
+      return respond(oauth_error(OAuthCode::invalid_request, "only client_id may be sent in the /phantom query"));
     }
   }
   authenticated(
@@ -845,11 +899,26 @@ HttpResponse OAuthEndpoints::phantom(const HttpRequest& req) const {
   if (!token) return refuse("invalid_request", token.error().message);
   auto jwt = phantom_jwt(std::string(*token));
   if (!jwt) return inactive(jwt.error()) ? refuse("invalid_token", "the token is not active") : oauth_error(jwt.error());
+  if (!jwt->cnf_x5t.empty()) {
+    // RFC 8705 §3: a certificate-bound token is only good with its certificate, which the API
+    // behind the gateway never sees: the gateway passes it on (Client-Cert), tokctl checks it.
+    const std::size_t certs = req.header_count("client-cert");
+    const auto presented = certs == 1 ? client_cert_thumbprint(*req.header("client-cert")) : std::nullopt;
+    if (!presented) {
+      return refuse("invalid_token", certs == 0 ? "the token is bound to a TLS client certificate (RFC 8705) and the "
+                                                  "gateway sent none (Client-Cert)"
+                                                : "the gateway's Client-Cert header is not one certificate");
+    }
+    if (presented->size() != jwt->cnf_x5t.size() ||
+        CRYPTO_memcmp(presented->data(), jwt->cnf_x5t.data(), presented->size()) != 0) {
+      return refuse("invalid_token", "the token is bound to another TLS client certificate (RFC 8705)");
+    }
+  }
   HttpResponse r;
   r.status = 200;
-  r.set("Authorization", "Bearer " + jwt->first);
+  r.set("Authorization", "Bearer " + jwt->jwt);
   // A cache in the gateway (nginx proxy_cache) keys the answer on the bearer token.
-  r.set("Cache-Control", "max-age=" + std::to_string(jwt->second));
+  r.set("Cache-Control", "max-age=" + std::to_string(jwt->max_age));
   r.set("Vary", "Authorization");
   return r;
 }

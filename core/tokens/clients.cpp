@@ -373,7 +373,11 @@ std::string flow_entry(const std::string& id, const NewClient& c, const std::str
     for (const auto& s : v) e << s;
     e << YAML::EndSeq;
   };
-  list("grants", c.grants);
+  if (c.grants.size() == 1 && c.grants.front() == "none") {
+    e << YAML::Key << "grants" << YAML::Value << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;  // no grant at all
+  } else {
+    list("grants", c.grants);
+  }
   list("scopes", c.scopes);
   list("audiences", c.audiences);
   if (!c.format.empty()) e << YAML::Key << "format" << YAML::Value << c.format;
@@ -461,7 +465,12 @@ Result<AddedClient> add_client(const std::string& given_path, const NewClient& n
     if (ch < 0x21 || ch == 0x7f) return fail(ErrorCode::usage, "the client id may not contain spaces or control characters");
   }
   NewClient c = nc;
+  const bool no_grants = std::find(c.grants.begin(), c.grants.end(), "none") != c.grants.end();
+  if (no_grants && c.grants.size() > 1) {
+    return fail(ErrorCode::usage, "grant 'none' cannot be combined with other grants");
+  }
   for (auto& g : c.grants) {
+    if (no_grants) break;
     std::string urn = grant_type(g);
     if (urn.empty()) {
       return fail(ErrorCode::usage, "unknown grant '" + g + "'", "use client_credentials, refresh_token, token_exchange or jwt_bearer");

@@ -149,7 +149,7 @@ Result<std::string> TokenService::sign_jwt(const json& claims, const char* typ) 
   return Impl::sign(**ring, claims, typ);
 }
 
-Result<std::string> TokenService::phantom_jwt(std::string_view token, UnixTime* exp_out) const {
+Result<std::string> TokenService::phantom_jwt(std::string_view token, PhantomFacts* facts) const {
   const Impl& im = *m_impl;
   auto d = active_token(im, token);
   if (!d) return std::unexpected(d.error());
@@ -168,7 +168,12 @@ Result<std::string> TokenService::phantom_jwt(std::string_view token, UnixTime* 
   if (t.exp != 0) exp = std::min(exp, t.exp);
   claims["iat"] = now;
   claims["exp"] = exp;
-  if (exp_out) *exp_out = exp;
+  if (facts) {
+    facts->exp = exp;
+    const json* cnf = claims.contains("cnf") ? &claims["cnf"] : nullptr;
+    const std::string* x5t = cnf ? jose::string_member(*cnf, "x5t#S256") : nullptr;
+    facts->cnf_x5t = x5t ? *x5t : std::string();
+  }
   claims.erase("nbf");
   // Revoking the source revokes the phantom: it carries the source's jti (revoke deny-lists it)
   // and grant (sid). Without a jti of its own, it gets a fresh one (so it can be revoked itself).

@@ -30,7 +30,7 @@ using detail::relative_to;
 // Claims the issuer sets itself (RFC 7519, RFC 9068, and sid = the grant) cannot be configured.
 void check_reserved(Reader& r, const YAML::Node& claims, const std::string& what) {
   static const std::set<std::string> reserved = {"iss", "sub", "aud", "exp", "nbf", "iat", "jti",
-                                                 "client_id", "scope", "sid"};
+                                                 "client_id", "scope", "sid", "cnf"};
   for (const auto& kv : claims) {
     const auto name = kv.first.as<std::string>();
     if (reserved.count(name)) {

@@ -24,8 +24,9 @@ namespace {
 using nlohmann::json;
 
 // The registered and RFC 9068 claims the issuer sets itself; extra claims may not override them.
+// cnf (RFC 7800, RFC 8705 §3.1) is a binding only the issuer makes: never configured or given.
 constexpr const char* k_reserved_claims[] = {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id",
-                                             "scope", "sid"};
+                                             "scope", "sid", "cnf"};
 
 bool reserved(const std::string& name) {
   return std::any_of(std::begin(k_reserved_claims), std::end(k_reserved_claims),
@@ -299,7 +300,7 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
     if (reserved(k)) return fail(ErrorCode::usage, "claim '" + k + "' is set by the issuer; it cannot be given");
     claims[k] = v;
   }
-  // RFC 8705 §3.1: the binding, over any cnf a template or an extra claim gave.
+  // RFC 8705 §3.1: the binding. Nothing else sets cnf (it is reserved above).
   if (!req.cnf_x5t.empty() && req.type == "access") claims["cnf"] = json{{"x5t#S256", req.cnf_x5t}};
 
   IssueResponse resp;

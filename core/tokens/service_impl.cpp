@@ -49,7 +49,7 @@ Result<std::string> TokenService::Impl::sign(const keys::KeyRing& ring, const js
 Result<jose::VerifyReport> TokenService::Impl::verify_jwt(std::string_view jwt) const {
   auto r = ring();
   if (!r) return std::unexpected(r.error());
-  if (!(*r)->verifier) return std::unexpected((*r)->verifier.error());
+  if (!(*r)->verifier) return keys_unavailable((*r)->verifier.error());
   return (*r)->verifier->verify(jwt);
 }
 

@@ -55,7 +55,7 @@ YAML
 T() { timeout 30 "$TOKCTL" --config "$work/p.yaml" --keystore "$work/ks" "$@"; }
 T keys add --alg ES256 -q > /dev/null || { fail "keys add"; interop_summary phantom-nginx; exit 1; }
 APP_SECRET=$(T -o json clients add app --scope read --format opaque | jq -r .client_secret)
-GW_SECRET=$(T -o json clients add gateway | jq -r .client_secret)
+GW_SECRET=$(T -o json clients add gateway --grant none | jq -r .client_secret)
 if [[ -z $APP_SECRET || $APP_SECRET == null || -z $GW_SECRET || $GW_SECRET == null ]]; then
   fail "clients add app and gateway"; interop_summary phantom-nginx; exit 1
 fi
@@ -149,6 +149,8 @@ if [[ -z $TOKEN || $TOKEN == null || $TOKEN == eyJ* ]]; then
   fail "the app gets an opaque access token"; interop_summary phantom-nginx; exit 1
 fi
 pass "the app gets an opaque access token"
+gw_token=$(curl -s -u "gateway:$GW_SECRET" -d grant_type=client_credentials "$ISSUER/oauth/token" | jq -r .error)
+expect "the gateway (--grant none) may take no token itself" "$gw_token" unauthorized_client
 got=$(call "$NG/api/orders" -H "Authorization: Bearer $TOKEN")
 expect "an active token: the API gets a Bearer JWT" "$got" $'200\t\tBearer eyJ'*
 JWT=${got#*$'\t'*$'\t'Bearer }

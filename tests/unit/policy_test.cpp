@@ -368,9 +368,10 @@ TEST_CASE("claims the issuer sets cannot be configured", "[policy]") {
   jti: fixed
   iat: 0
   nbf: 0
+  cnf: {x5t#S256: spoofed}
 )");
   int line = 3;
-  for (const char* name : {"'sub'", "'exp'", "'iss'", "'aud'", "'scope'", "'client_id'", "'jti'", "'iat'", "'nbf'"}) {
+  for (const char* name : {"'sub'", "'exp'", "'iss'", "'aud'", "'scope'", "'client_id'", "'jti'", "'iat'", "'nbf'", "'cnf'"}) {
     check_position(problem_with(c, std::string("claim ") + name), f, line++, 3);
   }
   CHECK(std::none_of(c.problems.begin(), c.problems.end(),

@@ -78,6 +78,13 @@ struct Fixture {
                                         "\", grants: [token_exchange]}\n"
                                         "  bearer: {secret_hash: \"" + tokens::hash_generated_secret(bearer_secret) +
                                         "\", grants: [jwt_bearer], scopes: [read]}\n"
+                                        // RFC 8705 bound twins of api, gw and bearer (same secrets).
+                                        "  api-bound: {secret_hash: \"" + tokens::hash_generated_secret(api_secret) +
+                                        "\", scopes: [read], audiences: [api-a], tls_client_certificate_bound_access_tokens: true}\n"
+                                        "  gw-bound: {secret_hash: \"" + tokens::hash_generated_secret(gw_secret) +
+                                        "\", grants: [token_exchange], tls_client_certificate_bound_access_tokens: true}\n"
+                                        "  bearer-bound: {secret_hash: \"" + tokens::hash_generated_secret(bearer_secret) +
+                                        "\", grants: [jwt_bearer], scopes: [read], tls_client_certificate_bound_access_tokens: true}\n"
                                         "  signer: {token_endpoint_auth_method: private_key_jwt, scopes: [read], jwks: {keys: [" +
                                         tokctl::test::test_key("p256").to_json(jose::KeyPart::public_only).dump() +
                                         "]}}\n"
@@ -706,6 +713,50 @@ TEST_CASE("GET /phantom: the gateway authenticates, the bearer token becomes its
     options.target = "/phantom";
     CHECK(fx.endpoints->handle(options).status == 204);
   }
+}
+
+TEST_CASE("RFC 8705 bound clients: every grant binds to the request's certificate; a template cannot", "[serve][oauth]") {
+  Fixture fx;
+  const std::string x5t = "bm90LWEtcmVhbC10aHVtYnByaW50LWJ1dC0zMi1ieXRlcw";
+  auto post_with_cert = [&](const std::string& body, const std::string& id, const std::string& secret,
+                            const std::string& cert) {
+    HttpRequest r;
+    r.method = "POST";
+    r.target = "/oauth/token";
+    r.body = body;
+    r.headers = {{"content-type", "application/x-www-form-urlencoded"}, {"authorization", fx.basic(id, secret)}};
+    r.client_cert_x5t = cert;
+    return fx.endpoints->handle(r);
+  };
+  auto cnf_of = [&](const HttpResponse& r) {
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    auto info = fx.service->introspect(body_of(r).at("access_token").get<std::string>());
+    REQUIRE(info);
+    REQUIRE(info->at("active") == true);
+    return info->contains("cnf") ? info->at("cnf") : json();
+  };
+  const json bound{{"x5t#S256", x5t}};
+  // client_credentials
+  CHECK(cnf_of(post_with_cert("grant_type=client_credentials&scope=read", "api-bound", fx.api_secret, x5t)) == bound);
+  CHECK(cnf_of(post_with_cert("grant_type=client_credentials&scope=read", "api", fx.api_secret, x5t)).is_null());
+  auto none = post_with_cert("grant_type=client_credentials&scope=read", "api-bound", fx.api_secret, "");
+  CHECK(none.status == 400);
+  CHECK(body_of(none).at("error") == "invalid_request");
+  // token exchange: the requester's certificate, never the subject token's binding
+  const std::string subject = body_of(post_with_cert("grant_type=client_credentials&scope=read", "api-bound",
+                                                     fx.api_secret, "c3ViamVjdA")).at("access_token");
+  const std::string exchange = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=" +
+                               subject + "&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token";
+  auto exchanged = post_with_cert(exchange + "&audience=api-b", "gw-bound", fx.gw_secret, x5t);
+  CHECK(cnf_of(exchanged) == bound);
+  CHECK(cnf_of(post_with_cert(exchange + "&audience=api-b", "gw", fx.gw_secret, x5t)).is_null());
+  // jwt-bearer
+  auto idp = jose::Signer::create(jose::Alg::ES256, tokctl::test::test_key("p256b"));
+  REQUIRE(idp);
+  AssertionMaker assertion{"https://idp.test", "alice"};
+  const std::string grant = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&scope=read&assertion=";
+  CHECK(cnf_of(post_with_cert(grant + assertion({}, *idp), "bearer-bound", fx.bearer_secret, x5t)) == bound);
 }
 
 TEST_CASE("revocation: 200 always, only the client's own tokens change", "[serve][oauth]") {
@@ -1464,11 +1515,13 @@ TEST_CASE("tls_client_auth: tokctl serve with mTLS issues to the client its cert
   REQUIRE(refreshed.contains("access_token"));
   CHECK(introspect(refreshed.at("access_token")).at("cnf") == json{{"x5t#S256", x5t}});
   CHECK_FALSE(introspect(json::parse(minted.out).at("access_token")).contains("cnf"));  // the CLI's is not bound
-  // GET /phantom: a gateway authenticated by its certificate, named in the query.
+  // GET /phantom: a gateway authenticated by its certificate, named in the query (for an unbound
+  // token: spiffe's).
+  const std::string unbound = token_for("spiffe", true).at("access_token");
   auto phantom = [&](const std::string& query, bool with_cert) {
     std::vector<std::string> args = with_cert ? cert : std::vector<std::string>{"--cacert", pki.file("ca.pem")};
-    args.insert(args.end(), {"-s", "-o", "/dev/null", "-D", "-", "-H",
-                             "Authorization: Bearer " + ok.at("access_token").get<std::string>(), base + "/phantom" + query});
+    args.insert(args.end(), {"-s", "-o", "/dev/null", "-D", "-", "-H", "Authorization: Bearer " + unbound,
+                             base + "/phantom" + query});
     auto r = curl(args);
     INFO(r.err);
     REQUIRE(r.code == 0);
@@ -1482,6 +1535,69 @@ TEST_CASE("tls_client_auth: tokctl serve with mTLS issues to the client its cert
   CHECK_THAT(phantom("", true), Contains("HTTP/1.1 407 "));  // no client named
   auto [code, log] = p.terminate();
   CHECK(code == 0);
+}
+
+TEST_CASE("GET /phantom exchanges a certificate-bound token only with its certificate (Client-Cert)",
+          "[serve][oauth][tls]") {
+  Pki pki;
+  Fixture fx;
+  pki.openssl({"x509", "-in", pki.file("client.pem"), "-outform", "DER", "-out", pki.file("client.der")});
+  auto dgst = tokctl::test::run_program({"openssl", "dgst", "-sha256", "-binary", pki.file("client.der")});
+  REQUIRE(dgst.code == 0);
+  const std::string x5t = b64url_encode(dgst.out);
+  HttpRequest issue;
+  issue.method = "POST";
+  issue.target = "/oauth/token";
+  issue.body = "grant_type=client_credentials&scope=read";
+  issue.headers = {{"content-type", "application/x-www-form-urlencoded"}, {"authorization", fx.basic("api-bound", fx.api_secret)}};
+  issue.client_cert_x5t = x5t;
+  auto issued = fx.endpoints->handle(issue);
+  REQUIRE(issued.status == 200);
+  const std::string token = body_of(issued).at("access_token");
+  auto phantom = [&](std::vector<std::pair<std::string, std::string>> extra) {
+    std::vector<std::pair<std::string, std::string>> h = {{"proxy-authorization", fx.basic("gw", fx.gw_secret)},
+                                                           {"authorization", "Bearer " + token}};
+    h.insert(h.end(), extra.begin(), extra.end());
+    return fx.get("/phantom", h);
+  };
+  const std::string der = tokctl::test::read_file(pki.file("client.der"));
+  const std::string pem = tokctl::test::read_file(pki.file("client.pem"));
+  std::string escaped;  // as nginx's $ssl_client_escaped_cert
+  for (unsigned char c : pem) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      escaped.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      escaped += buf;
+    }
+  }
+  for (const std::string& cert : {":" + b64_encode(der) + ":", escaped}) {
+    auto ok = phantom({{"client-cert", cert}});
+    INFO(ok.body);
+    REQUIRE(ok.status == 200);
+    const std::string jwt = header_of(ok, "Authorization").substr(7);
+    const auto a = jwt.find('.'), b = jwt.find('.', a + 1);
+    CHECK(json::parse(*b64url_decode(jwt.substr(a + 1, b - a - 1))).at("cnf") == json{{"x5t#S256", x5t}});
+  }
+  auto without = phantom({});
+  CHECK(without.status == 401);
+  CHECK_THAT(body_of(without).at("error_description").get<std::string>(), Contains("sent none"));
+  auto other = phantom({{"client-cert", ":" + b64_encode(tokctl::test::read_file(pki.file("ca.pem"))) + ":"}});
+  CHECK(other.status == 401);  // not DER
+  pki.openssl({"x509", "-in", pki.file("server.pem"), "-outform", "DER", "-out", pki.file("server.der")});
+  auto wrong = phantom({{"client-cert", ":" + b64_encode(tokctl::test::read_file(pki.file("server.der"))) + ":"}});
+  CHECK(wrong.status == 401);
+  CHECK_THAT(body_of(wrong).at("error_description").get<std::string>(), Contains("another"));
+  auto two = phantom({{"client-cert", ":" + b64_encode(der) + ":"}, {"client-cert", ":" + b64_encode(der) + ":"}});
+  CHECK(two.status == 401);
+  for (const char* junk : {"", ":", "::", ":!!:", "%zz", "-----BEGIN CERTIFICATE-----", "%2D%2D%2D"}) {
+    INFO(junk);
+    CHECK(phantom({{"client-cert", junk}}).status == 401);
+  }
+  // An unbound token needs no certificate.
+  auto plain = fx.get("/phantom", {{"proxy-authorization", fx.basic("gw", fx.gw_secret)}, {"authorization", "Bearer " + fx.token()}});
+  CHECK(plain.status == 200);
 }
 
 TEST_CASE("TLS set-up errors are usage errors naming the file", "[serve][http][tls]") {

@@ -135,7 +135,7 @@ TEST_CASE("TokenService renders static, template and subject claims into access 
     IssueRequest req = request("svc", "alice", "read");
     req.claims = json{{"order", 7}};
     CHECK(payload(f.issue(req).access.token)["order"] == 7);
-    for (const char* name : {"sub", "iss", "exp", "jti", "scope", "client_id", "sid"}) {
+    for (const char* name : {"sub", "iss", "exp", "jti", "scope", "client_id", "sid", "cnf"}) {
       INFO(name);
       req.claims = json{{name, "x"}};
       auto bad = f.svc->issue(req);

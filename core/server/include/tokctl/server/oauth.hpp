@@ -107,9 +107,14 @@ class OAuthEndpoints {
   // GET /phantom: the gateway authenticated, the end user's bearer token exchanged for its JWT.
   void phantom_request(const HttpRequest& request, Respond respond) const;
   HttpResponse phantom(const HttpRequest& request) const;
-  // The phantom JWT of an active token and how long it may be cached; invalid_token when the
-  // token is not active (any more).
-  Result<std::pair<std::string, std::int64_t>> phantom_jwt(const std::string& token) const;
+  // The phantom JWT of an active token, how long it may be cached, and the source token's RFC
+  // 8705 binding; invalid_token when the token is not active (any more).
+  struct Phantom {
+    std::string jwt;
+    std::int64_t max_age = 0;
+    std::string cnf_x5t;
+  };
+  Result<Phantom> phantom_jwt(const std::string& token) const;
   HttpResponse jwks(const HttpRequest& request) const;
   HttpResponse health() const;
 

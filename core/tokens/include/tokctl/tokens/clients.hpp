@@ -99,7 +99,8 @@ Result<void> check_grant(const ClientPolicy& client, std::string_view grant);
 /// What `tokctl clients add` writes.
 struct NewClient {
   std::string id;
-  std::vector<std::string> grants;     ///< empty: the default (client_credentials, refresh_token)
+  /// Empty: the default (client_credentials, refresh_token); {"none"}: no grant (`grants: []`).
+  std::vector<std::string> grants;
   std::vector<std::string> scopes;
   std::vector<std::string> audiences;
   std::string format;

@@ -147,10 +147,14 @@ class TokenService {
   /// for unknown, expired or revoked tokens.
   Result<nlohmann::json> introspect(std::string_view token) const;
 
+  /// What a phantom JWT's caller needs besides the JWT (one store lookup answers all).
+  struct PhantomFacts {
+    UnixTime exp = 0;     ///< the JWT's exp
+    std::string cnf_x5t;  ///< the source token's RFC 8705 binding (cnf.x5t#S256), if any
+  };
   /// The phantom JWT of an active token: signed by the keystore, carrying the token's data.
-  /// Fails (ErrorCode::invalid_token) for an inactive token. `exp`, when given, receives the
-  /// JWT's exp (one store lookup answers both).
-  Result<std::string> phantom_jwt(std::string_view token, UnixTime* exp = nullptr) const;
+  /// Fails (ErrorCode::invalid_token) for an inactive token.
+  Result<std::string> phantom_jwt(std::string_view token, PhantomFacts* facts = nullptr) const;
 
   /// `claims` signed with the active key (header kid and `typ`): the server's signed responses
   /// (RFC 9701 introspection). Fails with ErrorCode::keystore when there is no active key.
