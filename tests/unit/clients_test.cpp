@@ -247,6 +247,26 @@ TEST_CASE("clients add inserts one line, keeps the rest of the file, and the sec
   CHECK_FALSE(authenticate_client(*policy, "web", added->secret + "x"));
   CHECK(policy->client("billing"));
 
+  SECTION("grant none writes grants: [] (no grant), alone only") {
+    NewClient gw;
+    gw.id = "gateway";
+    gw.grants = {"none"};
+    REQUIRE(add_client(path, gw));
+    CHECK_THAT(read_file(path), Contains("gateway: {secret_hash: \"sha256:"));
+    CHECK_THAT(read_file(path), Contains(", grants: []}"));
+    auto reloaded = load_policy(path);
+    REQUIRE(reloaded);
+    CHECK(reloaded->client("gateway")->grants == std::vector<std::string>{});
+    CHECK_FALSE(check_grant(*reloaded->client("gateway"), "client_credentials"));
+    const std::string kept = read_file(path);
+    NewClient mixed;
+    mixed.id = "mixed";
+    mixed.grants = {"none", "client_credentials"};
+    auto m = add_client(path, mixed);
+    REQUIRE_FALSE(m);
+    CHECK(m.error().code == ErrorCode::usage);
+    CHECK(read_file(path) == kept);
+  }
   SECTION("refusals write nothing") {
     const std::string kept = read_file(path);
     NewClient dup;
