@@ -38,6 +38,7 @@ struct VerifyCliOptions {
   std::string leeway = "60s";
   std::vector<std::string> required;
   std::string max_age;
+  std::string cnf_cert;
   bool batch = false;
   unsigned threads = 0;
   bool insecure = false;
@@ -183,6 +184,19 @@ Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock
     auto ma = parse_duration(o.max_age);
     if (!ma) return std::unexpected(ma.error());
     vo.claims.max_age = *ma;
+  }
+  if (!o.cnf_cert.empty()) {
+    auto pem = read_input(o.cnf_cert);
+    if (!pem) {
+      pem.error().param = "cnf_cert";
+      return std::unexpected(pem.error());
+    }
+    auto x5t = jose::certificate_thumbprint(*pem);
+    if (!x5t) {
+      x5t.error().message = "--cnf-cert '" + o.cnf_cert + "': " + x5t.error().message;
+      return std::unexpected(x5t.error());
+    }
+    vo.claims.cnf_x5t = std::move(*x5t);
   }
   jose::KeySource source = jose::KeySource::set;
   Result<jose::JwkSet> keys = fail(ErrorCode::usage, "no key");
@@ -582,6 +596,8 @@ void register_verify(CLI::App& app) {
   sub->add_option("--leeway", o->leeway, "Clock skew allowed for exp/nbf/iat")->capture_default_str();
   sub->add_option("--require", o->required, "Claim that must be present (repeatable)");
   sub->add_option("--max-age", o->max_age, "Reject tokens issued (iat) longer ago than DUR");
+  file_value(sub->add_option("--cnf-cert", o->cnf_cert,
+                             "Certificate (PEM or DER) the token must be bound to (RFC 8705 cnf.x5t#S256)"));
   sub->add_flag("--insecure", o->insecure,
                 "Accept weak keys (RSA < 2048 bits, HMAC secrets shorter than the hash) for debugging; "
                 "the verdict says INSECURE");

@@ -687,4 +687,28 @@ Result<std::optional<Jwk>> parse_jwk_or_skip(const nlohmann::json& j) {
 
 }  // namespace detail
 
+Result<std::string> certificate_thumbprint(std::string_view pem_or_der) {
+  X509* cert = nullptr;
+  if (pem_or_der.find("-----BEGIN CERTIFICATE-----") != std::string_view::npos) {
+    auto bio = ossl::make(BIO_new_mem_buf(pem_or_der.data(), static_cast<int>(pem_or_der.size())));
+    if (bio) cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+  } else if (!pem_or_der.empty()) {
+    const auto* start = reinterpret_cast<const unsigned char*>(pem_or_der.data());
+    const unsigned char* p = start;
+    cert = d2i_X509(nullptr, &p, static_cast<long>(pem_or_der.size()));
+    if (cert && p != start + pem_or_der.size()) {  // bytes after the certificate
+      X509_free(cert);
+      cert = nullptr;
+    }
+  }
+  if (!cert) return ossl::fail_ossl(ErrorCode::malformed, "not an X.509 certificate (PEM or DER)");
+  auto owned = ossl::make(cert);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert, EVP_sha256(), digest, &len) != 1) {
+    return ossl::fail_ossl(ErrorCode::malformed, "cannot hash the certificate");
+  }
+  return b64url_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
+}
+
 }  // namespace tokctl::jose

@@ -96,6 +96,7 @@ const char* to_string(ProblemCode code) {
     case ProblemCode::revoked: return "revoked";
     case ProblemCode::store_error: return "store_error";
     case ProblemCode::decrypt_failed: return "decrypt_failed";
+    case ProblemCode::cnf_mismatch: return "cnf_mismatch";
   }
   return "unknown";
 }
@@ -183,6 +184,17 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
   }
   for (const auto& name : rules.required) {
     if (!payload.contains(name)) add(out, ProblemCode::missing_claim, "required claim \"" + name + "\" is missing");
+  }
+  if (rules.cnf_x5t) {
+    auto cnf = payload.find("cnf");
+    const std::string* bound = cnf != payload.end() && cnf->is_object() ? string_member(*cnf, "x5t#S256") : nullptr;
+    if (!bound) {
+      add(out, ProblemCode::cnf_mismatch, "the token is not bound to a certificate (it has no cnf.x5t#S256)",
+          "RFC 8705 bound tokens come from a token endpoint over mutual TLS");
+    } else if (*bound != *rules.cnf_x5t) {
+      add(out, ProblemCode::cnf_mismatch, "the token is bound to another certificate: its cnf.x5t#S256 is " + *bound +
+                                              ", the certificate's thumbprint is " + *rules.cnf_x5t);
+    }
   }
 }
 
@@ -366,10 +378,11 @@ VerifyReport TokenVerifier::verify(std::string_view token, ReportDetail detail) 
     // Not a JWT: a JWS over arbitrary bytes. Its signature can still be checked; claim rules cannot.
     report.payload_bytes = jws.payload;
     const ClaimRules& c = im.options.claims;
-    if (c.iss || c.aud || c.sub || !c.required.empty() || c.max_age) {
+    if (c.iss || c.aud || c.sub || !c.required.empty() || c.max_age || c.cnf_x5t) {
       add(problems, ProblemCode::not_a_jwt, "the payload is not a JWT claims set (" + std::to_string(jws.payload.size()) +
                                      " bytes), so claim checks cannot pass",
-          "drop the claim checks (issuer, audience, subject, required claims, max age) to check only the signature");
+          "drop the claim checks (issuer, audience, subject, required claims, max age, certificate) to check only "
+          "the signature");
     }
   }
 

@@ -15,10 +15,6 @@
 #include <vector>
 
 #include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/digest.hpp>
@@ -392,47 +388,36 @@ ClientAuth read_credentials(const OAuthEndpoints& endpoints, const tokens::Polic
 // percent-encoded). nullopt when it is neither.
 std::optional<std::string> client_cert_thumbprint(std::string_view value) {
   value = trim(value);
-  X509* cert = nullptr;
+  std::string cert;
   if (value.size() > 2 && value.front() == ':' && value.back() == ':') {
     auto der = b64_decode(value.substr(1, value.size() - 2));
-    if (!der || der->empty()) return std::nullopt;
-    const auto* p = reinterpret_cast<const unsigned char*>(der->data());
-    cert = d2i_X509(nullptr, &p, static_cast<long>(der->size()));
-    if (cert && p != reinterpret_cast<const unsigned char*>(der->data()) + der->size()) {
-      X509_free(cert);  // bytes after the certificate
-      return std::nullopt;
-    }
+    if (!der) return std::nullopt;
+    cert = std::move(*der);
   } else {
-    std::string pem;  // percent-decoding only: '+' is base64 here, never a space
-    pem.reserve(value.size());
+    cert.reserve(value.size());  // percent-decoding only: '+' is base64 here, never a space
     for (std::size_t i = 0; i < value.size(); ++i) {
       if (value[i] != '%') {
-        pem.push_back(value[i]);
+        cert.push_back(value[i]);
         continue;
       }
       if (i + 2 >= value.size() || !std::isxdigit(static_cast<unsigned char>(value[i + 1])) ||
           !std::isxdigit(static_cast<unsigned char>(value[i + 2]))) {
         return std::nullopt;
       }
-      pem.push_back(static_cast<char>(std::stoi(std::string(value.substr(i + 1, 2)), nullptr, 16)));
+      cert.push_back(static_cast<char>(std::stoi(std::string(value.substr(i + 1, 2)), nullptr, 16)));
       i += 2;
     }
-    if (!pem.starts_with("-----BEGIN CERTIFICATE-----")) return std::nullopt;
-    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-    if (!bio) return std::nullopt;
-    cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
-    BIO_free(bio);
+    // Exactly one PEM certificate, nothing before or after it.
+    constexpr std::string_view k_begin = "-----BEGIN CERTIFICATE-----", k_end = "-----END CERTIFICATE-----";
+    const std::string_view pem = trim(cert);
+    if (!pem.starts_with(k_begin) || !pem.ends_with(k_end) || pem.find(k_begin, 1) != std::string_view::npos ||
+        pem.find(k_end) != pem.size() - k_end.size()) {
+      return std::nullopt;
+    }
   }
-  if (!cert) {
-    ERR_clear_error();
-    return std::nullopt;
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  const bool ok = X509_digest(cert, EVP_sha256(), digest, &len) == 1;
-  X509_free(cert);
-  if (!ok) return std::nullopt;
-  return b64url_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
+  auto x5t = jose::certificate_thumbprint(cert);
+  if (!x5t) return std::nullopt;
+  return std::move(*x5t);
 }
 
 // A token that is not active (unknown, expired, revoked), as against a failure to find out.
@@ -851,9 +836,8 @@ void OAuthEndpoints::phantom_request(const HttpRequest& req, Respond respond) co
   const std::string_view target = req.target;
   const auto q = target.find('?');
   const std::string_view raw = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-  auto query = parse_form(raw);
-  if (!query) return respond(oauth_error(query.error()));
-  // Every name, with a value or not (parse_form drops empty ones as omitted).
+  // Every name first, with a value or not, and no refusal echoes one: it may be a token pasted
+  // into the URL.
   for (std::string_view rest = raw; !rest.empty();) {
     const auto amp = rest.find('&');
     const std::string_view part = rest.substr(0, amp);
@@ -861,10 +845,11 @@ void OAuthEndpoints::phantom_request(const HttpRequest& req, Respond respond) co
     if (part.empty()) continue;
     const auto name = form_decode(part.substr(0, part.find('=')));
     if (!name || *name != "client_id") {
-      // The name is not echoed: it may be a token pasted into the URL.
       return respond(oauth_error(OAuthCode::invalid_request, "only client_id may be sent in the /phantom query"));
     }
   }
+  auto query = parse_form(raw);
+  if (!query) return respond(oauth_error(OAuthCode::invalid_request, "client_id in the /phantom query is malformed or repeated"));
   authenticated(
       req, std::move(*query), std::move(respond),
       [this](const HttpRequest& rq, Form&, const tokens::ClientPolicy& gateway, Respond out) {
@@ -917,6 +902,12 @@ HttpResponse OAuthEndpoints::phantom(const HttpRequest& req) const {
   HttpResponse r;
   r.status = 200;
   r.set("Authorization", "Bearer " + jwt->jwt);
+  if (!jwt->cnf_x5t.empty()) {
+    // Each request must show the certificate again: an answer cached by the token alone would
+    // let the token through without it.
+    r.set("Cache-Control", "no-store");
+    return r;
+  }
   // A cache in the gateway (nginx proxy_cache) keys the answer on the bearer token.
   r.set("Cache-Control", "max-age=" + std::to_string(jwt->max_age));
   r.set("Vary", "Authorization");

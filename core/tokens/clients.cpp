@@ -466,9 +466,10 @@ Result<AddedClient> add_client(const std::string& given_path, const NewClient& n
   }
   NewClient c = nc;
   const bool no_grants = std::find(c.grants.begin(), c.grants.end(), "none") != c.grants.end();
-  if (no_grants && c.grants.size() > 1) {
+  if (no_grants && std::any_of(c.grants.begin(), c.grants.end(), [](const std::string& g) { return g != "none"; })) {
     return fail(ErrorCode::usage, "grant 'none' cannot be combined with other grants");
   }
+  if (no_grants) c.grants = {"none"};
   for (auto& g : c.grants) {
     if (no_grants) break;
     std::string urn = grant_type(g);
@@ -476,6 +477,10 @@ Result<AddedClient> add_client(const std::string& given_path, const NewClient& n
       return fail(ErrorCode::usage, "unknown grant '" + g + "'", "use client_credentials, refresh_token, token_exchange or jwt_bearer");
     }
     g = urn;
+  }
+  // A grant named twice (or by its short name and its URN) is written once.
+  for (auto it = c.grants.begin(); it != c.grants.end();) {
+    it = std::find(c.grants.begin(), it, *it) != it ? c.grants.erase(it) : std::next(it);
   }
   AddedClient added{c.id, c.secret, c.secret.empty()};
   std::string hash;

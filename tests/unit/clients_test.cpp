@@ -213,7 +213,7 @@ TEST_CASE("clients add inserts one line, keeps the rest of the file, and the sec
   NewClient nc;
   nc.id = "web";
   nc.scopes = {"read", "write"};
-  nc.grants = {"client_credentials", "token_exchange"};
+  nc.grants = {"client_credentials", "token_exchange", "client_credentials"};  // a repeat is written once
   nc.audiences = {"api-a"};
   auto added = add_client(path, nc);
   REQUIRE(added);
@@ -250,7 +250,7 @@ TEST_CASE("clients add inserts one line, keeps the rest of the file, and the sec
   SECTION("grant none writes grants: [] (no grant), alone only") {
     NewClient gw;
     gw.id = "gateway";
-    gw.grants = {"none"};
+    gw.grants = {"none", "none"};
     REQUIRE(add_client(path, gw));
     CHECK_THAT(read_file(path), Contains("gateway: {secret_hash: \"sha256:"));
     CHECK_THAT(read_file(path), Contains(", grants: []}"));

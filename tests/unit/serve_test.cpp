@@ -34,6 +34,7 @@
 #include <tokctl/server/oauth.hpp>
 #include <tokctl/tokens/clients.hpp>
 #include <tokctl/util/base64.hpp>
+#include <tokctl/util/io.hpp>
 
 #include <tokctl/jose/jws.hpp>
 
@@ -667,11 +668,12 @@ TEST_CASE("GET /phantom: the gateway authenticates, the bearer token becomes its
   SECTION("nothing but client_id in the query: no secret or token in a URL") {
     for (const char* q : {"?client_secret=x", "?client_id=gw&client_secret=x", "?access_token=x", "?client_assertion=x",
                           "?client_id=gw&client_id=gw", "?a=%zz", "?client_secret=", "?access_token", "?foo",
-                          "?client_id=gw&foo", "?%zz"}) {
+                          "?client_id=gw&foo", "?%zz", "?SECRETNAME=a&SECRETNAME=b", "?SECRETNAME=%C3%28"}) {
       INFO(q);
       auto r = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}}, std::string("/phantom") + q);
       CHECK(r.status == 400);
       CHECK(body_of(r).at("error") == "invalid_request");
+      CHECK_THAT(r.body, !Contains("SECRETNAME"));  // a name is never echoed: it may be a token
     }
     auto named = phantom({{"proxy-authorization", gateway}, {"authorization", "Bearer " + token}}, "/phantom?client_id=gw");
     CHECK(named.status == 200);
@@ -1579,7 +1581,16 @@ TEST_CASE("GET /phantom exchanges a certificate-bound token only with its certif
     const std::string jwt = header_of(ok, "Authorization").substr(7);
     const auto a = jwt.find('.'), b = jwt.find('.', a + 1);
     CHECK(json::parse(*b64url_decode(jwt.substr(a + 1, b - a - 1))).at("cnf") == json{{"x5t#S256", x5t}});
+    CHECK(header_of(ok, "Cache-Control") == "no-store");  // a cache keyed on the token would skip the check
   }
+  std::string chain = escaped;  // a second certificate, or anything, after the first: refused
+  for (unsigned char c : tokctl::test::read_file(pki.file("server.pem"))) {
+    char buf[4];
+    std::snprintf(buf, sizeof buf, "%%%02X", c);
+    chain += buf;
+  }
+  CHECK(phantom({{"client-cert", chain}}).status == 401);
+  CHECK(phantom({{"client-cert", escaped + "garbage"}}).status == 401);
   auto without = phantom({});
   CHECK(without.status == 401);
   CHECK_THAT(body_of(without).at("error_description").get<std::string>(), Contains("sent none"));
@@ -1598,6 +1609,45 @@ TEST_CASE("GET /phantom exchanges a certificate-bound token only with its certif
   // An unbound token needs no certificate.
   auto plain = fx.get("/phantom", {{"proxy-authorization", fx.basic("gw", fx.gw_secret)}, {"authorization", "Bearer " + fx.token()}});
   CHECK(plain.status == 200);
+}
+
+TEST_CASE("verify --cnf-cert checks an RFC 8705 binding and says whose certificate it is", "[serve][cli][tls]") {
+  Pki pki;
+  TempDir dir;
+  const std::string ks = dir.file("ks");
+  REQUIRE(tokctl::test::run({"--keystore", ks, "keys", "add", "--alg", "ES256", "-q"}).code == 0);
+  pki.openssl({"x509", "-in", pki.file("client.pem"), "-outform", "DER", "-out", pki.file("client.der")});
+  auto dgst = tokctl::test::run_program({"openssl", "dgst", "-sha256", "-binary", pki.file("client.der")});
+  REQUIRE(dgst.code == 0);
+  const std::string x5t = b64url_encode(dgst.out);
+  auto sign = [&](const std::string& cnf) {
+    std::vector<std::string> args = {"--keystore", ks, "sign", "--sub", "alice", "--exp", "+1h"};
+    if (!cnf.empty()) args.insert(args.end(), {"--claim", "cnf=" + cnf});
+    auto r = tokctl::test::run(args);
+    REQUIRE(r.code == 0);
+    return std::string(tokctl::trim(r.out));
+  };
+  const std::string bound = sign(json{{"x5t#S256", x5t}}.dump());
+  auto verify = [&](const std::string& token, const std::string& cert) {
+    return tokctl::test::run({"--keystore", ks, "-o", "json", "verify", token, "--cnf-cert", cert});
+  };
+  CHECK(verify(bound, pki.file("client.pem")).code == 0);
+  CHECK(verify(bound, pki.file("client.der")).code == 0);  // DER as well
+  auto other = verify(bound, pki.file("server.pem"));
+  CHECK(other.code == 1);
+  auto doc = json::parse(other.out);
+  CHECK(doc.at("errors").at(0).at("code") == "cnf_mismatch");
+  CHECK_THAT(doc.at("errors").at(0).at("message").get<std::string>(), Contains(x5t));
+  auto unbound = verify(sign(""), pki.file("client.pem"));
+  CHECK(unbound.code == 1);
+  CHECK_THAT(unbound.out, Contains("not bound to a certificate"));
+  CHECK(verify(sign(R"({"jkt":"x"})"), pki.file("client.pem")).code == 1);  // another kind of binding
+  auto not_cert = verify(bound, pki.file("client.key"));
+  CHECK(not_cert.code == 3);
+  CHECK_THAT(not_cert.err, Contains("--cnf-cert"));
+  CHECK(verify(bound, dir.file("missing.pem")).code != 0);
+  // Without --cnf-cert the binding is not checked (a resource server's TLS layer does that).
+  CHECK(tokctl::test::run({"--keystore", ks, "verify", bound, "-q"}).code == 0);
 }
 
 TEST_CASE("TLS set-up errors are usage errors naming the file", "[serve][http][tls]") {

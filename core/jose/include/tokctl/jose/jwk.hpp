@@ -151,4 +151,8 @@ Result<Jwk> parse_single_key(std::string_view content);
 /// used to refuse it as an HMAC secret (algorithm confusion).
 bool looks_like_asymmetric_key(std::string_view secret);
 
+/// The RFC 8705 §3.1 x5t#S256 of an X.509 certificate, PEM (the first CERTIFICATE block) or DER
+/// (exactly one certificate): base64url of the SHA-256 of its DER. ErrorCode::malformed otherwise.
+Result<std::string> certificate_thumbprint(std::string_view pem_or_der);
+
 }  // namespace tokctl::jose

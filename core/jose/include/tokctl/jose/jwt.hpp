@@ -31,6 +31,8 @@ struct ClaimRules {
   std::vector<std::string> required;
   std::int64_t leeway = 60;
   std::optional<std::int64_t> max_age;  ///< seconds since iat
+  /// RFC 8705 §3.1: the token must be bound (cnf.x5t#S256) to the certificate of this thumbprint.
+  std::optional<std::string> cnf_x5t;
 };
 
 struct VerifyOptions {
@@ -65,6 +67,7 @@ enum class ProblemCode {
   revoked,           ///< on the jti deny-list, or its grant was revoked (verify against a store)
   store_error,       ///< the revocation check could not be made
   decrypt_failed,    ///< a nested JWT's JWE layer did not decrypt
+  cnf_mismatch,      ///< not bound to the certificate given (RFC 8705 cnf.x5t#S256)
 };
 
 /// The stable name, e.g. "kid_not_found".
