@@ -27,14 +27,12 @@ bool iequals_prefix(std::string_view text, std::string_view prefix) {
   return true;
 }
 
-}  // namespace
-
-std::optional<std::string> form_decode(std::string_view text) {
+std::optional<std::string> decode_escapes(std::string_view text, bool plus_is_space) {
   std::string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
-    if (c == '+') {
+    if (c == '+' && plus_is_space) {
       out.push_back(' ');
     } else if (c == '%') {
       if (i + 2 >= text.size()) return std::nullopt;
@@ -49,6 +47,12 @@ std::optional<std::string> form_decode(std::string_view text) {
   }
   return out;
 }
+
+}  // namespace
+
+std::optional<std::string> form_decode(std::string_view text) { return decode_escapes(text, true); }
+
+std::optional<std::string> percent_decode(std::string_view text) { return decode_escapes(text, false); }
 
 const std::string* FormParams::get(std::string_view name) const {
   auto it = values.find(name);

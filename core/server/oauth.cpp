@@ -394,19 +394,9 @@ std::optional<std::string> client_cert_thumbprint(std::string_view value) {
     if (!der) return std::nullopt;
     cert = std::move(*der);
   } else {
-    cert.reserve(value.size());  // percent-decoding only: '+' is base64 here, never a space
-    for (std::size_t i = 0; i < value.size(); ++i) {
-      if (value[i] != '%') {
-        cert.push_back(value[i]);
-        continue;
-      }
-      if (i + 2 >= value.size() || !std::isxdigit(static_cast<unsigned char>(value[i + 1])) ||
-          !std::isxdigit(static_cast<unsigned char>(value[i + 2]))) {
-        return std::nullopt;
-      }
-      cert.push_back(static_cast<char>(std::stoi(std::string(value.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    }
+    auto decoded = percent_decode(value);  // '+' is base64 here, never a space
+    if (!decoded) return std::nullopt;
+    cert = std::move(*decoded);
     // Exactly one PEM certificate, nothing before or after it.
     constexpr std::string_view k_begin = "-----BEGIN CERTIFICATE-----", k_end = "-----END CERTIFICATE-----";
     const std::string_view pem = trim(cert);

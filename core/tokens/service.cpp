@@ -394,17 +394,14 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
   if (req.with_id_token && req.type == "access") {
     auto ring = batch_ring(im, batch);
     if (!ring) return std::unexpected(ring.error());
-    if (!(*ring)->signer) {
-      Error e = (*ring)->signer.error();
-      e.detail = ErrorDetail::signing_keys;  // as TokenService::Impl::sign tells it
-      return std::unexpected(std::move(e));
-    }
+    auto signer = TokenService::Impl::signer(**ring);
+    if (!signer) return std::unexpected(signer.error());
     // OIDC Core §2: aud is the client_id ("tokctl" when none was given, as in the access token).
     const std::int64_t id_ttl = std::min(p.id.ttl, p.max_lifetime);
     if (auto fits = expiry_in_range(now, id_ttl); !fits) return std::unexpected(fits.error());
     json id{{"iss", p.issuer}, {"sub", sub}, {"aud", client_id},
             {"iat", now}, {"exp", now + id_ttl}, {"auth_time", grant.started}, {"sid", grant.id},
-            {"at_hash", half_hash(t.token, (*ring)->signer->alg())}};
+            {"at_hash", half_hash(t.token, (*signer)->alg())}};
     auto tok = TokenService::Impl::sign(**ring, id, "JWT");
     if (!tok) return std::unexpected(tok.error());
     ++batch.jwts;

@@ -40,10 +40,16 @@ Result<std::shared_ptr<const keys::KeyRing>> TokenService::Impl::ring() const {
   return r;
 }
 
-Result<std::string> TokenService::Impl::sign(const keys::KeyRing& ring, const json& claims, const char* typ) {
+Result<const jose::Signer*> TokenService::Impl::signer(const keys::KeyRing& ring) {
   if (!ring.signer) return keys_unavailable(ring.signer.error());
-  json header{{"kid", ring.signer->key().kid()}, {"typ", typ}};
-  return jose::sign_compact(header, claims.dump(), *ring.signer);
+  return &*ring.signer;
+}
+
+Result<std::string> TokenService::Impl::sign(const keys::KeyRing& ring, const json& claims, const char* typ) {
+  auto s = signer(ring);
+  if (!s) return std::unexpected(s.error());
+  json header{{"kid", (*s)->key().kid()}, {"typ", typ}};
+  return jose::sign_compact(header, claims.dump(), **s);
 }
 
 Result<jose::VerifyReport> TokenService::Impl::verify_jwt(std::string_view jwt) const {

@@ -51,6 +51,8 @@ struct TokenService::Impl {
   Result<std::shared_ptr<const keys::KeyRing>> ring() const;
   /// Signs a claims set with the ring's active key (kid header set).
   static Result<std::string> sign(const keys::KeyRing& ring, const nlohmann::json& claims, const char* typ);
+  /// The ring's signer; its failure tagged ErrorDetail::signing_keys (not a store failure).
+  static Result<const jose::Signer*> signer(const keys::KeyRing& ring);
   /// Verifies a JWT against the keystore (signature, exp/nbf with the default leeway).
   Result<jose::VerifyReport> verify_jwt(std::string_view jwt) const;
   /// The claims of a JWT this keystore signed (VerifyReport::signature_verified), whatever its

@@ -67,25 +67,23 @@ struct Fixture {
   std::unique_ptr<OAuthEndpoints> endpoints;
 
   Fixture() {
+    // One client line: its secret's hash, then the rest of its settings.
+    auto client = [](const std::string& id, const std::string& secret, const std::string& rest) {
+      return "  " + id + ": {secret_hash: \"" + tokens::hash_generated_secret(secret) + "\", " + rest + "}\n";
+    };
+    const std::string bound = ", tls_client_certificate_bound_access_tokens: true";
     write_file(dir.file("tokctl.yaml"), "issuer: https://issuer.test\n"
                                         "scopes:\n  - name: read\n  - name: write\n"
                                         "tokens:\n  access: {format: opaque, ttl: 10m}\n"
-                                        "clients:\n"
-                                        "  api: {secret_hash: \"" + tokens::hash_generated_secret(api_secret) +
-                                        "\", scopes: [read, write], audiences: [api-a]}\n"
-                                        "  post: {secret_hash: \"" + tokens::hash_generated_secret(post_secret) +
-                                        "\", token_endpoint_auth_method: client_secret_post, scopes: [read]}\n"
-                                        "  gw: {secret_hash: \"" + tokens::hash_generated_secret(gw_secret) +
-                                        "\", grants: [token_exchange]}\n"
-                                        "  bearer: {secret_hash: \"" + tokens::hash_generated_secret(bearer_secret) +
-                                        "\", grants: [jwt_bearer], scopes: [read]}\n"
+                                        "clients:\n" +
+                                        client("api", api_secret, "scopes: [read, write], audiences: [api-a]") +
+                                        client("post", post_secret, "token_endpoint_auth_method: client_secret_post, scopes: [read]") +
+                                        client("gw", gw_secret, "grants: [token_exchange]") +
+                                        client("bearer", bearer_secret, "grants: [jwt_bearer], scopes: [read]") +
                                         // RFC 8705 bound twins of api, gw and bearer (same secrets).
-                                        "  api-bound: {secret_hash: \"" + tokens::hash_generated_secret(api_secret) +
-                                        "\", scopes: [read], audiences: [api-a], tls_client_certificate_bound_access_tokens: true}\n"
-                                        "  gw-bound: {secret_hash: \"" + tokens::hash_generated_secret(gw_secret) +
-                                        "\", grants: [token_exchange], tls_client_certificate_bound_access_tokens: true}\n"
-                                        "  bearer-bound: {secret_hash: \"" + tokens::hash_generated_secret(bearer_secret) +
-                                        "\", grants: [jwt_bearer], scopes: [read], tls_client_certificate_bound_access_tokens: true}\n"
+                                        client("api-bound", api_secret, "scopes: [read], audiences: [api-a]" + bound) +
+                                        client("gw-bound", gw_secret, "grants: [token_exchange]" + bound) +
+                                        client("bearer-bound", bearer_secret, "grants: [jwt_bearer], scopes: [read]" + bound) +
                                         "  signer: {token_endpoint_auth_method: private_key_jwt, scopes: [read], jwks: {keys: [" +
                                         tokctl::test::test_key("p256").to_json(jose::KeyPart::public_only).dump() +
                                         "]}}\n"

@@ -16,6 +16,8 @@ namespace tokctl::server {
 
 /// %XX escapes and '+' as a space; nullopt for a malformed escape.
 std::optional<std::string> form_decode(std::string_view text);
+/// %XX escapes only ('+' stays '+': URI components, nginx's escaped PEM); nullopt for a malformed one.
+std::optional<std::string> percent_decode(std::string_view text);
 
 /// The parameters of a form body, each with its values in order (one, unless repeatable).
 struct FormParams {
