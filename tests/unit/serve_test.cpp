@@ -558,6 +558,15 @@ TEST_CASE("introspection: JSON, phantom JWT or 204, client auth required", "[ser
   CHECK(doc.at("payload").at("iat") == k_now);
 }
 
+TEST_CASE("percent_decode keeps '+' (escaped PEM), form_decode makes it a space", "[serve][form]") {
+  CHECK(percent_decode("a+b%2Bc%0A").value() == "a+b+c\n");
+  CHECK(form_decode("a+b%2Bc").value() == "a b+c");
+  for (const char* bad : {"%", "%4", "%zz", "a%g0"}) {
+    INFO(bad);
+    CHECK_FALSE(percent_decode(bad));
+  }
+}
+
 TEST_CASE("Bearer credentials: RFC 6750 b64token, any scheme case, clear refusals", "[serve][form]") {
   CHECK(parse_bearer("Bearer abc.DEF-_~+/==").value() == "abc.DEF-_~+/==");
   CHECK(parse_bearer("bEaReR    tok  ").value() == "tok");
@@ -1644,6 +1653,17 @@ TEST_CASE("verify --cnf-cert checks an RFC 8705 binding and says whose certifica
   CHECK(not_cert.code == 3);
   CHECK_THAT(not_cert.err, Contains("--cnf-cert"));
   CHECK(verify(bound, dir.file("missing.pem")).code != 0);
+  // Not a regular file: refused by name, nothing read.
+  std::filesystem::create_directory(dir.file("a-dir"));
+  REQUIRE(::mkfifo(dir.file("a-fifo").c_str(), 0600) == 0);
+  for (const std::string& odd : {dir.file("a-dir"), dir.file("a-fifo"), std::string("/dev/zero")}) {
+    INFO(odd);
+    auto r = verify(bound, odd);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Contains("--cnf-cert") && Contains("not a regular file"));
+  }
+  write_file(dir.file("empty.pem"), "");
+  CHECK(verify(bound, dir.file("empty.pem")).code == 3);
   // Without --cnf-cert the binding is not checked (a resource server's TLS layer does that).
   CHECK(tokctl::test::run({"--keystore", ks, "verify", bound, "-q"}).code == 0);
 }
