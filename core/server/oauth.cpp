@@ -281,11 +281,12 @@ std::variant<Form, HttpResponse> read_form(const HttpRequest& req,
 // a Proxy-Authenticate challenge (always: RFC 9110 §15.5.8).
 struct CredentialHeader {
   std::string_view name;       // lower-case
+  const char* display;         // as messages name it
   int status;                  // of a refusal
   const char* challenge;       // the challenge header of a refusal
 };
-constexpr CredentialHeader k_authorization{"authorization", 401, "WWW-Authenticate"};
-constexpr CredentialHeader k_proxy_authorization{"proxy-authorization", 407, "Proxy-Authenticate"};
+constexpr CredentialHeader k_authorization{"authorization", "Authorization", 401, "WWW-Authenticate"};
+constexpr CredentialHeader k_proxy_authorization{"proxy-authorization", "Proxy-Authorization", 407, "Proxy-Authenticate"};
 
 // What the request authenticates with: a client already proven (assertion, certificate), a
 // refusal, or an id and secret still to check (method set).
@@ -313,8 +314,7 @@ ClientAuth read_credentials(const OAuthEndpoints& endpoints, const tokens::Polic
   ClientAuth out;
   out.from = &from;
   if (req.header_count(from.name) > 1) {
-    out.refusal = oauth_error(OAuthCode::invalid_request,
-                              from.status == 401 ? "more than one Authorization header" : "more than one Proxy-Authorization header");
+    out.refusal = oauth_error(OAuthCode::invalid_request, std::string("more than one ") + from.display + " header");
     return out;
   }
   const std::string* authorization = req.header(from.name);
