@@ -18,6 +18,7 @@
 
 #include <tokctl/jose/algorithm.hpp>
 #include <tokctl/jose/digest.hpp>
+#include <tokctl/jose/dpop.hpp>
 #include <tokctl/jose/jwk.hpp>
 #include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jws.hpp>
@@ -497,6 +498,12 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
   }
   // RFC 8705 §3.3: with mTLS, clients registered for it get certificate-bound access tokens.
   if (m_options.tls_client_auth) m_metadata["tls_client_certificate_bound_access_tokens"] = true;
+  // RFC 9449 §5.1: the algorithms a DPoP proof may use (the asymmetric ones).
+  json dpop_algs = json::array();
+  for (jose::Alg a : jose::k_all_algs)
+    if (!jose::is_symmetric(a)) dpop_algs.push_back(jose::to_string(a));
+  m_metadata["dpop_signing_alg_values_supported"] = std::move(dpop_algs);
+  m_token_endpoint = m_metadata.at("token_endpoint").get<std::string>();
   m_metadata_text = m_metadata.dump();
   if (m_secrets.slow()) {
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency() / 2);
@@ -641,12 +648,40 @@ void OAuthEndpoints::token(const HttpRequest& req, Respond respond) const {
   if (auto* refusal = std::get_if<HttpResponse>(&read)) return respond(std::move(*refusal));
   authenticated(req, std::move(std::get<Form>(read)), std::move(respond),
                 [this](const HttpRequest& rq, Form& fm, const tokens::ClientPolicy& client, Respond out) {
-                  grant(fm, client, rq.client_cert_x5t, std::move(out));
+                  auto jkt = dpop_binding(rq, client);
+                  if (!jkt) {
+                    HttpResponse r = oauth_error(jkt.error());
+                    r.client_id = client.id;
+                    return out(std::move(r));
+                  }
+                  grant(fm, client, rq.client_cert_x5t, *jkt, std::move(out));
                 });
 }
 
+Result<std::string> OAuthEndpoints::dpop_binding(const HttpRequest& req, const tokens::ClientPolicy& client) const {
+  const std::size_t proofs = req.header_count("dpop");
+  if (proofs == 0) {
+    if (!client.dpop_bound) return std::string();
+    return oauth_fail(OAuthCode::invalid_dpop_proof,
+                      "client '" + client.id + "' gets DPoP-bound access tokens (RFC 9449): send a DPoP proof");
+  }
+  if (proofs > 1) return oauth_fail(OAuthCode::invalid_dpop_proof, "more than one DPoP header");
+  jose::DpopCheck check;
+  check.htm = req.method;
+  check.htu = m_token_endpoint;
+  check.now = m_clock.now();
+  auto proof = jose::check_dpop_proof(*req.header("dpop"), check);
+  if (!proof) return std::unexpected(proof.error());
+  switch (m_dpop_replay.remember(proof->jkt + "\n" + proof->jti, proof->iat + check.max_age, check.now)) {
+    case ReplayCache::Seen::first: return std::move(proof->jkt);
+    case ReplayCache::Seen::again: return oauth_fail(OAuthCode::invalid_dpop_proof, "DPoP proof: its jti was used before");
+    case ReplayCache::Seen::full: break;
+  }
+  return oauth_fail(OAuthCode::temporarily_unavailable, "too many DPoP proofs to remember; retry later");
+}
+
 void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, const std::string& cert_x5t,
-                           Respond respond) const {
+                           const std::string& dpop_jkt, Respond respond) const {
   const std::string* grant_param = form.get("grant_type");
   if (!grant_param) return respond(oauth_error(OAuthCode::invalid_request, "grant_type is missing"));
   const std::string grant = *grant_param;
@@ -695,6 +730,7 @@ void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, const
     r.aud = form.all("resource");
     if (r.aud.empty()) r.aud = form.all("audience");
     r.cnf_x5t = bound;
+    r.cnf_jkt = dpop_jkt;
     return issue_async(r);
   } else if (grant == tokens::k_grant_refresh_token) {
     tokens::RefreshRequest r;
@@ -703,6 +739,7 @@ void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, const
     r.client_id = client.id;
     r.scope = param("scope");
     r.cnf_x5t = bound;
+    r.cnf_jkt = dpop_jkt;
     issued = m_service.refresh(r);
   } else if (grant == tokens::k_grant_jwt_bearer) {
     // RFC 7523 §2.1: an assertion by a trusted issuer about a subject, for this client.
@@ -721,6 +758,7 @@ void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, const
       r.aud = form.all("resource");
       if (r.aud.empty()) r.aud = form.all("audience");
       r.cnf_x5t = bound;
+      r.cnf_jkt = dpop_jkt;
       return issue_async(r);
     }
   } else if (grant == tokens::k_grant_token_exchange) {
@@ -747,6 +785,7 @@ void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, const
     r.requested_token_type = param("requested_token_type");
     r.client_id = client.id;  // the new token is the requesting client's (RFC 9068 §2.2, RFC 8693 §4.1)
     r.cnf_x5t = bound;
+    r.cnf_jkt = dpop_jkt;
     issued = m_service.exchange(r);
   } else {
     issued = oauth_fail(OAuthCode::unsupported_grant_type, "grant type '" + grant + "' is not served yet");
@@ -817,7 +856,7 @@ Result<OAuthEndpoints::Phantom> OAuthEndpoints::phantom_jwt(const std::string& t
   if (!jwt) return std::unexpected(jwt.error());
   // Cacheable for the JWT's remaining life, at most the configured cap.
   const std::int64_t left = std::clamp<std::int64_t>(facts.exp - m_clock.now(), 0, m_options.phantom_max_age);
-  return Phantom{std::move(*jwt), left, std::move(facts.cnf_x5t)};
+  return Phantom{std::move(*jwt), left, std::move(facts.cnf_x5t), std::move(facts.cnf_jkt)};
 }
 
 void OAuthEndpoints::phantom_request(const HttpRequest& req, Respond respond) const {
@@ -888,6 +927,12 @@ HttpResponse OAuthEndpoints::phantom(const HttpRequest& req) const {
         CRYPTO_memcmp(presented->data(), jwt->cnf_x5t.data(), presented->size()) != 0) {
       return refuse("invalid_token", "the token is bound to another TLS client certificate (RFC 8705)");
     }
+  }
+  if (!jwt->cnf_jkt.empty()) {
+    // RFC 9449 §7.2: a DPoP-bound token is never good as a bearer token, and the proof of its
+    // key is about the API's own request, which only a DPoP-aware resource server can check.
+    return refuse("invalid_token", "the token is bound to a DPoP key (RFC 9449): the API must check its DPoP proof "
+                                   "itself (introspection gives cnf.jkt)");
   }
   HttpResponse r;
   r.status = 200;
@@ -969,7 +1014,7 @@ Result<json> OAuthEndpoints::verified_assertion(const Verifiers& verifiers, std:
     return refused(what + ": " + (report.problems.empty() ? std::string("invalid") : report.problems.front().message));
   }
   const json& c = report.payload;
-  const std::string token_endpoint = m_metadata.at("token_endpoint").get<std::string>();
+  const std::string& token_endpoint = m_token_endpoint;
   const std::string& issuer = m_service.policy().issuer;
   bool aud_ok = false;
   if (auto a = c.find("aud"); a != c.end()) {
@@ -991,9 +1036,13 @@ Result<json> OAuthEndpoints::verified_assertion(const Verifiers& verifiers, std:
   const std::string* jti = jose::string_member(c, "jti");
   if (!jti || jti->empty()) return refused(what + " has no jti");
   {
-    std::lock_guard lock(m_replay_mutex);
-    for (auto it = m_replay.begin(); it != m_replay.end();) it = it->second < now - 60 ? m_replay.erase(it) : std::next(it);
-    if (!m_replay.emplace(what + "\n" + *iss + "\n" + *jti, *exp).second) return refused(what + " was used before");
+    // Remembered a minute past its exp (the verifier's leeway).
+    switch (m_replay.remember(what + "\n" + *iss + "\n" + *jti, *exp + 60, now)) {
+      case ReplayCache::Seen::first: break;
+      case ReplayCache::Seen::again: return refused(what + " was used before");
+      case ReplayCache::Seen::full:
+        return oauth_fail(OAuthCode::temporarily_unavailable, "too many " + what + "s to remember; retry later");
+    }
   }
   return report.payload;
 }

@@ -286,7 +286,8 @@ void read_client(Reader& r, const std::string& id, const YAML::Node& n, const st
   c.id = id;
   const std::string what = "client '" + c.id + "'";
   if (!r.mapping(n, what, {"secret_hash", "token_endpoint_auth_method", "grants", "scopes", "audiences", "format",
-                           "sector", "jwks", "tls_client_auth", "tls_client_certificate_bound_access_tokens"})) {
+                           "sector", "jwks", "tls_client_auth", "tls_client_certificate_bound_access_tokens",
+                           "dpop_bound_access_tokens"})) {
     return;
   }
   if (auto x = n["secret_hash"]) {
@@ -325,6 +326,9 @@ void read_client(Reader& r, const std::string& id, const YAML::Node& n, const st
   if (auto x = n["sector"]) c.sector = r.text(x, what + ".sector").value_or("");
   if (auto x = n["tls_client_certificate_bound_access_tokens"]) {
     c.certificate_bound = r.boolean(x, what + ".tls_client_certificate_bound_access_tokens").value_or(false);
+  }
+  if (auto x = n["dpop_bound_access_tokens"]) {
+    c.dpop_bound = r.boolean(x, what + ".dpop_bound_access_tokens").value_or(false);
   }
   if (auto x = n["jwks"]) c.jwks = read_public_jwks(r, x, what + ".jwks", policy_path);
   if (auto x = n["tls_client_auth"]) {

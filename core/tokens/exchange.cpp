@@ -276,6 +276,7 @@ Result<IssueResponse> TokenService::exchange(const ExchangeRequest& request) con
     issue.claims[k_embed_claim] = request.subject_token;
   }
   issue.cnf_x5t = request.cnf_x5t;  // the requester's certificate, never the subject token's cnf
+  issue.cnf_jkt = request.cnf_jkt;  // and its DPoP key
   IssueOverrides ov;
   ov.keep_sub = true;             // already pairwise when the client has a sector
   ov.audience_authorized = true;  // the exchange rule, not the client's audiences, decides

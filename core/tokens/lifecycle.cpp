@@ -133,7 +133,10 @@ Result<json> TokenService::introspect(std::string_view token) const {
   if (!*d) return json{{"active", false}};
   const ActiveToken& t = **d;
   // RFC 7662 members only (well-typed: a wrong-typed claim is left out).
-  json r{{"active", true}, {"token_type", t.kind == "refresh" ? "refresh_token" : "Bearer"}};
+  // RFC 9449 §6.2: a DPoP-bound access token is of type DPoP.
+  const auto bound = t.claims.find("cnf");
+  const bool dpop = bound != t.claims.end() && bound->is_object() && jose::string_member(*bound, "jkt");
+  json r{{"active", true}, {"token_type", t.kind == "refresh" ? "refresh_token" : dpop ? "DPoP" : "Bearer"}};
   for (const char* k : {"scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti"}) {
     if (t.claims.contains(k)) r[k] = t.claims[k];
   }
@@ -173,6 +176,8 @@ Result<std::string> TokenService::phantom_jwt(std::string_view token, PhantomFac
     const json* cnf = claims.contains("cnf") ? &claims["cnf"] : nullptr;
     const std::string* x5t = cnf ? jose::string_member(*cnf, "x5t#S256") : nullptr;
     facts->cnf_x5t = x5t ? *x5t : std::string();
+    const std::string* jkt = cnf ? jose::string_member(*cnf, "jkt") : nullptr;
+    facts->cnf_jkt = jkt ? *jkt : std::string();
   }
   claims.erase("nbf");
   // Revoking the source revokes the phantom: it carries the source's jti (revoke deny-lists it)

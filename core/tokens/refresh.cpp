@@ -48,6 +48,7 @@ Result<IssueResponse> TokenService::refresh(const RefreshRequest& request) const
   issue.grant_id = old.grant_id;
   issue.with_refresh = im.policy.refresh.rotate;
   issue.cnf_x5t = request.cnf_x5t;  // the certificate of this request, not of the first one
+  issue.cnf_jkt = request.cnf_jkt;  // likewise the DPoP key of this request (RFC 9449 §5)
   auto prepared = prepare_issue(im, issue, {});
   if (!prepared) return std::unexpected(prepared.error());
   if (!im.policy.refresh.rotate) {

@@ -91,7 +91,7 @@ std::string join_scopes(const std::vector<std::string>& scopes) {
 
 json IssueResponse::to_json() const {
   json j{{"access_token", access.token},
-         {"token_type", access.kind == "access" ? "Bearer" : "N_A"},
+         {"token_type", access.kind != "access" ? "N_A" : access.dpop ? "DPoP" : "Bearer"},
          {"expires_in", access.expires_in},
          {"issued_token_type", access.kind == "refresh" ? k_urn_refresh_token
                                : access.kind == "id"    ? k_urn_id_token
@@ -301,7 +301,11 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
     claims[k] = v;
   }
   // RFC 8705 §3.1: the binding. Nothing else sets cnf (it is reserved above).
-  if (!req.cnf_x5t.empty() && req.type == "access") claims["cnf"] = json{{"x5t#S256", req.cnf_x5t}};
+  // RFC 9449 §6.1: likewise a DPoP key's thumbprint. Both when both were shown.
+  if (req.type == "access") {
+    if (!req.cnf_x5t.empty()) claims["cnf"]["x5t#S256"] = req.cnf_x5t;
+    if (!req.cnf_jkt.empty()) claims["cnf"]["jkt"] = req.cnf_jkt;
+  }
 
   IssueResponse resp;
   resp.grant_id = grant.id;
@@ -312,6 +316,7 @@ static Result<IssueResponse> issue_one(const TokenService::Impl& im, const Issue
   t.expires_in = ttl;
   t.scope = scope;
   t.jti = claims["jti"].get<std::string>();
+  t.dpop = req.type == "access" && !req.cnf_jkt.empty();
 
   TokenRecord rec;
   rec.kind = req.type;

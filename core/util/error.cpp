@@ -37,6 +37,7 @@ const char* to_string(OAuthCode code) {
     case OAuthCode::access_denied: return "access_denied";
     case OAuthCode::server_error: return "server_error";
     case OAuthCode::temporarily_unavailable: return "temporarily_unavailable";
+    case OAuthCode::invalid_dpop_proof: return "invalid_dpop_proof";
   }
   return "";
 }

@@ -1,5 +1,6 @@
 #include <tokctl/util/uri.hpp>
 
+#include <algorithm>
 #include <cctype>
 
 namespace tokctl {
@@ -13,6 +14,41 @@ bool is_absolute_uri(std::string_view uri) {
   for (char c : uri)
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#') return false;
   return true;
+}
+
+}  // namespace tokctl
+
+namespace tokctl {
+
+std::optional<std::string> normalized_http_uri(std::string_view uri) {
+  // Query and fragment go first: whatever they hold is not compared.
+  uri = uri.substr(0, std::min(uri.find('?'), uri.find('#')));
+  const auto sep = uri.find("://");
+  if (sep == std::string_view::npos) return std::nullopt;
+  std::string scheme(uri.substr(0, sep));
+  for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "http" && scheme != "https") return std::nullopt;
+  std::string_view rest = uri.substr(sep + 3);
+  const auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+  for (char c : uri)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return std::nullopt;
+  std::string host(authority);
+  std::string port;
+  // The port follows the last colon, unless that colon is inside an IPv6 literal ("[::1]").
+  if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(']', colon) == std::string::npos) {
+    port = host.substr(colon + 1);
+    host.erase(colon);
+    if (!std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); })) return std::nullopt;
+    port.erase(0, std::min(port.find_first_not_of('0'), port.size()));
+    if (port.empty() && colon + 1 < authority.size()) port = "0";
+  }
+  if (host.empty()) return std::nullopt;
+  for (auto& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if ((scheme == "http" && port == "80") || (scheme == "https" && port == "443")) port.clear();
+  return scheme + "://" + host + (port.empty() ? "" : ":" + port) + std::string(path);
 }
 
 }  // namespace tokctl

@@ -99,7 +99,7 @@ TEST_CASE("refresh with rotation: a new access and refresh token in the same gra
   Fixture f;
   auto first = f.issue("svc", "alice", "read write");
   f.clock.set(k_t0 + 60);
-  auto r = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}});
+  auto r = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}, {}});
   REQUIRE(r);
   REQUIRE(r->refresh);
   CHECK(r->refresh->token != first.refresh->token);
@@ -114,7 +114,7 @@ TEST_CASE("refresh with rotation: a new access and refresh token in the same gra
   CHECK_FALSE(f.active(first.refresh->token));  // consumed
   CHECK(f.active(first.access.token));          // the earlier access token lives on
   // The new refresh token is redeemable in turn.
-  auto again = f.svc->refresh(RefreshRequest{r->refresh->token, "", "", {}});
+  auto again = f.svc->refresh(RefreshRequest{r->refresh->token, "", "", {}, {}});
   REQUIRE(again);
   CHECK(again->grant_id == first.grant_id);
 }
@@ -122,36 +122,36 @@ TEST_CASE("refresh with rotation: a new access and refresh token in the same gra
 TEST_CASE("presenting a consumed refresh token revokes the whole grant (reuse detection)", "[tokens][refresh]") {
   Fixture f;
   auto first = f.issue("svc", "alice", "read");
-  auto r = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}});
+  auto r = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}, {}});
   REQUIRE(r);
-  auto reused = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}});
+  auto reused = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}, {}});
   CHECK(error_code(reused) == "invalid_grant");
   CHECK_THAT(reused.error().message, Catch::Matchers::Contains("reuse"));
   // Everything of the grant is dead: the legitimate holder's new tokens too, and the first access JWT.
   CHECK_FALSE(f.active(r->access.token));
   CHECK_FALSE(f.active(r->refresh->token));
   CHECK_FALSE(f.active(first.access.token));
-  CHECK(error_code(f.svc->refresh(RefreshRequest{r->refresh->token, "svc", "", {}})) == "invalid_grant");
+  CHECK(error_code(f.svc->refresh(RefreshRequest{r->refresh->token, "svc", "", {}, {}})) == "invalid_grant");
   // Another grant of the same client and subject is untouched.
   auto other = f.issue("svc", "alice", "read");
-  CHECK(f.svc->refresh(RefreshRequest{other.refresh->token, "svc", "", {}}));
+  CHECK(f.svc->refresh(RefreshRequest{other.refresh->token, "svc", "", {}, {}}));
 }
 
 TEST_CASE("refresh scope may only narrow, and scope TTLs count from the grant start", "[tokens][refresh]") {
   Fixture f;
   auto first = f.issue("svc", "alice", "read write video_hd");
-  auto narrow = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "read", {}});
+  auto narrow = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "read", {}, {}});
   REQUIRE(narrow);
   CHECK(payload(narrow->access.token)["scope"] == "read");
   // Narrowed once, the grant still allows its original scopes on the next redemption.
-  auto wide_again = f.svc->refresh(RefreshRequest{narrow->refresh->token, "svc", "read write", {}});
+  auto wide_again = f.svc->refresh(RefreshRequest{narrow->refresh->token, "svc", "read write", {}, {}});
   REQUIRE(wide_again);
   CHECK(payload(wide_again->access.token)["scope"] == "read write");
-  CHECK(error_code(f.svc->refresh(RefreshRequest{wide_again->refresh->token, "svc", "read admin", {}})) ==
+  CHECK(error_code(f.svc->refresh(RefreshRequest{wide_again->refresh->token, "svc", "read admin", {}, {}})) ==
         "invalid_scope");
   // A refused redemption consumed nothing: the token still works.
   f.clock.set(k_t0 + 11 * 60);  // video_ has a 10m TTL from the grant start
-  auto late = f.svc->refresh(RefreshRequest{wide_again->refresh->token, "svc", "", {}});
+  auto late = f.svc->refresh(RefreshRequest{wide_again->refresh->token, "svc", "", {}, {}});
   REQUIRE(late);
   CHECK(payload(late->access.token)["scope"] == "read write");
   CHECK(late->expired_scope == std::vector<std::string>{"video_hd"});
@@ -160,8 +160,8 @@ TEST_CASE("refresh scope may only narrow, and scope TTLs count from the grant st
 TEST_CASE("refresh refuses another client's, unknown, revoked and expired refresh tokens", "[tokens][refresh]") {
   Fixture f;
   auto first = f.issue("svc", "alice", "read");
-  CHECK(error_code(f.svc->refresh(RefreshRequest{first.refresh->token, "other", "", {}})) == "invalid_grant");
-  CHECK(error_code(f.svc->refresh(RefreshRequest{"not-a-refresh-token", "", "", {}})) == "invalid_grant");
+  CHECK(error_code(f.svc->refresh(RefreshRequest{first.refresh->token, "other", "", {}, {}})) == "invalid_grant");
+  CHECK(error_code(f.svc->refresh(RefreshRequest{"not-a-refresh-token", "", "", {}, {}})) == "invalid_grant");
   // An access token is not a refresh token.
   IssueRequest opaque;
   opaque.client_id = "svc";
@@ -169,25 +169,25 @@ TEST_CASE("refresh refuses another client's, unknown, revoked and expired refres
   opaque.format = "opaque";
   auto o = f.svc->issue(opaque);
   REQUIRE(o);
-  CHECK(error_code(f.svc->refresh(RefreshRequest{o->access.token, "", "", {}})) == "invalid_grant");
+  CHECK(error_code(f.svc->refresh(RefreshRequest{o->access.token, "", "", {}, {}})) == "invalid_grant");
   // The wrong client's attempt consumed nothing.
-  REQUIRE(f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}}));
+  REQUIRE(f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}, {}}));
 
   auto revoked = f.issue("svc", "bob", "read");
   REQUIRE(f.svc->revoke(revoked.refresh->token, false));
-  CHECK(error_code(f.svc->refresh(RefreshRequest{revoked.refresh->token, "svc", "", {}})) == "invalid_grant");
+  CHECK(error_code(f.svc->refresh(RefreshRequest{revoked.refresh->token, "svc", "", {}, {}})) == "invalid_grant");
   // Revoked is not reuse: the grant's access token is untouched.
   CHECK(f.active(revoked.access.token));
 
   auto expiring = f.issue("svc", "carol", "read");
   f.clock.set(k_t0 + 86400 + 1);
-  CHECK(error_code(f.svc->refresh(RefreshRequest{expiring.refresh->token, "svc", "", {}})) == "invalid_grant");
+  CHECK(error_code(f.svc->refresh(RefreshRequest{expiring.refresh->token, "svc", "", {}, {}})) == "invalid_grant");
 }
 
 TEST_CASE("refresh keeps pairwise subjects pairwise", "[tokens][refresh]") {
   Fixture f;
   auto first = f.issue("web", "alice", "read");
-  auto r = f.svc->refresh(RefreshRequest{first.refresh->token, "web", "", {}});
+  auto r = f.svc->refresh(RefreshRequest{first.refresh->token, "web", "", {}, {}});
   REQUIRE(r);
   CHECK(payload(r->access.token)["sub"] == payload(first.access.token)["sub"]);
   CHECK(payload(r->access.token)["sub"] != "alice");
@@ -197,7 +197,7 @@ TEST_CASE("without rotation a refresh token is redeemed many times and stays act
   Fixture f(false);
   auto first = f.issue("svc", "alice", "read");
   for (int i = 0; i < 3; ++i) {
-    auto r = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}});
+    auto r = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}, {}});
     REQUIRE(r);
     CHECK_FALSE(r->refresh);
     CHECK(f.active(r->access.token));
@@ -210,8 +210,8 @@ TEST_CASE("two services racing to redeem one refresh token: exactly one wins", "
   auto first = f.issue("svc", "alice", "read");
   auto second_service = f.open();  // its own connection to the same store, as another process would
   tokctl::Result<IssueResponse> a = std::unexpected(tokctl::Error{}), b = std::unexpected(tokctl::Error{});
-  std::thread ta([&] { a = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}}); });
-  std::thread tb([&] { b = second_service->refresh(RefreshRequest{first.refresh->token, "svc", "", {}}); });
+  std::thread ta([&] { a = f.svc->refresh(RefreshRequest{first.refresh->token, "svc", "", {}, {}}); });
+  std::thread tb([&] { b = second_service->refresh(RefreshRequest{first.refresh->token, "svc", "", {}, {}}); });
   ta.join();
   tb.join();
   CHECK((a.has_value() ? 1 : 0) + (b.has_value() ? 1 : 0) == 1);

@@ -1,11 +1,13 @@
 // An unmodified openid-client (and node jose) against `tokctl serve`: discovery,
-// client_credentials, JWKS verification, introspection, refresh, token exchange, revocation and
-// an invalid_client refusal. Driven by tests/interop/serve_run.sh.
+// client_credentials, JWKS verification, introspection, refresh, token exchange, DPoP-bound tokens
+// (RFC 9449, with openid-client's own proofs), revocation and an invalid_client refusal.
+// Driven by tests/interop/serve_run.sh.
 //   node serve_client.js URL CLIENT_ID CLIENT_SECRET REFRESH_TOKEN
 // Prints one "ok NAME" or "FAIL NAME: why" line per check; exit 1 when anything failed.
 'use strict';
 const { Issuer, errors } = require('openid-client');
 const jose = require('jose');
+const crypto = require('crypto');
 
 const [url, clientId, clientSecret, refreshToken] = process.argv.slice(2);
 let failed = 0;
@@ -67,6 +69,36 @@ function assert(cond, why) { if (!cond) throw new Error(why); }
     const claims = jose.decodeJwt(set.access_token);
     assert(claims.aud === 'api-b', `aud ${claims.aud}`);
     assert(claims.act && claims.act.sub === clientId, `act ${JSON.stringify(claims.act)}`);
+  });
+  await check('the metadata offers DPoP proofs with ES256 and EdDSA, never HS256 (RFC 9449 §5.1)', async () => {
+    const algs = issuer.dpop_signing_alg_values_supported || [];
+    assert(algs.includes('ES256') && algs.includes('EdDSA') && !algs.includes('HS256'), JSON.stringify(algs));
+  });
+  for (const [name, type, options] of [['a P-256 (ES256)', 'ec', { namedCurve: 'P-256' }], ['an Ed25519 (EdDSA)', 'ed25519', {}]]) {
+    await check(`DPoP (RFC 9449) with ${name} key: token_type DPoP, cnf.jkt in the token and its introspection`, async () => {
+      const { privateKey, publicKey } = crypto.generateKeyPairSync(type, options);
+      const set = await client.grant({ grant_type: 'client_credentials', scope: 'read' }, { DPoP: privateKey });
+      assert(set.token_type === 'DPoP', `token_type ${set.token_type}`);
+      const jkt = await jose.calculateJwkThumbprint(await jose.exportJWK(publicKey));
+      const claims = jose.decodeJwt(set.access_token);
+      assert(claims.cnf && claims.cnf.jkt === jkt, `cnf ${JSON.stringify(claims.cnf)}, want ${jkt}`);
+      const r = await client.introspect(set.access_token);
+      assert(r.active === true && r.token_type === 'DPoP' && r.cnf && r.cnf.jkt === jkt, JSON.stringify(r));
+    });
+  }
+  await check('a DPoP proof made for another server is invalid_dpop_proof', async () => {
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = await jose.exportJWK(publicKey);
+    const proof = await new jose.SignJWT({ htm: 'POST', htu: 'https://elsewhere.test/oauth/token', jti: crypto.randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).setIssuedAt().sign(privateKey);
+    const res = await fetch(issuer.token_endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', DPoP: proof,
+                 authorization: 'Basic ' + Buffer.from(`${clientId}:${clientSecret}`).toString('base64') },
+      body: 'grant_type=client_credentials&scope=read',
+    });
+    const body = await res.json();
+    assert(res.status === 400 && body.error === 'invalid_dpop_proof', `${res.status} ${JSON.stringify(body)}`);
   });
   await check('revocation, then introspection says inactive', async () => {
     await client.revoke(access, 'access_token');

@@ -25,6 +25,7 @@
 #include <tokctl/server/form.hpp>
 #include <tokctl/server/http.hpp>
 #include <tokctl/server/metrics.hpp>
+#include <tokctl/server/replay.hpp>
 #include <tokctl/jose/jwt.hpp>
 #include <tokctl/tokens/clients.hpp>
 #include <tokctl/tokens/service.hpp>
@@ -99,8 +100,13 @@ class OAuthEndpoints {
 
   HttpResponse answer(const HttpRequest& request) const;  // every request but an OAuth POST
   void token(const HttpRequest& request, Respond respond) const;
-  // `cert_x5t`: the thumbprint of the TLS client certificate, if any (RFC 8705 bound tokens).
-  void grant(FormParams& form, const tokens::ClientPolicy& client, const std::string& cert_x5t, Respond respond) const;
+  // `cert_x5t`: the thumbprint of the TLS client certificate, if any (RFC 8705 bound tokens);
+  // `dpop_jkt`: the thumbprint of the request's DPoP proof key, if any (RFC 9449 bound tokens).
+  void grant(FormParams& form, const tokens::ClientPolicy& client, const std::string& cert_x5t,
+             const std::string& dpop_jkt, Respond respond) const;
+  // RFC 9449 §4.3, §5: the key thumbprint of the request's DPoP proof, checked and not seen
+  // before; empty without a proof (refused when the client must send one).
+  Result<std::string> dpop_binding(const HttpRequest& request, const tokens::ClientPolicy& client) const;
   HttpResponse issued_response(const Result<tokens::IssueResponse>& issued, const std::string& client_id) const;
   HttpResponse introspect(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;
   HttpResponse revoke(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;
@@ -113,6 +119,7 @@ class OAuthEndpoints {
     std::string jwt;
     std::int64_t max_age = 0;
     std::string cnf_x5t;
+    std::string cnf_jkt;
   };
   Result<Phantom> phantom_jwt(const std::string& token) const;
   HttpResponse jwks(const HttpRequest& request) const;
@@ -122,6 +129,7 @@ class OAuthEndpoints {
   const Clock& m_clock;
   EndpointOptions m_options;
   nlohmann::json m_metadata;
+  std::string m_token_endpoint;  ///< as published (the htu of DPoP proofs, the aud of assertions)
   std::string m_metadata_text;
   mutable Metrics m_metrics;
   using Verifiers = std::map<std::string, jose::TokenVerifier, std::less<>>;
@@ -130,8 +138,10 @@ class OAuthEndpoints {
   /// jwt-bearer grant: a verifier per trusted assertion issuer (policy assertion_issuers).
   Verifiers m_grant_verifiers;
   /// Assertion jti values seen, until their exp (RFC 7523 §3 replay protection, this process).
-  mutable std::mutex m_replay_mutex;
-  mutable std::map<std::string, UnixTime> m_replay;
+  mutable ReplayCache m_replay{k_replay_capacity};
+  /// DPoP proof jti values seen (with their key), while the proof's iat is acceptable (RFC 9449 §11.1).
+  mutable ReplayCache m_dpop_replay{k_replay_capacity};
+  static constexpr std::size_t k_replay_capacity = std::size_t{1} << 20;
   /// client_secret_basic/post, with its cost model and cache of verified human secrets.
   tokens::SecretAuthenticator m_secrets;
   /// Threads for the secret checks that run a KDF (only when the policy has PBKDF2 hashes).

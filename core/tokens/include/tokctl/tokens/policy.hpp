@@ -63,6 +63,9 @@ struct ClientPolicy {
   /// endpoint are bound to the TLS client certificate it connects with (cnf.x5t#S256), and it
   /// must connect with one.
   bool certificate_bound = false;
+  /// RFC 9449 §5.2 dpop_bound_access_tokens: its token requests must carry a DPoP proof (every
+  /// client's access tokens are bound to the proof's key when one comes, cnf.jkt).
+  bool dpop_bound = false;
 };
 
 struct ExchangeRule {

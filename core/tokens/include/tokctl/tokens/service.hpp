@@ -41,6 +41,9 @@ struct IssueRequest {
   /// RFC 8705 §3: an access token bound to the client certificate with this x5t#S256 thumbprint
   /// (claim cnf); empty: not bound.
   std::string cnf_x5t;
+  /// RFC 9449 §6.1: an access token bound to the DPoP key with this JWK SHA-256 thumbprint (claim
+  /// cnf.jkt; the token type is then DPoP); empty: not bound.
+  std::string cnf_jkt;
 };
 
 struct IssuedToken {
@@ -50,6 +53,7 @@ struct IssuedToken {
   std::int64_t expires_in = 0;
   std::string scope;   ///< scopes actually granted (after TTL filtering)
   std::string jti;
+  bool dpop = false;   ///< bound to a DPoP key (RFC 9449 §5: token_type DPoP)
 };
 
 struct IssueResponse {
@@ -79,6 +83,7 @@ struct ExchangeRequest {
   /// keystore, where no client asks): the subject token's client, as before.
   std::string client_id;
   std::string cnf_x5t;  ///< RFC 8705 §3: bind the new token to this certificate (see IssueRequest)
+  std::string cnf_jkt;  ///< RFC 9449 §6.1: bind the new token to this DPoP key (see IssueRequest)
 };
 
 /// RFC 6749 §6: a new access token from a refresh token.
@@ -87,6 +92,7 @@ struct RefreshRequest {
   std::string client_id;  ///< the client redeeming it; empty: the token's own client (CLI)
   std::string scope;      ///< empty: the grant's scopes; otherwise a subset of them
   std::string cnf_x5t;    ///< RFC 8705 §3: bind the new access token to this certificate
+  std::string cnf_jkt;    ///< RFC 9449 §6.1: bind the new access token to this DPoP key
 };
 
 struct SplitResult {
@@ -151,6 +157,7 @@ class TokenService {
   struct PhantomFacts {
     UnixTime exp = 0;     ///< the JWT's exp
     std::string cnf_x5t;  ///< the source token's RFC 8705 binding (cnf.x5t#S256), if any
+    std::string cnf_jkt;  ///< its RFC 9449 binding (cnf.jkt), if any
   };
   /// The phantom JWT of an active token: signed by the keystore, carrying the token's data.
   /// Fails (ErrorCode::invalid_token) for an inactive token.

@@ -38,6 +38,7 @@ enum class OAuthCode {
   access_denied,
   server_error,
   temporarily_unavailable,
+  invalid_dpop_proof,  ///< RFC 9449 §5 (token endpoint) and §7.1 (resource)
 };
 
 /// The wire name, e.g. "invalid_scope" ("" for none).

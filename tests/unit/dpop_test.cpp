@@ -1,0 +1,421 @@
+// DPoP (RFC 9449): every check of a proof, the htu comparison, the replay cache, and the token
+// service binding access tokens to the proof's key (token endpoint, introspection, /phantom).
+
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <tokctl/jose/dpop.hpp>
+#include <tokctl/jose/jwk.hpp>
+#include <tokctl/jose/jws.hpp>
+#include <tokctl/server/oauth.hpp>
+#include <tokctl/server/replay.hpp>
+#include <tokctl/tokens/clients.hpp>
+#include <tokctl/util/base64.hpp>
+#include <tokctl/util/uri.hpp>
+
+#include "support/keys.hpp"
+#include "support/run.hpp"
+#include "support/service_fixture.hpp"
+
+using nlohmann::json;
+using namespace tokctl;
+using tokctl::test::TempDir;
+using tokctl::test::test_key;
+using tokctl::test::write_file;
+
+namespace {
+
+constexpr UnixTime k_now = 1767225600;  // 2026-01-01T00:00:00Z
+constexpr const char* k_endpoint = "https://issuer.test/oauth/token";
+
+std::string proof(const jose::Jwk& key, jose::Alg alg, jose::DpopClaims c = {}) {
+  if (c.htu.empty()) c.htu = k_endpoint;
+  if (c.iat == 0) c.iat = k_now;
+  auto p = jose::make_dpop_proof(key, alg, c);
+  REQUIRE(p);
+  return *p;
+}
+
+// A proof with this header and these claims, signed by `key` as given (for the malformed cases).
+std::string raw_proof(const json& header, const json& claims, const jose::Jwk& key, jose::Alg alg) {
+  auto p = jose::sign_compact(header, claims.dump(), alg, key);
+  REQUIRE(p);
+  return *p;
+}
+
+jose::DpopCheck at_token_endpoint() {
+  jose::DpopCheck c;
+  c.htm = "POST";
+  c.htu = k_endpoint;
+  c.now = k_now;
+  return c;
+}
+
+std::string refusal(std::string_view p, const jose::DpopCheck& c = at_token_endpoint()) {
+  auto r = jose::check_dpop_proof(p, c);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().oauth == OAuthCode::invalid_dpop_proof);
+  CHECK(r.error().code == ErrorCode::invalid_token);
+  return r.error().message;
+}
+
+json public_jwk(const jose::Jwk& key) {
+  json j = key.to_json(jose::KeyPart::public_only);
+  j.erase("key_ops");
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("DPoP proofs: ES256, ES384, RS256, PS256 and EdDSA proofs pass, giving the key's thumbprint", "[dpop]") {
+  struct Case {
+    const char* key;
+    jose::Alg alg;
+  };
+  for (auto [name, alg] : {Case{"p256", jose::Alg::ES256}, Case{"p384", jose::Alg::ES384},
+                           Case{"rsa2048", jose::Alg::RS256}, Case{"rsa2048", jose::Alg::PS256},
+                           Case{"ed25519", jose::Alg::EdDSA}}) {
+    INFO(name);
+    const jose::Jwk& key = test_key(name);
+    auto ok = jose::check_dpop_proof(proof(key, alg, {.jti = "one"}), at_token_endpoint());
+    REQUIRE(ok);
+    CHECK(ok->jkt == *key.thumbprint());
+    CHECK(ok->jti == "one");
+    CHECK(ok->iat == k_now);
+    CHECK(ok->alg == alg);
+  }
+}
+
+TEST_CASE("DPoP proofs: each RFC 9449 §4.3 check refuses, saying which", "[dpop]") {
+  const jose::Jwk& key = test_key("p256");
+  const json good_header{{"typ", "dpop+jwt"}, {"jwk", public_jwk(key)}};
+  const json good_claims{{"jti", "j1"}, {"htm", "POST"}, {"htu", k_endpoint}, {"iat", k_now}};
+  auto with_header = [&](const json& patch) {
+    json h = good_header;
+    h.merge_patch(patch);
+    return raw_proof(h, good_claims, key, jose::Alg::ES256);
+  };
+  auto with_claims = [&](const json& patch) {
+    json c = good_claims;
+    c.merge_patch(patch);
+    return raw_proof(good_header, c, key, jose::Alg::ES256);
+  };
+  REQUIRE(jose::check_dpop_proof(raw_proof(good_header, good_claims, key, jose::Alg::ES256), at_token_endpoint()));
+
+  // not a JWS, or too big
+  CHECK_THAT(refusal(""), Catch::Contains("empty"));
+  CHECK_THAT(refusal("a.b"), Catch::Contains("DPoP proof"));
+  CHECK_THAT(refusal(std::string(9000, 'a')), Catch::Contains("longer than 8192 bytes"));
+  // typ
+  CHECK_THAT(refusal(with_header({{"typ", "JWT"}})), Catch::Contains("typ must be"));
+  CHECK_THAT(refusal(with_header({{"typ", nullptr}})), Catch::Contains("typ must be"));
+  // alg: none and symmetric ones never
+  const std::string b = raw_proof(good_header, good_claims, key, jose::Alg::ES256);
+  const std::string none_header = b64url_encode(R"({"typ":"dpop+jwt","alg":"none","jwk":)" + public_jwk(key).dump() + "}");
+  CHECK_THAT(refusal(none_header + "." + b.substr(b.find('.') + 1, b.rfind('.') - b.find('.')) ),
+             Catch::Contains("alg 'none' is not accepted"));
+  auto hs = jose::Jwk::from_secret(std::string(32, 'k'));
+  REQUIRE(hs);
+  CHECK_THAT(refusal(raw_proof(good_header, good_claims, *hs, jose::Alg::HS256)), Catch::Contains("symmetric"));
+  // crit it does not understand
+  CHECK_THAT(refusal(with_header({{"crit", {"exp"}}, {"exp", 1}})), Catch::Contains("crit"));
+  // jwk: missing, not an object, private, secret, weak, another curve, another key
+  CHECK_THAT(refusal(with_header({{"jwk", nullptr}})), Catch::Contains("jwk (the public key) is missing"));
+  CHECK_THAT(refusal(with_header({{"jwk", "x"}})), Catch::Contains("jwk (the public key) is missing"));
+  CHECK_THAT(refusal(with_header({{"jwk", key.to_json(jose::KeyPart::with_private)}})),
+             Catch::Contains("private or secret key material (\"d\")"));
+  CHECK_THAT(refusal(with_header({{"jwk", {{"kty", "oct"}, {"k", "c2VjcmV0"}}}})), Catch::Contains("(\"k\")"));
+  // (tokctl will not sign with a 1024-bit key; the key is refused before the signature is read)
+  const json weak_header{{"typ", "dpop+jwt"}, {"alg", "RS256"}, {"jwk", public_jwk(test_key("rsa1024"))}};
+  CHECK_THAT(refusal(b64url_encode(weak_header.dump()) + "." + b64url_encode(good_claims.dump()) + "." +
+                     b64url_encode(std::string(128, 's'))),
+             Catch::Contains("2048"));
+  const json other_curve{{"typ", "dpop+jwt"}, {"alg", "ES256"}, {"jwk", public_jwk(test_key("p384"))}};
+  CHECK_THAT(refusal(b64url_encode(other_curve.dump()) + "." + b64url_encode(good_claims.dump()) + "." +
+                     b64url_encode(std::string(64, 's'))),
+             Catch::Contains("P-384"));
+  CHECK_THAT(refusal(with_header({{"jwk", public_jwk(test_key("p256b"))}})),
+             Catch::Contains("signature does not verify"));
+  // claims
+  CHECK_THAT(refusal(with_claims({{"jti", nullptr}})), Catch::Contains("jti is missing"));
+  CHECK_THAT(refusal(with_claims({{"jti", 7}})), Catch::Contains("jti is missing"));
+  CHECK_THAT(refusal(with_claims({{"jti", std::string(257, 'j')}})), Catch::Contains("jti is longer"));
+  CHECK_THAT(refusal(with_claims({{"htm", nullptr}})), Catch::Contains("htm is missing"));
+  CHECK_THAT(refusal(with_claims({{"htm", "GET"}})), Catch::Contains("htm is GET, the request is POST"));
+  CHECK_THAT(refusal(with_claims({{"htm", "post"}})), Catch::Contains("htm is post"));
+  CHECK_THAT(refusal(with_claims({{"htu", nullptr}})), Catch::Contains("htu is missing"));
+  CHECK_THAT(refusal(with_claims({{"htu", "https://other.test/oauth/token"}})),
+             Catch::Contains("htu https://other.test/oauth/token is not this endpoint's URI"));
+  CHECK_THAT(refusal(with_claims({{"htu", "https://issuer.test/oauth/introspect"}})), Catch::Contains("htu"));
+  CHECK_THAT(refusal(with_claims({{"htu", "http://issuer.test/oauth/token"}})), Catch::Contains("htu"));
+  CHECK_THAT(refusal(with_claims({{"htu", "urn:x:y"}})), Catch::Contains("not an http(s) URI"));
+  CHECK_THAT(refusal(with_claims({{"iat", nullptr}})), Catch::Contains("iat (a NumericDate) is missing"));
+  CHECK_THAT(refusal(with_claims({{"iat", "1767225600"}})), Catch::Contains("iat (a NumericDate) is missing"));
+  CHECK_THAT(refusal(with_claims({{"iat", 1e300}})), Catch::Contains("out of range"));
+  CHECK_THAT(refusal(with_claims({{"iat", k_now - 61}})), Catch::Contains("issued 61 s ago"));
+  CHECK_THAT(refusal(with_claims({{"iat", k_now + 6}})), Catch::Contains("in the future"));
+  CHECK(jose::check_dpop_proof(with_claims({{"iat", k_now - 60}}), at_token_endpoint()));
+  CHECK(jose::check_dpop_proof(with_claims({{"iat", k_now + 5}}), at_token_endpoint()));
+  CHECK(jose::check_dpop_proof(with_claims({{"iat", k_now + 0.5}}), at_token_endpoint()));
+  // a signature from another key, or over other bytes
+  std::string tampered = b;
+  tampered[tampered.size() - 5] = tampered[tampered.size() - 5] == 'A' ? 'B' : 'A';
+  CHECK_THAT(refusal(tampered), Catch::Contains("DPoP proof"));
+  // strict JSON: a duplicate claim
+  const std::string dup = b64url_encode(R"({"jti":"a","jti":"b","htm":"POST","htu":"https://issuer.test/oauth/token","iat":1767225600})");
+  auto dup_proof = jose::sign_compact(good_header, b64url_decode(dup).value(), jose::Alg::ES256, key);
+  REQUIRE(dup_proof);
+  CHECK_THAT(refusal(*dup_proof), Catch::Contains("DPoP proof"));
+}
+
+TEST_CASE("DPoP proofs at a resource: ath must be the access token's hash", "[dpop]") {
+  const jose::Jwk& key = test_key("p256");
+  jose::DpopCheck c = at_token_endpoint();
+  c.htm = "GET";
+  c.htu = "https://api.test/orders?page=2";
+  c.access_token = "the-access-token";
+  jose::DpopClaims claims{.htm = "GET", .htu = "https://api.test/orders", .iat = k_now, .access_token = "the-access-token"};
+  CHECK(jose::check_dpop_proof(proof(key, jose::Alg::ES256, claims), c));
+  claims.access_token = "another-token";
+  CHECK_THAT(refusal(proof(key, jose::Alg::ES256, claims), c), Catch::Contains("ath is not the hash"));
+  claims.access_token.clear();
+  CHECK_THAT(refusal(proof(key, jose::Alg::ES256, claims), c), Catch::Contains("ath (the access token's hash) is missing"));
+  // Making a proof: never with a public key or a symmetric alg.
+  CHECK_FALSE(jose::make_dpop_proof(*jose::Jwk::from_json(public_jwk(key)), jose::Alg::ES256, claims));
+  CHECK_FALSE(jose::make_dpop_proof(test_key("hs256"), jose::Alg::HS256, claims));
+}
+
+TEST_CASE("normalized_http_uri: scheme and host case, default ports, query and fragment", "[dpop][uri]") {
+  CHECK(normalized_http_uri("HTTPS://Issuer.Test:443/oauth/token?x=1#f") == "https://issuer.test/oauth/token");
+  CHECK(normalized_http_uri("http://issuer.test:80") == "http://issuer.test/");
+  CHECK(normalized_http_uri("http://issuer.test:0080/a") == "http://issuer.test/a");
+  CHECK(normalized_http_uri("http://127.0.0.1:8080/oauth/token") == "http://127.0.0.1:8080/oauth/token");
+  CHECK(normalized_http_uri("https://[::1]:8443/t") == "https://[::1]:8443/t");
+  CHECK(normalized_http_uri("https://[::1]/t") == "https://[::1]/t");
+  CHECK(normalized_http_uri("https://issuer.test:/t") == "https://issuer.test/t");
+  CHECK(normalized_http_uri("https://issuer.test/OAuth/Token") == "https://issuer.test/OAuth/Token");  // paths as written
+  CHECK_FALSE(normalized_http_uri("ftp://issuer.test/t"));
+  CHECK_FALSE(normalized_http_uri("https:///t"));
+  CHECK_FALSE(normalized_http_uri("https://user@issuer.test/t"));
+  CHECK_FALSE(normalized_http_uri("https://issuer.test:x/t"));
+  CHECK_FALSE(normalized_http_uri("https://issuer.test/a b"));
+  CHECK_FALSE(normalized_http_uri("issuer.test/t"));
+}
+
+TEST_CASE("ReplayCache: a value once, until its time; bounded", "[dpop][replay]") {
+  using Seen = server::ReplayCache::Seen;
+  server::ReplayCache cache(3);
+  CHECK(cache.remember("a", 100, 50) == Seen::first);
+  CHECK(cache.remember("a", 100, 60) == Seen::again);
+  CHECK(cache.remember("a", 500, 100) == Seen::again);  // still live at its last second
+  CHECK(cache.remember("b", 200, 100) == Seen::first);
+  CHECK(cache.remember("c", 300, 100) == Seen::first);
+  CHECK(cache.size() == 3);
+  CHECK(cache.remember("d", 300, 100) == Seen::full);
+  CHECK(cache.remember("a", 300, 101) == Seen::first);  // "a" expired: room again, and "a" is new
+  CHECK(cache.size() == 3);
+  CHECK(cache.remember("b", 300, 250) == Seen::first);  // only "b" had gone; "a" (300) and "c" (300) stay
+  CHECK(cache.remember("c", 300, 250) == Seen::again);
+  CHECK(cache.remember("x", 1000, 301) == Seen::first);
+  CHECK(cache.size() == 1);
+}
+
+namespace {
+
+// A token service with clients that get JWT or opaque access tokens, one that must use DPoP.
+struct DpopFixture {
+  TempDir dir;
+  FixedClock clock{k_now};
+  std::string secret = tokens::generate_client_secret();
+  std::unique_ptr<tokens::TokenService> service;
+  std::unique_ptr<server::OAuthEndpoints> endpoints;
+
+  DpopFixture() {
+    const std::string hash = tokens::hash_generated_secret(secret);
+    write_file(dir.file("tokctl.yaml"),
+               "issuer: https://issuer.test\n"
+               "scopes:\n  - name: read\n"
+               "tokens:\n  access: {format: opaque, ttl: 10m}\n  refresh: {ttl: 1h}\n"
+               "clients:\n"
+               "  app: {secret_hash: \"" + hash + "\", scopes: [read], audiences: [api-a],\n"
+               "        grants: [client_credentials, refresh_token, token_exchange]}\n"
+               "  jwt: {secret_hash: \"" + hash + "\", scopes: [read], format: jwt}\n"
+               "  must: {secret_hash: \"" + hash + "\", scopes: [read], dpop_bound_access_tokens: true}\n"
+               "  gw: {secret_hash: \"" + hash + "\", scopes: [read], grants: [client_credentials]}\n"
+               "exchange:\n  - from: api-a\n    to: [api-b]\n    scopes: [read]\n    modes: [delegate]\n");
+    service = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
+    endpoints = std::make_unique<server::OAuthEndpoints>(*service, clock);
+  }
+
+  server::HttpResponse token(const std::string& client, const std::string& body,
+                             const std::vector<std::string>& proofs = {}) const {
+    server::HttpRequest r;
+    r.method = "POST";
+    r.target = "/oauth/token";
+    r.body = body;
+    r.headers = {{"content-type", "application/x-www-form-urlencoded"},
+                 {"authorization", "Basic " + b64_encode(client + ":" + secret)}};
+    for (const auto& p : proofs) r.headers.emplace_back("dpop", p);
+    return endpoints->handle(r);
+  }
+};
+
+json body_of(const server::HttpResponse& r) { return json::parse(r.body); }
+
+}  // namespace
+
+TEST_CASE("serve: a DPoP proof at the token endpoint binds the access token to its key", "[dpop][serve]") {
+  DpopFixture fx;
+  const jose::Jwk& key = test_key("p256");
+  const std::string jkt = *key.thumbprint();
+  const std::string cc = "grant_type=client_credentials&scope=read";
+
+  // opaque: token_type DPoP; introspection says DPoP and cnf.jkt
+  auto r = fx.token("app", cc, {proof(key, jose::Alg::ES256)});
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(body_of(r).at("token_type") == "DPoP");
+  auto info = fx.service->introspect(body_of(r).at("access_token").get<std::string>());
+  REQUIRE(info);
+  CHECK(info->at("active") == true);
+  CHECK(info->at("token_type") == "DPoP");
+  CHECK(info->at("cnf") == json{{"jkt", jkt}});
+
+  // JWT: the claim is in the token
+  auto j = fx.token("jwt", cc, {proof(key, jose::Alg::ES256)});
+  REQUIRE(j.status == 200);
+  CHECK(body_of(j).at("token_type") == "DPoP");
+  auto jws = jose::parse_compact(body_of(j).at("access_token").get<std::string>());
+  REQUIRE(jws);
+  CHECK(json::parse(jws->payload).at("cnf") == json{{"jkt", jkt}});
+
+  // without a proof: Bearer, no cnf
+  auto plain = fx.token("app", cc);
+  REQUIRE(plain.status == 200);
+  CHECK(body_of(plain).at("token_type") == "Bearer");
+  auto plain_info = fx.service->introspect(body_of(plain).at("access_token").get<std::string>());
+  CHECK(plain_info->at("token_type") == "Bearer");
+  CHECK_FALSE(plain_info->contains("cnf"));
+
+  // the metadata names the proof algorithms: the asymmetric ones only
+  const json& algs = fx.endpoints->metadata().at("dpop_signing_alg_values_supported");
+  CHECK(algs == json{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"});
+}
+
+TEST_CASE("serve: DPoP refusals are 400 invalid_dpop_proof and issue nothing", "[dpop][serve]") {
+  DpopFixture fx;
+  const jose::Jwk& key = test_key("p256");
+  const std::string cc = "grant_type=client_credentials&scope=read";
+  auto refused = [&](const server::HttpResponse& r, const std::string& why) {
+    INFO(r.body);
+    CHECK(r.status == 400);
+    CHECK(body_of(r).at("error") == "invalid_dpop_proof");
+    CHECK_THAT(body_of(r).at("error_description").get<std::string>(), Catch::Contains(why));
+    CHECK_FALSE(body_of(r).contains("access_token"));
+  };
+  // replayed (same key and jti), even by another client
+  const std::string once = proof(key, jose::Alg::ES256, {.jti = "same"});
+  REQUIRE(fx.token("app", cc, {once}).status == 200);
+  refused(fx.token("app", cc, {once}), "jti was used before");
+  refused(fx.token("jwt", cc, {once}), "jti was used before");
+  // the same jti from another key is another proof
+  CHECK(fx.token("app", cc, {proof(test_key("p256b"), jose::Alg::ES256, {.jti = "same"})}).status == 200);
+  // two proofs
+  refused(fx.token("app", cc, {proof(key, jose::Alg::ES256), proof(key, jose::Alg::ES256)}), "more than one DPoP header");
+  // for another server, another method, too old
+  refused(fx.token("app", cc, {proof(key, jose::Alg::ES256, {.htu = "https://elsewhere.test/oauth/token"})}), "htu");
+  refused(fx.token("app", cc, {proof(key, jose::Alg::ES256, {.htm = "GET"})}), "htm is GET");
+  refused(fx.token("app", cc, {proof(key, jose::Alg::ES256, {.iat = k_now - 3600})}), "issued 3600 s ago");
+  refused(fx.token("app", cc, {"not-a-jwt"}), "DPoP proof");
+  // a client registered for DPoP must send one, for every grant
+  refused(fx.token("must", cc), "gets DPoP-bound access tokens");
+  auto must = fx.token("must", cc, {proof(key, jose::Alg::ES256)});
+  REQUIRE(must.status == 200);
+  CHECK(body_of(must).at("token_type") == "DPoP");
+  // a wrong client secret is invalid_client first: the proof is not looked at (nor remembered)
+  server::HttpRequest bad;
+  bad.method = "POST";
+  bad.target = "/oauth/token";
+  bad.body = cc;
+  const std::string kept = proof(key, jose::Alg::ES256, {.jti = "kept"});
+  bad.headers = {{"content-type", "application/x-www-form-urlencoded"},
+                 {"authorization", "Basic " + b64_encode("app:wrong")},
+                 {"dpop", kept}};
+  CHECK(fx.endpoints->handle(bad).status == 401);
+  CHECK(fx.token("app", cc, {kept}).status == 200);
+}
+
+TEST_CASE("serve: refresh and token exchange bind to the DPoP key of their own request", "[dpop][serve]") {
+  DpopFixture fx;
+  const jose::Jwk& first = test_key("p256");
+  const jose::Jwk& second = test_key("ed25519");
+  auto issued = fx.service->issue([] {
+    tokens::IssueRequest r;
+    r.client_id = "app";
+    r.sub = "alice";
+    r.scope = "read";
+    r.with_refresh = true;
+    r.cnf_jkt = "ignored-for-refresh-tokens";
+    return r;
+  }());
+  REQUIRE(issued);
+  REQUIRE(issued->refresh);
+  // The refresh token itself is never bound (RFC 9449 §5: a confidential client's refresh tokens).
+  CHECK_FALSE(fx.service->introspect(issued->refresh->token)->contains("cnf"));
+  auto refreshed = fx.token("app", "grant_type=refresh_token&refresh_token=" + issued->refresh->token,
+                            {proof(second, jose::Alg::EdDSA)});
+  INFO(refreshed.body);
+  REQUIRE(refreshed.status == 200);
+  CHECK(body_of(refreshed).at("token_type") == "DPoP");
+  auto info = fx.service->introspect(body_of(refreshed).at("access_token").get<std::string>());
+  CHECK(info->at("cnf") == json{{"jkt", *second.thumbprint()}});
+
+  // exchange: the requester's key, never the subject token's binding
+  auto subject = fx.token("app", "grant_type=client_credentials&scope=read", {proof(first, jose::Alg::ES256)});
+  REQUIRE(subject.status == 200);
+  const std::string exchange =
+      "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=" +
+      body_of(subject).at("access_token").get<std::string>() +
+      "&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&audience=api-b";
+  auto unbound = fx.token("app", exchange);
+  INFO(unbound.body);
+  REQUIRE(unbound.status == 200);
+  CHECK(body_of(unbound).at("token_type") == "Bearer");
+  CHECK_FALSE(fx.service->introspect(body_of(unbound).at("access_token").get<std::string>())->contains("cnf"));
+  auto bound = fx.token("app", exchange, {proof(second, jose::Alg::EdDSA)});
+  INFO(bound.body);
+  REQUIRE(bound.status == 200);
+  CHECK(body_of(bound).at("token_type") == "DPoP");
+  CHECK(fx.service->introspect(body_of(bound).at("access_token").get<std::string>())->at("cnf") ==
+        json{{"jkt", *second.thumbprint()}});
+}
+
+TEST_CASE("serve: /phantom never lets a DPoP-bound token through as a bearer token", "[dpop][serve]") {
+  DpopFixture fx;
+  auto r = fx.token("app", "grant_type=client_credentials&scope=read", {proof(test_key("p256"), jose::Alg::ES256)});
+  REQUIRE(r.status == 200);
+  server::HttpRequest p;
+  p.method = "GET";
+  p.target = "/phantom";
+  p.headers = {{"authorization", "Bearer " + body_of(r).at("access_token").get<std::string>()},
+               {"proxy-authorization", "Basic " + b64_encode("gw:" + fx.secret)}};
+  auto answer = fx.endpoints->handle(p);
+  INFO(answer.body);
+  CHECK(answer.status == 401);
+  CHECK_THAT(answer.body, Catch::Contains("bound to a DPoP key"));
+  // the same gateway with an unbound token gets its phantom JWT
+  auto plain = fx.token("app", "grant_type=client_credentials&scope=read");
+  p.headers[0].second = "Bearer " + body_of(plain).at("access_token").get<std::string>();
+  CHECK(fx.endpoints->handle(p).status == 200);
+}
+
+TEST_CASE("policy: dpop_bound_access_tokens must be a boolean", "[dpop][policy]") {
+  TempDir dir;
+  write_file(dir.file("p.yaml"), "issuer: https://issuer.test\nclients:\n  a: {dpop_bound_access_tokens: maybe}\n");
+  auto p = tokens::load_policy(dir.file("p.yaml"));
+  REQUIRE_FALSE(p);
+  CHECK_THAT(p.error().message, Catch::Contains("dpop_bound_access_tokens"));
+}
