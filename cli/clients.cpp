@@ -70,6 +70,10 @@ void register_clients(CLI::App& app) {
   choice_value(add->add_option("--format", o->client.format, "Access token format for it: jwt, opaque, wrapped or jwe"),
                {"jwt", "opaque", "wrapped", "jwe"}, ChoiceCheck::strict);
   add->add_option("--sector", o->client.sector, "Pairwise subject sector (its tokens get PPIDs)");
+  add->add_flag("--certificate-bound", o->client.certificate_bound,
+                "Its access tokens are bound to its TLS client certificate; serve then needs mTLS (RFC 8705)");
+  add->add_flag("--dpop-bound", o->client.dpop_bound,
+                "Its token requests must carry a DPoP proof; access tokens are bound to the proof's key (RFC 9449)");
   file_value(add->add_option("--secret-file", o->secret_file,
                              "Use this secret (a file, or - for stdin) instead of a generated one; stored as PBKDF2"));
   add->add_option("--iterations", o->client.iterations, "PBKDF2 iterations for a chosen secret (default 600000, at least 1000)");

@@ -580,6 +580,8 @@ complete -c tokctl -n '__tokctl_at /clients/add' -l scope -x -d 'Scope it may re
 complete -c tokctl -n '__tokctl_at /clients/add' -l audience -x -d 'Audience it may get tokens for; the first is its default (repeatable)'
 complete -c tokctl -n '__tokctl_at /clients/add' -l format -x -a 'jwt opaque wrapped jwe' -d 'Access token format for it: jwt, opaque, wrapped or jwe'
 complete -c tokctl -n '__tokctl_at /clients/add' -l sector -x -d 'Pairwise subject sector (its tokens get PPIDs)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l certificate-bound -d 'Its access tokens are bound to its TLS client certificate; serve then needs mTLS (RFC 8705)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l dpop-bound -d 'Its token requests must carry a DPoP proof; access tokens are bound to the proof'\''s key (RFC 9449)'
 complete -c tokctl -n '__tokctl_at /clients/add' -l secret-file -r -F -d 'Use this secret (a file, or - for stdin) instead of a generated one; stored as PBKDF2'
 complete -c tokctl -n '__tokctl_at /clients/add' -l iterations -x -d 'PBKDF2 iterations for a chosen secret (default 600000, at least 1000)'
 complete -c tokctl -n '__tokctl_at /clients/add' -s o -l output -x -a 'text json' -d 'Output format: text or json'

@@ -386,6 +386,8 @@ std::string flow_entry(const std::string& id, const NewClient& c, const std::str
   list("audiences", c.audiences);
   if (!c.format.empty()) e << YAML::Key << "format" << YAML::Value << c.format;
   if (!c.sector.empty()) e << YAML::Key << "sector" << YAML::Value << YAML::DoubleQuoted << c.sector;
+  if (c.certificate_bound) e << YAML::Key << "tls_client_certificate_bound_access_tokens" << YAML::Value << true;
+  if (c.dpop_bound) e << YAML::Key << "dpop_bound_access_tokens" << YAML::Value << true;
   e << YAML::EndMap;
   return std::string(key.c_str()) + ": " + e.c_str();
 }

@@ -382,6 +382,18 @@ TEST_CASE("tokctl clients add prints a generated secret once and needs a policy 
   CHECK(human.out.empty());
   CHECK(authenticate_client(*load_policy(path), "legacy", "chosen by a person"));
 
+  // RFC 8705 / RFC 9449 bindings, read back from the file as the policy loader sees them
+  auto bound = run({"--config", path, "clients", "add", "bound", "--dpop-bound", "--certificate-bound"});
+  INFO(bound.err);
+  REQUIRE(bound.code == 0);
+  auto with_bound = load_policy(path);
+  REQUIRE(with_bound);
+  REQUIRE(with_bound->client("bound"));
+  CHECK(with_bound->client("bound")->dpop_bound);
+  CHECK(with_bound->client("bound")->certificate_bound);
+  CHECK_FALSE(with_bound->client("web")->dpop_bound);
+  CHECK_FALSE(with_bound->client("web")->certificate_bound);
+
   auto dup = run({"--config", path, "clients", "add", "web"});
   CHECK(dup.code == 2);
   CHECK_THAT(dup.err, Contains("already exists"));

@@ -46,6 +46,18 @@ std::string raw_proof(const json& header, const json& claims, const jose::Jwk& k
   return *p;
 }
 
+// Proof claims with one member set (the rest as `proof` fills them in).
+jose::DpopClaims with(std::string jose::DpopClaims::*member, std::string value) {
+  jose::DpopClaims c;
+  c.*member = std::move(value);
+  return c;
+}
+jose::DpopClaims issued_at(UnixTime iat) {
+  jose::DpopClaims c;
+  c.iat = iat;
+  return c;
+}
+
 jose::DpopCheck at_token_endpoint() {
   jose::DpopCheck c;
   c.htm = "POST";
@@ -80,7 +92,7 @@ TEST_CASE("DPoP proofs: ES256, ES384, RS256, PS256 and EdDSA proofs pass, giving
                            Case{"ed25519", jose::Alg::EdDSA}}) {
     INFO(name);
     const jose::Jwk& key = test_key(name);
-    auto ok = jose::check_dpop_proof(proof(key, alg, {.jti = "one"}), at_token_endpoint());
+    auto ok = jose::check_dpop_proof(proof(key, alg, with(&jose::DpopClaims::jti, "one")), at_token_endpoint());
     REQUIRE(ok);
     CHECK(ok->jkt == *key.thumbprint());
     CHECK(ok->jti == "one");
@@ -177,7 +189,11 @@ TEST_CASE("DPoP proofs at a resource: ath must be the access token's hash", "[dp
   c.htm = "GET";
   c.htu = "https://api.test/orders?page=2";
   c.access_token = "the-access-token";
-  jose::DpopClaims claims{.htm = "GET", .htu = "https://api.test/orders", .iat = k_now, .access_token = "the-access-token"};
+  jose::DpopClaims claims;
+  claims.htm = "GET";
+  claims.htu = "https://api.test/orders";
+  claims.iat = k_now;
+  claims.access_token = "the-access-token";
   CHECK(jose::check_dpop_proof(proof(key, jose::Alg::ES256, claims), c));
   claims.access_token = "another-token";
   CHECK_THAT(refusal(proof(key, jose::Alg::ES256, claims), c), Catch::Contains("ath is not the hash"));
@@ -317,18 +333,18 @@ TEST_CASE("serve: DPoP refusals are 400 invalid_dpop_proof and issue nothing", "
     CHECK_FALSE(body_of(r).contains("access_token"));
   };
   // replayed (same key and jti), even by another client
-  const std::string once = proof(key, jose::Alg::ES256, {.jti = "same"});
+  const std::string once = proof(key, jose::Alg::ES256, with(&jose::DpopClaims::jti, "same"));
   REQUIRE(fx.token("app", cc, {once}).status == 200);
   refused(fx.token("app", cc, {once}), "jti was used before");
   refused(fx.token("jwt", cc, {once}), "jti was used before");
   // the same jti from another key is another proof
-  CHECK(fx.token("app", cc, {proof(test_key("p256b"), jose::Alg::ES256, {.jti = "same"})}).status == 200);
+  CHECK(fx.token("app", cc, {proof(test_key("p256b"), jose::Alg::ES256, with(&jose::DpopClaims::jti, "same"))}).status == 200);
   // two proofs
   refused(fx.token("app", cc, {proof(key, jose::Alg::ES256), proof(key, jose::Alg::ES256)}), "more than one DPoP header");
   // for another server, another method, too old
-  refused(fx.token("app", cc, {proof(key, jose::Alg::ES256, {.htu = "https://elsewhere.test/oauth/token"})}), "htu");
-  refused(fx.token("app", cc, {proof(key, jose::Alg::ES256, {.htm = "GET"})}), "htm is GET");
-  refused(fx.token("app", cc, {proof(key, jose::Alg::ES256, {.iat = k_now - 3600})}), "issued 3600 s ago");
+  refused(fx.token("app", cc, {proof(key, jose::Alg::ES256, with(&jose::DpopClaims::htu, "https://elsewhere.test/oauth/token"))}), "htu");
+  refused(fx.token("app", cc, {proof(key, jose::Alg::ES256, with(&jose::DpopClaims::htm, "GET"))}), "htm is GET");
+  refused(fx.token("app", cc, {proof(key, jose::Alg::ES256, issued_at(k_now - 3600))}), "issued 3600 s ago");
   refused(fx.token("app", cc, {"not-a-jwt"}), "DPoP proof");
   // a client registered for DPoP must send one, for every grant
   refused(fx.token("must", cc), "gets DPoP-bound access tokens");
@@ -340,7 +356,7 @@ TEST_CASE("serve: DPoP refusals are 400 invalid_dpop_proof and issue nothing", "
   bad.method = "POST";
   bad.target = "/oauth/token";
   bad.body = cc;
-  const std::string kept = proof(key, jose::Alg::ES256, {.jti = "kept"});
+  const std::string kept = proof(key, jose::Alg::ES256, with(&jose::DpopClaims::jti, "kept"));
   bad.headers = {{"content-type", "application/x-www-form-urlencoded"},
                  {"authorization", "Basic " + b64_encode("app:wrong")},
                  {"dpop", kept}};

@@ -105,6 +105,8 @@ struct NewClient {
   std::vector<std::string> audiences;
   std::string format;
   std::string sector;
+  bool certificate_bound = false;      ///< tls_client_certificate_bound_access_tokens (RFC 8705)
+  bool dpop_bound = false;             ///< dpop_bound_access_tokens (RFC 9449)
   std::string secret;                  ///< empty: a generated one; else a human secret (PBKDF2)
   int iterations = k_pbkdf2_iterations;
 };
