@@ -17,6 +17,7 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view k_typ = "dpop+jwt";
+constexpr int k_max_dpop_rsa_bits = 4096;
 
 std::unexpected<Error> refused(std::string why) {
   auto e = fail(ErrorCode::invalid_token, "DPoP proof: " + why);
@@ -48,8 +49,16 @@ Result<DpopProof> check_dpop_proof(std::string_view proof, const DpopCheck& chec
   for (const char* m : {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}) {
     if (jwk_member->contains(m)) return refused(std::string("header jwk holds private or secret key material (\"") + m + "\")");
   }
+  // Bounds on what one verification may cost: a JWK's RSA exponent is 65537 in practice, and
+  // OpenSSL itself would take a 3,000-bit one with a 3,072-bit modulus.
+  if (const std::string* e = string_member(*jwk_member, "e"); e && e->size() > 6) {
+    return refused("header jwk: the RSA exponent is longer than 32 bits");
+  }
   auto key = Jwk::from_json(*jwk_member);
   if (!key) return refused("header jwk: " + key.error().message);
+  if (key->kty() == KeyType::rsa && key->bits() > k_max_dpop_rsa_bits) {
+    return refused("header jwk: RSA keys of more than " + std::to_string(k_max_dpop_rsa_bits) + " bits are not accepted");
+  }
   if (auto ok = check_key(*alg, *key, KeyRole::verify); !ok) return refused(ok.error().message);
 
   auto claims = parse_json_strict(jws->payload, "DPoP proof claims", JsonLimits{});

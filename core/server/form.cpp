@@ -125,31 +125,41 @@ Result<std::optional<std::pair<std::string, std::string>>> parse_basic_auth(std:
   return std::optional(std::pair(std::move(*id), std::move(*secret)));
 }
 
-Result<std::string_view> parse_bearer(std::string_view header) {
-  if (!iequals_prefix(header, "bearer ")) {
+Result<PresentedToken> parse_token_authorization(std::string_view header) {
+  PresentedToken out;
+  std::size_t skip = 0;
+  if (iequals_prefix(header, "bearer ")) {
+    skip = 7;
+  } else if (iequals_prefix(header, "dpop ")) {
+    out.dpop = true;
+    skip = 5;
+  } else {
     const auto space = header.find(' ');
     return oauth_fail(OAuthCode::invalid_request,
                       space == std::string_view::npos || space == 0 || space > 20
-                          ? std::string("Authorization is not a Bearer token")
+                          ? std::string("Authorization is not a Bearer or DPoP token")
                           : "Authorization uses the " + std::string(header.substr(0, space)) +
-                                " scheme, not Bearer");
+                                " scheme, not Bearer or DPoP");
   }
-  std::string_view token = header.substr(7);
+  const char* scheme = out.dpop ? "DPoP" : "Bearer";
+  std::string_view token = header.substr(skip);
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-  if (token.empty()) return oauth_fail(OAuthCode::invalid_request, "Authorization: Bearer has no token");
+  if (token.empty()) return oauth_fail(OAuthCode::invalid_request, "Authorization: " + std::string(scheme) + " has no token");
+  // RFC 6750's b64token and RFC 9110's token68 (RFC 9449 §7.1) are the same characters.
   std::size_t i = 0;
   auto b64token = [](unsigned char c) {
     return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
   };
   while (i < token.size() && b64token(static_cast<unsigned char>(token[i]))) ++i;
-  if (i == 0) return oauth_fail(OAuthCode::invalid_request, "the bearer token does not start with a b64token character");
+  if (i == 0) return oauth_fail(OAuthCode::invalid_request, "the access token does not start with a b64token character");
   while (i < token.size() && token[i] == '=') ++i;
   if (i != token.size()) {
     return oauth_fail(OAuthCode::invalid_request,
-                      "the bearer token has a character outside RFC 6750's b64token at offset " + std::to_string(i));
+                      "the access token has a character outside RFC 6750's b64token at offset " + std::to_string(i));
   }
-  return token;
+  out.token = token;
+  return out;
 }
 
 }  // namespace tokctl::server

@@ -502,6 +502,7 @@ OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock&
   json dpop_algs = json::array();
   for (jose::Alg a : jose::k_all_algs)
     if (!jose::is_symmetric(a)) dpop_algs.push_back(jose::to_string(a));
+  for (const auto& a : dpop_algs) m_dpop_algs += (m_dpop_algs.empty() ? "" : " ") + a.get<std::string>();
   m_metadata["dpop_signing_alg_values_supported"] = std::move(dpop_algs);
   m_token_endpoint = m_metadata.at("token_endpoint").get<std::string>();
   m_metadata_text = m_metadata.dump();
@@ -672,12 +673,12 @@ Result<std::string> OAuthEndpoints::dpop_binding(const HttpRequest& req, const t
   check.now = m_clock.now();
   auto proof = jose::check_dpop_proof(*req.header("dpop"), check);
   if (!proof) return std::unexpected(proof.error());
-  switch (m_dpop_replay.remember(proof->jkt + "\n" + proof->jti, proof->iat + check.max_age, check.now)) {
+  switch (m_dpop_replay.remember(client.id, proof->jkt + "\n" + proof->jti, proof->iat + check.max_age, check.now)) {
     case ReplayCache::Seen::first: return std::move(proof->jkt);
     case ReplayCache::Seen::again: return oauth_fail(OAuthCode::invalid_dpop_proof, "DPoP proof: its jti was used before");
     case ReplayCache::Seen::full: break;
   }
-  return oauth_fail(OAuthCode::temporarily_unavailable, "too many DPoP proofs to remember; retry later");
+  return oauth_fail(OAuthCode::temporarily_unavailable, "too many recent DPoP proofs (of this client); retry later");
 }
 
 void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, const std::string& cert_x5t,
@@ -882,25 +883,27 @@ void OAuthEndpoints::phantom_request(const HttpRequest& req, Respond respond) co
   authenticated(
       req, std::move(*query), std::move(respond),
       [this](const HttpRequest& rq, Form&, const tokens::ClientPolicy& gateway, Respond out) {
-        HttpResponse r = phantom(rq);
+        HttpResponse r = phantom(rq, gateway);
         r.client_id = gateway.id;
         out(std::move(r));
       },
       /*proxy=*/true);
 }
 
-HttpResponse OAuthEndpoints::phantom(const HttpRequest& req) const {
+HttpResponse OAuthEndpoints::phantom(const HttpRequest& req, const tokens::ClientPolicy& gateway) const {
   const std::string& realm = m_service.policy().issuer;
   // RFC 6750 §3: a Bearer challenge; no error code when no token was sent (§3.1). invalid_request
   // is 401 here too, not §3.1's 400: nginx auth_request passes 401 and 403 on to the client and
   // turns any other status into its own 500.
-  // `error` null: no token was sent, and the body names no error code either.
+  // `error` null: no token was sent, and the body names no error code either. A token sent with
+  // the DPoP scheme is answered with a DPoP challenge naming the proof algorithms (RFC 9449 §7.1).
+  bool dpop_scheme = false;
   auto refuse = [&](const char* error, const std::string& why) {
     const std::string description = error_description(why);
     json body{{"error_description", description}};
     if (error) body["error"] = error;
     HttpResponse r = json_response(401, body.dump());
-    std::string challenge = "Bearer realm=\"" + realm + "\"";
+    std::string challenge = (dpop_scheme ? "DPoP algs=\"" + m_dpop_algs + "\", " : std::string("Bearer ")) + "realm=\"" + realm + "\"";
     if (error) challenge += ", error=\"" + std::string(error) + "\", error_description=\"" + description + "\"";
     r.set("WWW-Authenticate", std::move(challenge));
     r.set("Cache-Control", "no-store");
@@ -909,9 +912,11 @@ HttpResponse OAuthEndpoints::phantom(const HttpRequest& req) const {
   const std::size_t sent = req.header_count("authorization");
   if (sent == 0) return refuse(nullptr, "no bearer token: send Authorization: Bearer <token>");
   if (sent > 1) return refuse("invalid_request", "more than one Authorization header");
-  auto token = parse_bearer(*req.header("authorization"));
-  if (!token) return refuse("invalid_request", token.error().message);
-  auto jwt = phantom_jwt(std::string(*token));
+  auto credential = parse_token_authorization(*req.header("authorization"));
+  if (!credential) return refuse("invalid_request", credential.error().message);
+  dpop_scheme = credential->dpop;
+  const std::string_view token = credential->token;
+  auto jwt = phantom_jwt(std::string(token));
   if (!jwt) return inactive(jwt.error()) ? refuse("invalid_token", "the token is not active") : oauth_error(jwt.error());
   if (!jwt->cnf_x5t.empty()) {
     // RFC 8705 §3: a certificate-bound token is only good with its certificate, which the API
@@ -928,18 +933,48 @@ HttpResponse OAuthEndpoints::phantom(const HttpRequest& req) const {
       return refuse("invalid_token", "the token is bound to another TLS client certificate (RFC 8705)");
     }
   }
-  if (!jwt->cnf_jkt.empty()) {
-    // RFC 9449 §7.2: a DPoP-bound token is never good as a bearer token, and the proof of its
-    // key is about the API's own request, which only a DPoP-aware resource server can check.
-    return refuse("invalid_token", "the token is bound to a DPoP key (RFC 9449): the API must check its DPoP proof "
-                                   "itself (introspection gives cnf.jkt)");
+  if (!jwt->cnf_jkt.empty() || dpop_scheme) {
+    // RFC 9449 §7: a DPoP-bound token comes with the DPoP scheme and a proof of its key, made for
+    // the API's request: the gateway passes the request's method and URL on (it authenticated
+    // above, so they are its word, not the client's).
+    if (!dpop_scheme) {
+      return refuse("invalid_token", "the token is bound to a DPoP key (RFC 9449): send it with Authorization: DPoP "
+                                     "and a DPoP proof, not as a bearer token");
+    }
+    if (jwt->cnf_jkt.empty()) return refuse("invalid_token", "the token is not DPoP-bound: send it as a Bearer token");
+    const std::size_t proofs = req.header_count("dpop");
+    if (proofs != 1) {
+      return refuse("invalid_dpop_proof", proofs == 0 ? "no DPoP proof (DPoP header)" : "more than one DPoP header");
+    }
+    const std::string* method = req.header("x-original-method");
+    const std::string* url = req.header("x-original-url");
+    if (!method || !url || req.header_count("x-original-method") != 1 || req.header_count("x-original-url") != 1) {
+      return refuse("invalid_token", "the gateway did not say which request the DPoP proof is for "
+                                     "(one X-Original-Method and one X-Original-URL header)");
+    }
+    jose::DpopCheck check;
+    check.htm = *method;
+    check.htu = *url;
+    check.now = m_clock.now();
+    check.access_token = token;
+    auto proof = jose::check_dpop_proof(*req.header("dpop"), check);
+    if (!proof) return refuse("invalid_dpop_proof", proof.error().message);
+    if (proof->jkt != jwt->cnf_jkt) {
+      return refuse("invalid_dpop_proof", "DPoP proof: signed by another key than the one the token is bound to");
+    }
+    switch (m_dpop_replay.remember(gateway.id, proof->jkt + "\n" + proof->jti, proof->iat + check.max_age, check.now)) {
+      case ReplayCache::Seen::first: break;
+      case ReplayCache::Seen::again: return refuse("invalid_dpop_proof", "DPoP proof: its jti was used before");
+      case ReplayCache::Seen::full:
+        return oauth_error(OAuthCode::temporarily_unavailable, "too many recent DPoP proofs (of this gateway); retry later");
+    }
   }
   HttpResponse r;
   r.status = 200;
   r.set("Authorization", "Bearer " + jwt->jwt);
-  if (!jwt->cnf_x5t.empty()) {
-    // Each request must show the certificate again: an answer cached by the token alone would
-    // let the token through without it.
+  if (!jwt->cnf_x5t.empty() || !jwt->cnf_jkt.empty()) {
+    // Each request must show the certificate, or a fresh proof, again: an answer cached by the
+    // token alone would let the token through without it.
     r.set("Cache-Control", "no-store");
     return r;
   }
@@ -1037,11 +1072,11 @@ Result<json> OAuthEndpoints::verified_assertion(const Verifiers& verifiers, std:
   if (!jti || jti->empty()) return refused(what + " has no jti");
   {
     // Remembered a minute past its exp (the verifier's leeway).
-    switch (m_replay.remember(what + "\n" + *iss + "\n" + *jti, *exp + 60, now)) {
+    switch (m_replay.remember(*iss, what + "\n" + *iss + "\n" + *jti, *exp + 60, now)) {
       case ReplayCache::Seen::first: break;
       case ReplayCache::Seen::again: return refused(what + " was used before");
       case ReplayCache::Seen::full:
-        return oauth_fail(OAuthCode::temporarily_unavailable, "too many " + what + "s to remember; retry later");
+        return oauth_fail(OAuthCode::temporarily_unavailable, "too many recent " + what + "s (of this issuer); retry later");
     }
   }
   return report.payload;

@@ -46,9 +46,32 @@ std::optional<std::string> normalized_http_uri(std::string_view uri) {
     if (port.empty() && colon + 1 < authority.size()) port = "0";
   }
   if (host.empty()) return std::nullopt;
+  // A colon left in the host is a second port ("h:1:80"), unless the host is an IPv6 literal.
+  if (host.front() == '[' ? host.back() != ']' : host.find_first_of(":[]") != std::string::npos) return std::nullopt;
   for (auto& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if ((scheme == "http" && port == "80") || (scheme == "https" && port == "443")) port.clear();
-  return scheme + "://" + host + (port.empty() ? "" : ":" + port) + std::string(path);
+  // Percent escapes (§6.2.2.1-2): an unreserved character is decoded, any other escape is
+  // upper-cased; a '%' without two hex digits makes the URI invalid.
+  std::string p;
+  p.reserve(path.size());
+  auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '%') {
+      p.push_back(path[i]);
+      continue;
+    }
+    if (i + 2 >= path.size() || !hex(path[i + 1]) || !hex(path[i + 2])) return std::nullopt;
+    const auto c = static_cast<unsigned char>(std::stoi(std::string(path.substr(i + 1, 2)), nullptr, 16));
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      p.push_back(static_cast<char>(c));
+    } else {
+      p.push_back('%');
+      p.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(path[i + 1]))));
+      p.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(path[i + 2]))));
+    }
+    i += 2;
+  }
+  return scheme + "://" + host + (port.empty() ? "" : ":" + port) + p;
 }
 
 }  // namespace tokctl

@@ -14,6 +14,9 @@
 #   - the app's opaque token, on GET and on POST with a body: the API sees "Bearer <JWT>", and
 #     PyJWT verifies that JWT against tokctl's /oauth/jwks (typ at+jwt, the app's client_id and
 #     scope, the issuer);
+#   - a DPoP-bound token (RFC 9449; proofs made with PyJWT): with the DPoP scheme and a proof for
+#     the API request, the API gets a phantom JWT with cnf.jkt; the same proof again, the token as
+#     a bearer token, or a proof for another URL: 401;
 #   - after the app revokes its token (RFC 7009, over HTTP): 401 again;
 #   - a gateway with a wrong secret: nginx answers 500 (fails closed), the API is never reached;
 #   - the tokctl log holds neither the opaque token, the JWT, nor the gateway's secret.
@@ -174,6 +177,58 @@ PY
 )
 expect "PyJWT verifies the phantom JWT against tokctl's /oauth/jwks" "$verdict" ok
 
+# DPoP (RFC 9449): proofs by an independent implementation (PyJWT), one P-256 key kept in a file.
+cat > "$work/dpop.py" <<'PY'
+import base64, hashlib, json, os, sys, time, uuid
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+path, htm, htu = sys.argv[1:4]
+if os.path.exists(path):
+    key = serialization.load_pem_private_key(open(path, "rb").read(), None)
+else:
+    key = ec.generate_private_key(ec.SECP256R1())
+    with open(path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+claims = {"jti": str(uuid.uuid4()), "htm": htm, "htu": htu, "iat": int(time.time())}
+if len(sys.argv) > 4:
+    claims["ath"] = base64.urlsafe_b64encode(hashlib.sha256(sys.argv[4].encode()).digest()).rstrip(b"=").decode()
+print(jwt.encode(claims, key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": jwk}))
+PY
+dpop() { "$PY" "$work/dpop.py" "$work/dpop.pem" "$@"; }
+answer=$(curl -s -u "app:$APP_SECRET" -H "DPoP: $(dpop POST "$ISSUER/oauth/token")" -d grant_type=client_credentials \
+           -d scope=read "$ISSUER/oauth/token")
+DTOKEN=$(jq -r .access_token <<< "$answer")
+expect "a token request with a PyJWT DPoP proof gets token_type DPoP" "$(jq -r .token_type <<< "$answer")" DPoP
+API_PROOF=$(dpop GET "$NG/api/orders" "$DTOKEN")
+got=$(call "$NG/api/orders" -H "Authorization: DPoP $DTOKEN" -H "DPoP: $API_PROOF")
+expect "a DPoP-bound token with a proof for the API request: the API gets a Bearer JWT" "$got" $'200\t\tBearer eyJ'*
+DJWT=${got#*$'\t'*$'\t'Bearer }
+jkt=$("$PY" - "$DJWT" "$work/dpop.pem" <<'PY' 2>&1
+import base64, hashlib, json, sys
+import jwt
+from cryptography.hazmat.primitives import serialization
+token, path = sys.argv[1:]
+cnf = jwt.decode(token, options={"verify_signature": False}).get("cnf", {})
+jwk = jwt.algorithms.ECAlgorithm.to_jwk(serialization.load_pem_private_key(open(path, "rb").read(), None).public_key())
+members = json.loads(jwk)
+canon = json.dumps({k: members[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True)
+want = base64.urlsafe_b64encode(hashlib.sha256(canon.encode()).digest()).rstrip(b"=").decode()
+print("ok" if cnf.get("jkt") == want else "cnf %s, want jkt %s" % (cnf, want))
+PY
+)
+expect "the phantom JWT carries cnf.jkt, the RFC 7638 thumbprint of the proof key" "$jkt" ok
+got=$(call "$NG/api/orders" -H "Authorization: DPoP $DTOKEN" -H "DPoP: $API_PROOF")
+expect "the same proof again: 401 with a DPoP challenge, invalid_dpop_proof" "$got" \
+  $'401\tDPoP algs="'*'error="invalid_dpop_proof", error_description="DPoP proof: its jti was used before"'$'\t'*
+got=$(call "$NG/api/orders" -H "Authorization: Bearer $DTOKEN")
+expect "the DPoP-bound token as a bearer token: 401 invalid_token" "$got" \
+  $'401\tBearer realm="'"$ISSUER"'", error="invalid_token"'*
+got=$(call "$NG/api/orders" -H "Authorization: DPoP $DTOKEN" -H "DPoP: $(dpop GET "$NG/api/other" "$DTOKEN")")
+expect "a proof made for another URL: 401 invalid_dpop_proof" "$got" $'401\tDPoP algs="'*'error="invalid_dpop_proof"'*
+
 got=$(call "$NG/misconfigured/orders" -H "Authorization: Bearer $TOKEN")
 expect "a gateway with a wrong secret: nginx fails closed (500), the API is not reached" "$got" $'500\t\t'*
 if grep -q '"path":"/phantom","status":407' "$work/serve.log"; then
@@ -186,12 +241,13 @@ curl -s -u "app:$APP_SECRET" -d "token=$TOKEN" "$ISSUER/oauth/revoke" > /dev/nul
 got=$(call "$NG/api/orders" -H "Authorization: Bearer $TOKEN")
 expect "after revocation: 401 invalid_token" "$got" $'401\tBearer realm="'"$ISSUER"'", error="invalid_token"'*
 
-if grep -qF "$TOKEN" "$work/serve.log" || grep -qF "$GW_SECRET" "$work/serve.log" || grep -q 'eyJ' "$work/serve.log"; then
+if grep -qF "$TOKEN" "$work/serve.log" || grep -qF "$DTOKEN" "$work/serve.log" || grep -qF "$GW_SECRET" "$work/serve.log" ||
+   grep -q 'eyJ' "$work/serve.log"; then
   fail "the tokctl log holds no token, JWT or gateway secret"
 else
   pass "the tokctl log holds no token, JWT or gateway secret"
 fi
-if [[ $(grep -c '"client_id":"gateway","latency_us":[0-9]*,"method":"GET","path":"/phantom","status":200' "$work/serve.log") -eq 2 ]]; then
+if [[ $(grep -c '"client_id":"gateway","latency_us":[0-9]*,"method":"GET","path":"/phantom","status":200' "$work/serve.log") -eq 3 ]]; then
   pass "the access log names the gateway on each /phantom request"
 else
   fail "the access log names the gateway on each /phantom request"

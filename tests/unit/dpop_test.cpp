@@ -30,6 +30,7 @@ namespace {
 
 constexpr UnixTime k_now = 1767225600;  // 2026-01-01T00:00:00Z
 constexpr const char* k_endpoint = "https://issuer.test/oauth/token";
+constexpr const char* k_api = "https://api.test/orders/7";  // a request to an API behind /phantom
 
 std::string proof(const jose::Jwk& key, jose::Alg alg, jose::DpopClaims c = {}) {
   if (c.htu.empty()) c.htu = k_endpoint;
@@ -151,6 +152,19 @@ TEST_CASE("DPoP proofs: each RFC 9449 §4.3 check refuses, saying which", "[dpop
              Catch::Contains("P-384"));
   CHECK_THAT(refusal(with_header({{"jwk", public_jwk(test_key("p256b"))}})),
              Catch::Contains("signature does not verify"));
+  // what one verification may cost: an RSA exponent over 32 bits, a modulus over 4096 bits
+  json big_e = public_jwk(test_key("rsa2048"));
+  big_e["e"] = b64url_encode(std::string(375, '\xff'));
+  const json big_e_header{{"typ", "dpop+jwt"}, {"alg", "RS256"}, {"jwk", big_e}};
+  CHECK_THAT(refusal(b64url_encode(big_e_header.dump()) + "." + b64url_encode(good_claims.dump()) + "." +
+                     b64url_encode(std::string(256, 's'))),
+             Catch::Contains("exponent is longer than 32 bits"));
+  const json big_n_header{{"typ", "dpop+jwt"},
+                          {"alg", "RS256"},
+                          {"jwk", {{"kty", "RSA"}, {"e", "AQAB"}, {"n", b64url_encode(std::string(1024, '\xff'))}}}};
+  CHECK_THAT(refusal(b64url_encode(big_n_header.dump()) + "." + b64url_encode(good_claims.dump()) + "." +
+                     b64url_encode(std::string(1024, 's'))),
+             Catch::Contains("more than 4096 bits"));
   // claims
   CHECK_THAT(refusal(with_claims({{"jti", nullptr}})), Catch::Contains("jti is missing"));
   CHECK_THAT(refusal(with_claims({{"jti", 7}})), Catch::Contains("jti is missing"));
@@ -219,24 +233,38 @@ TEST_CASE("normalized_http_uri: scheme and host case, default ports, query and f
   CHECK_FALSE(normalized_http_uri("https://issuer.test:x/t"));
   CHECK_FALSE(normalized_http_uri("https://issuer.test/a b"));
   CHECK_FALSE(normalized_http_uri("issuer.test/t"));
+  // a second port, or a colon in a host that is no IPv6 literal
+  CHECK_FALSE(normalized_http_uri("http://127.0.0.1:18555:80/oauth/token"));
+  CHECK_FALSE(normalized_http_uri("http://127.0.0.1:18555:/oauth/token"));
+  CHECK_FALSE(normalized_http_uri("http://[::1/t"));
+  CHECK_FALSE(normalized_http_uri("http://a]b/t"));
+  // percent escapes: unreserved ones decoded, the others upper-cased, broken ones refused
+  CHECK(normalized_http_uri("https://issuer.test/oauth/%74oken") == "https://issuer.test/oauth/token");
+  CHECK(normalized_http_uri("https://issuer.test/caf%c3%a9") == "https://issuer.test/caf%C3%A9");
+  CHECK(normalized_http_uri("https://issuer.test/a%2fb") == "https://issuer.test/a%2Fb");
+  CHECK_FALSE(normalized_http_uri("https://issuer.test/a%2"));
+  CHECK_FALSE(normalized_http_uri("https://issuer.test/a%zz"));
+  CHECK(normalized_http_uri("https://issuer.test/a?%zz") == "https://issuer.test/a");  // the query is not compared
 }
 
-TEST_CASE("ReplayCache: a value once, until its time; bounded", "[dpop][replay]") {
+TEST_CASE("ReplayCache: a value once, until its time; bounded in all and per owner", "[dpop][replay]") {
   using Seen = server::ReplayCache::Seen;
-  server::ReplayCache cache(3);
-  CHECK(cache.remember("a", 100, 50) == Seen::first);
-  CHECK(cache.remember("a", 100, 60) == Seen::again);
-  CHECK(cache.remember("a", 500, 100) == Seen::again);  // still live at its last second
-  CHECK(cache.remember("b", 200, 100) == Seen::first);
-  CHECK(cache.remember("c", 300, 100) == Seen::first);
+  server::ReplayCache cache(3, 2);
+  CHECK(cache.remember("o1", "a", 100, 50) == Seen::first);
+  CHECK(cache.remember("o1", "a", 100, 60) == Seen::again);
+  CHECK(cache.remember("o2", "a", 500, 100) == Seen::again);  // still live at its last second, for anyone
+  CHECK(cache.remember("o1", "b", 200, 100) == Seen::first);
+  CHECK(cache.remember("o1", "c", 300, 100) == Seen::full);   // o1 holds its share (2)
+  CHECK(cache.remember("o2", "c", 300, 100) == Seen::first);  // others still have room
   CHECK(cache.size() == 3);
-  CHECK(cache.remember("d", 300, 100) == Seen::full);
-  CHECK(cache.remember("a", 300, 101) == Seen::first);  // "a" expired: room again, and "a" is new
+  CHECK(cache.remember("o3", "d", 300, 100) == Seen::full);  // the whole cache is full
+  CHECK(cache.remember("o1", "a", 300, 101) == Seen::first);  // "a" expired: room again, and "a" is new
   CHECK(cache.size() == 3);
-  CHECK(cache.remember("b", 300, 250) == Seen::first);  // only "b" had gone; "a" (300) and "c" (300) stay
-  CHECK(cache.remember("c", 300, 250) == Seen::again);
-  CHECK(cache.remember("x", 1000, 301) == Seen::first);
+  CHECK(cache.remember("o3", "b", 300, 250) == Seen::first);  // only "b" had gone; "a" (300) and "c" (300) stay
+  CHECK(cache.remember("o3", "c", 300, 250) == Seen::again);
+  CHECK(cache.remember("o1", "x", 1000, 301) == Seen::first);
   CHECK(cache.size() == 1);
+  CHECK(cache.remember("o1", "y", 1000, 301) == Seen::first);  // o1's count went down with its expiries
 }
 
 namespace {
@@ -409,22 +437,109 @@ TEST_CASE("serve: refresh and token exchange bind to the DPoP key of their own r
         json{{"jkt", *second.thumbprint()}});
 }
 
-TEST_CASE("serve: /phantom never lets a DPoP-bound token through as a bearer token", "[dpop][serve]") {
+TEST_CASE("serve: /phantom takes a DPoP-bound token only with the DPoP scheme and a proof for the API request",
+          "[dpop][serve]") {
   DpopFixture fx;
-  auto r = fx.token("app", "grant_type=client_credentials&scope=read", {proof(test_key("p256"), jose::Alg::ES256)});
+  const jose::Jwk& key = test_key("p256");
+  auto r = fx.token("app", "grant_type=client_credentials&scope=read", {proof(key, jose::Alg::ES256)});
   REQUIRE(r.status == 200);
+  const std::string token = body_of(r).at("access_token").get<std::string>();
+  const std::string api = k_api;
+  // What the gateway sends: the client's headers, the API request's method and URL, its own credentials.
+  auto phantom = [&](const std::string& authorization, const std::vector<std::string>& proofs,
+                     std::vector<std::pair<std::string, std::string>> request = {{"x-original-method", "GET"},
+                                                                                 {"x-original-url", std::string(k_api) + "?q=1"}}) {
+    server::HttpRequest p;
+    p.method = "GET";
+    p.target = "/phantom";
+    p.headers = {{"authorization", authorization}, {"proxy-authorization", "Basic " + b64_encode("gw:" + fx.secret)}};
+    for (const auto& x : proofs) p.headers.emplace_back("dpop", x);
+    for (auto& h : request) p.headers.push_back(std::move(h));
+    return fx.endpoints->handle(p);
+  };
+  auto api_proof = [&](const jose::Jwk& k, jose::Alg alg, const std::string& jti, const std::string& for_token) {
+    jose::DpopClaims c;
+    c.htm = "GET";
+    c.htu = api;
+    c.iat = k_now;
+    c.jti = jti;
+    c.access_token = for_token;
+    return proof(k, alg, c);
+  };
+  auto refused = [&](const server::HttpResponse& a, const std::string& error, const std::string& why) {
+    INFO(a.body);
+    CHECK(a.status == 401);
+    CHECK(body_of(a).at("error") == error);
+    CHECK_THAT(body_of(a).at("error_description").get<std::string>(), Catch::Contains(why));
+    std::string challenge;
+    for (const auto& [k, v] : a.headers)
+      if (k == "WWW-Authenticate") challenge = v;
+    return challenge;
+  };
+
+  // the right proof: 200, the phantom JWT carries cnf.jkt, and nobody may cache the answer
+  auto ok = phantom("DPoP " + token, {api_proof(key, jose::Alg::ES256, "p1", token)});
+  INFO(ok.body);
+  REQUIRE(ok.status == 200);
+  std::string authorization, cache;
+  for (const auto& [k, v] : ok.headers) {
+    if (k == "Authorization") authorization = v;
+    if (k == "Cache-Control") cache = v;
+  }
+  CHECK(cache == "no-store");
+  REQUIRE(authorization.rfind("Bearer ", 0) == 0);
+  auto jws = jose::parse_compact(authorization.substr(7));
+  REQUIRE(jws);
+  CHECK(json::parse(jws->payload).at("cnf") == json{{"jkt", *key.thumbprint()}});
+
+  // as a bearer token: never
+  CHECK_THAT(refused(phantom("Bearer " + token, {api_proof(key, jose::Alg::ES256, "p2", token)}), "invalid_token",
+                     "send it with Authorization: DPoP"),
+             Catch::StartsWith("Bearer realm="));
+  // the same proof again
+  const std::string challenge = refused(phantom("DPoP " + token, {api_proof(key, jose::Alg::ES256, "p1", token)}),
+                                        "invalid_dpop_proof", "jti was used before");
+  CHECK_THAT(challenge, Catch::StartsWith("DPoP algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA\", realm="));
+  CHECK_THAT(challenge, Catch::Contains("error=\"invalid_dpop_proof\""));
+  // another key, a proof for another token, for the token endpoint, none, two
+  refused(phantom("DPoP " + token, {api_proof(test_key("p256b"), jose::Alg::ES256, "p3", token)}), "invalid_dpop_proof",
+          "another key than the one the token is bound to");
+  refused(phantom("DPoP " + token, {api_proof(key, jose::Alg::ES256, "p4", "another-token")}), "invalid_dpop_proof",
+          "ath is not the hash");
+  refused(phantom("DPoP " + token, {proof(key, jose::Alg::ES256)}), "invalid_dpop_proof", "htm is POST");
+  refused(phantom("DPoP " + token, {}), "invalid_dpop_proof", "no DPoP proof");
+  refused(phantom("DPoP " + token, {api_proof(key, jose::Alg::ES256, "p5", token), api_proof(key, jose::Alg::ES256, "p6", token)}),
+          "invalid_dpop_proof", "more than one DPoP header");
+  // the gateway must say which request the proof is for, once
+  refused(phantom("DPoP " + token, {api_proof(key, jose::Alg::ES256, "p7", token)}, {{"x-original-method", "GET"}}),
+          "invalid_token", "X-Original-URL");
+  refused(phantom("DPoP " + token, {api_proof(key, jose::Alg::ES256, "p8", token)},
+                  {{"x-original-method", "GET"}, {"x-original-url", api}, {"x-original-url", "https://evil.test/"}}),
+          "invalid_token", "X-Original-URL");
+  refused(phantom("DPoP " + token, {api_proof(key, jose::Alg::ES256, "p9", token)},
+                  {{"x-original-method", "POST"}, {"x-original-url", api}}),
+          "invalid_dpop_proof", "htm is GET, the request is POST");
+  refused(phantom("DPoP " + token, {api_proof(key, jose::Alg::ES256, "p10", token)},
+                  {{"x-original-method", "GET"}, {"x-original-url", "https://api.test/orders/8"}}),
+          "invalid_dpop_proof", "htu");
+  // an unbound token with the DPoP scheme
+  auto plain = fx.token("app", "grant_type=client_credentials&scope=read");
+  const std::string bearer = body_of(plain).at("access_token").get<std::string>();
+  refused(phantom("DPoP " + bearer, {api_proof(key, jose::Alg::ES256, "p11", bearer)}), "invalid_token", "not DPoP-bound");
+  // and as a bearer token it gets its phantom JWT, cacheable
+  auto cached = phantom("Bearer " + bearer, {});
+  CHECK(cached.status == 200);
+  // the proof's checks all passed and a wrong gateway secret is still 407 before any of them
   server::HttpRequest p;
   p.method = "GET";
   p.target = "/phantom";
-  p.headers = {{"authorization", "Bearer " + body_of(r).at("access_token").get<std::string>()},
-               {"proxy-authorization", "Basic " + b64_encode("gw:" + fx.secret)}};
-  auto answer = fx.endpoints->handle(p);
-  INFO(answer.body);
-  CHECK(answer.status == 401);
-  CHECK_THAT(answer.body, Catch::Contains("bound to a DPoP key"));
-  // the same gateway with an unbound token gets its phantom JWT
-  auto plain = fx.token("app", "grant_type=client_credentials&scope=read");
-  p.headers[0].second = "Bearer " + body_of(plain).at("access_token").get<std::string>();
+  p.headers = {{"authorization", "DPoP " + token},
+               {"proxy-authorization", "Basic " + b64_encode("gw:wrong")},
+               {"dpop", api_proof(key, jose::Alg::ES256, "p12", token)},
+               {"x-original-method", "GET"},
+               {"x-original-url", api}};
+  CHECK(fx.endpoints->handle(p).status == 407);
+  p.headers[1].second = "Basic " + b64_encode("gw:" + fx.secret);
   CHECK(fx.endpoints->handle(p).status == 200);
 }
 

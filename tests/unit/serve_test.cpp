@@ -567,22 +567,25 @@ TEST_CASE("percent_decode keeps '+' (escaped PEM), form_decode makes it a space"
   }
 }
 
-TEST_CASE("Bearer credentials: RFC 6750 b64token, any scheme case, clear refusals", "[serve][form]") {
-  CHECK(parse_bearer("Bearer abc.DEF-_~+/==").value() == "abc.DEF-_~+/==");
-  CHECK(parse_bearer("bEaReR    tok  ").value() == "tok");
+TEST_CASE("Bearer and DPoP credentials: RFC 6750 b64token, any scheme case, clear refusals", "[serve][form]") {
+  CHECK(parse_token_authorization("Bearer abc.DEF-_~+/==").value().token == "abc.DEF-_~+/==");
+  CHECK_FALSE(parse_token_authorization("Bearer abc").value().dpop);
+  CHECK(parse_token_authorization("bEaReR    tok  ").value().token == "tok");
+  CHECK(parse_token_authorization("DPoP tok").value().dpop);
+  CHECK(parse_token_authorization("dpop  tok ").value().token == "tok");
   for (const char* bad : {"Bearer", "Bearer ", "Bearer    ", "Bearer =abc", "Bearer a=b", "Bearer a b", "Bearer a\"b",
-                          "Bearer a,b", "Bearer tok\x01", "Bearer t\xc3\xa9"}) {
-    auto r = parse_bearer(bad);
+                          "Bearer a,b", "Bearer tok\x01", "Bearer t\xc3\xa9", "DPoP", "DPoP ", "DPoP a b", "DPoPtok"}) {
+    auto r = parse_token_authorization(bad);
     INFO(bad);
     REQUIRE_FALSE(r);
     CHECK(r.error().oauth == OAuthCode::invalid_request);
   }
-  auto basic = parse_bearer("Basic " + b64_encode("id:secret"));
+  auto basic = parse_token_authorization("Basic " + b64_encode("id:secret"));
   REQUIRE_FALSE(basic);
-  CHECK(basic.error().message == "Authorization uses the Basic scheme, not Bearer");
-  auto bare = parse_bearer("eyJhbGciOiJFUzI1NiJ9.e30.sig");
+  CHECK(basic.error().message == "Authorization uses the Basic scheme, not Bearer or DPoP");
+  auto bare = parse_token_authorization("eyJhbGciOiJFUzI1NiJ9.e30.sig");
   REQUIRE_FALSE(bare);
-  CHECK(bare.error().message == "Authorization is not a Bearer token");  // never echoes the value
+  CHECK(bare.error().message == "Authorization is not a Bearer or DPoP token");  // never echoes the value
 }
 
 TEST_CASE("GET /phantom: the gateway authenticates, the bearer token becomes its phantom JWT", "[serve][oauth]") {

@@ -39,7 +39,8 @@ struct DpopProof {
 /// Checks a proof (§4.3, in that order: the cheap checks before the signature): a compact JWS of
 /// at most k_max_dpop_proof_bytes with strict JSON; typ "dpop+jwt"; an asymmetric alg tokctl
 /// supports (never none or HS*); understood "crit"; a public `jwk` header (no private members)
-/// strong enough for the alg (RSA >= 2048 bits, matching curve) that verifies the signature; a
+/// strong enough for the alg (RSA of 2048-4096 bits with an exponent of at most 32 bits, matching
+/// curve) that verifies the signature; a
 /// string jti, htm equal to the method, htu equal to the URI (normalized_http_uri on both), a
 /// numeric iat within [now - max_age, now + max_skew]; with an access token, ath the base64url
 /// SHA-256 of it. Remembering the jti (replays) is the caller's job. Fails with

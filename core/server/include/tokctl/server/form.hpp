@@ -44,10 +44,16 @@ Result<FormParams> parse_form(std::string_view body, std::initializer_list<std::
 /// a malformed Basic value.
 Result<std::optional<std::pair<std::string, std::string>>> parse_basic_auth(std::string_view header);
 
-/// The token of an "Authorization: Bearer <token>" value (RFC 6750 §2.1: the scheme in any case,
-/// one or more spaces, a b64token: ALPHA / DIGIT / "-._~+/" then any '='). invalid_request naming
-/// what is wrong otherwise (another scheme, no token, a character outside b64token); the message
-/// never echoes the value.
-Result<std::string_view> parse_bearer(std::string_view header);
+/// An access token as an Authorization value carries it.
+struct PresentedToken {
+  bool dpop = false;       ///< the DPoP scheme (RFC 9449 §7.1), else Bearer (RFC 6750 §2.1)
+  std::string_view token;  ///< a view into the header value
+};
+
+/// The token of an "Authorization: Bearer <token>" or "Authorization: DPoP <token>" value (the
+/// scheme in any case, one or more spaces, a b64token / token68: ALPHA / DIGIT / "-._~+/" then any
+/// '='). invalid_request naming what is wrong otherwise (another scheme, no token, a character
+/// outside b64token); the message never echoes the value.
+Result<PresentedToken> parse_token_authorization(std::string_view header);
 
 }  // namespace tokctl::server

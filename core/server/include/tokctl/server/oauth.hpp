@@ -112,7 +112,7 @@ class OAuthEndpoints {
   HttpResponse revoke(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;
   // GET /phantom: the gateway authenticated, the end user's bearer token exchanged for its JWT.
   void phantom_request(const HttpRequest& request, Respond respond) const;
-  HttpResponse phantom(const HttpRequest& request) const;
+  HttpResponse phantom(const HttpRequest& request, const tokens::ClientPolicy& gateway) const;
   // The phantom JWT of an active token, how long it may be cached, and the source token's RFC
   // 8705 binding; invalid_token when the token is not active (any more).
   struct Phantom {
@@ -130,6 +130,7 @@ class OAuthEndpoints {
   EndpointOptions m_options;
   nlohmann::json m_metadata;
   std::string m_token_endpoint;  ///< as published (the htu of DPoP proofs, the aud of assertions)
+  std::string m_dpop_algs;       ///< the DPoP proof algorithms, space-separated (challenges)
   std::string m_metadata_text;
   mutable Metrics m_metrics;
   using Verifiers = std::map<std::string, jose::TokenVerifier, std::less<>>;
@@ -138,10 +139,11 @@ class OAuthEndpoints {
   /// jwt-bearer grant: a verifier per trusted assertion issuer (policy assertion_issuers).
   Verifiers m_grant_verifiers;
   /// Assertion jti values seen, until their exp (RFC 7523 §3 replay protection, this process).
-  mutable ReplayCache m_replay{k_replay_capacity};
+  mutable ReplayCache m_replay{k_replay_capacity, k_replay_per_client};
   /// DPoP proof jti values seen (with their key), while the proof's iat is acceptable (RFC 9449 §11.1).
-  mutable ReplayCache m_dpop_replay{k_replay_capacity};
+  mutable ReplayCache m_dpop_replay{k_replay_capacity, k_replay_per_client};
   static constexpr std::size_t k_replay_capacity = std::size_t{1} << 20;
+  static constexpr std::size_t k_replay_per_client = std::size_t{1} << 17;
   /// client_secret_basic/post, with its cost model and cache of verified human secrets.
   tokens::SecretAuthenticator m_secrets;
   /// Threads for the secret checks that run a KDF (only when the policy has PBKDF2 hashes).

@@ -1,12 +1,17 @@
 #pragma once
 // Single-use values (a JWT's jti) remembered until they could no longer be accepted anyway: RFC
-// 7523 §3 client assertions and RFC 9449 §11.1 DPoP proofs. Bounded: past `capacity` live entries
-// a new value is refused (the caller answers 503) rather than memory growing with the request rate.
+// 7523 §3 client assertions and RFC 9449 §11.1 DPoP proofs. Bounded twice: past `capacity` live
+// entries in all, or `per_owner` of one owner (a client), a new value is refused (the caller
+// answers 503) rather than memory growing with the request rate, and one client that sends many
+// values fills its own share, not everybody's.
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <queue>
+#include <string>
 #include <string_view>
 #include <unordered_set>
 #include <utility>
@@ -18,14 +23,15 @@ namespace tokctl::server {
 
 class ReplayCache {
  public:
-  explicit ReplayCache(std::size_t capacity) : m_capacity(capacity) {}
+  ReplayCache(std::size_t capacity, std::size_t per_owner) : m_capacity(capacity), m_per_owner(per_owner) {}
 
   enum class Seen { first, again, full };
 
-  /// Remembers `key` until `until` (inclusive) unless it is remembered already (again) or the
-  /// cache holds `capacity` live entries (full). Entries past their time are dropped first, oldest
-  /// first: O(log n) a call. Keys are kept as 128 bits of their SHA-256.
-  Seen remember(std::string_view key, UnixTime until, UnixTime now);
+  /// Remembers `key` for `owner` until `until` (inclusive) unless it is remembered already
+  /// (again, whoever the owner) or the cache, or the owner's share, is full. Entries past their
+  /// time are dropped first, oldest first: O(log n) a call. Keys are kept as 128 bits of their
+  /// SHA-256.
+  Seen remember(std::string_view owner, std::string_view key, UnixTime until, UnixTime now);
 
   std::size_t size() const;
 
@@ -34,10 +40,17 @@ class ReplayCache {
   struct DigestHash {
     std::size_t operator()(const Digest& d) const noexcept { return static_cast<std::size_t>(d.first ^ d.second); }
   };
-  using Entry = std::pair<UnixTime, Digest>;
+  struct Entry {
+    UnixTime until;
+    Digest digest;
+    std::string owner;
+    bool operator>(const Entry& o) const { return until > o.until; }
+  };
   std::size_t m_capacity;
+  std::size_t m_per_owner;
   mutable std::mutex m_mutex;
   std::unordered_set<Digest, DigestHash> m_live;
+  std::map<std::string, std::size_t, std::less<>> m_owned;  // live entries per owner (the clients)
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> m_expiry;
 };
 
