@@ -35,6 +35,7 @@ int run_exchange(const ExchangeCli& o) {
   auto tokens = read_exchange_tokens(o.ex);
   if (!tokens) return report(tokens.error());
   if (remote_requested(o.remote, true)) return run_remote_exchange(o, std::move(*tokens));
+  if (auto r = refuse_remote_only({{"--dpop-key", !o.remote.dpop_key.empty()}}); !r) return report(r.error());
   tokens::ExchangeRequest req;
   req.subject_token = std::move(tokens->subject);
   req.subject_token_type = token_type_urn(o.ex.subject_token_type);
@@ -80,6 +81,7 @@ void register_exchange(CLI::App& app) {
                 "tokctl exchange --subject-token \"$TOKEN\" --mode embed --audience api-b | tokctl decode -",
                 "tokctl exchange --server https://as.example --client-id gw --subject-token \"$TOKEN\" --audience api-b"});
   add_remote_options(ex, o->remote, RemoteOptions::client);
+  add_dpop_option(ex, o->remote);
   ex->footer(ex->get_footer() +
              "\nRefusals exit 1 with an RFC 8693/6749 code (-o json also prints {\"error\", \"error_description\"}):\n"
              "  invalid_grant    the subject or actor token is unknown, expired, revoked, not signed by this\n"

@@ -169,7 +169,7 @@ int run_refresh(const IssueCli& o) {
   if (!token) return report(token.error());
   auto svc = open_service();
   if (!svc) return report(svc.error());
-  auto r = (*svc)->refresh(tokens::RefreshRequest{*token, o.client_id, o.scope, {}});
+  auto r = (*svc)->refresh(tokens::RefreshRequest{*token, o.client_id, o.scope, {}, {}});
   if (!r) return report(r.error());
   print_issued(*r, o);
   return 0;
@@ -179,6 +179,7 @@ int run_issue(const IssueCli& o) {
   if (remote_requested(o.remote, true)) return run_remote_issue(o);
   const char* exchange_flag = exchange_flag_given(o.exchange);
   if (auto r = refuse_remote_only({{"--grant", !o.grant.empty()}, {"--resource", !o.resource.empty()},
+                                   {"--dpop-key", !o.remote.dpop_key.empty()},
                                    {"--assertion-iss", !o.assertion_iss.empty()},
                                    {exchange_flag ? exchange_flag : "", exchange_flag != nullptr}});
       !r) {
@@ -342,6 +343,7 @@ void register_issue(CLI::App& app) {
   add_token_exchange_options(issue, o->exchange, "Token exchange (with a server and --grant token-exchange)");
   o->remote.client_id = &o->client_id;
   add_remote_options(issue, o->remote, RemoteOptions::client);
+  add_dpop_option(issue, o->remote);
   examples(issue, {"tokctl issue --client-id web --sub alice --scope 'read write'",
                    "tokctl issue --format opaque --sub ci --scope read --ttl 5m -o json",
                    "tokctl issue --sub alice --with-refresh --with-id-token -o json",

@@ -91,7 +91,37 @@ Result<std::pair<jose::Jwk, jose::Alg>> assertion_key(const std::string& file, c
   return std::pair{std::move(*key), *a};
 }
 
+// The RFC 9449 proof key: one asymmetric private key in a file; its alg as the key names it or
+// implies it (ES256 for P-256, EdDSA for Ed25519, ...; PS256 for RSA, which proves as well as RS256).
+Result<std::pair<jose::Jwk, jose::Alg>> dpop_key(const std::string& file) {
+  warn_if_readable_by_others(file, "private key file");
+  auto set = load_key_file(file);
+  if (!set) return std::unexpected(set.error());
+  if (set->keys.size() != 1 || !set->keys.front().has_private()) {
+    return fail(ErrorCode::usage, "--dpop-key '" + file + "' must hold exactly one private key");
+  }
+  jose::Jwk key = set->keys.front();
+  std::string alg = !key.alg().empty() ? key.alg()
+                    : key.kty() == jose::KeyType::rsa ? std::string("PS256")
+                                                      : jose::implied_jws_alg(key).value_or("");
+  auto a = jose::alg_from_string(alg);
+  if (!a || jose::is_symmetric(*a)) {
+    return fail(ErrorCode::usage, "--dpop-key '" + file + "' cannot sign a DPoP proof" +
+                                      (alg.empty() ? std::string() : " (alg " + alg + ")"),
+                "use an EC, Ed25519 or RSA private key");
+  }
+  if (auto ok = jose::check_key(*a, key, jose::KeyRole::sign); !ok) return std::unexpected(ok.error());
+  return std::pair{std::move(key), *a};
+}
+
 }  // namespace
+
+void add_dpop_option(CLI::App* cmd, RemoteArgs& a) {
+  file_value(cmd->add_option("--dpop-key", a.dpop_key,
+                             "With a server: prove possession of this private key (JWK or PEM) with a DPoP proof, "
+                             "so the access token is bound to it (RFC 9449)")
+                 ->group("Remote server"));
+}
 
 void add_remote_options(CLI::App* cmd, RemoteArgs& a, RemoteOptions which) {
   const char* group = "Remote server";
@@ -337,6 +367,11 @@ Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& a, std::initialize
   auto clk = clock();
   if (!clk) return std::unexpected(clk.error());
   out->client = std::make_unique<remote::OAuthClient>(out->http, out->endpoints, std::move(auth), **clk);
+  if (!a.dpop_key.empty()) {
+    auto k = dpop_key(a.dpop_key);
+    if (!k) return std::unexpected(k.error());
+    out->client->use_dpop(std::move(k->first), k->second);
+  }
   return out;
 }
 
@@ -417,7 +452,11 @@ int print_token_response(const nlohmann::json& r, bool header) {
     print_json(r);
     return 0;
   }
-  std::cout << (header ? "Authorization: Bearer " : "") << r.at("access_token").get<std::string>() << '\n';
+  // RFC 9449 §7.1: a DPoP-bound token goes out with the DPoP scheme (and a proof per request).
+  std::string type = jose::string_or(r, "token_type");
+  std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::cout << (header ? (type == "dpop" ? "Authorization: DPoP " : "Authorization: Bearer ") : "")
+            << r.at("access_token").get<std::string>() << '\n';
   for (const char* extra : {"refresh_token", "id_token"}) {
     if (const std::string* t = jose::string_member(r, extra)) std::cout << *t << '\n';
   }

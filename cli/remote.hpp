@@ -30,6 +30,7 @@ struct RemoteArgs {
   std::string client_secret_file;
   std::string auth_method;
   std::string client_key;  ///< private_key_jwt key file
+  std::string dpop_key;    ///< RFC 9449 proof key file (token requests: issue, exchange)
   std::string cert, key;   ///< client certificate (tls_client_auth, mTLS)
   std::string cacert;
   bool insecure = false;
@@ -47,6 +48,9 @@ enum class RemoteOptions {
 
 /// Adds the options; `client_id` is the command's --client-id (added here when null).
 void add_remote_options(CLI::App* cmd, RemoteArgs& args, RemoteOptions which);
+
+/// Adds --dpop-key (commands that send token requests).
+void add_dpop_option(CLI::App* cmd, RemoteArgs& args);
 
 /// Whether the command runs against a server: a server, profile or endpoint option, or (when
 /// `environment`) $TOKCTL_SERVER / $TOKCTL_PROFILE.

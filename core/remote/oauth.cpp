@@ -3,6 +3,7 @@
 #include <tokctl/remote/oauth.hpp>
 
 #include <tokctl/jose/digest.hpp>
+#include <tokctl/jose/dpop.hpp>
 #include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jws.hpp>
 #include <tokctl/util/base64.hpp>
@@ -183,7 +184,7 @@ OAuthClient::OAuthClient(HttpClient& http, ServerEndpoints endpoints, ClientAuth
     : m_http(http), m_endpoints(std::move(endpoints)), m_auth(std::move(auth)), m_clock(clock) {}
 
 Result<HttpResponse> OAuthClient::post(const std::string& endpoint, std::string_view what, Fields params,
-                                       bool idempotent, std::string_view accept) {
+                                       bool idempotent, std::string_view accept, Fields headers) {
   if (endpoint.empty()) {
     return fail(ErrorCode::usage, "the server names no " + std::string(what), "name the endpoint directly");
   }
@@ -195,6 +196,7 @@ Result<HttpResponse> OAuthClient::post(const std::string& endpoint, std::string_
   req.idempotent = idempotent && m_auth.method != AuthMethod::private_key_jwt;
   req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
   req.headers.emplace_back("Accept", std::string(accept));
+  for (auto& h : headers) req.headers.push_back(std::move(h));
   switch (m_auth.method) {
     case AuthMethod::client_secret_basic:
       req.headers.emplace_back("Authorization", basic_authorization(m_auth.client_id, m_auth.secret));
@@ -234,9 +236,42 @@ Result<HttpResponse> OAuthClient::post(const std::string& endpoint, std::string_
   return m_http.send(req);
 }
 
+void OAuthClient::use_dpop(jose::Jwk key, jose::Alg alg) {
+  m_dpop_key = std::move(key);
+  m_dpop_alg = alg;
+}
+
 Result<json> OAuthClient::token(Fields params) {
-  auto r = post(m_endpoints.token_endpoint, "token endpoint", std::move(params), false, "application/json");
+  // RFC 9449 §4.2: a proof for this request (a fresh jti each), with the server's nonce once it
+  // asked for one (§8).
+  auto proof = [&](const std::string& nonce) -> Result<Fields> {
+    if (!m_dpop_key) return Fields{};
+    jose::DpopClaims c;
+    c.htm = "POST";
+    c.htu = m_endpoints.token_endpoint;
+    c.iat = m_clock.now();
+    c.nonce = nonce;
+    auto p = jose::make_dpop_proof(*m_dpop_key, m_dpop_alg, c);
+    if (!p) return std::unexpected(p.error());
+    return Fields{{"DPoP", std::move(*p)}};
+  };
+  auto headers = proof("");
+  if (!headers) return std::unexpected(headers.error());
+  const bool dpop = m_dpop_key.has_value();
+  auto r = post(m_endpoints.token_endpoint, "token endpoint", dpop ? params : std::move(params), false,
+                "application/json", std::move(*headers));
   if (!r) return std::unexpected(r.error());
+  if (dpop && (r->status == 400 || r->status == 401) && !r->header("dpop-nonce").empty()) {
+    auto refusal = json::parse(r->body, nullptr, false);
+    if (const std::string* code = refusal.is_object() ? jose::string_member(refusal, "error") : nullptr;
+        code && *code == "use_dpop_nonce") {
+      headers = proof(r->header("dpop-nonce"));
+      if (!headers) return std::unexpected(headers.error());
+      r = post(m_endpoints.token_endpoint, "token endpoint", std::move(params), false, "application/json",
+               std::move(*headers));
+      if (!r) return std::unexpected(r.error());
+    }
+  }
   if (r->status < 200 || r->status >= 300) return std::unexpected(error_from_response(*r, "token endpoint"));
   auto j = json_body(*r, "token endpoint");
   if (!j) return j;

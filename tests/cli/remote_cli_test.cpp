@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <tokctl/jose/dpop.hpp>
 #include <tokctl/jose/jws.hpp>
 #include <tokctl/jose/jwt.hpp>
 #include <tokctl/remote/http.hpp>
@@ -219,6 +220,89 @@ TEST_CASE("remote CLI: private_key_jwt sends an RFC 7523 assertion signed by --c
   INFO(form["client_assertion"]);
   CHECK(report.valid);
   CHECK(report.payload["exp"].get<long>() - report.payload["iat"].get<long>() == 60);
+}
+
+TEST_CASE("remote CLI: --dpop-key sends an RFC 9449 proof for the token endpoint, answering a nonce once",
+          "[cli][remote][dpop]") {
+  FakeAs as;
+  TempDir dir;
+  write_file(dir.file("dpop.jwk"), std::string(test_key_json("p256")));
+  write_file(dir.file("ed.pem"), std::string(test_key_pem("ed25519")));
+  write_file(dir.file("secret.jwk"), std::string(test_key_json("hs256")));
+  write_file(dir.file("public.jwk"), test_key("p256").to_json(jose::KeyPart::public_only).dump());
+  for (const char* f : {"dpop.jwk", "ed.pem", "secret.jwk", "public.jwk"}) ::chmod(dir.file(f).c_str(), 0600);
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}, {"TOKCTL_CLIENT_SECRET", k_secret}};
+  const UnixTime now = 1893456000;  // --now 2030-01-01T00:00:00Z
+  int calls = 0;
+  as.token = [&](const server::HttpRequest& req) {
+    // The first request of each run is asked for a nonce; the retry must carry it.
+    const std::string* proof = req.header("dpop");
+    if (!proof) return json_response(R"({"access_token":"AT-1","token_type":"Bearer"})");
+    if (++calls % 2 == 1) {
+      server::HttpResponse r = json_response(R"({"error":"use_dpop_nonce","error_description":"nonce"})");
+      r.status = 400;
+      r.set("DPoP-Nonce", "n-" + std::to_string(calls));
+      return r;
+    }
+    return json_response(R"({"access_token":"AT-D","token_type":"DPoP","expires_in":60})");
+  };
+  auto proofs = [&] {
+    std::vector<std::string> out;
+    std::lock_guard lock(as.mu);
+    for (const auto& req : as.seen)
+      if (req.path() == "/token" && req.header("dpop")) out.push_back(*req.header("dpop"));
+    return out;
+  };
+  auto r = run({"issue", "--server", as.issuer(), "--client-id", "svc", "--dpop-key", dir.file("dpop.jwk"), "--header",
+                "--now", "2030-01-01T00:00:00Z"},
+               {}, env);
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(r.out == "Authorization: DPoP AT-D\n");
+  auto sent = proofs();
+  REQUIRE(sent.size() == 2);
+  jose::DpopCheck check;
+  check.htm = "POST";
+  const std::string endpoint = as.issuer() + "/token";
+  check.htu = endpoint;
+  check.now = now;
+  auto first = jose::check_dpop_proof(sent[0], check);
+  auto second = jose::check_dpop_proof(sent[1], check);
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(first->jkt == *test_key("p256").thumbprint());
+  CHECK(first->alg == jose::Alg::ES256);
+  CHECK(first->jti != second->jti);  // a fresh proof for the retry
+  auto nonce_of = [](const std::string& p) {
+    auto jws = jose::parse_compact(p);
+    REQUIRE(jws);
+    return json::parse(jws->payload).value("nonce", "");
+  };
+  CHECK(nonce_of(sent[0]).empty());
+  CHECK(nonce_of(sent[1]) == "n-1");
+
+  // an Ed25519 PEM key proves with EdDSA; exchange --server sends proofs too
+  r = run({"exchange", "--server", as.issuer(), "--client-id", "svc", "--dpop-key", dir.file("ed.pem"),
+           "--subject-token", "ST", "--now", "2030-01-01T00:00:00Z"},
+          {}, env);
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  sent = proofs();
+  REQUIRE(sent.size() == 4);
+  auto ed = jose::check_dpop_proof(sent[3], check);
+  REQUIRE(ed);
+  CHECK(ed->alg == jose::Alg::EdDSA);
+
+  // keys that cannot prove: a secret, a public key; and no server at all
+  for (const char* bad : {"secret.jwk", "public.jwk"}) {
+    r = run({"issue", "--server", as.issuer(), "--client-id", "svc", "--dpop-key", dir.file(bad)}, {}, env);
+    INFO(describe(r));
+    CHECK(r.code == 2);
+  }
+  r = run({"issue", "--sub", "x", "--dpop-key", dir.file("dpop.jwk")}, {}, {{"TOKCTL_SERVER", ""}});
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--dpop-key applies to a server"));
+  CHECK(proofs().size() == 4);
 }
 
 TEST_CASE("remote CLI: refusals exit 6, failures 5, and neither repeats the secret", "[cli][remote]") {

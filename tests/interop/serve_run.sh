@@ -143,6 +143,21 @@ else
   fail "the access log has one JSON object per request (token requests included)"
 fi
 
+# tokctl's own remote mode as the DPoP client (RFC 9449), with a key made by openssl: the token is
+# bound (token_type DPoP), and introspection over HTTP reports the binding.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/dpop.pem" 2> /dev/null
+chmod 600 "$work/dpop.pem"
+dpop_answer=$(TOKCTL_CLIENT_SECRET=$APP_SECRET timeout 30 "$TOKCTL" -o json issue --server "$URL" --client-id app \
+                --dpop-key "$work/dpop.pem" --scope read 2> "$work/dpop.err")
+dpop_token=$(jq -r .access_token <<< "$dpop_answer" 2> /dev/null)
+dpop_seen=$(TOKCTL_CLIENT_SECRET=$APP_SECRET timeout 30 "$TOKCTL" -o json introspect --server "$URL" --client-id app \
+              "$dpop_token" 2>> "$work/dpop.err" | jq -r '.token_type + " " + (.cnf.jkt // "none")' 2> /dev/null)
+if [[ $(jq -r .token_type <<< "$dpop_answer" 2> /dev/null) == DPoP && $dpop_seen == "DPoP "?* && $dpop_seen != "DPoP none" ]]; then
+  pass "issue --server --dpop-key gets a DPoP-bound token; introspection reports token_type DPoP and cnf.jkt"
+else
+  fail "issue --server --dpop-key gets a DPoP-bound token (answer: $dpop_answer; introspection: $dpop_seen; $(head -c 300 "$work/dpop.err"))"
+fi
+
 kill "$server" && wait "$server"  # the policy server is done: it must not outlive the suite
 server=""
 

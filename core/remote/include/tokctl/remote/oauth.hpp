@@ -67,10 +67,17 @@ class OAuthClient {
  public:
   OAuthClient(HttpClient& http, ServerEndpoints endpoints, ClientAuth auth, const Clock& clock);
 
-  /// POSTs a grant to the token endpoint (never retried). A 2xx answer must be a JSON object with
-  /// a string access_token; an RFC 6749 error object is ErrorCode::remote_oauth ("error:
-  /// description", Error::oauth set when the code is a known one); anything else ErrorCode::network.
+  /// POSTs a grant to the token endpoint (never retried, but for a DPoP nonce). A 2xx answer must
+  /// be a JSON object with a string access_token; an RFC 6749 error object is
+  /// ErrorCode::remote_oauth ("error: description", Error::oauth set when the code is a known
+  /// one); anything else ErrorCode::network. With use_dpop, each request carries a fresh DPoP proof
+  /// (RFC 9449 §4), and a `use_dpop_nonce` refusal with a DPoP-Nonce header is answered once with a
+  /// proof carrying that nonce (§8).
   Result<nlohmann::json> token(Fields params);
+
+  /// RFC 9449: token requests prove possession of `key` (a private key; `alg` asymmetric), so the
+  /// access tokens are bound to it.
+  void use_dpop(jose::Jwk key, jose::Alg alg);
 
   /// RFC 7662 with `accept` as the Accept header ("application/json",
   /// "application/token-introspection+jwt", "application/jwt").
@@ -83,11 +90,13 @@ class OAuthClient {
 
  private:
   Result<HttpResponse> post(const std::string& endpoint, std::string_view what, Fields params, bool idempotent,
-                            std::string_view accept);
+                            std::string_view accept, Fields headers = {});
   HttpClient& m_http;
   ServerEndpoints m_endpoints;
   ClientAuth m_auth;
   const Clock& m_clock;
+  std::optional<jose::Jwk> m_dpop_key;
+  jose::Alg m_dpop_alg = jose::Alg::ES256;
 };
 
 /// The RFC 6749 §5.2 error of a non-2xx answer as an Error: ErrorCode::remote_oauth when the body
