@@ -883,14 +883,14 @@ void OAuthEndpoints::phantom_request(const HttpRequest& req, Respond respond) co
   authenticated(
       req, std::move(*query), std::move(respond),
       [this](const HttpRequest& rq, Form&, const tokens::ClientPolicy& gateway, Respond out) {
-        HttpResponse r = phantom(rq, gateway);
+        HttpResponse r = phantom(rq);
         r.client_id = gateway.id;
         out(std::move(r));
       },
       /*proxy=*/true);
 }
 
-HttpResponse OAuthEndpoints::phantom(const HttpRequest& req, const tokens::ClientPolicy& gateway) const {
+HttpResponse OAuthEndpoints::phantom(const HttpRequest& req) const {
   const std::string& realm = m_service.policy().issuer;
   // RFC 6750 §3: a Bearer challenge; no error code when no token was sent (§3.1). invalid_request
   // is 401 here too, not §3.1's 400: nginx auth_request passes 401 and 403 on to the client and
@@ -949,8 +949,9 @@ HttpResponse OAuthEndpoints::phantom(const HttpRequest& req, const tokens::Clien
     const std::string* method = req.header("x-original-method");
     const std::string* url = req.header("x-original-url");
     if (!method || !url || req.header_count("x-original-method") != 1 || req.header_count("x-original-url") != 1) {
-      return refuse("invalid_token", "the gateway did not say which request the DPoP proof is for "
-                                     "(one X-Original-Method and one X-Original-URL header)");
+      // The gateway's configuration, not the token, is at fault: 500 (nginx answers 500 too).
+      return oauth_error(OAuthCode::server_error, "the gateway did not say which request the DPoP proof is for "
+                                                  "(one X-Original-Method and one X-Original-URL header)");
     }
     jose::DpopCheck check;
     check.htm = *method;
@@ -962,11 +963,14 @@ HttpResponse OAuthEndpoints::phantom(const HttpRequest& req, const tokens::Clien
     if (proof->jkt != jwt->cnf_jkt) {
       return refuse("invalid_dpop_proof", "DPoP proof: signed by another key than the one the token is bound to");
     }
-    switch (m_dpop_replay.remember(gateway.id, proof->jkt + "\n" + proof->jti, proof->iat + check.max_age, check.now)) {
+    // The share of the replay cache is the bound key's: every user behind one gateway comes
+    // through it, and one of them sending proofs in a loop must not use up the others' room.
+    switch (m_dpop_replay.remember("jkt:" + proof->jkt, proof->jkt + "\n" + proof->jti, proof->iat + check.max_age,
+                                   check.now)) {
       case ReplayCache::Seen::first: break;
       case ReplayCache::Seen::again: return refuse("invalid_dpop_proof", "DPoP proof: its jti was used before");
       case ReplayCache::Seen::full:
-        return oauth_error(OAuthCode::temporarily_unavailable, "too many recent DPoP proofs (of this gateway); retry later");
+        return oauth_error(OAuthCode::temporarily_unavailable, "too many recent DPoP proofs (of this key); retry later");
     }
   }
   HttpResponse r;

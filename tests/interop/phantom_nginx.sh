@@ -76,7 +76,8 @@ mkdir -p "$work/nginx/tmp"
 gateway_basic=$(printf 'gateway:%s' "$GW_SECRET" | base64 -w0)
 wrong_basic=$(printf 'gateway:%s' "not-the-secret" | base64 -w0)
 sed -e "s|@TOKCTL@|127.0.0.1:$tokctl_port|g" -e "s|@GATEWAY_BASIC@|$gateway_basic|g" \
-    -e "s|@API@|127.0.0.1:$backend_port|g" "$REPO/examples/serve/nginx-phantom.conf" > "$work/nginx/site.conf"
+    -e "s|@API@|127.0.0.1:$backend_port|g" -e "s|@ORIGIN@|http://127.0.0.1:$nginx_port|g" \
+    "$REPO/examples/serve/nginx-phantom.conf" > "$work/nginx/site.conf"
 cat > "$work/nginx/nginx.conf" <<NGINX
 daemon off;
 worker_processes 1;
@@ -228,6 +229,10 @@ expect "the DPoP-bound token as a bearer token: 401 invalid_token" "$got" \
   $'401\tBearer realm="'"$ISSUER"'", error="invalid_token"'*
 got=$(call "$NG/api/orders" -H "Authorization: DPoP $DTOKEN" -H "DPoP: $(dpop GET "$NG/api/other" "$DTOKEN")")
 expect "a proof made for another URL: 401 invalid_dpop_proof" "$got" $'401\tDPoP algs="'*'error="invalid_dpop_proof"'*
+got=$(call "$NG/api/orders" -H "Host: other-api.test" -H "Authorization: DPoP $DTOKEN" \
+        -H "DPoP: $(dpop GET "http://other-api.test/api/orders" "$DTOKEN")")
+expect "a proof for another API, with that API's Host: 401 (the origin is fixed in nginx)" "$got" \
+  $'401\tDPoP algs="'*'error="invalid_dpop_proof"'*
 
 got=$(call "$NG/misconfigured/orders" -H "Authorization: Bearer $TOKEN")
 expect "a gateway with a wrong secret: nginx fails closed (500), the API is not reached" "$got" $'500\t\t'*

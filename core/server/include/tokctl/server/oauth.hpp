@@ -112,7 +112,7 @@ class OAuthEndpoints {
   HttpResponse revoke(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;
   // GET /phantom: the gateway authenticated, the end user's bearer token exchanged for its JWT.
   void phantom_request(const HttpRequest& request, Respond respond) const;
-  HttpResponse phantom(const HttpRequest& request, const tokens::ClientPolicy& gateway) const;
+  HttpResponse phantom(const HttpRequest& request) const;
   // The phantom JWT of an active token, how long it may be cached, and the source token's RFC
   // 8705 binding; invalid_token when the token is not active (any more).
   struct Phantom {
