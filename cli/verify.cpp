@@ -39,6 +39,7 @@ struct VerifyCliOptions {
   std::vector<std::string> required;
   std::string max_age;
   std::string cnf_cert;
+  std::string cnf_key;
   bool batch = false;
   unsigned threads = 0;
   bool insecure = false;
@@ -197,6 +198,23 @@ Result<jose::TokenVerifier> make_verifier(const VerifyCliOptions& o, const Clock
       return std::unexpected(x5t.error());
     }
     vo.claims.cnf_x5t = std::move(*x5t);
+  }
+  if (!o.cnf_key.empty()) {
+    // RFC 9449 §6.1: the thumbprint of the DPoP key, public or private (only the public part counts).
+    auto set = load_key_file(o.cnf_key);
+    if (!set) {
+      set.error().param = "cnf_key";
+      return std::unexpected(set.error());
+    }
+    if (set->keys.size() != 1) {
+      return fail_param(ErrorCode::usage, "cnf_key", "--cnf-key '" + o.cnf_key + "' must hold exactly one key");
+    }
+    if (set->keys.front().kty() == jose::KeyType::oct) {
+      return fail_param(ErrorCode::usage, "cnf_key", "--cnf-key '" + o.cnf_key + "' is a secret: DPoP keys are EC, OKP or RSA");
+    }
+    auto jkt = set->keys.front().thumbprint();
+    if (!jkt) return std::unexpected(jkt.error());
+    vo.claims.cnf_jkt = std::move(*jkt);
   }
   jose::KeySource source = jose::KeySource::set;
   Result<jose::JwkSet> keys = fail(ErrorCode::usage, "no key");
@@ -598,6 +616,8 @@ void register_verify(CLI::App& app) {
   sub->add_option("--max-age", o->max_age, "Reject tokens issued (iat) longer ago than DUR");
   file_value(sub->add_option("--cnf-cert", o->cnf_cert,
                              "Certificate (PEM or DER) the token must be bound to (RFC 8705 cnf.x5t#S256)"));
+  file_value(sub->add_option("--cnf-key", o->cnf_key,
+                             "DPoP key (JWK or PEM, public or private) the token must be bound to (RFC 9449 cnf.jkt)"));
   sub->add_flag("--insecure", o->insecure,
                 "Accept weak keys (RSA < 2048 bits, HMAC secrets shorter than the hash) for debugging; "
                 "the verdict says INSECURE");

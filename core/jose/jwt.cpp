@@ -196,6 +196,17 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
                                               ", the certificate's thumbprint is " + *rules.cnf_x5t);
     }
   }
+  if (rules.cnf_jkt) {
+    auto cnf = payload.find("cnf");
+    const std::string* bound = cnf != payload.end() && cnf->is_object() ? string_member(*cnf, "jkt") : nullptr;
+    if (!bound) {
+      add(out, ProblemCode::cnf_mismatch, "the token is not bound to a DPoP key (it has no cnf.jkt)",
+          "RFC 9449 bound tokens come from a token request with a DPoP proof");
+    } else if (*bound != *rules.cnf_jkt) {
+      add(out, ProblemCode::cnf_mismatch, "the token is bound to another DPoP key: its cnf.jkt is " + *bound +
+                                              ", the key's thumbprint is " + *rules.cnf_jkt);
+    }
+  }
 }
 
 std::vector<std::string> decode_warnings(const json& header, const json& payload, UnixTime now) {
@@ -378,10 +389,11 @@ VerifyReport TokenVerifier::verify(std::string_view token, ReportDetail detail) 
     // Not a JWT: a JWS over arbitrary bytes. Its signature can still be checked; claim rules cannot.
     report.payload_bytes = jws.payload;
     const ClaimRules& c = im.options.claims;
-    if (c.iss || c.aud || c.sub || !c.required.empty() || c.max_age || c.cnf_x5t) {
+    if (c.iss || c.aud || c.sub || !c.required.empty() || c.max_age || c.cnf_x5t || c.cnf_jkt) {
       add(problems, ProblemCode::not_a_jwt, "the payload is not a JWT claims set (" + std::to_string(jws.payload.size()) +
                                      " bytes), so claim checks cannot pass",
-          "drop the claim checks (issuer, audience, subject, required claims, max age, certificate) to check only "
+          "drop the claim checks (issuer, audience, subject, required claims, max age, certificate, DPoP key) to "
+          "check only "
           "the signature");
     }
   }

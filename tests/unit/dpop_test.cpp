@@ -1,6 +1,9 @@
 // DPoP (RFC 9449): every check of a proof, the htu comparison, the replay cache, and the token
 // service binding access tokens to the proof's key (token endpoint, introspection, /phantom).
 
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,7 @@
 #include <tokctl/server/replay.hpp>
 #include <tokctl/tokens/clients.hpp>
 #include <tokctl/util/base64.hpp>
+#include <tokctl/util/io.hpp>
 #include <tokctl/util/uri.hpp>
 
 #include "support/keys.hpp"
@@ -555,4 +559,47 @@ TEST_CASE("policy: dpop_bound_access_tokens must be a boolean", "[dpop][policy]"
   auto p = tokens::load_policy(dir.file("p.yaml"));
   REQUIRE_FALSE(p);
   CHECK_THAT(p.error().message, Catch::Contains("dpop_bound_access_tokens"));
+}
+
+TEST_CASE("verify --cnf-key checks an RFC 9449 binding (cnf.jkt) against a public or private key", "[dpop][cli]") {
+  TempDir dir;
+  const std::string ks = dir.file("ks");
+  REQUIRE(tokctl::test::run({"--keystore", ks, "keys", "add", "--alg", "ES256", "-q"}).code == 0);
+  const std::string jkt = *test_key("p256").thumbprint();
+  auto sign = [&](const std::string& cnf) {
+    std::vector<std::string> args = {"--keystore", ks, "sign", "--sub", "alice", "--exp", "+1h"};
+    if (!cnf.empty()) args.insert(args.end(), {"--claim", "cnf=" + cnf});
+    auto r = tokctl::test::run(args);
+    REQUIRE(r.code == 0);
+    return std::string(tokctl::trim(r.out));
+  };
+  write_file(dir.file("public.pem"), std::string(tokctl::test::test_key_public_pem("p256")));
+  write_file(dir.file("private.jwk"), std::string(tokctl::test::test_key_json("p256")));
+  write_file(dir.file("other.pem"), std::string(tokctl::test::test_key_public_pem("p256b")));
+  write_file(dir.file("secret.jwk"), std::string(tokctl::test::test_key_json("hs256")));
+  ::chmod(dir.file("private.jwk").c_str(), 0600);
+  ::chmod(dir.file("secret.jwk").c_str(), 0600);
+  const std::string bound = sign(json{{"jkt", jkt}}.dump());
+  auto verify = [&](const std::string& token, const std::string& key) {
+    return tokctl::test::run({"--keystore", ks, "-o", "json", "verify", token, "--cnf-key", key});
+  };
+  CHECK(verify(bound, dir.file("public.pem")).code == 0);
+  CHECK(verify(bound, dir.file("private.jwk")).code == 0);
+  auto other = verify(bound, dir.file("other.pem"));
+  CHECK(other.code == 1);
+  auto doc = json::parse(other.out);
+  CHECK(doc.at("errors").at(0).at("code") == "cnf_mismatch");
+  CHECK_THAT(doc.at("errors").at(0).at("message").get<std::string>(), Catch::Contains(jkt));
+  auto unbound = verify(sign(""), dir.file("public.pem"));
+  CHECK(unbound.code == 1);
+  CHECK_THAT(unbound.out, Catch::Contains("not bound to a DPoP key"));
+  CHECK(verify(sign(R"({"x5t#S256":"x"})"), dir.file("public.pem")).code == 1);  // another kind of binding
+  auto secret = verify(bound, dir.file("secret.jwk"));
+  CHECK(secret.code == 2);
+  CHECK_THAT(secret.err, Catch::Contains("--cnf-key"));
+  CHECK(verify(bound, dir.file("missing.pem")).code != 0);
+  std::filesystem::create_directory(dir.file("a-dir"));
+  CHECK(verify(bound, dir.file("a-dir")).code == 2);
+  // Without --cnf-key the binding is not checked (the resource server checks the proof).
+  CHECK(tokctl::test::run({"--keystore", ks, "verify", bound, "-q"}).code == 0);
 }

@@ -33,6 +33,8 @@ struct ClaimRules {
   std::optional<std::int64_t> max_age;  ///< seconds since iat
   /// RFC 8705 §3.1: the token must be bound (cnf.x5t#S256) to the certificate of this thumbprint.
   std::optional<std::string> cnf_x5t;
+  /// RFC 9449 §6.1: the token must be bound (cnf.jkt) to the key of this RFC 7638 thumbprint.
+  std::optional<std::string> cnf_jkt;
 };
 
 struct VerifyOptions {
@@ -67,7 +69,7 @@ enum class ProblemCode {
   revoked,           ///< on the jti deny-list, or its grant was revoked (verify against a store)
   store_error,       ///< the revocation check could not be made
   decrypt_failed,    ///< a nested JWT's JWE layer did not decrypt
-  cnf_mismatch,      ///< not bound to the certificate given (RFC 8705 cnf.x5t#S256)
+  cnf_mismatch,      ///< not bound to the certificate (RFC 8705 cnf.x5t#S256) or DPoP key (RFC 9449 cnf.jkt) given
 };
 
 /// The stable name, e.g. "kid_not_found".
