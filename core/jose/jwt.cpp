@@ -185,26 +185,27 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
   for (const auto& name : rules.required) {
     if (!payload.contains(name)) add(out, ProblemCode::missing_claim, "required claim \"" + name + "\" is missing");
   }
-  if (rules.cnf_x5t) {
+  // RFC 8705 §3.1 and RFC 9449 §6.1: the confirmation member the token is bound by.
+  struct Binding {
+    const std::optional<std::string>& want;
+    const char* member;
+    const char* thing;  // what the thumbprint is of
+    const char* how;    // where such tokens come from
+  };
+  for (const Binding& b : {Binding{rules.cnf_x5t, "x5t#S256", "certificate", "RFC 8705 bound tokens come from a token "
+                                                                             "endpoint over mutual TLS"},
+                           Binding{rules.cnf_jkt, "jkt", "DPoP key", "RFC 9449 bound tokens come from a token request "
+                                                                     "with a DPoP proof"}}) {
+    if (!b.want) continue;
     auto cnf = payload.find("cnf");
-    const std::string* bound = cnf != payload.end() && cnf->is_object() ? string_member(*cnf, "x5t#S256") : nullptr;
+    const std::string* bound = cnf != payload.end() && cnf->is_object() ? string_member(*cnf, b.member) : nullptr;
     if (!bound) {
-      add(out, ProblemCode::cnf_mismatch, "the token is not bound to a certificate (it has no cnf.x5t#S256)",
-          "RFC 8705 bound tokens come from a token endpoint over mutual TLS");
-    } else if (*bound != *rules.cnf_x5t) {
-      add(out, ProblemCode::cnf_mismatch, "the token is bound to another certificate: its cnf.x5t#S256 is " + *bound +
-                                              ", the certificate's thumbprint is " + *rules.cnf_x5t);
-    }
-  }
-  if (rules.cnf_jkt) {
-    auto cnf = payload.find("cnf");
-    const std::string* bound = cnf != payload.end() && cnf->is_object() ? string_member(*cnf, "jkt") : nullptr;
-    if (!bound) {
-      add(out, ProblemCode::cnf_mismatch, "the token is not bound to a DPoP key (it has no cnf.jkt)",
-          "RFC 9449 bound tokens come from a token request with a DPoP proof");
-    } else if (*bound != *rules.cnf_jkt) {
-      add(out, ProblemCode::cnf_mismatch, "the token is bound to another DPoP key: its cnf.jkt is " + *bound +
-                                              ", the key's thumbprint is " + *rules.cnf_jkt);
+      add(out, ProblemCode::cnf_mismatch,
+          std::string("the token is not bound to a ") + b.thing + " (it has no cnf." + b.member + ")", b.how);
+    } else if (*bound != *b.want) {
+      add(out, ProblemCode::cnf_mismatch, std::string("the token is bound to another ") + b.thing + ": its cnf." +
+                                              b.member + " is " + *bound + ", the " + b.thing + "'s thumbprint is " +
+                                              *b.want);
     }
   }
 }

@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <vector>
+
 namespace tokctl::test {
 
 std::string describe(const RunResult& r) {
@@ -32,6 +34,14 @@ std::set<std::string> files_in(const std::string& dir) {
     ::closedir(d);
   }
   return out;
+}
+
+std::string sign_with_cnf(const std::string& ks, const std::string& cnf) {
+  std::vector<std::string> args = {"--keystore", ks, "sign", "--sub", "alice", "--exp", "+1h"};
+  if (!cnf.empty()) args.insert(args.end(), {"--claim", "cnf=" + cnf});
+  auto r = run(args);
+  REQUIRE(r.code == 0);
+  return trimmed(r.out);
 }
 
 }  // namespace tokctl::test

@@ -21,4 +21,8 @@ unsigned file_mode(const std::string& path);
 /// The names in `dir` (without "." and ".."); empty when it cannot be opened.
 std::set<std::string> files_in(const std::string& dir);
 
+/// `tokctl sign --sub alice --exp +1h` with the keystore `ks`, and `cnf` (a JSON object) as the
+/// cnf claim unless empty: a token to check a binding on. REQUIREs success.
+std::string sign_with_cnf(const std::string& ks, const std::string& cnf);
+
 }  // namespace tokctl::test

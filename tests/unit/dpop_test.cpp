@@ -20,6 +20,7 @@
 #include <tokctl/util/io.hpp>
 #include <tokctl/util/uri.hpp>
 
+#include "support/cli_helpers.hpp"
 #include "support/keys.hpp"
 #include "support/run.hpp"
 #include "support/service_fixture.hpp"
@@ -566,13 +567,7 @@ TEST_CASE("verify --cnf-key checks an RFC 9449 binding (cnf.jkt) against a publi
   const std::string ks = dir.file("ks");
   REQUIRE(tokctl::test::run({"--keystore", ks, "keys", "add", "--alg", "ES256", "-q"}).code == 0);
   const std::string jkt = *test_key("p256").thumbprint();
-  auto sign = [&](const std::string& cnf) {
-    std::vector<std::string> args = {"--keystore", ks, "sign", "--sub", "alice", "--exp", "+1h"};
-    if (!cnf.empty()) args.insert(args.end(), {"--claim", "cnf=" + cnf});
-    auto r = tokctl::test::run(args);
-    REQUIRE(r.code == 0);
-    return std::string(tokctl::trim(r.out));
-  };
+  auto sign = [&](const std::string& cnf) { return tokctl::test::sign_with_cnf(ks, cnf); };
   write_file(dir.file("public.pem"), std::string(tokctl::test::test_key_public_pem("p256")));
   write_file(dir.file("private.jwk"), std::string(tokctl::test::test_key_json("p256")));
   write_file(dir.file("other.pem"), std::string(tokctl::test::test_key_public_pem("p256b")));

@@ -38,6 +38,7 @@
 
 #include <tokctl/jose/jws.hpp>
 
+#include "support/cli_helpers.hpp"
 #include "support/keys.hpp"
 #include "support/raw_http.hpp"
 #include "support/run.hpp"
@@ -1630,13 +1631,7 @@ TEST_CASE("verify --cnf-cert checks an RFC 8705 binding and says whose certifica
   auto dgst = tokctl::test::run_program({"openssl", "dgst", "-sha256", "-binary", pki.file("client.der")});
   REQUIRE(dgst.code == 0);
   const std::string x5t = b64url_encode(dgst.out);
-  auto sign = [&](const std::string& cnf) {
-    std::vector<std::string> args = {"--keystore", ks, "sign", "--sub", "alice", "--exp", "+1h"};
-    if (!cnf.empty()) args.insert(args.end(), {"--claim", "cnf=" + cnf});
-    auto r = tokctl::test::run(args);
-    REQUIRE(r.code == 0);
-    return std::string(tokctl::trim(r.out));
-  };
+  auto sign = [&](const std::string& cnf) { return tokctl::test::sign_with_cnf(ks, cnf); };
   const std::string bound = sign(json{{"x5t#S256", x5t}}.dump());
   auto verify = [&](const std::string& token, const std::string& cert) {
     return tokctl::test::run({"--keystore", ks, "-o", "json", "verify", token, "--cnf-cert", cert});
