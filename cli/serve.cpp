@@ -37,6 +37,7 @@ struct ServeCli {
   int threads = 0;
   bool dev = false;
   std::string jwks_max_age = "5m";
+  bool dpop_nonce = false;
   std::string tls_cert;
   std::string tls_key;
   std::string client_ca;
@@ -226,6 +227,7 @@ int run_serve(const ServeCli& o) {
   eo.jwks_max_age = *max_age;
   if (o.dev) eo.base_url = scheme + address;
   eo.tls_client_auth = !o.client_ca.empty();
+  eo.dpop_nonce = o.dpop_nonce;
   auto made = std::make_unique<const server::OAuthEndpoints>(**service, clock_ref, eo);
   endpoints.store(made.get(), std::memory_order_release);
   json ready{{"issuer", (*service)->policy().issuer},
@@ -263,6 +265,8 @@ void register_serve(CLI::App& app) {
                   "Throwaway keystore, store and policy with one client 'dev' (its secret is printed once)");
   serve->add_option("--jwks-max-age", s->jwks_max_age, "Cache-Control max-age of /oauth/jwks and metadata")
       ->capture_default_str();
+  serve->add_flag("--dpop-nonce", s->dpop_nonce,
+                  "DPoP proofs at the token endpoint must carry a nonce the server hands out (RFC 9449 §8)");
   file_value(serve->add_option("--tls-cert", s->tls_cert, "Serve HTTPS (TLS 1.2+): PEM certificate chain"));
   file_value(serve->add_option("--tls-key", s->tls_key, "PEM private key of --tls-cert"));
   file_value(serve->add_option("--client-ca", s->client_ca,

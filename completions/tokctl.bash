@@ -91,7 +91,7 @@ _tokctl() {
     '/exchange') opts='-h --help --subject-token --subject-token-type --actor-token --actor-token-type --requested-token-type --audience --resource --scope --mode --server --profile --cacert --timeout --insecure --insecure-tls --client-id --client-secret --client-secret-file --auth-method --client-key --cert --key --retries --token-endpoint --introspection-endpoint --revocation-endpoint --jwks-uri --dpop-key -o --output --now --no-color -q --quiet --keystore --passphrase-file --config -v --verbose' ;;
     '/clients') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config -v --verbose' subs='add' ;;
     '/clients/add') opts='-h --help --grant --scope --audience --format --sector --certificate-bound --dpop-bound --secret-file --iterations -o --output --now --no-color -q --quiet --keystore --passphrase-file --config -v --verbose' ;;
-    '/serve') opts='-h --help --listen --threads --dev --jwks-max-age --tls-cert --tls-key --client-ca -o --output --now --no-color -q --quiet --keystore --passphrase-file --config -v --verbose' ;;
+    '/serve') opts='-h --help --listen --threads --dev --jwks-max-age --dpop-nonce --tls-cert --tls-key --client-ca -o --output --now --no-color -q --quiet --keystore --passphrase-file --config -v --verbose' ;;
     '/completion') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config -v --verbose' values='bash zsh fish' ;;
     '/help') opts='-h --help -o --output --now --no-color -q --quiet --keystore --passphrase-file --config -v --verbose'; _tokctl_subs "$topic"; values=$REPLY ;;
   esac

@@ -600,6 +600,7 @@ complete -c tokctl -n '__tokctl_at /serve' -l listen -x -d 'HOST:PORT to listen 
 complete -c tokctl -n '__tokctl_at /serve' -l threads -x -d 'Server threads (0: one per core)'
 complete -c tokctl -n '__tokctl_at /serve' -l dev -d 'Throwaway keystore, store and policy with one client '\''dev'\'' (its secret is printed once)'
 complete -c tokctl -n '__tokctl_at /serve' -l jwks-max-age -x -d 'Cache-Control max-age of /oauth/jwks and metadata'
+complete -c tokctl -n '__tokctl_at /serve' -l dpop-nonce -d 'DPoP proofs at the token endpoint must carry a nonce the server hands out (RFC 9449 §8)'
 complete -c tokctl -n '__tokctl_at /serve' -l tls-cert -r -F -d 'Serve HTTPS (TLS 1.2+): PEM certificate chain'
 complete -c tokctl -n '__tokctl_at /serve' -l tls-key -r -F -d 'PEM private key of --tls-cert'
 complete -c tokctl -n '__tokctl_at /serve' -l client-ca -r -F -d 'mTLS: request client certificates, verified against this PEM CA bundle (tls_client_auth clients)'

@@ -89,6 +89,11 @@ Result<DpopProof> check_dpop_proof(std::string_view proof, const DpopCheck& chec
   if (iat > check.now + check.max_skew) {
     return refused("issued " + std::to_string(iat - check.now) + " s in the future (check the clock)");
   }
+  std::string nonce;
+  if (auto n = c.find("nonce"); n != c.end()) {
+    if (!n->is_string() || n->get_ref<const std::string&>().empty()) return refused("nonce is not a non-empty string");
+    nonce = n->get<std::string>();
+  }
   if (!check.access_token.empty()) {
     const std::string* ath = string_member(c, "ath");
     if (!ath) return refused("ath (the access token's hash) is missing");
@@ -100,7 +105,7 @@ Result<DpopProof> check_dpop_proof(std::string_view proof, const DpopCheck& chec
   if (!verifier->verify(jws->signing_input(), jws->signature)) return refused("the signature does not verify with its jwk");
   auto jkt = key->thumbprint("sha256");
   if (!jkt) return refused(jkt.error().message);
-  return DpopProof{std::move(*jkt), *jti, iat, *alg};
+  return DpopProof{std::move(*jkt), *jti, iat, *alg, std::move(nonce)};
 }
 
 Result<std::string> make_dpop_proof(const Jwk& key, Alg alg, const DpopClaims& claims) {

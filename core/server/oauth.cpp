@@ -650,35 +650,51 @@ void OAuthEndpoints::token(const HttpRequest& req, Respond respond) const {
   authenticated(req, std::move(std::get<Form>(read)), std::move(respond),
                 [this](const HttpRequest& rq, Form& fm, const tokens::ClientPolicy& client, Respond out) {
                   auto jkt = dpop_binding(rq, client);
+                  // RFC 9449 §8: the nonce to use next, on refusals and answers alike.
+                  if (m_options.dpop_nonce && rq.header("dpop")) {
+                    out = [out = std::move(out), nonce = m_dpop_nonces.current(m_clock.now())](HttpResponse r) {
+                      r.set("DPoP-Nonce", nonce);
+                      out(std::move(r));
+                    };
+                  }
                   if (!jkt) {
-                    HttpResponse r = oauth_error(jkt.error());
-                    r.client_id = client.id;
-                    return out(std::move(r));
+                    jkt.error().client_id = client.id;
+                    return out(std::move(jkt.error()));
                   }
                   grant(fm, client, rq.client_cert_x5t, *jkt, std::move(out));
                 });
 }
 
-Result<std::string> OAuthEndpoints::dpop_binding(const HttpRequest& req, const tokens::ClientPolicy& client) const {
+std::expected<std::string, HttpResponse> OAuthEndpoints::dpop_binding(const HttpRequest& req,
+                                                                       const tokens::ClientPolicy& client) const {
+  auto refuse = [](OAuthCode code, const std::string& why) { return std::unexpected(oauth_error(code, why)); };
   const std::size_t proofs = req.header_count("dpop");
   if (proofs == 0) {
     if (!client.dpop_bound) return std::string();
-    return oauth_fail(OAuthCode::invalid_dpop_proof,
-                      "client '" + client.id + "' gets DPoP-bound access tokens (RFC 9449): send a DPoP proof");
+    return refuse(OAuthCode::invalid_dpop_proof,
+                  "client '" + client.id + "' gets DPoP-bound access tokens (RFC 9449): send a DPoP proof");
   }
-  if (proofs > 1) return oauth_fail(OAuthCode::invalid_dpop_proof, "more than one DPoP header");
+  if (proofs > 1) return refuse(OAuthCode::invalid_dpop_proof, "more than one DPoP header");
   jose::DpopCheck check;
   check.htm = req.method;
   check.htu = m_token_endpoint;
   check.now = m_clock.now();
   auto proof = jose::check_dpop_proof(*req.header("dpop"), check);
-  if (!proof) return std::unexpected(proof.error());
+  if (!proof) return std::unexpected(oauth_error(proof.error()));
+  // §8: checked before the jti is remembered, so that the retry may reuse the key.
+  if (m_options.dpop_nonce && !m_dpop_nonces.valid(proof->nonce, check.now)) {
+    // RFC 9449 §8's own error code (OAuthCode lists RFC 6749's and those tokctl fails with).
+    json body{{"error", "use_dpop_nonce"},
+              {"error_description", proof->nonce.empty() ? "the DPoP proof needs this server's nonce (DPoP-Nonce)"
+                                                         : "the DPoP proof's nonce is not (or no longer) valid"}};
+    return std::unexpected(no_store(json_response(400, body.dump())));
+  }
   switch (m_dpop_replay.remember(client.id, proof->jkt + "\n" + proof->jti, proof->iat + check.max_age, check.now)) {
     case ReplayCache::Seen::first: return std::move(proof->jkt);
-    case ReplayCache::Seen::again: return oauth_fail(OAuthCode::invalid_dpop_proof, "DPoP proof: its jti was used before");
+    case ReplayCache::Seen::again: return refuse(OAuthCode::invalid_dpop_proof, "DPoP proof: its jti was used before");
     case ReplayCache::Seen::full: break;
   }
-  return oauth_fail(OAuthCode::temporarily_unavailable, "too many recent DPoP proofs (of this client); retry later");
+  return refuse(OAuthCode::temporarily_unavailable, "too many recent DPoP proofs (of this client); retry later");
 }
 
 void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, const std::string& cert_x5t,

@@ -2,7 +2,10 @@
 
 #include <cstring>
 
+#include <openssl/crypto.h>
+
 #include <tokctl/jose/digest.hpp>
+#include <tokctl/util/base64.hpp>
 
 namespace tokctl::server {
 
@@ -32,6 +35,35 @@ ReplayCache::Seen ReplayCache::remember(std::string_view owner, std::string_view
 std::size_t ReplayCache::size() const {
   std::lock_guard lock(m_mutex);
   return m_live.size();
+}
+
+namespace {
+
+constexpr UnixTime k_nonce_window = 60;
+constexpr std::size_t k_nonce_mac_bytes = 16;
+
+std::string window_bytes(UnixTime window) {
+  std::string w(8, '\0');
+  for (int i = 7; i >= 0; --i, window >>= 8) w[static_cast<std::size_t>(i)] = static_cast<char>(window & 0xff);
+  return w;
+}
+
+}  // namespace
+
+DpopNonces::DpopNonces() : m_key(jose::random_bytes(32)) {}
+
+std::string DpopNonces::current(UnixTime now) const {
+  const std::string w = window_bytes(now / k_nonce_window);
+  return b64url_encode(w + jose::hmac_sha256(m_key, w).substr(0, k_nonce_mac_bytes));
+}
+
+bool DpopNonces::valid(std::string_view nonce, UnixTime now) const {
+  auto raw = b64url_decode(nonce);
+  if (!raw || raw->size() != 8 + k_nonce_mac_bytes) return false;
+  const std::string w = raw->substr(0, 8);
+  if (w != window_bytes(now / k_nonce_window) && w != window_bytes(now / k_nonce_window - 1)) return false;
+  const std::string mac = jose::hmac_sha256(m_key, w).substr(0, k_nonce_mac_bytes);
+  return CRYPTO_memcmp(mac.data(), raw->data() + 8, k_nonce_mac_bytes) == 0;
 }
 
 }  // namespace tokctl::server

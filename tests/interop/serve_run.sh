@@ -119,7 +119,9 @@ APP_SECRET=$(T -o json clients add app --grant client_credentials --grant refres
 REFRESH=$(T -o json issue --client-id app --sub alice --scope read --with-refresh | jq -r .refresh_token)
 # The binary itself in the background, not the T function: $! must be the server's PID (a
 # backgrounded function is a subshell, and killing it left the server running after the suite).
-"$TOKCTL" --config "$work/p.yaml" --keystore "$work/ks" serve --listen "127.0.0.1:$port" \
+# --dpop-nonce: openid-client's and tokctl's own DPoP proofs must carry the server's nonce (RFC
+# 9449 §8), which each client learns from its first, refused, request.
+"$TOKCTL" --config "$work/p.yaml" --keystore "$work/ks" serve --listen "127.0.0.1:$port" --dpop-nonce \
   > "$work/ready2.json" 2> "$work/serve2.log" &
 server=$!
 for _ in $(seq 100); do [[ -s $work/ready2.json ]] && break; sleep 0.05; done
@@ -141,6 +143,32 @@ if [[ $(grep -c '"path":"/oauth/token"' "$work/serve2.log") -ge 3 ]] && jq -e . 
   pass "the access log has one JSON object per request (token requests included)"
 else
   fail "the access log has one JSON object per request (token requests included)"
+fi
+
+# --dpop-nonce on the wire, with proofs made by PyJWT: without a nonce, 400 use_dpop_nonce and a
+# DPoP-Nonce header; with that nonce, a DPoP token.
+pyjwt_proof() {  # pyjwt_proof URL [NONCE]: a proof for POST URL by a fresh P-256 key
+  "$PY" - "$@" <<'PY'
+import json, sys, time, uuid
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+claims = {"jti": str(uuid.uuid4()), "htm": "POST", "htu": sys.argv[1], "iat": int(time.time())}
+if len(sys.argv) > 2:
+    claims["nonce"] = sys.argv[2]
+jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+print(jwt.encode(claims, key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": jwk}))
+PY
+}
+asked=$(curl -s -D "$work/nonce.h" -u "app:$APP_SECRET" -H "DPoP: $(pyjwt_proof "$URL/oauth/token")" \
+          -d grant_type=client_credentials -d scope=read "$URL/oauth/token" | jq -r .error)
+nonce=$(awk -F': ' 'tolower($1) == "dpop-nonce" { print $2 }' "$work/nonce.h" | tr -d '\r')
+answered=$(curl -s -u "app:$APP_SECRET" -H "DPoP: $(pyjwt_proof "$URL/oauth/token" "$nonce")" \
+             -d grant_type=client_credentials -d scope=read "$URL/oauth/token" | jq -r .token_type)
+if [[ $asked == use_dpop_nonce && -n $nonce && $answered == DPoP ]]; then
+  pass "serve --dpop-nonce: a PyJWT proof without a nonce gets use_dpop_nonce and DPoP-Nonce; with it, a DPoP token"
+else
+  fail "serve --dpop-nonce: use_dpop_nonce, then a DPoP token (got: $asked, nonce '$nonce', then $answered)"
 fi
 
 # tokctl's own remote mode as the DPoP client (RFC 9449), with a key made by openssl: the token is

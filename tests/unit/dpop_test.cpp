@@ -282,7 +282,7 @@ struct DpopFixture {
   std::unique_ptr<tokens::TokenService> service;
   std::unique_ptr<server::OAuthEndpoints> endpoints;
 
-  DpopFixture() {
+  explicit DpopFixture(server::EndpointOptions options = {}) {
     const std::string hash = tokens::hash_generated_secret(secret);
     write_file(dir.file("tokctl.yaml"),
                "issuer: https://issuer.test\n"
@@ -296,7 +296,7 @@ struct DpopFixture {
                "  gw: {secret_hash: \"" + hash + "\", scopes: [read], grants: [client_credentials]}\n"
                "exchange:\n  - from: api-a\n    to: [api-b]\n    scopes: [read]\n    modes: [delegate]\n");
     service = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
-    endpoints = std::make_unique<server::OAuthEndpoints>(*service, clock);
+    endpoints = std::make_unique<server::OAuthEndpoints>(*service, clock, options);
   }
 
   server::HttpResponse token(const std::string& client, const std::string& body,
@@ -597,4 +597,69 @@ TEST_CASE("verify --cnf-key checks an RFC 9449 binding (cnf.jkt) against a publi
   CHECK(verify(bound, dir.file("a-dir")).code == 2);
   // Without --cnf-key the binding is not checked (the resource server checks the proof).
   CHECK(tokctl::test::run({"--keystore", ks, "verify", bound, "-q"}).code == 0);
+}
+
+TEST_CASE("DpopNonces: good in their minute and the next, only from the process that made them", "[dpop][replay]") {
+  server::DpopNonces nonces;
+  const std::string n = nonces.current(k_now);
+  CHECK(n == nonces.current(k_now + 59 - k_now % 60));  // one per minute
+  CHECK(nonces.valid(n, k_now));
+  CHECK(nonces.valid(n, k_now + 60));
+  CHECK_FALSE(nonces.valid(n, k_now + 120));
+  CHECK_FALSE(nonces.valid(n, k_now - 60));  // not from the future either
+  CHECK_FALSE(server::DpopNonces().valid(n, k_now));
+  std::string tampered = n;
+  tampered.back() = tampered.back() == 'A' ? 'B' : 'A';
+  CHECK_FALSE(nonces.valid(tampered, k_now));
+  for (const char* bad : {"", "x", "not base64url!", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}) CHECK_FALSE(nonces.valid(bad, k_now));
+}
+
+TEST_CASE("serve --dpop-nonce: proofs must carry the server's nonce (RFC 9449 §8)", "[dpop][serve]") {
+  server::EndpointOptions options;
+  options.dpop_nonce = true;
+  DpopFixture fx(options);
+  const jose::Jwk& key = test_key("p256");
+  const std::string cc = "grant_type=client_credentials&scope=read";
+  auto nonce_of = [](const server::HttpResponse& r) {
+    for (const auto& [k, v] : r.headers)
+      if (k == "DPoP-Nonce") return v;
+    return std::string();
+  };
+  auto with_nonce = [&](const std::string& nonce, UnixTime iat = k_now) {
+    jose::DpopClaims c;
+    c.iat = iat;
+    c.nonce = nonce;
+    return proof(key, jose::Alg::ES256, c);
+  };
+  // no nonce: 400 use_dpop_nonce, with the nonce to use, and no token
+  auto first = fx.token("app", cc, {proof(key, jose::Alg::ES256)});
+  INFO(first.body);
+  CHECK(first.status == 400);
+  CHECK(body_of(first).at("error") == "use_dpop_nonce");
+  CHECK_FALSE(body_of(first).contains("access_token"));
+  const std::string nonce = nonce_of(first);
+  REQUIRE_FALSE(nonce.empty());
+  // with it: the token, and the nonce again
+  auto second = fx.token("app", cc, {with_nonce(nonce)});
+  INFO(second.body);
+  REQUIRE(second.status == 200);
+  CHECK(body_of(second).at("token_type") == "DPoP");
+  CHECK(nonce_of(second) == nonce);
+  // a nonce of another process, or made up, or not a string
+  CHECK(body_of(fx.token("app", cc, {with_nonce(server::DpopNonces().current(k_now))})).at("error") == "use_dpop_nonce");
+  CHECK(body_of(fx.token("app", cc, {with_nonce("made-up")})).at("error") == "use_dpop_nonce");
+  json header{{"typ", "dpop+jwt"}, {"jwk", public_jwk(key)}};
+  json claims{{"jti", "n1"}, {"htm", "POST"}, {"htu", k_endpoint}, {"iat", k_now}, {"nonce", 7}};
+  auto typed = fx.token("app", cc, {raw_proof(header, claims, key, jose::Alg::ES256)});
+  CHECK(body_of(typed).at("error") == "invalid_dpop_proof");
+  // two minutes on, the nonce is stale: a new one comes with the refusal
+  fx.clock.set(k_now + 120);
+  auto stale = fx.token("app", cc, {with_nonce(nonce, k_now + 120)});
+  CHECK(body_of(stale).at("error") == "use_dpop_nonce");
+  CHECK(nonce_of(stale) != nonce);
+  CHECK(fx.token("app", cc, {with_nonce(nonce_of(stale), k_now + 120)}).status == 200);
+  // without DPoP nothing changes: a Bearer token, no nonce
+  auto plain = fx.token("app", cc);
+  CHECK(plain.status == 200);
+  CHECK(nonce_of(plain).empty());
 }

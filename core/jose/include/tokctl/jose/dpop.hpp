@@ -34,6 +34,7 @@ struct DpopProof {
   std::string jti;
   UnixTime iat = 0;
   Alg alg = Alg::ES256;
+  std::string nonce;  ///< its `nonce` claim (a string), empty without one: the server checks it (§8)
 };
 
 /// Checks a proof (§4.3, in that order: the cheap checks before the signature): a compact JWS of

@@ -39,6 +39,9 @@ struct EndpointOptions {
   std::int64_t jwks_max_age = 300;     ///< Cache-Control max-age of /oauth/jwks
   std::int64_t phantom_max_age = 300;  ///< the most a phantom JWT response may be cached
   bool tls_client_auth = false;        ///< client certificates are verified (mTLS): RFC 8705 offered
+  /// RFC 9449 §8: DPoP proofs at the token endpoint must carry a nonce this server handed out
+  /// (DPoP-Nonce header; use_dpop_nonce until they do).
+  bool dpop_nonce = false;
 };
 
 class AuthPool;
@@ -104,9 +107,11 @@ class OAuthEndpoints {
   // `dpop_jkt`: the thumbprint of the request's DPoP proof key, if any (RFC 9449 bound tokens).
   void grant(FormParams& form, const tokens::ClientPolicy& client, const std::string& cert_x5t,
              const std::string& dpop_jkt, Respond respond) const;
-  // RFC 9449 §4.3, §5: the key thumbprint of the request's DPoP proof, checked and not seen
-  // before; empty without a proof (refused when the client must send one).
-  Result<std::string> dpop_binding(const HttpRequest& request, const tokens::ClientPolicy& client) const;
+  // RFC 9449 §4.3, §5, §8: the key thumbprint of the request's DPoP proof, checked (with the
+  // server's nonce when EndpointOptions::dpop_nonce) and not seen before; empty without a proof
+  // (refused when the client must send one). A refusal is the answer to send.
+  std::expected<std::string, HttpResponse> dpop_binding(const HttpRequest& request,
+                                                        const tokens::ClientPolicy& client) const;
   HttpResponse issued_response(const Result<tokens::IssueResponse>& issued, const std::string& client_id) const;
   HttpResponse introspect(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;
   HttpResponse revoke(const HttpRequest& request, const tokens::ClientPolicy& client, const std::string& token) const;
@@ -144,6 +149,8 @@ class OAuthEndpoints {
   mutable ReplayCache m_dpop_replay{k_replay_capacity, k_replay_per_client};
   static constexpr std::size_t k_replay_capacity = std::size_t{1} << 20;
   static constexpr std::size_t k_replay_per_client = std::size_t{1} << 17;
+  /// The nonces DPoP proofs must carry (with EndpointOptions::dpop_nonce).
+  DpopNonces m_dpop_nonces;
   /// client_secret_basic/post, with its cost model and cache of verified human secrets.
   tokens::SecretAuthenticator m_secrets;
   /// Threads for the secret checks that run a KDF (only when the policy has PBKDF2 hashes).

@@ -54,4 +54,19 @@ class ReplayCache {
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> m_expiry;
 };
 
+/// RFC 9449 §8 server nonces, without state: the minute they were made in, MACed with a key this
+/// process drew at random. A nonce is good in its minute and the next (one to two minutes), and only
+/// in the process that made it (another `serve` instance answers use_dpop_nonce with its own).
+class DpopNonces {
+ public:
+  DpopNonces();
+  /// The nonce to hand out now (the same for every client within a minute).
+  std::string current(UnixTime now) const;
+  /// Whether `nonce` was made by this process in this minute or the one before.
+  bool valid(std::string_view nonce, UnixTime now) const;
+
+ private:
+  std::string m_key;
+};
+
 }  // namespace tokctl::server
