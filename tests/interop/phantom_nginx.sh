@@ -47,8 +47,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-tokctl_port=$(free_port)
+# free_ports N: N distinct free ports (all bound at once, so no two are the same: two picks in a row
+# may give one port twice, and nginx then proxies the API to itself).
+free_ports() {
+  "$PY" -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
+tokctl_port=$(free_ports 1)
 ISSUER=http://127.0.0.1:$tokctl_port
 cat > "$work/p.yaml" <<YAML
 issuer: $ISSUER
@@ -70,8 +77,7 @@ for _ in $(seq 100); do [[ -s $work/ready.json ]] && break; sleep 0.05; done
 
 # nginx: the example configuration with its placeholders filled in, and a backend that echoes the
 # Authorization header it gets.
-nginx_port=$(free_port)
-backend_port=$(free_port)
+read -r nginx_port backend_port < <(free_ports 2)
 mkdir -p "$work/nginx/tmp"
 gateway_basic=$(printf 'gateway:%s' "$GW_SECRET" | base64 -w0)
 wrong_basic=$(printf 'gateway:%s' "not-the-secret" | base64 -w0)
