@@ -96,7 +96,10 @@ Result<std::pair<jose::Jwk, jose::Alg>> assertion_key(const std::string& file, c
 Result<std::pair<jose::Jwk, jose::Alg>> dpop_key(const std::string& file) {
   warn_if_readable_by_others(file, "private key file");
   auto set = load_key_file(file);
-  if (!set) return std::unexpected(set.error());
+  if (!set) {
+    set.error().param = "dpop_key";
+    return std::unexpected(set.error());
+  }
   if (set->keys.size() != 1 || !set->keys.front().has_private()) {
     return fail(ErrorCode::usage, "--dpop-key '" + file + "' must hold exactly one private key");
   }
@@ -201,6 +204,13 @@ Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& a, std::initialize
   };
   const std::string server = pick(a.server, prof.server, "TOKCTL_SERVER");
   const std::string client_id = pick(a.client_id ? *a.client_id : std::string(), prof.client_id, "TOKCTL_CLIENT_ID");
+  // The DPoP key before any request: a file that cannot prove is a usage error, not a network one.
+  std::optional<std::pair<jose::Jwk, jose::Alg>> proof_key;
+  if (!a.dpop_key.empty()) {
+    auto k = dpop_key(a.dpop_key);
+    if (!k) return std::unexpected(k.error());
+    proof_key = std::move(*k);
+  }
 
   // 2. Transport.
   remote::TransportOptions t;
@@ -367,11 +377,7 @@ Result<std::unique_ptr<Remote>> open_remote(const RemoteArgs& a, std::initialize
   auto clk = clock();
   if (!clk) return std::unexpected(clk.error());
   out->client = std::make_unique<remote::OAuthClient>(out->http, out->endpoints, std::move(auth), **clk);
-  if (!a.dpop_key.empty()) {
-    auto k = dpop_key(a.dpop_key);
-    if (!k) return std::unexpected(k.error());
-    out->client->use_dpop(std::move(k->first), k->second);
-  }
+  if (proof_key) out->client->use_dpop(std::move(proof_key->first), proof_key->second);
   return out;
 }
 

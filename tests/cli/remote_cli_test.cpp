@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -302,6 +303,19 @@ TEST_CASE("remote CLI: --dpop-key sends an RFC 9449 proof for the token endpoint
   r = run({"issue", "--sub", "x", "--dpop-key", dir.file("dpop.jwk")}, {}, {{"TOKCTL_SERVER", ""}});
   CHECK(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("--dpop-key applies to a server"));
+  // files that are no key: refused by name before any request (an unreachable server is not asked)
+  std::filesystem::create_directory(dir.file("a-dir"));
+  REQUIRE(::mkfifo(dir.file("a-fifo").c_str(), 0600) == 0);
+  write_file(dir.file("empty"), "");
+  write_file(dir.file("big"), std::string(2 * 1024 * 1024, 'A'));
+  for (const std::string& odd : {dir.file("a-dir"), dir.file("a-fifo"), std::string("/dev/zero"), dir.file("empty"),
+                                 dir.file("big"), dir.file("missing")}) {
+    INFO(odd);
+    r = run({"issue", "--server", "http://127.0.0.1:1", "--client-id", "svc", "--dpop-key", odd}, {}, env);
+    CHECK((r.code == 2 || r.code == 3));
+    CHECK_THAT(r.err, Catch::Contains("--dpop-key"));
+    CHECK_THAT(r.err, !Catch::Contains("127.0.0.1:1"));
+  }
   CHECK(proofs().size() == 4);
 }
 

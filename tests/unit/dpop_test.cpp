@@ -594,7 +594,22 @@ TEST_CASE("verify --cnf-key checks an RFC 9449 binding (cnf.jkt) against a publi
   CHECK_THAT(secret.err, Catch::Contains("--cnf-key"));
   CHECK(verify(bound, dir.file("missing.pem")).code != 0);
   std::filesystem::create_directory(dir.file("a-dir"));
-  CHECK(verify(bound, dir.file("a-dir")).code == 2);
+  REQUIRE(::mkfifo(dir.file("a-fifo").c_str(), 0600) == 0);
+  for (const std::string& odd : {dir.file("a-dir"), dir.file("a-fifo"), std::string("/dev/zero")}) {
+    INFO(odd);
+    auto r = verify(bound, odd);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--cnf-key") && Catch::Contains("not a regular file"));
+  }
+  write_file(dir.file("empty"), "");
+  write_file(dir.file("big"), std::string(2 * 1024 * 1024, 'A'));
+  write_file(dir.file("two.jwks"), json{{"keys", {public_jwk(test_key("p256")), public_jwk(test_key("p256b"))}}}.dump());
+  for (const char* bad : {"empty", "big", "two.jwks"}) {
+    INFO(bad);
+    auto r = verify(bound, dir.file(bad));
+    CHECK((r.code == 2 || r.code == 3));
+    CHECK_THAT(r.err, Catch::Contains("--cnf-key"));
+  }
   // Without --cnf-key the binding is not checked (the resource server checks the proof).
   CHECK(tokctl::test::run({"--keystore", ks, "verify", bound, "-q"}).code == 0);
 }
