@@ -132,16 +132,16 @@ Result<json> TokenService::introspect(std::string_view token) const {
   if (!d) return std::unexpected(d.error());
   if (!*d) return json{{"active", false}};
   const ActiveToken& t = **d;
-  // RFC 7662 members only (well-typed: a wrong-typed claim is left out).
-  // RFC 9449 §6.2: a DPoP-bound access token is of type DPoP.
-  const auto bound = t.claims.find("cnf");
-  const bool dpop = bound != t.claims.end() && bound->is_object() && jose::string_member(*bound, "jkt");
+  // RFC 7662 members only (well-typed: a wrong-typed claim is left out). The confirmation of a
+  // bound token (RFC 7800) comes too: RFC 8705 §3.2, and RFC 9449 §6.2, where the type is DPoP.
+  const auto cnf = t.claims.find("cnf");
+  const bool bound = cnf != t.claims.end() && cnf->is_object();
+  const bool dpop = bound && jose::string_member(*cnf, "jkt");
   json r{{"active", true}, {"token_type", t.kind == "refresh" ? "refresh_token" : dpop ? "DPoP" : "Bearer"}};
   for (const char* k : {"scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti"}) {
     if (t.claims.contains(k)) r[k] = t.claims[k];
   }
-  // RFC 8705 §3.2 (RFC 7800): the confirmation of a certificate-bound token.
-  if (auto cnf = t.claims.find("cnf"); cnf != t.claims.end() && cnf->is_object()) r["cnf"] = *cnf;
+  if (bound) r["cnf"] = *cnf;
   if (!t.expired_scope.empty()) r["expired_scope"] = join_scopes(t.expired_scope);
   return r;
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include <tokctl/util/base64.hpp>
+
 namespace tokctl {
 
 bool is_absolute_uri(std::string_view uri) {
@@ -61,7 +63,7 @@ std::optional<std::string> normalized_http_uri(std::string_view uri) {
       continue;
     }
     if (i + 2 >= path.size() || !hex(path[i + 1]) || !hex(path[i + 2])) return std::nullopt;
-    const auto c = static_cast<unsigned char>(std::stoi(std::string(path.substr(i + 1, 2)), nullptr, 16));
+    const auto c = static_cast<unsigned char>(hex_decode(path.substr(i + 1, 2))->front());
     if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
       p.push_back(static_cast<char>(c));
     } else {
