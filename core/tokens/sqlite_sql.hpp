@@ -9,7 +9,7 @@
 namespace tokctl::tokens::sqlite_sql {
 
 /// Schema version this build creates and understands (PRAGMA user_version).
-inline constexpr int k_sqlite_schema_version = 7;
+inline constexpr int k_sqlite_schema_version = 8;
 
 /// The prepared statements, indexed into k_statements. Each connection prepares a statement the
 /// first time it runs it (a reader never prepares the writes).
@@ -166,6 +166,10 @@ CREATE INDEX grants_expires ON grants(expires);
 CREATE TABLE legacy_keys (until INTEGER PRIMARY KEY);
 INSERT INTO legacy_keys SELECT CASE WHEN min(exp) <= 0 THEN 0 ELSE max(exp) END FROM tokens HAVING count(*) > 0;
 )sql",
+    // 8: no table changes. From this version on, every write that may change existing rows bumps
+    // the change counter in PATH-rev (sqlite_cache.hpp), which lets a process cache its lookups;
+    // the version makes an older tokctl, which would revoke without bumping it, refuse the store.
+    "-- writers keep the change counter (PATH-rev)\n",
 };
 static_assert(std::size(k_migrations) == k_sqlite_schema_version,
               "k_sqlite_schema_version must equal the number of migrations");

@@ -30,6 +30,8 @@ constexpr std::size_t k_max_idle_readers = 16;  // reader connections kept open 
 // keep arriving, and no longer than the whole.
 constexpr auto k_gather_slice = std::chrono::microseconds(50);
 constexpr auto k_gather_time = std::chrono::microseconds(250);
+// Token rows kept by the lookup cache: the tokens in use now, not the whole store.
+constexpr std::size_t k_cached_rows = 16384;
 
 // Steps `id` (bound by `binder`) expecting at most one row; `row` reads it.
 template <class Binder, class Row>
@@ -86,6 +88,10 @@ GrantRecord read_grant(sqlite3_stmt* s) {
 }
 
 // Inserts a grant (upsert) and tokens; runs inside the caller's transaction.
+// Whether a put may change an existing row: re-storing a grant as revoked revokes it (a put
+// otherwise only adds rows, and never changes what a lookup found).
+bool stores_revoked(const std::optional<GrantRecord>& grant) { return grant && grant->revoked; }
+
 Result<void> insert_rows(Conn& c, const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens) {
   // Keys of one batch share their issue-time prefix and are random after it: inserted in key
   // order, the table grows at its right edge instead of touching a random page per token.
@@ -170,8 +176,13 @@ Result<int> revoke_pair(Conn& c, const char* op, Stmt jwts, Stmt grants, Stmt to
 
 // ---- connections: readers and the group-committing writer ----------------------------------
 
-SqliteTokenStore::SqliteTokenStore(std::string path, std::unique_ptr<Conn> writer)
-    : m_path(std::move(path)), m_in_memory(m_path == ":memory:"), m_writer(std::move(writer)) {}
+SqliteTokenStore::SqliteTokenStore(std::string path, std::unique_ptr<Conn> writer,
+                                   std::unique_ptr<sqlite::ChangeCounter> changes)
+    : m_path(std::move(path)),
+      m_in_memory(m_path == ":memory:"),
+      m_writer(std::move(writer)),
+      m_changes(std::move(changes)),
+      m_cache(k_cached_rows) {}
 
 SqliteTokenStore::~SqliteTokenStore() {
   {
@@ -185,7 +196,9 @@ SqliteTokenStore::~SqliteTokenStore() {
 Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::string& path) {
   auto writer = sqlite::open_writer(path);
   if (!writer) return std::unexpected(writer.error());
-  std::unique_ptr<SqliteTokenStore> store(new SqliteTokenStore(path, std::move(*writer)));
+  auto changes = sqlite::ChangeCounter::open(path);
+  if (!changes) return std::unexpected(changes.error());
+  std::unique_ptr<SqliteTokenStore> store(new SqliteTokenStore(path, std::move(*writer), std::move(*changes)));
   if (auto r = store->refresh_legacy_keys(*store->m_writer); !r) return std::unexpected(r.error());
   return store;
 }
@@ -207,7 +220,8 @@ SqliteTokenStore::WriteStats SqliteTokenStore::write_stats() const {
 
 template <class T, class F>
 Result<T> SqliteTokenStore::read(const char* op, F&& body) {
-  if (m_in_memory) return write<T>(op, std::forward<F>(body));  // one private database: one connection
+  // One private database: one connection. A read changes nothing: no change-counter bump.
+  if (m_in_memory) return write<T>(op, std::forward<F>(body), false);
   std::unique_ptr<Conn> conn;
   {
     std::lock_guard lock(m_readers_mu);
@@ -236,10 +250,11 @@ Result<T> SqliteTokenStore::read(const char* op, F&& body) {
 }
 
 template <class T, class F>
-Result<T> SqliteTokenStore::write(const char* op, F&& body) {
+Result<T> SqliteTokenStore::write(const char* op, F&& body, bool changes_rows) {
   std::optional<Result<T>> out;
   Job job;
   job.op = op;
+  job.changes_rows = changes_rows;
   job.run = [&](Conn& c) -> Result<void> {
     out.emplace(body(c));
     if (!*out) return std::unexpected(out->error());
@@ -293,6 +308,7 @@ void SqliteTokenStore::put_async(std::optional<GrantRecord> grant, std::vector<T
                                  std::function<void(Result<void>)> done) {
   auto job = std::make_unique<Job>();
   job->op = "put";
+  job->changes_rows = stores_revoked(grant);
   job->run = [grant = std::move(grant), tokens = std::move(tokens)](Conn& c) { return insert_rows(c, grant, tokens); };
   job->on_done = std::move(done);
   enqueue(std::move(job));
@@ -311,6 +327,7 @@ void SqliteTokenStore::put_async(std::optional<GrantRecord> grant, std::function
   rows->make = std::move(make_rows);
   auto job = std::make_unique<Job>();
   job->op = "put";
+  job->changes_rows = stores_revoked(grant);
   job->prepare = [rows] {
     try {
       rows->rows = rows->make();
@@ -389,6 +406,19 @@ void SqliteTokenStore::lead(std::unique_lock<std::mutex>& lock, Job* self) {
 void SqliteTokenStore::run_group(const std::vector<Job*>& batch) {
   Conn& c = *m_writer;
   const auto started = std::chrono::steady_clock::now();
+  // Held from before BEGIN to after COMMIT or ROLLBACK, retries included (sqlite_cache.hpp).
+  std::optional<sqlite::ChangeCounter::WriteScope> changing;
+  if (std::any_of(batch.begin(), batch.end(), [](const Job* j) { return j->changes_rows; })) {
+    auto scope = m_changes->begin_write();
+    if (!scope) {
+      for (Job* j : batch) {
+        j->failed = true;
+        j->error = scope.error();
+      }
+      return;
+    }
+    changing.emplace(std::move(*scope));
+  }
   for (int attempt = 1;; ++attempt) {
     c.last_rc = SQLITE_OK;
     Result<void> group = [&]() -> Result<void> {
@@ -440,14 +470,21 @@ void SqliteTokenStore::run_group(const std::vector<Job*>& batch) {
 // ---- the TokenStore operations --------------------------------------------------------------
 
 Result<void> SqliteTokenStore::put(const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens) {
-  return write<void>("put", [&](Conn& c) { return insert_rows(c, grant, tokens); });
+  return write<void>("put", [&](Conn& c) { return insert_rows(c, grant, tokens); }, stores_revoked(grant));
 }
 
 Result<std::optional<TokenRecord>> SqliteTokenStore::find(std::string_view hash) {
-  return read<std::optional<TokenRecord>>("find", [&](Conn& c) {
+  const std::optional<std::uint64_t> tag = m_changes->stable();
+  if (tag) {
+    if (auto hit = m_cache.get(hash, *tag)) return std::optional<TokenRecord>(std::move(*hit));
+  }
+  auto found = read<std::optional<TokenRecord>>("find", [&](Conn& c) {
     return query_one(c, Stmt::find_token, "find", "looking up token", [&](sqlite3_stmt* s) { bind_key(s, 1, hash); },
                      read_token);
   });
+  // Kept only if no write that may change rows began during the read (see sqlite_cache.hpp).
+  if (tag && found && *found && m_changes->still(*tag)) m_cache.put(hash, **found, *tag);
+  return found;
 }
 
 Result<std::optional<GrantRecord>> SqliteTokenStore::grant(std::string_view id) {

@@ -19,6 +19,10 @@
 // Across processes: several processes may use the same file; BEGIN IMMEDIATE takes the write lock
 // up front, busy_timeout waits for it, and a bounded retry with backoff covers the SQLITE_BUSY
 // cases the busy handler does not (WAL recovery, lock upgrades).
+//
+// Token lookups are cached (sqlite_cache.hpp): a row found is kept, tagged with the store's change
+// counter, and served until a write that may change existing rows begins, in any process. Writes
+// that only add rows leave the counter alone, so issuing tokens does not empty the cache.
 
 #include <atomic>
 #include <condition_variable>
@@ -30,6 +34,8 @@
 #include <vector>
 
 #include <tokctl/tokens/token_store.hpp>
+
+#include "sqlite_cache.hpp"
 
 namespace tokctl::tokens {
 
@@ -73,11 +79,16 @@ class SqliteTokenStore final : public TokenStore {
     std::uint64_t writes = 0;
   };
   WriteStats write_stats() const;
+  /// Lookups answered from the cache, and those that were not. For tests and benchmarks.
+  sqlite::RecordCache::Stats cache_stats() const { return m_cache.stats(); }
 
   /// A queued write: `run` executes it on the writer connection inside the leader's transaction.
   struct Job {
     std::function<Result<void>(sqlite::Conn&)> run;
     const char* op = "";
+    /// May change rows that exist (anything but adding rows): the group holding it bumps the
+    /// change counter, which invalidates every process's cached lookups.
+    bool changes_rows = true;
     bool done = false;
     bool failed = false;  ///< its own statements failed: rolled back to its savepoint
     Error error;
@@ -92,7 +103,8 @@ class SqliteTokenStore final : public TokenStore {
   };
 
  private:
-  SqliteTokenStore(std::string path, std::unique_ptr<sqlite::Conn> writer);
+  SqliteTokenStore(std::string path, std::unique_ptr<sqlite::Conn> writer,
+                   std::unique_ptr<sqlite::ChangeCounter> changes);
 
   /// Queues `job` and returns when it is done (committed, or failed).
   void submit(Job& job);
@@ -115,7 +127,7 @@ class SqliteTokenStore final : public TokenStore {
   Result<T> read(const char* op, F&& body);
   /// Runs `body(conn)` as one write through group commit.
   template <class T, class F>
-  Result<T> write(const char* op, F&& body);
+  Result<T> write(const char* op, F&& body, bool changes_rows = true);
 
   std::string m_path;
   bool m_in_memory = false;
@@ -123,6 +135,8 @@ class SqliteTokenStore final : public TokenStore {
   /// prune; only ever goes from true to false (another process's prune leaves it true: harmless).
   std::atomic<bool> m_legacy_keys{true};
   std::unique_ptr<sqlite::Conn> m_writer;  // used by the current leader only
+  std::unique_ptr<sqlite::ChangeCounter> m_changes;
+  sqlite::RecordCache m_cache;
 
   std::mutex m_readers_mu;  // guards m_readers only (never held during a query)
   std::vector<std::unique_ptr<sqlite::Conn>> m_readers;

@@ -1306,6 +1306,40 @@ TEST_CASE("tokctl serve picks up keys rotate on its keystore without a restart",
   CHECK(code == 0);
 }
 
+TEST_CASE("tokctl revoke next to tokctl serve ends the token at the server's next introspection", "[serve][cli]") {
+  // The server caches lookups; a revocation by another process must still be seen at once.
+  TempDir dir;
+  const std::string ks = dir.file("ks");
+  const std::string secret = tokens::generate_client_secret();
+  write_file(dir.file("p.yaml"), "issuer: https://cache.test\nscopes:\n  - name: read\ntokens:\n  access: {format: opaque}\n"
+                                 "clients:\n  api: {secret_hash: \"" + tokens::hash_generated_secret(secret) + "\"}\n");
+  REQUIRE(tokctl::test::run({"--keystore", ks, "keys", "add", "--alg", "ES256", "-q"}).code == 0);
+  ServeProcess p({"--config", dir.file("p.yaml"), "--keystore", ks, "serve", "--listen", "127.0.0.1:0"});
+  const std::string listen = json::parse(p.first_line()).at("listen");
+  const auto port = static_cast<std::uint16_t>(std::stoi(listen.substr(listen.rfind(':') + 1)));
+  const std::string auth = "Authorization: Basic " + b64_encode("api:" + secret) + "\r\n";
+  int fd = connect_to(port);
+  std::string pending;
+  send_all(fd, http_post("/oauth/token", "grant_type=client_credentials&scope=read", auth));
+  auto issued = read_response(fd, pending);
+  REQUIRE(issued.status == 200);
+  const std::string token = json::parse(issued.body).at("access_token");
+  auto active = [&] {
+    send_all(fd, http_post("/oauth/introspect", "token=" + token, auth));
+    auto r = read_response(fd, pending);
+    REQUIRE(r.status == 200);
+    return json::parse(r.body).at("active").get<bool>();
+  };
+  CHECK(active());
+  CHECK(active());  // now served from the cache
+  auto revoked = tokctl::test::run({"--config", dir.file("p.yaml"), "--keystore", ks, "revoke", token});
+  CHECK(revoked.code == 0);
+  CHECK_FALSE(active());
+  ::close(fd);
+  auto [code, log] = p.terminate();
+  CHECK(code == 0);
+}
+
 TEST_CASE("SIGKILL under load loses no token a client received", "[serve][cli]") {
   TempDir dir;
   const std::string ks = dir.file("ks");

@@ -15,7 +15,11 @@
 #include <initializer_list>
 #include <memory>
 #include <sstream>
+#include <cstring>
+#include <thread>
 #include <string>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +27,7 @@
 
 #include "support/run.hpp"
 #include "tokens/sqlite_sql.hpp"
+#include "tokens/sqlite_store.hpp"
 
 using tokctl::ErrorCode;
 using tokctl::UnixTime;
@@ -43,7 +48,7 @@ namespace {
 // 2026-01-01T00:00:00Z.
 constexpr UnixTime k_t0 = 1767225600;
 // 2: grants.expires, 3: grants.jwts, 4: tokens.consumed, 5: no jti index, 6: BLOB keys, WITHOUT ROWID
-constexpr int k_schema_version = 7;
+constexpr int k_schema_version = 8;
 
 std::unique_ptr<TokenStore> open_store(const std::string& path) {
   auto s = open_token_store("sqlite:" + path);
@@ -733,7 +738,7 @@ TEST_CASE("the store file is created with mode 0600 and in WAL mode", "[store]")
   auto store = open_store(path);
   ::umask(old);
   REQUIRE(store->put(std::nullopt, std::vector{make_token("t")}));
-  for (const std::string& f : {path, path + "-wal", path + "-shm"}) {
+  for (const std::string& f : {path, path + "-wal", path + "-shm", path + "-rev"}) {
     struct stat st{};
     REQUIRE(::stat(f.c_str(), &st) == 0);
     INFO(f);
@@ -877,4 +882,215 @@ TEST_CASE("one put of 100,000 tokens (rate printed, not asserted)", "[store][per
   std::printf("token store: one put() of %d tokens: %.3f s wall = %.0f tokens/s (%.3f s CPU = %.0f tokens/s)\n",
               k_n, took.count(), k_n / took.count(), cpu, k_n / cpu);
   CHECK(store->find(tokens.back().hash)->has_value());
+}
+
+// ---- the lookup cache and its change counter (sqlite_cache.hpp) ------------------------------
+
+namespace {
+
+using tokctl::tokens::SqliteTokenStore;
+
+std::unique_ptr<SqliteTokenStore> open_sqlite(const std::string& path) {
+  auto s = SqliteTokenStore::open(path);
+  if (!s) FAIL("SqliteTokenStore::open: " << s.error().message);
+  return std::move(*s);
+}
+
+std::uint64_t hits(const SqliteTokenStore& s) { return s.cache_stats().hits; }
+
+// Looks `name` up twice on `reader`: returns whether it was revoked, and CHECKs the second lookup
+// came from the cache (the first may have, too).
+bool revoked_twice(SqliteTokenStore& reader, const std::string& name) {
+  const bool first = revoked(reader, name);
+  const auto before = hits(reader);
+  const bool second = revoked(reader, name);
+  CHECK(hits(reader) == before + 1);
+  CHECK(first == second);
+  return second;
+}
+
+// The counters in PATH-rev: [0] begun, [1] done (the file's words 0 and 8).
+std::pair<std::uint64_t, std::uint64_t> counters(const std::string& path) {
+  const std::string bytes = read_file(path + "-rev");
+  REQUIRE(bytes.size() >= 72);
+  std::uint64_t b = 0, d = 0;
+  std::memcpy(&b, bytes.data(), 8);
+  std::memcpy(&d, bytes.data() + 64, 8);
+  return {b, d};
+}
+
+}  // namespace
+
+TEST_CASE("a cached lookup is dropped as soon as another store on the file changes rows", "[store][cache]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  // Two stores on one file: each has its own connections, cache and mapping of the counter, as
+  // two processes would (`tokctl serve` and a `tokctl revoke` next to it).
+  auto writer = open_sqlite(path);
+  auto reader = open_sqlite(path);
+  const UnixTime soon = k_t0 + 10;
+  REQUIRE(writer->put(make_grant("g1"), std::vector{make_token("t1", "g1"), make_token("t2", "g1")}));
+  REQUIRE(writer->put(make_grant("g2", "cli-b", "bob"), std::vector{make_token("t3", "g2", "cli-b", "bob")}));
+  REQUIRE(writer->put(std::nullopt, std::vector{make_token("t4", "", "cli-c", "carol"), make_token("t5", "", "cli-d", "dave"),
+                                                make_token("t6", "", "cli-e", "erin", soon)}));
+  REQUIRE(writer->put(make_grant("g7"), std::vector{make_token("t7", "g7"), make_token("r7", "g7")}));
+  for (const char* t : {"t1", "t2", "t3", "t4", "t5", "t6", "t7"}) {
+    INFO(t);
+    CHECK_FALSE(revoked_twice(*reader, t));
+  }
+  const auto cached = hits(*reader);
+
+  SECTION("adding rows keeps the cache") {
+    const auto before = counters(path);
+    REQUIRE(writer->put(make_grant("g9"), std::vector{make_token("t9", "g9")}));
+    writer->put_async(std::nullopt, std::vector{make_token("t10")}, [](tokctl::Result<void> r) { REQUIRE(r); });
+    REQUIRE(writer->put(std::nullopt, std::vector{make_token("t11")}));  // after the async one (one writer, FIFO)
+    CHECK(counters(path) == before);
+    CHECK_FALSE(revoked(*reader, "t1"));
+    CHECK(hits(*reader) == cached + 1);
+  }
+  SECTION("revoke_token") {
+    REQUIRE(writer->revoke_token(token_hash("t4")) == 1);
+    CHECK(revoked_twice(*reader, "t4"));
+    CHECK_FALSE(revoked(*reader, "t5"));
+  }
+  SECTION("revoke_grant") {
+    REQUIRE(writer->revoke_grant("g1") == 2);
+    CHECK(revoked_twice(*reader, "t1"));
+    CHECK(revoked_twice(*reader, "t2"));
+    CHECK_FALSE(revoked(*reader, "t3"));
+  }
+  SECTION("revoke_client") {
+    REQUIRE(writer->revoke_client("cli-b") == 1);
+    CHECK(revoked_twice(*reader, "t3"));
+  }
+  SECTION("revoke_subject") {
+    REQUIRE(writer->revoke_subject("dave") == 1);
+    CHECK(revoked_twice(*reader, "t5"));
+  }
+  SECTION("a grant stored again as revoked") {
+    GrantRecord g = make_grant("g2", "cli-b", "bob");
+    g.revoked = true;
+    REQUIRE(writer->put(g, std::vector{make_token("t8", "g2", "cli-b", "bob")}));
+    CHECK(revoked_twice(*reader, "t3"));
+  }
+  SECTION("a refresh token redeemed twice revokes its grant") {
+    REQUIRE(writer->redeem(token_hash("r7"), make_grant("g7"), std::vector{make_token("r7b", "g7")}) ==
+            tokctl::tokens::Redeemed::ok);
+    CHECK(revoked_twice(*reader, "r7"));  // consumed
+    CHECK_FALSE(revoked(*reader, "t7"));
+    REQUIRE(writer->redeem(token_hash("r7"), make_grant("g7"), {}) == tokctl::tokens::Redeemed::reused);
+    CHECK(revoked_twice(*reader, "t7"));
+    CHECK(revoked_twice(*reader, "r7b"));
+  }
+  SECTION("prune") {
+    REQUIRE(writer->prune(soon + 1) == 1);
+    auto gone = reader->find(token_hash("t6"));
+    REQUIRE(gone);
+    CHECK_FALSE(gone->has_value());
+  }
+  SECTION("a jti denied") {
+    const auto before = counters(path);
+    REQUIRE(writer->deny_jti("some-jti", k_t0 + 60, ""));
+    CHECK(counters(path).first == before.first + 1);
+  }
+  const auto [begun, done] = counters(path);
+  CHECK(begun == done);  // every write ended
+}
+
+TEST_CASE("a lookup that finds nothing is not cached: a token stored after it is found", "[store][cache]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  auto writer = open_sqlite(path);
+  auto reader = open_sqlite(path);
+  for (int i = 0; i < 2; ++i) {
+    auto none = reader->find(token_hash("later"));
+    REQUIRE(none);
+    CHECK_FALSE(none->has_value());
+  }
+  REQUIRE(writer->put(std::nullopt, std::vector{make_token("later")}));
+  CHECK_FALSE(revoked(*reader, "later"));
+}
+
+TEST_CASE("a revocation by another process is seen at once by a store that cached the token", "[store][cache]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  { auto created = open_store(path); }  // no connection may cross fork()
+  const auto put = run_children(dir, 1, [&](int) -> std::string {
+    auto s = open_token_store("sqlite:" + path);
+    if (!s) return s.error().message;
+    auto r = (*s)->put(make_grant("g"), std::vector{make_token("a", "g"), make_token("b", "g")});
+    return r ? "" : r.error().message;
+  });
+  REQUIRE(put.empty());
+  auto reader = open_sqlite(path);
+  CHECK_FALSE(revoked_twice(*reader, "a"));
+  const auto errors = run_children(dir, 1, [&](int) -> std::string {
+    auto s = open_token_store("sqlite:" + path);
+    if (!s) return s.error().message;
+    auto n = (*s)->revoke_grant("g");
+    if (!n) return n.error().message;
+    return *n == 2 ? "" : "revoked " + std::to_string(*n);
+  });
+  for (const auto& e : errors) UNSCOPED_INFO(e);
+  REQUIRE(errors.empty());
+  CHECK(revoked_twice(*reader, "a"));
+  CHECK(revoked_twice(*reader, "b"));
+}
+
+TEST_CASE("a writer that dies between its two increments stops caching until the counters are repaired",
+          "[store][cache]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  auto reader = open_sqlite(path);
+  REQUIRE(reader->put(std::nullopt, std::vector{make_token("t")}));
+  CHECK_FALSE(revoked_twice(*reader, "t"));
+
+  // A writer between its increments: `begun` moved, `done` not, and it holds the shared lock.
+  int fd = ::open((path + "-rev").c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_SH) == 0);
+  auto [b, d] = counters(path);
+  REQUIRE(b == d);
+  ++b;
+  REQUIRE(::pwrite(fd, &b, 8, 0) == 8);
+  // ... and revokes behind SQLite's back (a crashed writer's commit is just as invisible).
+  {
+    RawDb raw(path);
+    raw.exec("UPDATE tokens SET revoked = 1");
+  }
+  const auto before = hits(*reader);
+  CHECK(revoked(*reader, "t"));  // read from the database, not the stale cached row
+  CHECK(revoked(*reader, "t"));
+  CHECK(hits(*reader) == before);  // nothing cached while a write may be under way
+  CHECK(counters(path).second == d);  // the live lock blocks the repair
+
+  // The writer dies: its lock goes with it. The next repair (at most one a second) closes the gap.
+  ::close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  CHECK(revoked(*reader, "t"));
+  CHECK(counters(path) == std::pair{b, b});
+  CHECK(revoked_twice(*reader, "t"));  // caching again
+}
+
+TEST_CASE("the change counter file must be a regular file of its own", "[store][cache]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  SECTION("a directory") { REQUIRE(::mkdir((path + "-rev").c_str(), 0700) == 0); }
+  SECTION("a FIFO") { REQUIRE(::mkfifo((path + "-rev").c_str(), 0600) == 0); }
+  SECTION("a symlink") {
+    REQUIRE(::symlink(dir.file("elsewhere").c_str(), (path + "-rev").c_str()) == 0);
+  }
+  auto s = open_token_store("sqlite:" + path);
+  REQUIRE_FALSE(s);
+  CHECK(s.error().code == ErrorCode::keystore);
+  CHECK_THAT(s.error().message, Contains("change counter") && Contains(path + "-rev"));
+}
+
+TEST_CASE("an in-memory store caches lookups and drops them on revocation", "[store][cache]") {
+  auto s = open_sqlite(":memory:");
+  REQUIRE(s->put(make_grant("g"), std::vector{make_token("m", "g")}));
+  CHECK_FALSE(revoked_twice(*s, "m"));
+  REQUIRE(s->revoke_grant("g") == 1);
+  CHECK(revoked_twice(*s, "m"));
 }

@@ -1,0 +1,165 @@
+#include "sqlite_cache.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+namespace tokctl::tokens::sqlite {
+namespace {
+
+constexpr std::size_t k_counter_bytes = 128;  // two counters, a cache line each
+constexpr int k_lock_attempts = 5000;          // x 1 ms: how long a writer waits for a repairer
+
+std::int64_t steady_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::unexpected<Error> counter_fail(const std::string& path, const std::string& what) {
+  return tokctl::fail(ErrorCode::keystore, "token store change counter " + path + ": " + what,
+                      "it must be a regular file next to the store, writable by whoever runs tokctl");
+}
+
+// Opens PATH (creating it 0600), never following a symlink nor blocking on a FIFO; only a
+// regular file is accepted.
+Result<int> open_counter_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+  if (fd < 0) return counter_fail(path, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return counter_fail(path, "not a regular file");
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ChangeCounter>> ChangeCounter::open(const std::string& db_path) {
+  std::unique_ptr<ChangeCounter> c(new ChangeCounter());
+  if (db_path == ":memory:") {
+    c->m_private = std::make_unique<std::uint64_t[]>(k_counter_bytes / sizeof(std::uint64_t));
+    c->m_words = c->m_private.get();
+    return c;
+  }
+  const std::string path = db_path + "-rev";
+  auto fd = open_counter_file(path);
+  if (!fd) return std::unexpected(fd.error());
+  c->m_fd = *fd;
+  auto repair_fd = open_counter_file(path);
+  if (!repair_fd) return std::unexpected(repair_fd.error());
+  c->m_repair_fd = *repair_fd;
+  struct stat st {};
+  if (::fstat(c->m_fd, &st) != 0) return counter_fail(path, std::strerror(errno));
+  // A new file is all zeros once extended: begun == done == 0. Never shrunk.
+  if (static_cast<std::size_t>(st.st_size) < k_counter_bytes && ::ftruncate(c->m_fd, k_counter_bytes) != 0)
+    return counter_fail(path, std::string("extending: ") + std::strerror(errno));
+  void* p = ::mmap(nullptr, k_counter_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, c->m_fd, 0);
+  if (p == MAP_FAILED) return counter_fail(path, std::string("mapping: ") + std::strerror(errno));
+  c->m_words = static_cast<std::uint64_t*>(p);
+  c->m_mapped = k_counter_bytes;
+  return c;
+}
+
+ChangeCounter::~ChangeCounter() {
+  if (m_mapped) ::munmap(m_words, m_mapped);
+  if (m_fd >= 0) ::close(m_fd);
+  if (m_repair_fd >= 0) ::close(m_repair_fd);
+}
+
+Result<ChangeCounter::WriteScope> ChangeCounter::begin_write() {
+  if (m_fd >= 0) {
+    // Non-blocking with a bounded wait: a process holding the exclusive lock for good (only a
+    // repair takes it, for a few instructions) must not hang every writer.
+    for (int attempt = 0;; ++attempt) {
+      if (::flock(m_fd, LOCK_SH | LOCK_NB) == 0) break;
+      if (errno != EWOULDBLOCK && errno != EINTR)
+        return tokctl::fail(ErrorCode::keystore, std::string("token store change counter: locking: ") + std::strerror(errno));
+      if (attempt >= k_lock_attempts)
+        return tokctl::fail(ErrorCode::keystore, "token store change counter: locked by another process for 5 s");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  begun().fetch_add(1, std::memory_order_seq_cst);
+  return WriteScope(this);
+}
+
+ChangeCounter::WriteScope::~WriteScope() {
+  if (m_counter) m_counter->end_write();
+}
+
+void ChangeCounter::end_write() {
+  done().fetch_add(1, std::memory_order_seq_cst);
+  if (m_fd >= 0) ::flock(m_fd, LOCK_UN);
+}
+
+std::optional<std::uint64_t> ChangeCounter::stable() {
+  const std::uint64_t b = begun().load(std::memory_order_acquire);
+  if (done().load(std::memory_order_acquire) == b) return b;
+  repair();
+  return std::nullopt;
+}
+
+void ChangeCounter::repair() {
+  if (m_repair_fd < 0) return;  // in memory: a writer always ends (no process to die)
+  const std::int64_t now = steady_seconds();
+  std::int64_t last = m_last_repair.load(std::memory_order_relaxed);
+  if (now - last < 1 || !m_last_repair.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  // Every writer between its increments holds the shared lock: getting the exclusive one means
+  // none is, so a gap between the counters can only be a dead writer's.
+  if (::flock(m_repair_fd, LOCK_EX | LOCK_NB) != 0) return;
+  done().store(begun().load(std::memory_order_seq_cst), std::memory_order_seq_cst);
+  ::flock(m_repair_fd, LOCK_UN);
+}
+
+RecordCache::RecordCache(std::size_t capacity) : m_per_shard(std::max<std::size_t>(1, capacity / k_shards)) {}
+
+std::optional<TokenRecord> RecordCache::get(std::string_view key, std::uint64_t tag) {
+  Shard& s = shard_of(key);
+  std::shared_ptr<const TokenRecord> row;
+  {
+    std::lock_guard lock(s.mu);
+    auto it = s.rows.find(key);
+    if (it != s.rows.end()) {
+      if (it->second.tag == tag) {
+        row = it->second.row;
+      } else {
+        s.rows.erase(it);
+      }
+    }
+    ++(row ? s.hits : s.misses);
+  }
+  if (!row) return std::nullopt;
+  return *row;  // copied outside the lock
+}
+
+void RecordCache::put(std::string_view key, const TokenRecord& row, std::uint64_t tag) {
+  auto copy = std::make_shared<const TokenRecord>(row);
+  Shard& s = shard_of(key);
+  std::lock_guard lock(s.mu);
+  auto it = s.rows.find(key);
+  if (it != s.rows.end()) {
+    it->second = Entry{std::move(copy), tag};
+    return;
+  }
+  if (s.rows.size() >= m_per_shard) s.rows.erase(s.rows.begin());  // full: drop one, any one
+  s.rows.emplace(std::string(key), Entry{std::move(copy), tag});
+}
+
+RecordCache::Stats RecordCache::stats() const {
+  Stats out;
+  for (Shard& s : m_shards) {
+    std::lock_guard lock(s.mu);
+    out.hits += s.hits;
+    out.misses += s.misses;
+  }
+  return out;
+}
+
+}  // namespace tokctl::tokens::sqlite
