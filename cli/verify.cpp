@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -107,6 +108,12 @@ class Decryptor {
   std::optional<Error> m_keystore_error;
 };
 
+// Whether anything is at `path`, a dangling symlink included (its target is the store's business).
+bool exists_no_follow(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
 // With the local keystore, tokens revoked in the local token store (jti deny-list, revoked grant)
 // are invalid too (TokenService::apply_revocation). Only consulted when the store exists.
 class RevocationCheck {
@@ -121,7 +128,14 @@ class RevocationCheck {
       return;
     }
     std::string db = (*p)->store.empty() ? ks->dir() + "/tokens.db" : (*p)->store;
-    if ((*p)->store.empty() && ::access(db.c_str(), F_OK) != 0) return;  // nothing was ever revoked
+    if ((*p)->store.empty() && !exists_no_follow(db)) {
+      // No store: nothing was ever revoked, unless its change counter (kept beside the store
+      // for good once it was opened) says one was here and has gone (moved, deleted).
+      if (!exists_no_follow(db + "-rev")) return;
+      m_error = Error{ErrorCode::keystore, "the token store " + db + " is missing, but " + db + "-rev shows it existed",
+                      "restore it; revoked tokens cannot be told apart without it"};
+      return;
+    }
     auto svc = open_service();
     if (svc) m_service = std::shared_ptr<tokens::TokenService>(std::move(*svc));
     else m_error = svc.error();
@@ -553,6 +567,11 @@ int run_verify(const VerifyCliOptions& o) {
   // Stdin is checked before any key is fetched: `--batch < dir` is refused, never an empty success.
   std::optional<LineReader> batch_input;
   if (o.batch) {
+    // A token argument would be silently ignored: a script adding --batch to a one-token call
+    // must not get exit 0 for a token nobody checked.
+    if (!o.token.empty() && o.token != "-")
+      return report(Error{ErrorCode::usage, "--batch reads tokens from stdin, one per line: it takes no token argument",
+                          "pipe the tokens in: printf '%s\\n' \"$TOKEN\" | tokctl verify --batch ..."});
     auto in = stdin_token_lines();
     if (!in) return report(in.error());
     batch_input.emplace(std::move(*in));

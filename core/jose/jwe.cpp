@@ -537,6 +537,8 @@ Result<DecryptedJwe> decrypt_compact(std::string_view token, const Jwk& key, con
       kek = std::move(*derived);
     }
   } else if (is_pbes2(*alg)) {
+    // Required (RFC 7518 §4.8.1.1), like p2c: missing is a malformed header, not a short salt.
+    if (!header->contains("p2s")) return fail(ErrorCode::malformed, "PBES2 JWE header has no \"p2s\"");
     auto p2s = header_b64(*header, "p2s");
     if (!p2s) return std::unexpected(p2s.error());
     if (p2s->size() < 8) {

@@ -327,10 +327,13 @@ Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const
     if (o.alg.empty()) {
       return fail_remedy(ErrorCode::keystore, "the keystore has no keys to rotate", "add one", Remedy::add_signing_key);
     }
-    if (!force) {
-      return fail_remedy(ErrorCode::keystore, "no " + o.alg + " key to rotate", "add one", Remedy::add_signing_key, o.alg);
-    }
-    algs.push_back(o.alg);
+    // Even forced: a rotation replaces the keys of an algorithm in use; it never brings in a new
+    // one (a mistyped --alg in an emergency would leave two signing algorithms, and nothing
+    // would sign without naming one).
+    return fail_remedy(ErrorCode::keystore,
+                       "no " + o.alg + " key to rotate" +
+                           (force ? " (a forced rotation replaces the keys of an algorithm in use; it never adds one)" : ""),
+                       "add one", Remedy::add_signing_key, o.alg);
   }
   UnixTime now = m_clock->now();
   // Decide per alg before changing anything: skipped (--if-older-than), refused, or rotated.

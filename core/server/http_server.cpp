@@ -319,6 +319,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       }
     }
     if (te > 1) return std::pair(400, std::string("repeated Transfer-Encoding"));
+    // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; such a message's framing is faulty, and the
+    // connection must close after it (a 1.0 proxy in front would have read it differently).
+    if (te > 0 && m_version < 11) return std::pair(400, std::string("Transfer-Encoding in an HTTP/1.0 request"));
     // One Content-Length of one value: a repeat, even of the same value, or a list ("29, 29") is
     // refused like any repeated framing header (RFC 9112 §6.3 lets a server reject it; proxies in
     // front may have read it differently).

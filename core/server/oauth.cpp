@@ -178,7 +178,9 @@ HttpResponse oauth_error(const Error& e) {
 }
 
 HttpResponse simple_error(int status, const char* error, const std::string& description) {
-  return json_response(status, json{{"error", error}, {"error_description", description}}.dump());
+  HttpResponse r = json_response(status, json{{"error", error}, {"error_description", description}}.dump());
+  r.set("Cache-Control", "no-store");  // like every error answer
+  return r;
 }
 
 std::string lower(std::string_view s) {
@@ -278,8 +280,8 @@ std::variant<Form, HttpResponse> read_form(const HttpRequest& req,
 
 // Where client credentials are read from: Authorization (the OAuth endpoints), or
 // Proxy-Authorization for GET /phantom, whose Authorization carries the end user's bearer token.
-// A refusal is 401 with a WWW-Authenticate challenge (when Authorization was tried), or 407 with
-// a Proxy-Authenticate challenge (always: RFC 9110 §15.5.8).
+// A refusal is 401 with a WWW-Authenticate challenge, or 407 with a Proxy-Authenticate one
+// (always: RFC 9110 §15.5.2, §15.5.8).
 struct CredentialHeader {
   std::string_view name;       // lower-case
   const char* display;         // as messages name it
@@ -295,21 +297,23 @@ struct ClientAuth {
   const tokens::ClientPolicy* client = nullptr;
   std::optional<HttpResponse> refusal;
   std::string id, secret, method;
-  bool challenge = false;  // Authorization was sent: a 401 carries a Basic challenge
   const CredentialHeader* from = &k_authorization;
 };
 
-HttpResponse client_refusal(const std::string& why, bool challenge, const std::string& realm,
+HttpResponse client_refusal(const std::string& why, const std::string& realm,
                             const CredentialHeader& from = k_authorization) {
   HttpResponse r = oauth_error(OAuthCode::invalid_client, why);
   r.status = from.status;
-  if (challenge || from.status != 401) r.set(from.challenge, "Basic realm=\"" + realm + "\"");
+  // Every 401 and 407 carries its challenge (RFC 9110 §15.5.2, §15.5.8), not only those whose
+  // request sent Authorization (all RFC 6749 §5.2 requires): a client that sent its secret in the
+  // form, or nothing, still learns how to authenticate.
+  r.set(from.challenge, "Basic realm=\"" + realm + "\"");
   return r;
 }
 
 // client_secret_basic, client_secret_post (RFC 6749 §2.3.1), private_key_jwt or
 // tls_client_auth: exactly one of them. A failure is the one invalid_client answer, with a Basic
-// challenge when Authorization was tried. A secret is not checked here (see authenticated()).
+// challenge. A secret is not checked here (see authenticated()).
 ClientAuth read_credentials(const OAuthEndpoints& endpoints, const tokens::Policy& policy, const HttpRequest& req,
                             Form& form, const std::string& realm, const CredentialHeader& from) {
   ClientAuth out;
@@ -323,7 +327,7 @@ ClientAuth read_credentials(const OAuthEndpoints& endpoints, const tokens::Polic
   if (authorization) {
     auto b = parse_basic_auth(*authorization);
     if (!b) {
-      out.refusal = client_refusal(b.error().message, true, realm, from);
+      out.refusal = client_refusal(b.error().message, realm, from);
       return out;
     }
     basic = std::move(*b);
@@ -349,9 +353,8 @@ ClientAuth read_credentials(const OAuthEndpoints& endpoints, const tokens::Polic
     method = "client_secret_post";
   }
   form.erase("client_secret");
-  out.challenge = authorization != nullptr;
   auto fail_auth = [&](const std::string& why) {
-    out.refusal = client_refusal(why, out.challenge, realm, from);
+    out.refusal = client_refusal(why, realm, from);
     return out;
   };
   // RFC 7523 private_key_jwt: a JWT signed with one of the client's keys.
@@ -560,10 +563,10 @@ void OAuthEndpoints::authenticated(const HttpRequest& req, Form form, Respond re
   auto decided = [this](const HttpRequest& rq, Form& fm, const ClientAuth& ca, const Result<const tokens::ClientPolicy*>& c,
                         Respond out, const Authenticated& then) {
     const std::string& realm = m_service.policy().issuer;
-    if (!c) return out(client_refusal(c.error().message, ca.challenge, realm, *ca.from));
+    if (!c) return out(client_refusal(c.error().message, realm, *ca.from));
     const std::string& registered = (*c)->auth_method;
     if (!registered.empty() && registered != ca.method) {
-      return out(client_refusal("client authentication failed", ca.challenge, realm, *ca.from));
+      return out(client_refusal("client authentication failed", realm, *ca.from));
     }
     then(rq, fm, **c, std::move(out));
   };
@@ -954,6 +957,7 @@ HttpResponse OAuthEndpoints::phantom(const HttpRequest& req) const {
     // the API's request: the gateway passes the request's method and URL on (it authenticated
     // above, so they are its word, not the client's).
     if (!dpop_scheme) {
+      dpop_scheme = true;  // the challenge says which scheme to use instead (RFC 9449 §7.1, §7.2)
       return refuse("invalid_token", "the token is bound to a DPoP key (RFC 9449): send it with Authorization: DPoP "
                                      "and a DPoP proof, not as a bearer token");
     }

@@ -132,6 +132,9 @@ Result<json> TokenService::introspect(std::string_view token) const {
   if (!d) return std::unexpected(d.error());
   if (!*d) return json{{"active", false}};
   const ActiveToken& t = **d;
+  // An ID token is for the client, not a credential for a resource server: "active" would let an
+  // RFC 7662 caller take it for an access token (it never gets a phantom JWT either).
+  if (t.kind == "id") return json{{"active", false}};
   // RFC 7662 members only (well-typed: a wrong-typed claim is left out). The confirmation of a
   // bound token (RFC 7800) comes too: RFC 8705 §3.2, and RFC 9449 §6.2, where the type is DPoP.
   const auto cnf = t.claims.find("cnf");

@@ -447,10 +447,10 @@ PolicyCheck check_policy(const std::string& path) {
       }
     }
     if (auto n = root["keystore"]) {
-      if (auto s = r.string(n, "keystore")) p.keystore = relative_to(path, *s);
+      if (auto s = r.text(n, "keystore")) p.keystore = relative_to(path, *s);  // "" would mean the default
     }
     if (auto n = root["store"]) {
-      if (auto s = r.string(n, "store")) {
+      if (auto s = r.text(n, "store")) {
         if (*s == "sqlite:") {
           r.problem(n, "store 'sqlite:' names no file: use sqlite:PATH");
         } else if (s->rfind("sqlite:", 0) == 0) {
@@ -559,7 +559,7 @@ PolicyCheck check_policy(const std::string& path) {
       if (c.IsMap()) check_reserved(r, c, "claims");
     }
     if (auto n = root["subjects"]) {
-      if (auto s = r.string(n, "subjects")) {
+      if (auto s = r.text(n, "subjects")) {
         p.subjects_file = relative_to(path, *s);
         std::optional<YAML::Node> subj;
         if (auto subjects_text = read_input(p.subjects_file); !subjects_text) {

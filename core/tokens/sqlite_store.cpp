@@ -10,6 +10,11 @@
 #include <utility>
 #include <vector>
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "sqlite_conn.hpp"
 
 namespace tokctl::tokens {
@@ -199,8 +204,44 @@ Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::stri
   auto changes = sqlite::ChangeCounter::open(path);
   if (!changes) return std::unexpected(changes.error());
   std::unique_ptr<SqliteTokenStore> store(new SqliteTokenStore(path, std::move(*writer), std::move(*changes)));
+  if (path != ":memory:") {
+    // The file the writer has open (open_writer created or opened it; nobody swaps it in between
+    // but a process racing a restore, which the next check then catches).
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+      return tokctl::fail(ErrorCode::keystore, "token store " + path + ": " + std::strerror(errno));
+    store->m_file = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+    if (::stat((path + "-rev").c_str(), &st) != 0)
+      return tokctl::fail(ErrorCode::keystore, "token store " + path + "-rev: " + std::strerror(errno));
+    store->m_counter_file = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+  }
   if (auto r = store->refresh_legacy_keys(*store->m_writer); !r) return std::unexpected(r.error());
   return store;
+}
+
+Result<void> SqliteTokenStore::check_same_file() const {
+  if (m_in_memory) return {};
+  auto same = [](const std::string& path, const FileId& id) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_dev) == id.dev &&
+           static_cast<std::uint64_t>(st.st_ino) == id.ino;
+  };
+  if (same(m_path, m_file) && same(m_path + "-rev", m_counter_file)) return {};
+  return tokctl::fail(ErrorCode::keystore,
+                      "token store " + m_path + ": the file or its change counter (-rev) was deleted or replaced "
+                      "while in use",
+                      "nothing was written; restart the process so that it opens the store now at that path");
+}
+
+Result<void> SqliteTokenStore::check_same_file_soon() {
+  if (m_in_memory) return {};
+  const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  const std::int64_t last = m_checked_at.load(std::memory_order_relaxed);
+  if (m_file_ok.load(std::memory_order_relaxed) && now - last < k_recheck.count()) return {};
+  auto r = check_same_file();
+  m_file_ok.store(r.has_value(), std::memory_order_relaxed);
+  m_checked_at.store(now, std::memory_order_relaxed);
+  return r;
 }
 
 Result<void> SqliteTokenStore::refresh_legacy_keys(Conn& c) {
@@ -237,7 +278,8 @@ Result<T> SqliteTokenStore::read(const char* op, F&& body) {
   }
   conn->last_rc = SQLITE_OK;
   const auto started = std::chrono::steady_clock::now();
-  Result<T> r = body(*conn);
+  auto same = check_same_file_soon();
+  Result<T> r = same ? body(*conn) : Result<T>(std::unexpected(same.error()));
   // WAL readers see BUSY only in corner cases (recovery); retry those, holding no lock.
   for (int attempt = 1; !r && sqlite::is_busy(conn->last_rc) && sqlite::retry_busy(attempt, started); ++attempt) {
     sqlite::backoff(attempt);
@@ -406,6 +448,13 @@ void SqliteTokenStore::lead(std::unique_lock<std::mutex>& lock, Job* self) {
 void SqliteTokenStore::run_group(const std::vector<Job*>& batch) {
   Conn& c = *m_writer;
   const auto started = std::chrono::steady_clock::now();
+  if (auto same = check_same_file(); !same) {
+    for (Job* j : batch) {
+      j->failed = true;
+      j->error = same.error();
+    }
+    return;
+  }
   // Held from before BEGIN to after COMMIT or ROLLBACK, retries included (sqlite_cache.hpp).
   std::optional<sqlite::ChangeCounter::WriteScope> changing;
   if (std::any_of(batch.begin(), batch.end(), [](const Job* j) { return j->changes_rows; })) {
@@ -474,6 +523,8 @@ Result<void> SqliteTokenStore::put(const std::optional<GrantRecord>& grant, std:
 }
 
 Result<std::optional<TokenRecord>> SqliteTokenStore::find(std::string_view hash) {
+  // A store deleted or replaced under this process is refused within k_recheck, cached rows too.
+  if (auto same = check_same_file_soon(); !same) return std::unexpected(same.error());
   const std::optional<std::uint64_t> tag = m_changes->stable();
   if (tag) {
     if (auto hit = m_cache.get(hash, *tag)) return std::optional<TokenRecord>(std::move(*hit));

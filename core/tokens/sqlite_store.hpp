@@ -25,6 +25,7 @@
 // that only add rows leave the counter alone, so issuing tokens does not empty the cache.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -79,6 +80,8 @@ class SqliteTokenStore final : public TokenStore {
     std::uint64_t writes = 0;
   };
   WriteStats write_stats() const;
+  /// How long a read may go on after the store's file was deleted or replaced (writes stop at once).
+  static constexpr std::chrono::steady_clock::duration k_recheck = std::chrono::milliseconds(100);
   /// Lookups answered from the cache, and those that were not. For tests and benchmarks.
   sqlite::RecordCache::Stats cache_stats() const { return m_cache.stats(); }
 
@@ -118,6 +121,13 @@ class SqliteTokenStore final : public TokenStore {
   void wake_next_leader();
   /// The writer thread: leads while put_async writes wait and no caller leads.
   void writer_loop();
+  /// Fails when m_path no longer names the file this store opened (deleted, or replaced by a
+  /// restore): writes would go to a file nobody will ever open again, and reads would miss every
+  /// revocation made in the new one. Costs one stat(2): run per write group and per uncached read.
+  Result<void> check_same_file() const;
+  /// check_same_file() at most once per k_recheck for reads (a stat per request would cost more
+  /// than a cached lookup); after a failed check, every call checks again.
+  Result<void> check_same_file_soon();
   /// Sets m_legacy_keys from the legacy_keys table, read on `c`.
   Result<void> refresh_legacy_keys(sqlite::Conn& c);
   /// The leader's part: runs `batch` in one transaction (retrying it whole after SQLITE_BUSY).
@@ -136,6 +146,12 @@ class SqliteTokenStore final : public TokenStore {
   std::atomic<bool> m_legacy_keys{true};
   std::unique_ptr<sqlite::Conn> m_writer;  // used by the current leader only
   std::unique_ptr<sqlite::ChangeCounter> m_changes;
+  struct FileId {
+    std::uint64_t dev = 0, ino = 0;
+  };
+  FileId m_file, m_counter_file;  // what was opened (zero: in memory)
+  std::atomic<std::int64_t> m_checked_at{0};  // steady_clock ticks of the last check_same_file_soon
+  std::atomic<bool> m_file_ok{false};
   sqlite::RecordCache m_cache;
 
   std::mutex m_readers_mu;  // guards m_readers only (never held during a query)

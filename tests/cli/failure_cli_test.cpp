@@ -132,6 +132,41 @@ TEST_CASE("verify exits 4 when the store cannot answer, and 1 when the token is 
   CHECK(late.code == 1);
 }
 
+TEST_CASE("verify never calls a revoked token valid because its store has gone or dangles", "[cli][failure]") {
+  Env env;
+  const std::string jwt = env.ok({"issue", "--client-id", "svc", "--sub", "alice", "--scope", "read"});
+  REQUIRE(env({"revoke", jwt}).code == 0);
+  {
+    auto v = env({"verify", jwt});
+    INFO(describe(v));
+    REQUIRE(v.code == 1);  // revoked
+  }
+  const std::string db = env.ks + "/tokens.db";
+  SECTION("moved away: its change counter says it was there") {
+    REQUIRE(std::rename(db.c_str(), (db + ".moved").c_str()) == 0);
+  }
+  SECTION("a symlink to nowhere") {
+    REQUIRE(std::rename(db.c_str(), (db + ".moved").c_str()) == 0);
+    REQUIRE(::symlink((env.dir.file("nowhere") + "/x").c_str(), db.c_str()) == 0);
+  }
+  auto v = env({"-o", "json", "verify", jwt});
+  INFO(describe(v));
+  CHECK(v.code == 4);
+  auto report = json::parse(v.out);
+  CHECK(report["valid"] == false);
+  REQUIRE(report["errors"].size() == 1);
+  CHECK(report["errors"][0]["code"] == "store_error");
+}
+
+TEST_CASE("verify --batch takes its tokens on stdin only: a token argument is a usage error", "[cli][failure]") {
+  Env env;
+  const std::string expired = env.ok({"sign", "--sub", "x", "--exp", "+1m"});
+  auto v = env.at("2026-01-01T00:30:00Z", {"verify", "--batch", expired});
+  INFO(describe(v));
+  CHECK(v.code == 2);
+  CHECK_THAT(v.err, Contains("stdin"));
+}
+
 TEST_CASE("splitting the same JWT twice gives the same parts", "[cli][failure]") {
   Env env;
   const std::string jwt = env.ok({"issue", "--client-id", "svc", "--sub", "alice", "--scope", "read"});

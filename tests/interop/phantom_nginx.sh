@@ -231,8 +231,8 @@ got=$(call "$NG/api/orders" -H "Authorization: DPoP $DTOKEN" -H "DPoP: $API_PROO
 expect "the same proof again: 401 with a DPoP challenge, invalid_dpop_proof" "$got" \
   $'401\tDPoP algs="'*'error="invalid_dpop_proof", error_description="DPoP proof: its jti was used before"'$'\t'*
 got=$(call "$NG/api/orders" -H "Authorization: Bearer $DTOKEN")
-expect "the DPoP-bound token as a bearer token: 401 invalid_token" "$got" \
-  $'401\tBearer realm="'"$ISSUER"'", error="invalid_token"'*
+expect "the DPoP-bound token as a bearer token: 401 invalid_token, with a DPoP challenge" "$got" \
+  $'401\tDPoP algs="'*'realm="'"$ISSUER"'", error="invalid_token"'*
 got=$(call "$NG/api/orders" -H "Authorization: DPoP $DTOKEN" -H "DPoP: $(dpop GET "$NG/api/other" "$DTOKEN")")
 expect "a proof made for another URL: 401 invalid_dpop_proof" "$got" $'401\tDPoP algs="'*'error="invalid_dpop_proof"'*
 got=$(call "$NG/api/orders" -H "Host: other-api.test" -H "Authorization: DPoP $DTOKEN" \

@@ -497,10 +497,10 @@ TEST_CASE("serve: /phantom takes a DPoP-bound token only with the DPoP scheme an
   REQUIRE(jws);
   CHECK(json::parse(jws->payload).at("cnf") == json{{"jkt", *key.thumbprint()}});
 
-  // as a bearer token: never
+  // as a bearer token: never, and the challenge names the DPoP scheme (RFC 9449 §7.1)
   CHECK_THAT(refused(phantom("Bearer " + token, {api_proof(key, jose::Alg::ES256, "p2", token)}), "invalid_token",
                      "send it with Authorization: DPoP"),
-             Catch::StartsWith("Bearer realm="));
+             Catch::StartsWith("DPoP algs=\"") && Catch::Contains("error=\"invalid_token\""));
   // the same proof again
   const std::string challenge = refused(phantom("DPoP " + token, {api_proof(key, jose::Alg::ES256, "p1", token)}),
                                         "invalid_dpop_proof", "jti was used before");

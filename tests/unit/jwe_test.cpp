@@ -283,6 +283,9 @@ TEST_CASE("PBES2 p2c below 1000 and short salts are refused", "[jwe][attack]") {
                   ErrorCode::malformed, "p2c");
   require_failure(jose::decrypt_compact(edit_header(token, [](json& h) { h["p2s"] = "AAAA"; }), pw),
                   ErrorCode::invalid_token, "at least 8");
+  // No salt at all is a malformed header, like no p2c (it used to read as a 0-byte salt).
+  require_failure(jose::decrypt_compact(edit_header(token, [](json& h) { h.erase("p2s"); }), pw),
+                  ErrorCode::malformed, "has no \"p2s\"");
   // Encrypting refuses the same range.
   for (int bad : {999, 1000001}) {
     auto o = opts(KeyMgmtAlg::PBES2_HS256_A128KW, ContentEnc::A128GCM);

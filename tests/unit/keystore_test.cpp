@@ -491,6 +491,24 @@ TEST_CASE("rotate --force without a next key activates a brand-new key", "[keyst
   CHECK(ks.check(k_no_pass).ok());
 }
 
+TEST_CASE("rotate --force never adds an algorithm the keystore has no key of", "[keystore]") {
+  // A mistyped --alg in an emergency used to add a second signing algorithm, after which
+  // nothing signed without naming one.
+  Fixture f;
+  auto ks = f.open();
+  auto a = add(ks, "ES256");
+  const auto before = read_file(f.dir + "/keystore.json");
+  for (auto force : {Force::no, Force::yes}) {
+    auto r = ks.rotate(rot("PS256", force), k_no_pass);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::keystore);
+    CHECK_THAT(r.error().message, Contains("no PS256 key to rotate"));
+  }
+  CHECK(read_file(f.dir + "/keystore.json") == before);
+  CHECK(manifest(ks).active("PS256") == nullptr);
+  CHECK(manifest(ks).find(a.kid)->state == KeyState::active);
+}
+
 TEST_CASE("rotate with no alg rotates every alg that has keys", "[keystore]") {
   Fixture f;
   auto ks = f.open();

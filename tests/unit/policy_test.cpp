@@ -572,6 +572,18 @@ TEST_CASE("config check: sectors must be non-empty strings", "[policy]") {
   CHECK(c.policy.clients.at("quoted").sector == "42");
 }
 
+TEST_CASE("config check: keystore, store and subjects are non-empty strings, never silently the default",
+          "[policy]") {
+  TempDir dir;
+  const std::string f = dir.file("tokctl.yaml");
+  // keystore: "" used to be read as no keystore at all: the default one was used (and created).
+  auto c = check_text(dir, "keystore: \"\"\nstore: 5\nsubjects: true\n");
+  check_position(problem_with(c, "keystore cannot be empty"), f, 1, 11);
+  check_position(problem_with(c, "store must be a string, not number"), f, 2, 8);
+  check_position(problem_with(c, "subjects must be a string, not boolean"), f, 3, 11);
+  CHECK(c.problems.size() == 3);
+}
+
 TEST_CASE("config check: the issuer must be an http(s) URL", "[policy]") {
   TempDir dir;
   const std::string f = dir.file("tokctl.yaml");

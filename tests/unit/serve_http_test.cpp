@@ -182,6 +182,17 @@ TEST_CASE("a Transfer-Encoding other than chunked is 400 and closes: nothing is 
     auto one = exchange(s.port(), "POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nabcd");
     CHECK(one.status == 200);
   }
+  SECTION("HTTP/1.0 with Transfer-Encoding: faulty framing, 400 and closed even when keep-alive was asked") {
+    int fd = connect_to(s.port());
+    std::string pending;
+    send_all(fd, "POST /p HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                 "GET /smuggled HTTP/1.0\r\n\r\n");
+    auto r = read_response(fd, pending);
+    CHECK(r.status == 400);
+    CHECK_THAT(r.body, Catch::Contains("HTTP/1.0"));
+    CHECK(read_response(fd, pending).closed);
+    ::close(fd);
+  }
   SECTION("chunked in any case with optional whitespace is fine") {
     auto r = exchange(s.port(), "POST /p HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:  ChUnKeD \t\r\n\r\n"
                                 "2\r\nok\r\n0\r\n\r\n");

@@ -325,9 +325,8 @@ TEST_CASE("token endpoint refusals are RFC 6749 §5.2 JSON with the right status
     CHECK(b.at("error") == c.error);
     CHECK(b.at("error_description").is_string());
     CHECK(r.body.find(fx.api_secret) == std::string::npos);
-    // The Basic challenge only when Authorization was sent (RFC 6749 §5.2).
-    const bool sent_basic = !c.headers.empty() && c.headers[0].first == "authorization";
-    CHECK((header_of(r, "WWW-Authenticate") == "Basic realm=\"https://issuer.test\"") == (c.status == 401 && sent_basic));
+    // Every 401 has the Basic challenge (RFC 9110 §15.5.2), whether Authorization was sent or not.
+    CHECK((header_of(r, "WWW-Authenticate") == "Basic realm=\"https://issuer.test\"") == (c.status == 401));
   }
   // A JSON body is not a form.
   HttpRequest j;
@@ -816,9 +815,11 @@ TEST_CASE("JWKS with ETag, metadata, health, 404 and 405 as JSON", "[serve][oaut
   auto missing = fx.get("/nope");
   CHECK(missing.status == 404);
   CHECK(body_of(missing).at("error") == "not_found");
+  CHECK(header_of(missing, "Cache-Control") == "no-store");
   auto method = fx.get("/oauth/token");
   CHECK(method.status == 405);
   CHECK(header_of(method, "Allow") == "POST, OPTIONS");
+  CHECK(header_of(method, "Cache-Control") == "no-store");
   CHECK(fx.post("/oauth/jwks", "").status == 405);
 }
 

@@ -1094,3 +1094,31 @@ TEST_CASE("an in-memory store caches lookups and drops them on revocation", "[st
   REQUIRE(s->revoke_grant("g") == 1);
   CHECK(revoked_twice(*s, "m"));
 }
+
+TEST_CASE("a store whose file or change counter is deleted or replaced while open refuses to go on", "[store][cache]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  auto store = open_sqlite(path);
+  REQUIRE(store->put(std::nullopt, std::vector{make_token("before")}));
+  CHECK_FALSE(revoked_twice(*store, "before"));
+  std::string gone;
+  SECTION("the database deleted") { gone = path; }
+  SECTION("the change counter deleted") { gone = path + "-rev"; }
+  SECTION("the database replaced by a restored copy") {
+    gone = path;
+    REQUIRE(std::system(("cp '" + path + "' '" + path + ".copy'").c_str()) == 0);
+  }
+  REQUIRE(::unlink(gone.c_str()) == 0);
+  if (::access((path + ".copy").c_str(), F_OK) == 0) REQUIRE(::rename((path + ".copy").c_str(), path.c_str()) == 0);
+  // Writes are refused at once: acknowledged, they would be lost with the unlinked file.
+  auto put = store->put(std::nullopt, std::vector{make_token("after")});
+  REQUIRE_FALSE(put);
+  CHECK(put.error().code == ErrorCode::keystore);
+  CHECK_THAT(put.error().message, Contains("deleted or replaced"));
+  CHECK_FALSE(store->revoke_token(token_hash("before")));
+  // Reads, cached ones too, within the recheck interval.
+  std::this_thread::sleep_for(SqliteTokenStore::k_recheck + std::chrono::milliseconds(20));
+  auto found = store->find(token_hash("before"));
+  REQUIRE_FALSE(found);
+  CHECK(found.error().code == ErrorCode::keystore);
+}
