@@ -176,7 +176,9 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
   if (rules.typ) {
     auto it = header.find("typ");
     if (it == header.end() || !it->is_string()) {
-      add(out, ProblemCode::typ_mismatch, "header typ is missing, expected '" + *rules.typ + "'");
+      add(out, ProblemCode::typ_mismatch,
+          std::string(it == header.end() ? "header typ is missing" : "header typ is not a string") + ", expected '" +
+              *rules.typ + "'");
     } else if (media_type(it->get<std::string>()) != media_type(*rules.typ)) {
       add(out, ProblemCode::typ_mismatch, "typ mismatch: token has '" + it->get<std::string>() + "', expected '" +
                                    *rules.typ + "'");
@@ -198,7 +200,17 @@ void check_claims(const json& header, const json& payload, const ClaimRules& rul
                                                                      "with a DPoP proof"}}) {
     if (!b.want) continue;
     auto cnf = payload.find("cnf");
-    const std::string* bound = cnf != payload.end() && cnf->is_object() ? string_member(*cnf, b.member) : nullptr;
+    // RFC 7800 §3.1: cnf is an object, its thumbprints strings; a wrong type is named as such.
+    if (cnf != payload.end() && !cnf->is_object()) {
+      add(out, ProblemCode::bad_claim_type, "claim \"cnf\" must be an object", {}, true);
+      break;  // once, whichever bindings were asked for
+    }
+    if (cnf != payload.end() && cnf->contains(b.member) && !(*cnf)[b.member].is_string()) {
+      add(out, ProblemCode::bad_claim_type, std::string("claim \"cnf\".\"") + b.member + "\" must be a string", {},
+          true);
+      continue;
+    }
+    const std::string* bound = cnf != payload.end() ? string_member(*cnf, b.member) : nullptr;
     if (!bound) {
       add(out, ProblemCode::cnf_mismatch,
           std::string("the token is not bound to a ") + b.thing + " (it has no cnf." + b.member + ")", b.how);
@@ -344,9 +356,19 @@ Result<TokenVerifier> TokenVerifier::create(JwkSet keys, KeySource source, Verif
       return fail_param(ErrorCode::usage, "alg", "an algorithm is required: the " + k.describe() + " does not pin one",
                         alg_hint(k));
     }
-    std::string pinned;
-    for (const auto& k : keys.keys)
-      if (!k.alg().empty()) pinned += (pinned.empty() ? "" : ", ") + k.alg();
+    std::string pinned, unknown;
+    for (const auto& k : keys.keys) {
+      if (k.alg().empty()) continue;
+      pinned += (pinned.empty() ? "" : ", ") + k.alg();
+      if (!alg_from_string(k.alg())) unknown += (unknown.empty() ? "'" : ", '") + k.alg() + "'";
+    }
+    // No algorithm was asked for: the key itself is at fault, not an option nobody gave.
+    if (options.allowed_algs.empty() && !unknown.empty()) {
+      return fail(ErrorCode::malformed,
+                  "the key pins alg " + unknown + ", which is not a signature algorithm tokctl verifies with" +
+                      (unknown == "'none'" ? " ('none' never is)" : ""),
+                  "fix or drop the key's \"alg\" member");
+    }
     return fail_param(ErrorCode::usage, "alg", "the requested algorithm does not match the key's own alg (" + pinned + ")",
                       "name no algorithm, or use a matching key");
   }

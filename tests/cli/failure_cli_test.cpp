@@ -167,6 +167,41 @@ TEST_CASE("verify --batch takes its tokens on stdin only: a token argument is a 
   CHECK_THAT(v.err, Contains("stdin"));
 }
 
+TEST_CASE("a key pinning alg none or an unknown alg is the key's fault, not an --alg nobody gave", "[cli][failure]") {
+  Env env;
+  const std::string key = env.dir.file("es.jwk"), pub = env.dir.file("es.pub.jwk");
+  env.ok({"keys", "generate", "--alg", "ES256", "--out", key});
+  write_file(pub, env.ok({"keys", "convert", key, "--public", "--to", "jwk"}));
+  const std::string jwt = env.ok({"sign", "--key", key, "--sub", "alice"});
+  for (const char* alg : {"none", "FOO"}) {
+    CAPTURE(alg);
+    json k = json::parse(tokctl::test::read_file(pub));
+    k["alg"] = alg;
+    const std::string bad = env.dir.file(std::string("bad-") + alg + ".jwk");
+    write_file(bad, k.dump());
+    auto v = env({"verify", jwt, "--key", bad});
+    INFO(describe(v));
+    CHECK(v.code == 3);
+    CHECK_THAT(v.err, Contains(std::string("pins alg '") + alg + "'"));
+    CHECK_THAT(v.err, !Contains("--alg"));
+  }
+}
+
+TEST_CASE("a typ header that is not a string is malformed, with --typ or without", "[cli][failure]") {
+  Env env;
+  const std::string key = env.dir.file("hs.jwk");
+  env.ok({"keys", "generate", "--alg", "HS256", "--out", key});
+  const std::string jwt = env.ok({"sign", "--key", key, "--sub", "alice", "--header", "typ=[\"at+jwt\"]"});
+  for (bool with_typ : {false, true}) {
+    std::vector<std::string> args = {"verify", jwt, "--key", key};
+    if (with_typ) args.insert(args.end(), {"--typ", "at+jwt"});
+    auto v = env(args);
+    INFO(describe(v));
+    CHECK(v.code == 3);
+    CHECK_THAT(v.err + v.out, Contains("\"typ\" must be a string"));
+  }
+}
+
 TEST_CASE("splitting the same JWT twice gives the same parts", "[cli][failure]") {
   Env env;
   const std::string jwt = env.ok({"issue", "--client-id", "svc", "--sub", "alice", "--scope", "read"});

@@ -589,6 +589,15 @@ TEST_CASE("verify --cnf-key checks an RFC 9449 binding (cnf.jkt) against a publi
   CHECK(unbound.code == 1);
   CHECK_THAT(unbound.out, Catch::Contains("not bound to a DPoP key"));
   CHECK(verify(sign(R"({"x5t#S256":"x"})"), dir.file("public.pem")).code == 1);  // another kind of binding
+  // A cnf of the wrong type is named as such, not as "no binding".
+  for (const std::string& cnf : {std::string(R"("a string")"), std::string(R"({"jkt":5})"), std::string(R"({"jkt":["x"]})")}) {
+    INFO(cnf);
+    auto typed = verify(sign(cnf), dir.file("public.pem"));
+    CHECK(typed.code != 0);
+    auto d = json::parse(typed.out);
+    CHECK(d.at("errors").at(0).at("code") == "bad_claim_type");
+    CHECK_THAT(d.at("errors").at(0).at("message").get<std::string>(), Catch::Contains("cnf"));
+  }
   auto secret = verify(bound, dir.file("secret.jwk"));
   CHECK(secret.code == 2);
   CHECK_THAT(secret.err, Catch::Contains("--cnf-key"));
