@@ -109,6 +109,20 @@ TEST_CASE("file names are bytes: a path that is not UTF-8 is still a path", "[cl
   CHECK(jwt.code == 0);
 }
 
+namespace {
+
+// `verify -o json` when the store cannot answer: exit 4, invalid, and store_error its one problem.
+void check_store_error(const RunResult& v) {
+  INFO(describe(v));
+  CHECK(v.code == 4);
+  auto report = json::parse(v.out);
+  CHECK(report["valid"] == false);
+  REQUIRE(report["errors"].size() == 1);
+  CHECK(report["errors"][0]["code"] == "store_error");
+}
+
+}  // namespace
+
 TEST_CASE("verify exits 4 when the store cannot answer, and 1 when the token is invalid anyway", "[cli][failure]") {
   Env env;
   const std::string fresh = env.ok({"sign", "--sub", "x", "--exp", "+1h"});
@@ -119,13 +133,7 @@ TEST_CASE("verify exits 4 when the store cannot answer, and 1 when the token is 
     REQUIRE(v.code == 0);  // a working store: valid
   }
   write_file(env.ks + "/tokens.db", "hello, this is not a database\n");
-  auto v = env({"-o", "json", "verify", fresh});
-  INFO(describe(v));
-  CHECK(v.code == 4);
-  auto report = json::parse(v.out);
-  CHECK(report["valid"] == false);
-  REQUIRE(report["errors"].size() == 1);
-  CHECK(report["errors"][0]["code"] == "store_error");
+  check_store_error(env({"-o", "json", "verify", fresh}));
   // Expired is a verdict of its own: the store outage does not hide it.
   auto late = env.at("2026-01-01T00:30:00Z", {"-o", "json", "verify", expired});
   INFO(describe(late));
@@ -149,13 +157,7 @@ TEST_CASE("verify never calls a revoked token valid because its store has gone o
     REQUIRE(std::rename(db.c_str(), (db + ".moved").c_str()) == 0);
     REQUIRE(::symlink((env.dir.file("nowhere") + "/x").c_str(), db.c_str()) == 0);
   }
-  auto v = env({"-o", "json", "verify", jwt});
-  INFO(describe(v));
-  CHECK(v.code == 4);
-  auto report = json::parse(v.out);
-  CHECK(report["valid"] == false);
-  REQUIRE(report["errors"].size() == 1);
-  CHECK(report["errors"][0]["code"] == "store_error");
+  check_store_error(env({"-o", "json", "verify", jwt}));
 }
 
 TEST_CASE("verify --batch takes its tokens on stdin only: a token argument is a usage error", "[cli][failure]") {
