@@ -339,8 +339,11 @@ int run_single(const VerifyCliOptions& o, jose::TokenVerifier& verifier, Decrypt
     }
     return 0;
   }
-  std::cerr << style(Stream::err, "31", "tokctl: error: ") << "token is invalid ("
-            << r.problems.size() << (r.problems.size() == 1 ? " problem" : " problems") << ")\n";
+  // Exit 4 (store_error its only problem) is no verdict on the token: the headline says so.
+  const bool no_verdict = r.exit_code() == 4;
+  std::cerr << style(Stream::err, "31", "tokctl: error: ")
+            << (no_verdict ? "no verdict: revocation could not be checked (" : "token is invalid (") << r.problems.size()
+            << (r.problems.size() == 1 ? " problem" : " problems") << ")\n";
   for (const auto& p : r.problems) {
     std::cerr << "  - " << style(Stream::err, "1", jose::to_string(p.code)) << ": " << terminal_safe(p.message) << '\n';
     if (auto hint = hint_text(p.hint, p.remedy, p.subject); !hint.empty()) {

@@ -158,6 +158,9 @@ TEST_CASE("verify never calls a revoked token valid because its store has gone o
     REQUIRE(::symlink((env.dir.file("nowhere") + "/x").c_str(), db.c_str()) == 0);
   }
   check_store_error(env({"-o", "json", "verify", jwt}));
+  auto text = env({"verify", jwt});  // on a terminal, too, the headline gives no verdict
+  CHECK(text.code == 4);
+  CHECK_THAT(text.err, Contains("no verdict") && !Contains("token is invalid"));
 }
 
 TEST_CASE("verify --batch takes its tokens on stdin only: a token argument is a usage error", "[cli][failure]") {
