@@ -109,9 +109,12 @@ Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, st
   } else {
     return std::optional<ActiveToken>();
   }
-  for (const auto& [k, v] : raw.items())
-    if (well_typed(k, v)) out.claims[k] = v;
-  if (!out.claims.is_object()) out.claims = json::object();
+  // Moved, not copied: `raw` is ours and done with after this.
+  out.claims = json::object();
+  if (raw.is_object()) {
+    for (auto& [k, v] : raw.get_ref<json::object_t&>())
+      if (well_typed(k, v)) out.claims.get_ref<json::object_t&>().emplace(k, std::move(v));
+  }
   // Verification allows clock leeway; an active token has lifetime left.
   if (auto exp = jose::integer_member(out.claims, "exp")) {
     if (*exp <= now) return std::optional<ActiveToken>();
@@ -131,7 +134,7 @@ Result<json> TokenService::introspect(std::string_view token) const {
   auto d = active_token(*m_impl, token);
   if (!d) return std::unexpected(d.error());
   if (!*d) return json{{"active", false}};
-  const ActiveToken& t = **d;
+  ActiveToken& t = **d;  // ours: its claims are moved into the answer
   // An ID token is for the client, not a credential for a resource server: "active" would let an
   // RFC 7662 caller take it for an access token (it never gets a phantom JWT either).
   if (t.kind == "id") return json{{"active", false}};
@@ -142,9 +145,9 @@ Result<json> TokenService::introspect(std::string_view token) const {
   const bool dpop = bound && jose::string_member(*cnf, "jkt");
   json r{{"active", true}, {"token_type", t.kind == "refresh" ? "refresh_token" : dpop ? "DPoP" : "Bearer"}};
   for (const char* k : {"scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti"}) {
-    if (t.claims.contains(k)) r[k] = t.claims[k];
+    if (auto it = t.claims.find(k); it != t.claims.end()) r[k] = std::move(*it);
   }
-  if (bound) r["cnf"] = *cnf;
+  if (bound) r["cnf"] = std::move(*cnf);
   if (!t.expired_scope.empty()) r["expired_scope"] = join_scopes(t.expired_scope);
   return r;
 }

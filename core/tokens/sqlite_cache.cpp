@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,16 +28,39 @@ std::unexpected<Error> counter_fail(const std::string& path, const std::string& 
 }
 
 // Opens PATH (creating it 0600), never following a symlink nor blocking on a FIFO; only a
-// regular file is accepted.
+// regular file of this user (or root) that nobody else may write is accepted: whoever can write
+// it can make cached rows outlive a revocation.
 Result<int> open_counter_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
   if (fd < 0) return counter_fail(path, std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  std::string why;
+  if (::fstat(fd, &st) != 0) why = std::strerror(errno);
+  else if (!S_ISREG(st.st_mode)) why = "not a regular file";
+  else if (st.st_uid != ::geteuid() && ::geteuid() != 0) why = "owned by another user";
+  else if ((st.st_mode & 022) != 0) why = "writable by group or others";
+  if (!why.empty()) {
     ::close(fd);
-    return counter_fail(path, "not a regular file");
+    return counter_fail(path, why);
   }
   return fd;
+}
+
+// Network file systems emulate flock (NFS: with per-process POSIX locks, which a process's own
+// threads do not exclude each other with): the repair's proof would not hold there.
+bool local_locks(int fd) {
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0) return false;
+  switch (static_cast<unsigned long>(fs.f_type)) {
+    case 0x6969UL:      // NFS
+    case 0x517BUL:      // SMB
+    case 0xFF534D42UL:  // CIFS
+    case 0xFE534D42UL:  // SMB2
+    case 0x65735546UL:  // FUSE
+      return false;
+    default:
+      return true;
+  }
 }
 
 }  // namespace
@@ -48,7 +72,7 @@ Result<std::unique_ptr<ChangeCounter>> ChangeCounter::open(const std::string& db
     c->m_words = c->m_private.get();
     return c;
   }
-  const std::string path = db_path + "-rev";
+  const std::string path = counter_path(db_path);
   auto fd = open_counter_file(path);
   if (!fd) return std::unexpected(fd.error());
   c->m_fd = *fd;
@@ -64,8 +88,11 @@ Result<std::unique_ptr<ChangeCounter>> ChangeCounter::open(const std::string& db
   if (p == MAP_FAILED) return counter_fail(path, std::string("mapping: ") + std::strerror(errno));
   c->m_words = static_cast<std::uint64_t*>(p);
   c->m_mapped = k_counter_bytes;
+  c->m_cacheable = local_locks(c->m_fd);
   return c;
 }
+
+std::string ChangeCounter::counter_path(const std::string& db_path) { return db_path + "-rev"; }
 
 ChangeCounter::~ChangeCounter() {
   if (m_mapped) ::munmap(m_words, m_mapped);
@@ -86,6 +113,7 @@ Result<ChangeCounter::WriteScope> ChangeCounter::begin_write() {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
+  m_writing.fetch_add(1, std::memory_order_seq_cst);
   begun().fetch_add(1, std::memory_order_seq_cst);
   return WriteScope(this);
 }
@@ -97,9 +125,11 @@ ChangeCounter::WriteScope::~WriteScope() {
 void ChangeCounter::end_write() {
   done().fetch_add(1, std::memory_order_seq_cst);
   if (m_fd >= 0) ::flock(m_fd, LOCK_UN);
+  m_writing.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 std::optional<std::uint64_t> ChangeCounter::stable() {
+  if (!m_cacheable) return std::nullopt;
   const std::uint64_t b = begun().load(std::memory_order_acquire);
   if (done().load(std::memory_order_acquire) == b) return b;
   repair();
@@ -111,10 +141,17 @@ void ChangeCounter::repair() {
   const std::int64_t now = steady_seconds();
   std::int64_t last = m_last_repair.load(std::memory_order_relaxed);
   if (now - last < 1 || !m_last_repair.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  // One repair at a time in this process: two threads' flocks on one open file description do
+  // not exclude each other, and one's unlock would drop the other's lock.
+  std::unique_lock only(m_repair_mu, std::try_to_lock);
+  if (!only.owns_lock()) return;
   // Every writer between its increments holds the shared lock: getting the exclusive one means
-  // none is, so a gap between the counters can only be a dead writer's.
+  // none is, so a gap between the counters can only be a dead writer's. This process's own writer
+  // is counted apart (belt and braces: its lock is on another open file description).
+  if (m_writing.load(std::memory_order_seq_cst) != 0) return;
   if (::flock(m_repair_fd, LOCK_EX | LOCK_NB) != 0) return;
-  done().store(begun().load(std::memory_order_seq_cst), std::memory_order_seq_cst);
+  if (m_writing.load(std::memory_order_seq_cst) == 0)
+    done().store(begun().load(std::memory_order_seq_cst), std::memory_order_seq_cst);
   ::flock(m_repair_fd, LOCK_UN);
 }
 

@@ -39,9 +39,12 @@ namespace tokctl::tokens::sqlite {
 
 class ChangeCounter {
  public:
-  /// Maps PATH-rev (created 0600 when absent; a symlink, FIFO, directory or device is refused).
-  /// ":memory:" gets counters of its own in memory.
+  /// Maps PATH-rev (created 0600 when absent; a symlink, FIFO, directory or device, a file of
+  /// another user or one others may write is refused). `db_path` must be the database's real
+  /// path (no symlink): SQLite keeps its -wal and -shm beside the file it resolved, and every
+  /// process must meet at one counter. ":memory:" gets counters of its own in memory.
   static Result<std::unique_ptr<ChangeCounter>> open(const std::string& db_path);
+  static std::string counter_path(const std::string& db_path);
   ~ChangeCounter();
   ChangeCounter(const ChangeCounter&) = delete;
   ChangeCounter& operator=(const ChangeCounter&) = delete;
@@ -61,7 +64,7 @@ class ChangeCounter {
   Result<WriteScope> begin_write();
 
   /// `begun` when no write is between its increments; nullopt otherwise (and then, at most once
-  /// a second, tries to repair what a dead writer left).
+  /// a second, tries to repair what a dead writer left), and always on a network file system.
   std::optional<std::uint64_t> stable();
   /// Whether no write has begun since `stable()` returned `tag`.
   bool still(std::uint64_t tag) const { return begun().load(std::memory_order_acquire) == tag; }
@@ -79,6 +82,9 @@ class ChangeCounter {
   int m_fd = -1;         // writers' shared flock
   int m_repair_fd = -1;  // a second open file description: its exclusive flock conflicts with m_fd's
   std::atomic<std::int64_t> m_last_repair{0};  // steady_clock seconds
+  std::mutex m_repair_mu;                      // one repair at a time in this process
+  std::atomic<int> m_writing{0};               // this process's writes between their increments
+  bool m_cacheable = true;                     // false on a network file system: nothing is cached
 };
 
 class RecordCache {

@@ -153,6 +153,11 @@ void sql_unhex(sqlite3_context* ctx, int, sqlite3_value** argv) {
   sqlite3_result_blob(ctx, key->data(), static_cast<int>(key->size()), SQLITE_TRANSIENT);
 }
 
+// tokctl_counted_write(): what schema 8's triggers call before a row of tokens or grants changes.
+// It does nothing; a tokctl that lacks it (older than the change counter, sqlite_cache.hpp) fails
+// such a write with "no such function", instead of revoking behind another process's cache.
+void sql_counted_write(sqlite3_context* ctx, int, sqlite3_value**) { sqlite3_result_null(ctx); }
+
 }  // namespace
 
 int bind_key(sqlite3_stmt* s, int i, std::string_view hex) {
@@ -250,7 +255,9 @@ Result<std::unique_ptr<Conn>> open_writer(const std::string& path) {
                           "WAL needs a local file system that supports shared memory (not NFS)");
   }
   if (sqlite3_create_function_v2(db, "tokctl_unhex", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, nullptr,
-                                 sql_unhex, nullptr, nullptr, nullptr) != SQLITE_OK)
+                                 sql_unhex, nullptr, nullptr, nullptr) != SQLITE_OK ||
+      sqlite3_create_function_v2(db, "tokctl_counted_write", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, nullptr,
+                                 sql_counted_write, nullptr, nullptr, nullptr) != SQLITE_OK)
     return sqlite_fail(db, path, "registering functions", "");
   if (auto r = migrate(db, path); !r) return std::unexpected(r.error());
   return conn;

@@ -166,10 +166,17 @@ CREATE INDEX grants_expires ON grants(expires);
 CREATE TABLE legacy_keys (until INTEGER PRIMARY KEY);
 INSERT INTO legacy_keys SELECT CASE WHEN min(exp) <= 0 THEN 0 ELSE max(exp) END FROM tokens HAVING count(*) > 0;
 )sql",
-    // 8: no table changes. From this version on, every write that may change existing rows bumps
-    // the change counter in PATH-rev (sqlite_cache.hpp), which lets a process cache its lookups;
-    // the version makes an older tokctl, which would revoke without bumping it, refuse the store.
-    "-- writers keep the change counter (PATH-rev)\n",
+    // 8: from this version on, every write that may change existing rows bumps the change counter
+    // in PATH-rev (sqlite_cache.hpp), which lets a process cache its lookups. The version makes an
+    // older tokctl refuse the store when it opens it; these triggers stop one that had it open
+    // already (an instance not yet upgraded): its next UPDATE or DELETE re-prepares against this
+    // schema and fails on a function only this build registers, instead of revoking unseen.
+    R"sql(
+CREATE TRIGGER tokens_update_counted BEFORE UPDATE ON tokens BEGIN SELECT tokctl_counted_write(); END;
+CREATE TRIGGER tokens_delete_counted BEFORE DELETE ON tokens BEGIN SELECT tokctl_counted_write(); END;
+CREATE TRIGGER grants_update_counted BEFORE UPDATE ON grants BEGIN SELECT tokctl_counted_write(); END;
+CREATE TRIGGER grants_delete_counted BEFORE DELETE ON grants BEGIN SELECT tokctl_counted_write(); END;
+)sql",
 };
 static_assert(std::size(k_migrations) == k_sqlite_schema_version,
               "k_sqlite_schema_version must equal the number of migrations");

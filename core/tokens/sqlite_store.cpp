@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "sqlite_conn.hpp"
@@ -201,18 +202,35 @@ SqliteTokenStore::~SqliteTokenStore() {
 Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::string& path) {
   auto writer = sqlite::open_writer(path);
   if (!writer) return std::unexpected(writer.error());
-  auto changes = sqlite::ChangeCounter::open(path);
+  // The counter sits beside the file SQLite resolved (its -wal and -shm do): every name of the
+  // store must meet at one counter. A hard-linked file has several such places: refused.
+  std::string real = path;
+  FileId file;
+  if (path != ":memory:") {
+    char* resolved = ::realpath(path.c_str(), nullptr);
+    if (!resolved) return tokctl::fail(ErrorCode::keystore, "token store " + path + ": " + std::strerror(errno));
+    real = resolved;
+    std::free(resolved);
+    struct stat st {};
+    if (::stat(real.c_str(), &st) != 0)
+      return tokctl::fail(ErrorCode::keystore, "token store " + path + ": " + std::strerror(errno));
+    if (st.st_nlink > 1) {
+      return tokctl::fail(ErrorCode::keystore,
+                          "token store " + path + " has " + std::to_string(st.st_nlink) +
+                              " hard links: SQLite keeps its journal by name, so each name would be another store",
+                          "keep one name (a symlink is fine)");
+    }
+    file = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+  }
+  auto changes = sqlite::ChangeCounter::open(real);
   if (!changes) return std::unexpected(changes.error());
   std::unique_ptr<SqliteTokenStore> store(new SqliteTokenStore(path, std::move(*writer), std::move(*changes)));
   if (path != ":memory:") {
-    // The file the writer has open (open_writer created or opened it; nobody swaps it in between
-    // but a process racing a restore, which the next check then catches).
+    store->m_file = file;
+    store->m_counter_path = sqlite::ChangeCounter::counter_path(real);
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0)
-      return tokctl::fail(ErrorCode::keystore, "token store " + path + ": " + std::strerror(errno));
-    store->m_file = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
-    if (::stat((path + "-rev").c_str(), &st) != 0)
-      return tokctl::fail(ErrorCode::keystore, "token store " + path + "-rev: " + std::strerror(errno));
+    if (::stat(store->m_counter_path.c_str(), &st) != 0)
+      return tokctl::fail(ErrorCode::keystore, "token store " + store->m_counter_path + ": " + std::strerror(errno));
     store->m_counter_file = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
   }
   if (auto r = store->refresh_legacy_keys(*store->m_writer); !r) return std::unexpected(r.error());
@@ -221,15 +239,16 @@ Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::stri
 
 Result<void> SqliteTokenStore::check_same_file() const {
   if (m_in_memory) return {};
-  auto same = [](const std::string& path, const FileId& id) {
+  auto same = [](const std::string& path, const FileId& id, off_t min_size) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_dev) == id.dev &&
-           static_cast<std::uint64_t>(st.st_ino) == id.ino;
+           static_cast<std::uint64_t>(st.st_ino) == id.ino && st.st_size >= min_size;
   };
-  if (same(m_path, m_file) && same(m_path + "-rev", m_counter_file)) return {};
+  // The counter's size too: truncated under its mapping, touching it would be SIGBUS.
+  if (same(m_path, m_file, 0) && same(m_counter_path, m_counter_file, 128)) return {};
   return tokctl::fail(ErrorCode::keystore,
-                      "token store " + m_path + ": the file or its change counter (-rev) was deleted or replaced "
-                      "while in use",
+                      "token store " + m_path + ": the file or its change counter (" + m_counter_path +
+                          ") was deleted, replaced or truncated while in use",
                       "nothing was written; restart the process so that it opens the store now at that path");
 }
 

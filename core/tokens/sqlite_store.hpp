@@ -150,6 +150,7 @@ class SqliteTokenStore final : public TokenStore {
     std::uint64_t dev = 0, ino = 0;
   };
   FileId m_file, m_counter_file;  // what was opened (zero: in memory)
+  std::string m_counter_path;     // beside the database's real path
   std::atomic<std::int64_t> m_checked_at{0};  // steady_clock ticks of the last check_same_file_soon
   std::atomic<bool> m_file_ok{false};
   sqlite::RecordCache m_cache;

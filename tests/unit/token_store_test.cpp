@@ -95,6 +95,11 @@ class RawDb {
     if (sqlite3_open_v2(path.c_str(), &m_db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK)
       FAIL("sqlite3_open_v2 " << path << ": " << sqlite3_errmsg(m_db));
     sqlite3_busy_timeout(m_db, 10'000);
+    // Schema 8's triggers call it before a row changes; tokctl registers it, an older tokctl does
+    // not (and so cannot change rows). These tests change rows behind the store on purpose.
+    sqlite3_create_function_v2(
+        m_db, "tokctl_counted_write", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, nullptr,
+        [](sqlite3_context* c, int, sqlite3_value**) { sqlite3_result_null(c); }, nullptr, nullptr, nullptr);
   }
   ~RawDb() { sqlite3_close_v2(m_db); }
   RawDb(const RawDb&) = delete;
@@ -412,6 +417,8 @@ void make_old_store(const std::string& path, const TokenRecord& token, std::init
     REQUIRE(store->put(make_grant("g-old"), std::vector{token}));
   }
   RawDb raw(path);
+  for (const char* t : {"tokens_update_counted", "tokens_delete_counted", "grants_update_counted", "grants_delete_counted"})
+    raw.exec(std::string("DROP TRIGGER ") + t);  // schema 8's
   raw.exec(
       "CREATE TABLE tokens_v5 (hash TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL, format TEXT NOT NULL, "
       "grant_id TEXT REFERENCES grants(id), client_id TEXT NOT NULL, sub TEXT NOT NULL, scope TEXT NOT NULL, "
@@ -1114,11 +1121,66 @@ TEST_CASE("a store whose file or change counter is deleted or replaced while ope
   auto put = store->put(std::nullopt, std::vector{make_token("after")});
   REQUIRE_FALSE(put);
   CHECK(put.error().code == ErrorCode::keystore);
-  CHECK_THAT(put.error().message, Contains("deleted or replaced"));
+  CHECK_THAT(put.error().message, Contains("deleted, replaced or truncated"));
   CHECK_FALSE(store->revoke_token(token_hash("before")));
   // Reads, cached ones too, within the recheck interval.
   std::this_thread::sleep_for(SqliteTokenStore::k_recheck + std::chrono::milliseconds(20));
   auto found = store->find(token_hash("before"));
   REQUIRE_FALSE(found);
   CHECK(found.error().code == ErrorCode::keystore);
+}
+
+TEST_CASE("a tokctl older than the change counter, still running, can add rows but not change them", "[store][cache]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  auto store = open_sqlite(path);
+  REQUIRE(store->put(make_grant("g"), std::vector{make_token("t", "g")}));
+  // A connection without tokctl_counted_write, as an older build's is.
+  sqlite3* old = nullptr;
+  REQUIRE(sqlite3_open_v2(path.c_str(), &old, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  sqlite3_busy_timeout(old, 10'000);
+  char* err = nullptr;
+  for (const char* sql : {"UPDATE tokens SET revoked = 1", "DELETE FROM tokens", "UPDATE grants SET revoked = 1",
+                          "DELETE FROM grants"}) {
+    INFO(sql);
+    CHECK(sqlite3_exec(old, sql, nullptr, nullptr, &err) != SQLITE_OK);
+    CHECK_THAT(std::string(err ? err : ""), Contains("tokctl_counted_write"));
+    sqlite3_free(err);
+    err = nullptr;
+  }
+  CHECK(sqlite3_exec(old, "INSERT INTO denylist (jti, exp) VALUES ('j', 0)", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close_v2(old);
+  CHECK_FALSE(revoked(*store, "t"));
+  REQUIRE(store->revoke_grant("g") == 1);  // this build changes rows as before
+  CHECK(revoked(*store, "t"));
+}
+
+TEST_CASE("every name of a store meets at one change counter; a hard-linked store is refused", "[store][cache]") {
+  TempDir dir;
+  const std::string real = dir.file("real.db"), link = dir.file("link.db");
+  { auto created = open_sqlite(real); }
+  REQUIRE(::symlink(real.c_str(), link.c_str()) == 0);
+  auto via_link = open_sqlite(link);
+  auto via_real = open_sqlite(real);
+  CHECK(::access((link + "-rev").c_str(), F_OK) != 0);  // the counter sits beside the real file
+  REQUIRE(via_real->put(make_grant("g"), std::vector{make_token("t", "g")}));
+  CHECK_FALSE(revoked_twice(*via_link, "t"));
+  REQUIRE(via_real->revoke_grant("g") == 1);
+  CHECK(revoked_twice(*via_link, "t"));  // served from the cache, it would still be active
+
+  REQUIRE(::link(real.c_str(), dir.file("hard.db").c_str()) == 0);
+  auto hard = open_token_store("sqlite:" + dir.file("hard.db"));
+  REQUIRE_FALSE(hard);
+  CHECK(hard.error().code == ErrorCode::keystore);
+  CHECK_THAT(hard.error().message, Contains("hard links"));
+}
+
+TEST_CASE("a change counter file another user owns or others may write is refused", "[store][cache]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  { auto created = open_sqlite(path); }
+  REQUIRE(::chmod((path + "-rev").c_str(), 0666) == 0);
+  auto s = open_token_store("sqlite:" + path);
+  REQUIRE_FALSE(s);
+  CHECK_THAT(s.error().message, Contains("writable by group or others"));
 }
