@@ -374,7 +374,7 @@ std::string flow_entry(const std::string& id, const NewClient& c, const std::str
   auto list = [&](const char* name, const std::vector<std::string>& v) {
     if (v.empty()) return;
     e << YAML::Key << name << YAML::Value << YAML::Flow << YAML::BeginSeq;
-    for (const auto& s : v) e << s;
+    for (const auto& s : v) e << YAML::DoubleQuoted << s;  // "7" stays text when read back
     e << YAML::EndSeq;
   };
   if (c.grants.size() == 1 && c.grants.front() == "none") {

@@ -469,7 +469,7 @@ PolicyCheck check_policy(const std::string& path) {
         if (auto n = t["refresh"]) read_kind(r, n, "tokens.refresh", p.refresh, {"opaque"}, true);
         if (auto n = t["id"]) read_kind(r, n, "tokens.id", p.id, {"jwt"}, false);
         if (auto n = t["opaque_prefix"]) {
-          if (auto s = r.string(n, "tokens.opaque_prefix")) {
+          if (auto s = r.plain_string(n, "tokens.opaque_prefix")) {
             if (s->size() > 32 || s->find_first_of(" \t\r\n.") != std::string::npos) {
               r.problem(n, "tokens.opaque_prefix must be at most 32 characters, without spaces or dots");
             } else {
@@ -524,15 +524,17 @@ PolicyCheck check_policy(const std::string& path) {
         for (const auto& item : s) {
           if (item.IsScalar()) {  // shorthand: "- read" is "- name: read"
             ScopeRule rule;
-            rule.name = item.as<std::string>();
+            auto name = r.plain_string(item, "a scope name");
+            if (!name) continue;
+            rule.name = std::move(*name);
             if (rule.name.empty() || rule.name.find(' ') != std::string::npos) r.problem(item, "a scope name cannot be empty or contain spaces");
             else if (!duplicate(item, rule)) p.scopes.push_back(std::move(rule));
             continue;
           }
           if (!r.mapping(item, "a scope", {"name", "prefix", "ttl", "claims"})) continue;
           ScopeRule rule;
-          if (auto n = item["name"]) rule.name = r.string(n, "scope name").value_or("");
-          if (auto n = item["prefix"]) rule.prefix = r.string(n, "scope prefix").value_or("");
+          if (auto n = item["name"]) rule.name = r.plain_string(n, "scope name").value_or("");
+          if (auto n = item["prefix"]) rule.prefix = r.plain_string(n, "scope prefix").value_or("");
           if (rule.name.empty() == rule.prefix.empty()) {
             r.problem(item, "a scope has exactly one of name or prefix");
             continue;

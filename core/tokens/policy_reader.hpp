@@ -75,8 +75,9 @@ class Reader {
     return n.as<std::string>();
   }
 
-  /// A string that YAML does not read as a number, boolean or null (quote those: "42").
-  std::optional<std::string> text(const YAML::Node& n, const std::string& what) {
+  /// A string that YAML does not read as a number, boolean or null (quote those: "42"); may be
+  /// empty ("" is a string).
+  std::optional<std::string> plain_string(const YAML::Node& n, const std::string& what) {
     if (!n.IsScalar()) {
       problem(n, what + " must be a string, not " + (n.IsMap() ? "a mapping" : n.IsSequence() ? "a list" : "null"));
       return std::nullopt;
@@ -87,11 +88,17 @@ class Reader {
                      "' (quote it if you mean the text)");
       return std::nullopt;
     }
-    if (n.Scalar().empty()) {
+    return n.Scalar();
+  }
+
+  /// plain_string(), and not empty.
+  std::optional<std::string> text(const YAML::Node& n, const std::string& what) {
+    auto s = plain_string(n, what);
+    if (s && s->empty()) {
       problem(n, what + " cannot be empty");
       return std::nullopt;
     }
-    return n.Scalar();
+    return s;
   }
 
   std::optional<std::int64_t> duration(const YAML::Node& n, const std::string& what) {
@@ -121,7 +128,7 @@ class Reader {
       return out;
     }
     for (const auto& item : n)
-      if (auto s = string(item, what + " entry")) out.push_back(*s);
+      if (auto s = plain_string(item, what + " entry")) out.push_back(*s);
     return out;
   }
 

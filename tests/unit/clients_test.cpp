@@ -250,6 +250,15 @@ TEST_CASE("clients add inserts one line, keeps the rest of the file, and the sec
   CHECK_FALSE(authenticate_client(*policy, "web", added->secret + "x"));
   CHECK(policy->client("billing"));
 
+  SECTION("audiences and scopes that YAML would read as numbers or booleans stay text") {
+    NewClient odd;
+    odd.id = "odd";
+    odd.audiences = {"5", "true", "null"};
+    REQUIRE(add_client(path, odd));
+    auto reloaded = load_policy(path);
+    REQUIRE(reloaded);
+    CHECK(reloaded->client("odd")->audiences == std::vector<std::string>{"5", "true", "null"});
+  }
   SECTION("grant none writes grants: [] (no grant), alone only") {
     NewClient gw;
     gw.id = "gateway";

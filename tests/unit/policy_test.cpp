@@ -584,6 +584,20 @@ TEST_CASE("config check: keystore, store and subjects are non-empty strings, nev
   CHECK(c.problems.size() == 3);
 }
 
+TEST_CASE("config check: scope names, string lists and opaque_prefix are text, never numbers or booleans",
+          "[policy]") {
+  TempDir dir;
+  const std::string f = dir.file("tokctl.yaml");
+  auto c = check_text(dir, "scopes:\n  - 5\n  - name: true\n  - \"7\"\ntokens:\n  opaque_prefix: 5\n"
+                           "  wrapper_claims: [true]\nclients:\n  a: {audiences: [5], scopes: [\"7\"]}\n");
+  check_position(problem_with(c, "a scope name must be a string, not number '5'"), f, 2, 5);
+  check_position(problem_with(c, "scope name must be a string, not boolean 'true'"), f, 3, 11);
+  check_position(problem_with(c, "tokens.opaque_prefix must be a string, not number '5'"), f, 6, 18);
+  check_position(problem_with(c, "tokens.wrapper_claims entry must be a string, not boolean"), f, 7, 20);
+  check_position(problem_with(c, "client 'a'.audiences entry must be a string, not number '5'"), f, 9, 19);
+  CHECK(c.problems.size() == 6);  // and "a scope has exactly one of name or prefix" for the boolean name
+}
+
 TEST_CASE("config check: the issuer must be an http(s) URL", "[policy]") {
   TempDir dir;
   const std::string f = dir.file("tokctl.yaml");
