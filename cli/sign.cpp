@@ -224,6 +224,11 @@ int run_sign(const SignOptions& o) {
     if (nv->first == "crit") {
       return report(Error{ErrorCode::usage, "--header cannot set crit: tokctl implements no critical extension", {}});
     }
+    // RFC 7515 §4.1.4, §4.1.9-4.1.10: a token no verifier (tokctl's included) would accept is no use.
+    if ((nv->first == "kid" || nv->first == "typ" || nv->first == "cty") && !nv->second.is_string()) {
+      return report(Error{ErrorCode::usage, "--header " + nv->first + " must be a string",
+                          "quote it as JSON text: --header '" + nv->first + "=\"...\"'"});
+    }
     header[nv->first] = nv->second;
   }
   auto token = jose::sign_compact(std::move(header), payload, *alg, key);

@@ -118,27 +118,27 @@ bool exists_no_follow(const std::string& path) {
 // are invalid too (TokenService::apply_revocation). Only consulted when the store exists.
 class RevocationCheck {
  public:
-  void open(bool keystore_mode) {
-    if (!keystore_mode) return;
+  Result<void> open(bool keystore_mode) {
+    if (!keystore_mode) return {};
     auto ks = open_keystore(false);
     auto p = policy();
-    if (!ks) return;  // verify itself reports keystore problems
+    if (!ks) return {};  // verify itself reports keystore problems
     if (!p) {
+      if (p.error().code != ErrorCode::keystore) return std::unexpected(p.error());
       m_error = p.error();
-      return;
+      return {};
     }
     std::string db = (*p)->store.empty() ? ks->dir() + "/tokens.db" : (*p)->store;
     if ((*p)->store.empty() && !exists_no_follow(db)) {
       // No store: nothing was ever revoked, unless its change counter (kept beside the store
-      // for good once it was opened) says one was here and has gone (moved, deleted).
-      if (!exists_no_follow(db + "-rev")) return;
-      m_error = Error{ErrorCode::keystore, "the token store " + db + " is missing, but " + db + "-rev shows it existed",
-                      "restore it; revoked tokens cannot be told apart without it"};
-      return;
+      // for good once it was opened) says revocations were made in one that has gone.
+      if (auto v = tokens::check_store_not_vanished(db); !v) m_error = v.error();
+      return {};
     }
     auto svc = open_service();
     if (svc) m_service = std::shared_ptr<tokens::TokenService>(std::move(*svc));
     else m_error = svc.error();
+    return {};
   }
 
   void apply(jose::VerifyReport& r) {
@@ -608,7 +608,9 @@ int run_verify(const VerifyCliOptions& o) {
     }
     return report(verifier.error());
   }
-  revocation().open(!has_key(o.keys) && !remote_keys.jwks);
+  // A policy that does not load is exit 3 like for every command, not a store outage.
+  if (auto policy_ok = revocation().open(!has_key(o.keys) && !remote_keys.jwks); !policy_ok)
+    return report(policy_ok.error());
   auto decryptor = Decryptor::create(o);
   if (!decryptor) return report(decryptor.error());
   if (o.batch) {

@@ -232,6 +232,10 @@ std::vector<std::string> decode_warnings(const json& header, const json& payload
   } else if (!a) {
     w.push_back("alg \"" + alg + "\" is not a supported signature algorithm");
   }
+  for (const char* h : {"typ", "cty"}) {
+    if (header.is_object() && header.contains(h) && !header[h].is_string())
+      w.push_back(std::string("header \"") + h + "\" is not a string: verify will reject the token");
+  }
   for (const char* h : {"jwk", "jku", "x5u", "x5c"}) {
     if (header.is_object() && header.contains(h)) {
       w.push_back(std::string("header carries \"") + h + "\": tokctl never lets the token choose its own key");
@@ -402,6 +406,13 @@ VerifyReport TokenVerifier::verify(std::string_view token, ReportDetail detail) 
   // another compact token.
   const json& header = *jws.header;
   if (detail == ReportDetail::full) report.header = header;
+  // RFC 7515 §4.1.9-4.1.10: typ and cty are strings; an array typ must not pass unnoticed. (A
+  // verdict, not a parse failure: `decode` still shows such a token, with a warning.)
+  for (const char* name : {"typ", "cty"}) {
+    auto m = jws.header->find(name);
+    if (m != jws.header->end() && !m->is_string())
+      add(problems, ProblemCode::malformed, std::string("header \"") + name + "\" must be a string", {}, true);
+  }
   auto payload = parse_json_strict(jws.payload, "claims", im.options.limits.json);
   const bool meant_as_json = meant_as_json_object(jws.payload);
   if (payload && payload->is_object()) {

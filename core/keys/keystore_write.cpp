@@ -327,6 +327,8 @@ Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const
     if (o.alg.empty()) {
       return fail_remedy(ErrorCode::keystore, "the keystore has no keys to rotate", "add one", Remedy::add_signing_key);
     }
+    // An alg that does not exist is a usage error, not a missing key one could add.
+    if (auto known = checked_alg(o.alg); !known) return std::unexpected(known.error());
     // Even forced: a rotation replaces the keys of an algorithm in use; it never brings in a new
     // one (a mistyped --alg in an emergency would leave two signing algorithms, and nothing
     // would sign without naming one).

@@ -96,7 +96,8 @@ static Result<std::optional<ActiveToken>> presented(const TokenService::Impl& im
   }
   if (*t && type == k_urn_access_token && (*t)->kind == "id") {
     return oauth_fail(OAuthCode::invalid_request, std::string(what) + "_token_type is access_token, but the " + what +
-                                                      " token is an ID token");
+                                                      " token is not one (a JWT without typ at+jwt: an ID token or "
+                                                      "another JWT)");
   }
   return t;
 }

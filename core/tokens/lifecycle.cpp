@@ -166,8 +166,10 @@ Result<std::string> TokenService::phantom_jwt(std::string_view token, PhantomFac
   ActiveToken& t = **d;
   // A phantom JWT stands in for an access token at the API: never for a refresh or ID token.
   if (t.kind != "access") {
-    return fail(ErrorCode::invalid_token, "phantom JWTs are only minted for access tokens, not " +
-                                              std::string(t.kind == "refresh" ? "refresh" : "ID") + " tokens");
+    return fail(ErrorCode::invalid_token,
+                "phantom JWTs are only minted for access tokens, not " +
+                    std::string(t.kind == "refresh" ? "refresh tokens"
+                                                    : "ID tokens or other JWTs (an access token JWT has typ at+jwt)"));
   }
   json claims = std::move(t.claims);
   if (const std::string* scope = jose::string_member(claims, "scope"); scope && scope->empty()) claims.erase("scope");

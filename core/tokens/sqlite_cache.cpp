@@ -12,6 +12,8 @@
 #include <cstring>
 #include <thread>
 
+#include <openssl/rand.h>
+
 namespace tokctl::tokens::sqlite {
 namespace {
 
@@ -79,17 +81,50 @@ Result<std::unique_ptr<ChangeCounter>> ChangeCounter::open(const std::string& db
   auto repair_fd = open_counter_file(path);
   if (!repair_fd) return std::unexpected(repair_fd.error());
   c->m_repair_fd = *repair_fd;
-  struct stat st {};
-  if (::fstat(c->m_fd, &st) != 0) return counter_fail(path, std::strerror(errno));
-  // A new file is all zeros once extended: begun == done == 0. Never shrunk.
-  if (static_cast<std::size_t>(st.st_size) < k_counter_bytes && ::ftruncate(c->m_fd, k_counter_bytes) != 0)
-    return counter_fail(path, std::string("extending: ") + std::strerror(errno));
+  if (auto init = initialize(c->m_repair_fd, path); !init) return std::unexpected(init.error());
   void* p = ::mmap(nullptr, k_counter_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, c->m_fd, 0);
   if (p == MAP_FAILED) return counter_fail(path, std::string("mapping: ") + std::strerror(errno));
   c->m_words = static_cast<std::uint64_t*>(p);
   c->m_mapped = k_counter_bytes;
   c->m_cacheable = local_locks(c->m_fd);
+  c->m_nonce = c->nonce().load(std::memory_order_acquire);
   return c;
+}
+
+Result<void> ChangeCounter::initialize(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return counter_fail(path, std::strerror(errno));
+  if (static_cast<std::size_t>(st.st_size) >= k_counter_bytes) {
+    std::uint64_t n = 0;
+    if (::pread(fd, &n, sizeof n, 8) == static_cast<ssize_t>(sizeof n) && n != 0) return {};  // in use already
+  }
+  // New (or from a build without a nonce): set up under the exclusive lock, so that two first
+  // openers agree on one nonce. A short file that is not empty was truncated: refused, since its
+  // counters would run again through values that cached rows carry.
+  for (int attempt = 0; ::flock(fd, LOCK_EX | LOCK_NB) != 0; ++attempt) {
+    if ((errno != EWOULDBLOCK && errno != EINTR) || attempt >= k_lock_attempts)
+      return counter_fail(path, "cannot lock it to set it up");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  auto unlock = [fd](Result<void> r) {
+    ::flock(fd, LOCK_UN);
+    return r;
+  };
+  if (::fstat(fd, &st) != 0) return unlock(counter_fail(path, std::strerror(errno)));
+  if (st.st_size != 0 && static_cast<std::size_t>(st.st_size) < k_counter_bytes)
+    return unlock(counter_fail(path, "truncated (" + std::to_string(st.st_size) + " bytes)"));
+  if (st.st_size == 0 && ::ftruncate(fd, k_counter_bytes) != 0)
+    return unlock(counter_fail(path, std::string("extending: ") + std::strerror(errno)));
+  std::uint64_t n = 0;
+  if (::pread(fd, &n, sizeof n, 8) != static_cast<ssize_t>(sizeof n))
+    return unlock(counter_fail(path, std::string("reading: ") + std::strerror(errno)));
+  while (n == 0) {
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&n), sizeof n) != 1)
+      return unlock(counter_fail(path, "no random bytes for its nonce"));
+  }
+  if (::pwrite(fd, &n, sizeof n, 8) != static_cast<ssize_t>(sizeof n))
+    return unlock(counter_fail(path, std::string("writing: ") + std::strerror(errno)));
+  return unlock({});
 }
 
 std::string ChangeCounter::counter_path(const std::string& db_path) { return db_path + "-rev"; }
@@ -129,8 +164,21 @@ void ChangeCounter::end_write() {
 }
 
 std::optional<std::uint64_t> ChangeCounter::stable() {
-  if (!m_cacheable) return std::nullopt;
+  if (!m_cacheable || m_rewound.load(std::memory_order_relaxed)) return std::nullopt;
   const std::uint64_t b = begun().load(std::memory_order_acquire);
+  // Truncated and set up again, or copied back from a backup, the counter would reach values that
+  // cached rows carry a second time: this process caches nothing more (it reads the database).
+  if (nonce().load(std::memory_order_acquire) != m_nonce) {
+    m_rewound.store(true, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  std::uint64_t high = m_high.load(std::memory_order_relaxed);
+  if (b < high) {
+    m_rewound.store(true, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  while (b > high && !m_high.compare_exchange_weak(high, b, std::memory_order_relaxed)) {
+  }
   if (done().load(std::memory_order_acquire) == b) return b;
   repair();
   return std::nullopt;

@@ -73,10 +73,14 @@ class ChangeCounter {
   ChangeCounter() = default;
   std::atomic_ref<std::uint64_t> begun() const { return std::atomic_ref<std::uint64_t>(m_words[0]); }
   std::atomic_ref<std::uint64_t> done() const { return std::atomic_ref<std::uint64_t>(m_words[8]); }
+  std::atomic_ref<std::uint64_t> nonce() const { return std::atomic_ref<std::uint64_t>(m_words[1]); }
+  /// Sizes a new file and gives it its random nonce (under the exclusive lock); refuses one that
+  /// was truncated.
+  static Result<void> initialize(int fd, const std::string& path);
   void end_write();
   void repair();
 
-  std::uint64_t* m_words = nullptr;  // [0]: begun, [8]: done (separate cache lines)
+  std::uint64_t* m_words = nullptr;  // [0]: begun, [1]: nonce, [8]: done (its own cache line)
   std::size_t m_mapped = 0;          // bytes mapped; 0 for the in-memory counters
   std::unique_ptr<std::uint64_t[]> m_private;
   int m_fd = -1;         // writers' shared flock
@@ -85,6 +89,9 @@ class ChangeCounter {
   std::mutex m_repair_mu;                      // one repair at a time in this process
   std::atomic<int> m_writing{0};               // this process's writes between their increments
   bool m_cacheable = true;                     // false on a network file system: nothing is cached
+  std::uint64_t m_nonce = 0;                   // the file's, when opened; 0 in memory
+  std::atomic<std::uint64_t> m_high{0};        // the highest `begun` seen
+  std::atomic<bool> m_rewound{false};          // the counter went back: caching is off for good
 };
 
 class RecordCache {

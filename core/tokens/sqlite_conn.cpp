@@ -6,12 +6,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
 #include <unistd.h>
 
+#include <tokctl/tokens/token_store.hpp>
 #include <tokctl/util/base64.hpp>
 
 namespace tokctl::tokens::sqlite {
@@ -241,6 +243,7 @@ Result<std::unique_ptr<Conn>> open_writer(const std::string& path) {
   }
   const bool in_memory = path == ":memory:";
   if (!in_memory) {
+    if (auto r = check_store_not_vanished(path); !r) return std::unexpected(r.error());
     if (auto r = create_private_file(path); !r) return std::unexpected(r.error());
   }
   auto conn = Conn::open(path, Role::writer);
@@ -264,3 +267,27 @@ Result<std::unique_ptr<Conn>> open_writer(const std::string& path) {
 }
 
 }  // namespace tokctl::tokens::sqlite
+
+namespace tokctl::tokens {
+
+Result<void> check_store_not_vanished(const std::string& path) {
+  if (path == ":memory:") return {};
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && st.st_size > 0) return {};
+  // Missing or empty: fine for a new store, whose counter is absent or still at 0 (a store's first
+  // opener creates the file, then the counter, while another may already look).
+  const std::string counter = path + "-rev";
+  int fd = ::open(counter.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return {};
+  std::uint64_t begun = 0;
+  const ssize_t n = ::pread(fd, &begun, sizeof begun, 0);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(sizeof begun) || begun == 0) return {};
+  return tokctl::fail(ErrorCode::keystore,
+                      "the token store " + path + " is " + (::stat(path.c_str(), &st) == 0 ? "empty" : "missing") +
+                          ", but its change counter " + counter + " shows revocations were made in it",
+                      "restore the store from a backup; a new empty store would make revoked tokens valid again "
+                      "(to start over on purpose, delete " + counter + " too)");
+}
+
+}  // namespace tokctl::tokens

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <tokctl/jose/jwk.hpp>
+#include <tokctl/jose/jws.hpp>
 #include <tokctl/util/base64.hpp>
 
 #include "support/cli_helpers.hpp"
@@ -157,10 +159,33 @@ TEST_CASE("verify never calls a revoked token valid because its store has gone o
     REQUIRE(std::rename(db.c_str(), (db + ".moved").c_str()) == 0);
     REQUIRE(::symlink((env.dir.file("nowhere") + "/x").c_str(), db.c_str()) == 0);
   }
+  SECTION("emptied (a failed copy or restore)") {
+    REQUIRE(std::rename(db.c_str(), (db + ".moved").c_str()) == 0);
+    write_file(db, "");
+  }
   check_store_error(env({"-o", "json", "verify", jwt}));
   auto text = env({"verify", jwt});  // on a terminal, too, the headline gives no verdict
   CHECK(text.code == 4);
   CHECK_THAT(text.err, Contains("no verdict") && !Contains("token is invalid"));
+  // No other command puts a new empty store in its place, which would make the JWT valid again.
+  for (std::vector<std::string> cmd : {std::vector<std::string>{"introspect", jwt}, {"store", "prune"},
+                                       {"issue", "--client-id", "svc", "--sub", "bob", "--scope", "read"}}) {
+    auto r = env(cmd);
+    INFO(describe(r));
+    CHECK(r.code == 4);
+    CHECK_THAT(r.err, Contains("shows revocations were made in it"));
+  }
+  check_store_error(env({"-o", "json", "verify", jwt}));
+}
+
+TEST_CASE("verify with a policy that does not load is exit 3, like every command", "[cli][failure]") {
+  Env env;
+  const std::string jwt = env.ok({"sign", "--sub", "x", "--exp", "+1h"});
+  write_file(env.policy, "issuer: https://issuer.test\nstore: 5\n");
+  auto v = env({"verify", jwt});
+  INFO(describe(v));
+  CHECK(v.code == 3);
+  CHECK_THAT(v.err, Contains("store must be a string") && !Contains("no verdict"));
 }
 
 TEST_CASE("verify --batch takes its tokens on stdin only: a token argument is a usage error", "[cli][failure]") {
@@ -192,19 +217,31 @@ TEST_CASE("a key pinning alg none or an unknown alg is the key's fault, not an -
   }
 }
 
-TEST_CASE("a typ header that is not a string is malformed, with --typ or without", "[cli][failure]") {
+TEST_CASE("a typ header that is not a string: verify says malformed, decode shows it, sign refuses to make it",
+          "[cli][failure]") {
   Env env;
   const std::string key = env.dir.file("hs.jwk");
   env.ok({"keys", "generate", "--alg", "HS256", "--out", key});
-  const std::string jwt = env.ok({"sign", "--key", key, "--sub", "alice", "--header", "typ=[\"at+jwt\"]"});
+  auto made = env({"sign", "--key", key, "--sub", "alice", "--header", "typ=[\"at+jwt\"]"});
+  CHECK(made.code == 2);
+  CHECK_THAT(made.err, Contains("must be a string"));
+  auto jwk = tokctl::jose::Jwk::from_json(json::parse(tokctl::test::read_file(key)));
+  REQUIRE(jwk);
+  auto jwt = tokctl::jose::sign_compact(json{{"alg", "HS256"}, {"typ", json::array({"at+jwt"})}}, R"({"sub":"alice"})",
+                                        tokctl::jose::Alg::HS256, *jwk);
+  REQUIRE(jwt);
   for (bool with_typ : {false, true}) {
-    std::vector<std::string> args = {"verify", jwt, "--key", key};
+    std::vector<std::string> args = {"verify", *jwt, "--key", key};
     if (with_typ) args.insert(args.end(), {"--typ", "at+jwt"});
     auto v = env(args);
     INFO(describe(v));
     CHECK(v.code == 3);
     CHECK_THAT(v.err + v.out, Contains("\"typ\" must be a string"));
   }
+  auto d = env({"decode", *jwt});  // decode verifies nothing: it shows the token, and warns
+  INFO(describe(d));
+  CHECK(d.code == 0);
+  CHECK_THAT(d.out, Contains("\"typ\" is not a string"));
 }
 
 TEST_CASE("splitting the same JWT twice gives the same parts", "[cli][failure]") {

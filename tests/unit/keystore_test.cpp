@@ -506,6 +506,12 @@ TEST_CASE("rotate --force never adds an algorithm the keystore has no key of", "
   }
   CHECK(read_file(f.dir + "/keystore.json") == before);
   CHECK(manifest(ks).active("PS256") == nullptr);
+  // No such algorithm at all: a usage error, with or without force (no key one could add).
+  for (auto force : {Force::no, Force::yes}) {
+    auto r = ks.rotate(rot("FOO", force), k_no_pass);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::usage);
+  }
   CHECK(manifest(ks).find(a.kid)->state == KeyState::active);
 }
 

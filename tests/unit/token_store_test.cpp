@@ -1184,3 +1184,44 @@ TEST_CASE("a change counter file another user owns or others may write is refuse
   REQUIRE_FALSE(s);
   CHECK_THAT(s.error().message, Contains("writable by group or others"));
 }
+
+TEST_CASE("a change counter that goes back (restored from a backup, truncated and set up again) ends caching",
+          "[store][cache]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  auto writer = open_sqlite(path);
+  auto reader = open_sqlite(path);
+  REQUIRE(writer->put(std::nullopt, std::vector{make_token("u"), make_token("v")}));
+  CHECK_FALSE(revoked_twice(*reader, "u"));  // u cached under the counter as it is now
+  const std::string backup = read_file(path + "-rev");
+  REQUIRE(writer->revoke_token(token_hash("u")) == 1);
+  CHECK_FALSE(revoked(*reader, "v"));  // the reader has seen the counter move on
+
+  SECTION("an older copy written back over it") {
+    int fd = ::open((path + "-rev").c_str(), O_WRONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pwrite(fd, backup.data(), backup.size(), 0) == static_cast<ssize_t>(backup.size()));
+    ::close(fd);
+  }
+  SECTION("truncated, then set up again by the next process to open the store") {
+    REQUIRE(::truncate((path + "-rev").c_str(), 0) == 0);
+    auto another = open_sqlite(path);  // a fresh counter file: zeros and a new nonce
+    CHECK(counters(path) == std::pair<std::uint64_t, std::uint64_t>{0, 0});
+  }
+  // u's row cached under the old value must not come back: the reader reads the database now.
+  const auto before = hits(*reader);
+  CHECK(revoked(*reader, "u"));
+  CHECK(revoked(*reader, "u"));
+  CHECK(hits(*reader) == before);
+}
+
+TEST_CASE("a truncated change counter file is refused by a new opener", "[store][cache]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  { auto created = open_sqlite(path); }
+  REQUIRE(::truncate((path + "-rev").c_str(), 10) == 0);
+  auto s = open_token_store("sqlite:" + path);
+  REQUIRE_FALSE(s);
+  CHECK(s.error().code == ErrorCode::keystore);
+  CHECK_THAT(s.error().message, Contains("truncated (10 bytes)"));
+}

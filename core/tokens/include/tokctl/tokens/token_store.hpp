@@ -138,6 +138,12 @@ class TokenStore {
 /// Fails with ErrorCode::keystore (unreachable, bad schema version) or ErrorCode::usage (bad URL).
 Result<std::unique_ptr<TokenStore>> open_token_store(const std::string& url);
 
+/// Fails (ErrorCode::keystore) when the SQLite store at `path` is missing or empty while its change
+/// counter (PATH-rev, which outlives it) shows revocations were made in it: a new empty store in its
+/// place would make revoked JWTs valid again. Opening the store checks this; `verify`, which never
+/// creates a store, asks it directly.
+Result<void> check_store_not_vanished(const std::string& path);
+
 /// A token's store key, as 64 lower-case hex digits (32 bytes): the 6 bytes its last 8 characters
 /// encode as base64url (zeros when they do not), then the first 26 bytes of SHA-256 of the whole
 /// token. Opaque and refresh tokens end with their issue time (opaque_token_value), so their keys
