@@ -30,8 +30,8 @@ std::unexpected<Error> counter_fail(const std::string& path, const std::string& 
 }
 
 // Opens PATH (creating it 0600), never following a symlink nor blocking on a FIFO; only a
-// regular file of this user (or root) that nobody else may write is accepted: whoever can write
-// it can make cached rows outlive a revocation.
+// regular file owned by this user or root, that nobody else may write, is accepted: whoever can
+// write it can make cached rows outlive a revocation.
 Result<int> open_counter_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
   if (fd < 0) return counter_fail(path, std::strerror(errno));
@@ -39,7 +39,7 @@ Result<int> open_counter_file(const std::string& path) {
   std::string why;
   if (::fstat(fd, &st) != 0) why = std::strerror(errno);
   else if (!S_ISREG(st.st_mode)) why = "not a regular file";
-  else if (st.st_uid != ::geteuid() && ::geteuid() != 0) why = "owned by another user";
+  else if (st.st_uid != ::geteuid() && st.st_uid != 0) why = "owned by neither you nor root";  // as keystore.json
   else if ((st.st_mode & 022) != 0) why = "writable by group or others";
   if (!why.empty()) {
     ::close(fd);
