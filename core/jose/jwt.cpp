@@ -504,7 +504,15 @@ VerifyReport TokenVerifier::verify(std::string_view token, ReportDetail detail) 
           }
         }
         bool unpinned = std::all_of(by_kid.begin(), by_kid.end(), [&](std::size_t i) { return im.allowed[i].empty(); });
-        if (unpinned && im.options.allowed_algs.empty()) {
+        // The selected key pins an alg that is no JWS algorithm ("none", a typo): the key is at
+        // fault (malformed, as when it is the only key), not a missing pin or an --alg.
+        const Jwk& first = im.keys.keys[by_kid.front()];
+        if (unpinned && !first.alg().empty() && !alg_from_string(first.alg())) {
+          add(problems, ProblemCode::key_unsupported,
+              "the " + first.describe() + (first.kid().empty() ? "" : " (kid '" + first.kid() + "')") +
+                  " pins alg '" + first.alg() + "', which is not a signature algorithm tokctl verifies with",
+              "fix or drop the key's \"alg\" member", true);
+        } else if (unpinned && im.options.allowed_algs.empty()) {
           const Jwk& k = im.keys.keys[by_kid.front()];
           add(problems, ProblemCode::alg_not_allowed,
               "the " + k.describe() + (k.kid().empty() ? "" : " (kid '" + k.kid() + "')") +

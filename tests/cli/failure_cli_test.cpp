@@ -214,6 +214,16 @@ TEST_CASE("a key pinning alg none or an unknown alg is the key's fault, not an -
     CHECK(v.code == 3);
     CHECK_THAT(v.err, Contains(std::string("pins alg '") + alg + "'"));
     CHECK_THAT(v.err, !Contains("--alg"));
+    // In a JWKS next to a good key of another kid: the key the token's kid selects is at fault.
+    const std::string other = env.dir.file(std::string("other-") + alg + ".jwk");
+    env.ok({"keys", "generate", "--alg", "ES256", "--out", other});
+    json set{{"keys", json::array({k, json::parse(env.ok({"keys", "convert", other, "--public", "--to", "jwk"}))})}};
+    const std::string jwks = env.dir.file(std::string("set-") + alg + ".json");
+    write_file(jwks, set.dump());
+    auto in_set = env({"verify", jwt, "--jwks", jwks});
+    INFO(describe(in_set));
+    CHECK(in_set.code == 3);
+    CHECK_THAT(in_set.err, Contains(std::string("pins alg '") + alg + "'") && !Contains("does not pin"));
   }
 }
 
