@@ -24,6 +24,17 @@ std::int64_t steady_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// flock(fd, op) without blocking, retried for up to k_lock_attempts ms: a process that holds the
+// lock for good must not hang us. Empty when locked, else why not.
+std::string flock_bounded(int fd, int op) {
+  for (int attempt = 0; ::flock(fd, op | LOCK_NB) != 0; ++attempt) {
+    if (errno != EWOULDBLOCK && errno != EINTR) return std::string("locking: ") + std::strerror(errno);
+    if (attempt >= k_lock_attempts) return "locked by another process for 5 s";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return {};
+}
+
 std::unexpected<Error> counter_fail(const std::string& path, const std::string& what) {
   return tokctl::fail(ErrorCode::keystore, "token store change counter " + path + ": " + what,
                       "it must be a regular file next to the store, writable by whoever runs tokctl");
@@ -101,11 +112,7 @@ Result<void> ChangeCounter::initialize(int fd, const std::string& path) {
   // New (or from a build without a nonce): set up under the exclusive lock, so that two first
   // openers agree on one nonce. A short file that is not empty was truncated: refused, since its
   // counters would run again through values that cached rows carry.
-  for (int attempt = 0; ::flock(fd, LOCK_EX | LOCK_NB) != 0; ++attempt) {
-    if ((errno != EWOULDBLOCK && errno != EINTR) || attempt >= k_lock_attempts)
-      return counter_fail(path, "cannot lock it to set it up");
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  if (auto why = flock_bounded(fd, LOCK_EX); !why.empty()) return counter_fail(path, "setting it up: " + why);
   auto unlock = [fd](Result<void> r) {
     ::flock(fd, LOCK_UN);
     return r;
@@ -136,17 +143,11 @@ ChangeCounter::~ChangeCounter() {
 }
 
 Result<ChangeCounter::WriteScope> ChangeCounter::begin_write() {
+  // Bounded: a process holding the exclusive lock for good (only a repair or a first set-up takes
+  // it, briefly) must not hang every writer.
   if (m_fd >= 0) {
-    // Non-blocking with a bounded wait: a process holding the exclusive lock for good (only a
-    // repair takes it, for a few instructions) must not hang every writer.
-    for (int attempt = 0;; ++attempt) {
-      if (::flock(m_fd, LOCK_SH | LOCK_NB) == 0) break;
-      if (errno != EWOULDBLOCK && errno != EINTR)
-        return tokctl::fail(ErrorCode::keystore, std::string("token store change counter: locking: ") + std::strerror(errno));
-      if (attempt >= k_lock_attempts)
-        return tokctl::fail(ErrorCode::keystore, "token store change counter: locked by another process for 5 s");
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    if (auto why = flock_bounded(m_fd, LOCK_SH); !why.empty())
+      return tokctl::fail(ErrorCode::keystore, "token store change counter: " + why);
   }
   m_writing.fetch_add(1, std::memory_order_seq_cst);
   begun().fetch_add(1, std::memory_order_seq_cst);

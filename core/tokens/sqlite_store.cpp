@@ -93,11 +93,11 @@ GrantRecord read_grant(sqlite3_stmt* s) {
   return g;
 }
 
-// Inserts a grant (upsert) and tokens; runs inside the caller's transaction.
 // Whether a put may change an existing row: re-storing a grant as revoked revokes it (a put
 // otherwise only adds rows, and never changes what a lookup found).
 bool stores_revoked(const std::optional<GrantRecord>& grant) { return grant && grant->revoked; }
 
+// Inserts a grant (upsert) and tokens; runs inside the caller's transaction.
 Result<void> insert_rows(Conn& c, const std::optional<GrantRecord>& grant, std::span<const TokenRecord> tokens) {
   // Keys of one batch share their issue-time prefix and are random after it: inserted in key
   // order, the table grows at its right edge instead of touching a random page per token.
@@ -220,7 +220,7 @@ Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::stri
                               " hard links: SQLite keeps its journal by name, so each name would be another store",
                           "keep one name (a symlink is fine)");
     }
-    file = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+    file = file_id(st);
   }
   auto changes = sqlite::ChangeCounter::open(real);
   if (!changes) return std::unexpected(changes.error());
@@ -231,7 +231,7 @@ Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::stri
     struct stat st {};
     if (::stat(store->m_counter_path.c_str(), &st) != 0)
       return tokctl::fail(ErrorCode::keystore, "token store " + store->m_counter_path + ": " + std::strerror(errno));
-    store->m_counter_file = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+    store->m_counter_file = file_id(st);
   }
   if (auto r = store->refresh_legacy_keys(*store->m_writer); !r) return std::unexpected(r.error());
   return store;
@@ -241,8 +241,7 @@ Result<void> SqliteTokenStore::check_same_file() const {
   if (m_in_memory) return {};
   auto same = [](const std::string& path, const FileId& id, off_t min_size) {
     struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_dev) == id.dev &&
-           static_cast<std::uint64_t>(st.st_ino) == id.ino && st.st_size >= min_size;
+    return ::stat(path.c_str(), &st) == 0 && file_id(st) == id && st.st_size >= min_size;
   };
   // The counter's size too: truncated under its mapping, touching it would be SIGBUS.
   if (same(m_path, m_file, 0) && same(m_counter_path, m_counter_file, 128)) return {};
@@ -467,24 +466,18 @@ void SqliteTokenStore::lead(std::unique_lock<std::mutex>& lock, Job* self) {
 void SqliteTokenStore::run_group(const std::vector<Job*>& batch) {
   Conn& c = *m_writer;
   const auto started = std::chrono::steady_clock::now();
-  if (auto same = check_same_file(); !same) {
+  auto fail_all = [&](const Error& e) {
     for (Job* j : batch) {
       j->failed = true;
-      j->error = same.error();
+      j->error = e;
     }
-    return;
-  }
+  };
+  if (auto same = check_same_file(); !same) return fail_all(same.error());
   // Held from before BEGIN to after COMMIT or ROLLBACK, retries included (sqlite_cache.hpp).
   std::optional<sqlite::ChangeCounter::WriteScope> changing;
   if (std::any_of(batch.begin(), batch.end(), [](const Job* j) { return j->changes_rows; })) {
     auto scope = m_changes->begin_write();
-    if (!scope) {
-      for (Job* j : batch) {
-        j->failed = true;
-        j->error = scope.error();
-      }
-      return;
-    }
+    if (!scope) return fail_all(scope.error());
     changing.emplace(std::move(*scope));
   }
   for (int attempt = 1;; ++attempt) {
@@ -527,11 +520,7 @@ void SqliteTokenStore::run_group(const std::vector<Job*>& batch) {
     }
     Error e = group.error();
     if (busy) e.message += " (gave up after " + std::to_string(attempt) + " attempts)";
-    for (Job* j : batch) {
-      j->failed = true;
-      j->error = e;
-    }
-    return;
+    return fail_all(e);
   }
 }
 

@@ -148,7 +148,12 @@ class SqliteTokenStore final : public TokenStore {
   std::unique_ptr<sqlite::ChangeCounter> m_changes;
   struct FileId {
     std::uint64_t dev = 0, ino = 0;
+    bool operator==(const FileId&) const = default;
   };
+  template <class Stat>
+  static FileId file_id(const Stat& st) {
+    return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+  }
   FileId m_file, m_counter_file;  // what was opened (zero: in memory)
   std::string m_counter_path;     // beside the database's real path
   std::atomic<std::int64_t> m_checked_at{0};  // steady_clock ticks of the last check_same_file_soon

@@ -26,6 +26,7 @@
 #include <tokctl/tokens/token_store.hpp>
 
 #include "support/run.hpp"
+#include "support/sqlite_store.hpp"
 #include "support/service_fixture.hpp"
 #include "tokens/sqlite_conn.hpp"   // white-box: k_busy_timeout_ms
 #include "tokens/sqlite_store.hpp"  // white-box: write_stats()
@@ -72,11 +73,7 @@ bool stored(TokenStore& store, const std::string& name) {
   return f->has_value();
 }
 
-std::unique_ptr<SqliteTokenStore> open_sqlite(const std::string& path) {
-  auto s = SqliteTokenStore::open(path);
-  if (!s) FAIL("open: " << s.error().message);
-  return std::move(*s);
-}
+using tokctl::test::open_sqlite;
 
 // A write that holds the writer for a while: many rows in one put().
 std::vector<TokenRecord> big_batch(const std::string& prefix, int n) {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "support/run.hpp"
+#include "support/sqlite_store.hpp"
 #include "tokens/sqlite_sql.hpp"
 #include "tokens/sqlite_store.hpp"
 
@@ -897,11 +898,7 @@ namespace {
 
 using tokctl::tokens::SqliteTokenStore;
 
-std::unique_ptr<SqliteTokenStore> open_sqlite(const std::string& path) {
-  auto s = SqliteTokenStore::open(path);
-  if (!s) FAIL("SqliteTokenStore::open: " << s.error().message);
-  return std::move(*s);
-}
+using tokctl::test::open_sqlite;
 
 std::uint64_t hits(const SqliteTokenStore& s) { return s.cache_stats().hits; }
 
