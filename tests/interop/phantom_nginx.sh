@@ -198,7 +198,11 @@ else:
     with open(path, "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()))
-jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+# PyJWT 2.6's to_jwk drops leading zero bytes of x and y (1 key in ~128), which RFC 7518 §6.2.1.2
+# forbids and tokctl refuses: the coordinates are written full length here.
+pub = key.public_key().public_numbers()
+coord = lambda v: base64.urlsafe_b64encode(v.to_bytes(32, "big")).rstrip(b"=").decode()
+jwk = {"kty": "EC", "crv": "P-256", "x": coord(pub.x), "y": coord(pub.y)}
 claims = {"jti": str(uuid.uuid4()), "htm": htm, "htu": htu, "iat": int(time.time())}
 if len(sys.argv) > 4:
     claims["ath"] = base64.urlsafe_b64encode(hashlib.sha256(sys.argv[4].encode()).digest()).rstrip(b"=").decode()

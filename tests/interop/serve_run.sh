@@ -149,14 +149,18 @@ fi
 # DPoP-Nonce header; with that nonce, a DPoP token.
 pyjwt_proof() {  # pyjwt_proof URL [NONCE]: a proof for POST URL by a fresh P-256 key
   "$PY" - "$@" <<'PY'
-import json, sys, time, uuid
+import base64, json, sys, time, uuid
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 key = ec.generate_private_key(ec.SECP256R1())
 claims = {"jti": str(uuid.uuid4()), "htm": "POST", "htu": sys.argv[1], "iat": int(time.time())}
 if len(sys.argv) > 2:
     claims["nonce"] = sys.argv[2]
-jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+# PyJWT 2.6's to_jwk drops leading zero bytes of x and y (1 key in ~128), which RFC 7518 §6.2.1.2
+# forbids and tokctl refuses: the coordinates are written full length here.
+pub = key.public_key().public_numbers()
+coord = lambda v: base64.urlsafe_b64encode(v.to_bytes(32, "big")).rstrip(b"=").decode()
+jwk = {"kty": "EC", "crv": "P-256", "x": coord(pub.x), "y": coord(pub.y)}
 print(jwt.encode(claims, key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": jwk}))
 PY
 }
