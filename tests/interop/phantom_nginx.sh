@@ -223,8 +223,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 token, path = sys.argv[1:]
 cnf = jwt.decode(token, options={"verify_signature": False}).get("cnf", {})
-jwk = jwt.algorithms.ECAlgorithm.to_jwk(serialization.load_pem_private_key(open(path, "rb").read(), None).public_key())
-members = json.loads(jwk)
+pub = serialization.load_pem_private_key(open(path, "rb").read(), None).public_key().public_numbers()
+coord = lambda v: base64.urlsafe_b64encode(v.to_bytes(32, "big")).rstrip(b"=").decode()
+members = {"kty": "EC", "crv": "P-256", "x": coord(pub.x), "y": coord(pub.y)}  # full length, as in dpop.py
 canon = json.dumps({k: members[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True)
 want = base64.urlsafe_b64encode(hashlib.sha256(canon.encode()).digest()).rstrip(b"=").decode()
 print("ok" if cnf.get("jkt") == want else "cnf %s, want jkt %s" % (cnf, want))
