@@ -197,6 +197,68 @@ SqliteTokenStore::~SqliteTokenStore() {
   }
   m_writer_cv.notify_all();
   if (m_writer_thread.joinable()) m_writer_thread.join();  // after it ran what was queued
+  {
+    std::lock_guard lock(m_ckpt_mu);
+    m_ckpt_closing = true;
+  }
+  m_ckpt_cv.notify_all();
+  if (m_ckpt_thread.joinable()) m_ckpt_thread.join();
+  // m_ckpt_conn and the readers close before the writer: the last connection to close
+  // checkpoints the whole WAL and removes it.
+}
+
+int SqliteTokenStore::on_wal_commit(void* self, sqlite3* db, const char* /*name*/, int frames) {
+  auto& s = *static_cast<SqliteTokenStore*>(self);
+  if (frames < s.m_ckpt_last) s.m_ckpt_next = k_checkpoint_frames;  // the WAL started over
+  s.m_ckpt_last = frames;
+  bool ask = false;
+  bool done_here = false, failed_here = false;
+  if (frames >= k_wal_cap) {
+    // Background checkpoints have not let the WAL start over (each ended after the next write
+    // began, or a reader holds an old snapshot): this commit checkpoints, as SQLite's default
+    // would at every commit past its threshold. BUSY (the thread is checkpointing) is harmless.
+    const int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    done_here = rc == SQLITE_OK;
+    failed_here = !done_here && (rc & 0xff) != SQLITE_BUSY;
+  } else if (frames >= s.m_ckpt_next) {
+    s.m_ckpt_next = frames + k_checkpoint_frames;
+    ask = true;
+  }
+  {
+    std::lock_guard lock(s.m_ckpt_mu);
+    s.m_ckpt_stats.wal_frames = frames;
+    s.m_ckpt_stats.commit_checkpoints += done_here ? 1 : 0;
+    s.m_ckpt_stats.checkpoint_failures += failed_here ? 1 : 0;
+    if (ask && !s.m_ckpt_closing) {
+      s.m_ckpt_wanted = true;
+      if (!s.m_ckpt_thread.joinable()) s.m_ckpt_thread = std::thread([&s] { s.checkpointer_loop(); });
+    }
+  }
+  if (ask) s.m_ckpt_cv.notify_one();
+  return SQLITE_OK;  // the commit itself succeeded whatever happened here
+}
+
+void SqliteTokenStore::checkpointer_loop() {
+  std::unique_lock lock(m_ckpt_mu);
+  for (;;) {
+    m_ckpt_cv.wait(lock, [&] { return m_ckpt_wanted || m_ckpt_closing; });
+    if (m_ckpt_closing) return;
+    m_ckpt_wanted = false;
+    lock.unlock();
+    bool ok = false;
+    if (!m_ckpt_conn) {
+      // A connection of its own (the writer's belongs to the leader). A first read opens its WAL.
+      if (auto c = Conn::open(m_path, sqlite::Role::reader);
+          c && sqlite3_exec((*c)->db(), "SELECT count(*) FROM sqlite_schema", nullptr, nullptr, nullptr) == SQLITE_OK)
+        m_ckpt_conn = std::move(*c);
+    }
+    // PASSIVE: copies back what no reader still needs, and never waits for a lock.
+    if (m_ckpt_conn)
+      ok = sqlite3_wal_checkpoint_v2(m_ckpt_conn->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) ==
+           SQLITE_OK;
+    lock.lock();
+    ++(ok ? m_ckpt_stats.checkpoints : m_ckpt_stats.checkpoint_failures);
+  }
 }
 
 Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::string& path) {
@@ -234,6 +296,8 @@ Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::stri
     store->m_counter_file = file_id(st);
   }
   if (auto r = store->refresh_legacy_keys(*store->m_writer); !r) return std::unexpected(r.error());
+  // Replaces SQLite's automatic checkpoint (see the header).
+  if (path != ":memory:") sqlite3_wal_hook(store->m_writer->db(), &SqliteTokenStore::on_wal_commit, store.get());
   return store;
 }
 
@@ -273,8 +337,17 @@ Result<void> SqliteTokenStore::refresh_legacy_keys(Conn& c) {
 bool SqliteTokenStore::may_hold_legacy_keys() const { return m_legacy_keys.load(std::memory_order_relaxed); }
 
 SqliteTokenStore::WriteStats SqliteTokenStore::write_stats() const {
-  std::lock_guard lock(m_queue_mu);
-  return m_stats;
+  WriteStats out;
+  {
+    std::lock_guard lock(m_queue_mu);
+    out = m_stats;
+  }
+  std::lock_guard lock(m_ckpt_mu);
+  out.checkpoints = m_ckpt_stats.checkpoints;
+  out.commit_checkpoints = m_ckpt_stats.commit_checkpoints;
+  out.checkpoint_failures = m_ckpt_stats.checkpoint_failures;
+  out.wal_frames = m_ckpt_stats.wal_frames;
+  return out;
 }
 
 template <class T, class F>

@@ -446,3 +446,55 @@ TEST_CASE("a write blocked by another connection's lock gives up after one busy_
   CHECK(stored(*store, "after"));
   CHECK_FALSE(stored(*store, "blocked"));
 }
+
+TEST_CASE("WAL checkpoints run on a thread of their own; a WAL that cannot start over is checkpointed by the commit",
+          "[store][concurrency]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  auto store = open_sqlite(path);
+  using Store = SqliteTokenStore;
+  int batch = 0;
+  auto put_batch = [&] {
+    REQUIRE(store->put(std::nullopt, big_batch("b" + std::to_string(batch++) + "-", 200)));
+  };
+  // Writes until the WAL holds `frames` frames (a bounded number of batches: ~50 frames each).
+  auto fill_to = [&](int frames) {
+    for (int i = 0; i < 1000 && store->write_stats().wal_frames < frames; ++i) put_batch();
+    REQUIRE(store->write_stats().wal_frames >= frames);
+  };
+  auto wait_for = [&](auto&& done) {
+    for (int i = 0; i < 500 && !done(store->write_stats()); ++i) std::this_thread::sleep_for(10ms);
+    return done(store->write_stats());
+  };
+
+  SECTION("the checkpoint thread runs them, not the commits") {
+    fill_to(Store::k_checkpoint_frames + 200);
+    CHECK(wait_for([](const Store::WriteStats& s) { return s.checkpoints >= 1; }));
+    const auto s = store->write_stats();
+    CHECK(s.commit_checkpoints == 0);
+    CHECK(s.checkpoint_failures == 0);
+    // Copied back: the WAL starts over at a later write (it never reaches the cap here).
+    for (int i = 0; i < 200 && store->write_stats().wal_frames >= Store::k_checkpoint_frames; ++i) {
+      put_batch();
+      std::this_thread::sleep_for(5ms);
+    }
+    CHECK(store->write_stats().wal_frames < Store::k_checkpoint_frames);
+  }
+
+  SECTION("a reader holding an old snapshot: the WAL reaches the cap, then starts over once it lets go") {
+    sqlite3* reader = nullptr;
+    REQUIRE(sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM tokens;", nullptr, nullptr, nullptr) == SQLITE_OK);
+    fill_to(Store::k_wal_cap + 200);
+    // Neither the thread nor the commits could copy back past the snapshot; the commits tried.
+    CHECK(store->write_stats().commit_checkpoints >= 1);
+    REQUIRE(sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_close(reader) == SQLITE_OK);
+    for (int i = 0; i < 50 && store->write_stats().wal_frames >= Store::k_wal_cap; ++i) put_batch();
+    CHECK(store->write_stats().wal_frames < Store::k_wal_cap);
+    CHECK(store->write_stats().checkpoint_failures == 0);
+  }
+  // Nothing lost on the way: the first and the last batch are there.
+  CHECK(stored(*store, "b0-0"));
+  CHECK(stored(*store, "b" + std::to_string(batch - 1) + "-199"));
+}
