@@ -848,25 +848,24 @@ HttpResponse OAuthEndpoints::introspect(const HttpRequest& req, const tokens::Cl
     r.body = std::move(jwt->jwt);
     return r;
   }
-  auto info = m_service.introspect(token);
-  if (!info) return oauth_error(info.error());
-  if (rfc9701) {
-    // RFC 9701: the answer signed by the issuer, for the caller.
-    json claims{{"iss", m_service.policy().issuer},
-                {"aud", caller.id},
-                {"iat", m_clock.now()},
-                {"token_introspection", *info}};
-    auto jwt = m_service.sign_jwt(claims, "token-introspection+jwt");
-    if (!jwt) return oauth_error(jwt.error());
-    HttpResponse r;
-    r.status = 200;
-    r.set("Content-Type", "application/token-introspection+jwt");
+  if (!rfc9701) {
+    auto answer = m_service.introspect_json(token);
+    if (!answer) return oauth_error(answer.error());
+    HttpResponse r = json_response(200, std::move(*answer));
     r.set("Cache-Control", "no-store");
-    r.body = std::move(*jwt);
     return r;
   }
-  HttpResponse r = json_response(200, info->dump(-1, ' ', false, json::error_handler_t::replace));
+  // RFC 9701: the answer signed by the issuer, for the caller.
+  auto info = m_service.introspect(token);
+  if (!info) return oauth_error(info.error());
+  json claims{{"iss", m_service.policy().issuer}, {"aud", caller.id}, {"iat", m_clock.now()}, {"token_introspection", *info}};
+  auto jwt = m_service.sign_jwt(claims, "token-introspection+jwt");
+  if (!jwt) return oauth_error(jwt.error());
+  HttpResponse r;
+  r.status = 200;
+  r.set("Content-Type", "application/token-introspection+jwt");
   r.set("Cache-Control", "no-store");
+  r.body = std::move(*jwt);
   return r;
 }
 

@@ -33,13 +33,20 @@ static Result<std::optional<TokenRecord>> active_record(const TokenService::Impl
   return rec;
 }
 
-// Scopes still alive for a grant that began at `started`, and those whose TTL has passed.
+// Scopes still alive for a grant that began at `started`, and those whose TTL has passed; an alive
+// scope with a TTL lowers `fresh_until` to the last second it stays alive.
 static std::pair<std::vector<std::string>, std::vector<std::string>> live_scopes(const Policy& p, const std::string& scope,
-                                                                                 UnixTime started, UnixTime now) {
+                                                                                 UnixTime started, UnixTime now,
+                                                                                 UnixTime& fresh_until) {
   std::vector<std::string> alive, expired;
   for (const auto& s : split_scopes(scope)) {
     const ScopeRule* rule = p.scope_rule(s);
-    (rule && rule->ttl && now - started > *rule->ttl ? expired : alive).push_back(s);
+    if (rule && rule->ttl && now - started > *rule->ttl) {
+      expired.push_back(s);
+      continue;
+    }
+    if (rule && rule->ttl) fresh_until = std::min(fresh_until, started + *rule->ttl);
+    alive.push_back(s);
   }
   return {alive, expired};
 }
@@ -69,16 +76,22 @@ static bool well_typed(const std::string& name, const json& v) {
 }
 
 Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, std::string_view token) {
-  const UnixTime now = im.now();
   auto rec = active_record(im, token);
   if (!rec) return std::unexpected(rec.error());
+  return active_token(im, token, *rec);
+}
+
+Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, std::string_view token,
+                                                const std::optional<TokenRecord>& row) {
+  const UnixTime now = im.now();
   json raw;
   ActiveToken out;
   std::string grant_id;
   // When the grant began (scope TTLs count from there), from the same query as the token or JWT.
   std::optional<UnixTime> started;
-  if (*rec) {
-    const TokenRecord& r = **rec;
+  if (row) {
+    const TokenRecord& r = *row;
+    if (r.exp != 0) out.fresh_until = r.exp - 1;
     if (r.kind == "split") return std::optional<ActiveToken>();  // a client part is not a bearer token here
     raw = json::parse(r.claims.empty() ? "{}" : r.claims, nullptr, false);
     if (!raw.is_object()) raw = json::object();
@@ -119,22 +132,22 @@ Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, st
   if (auto exp = jose::integer_member(out.claims, "exp")) {
     if (*exp <= now) return std::optional<ActiveToken>();
     out.exp = *exp;
+    out.fresh_until = std::min(out.fresh_until, *exp - 1);
   }
   if (started) out.claims["sid"] = grant_id;
   else started = jose::integer_member(out.claims, "iat").value_or(now);
   if (const std::string* scope = jose::string_member(out.claims, "scope")) {
-    auto [alive, expired] = live_scopes(im.policy, *scope, *started, now);
+    auto [alive, expired] = live_scopes(im.policy, *scope, *started, now, out.fresh_until);
     out.claims["scope"] = join_scopes(alive);
     out.expired_scope = std::move(expired);
   }
   return std::optional<ActiveToken>(std::move(out));
 }
 
-Result<json> TokenService::introspect(std::string_view token) const {
-  auto d = active_token(*m_impl, token);
-  if (!d) return std::unexpected(d.error());
-  if (!*d) return json{{"active", false}};
-  ActiveToken& t = **d;  // ours: its claims are moved into the answer
+// The RFC 7662 answer for `d` (what active_token() found); its claims are moved into it.
+static json introspection_answer(std::optional<ActiveToken>& d) {
+  if (!d) return json{{"active", false}};
+  ActiveToken& t = *d;
   // An ID token is for the client, not a credential for a resource server: "active" would let an
   // RFC 7662 caller take it for an access token (it never gets a phantom JWT either).
   if (t.kind == "id") return json{{"active", false}};
@@ -150,6 +163,54 @@ Result<json> TokenService::introspect(std::string_view token) const {
   if (bound) r["cnf"] = std::move(*cnf);
   if (!t.expired_scope.empty()) r["expired_scope"] = join_scopes(t.expired_scope);
   return r;
+}
+
+Result<json> TokenService::introspect(std::string_view token) const {
+  auto d = active_token(*m_impl, token);
+  if (!d) return std::unexpected(d.error());
+  return introspection_answer(*d);
+}
+
+Result<std::string> TokenService::introspect_json(std::string_view token) const {
+  const Impl& im = *m_impl;
+  auto row = active_record(im, token);  // every time: a revocation shows at once
+  if (!row) return std::unexpected(row.error());
+  if (*row) {
+    if (auto kept = im.answers.get(**row, im.now())) return std::move(*kept);
+  }
+  auto d = active_token(im, token, *row);
+  if (!d) return std::unexpected(d.error());
+  const UnixTime fresh_until = *d ? (*d)->fresh_until : 0;
+  std::string answer = introspection_answer(*d).dump(-1, ' ', false, json::error_handler_t::replace);
+  // Only a stored token's answer: a JWT's would also need its deny-list entry and grant checked.
+  if (*row && *d) im.answers.put(**row, fresh_until, answer);
+  return answer;
+}
+
+AnswerCache::Shard& AnswerCache::shard(const std::string& key) const {
+  // Store keys begin with their issue time: the last byte is the random one.
+  const unsigned char last = key.empty() ? 0 : static_cast<unsigned char>(key.back());
+  return m_shards[last % k_shards];
+}
+
+std::optional<std::string> AnswerCache::get(const TokenRecord& row, UnixTime now) const {
+  Shard& s = shard(row.hash);
+  std::lock_guard lock(s.mu);
+  const auto it = s.rows.find(row.hash);
+  if (it == s.rows.end()) return std::nullopt;
+  const Entry& e = it->second;
+  if (now > e.fresh_until || e.kind != row.kind || e.grant_id != row.grant_id ||
+      e.grant_started != row.grant_started || e.claims != row.claims)
+    return std::nullopt;
+  return e.answer;
+}
+
+void AnswerCache::put(const TokenRecord& row, UnixTime fresh_until, std::string answer) const {
+  Shard& s = shard(row.hash);
+  std::lock_guard lock(s.mu);
+  if (s.rows.size() >= k_rows_per_shard && !s.rows.contains(row.hash)) s.rows.clear();
+  s.rows.insert_or_assign(row.hash, Entry{row.kind, row.claims, row.grant_id, row.grant_started, fresh_until,
+                                          std::move(answer)});
 }
 
 Result<std::string> TokenService::sign_jwt(const json& claims, const char* typ) const {

@@ -1,12 +1,14 @@
 #pragma once
 // Private to core/tokens: the token service's state and shared helpers.
 
+#include <array>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -15,12 +17,39 @@
 #include <tokctl/jose/jwt.hpp>
 #include <tokctl/keys/key_ring.hpp>
 #include <tokctl/tokens/service.hpp>
+#include <tokctl/util/time.hpp>
 
 namespace tokctl::tokens {
 
 /// The client_id claim of tokens issued without a client (RFC 9068 requires one); such tokens
 /// are stored with an empty client_id.
 inline constexpr const char* k_cli_client_id = "tokctl";
+
+/// Introspection answers (RFC 7662 JSON text) of stored tokens, by store key. An answer is a function
+/// of its row's kind, claims and grant, of the policy and of the time: one is served only for the
+/// same row and until its `fresh_until`. Whether the token is still active (not revoked, not
+/// expired) is the store's lookup, made before every use.
+class AnswerCache {
+ public:
+  std::optional<std::string> get(const TokenRecord& row, UnixTime now) const;
+  void put(const TokenRecord& row, UnixTime fresh_until, std::string answer) const;
+
+ private:
+  struct Entry {
+    std::string kind, claims, grant_id;
+    UnixTime grant_started = 0;
+    UnixTime fresh_until = 0;  // the last second the answer holds
+    std::string answer;
+  };
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, Entry> rows;
+  };
+  static constexpr std::size_t k_shards = 16;
+  static constexpr std::size_t k_rows_per_shard = 1024;  // a full shard starts over
+  Shard& shard(const std::string& key) const;
+  mutable std::array<Shard, k_shards> m_shards;
+};
 
 /// The service's state: immutable after open() (the key ring is swapped by the provider, the
 /// store synchronises itself), so every method is safe to call from many threads at once.
@@ -35,6 +64,8 @@ struct TokenService::Impl {
   // command that derives no pairwise subject never touches the file); set once found.
   mutable std::mutex ppid_mu;
   mutable std::optional<std::string> ppid_secret;  // guarded by ppid_mu
+
+  AnswerCache answers;  // introspect_json()
 
   // Background pruning (prune_every): the thread, its wake-up, and what it did. Declared last so
   // the thread stops before the store it uses is destroyed.
@@ -80,11 +111,16 @@ struct ActiveToken {
   bool stored = false;      ///< found in the store by hash (opaque, wrapped, refresh, JWE)
   UnixTime exp = 0;         ///< 0: none
   std::vector<std::string> expired_scope;
+  /// The last second at which all of this holds (then it expires, or a scope's TTL ends).
+  UnixTime fresh_until = k_max_time;
 };
 
 /// The token when it is active here (stored and active, or a JWT of this keystore that verifies,
 /// is not revoked and has not expired), else nullopt.
 Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, std::string_view token);
+/// The same, given the token's row when it is stored and active (active_record()).
+Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, std::string_view token,
+                                                const std::optional<TokenRecord>& row);
 
 /// Issuing knobs only the service itself uses (token exchange); not part of the public IssueRequest.
 struct IssueOverrides {

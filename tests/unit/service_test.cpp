@@ -251,6 +251,51 @@ TEST_CASE("TokenService PPID: stable per sector across opens, different across s
   CHECK(c["email"] == "alice@example.test");
 }
 
+TEST_CASE("TokenService::introspect_json: the answer introspect gives, kept only while it holds", "[tokens]") {
+  Fixture f;
+  auto fresh_json = [&](const std::string& token) {
+    auto j = f.svc->introspect(token);
+    REQUIRE(j);
+    return j->dump();
+  };
+  auto served = [&](const std::string& token) {
+    auto a = f.svc->introspect_json(token);
+    REQUIRE(a);
+    return *a;
+  };
+  const auto hd = f.issue(request("svc", "alice", "read video_stream_hd", "opaque")).access.token;
+  const auto plain = f.issue(request("svc", "alice", "read", "opaque")).access.token;
+  const auto jwt = f.issue(request("svc", "alice", "read")).access.token;
+  for (const auto& t : {hd, plain, jwt, std::string("tok_unknown")}) {
+    CHECK(served(t) == fresh_json(t));
+    CHECK(served(t) == fresh_json(t));  // the second answer may come from the cache: the same
+  }
+  CHECK(json::parse(served(hd))["scope"] == "read video_stream_hd");
+
+  SECTION("a scope's TTL ends: the kept answer is not served past it") {
+    f.clock.set(k_t0 + 10 * 60);  // the last second video_stream_ is alive
+    CHECK(json::parse(served(hd))["scope"] == "read video_stream_hd");
+    f.clock.set(k_t0 + 10 * 60 + 1);
+    const auto late = json::parse(served(hd));
+    CHECK(late["scope"] == "read");
+    CHECK(late["expired_scope"] == "video_stream_hd");
+    CHECK(served(hd) == fresh_json(hd));
+  }
+  SECTION("revoked: inactive at once") {
+    REQUIRE(f.svc->revoke(plain, false));
+    CHECK(served(plain) == R"({"active":false})");
+    CHECK(json::parse(served(hd))["active"] == true);
+    REQUIRE(f.svc->revoke(hd, true));  // the grant
+    CHECK(served(hd) == R"({"active":false})");
+  }
+  SECTION("expired: inactive at its exp") {
+    f.clock.set(k_t0 + 15 * 60 - 1);
+    CHECK(json::parse(served(plain))["active"] == true);
+    f.clock.set(k_t0 + 15 * 60);
+    CHECK(served(plain) == R"({"active":false})");
+  }
+}
+
 TEST_CASE("TokenService scope TTL counts from the grant start when a grant is continued", "[tokens]") {
   Fixture f;
   auto first = f.issue(request("svc", "alice", "read video_stream_hd", "opaque"));

@@ -152,6 +152,10 @@ class TokenService {
   /// RFC 7662 response for an opaque, wrapped, refresh or locally issued JWT: {"active":false}
   /// for unknown, expired or revoked tokens.
   Result<nlohmann::json> introspect(std::string_view token) const;
+  /// introspect() as the JSON text a server sends (invalid UTF-8 replaced). A stored token's answer
+  /// is kept and sent again while its row is unchanged, until its exp or a scope's TTL ends; the
+  /// row itself is looked up every time, so a revocation shows at once.
+  Result<std::string> introspect_json(std::string_view token) const;
 
   /// What a phantom JWT's caller needs besides the JWT (one store lookup answers all).
   struct PhantomFacts {
