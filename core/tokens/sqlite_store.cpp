@@ -6,6 +6,7 @@
 #include <exception>
 #include <limits>
 #include <optional>
+#include <system_error>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -231,7 +232,15 @@ int SqliteTokenStore::on_wal_commit(void* self, sqlite3* db, const char* /*name*
     s.m_ckpt_stats.checkpoint_failures += failed_here ? 1 : 0;
     if (ask && !s.m_ckpt_closing) {
       s.m_ckpt_wanted = true;
-      if (!s.m_ckpt_thread.joinable()) s.m_ckpt_thread = std::thread([&s] { s.checkpointer_loop(); });
+      if (!s.m_ckpt_thread.joinable()) {
+        try {
+          s.m_ckpt_thread = std::thread([&s] { s.checkpointer_loop(); });
+        } catch (const std::system_error&) {  // no thread now (nothing may unwind through SQLite):
+          s.m_ckpt_wanted = false;             // asked again later; the cap bounds the WAL meanwhile
+          ask = false;
+          ++s.m_ckpt_stats.checkpoint_failures;
+        }
+      }
     }
   }
   if (ask) s.m_ckpt_cv.notify_one();
@@ -242,7 +251,9 @@ void SqliteTokenStore::checkpointer_loop() {
   std::unique_lock lock(m_ckpt_mu);
   for (;;) {
     m_ckpt_cv.wait(lock, [&] { return m_ckpt_wanted || m_ckpt_closing; });
-    if (m_ckpt_closing) return;
+    // Closing: a checkpoint asked for is still run (a short-lived writer, such as a CLI command,
+    // must not leave every checkpoint to the cap while another process keeps the store open).
+    if (!m_ckpt_wanted) return;
     m_ckpt_wanted = false;
     lock.unlock();
     bool ok = false;
@@ -294,6 +305,9 @@ Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::stri
     if (::stat(store->m_counter_path.c_str(), &st) != 0)
       return tokctl::fail(ErrorCode::keystore, "token store " + store->m_counter_path + ": " + std::strerror(errno));
     store->m_counter_file = file_id(st);
+    store->m_real_path = real;
+    if (::lstat((real + "-wal").c_str(), &st) == 0) store->m_wal_file = file_id(st);
+    if (::lstat((real + "-shm").c_str(), &st) == 0) store->m_shm_file = file_id(st);
   }
   if (auto r = store->refresh_legacy_keys(*store->m_writer); !r) return std::unexpected(r.error());
   // Replaces SQLite's automatic checkpoint (see the header).
@@ -308,11 +322,24 @@ Result<void> SqliteTokenStore::check_same_file() const {
     return ::stat(path.c_str(), &st) == 0 && file_id(st) == id && st.st_size >= min_size;
   };
   // The counter's size too: truncated under its mapping, touching it would be SIGBUS.
-  if (same(m_path, m_file, 0) && same(m_counter_path, m_counter_file, 128)) return {};
+  const bool db_same = same(m_path, m_file, 0);
+  if (db_same && same(m_counter_path, m_counter_file, 128)) return {};
+  if (!db_same) drop_orphaned_journal();
   return tokctl::fail(ErrorCode::keystore,
                       "token store " + m_path + ": the file or its change counter (" + m_counter_path +
                           ") was deleted, replaced or truncated while in use",
                       "nothing was written; restart the process so that it opens the store now at that path");
+}
+
+void SqliteTokenStore::drop_orphaned_journal() const {
+  if (m_orphans_dropped.exchange(true)) return;
+  // This process keeps using them through its open descriptors; nobody else may find them.
+  for (const auto& [suffix, id] : {std::pair{"-wal", m_wal_file}, std::pair{"-shm", m_shm_file}}) {
+    if (id == FileId{}) continue;
+    const std::string path = m_real_path + suffix;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && file_id(st) == id) ::unlink(path.c_str());
+  }
 }
 
 Result<void> SqliteTokenStore::check_same_file_soon() {

@@ -1,6 +1,7 @@
 #include <tokctl/tokens/token_store.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 
@@ -58,12 +59,21 @@ Result<std::optional<TokenRecord>> find_token(TokenStore& store, std::string_vie
   return store.find(legacy_token_hash(token));
 }
 
-std::string opaque_token_value(std::string_view random, UnixTime iat) {
+std::string opaque_token_value(std::string_view random, UnixTime iat, std::uint16_t tick) {
   const auto t = static_cast<std::uint32_t>(std::clamp<UnixTime>(iat, 0, 0xffffffff));
   const char order[6] = {static_cast<char>(t >> 24), static_cast<char>(t >> 16), static_cast<char>(t >> 8),
-                         static_cast<char>(t), random.size() > 26 ? random[26] : '\0',
-                         random.size() > 27 ? random[27] : '\0'};
+                         static_cast<char>(t),       static_cast<char>(tick >> 8), static_cast<char>(tick)};
   return b64url_encode(random.substr(0, 26)) + b64url_encode(std::string_view(order, 6));
+}
+
+std::string opaque_token_value(std::string_view random, UnixTime iat) {
+  return opaque_token_value(random, iat, subsecond_tick());
+}
+
+std::uint16_t subsecond_tick() {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count() % 1'000'000'000;
+  return static_cast<std::uint16_t>((static_cast<std::uint64_t>(ns < 0 ? ns + 1'000'000'000 : ns) << 16) / 1'000'000'000);
 }
 
 }  // namespace tokctl::tokens

@@ -170,8 +170,9 @@ TEST_CASE("TokenService::issue_many issues distinct tokens stored in one go", "[
   CHECK(std::string(tokctl::to_string(bad.error().oauth)) == "invalid_scope");
 }
 
-// Grant ids start with the grant's start time (8 hex digits), so that the store inserts them in
-// order, then carry 96 random bits: distinct within a second, ordered across seconds.
+// Grant ids start with the grant's start time (8 hex digits) and the clock's tick within its second
+// (4 hex digits), so that the store inserts them in order, then carry 72 random bits: distinct
+// within a second, ordered across seconds.
 TEST_CASE("grant ids are time-ordered and random within a second", "[tokens]") {
   Fixture f;
   std::vector<std::string> ids;
@@ -193,7 +194,21 @@ TEST_CASE("grant ids are time-ordered and random within a second", "[tokens]") {
   CHECK(ids.front().substr(0, 8) == hex);
   for (const auto& id : ids) {
     CHECK(id.size() == 24);
-    CHECK(id.find_first_not_of("0123456789abcdef") >= 8);
+    CHECK(id.find_first_not_of("0123456789abcdef") >= 12);
+  }
+  // Within one second: in the order made (unless the clock's second turned in between).
+  f.clock.set(k_t0 + 5000);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const std::uint16_t t0 = subsecond_tick();
+    auto a = f.svc->issue(request("svc", "alice", "read", "opaque"));
+    auto b = f.svc->issue(request("svc", "alice", "read", "opaque"));
+    REQUIRE(a);
+    REQUIRE(b);
+    if (subsecond_tick() < t0) continue;  // the second turned: try again
+    // An issue takes longer than a tick (1/65536 s): it commits to the store.
+    CHECK(a->grant_id.substr(0, 12) < b->grant_id.substr(0, 12));
+    CHECK(token_hash(a->access.token).substr(0, 12) < token_hash(b->access.token).substr(0, 12));
+    break;
   }
   CHECK(ids[2].substr(0, 8) > ids[1].substr(0, 8));
 }

@@ -39,6 +39,7 @@ using tokctl::tokens::open_token_store;
 using tokctl::tokens::find_token;
 using tokctl::tokens::legacy_token_hash;
 using tokctl::tokens::opaque_token_value;
+using tokctl::tokens::subsecond_tick;
 using tokctl::tokens::token_hash;
 using tokctl::tokens::TokenRecord;
 using tokctl::tokens::TokenStore;
@@ -148,27 +149,39 @@ TEST_CASE("token_hash: the order its last 8 characters encode, then SHA-256; leg
   CHECK(token_hash(t) == "010203040506" + legacy_token_hash(t).substr(0, 52));
 }
 
-TEST_CASE("opaque_token_value: 43 characters, 208 random bits, then the issue time; keys sort by it", "[store]") {
-  std::string random(28, '\0');
+TEST_CASE("opaque_token_value: 43 characters, 208 random bits, then the issue time and tick; keys sort by them",
+          "[store]") {
+  std::string random(26, '\0');
   for (std::size_t i = 0; i < random.size(); ++i) random[i] = static_cast<char>(0x11 * (i + 1));
-  const std::string v = opaque_token_value(random, 0x6a0b0c0d);
+  const std::string v = opaque_token_value(random, 0x6a0b0c0d, 0x0e0f);
   CHECK(v.size() == 43);
   CHECK(v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
-  CHECK(v.substr(0, 35) == tokctl::b64url_encode(random.substr(0, 26)));
-  CHECK(*tokctl::b64url_decode(v.substr(35)) == std::string("\x6a\x0b\x0c\x0d", 4) + random.substr(26, 2));
-  CHECK(token_hash(v).substr(0, 12) == "6a0b0c0d" + tokctl::hex_encode(random.substr(26, 2)));
-  // Different random bytes, different tokens and keys; a later second sorts after, whatever the hash.
+  CHECK(v.substr(0, 35) == tokctl::b64url_encode(random));
+  CHECK(*tokctl::b64url_decode(v.substr(35)) == std::string("\x6a\x0b\x0c\x0d\x0e\x0f", 6));
+  CHECK(token_hash(v).substr(0, 12) == "6a0b0c0d0e0f");
+  // Different random bytes, different tokens and keys; a later second, or a later tick within one
+  // second, sorts after, whatever the hash.
   std::string other = random;
   other[0] = 'x';
-  CHECK(opaque_token_value(other, 0x6a0b0c0d) != v);
-  CHECK(token_hash(opaque_token_value(other, 0x6a0b0c0d)).substr(12) != token_hash(v).substr(12));
+  CHECK(opaque_token_value(other, 0x6a0b0c0d, 0x0e0f) != v);
+  CHECK(token_hash(opaque_token_value(other, 0x6a0b0c0d, 0x0e0f)).substr(12) != token_hash(v).substr(12));
   for (int i = 0; i < 50; ++i) {
-    std::string r1(28, static_cast<char>(i * 5)), r2(28, static_cast<char>(255 - i));
-    CHECK(token_hash(opaque_token_value(r1, k_t0 + i)) < token_hash(opaque_token_value(r2, k_t0 + i + 1)));
+    std::string r1(26, static_cast<char>(i * 5)), r2(26, static_cast<char>(255 - i));
+    CHECK(token_hash(opaque_token_value(r1, k_t0 + i, 0xffff)) < token_hash(opaque_token_value(r2, k_t0 + i + 1, 0)));
+    const auto tick = static_cast<std::uint16_t>(i * 1000);
+    CHECK(token_hash(opaque_token_value(r1, k_t0, tick)) < token_hash(opaque_token_value(r2, k_t0, tick + 1)));
   }
+  // The two-argument form takes the clock's tick.
+  const std::uint16_t before = subsecond_tick();
+  const std::string now_value = opaque_token_value(random, k_t0);
+  const auto tail = tokctl::b64url_decode(now_value.substr(35));
+  REQUIRE(tail);
+  const auto tick = static_cast<std::uint16_t>((static_cast<unsigned char>((*tail)[4]) << 8) | static_cast<unsigned char>((*tail)[5]));
+  const std::uint16_t after = subsecond_tick();
+  CHECK((before <= after ? before <= tick && tick <= after : tick >= before || tick <= after));  // (a second may turn)
   // Times outside 32 bits are clamped, never wrapped.
-  CHECK(token_hash(opaque_token_value(random, -5)).substr(0, 8) == "00000000");
-  CHECK(token_hash(opaque_token_value(random, UnixTime{1} << 40)).substr(0, 8) == "ffffffff");
+  CHECK(token_hash(opaque_token_value(random, -5, 0)).substr(0, 8) == "00000000");
+  CHECK(token_hash(opaque_token_value(random, UnixTime{1} << 40, 0)).substr(0, 8) == "ffffffff");
 }
 
 TEST_CASE("open_token_store refuses unknown and not yet built URLs", "[store]") {
@@ -472,14 +485,14 @@ TEST_CASE("a version 5 store is migrated: hex keys become BLOBs, legacy keys are
   CHECK((*find_token(*store, old_token))->revoked);
   // A new token next to it is found under its own key; an unknown one under neither.
   TokenRecord fresh = make_token("unused-2", "g-old");
-  const std::string new_token = "tok_" + opaque_token_value(std::string(28, 'r'), k_t0);
+  const std::string new_token = "tok_" + opaque_token_value(std::string(26, 'r'), k_t0);
   fresh.hash = token_hash(new_token);
   REQUIRE(store->put(make_grant("g-old"), std::vector{fresh}));
   auto f = find_token(*store, new_token);
   REQUIRE(f);
   REQUIRE(f->has_value());
   CHECK((*f)->hash == token_hash(new_token));
-  CHECK_FALSE(find_token(*store, "tok_" + opaque_token_value(std::string(28, 's'), k_t0))->has_value());
+  CHECK_FALSE(find_token(*store, "tok_" + opaque_token_value(std::string(26, 's'), k_t0))->has_value());
 }
 
 TEST_CASE("legacy keys are looked up only while a migrated store may hold them", "[store]") {
@@ -1125,6 +1138,55 @@ TEST_CASE("a store whose file or change counter is deleted or replaced while ope
   auto found = store->find(token_hash("before"));
   REQUIRE_FALSE(found);
   CHECK(found.error().code == ErrorCode::keystore);
+}
+
+TEST_CASE("a backup restored with mv over an open store is not corrupted by the old file's journal", "[store]") {
+  TempDir dir;
+  const std::string path = dir.file("tokens.db");
+  auto store = open_sqlite(path);
+  REQUIRE(store->put(make_grant("g"), std::vector{make_token("in-backup", "g")}));
+  // A consistent copy (SQLite's online backup), then rows the copy does not have, in the WAL only.
+  {
+    sqlite3* src = nullptr;
+    sqlite3* dst = nullptr;
+    REQUIRE(sqlite3_open_v2(path.c_str(), &src, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_open((path + ".backup").c_str(), &dst) == SQLITE_OK);
+    sqlite3_backup* b = sqlite3_backup_init(dst, "main", src, "main");
+    REQUIRE(b);
+    CHECK(sqlite3_backup_step(b, -1) == SQLITE_DONE);
+    CHECK(sqlite3_backup_finish(b) == SQLITE_OK);
+    sqlite3_close(dst);
+    sqlite3_close(src);
+  }
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(store->put(std::nullopt, std::vector{make_token("after-" + std::to_string(i))}));
+  REQUIRE(store->write_stats().wal_frames > 0);
+  REQUIRE(::access((path + "-wal").c_str(), F_OK) == 0);
+  REQUIRE(::rename((path + ".backup").c_str(), path.c_str()) == 0);
+  // The next write sees the swap: refused, and the old file's journal leaves the path.
+  CHECK_FALSE(store->put(std::nullopt, std::vector{make_token("refused")}));
+  CHECK(::access((path + "-wal").c_str(), F_OK) != 0);
+  CHECK(::access((path + "-shm").c_str(), F_OK) != 0);
+  store.reset();
+  // Opened again (the restart the error asks for): the backup, whole and unchanged.
+  auto restored = open_sqlite(path);
+  auto has = [&](const std::string& name) {
+    auto t = restored->find(token_hash(name));
+    REQUIRE(t);
+    return t->has_value();
+  };
+  CHECK(has("in-backup"));
+  CHECK_FALSE(has("after-0"));
+  CHECK_FALSE(has("refused"));
+  restored.reset();
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "ok");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 TEST_CASE("a tokctl older than the change counter, still running, can add rows but not change them", "[store][cache]") {

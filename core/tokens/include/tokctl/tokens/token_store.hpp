@@ -159,8 +159,13 @@ Result<std::optional<TokenRecord>> find_token(TokenStore& store, std::string_vie
 
 /// The characters of an opaque or refresh token (before any policy prefix), 43 of them:
 /// 35 base64url characters of `random[0..26)` (208 bits), then 8 encoding `iat` (4 bytes, big
-/// endian) and `random[26..28)`. `random` must hold 28 random bytes. The token may start with '-';
-/// callers draw again (a leading dash reads as an option on command lines).
+/// endian) and `tick` (2 bytes, big endian). `random` must hold 26 random bytes. The token may
+/// start with '-'; callers draw again (a leading dash reads as an option on command lines).
+std::string opaque_token_value(std::string_view random, UnixTime iat, std::uint16_t tick);
+/// The same with the current subsecond_tick(): keys of tokens made within one second also grow in
+/// time order, so a group commit's rows land on the last page of the key index, not one page each.
 std::string opaque_token_value(std::string_view random, UnixTime iat);
+/// Where the system clock is within its current second, in 1/65536 s.
+std::uint16_t subsecond_tick();
 
 }  // namespace tokctl::tokens
