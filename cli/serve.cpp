@@ -180,7 +180,13 @@ int run_serve(const ServeCli& o) {
     if (const auto* e = endpoints.load(std::memory_order_acquire)) e->observe(r.path, r.status, r.latency_us, r.store_failure);
     // r.method is HTTP's own or "(other)" (the server never passes on what a client made up).
     thread_local std::string text;  // each I/O thread's line buffer, reused
-    access_line(text, r, format_rfc3339(clock_ref.now()));
+    thread_local UnixTime shown = -1;
+    thread_local std::string time;  // formatted once a second, not once a request
+    if (const UnixTime now = clock_ref.now(); now != shown) {
+      time = format_rfc3339(now);
+      shown = now;
+    }
+    access_line(text, r, time);
     std::lock_guard lock(log_mutex);
     std::cerr << text << std::flush;
   };

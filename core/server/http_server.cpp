@@ -76,9 +76,10 @@ constexpr std::size_t k_reserved_fds = 64;
 constexpr std::chrono::milliseconds k_linger_time{500};
 constexpr std::size_t k_linger_bytes = 1024 * 1024;
 
-std::string lower(std::string_view s) {
+std::string lower(std::string_view s) {  // ASCII only, as HTTP's tokens are (no locale lookup per byte)
   std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return out;
 }
 

@@ -183,9 +183,10 @@ HttpResponse simple_error(int status, const char* error, const std::string& desc
   return r;
 }
 
-std::string lower(std::string_view s) {
+std::string lower(std::string_view s) {  // ASCII only, as HTTP's tokens are (no locale lookup per byte)
   std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return out;
 }
 
@@ -1032,7 +1033,15 @@ HttpResponse OAuthEndpoints::jwks(const HttpRequest& req) const {
   auto ring = m_service.keys().current();
   if (!ring || !(*ring)->jwks) return oauth_error(OAuthCode::temporarily_unavailable, "no key set is available");
   const std::string& body = *(*ring)->jwks;
-  const std::string etag = etag_of(body);
+  // The ETag of the ring's JWKS, hashed once per ring and I/O thread (the ring held, so its
+  // address cannot come back as another ring's).
+  thread_local std::shared_ptr<const keys::KeyRing> tagged;
+  thread_local std::string tag;
+  if (tagged != *ring) {
+    tag = etag_of(body);
+    tagged = *ring;
+  }
+  const std::string& etag = tag;
   HttpResponse r;
   r.set("Cache-Control", "max-age=" + std::to_string(m_options.jwks_max_age));
   r.set("ETag", etag);

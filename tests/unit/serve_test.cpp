@@ -1291,7 +1291,17 @@ TEST_CASE("tokctl serve picks up keys rotate on its keystore without a restart",
     const std::string token = json::parse(r.body).at("access_token");
     return json::parse(b64url_decode(token.substr(0, token.find('.'))).value()).at("kid").get<std::string>();
   };
+  // The JWKS and its ETag (kept per key ring by each I/O thread): asked on fresh connections, so
+  // both threads answer.
+  auto jwks = [&](const std::string& if_none_match = "") {
+    return tokctl::test::exchange(port, "GET /oauth/jwks HTTP/1.1\r\nHost: t\r\n" +
+                              (if_none_match.empty() ? "" : "If-None-Match: " + if_none_match + "\r\n") + "\r\n");
+  };
   const std::string before = kid_of_new_token();
+  const auto jwks_before = jwks();
+  REQUIRE(jwks_before.status == 200);
+  const std::string etag_before = jwks_before.headers.at("etag");
+  for (int i = 0; i < 4; ++i) CHECK(jwks(etag_before).status == 304);
   REQUIRE(tokctl::test::run({"--keystore", ks, "keys", "add", "--alg", "ES256", "-q"}).code == 0);
   auto rotated = tokctl::test::run({"-o", "json", "--keystore", ks, "keys", "rotate", "--alg", "ES256", "--force"});
   REQUIRE(rotated.code == 0);
@@ -1303,6 +1313,14 @@ TEST_CASE("tokctl serve picks up keys rotate on its keystore without a restart",
   }
   CHECK(after != before);
   CHECK_THAT(rotated.out, Contains(after));
+  // A new key set, a new ETag, on every connection (thread): the old one no longer matches.
+  for (int i = 0; i < 4; ++i) {
+    const auto now = jwks(etag_before);
+    REQUIRE(now.status == 200);
+    CHECK(now.headers.at("etag") != etag_before);
+    CHECK_THAT(now.body, Contains(after));
+    CHECK(jwks(now.headers.at("etag")).status == 304);
+  }
   auto [code, log] = p.terminate();
   CHECK(code == 0);
 }
