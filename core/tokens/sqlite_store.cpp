@@ -257,14 +257,19 @@ void SqliteTokenStore::checkpointer_loop() {
     m_ckpt_wanted = false;
     lock.unlock();
     bool ok = false;
-    if (!m_ckpt_conn) {
-      // A connection of its own (the writer's belongs to the leader). A first read opens its WAL.
+    // Only into the file this store opened: a store replaced at its path (a restore) must never
+    // get this file's WAL (check_same_file() also takes that WAL off the path).
+    const bool same = static_cast<bool>(check_same_file());
+    if (!m_ckpt_conn && same) {
+      // A connection of its own (the writer's belongs to the leader). A first read opens its WAL;
+      // the file is checked again once both are open (they stay bound to what they opened).
       if (auto c = Conn::open(m_path, sqlite::Role::reader);
-          c && sqlite3_exec((*c)->db(), "SELECT count(*) FROM sqlite_schema", nullptr, nullptr, nullptr) == SQLITE_OK)
+          c && sqlite3_exec((*c)->db(), "SELECT count(*) FROM sqlite_schema", nullptr, nullptr, nullptr) == SQLITE_OK &&
+          check_same_file())
         m_ckpt_conn = std::move(*c);
     }
     // PASSIVE: copies back what no reader still needs, and never waits for a lock.
-    if (m_ckpt_conn)
+    if (m_ckpt_conn && same)
       ok = sqlite3_wal_checkpoint_v2(m_ckpt_conn->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) ==
            SQLITE_OK;
     lock.lock();
