@@ -1033,11 +1033,12 @@ HttpResponse OAuthEndpoints::jwks(const HttpRequest& req) const {
   auto ring = m_service.keys().current();
   if (!ring || !(*ring)->jwks) return oauth_error(OAuthCode::temporarily_unavailable, "no key set is available");
   const std::string& body = *(*ring)->jwks;
-  // The ETag of the ring's JWKS, hashed once per ring and I/O thread (the ring held, so its
-  // address cannot come back as another ring's).
-  thread_local std::shared_ptr<const keys::KeyRing> tagged;
+  // The ETag of the ring's JWKS, hashed once per ring and I/O thread. A weak reference: an old
+  // ring (private keys included) is not kept alive for it, and its control block, which the
+  // reference keeps, cannot come back as another ring's.
+  thread_local std::weak_ptr<const keys::KeyRing> tagged;
   thread_local std::string tag;
-  if (tagged != *ring) {
+  if (tagged.lock() != *ring) {
     tag = etag_of(body);
     tagged = *ring;
   }

@@ -310,9 +310,6 @@ Result<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::open(const std::stri
     if (::stat(store->m_counter_path.c_str(), &st) != 0)
       return tokctl::fail(ErrorCode::keystore, "token store " + store->m_counter_path + ": " + std::strerror(errno));
     store->m_counter_file = file_id(st);
-    store->m_real_path = real;
-    if (::lstat((real + "-wal").c_str(), &st) == 0) store->m_wal_file = file_id(st);
-    if (::lstat((real + "-shm").c_str(), &st) == 0) store->m_shm_file = file_id(st);
   }
   if (auto r = store->refresh_legacy_keys(*store->m_writer); !r) return std::unexpected(r.error());
   // Replaces SQLite's automatic checkpoint (see the header).
@@ -329,22 +326,18 @@ Result<void> SqliteTokenStore::check_same_file() const {
   // The counter's size too: truncated under its mapping, touching it would be SIGBUS.
   const bool db_same = same(m_path, m_file, 0);
   if (db_same && same(m_counter_path, m_counter_file, 128)) return {};
-  if (!db_same) drop_orphaned_journal();
+  // SQLite leaves a moved or deleted database's -wal and -shm at the path when it closes it, and
+  // the next opener applies that journal to whatever file is there now (a restored backup: corrupt).
+  // Only the operator can tell which processes still use them, so the hint says what to do.
   return tokctl::fail(ErrorCode::keystore,
                       "token store " + m_path + ": the file or its change counter (" + m_counter_path +
                           ") was deleted, replaced or truncated while in use",
-                      "nothing was written; restart the process so that it opens the store now at that path");
-}
-
-void SqliteTokenStore::drop_orphaned_journal() const {
-  if (m_orphans_dropped.exchange(true)) return;
-  // This process keeps using them through its open descriptors; nobody else may find them.
-  for (const auto& [suffix, id] : {std::pair{"-wal", m_wal_file}, std::pair{"-shm", m_shm_file}}) {
-    if (id == FileId{}) continue;
-    const std::string path = m_real_path + suffix;
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0 && file_id(st) == id) ::unlink(path.c_str());
-  }
+                      db_same ? "nothing was written; restart the process so that it opens the store now at that path"
+                              : "nothing was written; stop every process using this store, delete " + m_path +
+                                    "-wal and " + m_path +
+                                    "-shm (the journal of the file that was replaced, which SQLite would apply to "
+                                    "the file now there), then start again. To restore a backup while the store is "
+                                    "in use, use sqlite3's .restore instead of replacing the file");
 }
 
 Result<void> SqliteTokenStore::check_same_file_soon() {

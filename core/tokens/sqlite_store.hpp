@@ -180,14 +180,6 @@ class SqliteTokenStore final : public TokenStore {
   }
   FileId m_file, m_counter_file;  // what was opened (zero: in memory)
   std::string m_counter_path;     // beside the database's real path
-  /// The store's -wal and -shm as opened (zero: absent then), beside its real path. When the
-  /// database file is replaced under this process (a backup restored with mv), SQLite leaves them
-  /// at the path on close, and the next opener would apply this file's journal to the restored one
-  /// (a corrupt store): check_same_file() removes them at once, if they are still these files.
-  std::string m_real_path;
-  FileId m_wal_file, m_shm_file;
-  mutable std::atomic<bool> m_orphans_dropped{false};
-  void drop_orphaned_journal() const;
   std::atomic<std::int64_t> m_checked_at{0};  // steady_clock ticks of the last check_same_file_soon
   std::atomic<bool> m_file_ok{false};
   sqlite::RecordCache m_cache;
