@@ -162,11 +162,15 @@ peer_path_of() { case $1 in cc-*) echo /token ;; introspect) echo /token/introsp
 # wrk's "Requests/sec" and the 99% latency in ms.
 run_wrk() {  # run_wrk LUA URL -> "RPS P99_MS NON2XX"
     local out
-    out=$(wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$work/$1.lua" "$2" 2>&1)
+    out=$(wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$work/$1.lua" "$2" 2>&1) || true
     local rps p99 bad
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
     bad=$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
+    if [[ -z $rps ]]; then  # no run at all (the server is gone): a failure, said
+        note "$1: wrk: $(head -1 <<<"$out")"
+        bad=$((${bad:-0} + 1))
+    fi
     echo "${rps:-0} ${p99:-0} ${bad:-?}"
 }
 
