@@ -3,7 +3,7 @@
 # with node oidc-provider configured for the same flows.
 #
 # Usage: bench/serve.sh [TOKCTL] [--duration S] [--connections N] [--rounds R] [--prefill N]
-#                       [--no-peer] [--keep]
+#                       [--no-peer] [--floor] [--keep]
 #
 # One server (2 threads on the 2-core machine) on a fresh keystore, store and policy; wrk (2
 # threads, N keep-alive connections) runs each flow for S seconds, the flows (and the two
@@ -24,6 +24,12 @@
 # Each flow's request must be answered 200 once (curl) before the rounds, and no wrk run may count
 # an answer of status 400 or more or a socket error; otherwise the flow reads FAILED and the script
 # exits 1. (wrk counts no 1xx or 3xx answer as an error: none of these endpoints sends one.)
+# --floor also measures, in the same rounds with the same wrk and the flow's own request, bare
+# servers on the same Asio threading (bench/serve_floor.cpp, built as tokctl_bench_serve_floor):
+# `raw` (Asio alone: read to the blank line, write a preformatted answer) for every flow but
+# phantom, `beast` (Beast's parser and serializer) for jwks, `raw-es256` (raw plus one ES256
+# signature) for cc-jwt. No server on Asio answers faster than its floor on this machine, so
+# floor / peer is the largest ratio to the peer any such server could show here.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tokctl=""
@@ -34,8 +40,9 @@ connections=64
 rounds=3
 prefill=0
 peer=auto
+floor=no
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
@@ -46,6 +53,7 @@ while [[ $# -gt 0 ]]; do
         --rounds) rounds=${2:?}; shift 2 ;;
         --prefill) prefill=${2:?}; shift 2 ;;
         --no-peer) peer=no; shift ;;
+        --floor) floor=yes; shift ;;
         --keep) keep=yes; shift ;;
         *) common_arg "$1"; shift ;;
     esac
@@ -83,7 +91,8 @@ fi
     > "$work/ready.json" 2> /dev/null &
 server=$!
 peer_pid=""
-trap 'kill $server $peer_pid 2>/dev/null; cleanup' EXIT
+floor_pids=()
+trap 'kill $server $peer_pid "${floor_pids[@]}" 2>/dev/null; cleanup' EXIT
 wait_ready() {  # wait_ready FILE WHAT
     for _ in $(seq 200); do [[ -s $1 ]] && return; sleep 0.05; done
     die "$2 did not start"
@@ -109,6 +118,25 @@ if [[ $peer == yes ]]; then
     [[ $(curl -sf -H "Authorization: Basic $basic_opaque" -d "token=$peer_token" "$peer_url/token/introspection" |
          jq -r .active) == true ]] || die "oidc-provider does not introspect its own token"
 fi
+
+declare -A floor_url
+if [[ $floor == yes ]]; then
+    floor_bin=$here/../build/bench/tokctl_bench_serve_floor
+    if [[ ! -x $floor_bin ]]; then
+        note "building tokctl_bench_serve_floor"
+        cmake --build "$here/../build" --target tokctl_bench_serve_floor > "$work/floor-build.log" 2>&1 ||
+            die "cannot build tokctl_bench_serve_floor (see $work/floor-build.log)"
+    fi
+    curl -sf "$url/oauth/jwks" > "$work/jwks.body" || die "no JWKS from tokctl serve"
+    for m in raw beast raw-es256; do
+        "$floor_bin" "$m" "$work/jwks.body" 2 > "$work/floor-$m.addr" 2> "$work/floor-$m.err" &
+        floor_pids+=($!)
+        wait_ready "$work/floor-$m.addr" "tokctl_bench_serve_floor $m"
+        floor_url[$m]=http://$(head -1 "$work/floor-$m.addr")
+    done
+fi
+# The floors measured per flow (--floor).
+floors_of() { case $1 in jwks) echo raw beast ;; cc-jwt) echo raw-es256 ;; phantom) echo "" ;; *) echo raw ;; esac; }
 
 # wrk scripts: a POST body and headers per flow. wrk itself counts answers of status 400 and up
 # ("Non-2xx or 3xx responses") and socket errors; any fails the flow (run_wrk). A Lua response()
@@ -180,7 +208,7 @@ for f in "${flows[@]}"; do
     if [[ $peer == yes && -n $pp ]]; then check_flow "p-$f" "$peer_url$pp"; fi
 done
 
-declare -A rps p99 failed prps pp99 pfailed
+declare -A rps p99 failed prps pp99 pfailed frps ffailed
 speeds=()
 for r in $(seq "$rounds"); do
     note "round $r/$rounds"
@@ -195,6 +223,13 @@ for r in $(seq "$rounds"); do
             prps[$f]+="$x "
             pp99[$f]+="$y "
             [[ $bad == 0 ]] || pfailed[$f]=$bad
+        fi
+        if [[ $floor == yes ]]; then
+            for m in $(floors_of "$f"); do
+                read -r x y bad < <(run_wrk "$f" "${floor_url[$m]}$(path_of "$f")")
+                frps[$f/$m]+="$x "
+                [[ $bad == 0 ]] || ffailed[$f/$m]=$bad
+            done
         fi
     done
     s=$("$openssl_bin" speed -elapsed -seconds 3 -mr ecdsap256 2>/dev/null | awk -F: 'index($0, "+F4:") == 1 {print $4; exit}')
@@ -233,4 +268,24 @@ for f in "${flows[@]}"; do
     printf '%-11s %10.0f %13s %8.2f %10s %10s %8s %8s\n' "$f" "$m" "$(echo "${rps[$f]}" | minmax)" \
         "$(echo "${p99[$f]}" | median)" "${ratio:--}" "$peer_rps" "$peer_p99" "$vs"
 done
+if [[ $floor == yes ]]; then
+    echo
+    echo "floors: bare servers on the same Asio threading, the same wrk and request (bench/serve_floor.cpp)"
+    printf '%-11s %-10s %12s %13s %14s %14s\n' flow floor "floor req/s" "min-max" "tokctl/floor" "floor/peer"
+    for f in "${flows[@]}"; do
+        for m in $(floors_of "$f"); do
+            if [[ -n ${ffailed[$f/$m]:-} ]]; then
+                printf '%-11s %-10s %12s\n' "$f" "$m" FAILED
+                status=1
+                continue
+            fi
+            fm=$(echo "${frps[$f/$m]}" | median)
+            m_tok=$(echo "${rps[$f]}" | median)
+            of_peer="-"
+            [[ -n ${prps[$f]:-} ]] && of_peer=$(awk -v a="$fm" -v b="$(echo "${prps[$f]}" | median)" 'BEGIN {if (b > 0) printf "%.1fx", a / b}')
+            printf '%-11s %-10s %12.0f %13s %14s %14s\n' "$f" "$m" "$fm" "$(echo "${frps[$f/$m]}" | minmax)" \
+                "$(awk -v a="$m_tok" -v b="$fm" 'BEGIN {if (b > 0) printf "%.2f", a / b}')" "$of_peer"
+        done
+    done
+fi
 exit $status
