@@ -93,6 +93,8 @@ class SqliteTokenStore final : public TokenStore {
     std::uint64_t commit_checkpoints = 0;  ///< run by a commit that found k_wal_cap frames in the WAL
     std::uint64_t checkpoint_failures = 0;
     int wal_frames = 0;                    ///< frames in the WAL after the last commit
+    /// Groups run again with a savepoint per write because one of their writes failed on its own.
+    std::uint64_t guarded_reruns = 0;
   };
   WriteStats write_stats() const;
   /// New WAL frames (pages) between two checkpoints, SQLite's default; and the WAL size at which a

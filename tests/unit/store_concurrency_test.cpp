@@ -169,6 +169,68 @@ TEST_CASE("a failing write in a group commit fails alone", "[store][concurrency]
   CHECK_FALSE(partial->has_value());
 }
 
+// A group runs without a savepoint per write; when one of its writes fails on its own, the group is
+// rolled back and runs again with savepoints, so that only that write is undone.
+TEST_CASE("a group whose write fails runs again with savepoints: the others commit, the failed one leaves nothing",
+          "[store][concurrency]") {
+  TempDir dir;
+  auto store = open_sqlite(dir.file("tokens.db"));
+  REQUIRE(store->put(std::nullopt, std::vector<TokenRecord>{token("taken")}));
+  std::mutex mu;
+  std::condition_variable cv;
+  bool maker_in = false, release = false;
+  int completed = 0;
+  std::vector<int> outcomes(4, -1);
+  auto done = [&](int i) {
+    return [&, i](tokctl::Result<void> r) {
+      std::lock_guard lock(mu);
+      outcomes[static_cast<std::size_t>(i)] = r ? 1 : 0;
+      ++completed;
+      cv.notify_all();
+    };
+  };
+  // The writer takes this write alone and waits in its row maker: the next three queue meanwhile
+  // and are then taken as one group.
+  using Rows = std::function<std::vector<TokenRecord>()>;
+  store->put_async(std::nullopt, Rows([&] {
+                     std::unique_lock lock(mu);
+                     maker_in = true;
+                     cv.notify_all();
+                     cv.wait(lock, [&] { return release; });
+                     return std::vector<TokenRecord>{token("first")};
+                   }),
+                   done(0));
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, 20s, [&] { return maker_in; }));
+  }
+  const auto before = store->write_stats();
+  store->put_async(std::nullopt, std::vector<TokenRecord>{token("good-1"), token("good-1b")}, done(1));
+  store->put_async(std::nullopt, std::vector<TokenRecord>{token("dup-new"), token("taken")}, done(2));
+  store->put_async(std::nullopt, std::vector<TokenRecord>{token("good-2")}, done(3));
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, 20s, [&] { return completed == 4; }));
+  }
+  CHECK(outcomes == std::vector<int>{1, 1, 0, 1});
+  for (const char* name : {"first", "good-1", "good-1b", "good-2", "taken"}) {
+    INFO(name);
+    CHECK(stored(*store, name));
+  }
+  CHECK_FALSE(stored(*store, "dup-new"));  // its first row went with it
+  const auto after = store->write_stats();
+  CHECK(after.transactions - before.transactions == 2);  // the lone write, then the group of three
+  CHECK(after.guarded_reruns - before.guarded_reruns == 1);
+  // A group that fails nothing runs once.
+  REQUIRE(store->put(std::nullopt, std::vector<TokenRecord>{token("later")}));
+  CHECK(store->write_stats().guarded_reruns == after.guarded_reruns);
+}
+
 // put_async: the caller does not wait; completions come once each, after the commit, with the
 // write's own outcome; sync and async writes share groups; closing the store runs what is queued.
 TEST_CASE("put_async completes every write once, after its commit, with its own outcome", "[store][concurrency]") {
