@@ -71,8 +71,11 @@ void BatchedLog::write_pending() {
   }
   m_drained.notify_all();
   if (m_spare.empty()) return;
-  m_out.write(m_spare.data(), static_cast<std::streamsize>(m_spare.size()));
-  m_out.flush();
+  try {
+    m_out.write(m_spare.data(), static_cast<std::streamsize>(m_spare.size()));
+    m_out.flush();
+  } catch (...) {  // a stream set to throw: the batch is lost as with a failed write, nothing else
+  }
   // A failed write (a reader gone: EPIPE, SIGPIPE being ignored) loses that batch; the next one
   // is tried again rather than the stream staying silent for good.
   m_out.clear();
@@ -82,12 +85,16 @@ void BatchedLog::write_pending() {
 void BatchedLog::run() {
   std::unique_lock lock(m_mutex);
   for (;;) {
-    m_idle = true;
-    m_wake.wait(lock, [&] { return !m_pending.empty() || m_stop; });
+    while (m_pending.empty() && !m_stop) {
+      // Idle again after every wake-up: now() or flush() may have taken the line that woke it,
+      // and the next line must wake it again.
+      m_idle = true;
+      m_wake.wait(lock);
+    }
     m_idle = false;
-    const bool stopping = m_stop;
+    // Let the lines of a busy moment gather (appenders do not wake it now; the destructor does).
+    m_wake.wait_for(lock, m_gather, [&] { return m_stop; });
     lock.unlock();
-    if (!stopping) std::this_thread::sleep_for(m_gather);  // let the lines of a busy moment gather
     {
       std::lock_guard write(m_write);
       write_pending();
