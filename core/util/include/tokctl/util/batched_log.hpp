@@ -6,9 +6,10 @@
 // answer). Here a request only appends its line to a buffer; the writer thread wakes at the first
 // line after a quiet spell, lets a batch gather for `gather` (1 ms by default) and writes it with
 // one call. An idle service's line is out within about that long; a busy one writes about
-// 1/gather batches a second. Lines are never reordered, split or dropped: when the stream is
-// slower than the lines (a reader that stopped reading), line() waits once `cap` bytes are
-// pending, as a direct write would have blocked.
+// 1/gather batches a second. Lines are never reordered, split or dropped (a write the stream
+// fails loses its batch, as a failed direct write lost its line): when the stream is slower than
+// the lines (a reader that stopped reading), line() waits once `cap` bytes are pending, as a
+// direct write would have blocked.
 
 #include <chrono>
 #include <condition_variable>
