@@ -83,6 +83,35 @@ Result<void> check_encryption_key(jose::KeyMgmtAlg alg, const jose::Jwk& key) {
 
 // Whether `key` (from the key file, or the manifest's public part) can be the key of `entry`:
 // its type, curve and size fit the entry's alg, and a key that pins an alg pins the same one.
+}  // namespace
+
+namespace detail {
+
+Result<void> check_new_encryption_key(jose::KeyMgmtAlg alg, const jose::Jwk& key) {
+  using jose::KeyMgmtAlg;
+  using jose::KeyType;
+  if (auto fits = check_encryption_key(alg, key); !fits) return fail(ErrorCode::usage, fits.error().message);
+  const std::string name = jose::to_string(alg);
+  if (key.kty() == KeyType::rsa && (key.bits() < jose::k_min_rsa_bits || key.bits() > 16384)) {
+    return fail(ErrorCode::usage, name + " keys must be RSA keys of 2048 to 16384 bits, not " + std::to_string(key.bits()));
+  }
+  if (key.kty() == KeyType::ec && key.crv() != "P-256" && key.crv() != "P-384" && key.crv() != "P-521") {
+    return fail(ErrorCode::usage, name + " keys use P-256, P-384, P-521, X25519 or X448, not " + key.crv());
+  }
+  if (alg == KeyMgmtAlg::dir) {
+    const std::size_t n = key.secret().size();
+    if (n != 16 && n != 32 && n != 64) {
+      return fail(ErrorCode::usage, "a dir key is the content key itself: 16 bytes (A128GCM), 32 (A256GCM, "
+                                    "A128CBC-HS256) or 64 (A256CBC-HS512), not " + std::to_string(n));
+    }
+  }
+  return {};
+}
+
+}  // namespace detail
+
+namespace {
+
 Result<void> check_fits_entry(const KeyEntry& entry, const jose::Jwk& key, const char* source) {
   auto refuse = [&](const std::string& why) {
     return fail(ErrorCode::keystore,
@@ -180,7 +209,9 @@ Result<Manifest> Keystore::manifest() const {
   struct stat st{};
   if (::lstat(path.c_str(), &st) != 0) {
     if (errno != ENOENT) return fail(ErrorCode::keystore, "cannot stat '" + path + "': " + errno_text());
-    auto files = key_files(m_dir);
+    auto listed = key_files(m_dir);
+    if (!listed) return std::unexpected(listed.error());  // unlisted files are never taken for none
+    const auto& files = *listed;
     if (files.empty()) {
       auto e = fail_remedy(ErrorCode::keystore, "no keystore at '" + m_dir + "': the directory has no keystore.json",
                            "create it by adding a key", Remedy::add_signing_key);
@@ -210,7 +241,7 @@ std::vector<std::string> Keystore::unknown_files() const {
   std::set<std::string> known;
   for (const auto& e : m->keys) known.insert(e.file_name());
   for (const auto& p : m->pruned) known.insert(p.file);
-  for (const auto& name : key_files(m_dir))
+  for (const auto& name : key_files(m_dir).value_or(std::vector<std::string>{}))
     if (!known.count(name)) out.push_back("keys/" + name);
   return out;
 }
@@ -230,8 +261,12 @@ Result<jose::Jwk> Keystore::load(const KeyEntry& entry, const Passphrase& passph
     if (!pw) return fail(ErrorCode::keystore, "the passphrase is empty");
     auto dec = jose::decrypt_compact(trim(*text), *pw);
     if (!dec) {
-      return fail(ErrorCode::keystore, "cannot decrypt key '" + entry.kid + "': " + dec.error().message,
-                  "wrong passphrase?");
+      auto e = fail(ErrorCode::keystore, "cannot decrypt key '" + entry.kid + "': " + dec.error().message,
+                    "wrong passphrase?");
+      // A well-formed file that does not decrypt: a wrong passphrase (or a tampered file, which
+      // looks the same); a file too damaged to parse as a JWE is not called a wrong passphrase.
+      if (dec.error().code == ErrorCode::invalid_token) e.error().detail = ErrorDetail::wrong_passphrase;
+      return e;
     }
     jwk_text = std::move(dec->plaintext);
   } else {
@@ -497,7 +532,11 @@ CheckReport Keystore::check(const Passphrase& passphrase) const {
   auto m = manifest();
   if (!m) {
     r.problems.push_back(m.error());
-    for (const auto& name : key_files(m_dir)) r.unknown_files.push_back("keys/" + name);
+    if (auto files = key_files(m_dir)) {
+      for (const auto& name : *files) r.unknown_files.push_back("keys/" + name);
+    } else if (files.error().message != m.error().message) {
+      r.problems.push_back(files.error());
+    }
     return r;
   }
   std::set<std::string> named;
@@ -528,8 +567,13 @@ CheckReport Keystore::check(const Passphrase& passphrase) const {
     }
     std::string path = keys_dir + "/" + e.file_name();
     if (::lstat(path.c_str(), &st) != 0) {
-      r.problems.push_back(problem("key '" + e.kid + "' is in the manifest but " + path + " is missing",
-                                   "restore the file from a backup, or retire and prune the key"));
+      if (const int err = errno; err != ENOENT) {
+        r.problems.push_back(problem("cannot stat " + path + " (key '" + e.kid + "'): " + std::strerror(err),
+                                     "the keystore's owner must be able to reach keys/ (chmod 700)"));
+      } else {
+        r.problems.push_back(problem("key '" + e.kid + "' is in the manifest but " + path + " is missing",
+                                     "restore the file from a backup, or retire and prune the key"));
+      }
       continue;
     }
     if (e.encrypted && !passphrase) {
@@ -557,7 +601,9 @@ CheckReport Keystore::check(const Passphrase& passphrase) const {
   }
   std::map<std::string, const PendingDeletion*> pending;
   for (const auto& p : m->pruned) pending[p.file] = &p;
-  for (const auto& name : key_files(m_dir)) {
+  auto files = key_files(m_dir);
+  if (!files) r.problems.push_back(files.error());
+  for (const auto& name : files.value_or(std::vector<std::string>{})) {
     if (named.count(name)) continue;
     std::string path = keys_dir + "/" + name;
     if (auto it = pending.find(name); it != pending.end()) {

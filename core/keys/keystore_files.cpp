@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <dirent.h>
+#include <expected>
 #include <fcntl.h>
 #include <random>
 #include <set>
@@ -287,22 +288,39 @@ Result<void> check_directory(const std::string& path, const FileRule& rule) {
   return check_mode_bits(path, st, rule);
 }
 
-std::vector<std::string> list_dir(const std::string& dir) {
+namespace {
+
+// The names in `dir`, sorted; errno (ENOENT: no such directory) when it cannot be opened.
+std::expected<std::vector<std::string>, int> read_dir(const std::string& dir) {
   std::vector<std::string> out;
   DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
+  if (!d) return std::unexpected(errno);
+  errno = 0;
   while (dirent* ent = ::readdir(d)) {
     std::string name = ent->d_name;
     if (name != "." && name != "..") out.push_back(std::move(name));
   }
+  const int err = errno;
   ::closedir(d);
+  if (err != 0) return std::unexpected(err);
   std::sort(out.begin(), out.end());
   return out;
 }
 
-std::vector<std::string> key_files(const std::string& dir) {
+}  // namespace
+
+std::vector<std::string> list_dir(const std::string& dir) { return read_dir(dir).value_or(std::vector<std::string>{}); }
+
+Result<std::vector<std::string>> key_files(const std::string& dir) {
+  const std::string keys_dir = dir + "/keys";
+  auto names = read_dir(keys_dir);
+  if (!names) {
+    if (names.error() == ENOENT) return std::vector<std::string>{};
+    return fail(ErrorCode::keystore, "cannot list '" + keys_dir + "': " + std::strerror(names.error()),
+                "the key files' directory must be readable by the keystore's owner (chmod 700 '" + keys_dir + "')");
+  }
   std::vector<std::string> out;
-  for (auto& name : list_dir(dir + "/keys"))
+  for (auto& name : *names)
     if (!is_temp_name(name, nullptr)) out.push_back(std::move(name));
   return out;
 }
@@ -488,7 +506,19 @@ Result<Manifest> parse_manifest(std::string_view text, const std::string& path) 
 namespace tokctl::keys {
 
 Result<void> write_output_file(const std::string& path, std::string_view data, unsigned mode, Overwrite overwrite) {
-  if (overwrite == Overwrite::yes) return write_file_atomic(path, data, mode);
+  if (overwrite == Overwrite::yes) {
+    // Replacing means renaming a new file over the name: right for a file (or a link to one), never
+    // for a device, FIFO or socket, which would stop being one (--out /dev/null --force as root
+    // would replace the system's /dev/null), nor for a directory.
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+      return fail(ErrorCode::usage,
+                  "'" + path + "' is " + (S_ISDIR(st.st_mode) ? "a directory" : "not a regular file (a device, FIFO or socket)") +
+                      "; --force replaces files only",
+                  "name a file, or leave out --out to write to standard output");
+    }
+    return write_file_atomic(path, data, mode);
+  }
   auto exists = [&] {
     return fail_remedy(ErrorCode::usage, "'" + path + "' already exists; not replacing it",
                        "choose another file, or replace it", Remedy::force_overwrite);

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <tokctl/jose/jwe.hpp>
 #include <tokctl/keys/keystore.hpp>
 #include <tokctl/util/error.hpp>
 
@@ -46,11 +47,19 @@ Result<std::string> read_keystore_file(const std::string& path, const FileRule& 
 /// Checks that `path` is a directory owned by the caller or root with none of `rule.forbidden`.
 Result<void> check_directory(const std::string& path, const FileRule& rule);
 
-/// Names in `dir` (not "." and ".."), sorted; empty when it cannot be listed.
+/// Names in `dir` (not "." and ".."), sorted; empty when it cannot be listed (temp-file sweeps,
+/// where nothing is lost by not seeing a name).
 std::vector<std::string> list_dir(const std::string& dir);
 
-/// Files under DIR/keys/ that are not temp files of an interrupted write, sorted.
-std::vector<std::string> key_files(const std::string& dir);
+/// Files under DIR/keys/ that are not temp files of an interrupted write, sorted; none when keys/
+/// does not exist. A keys/ that exists but cannot be listed (no read permission, not a directory)
+/// is ErrorCode::keystore: an unlisted key file must never count as absent.
+Result<std::vector<std::string>> key_files(const std::string& dir);
+
+/// For a key brought into the keystore for JWE key management `alg`: its type and curve fit (as
+/// check_fits_entry requires of every stored key) and its size is one `keys add` would make (RSA
+/// 2048 to 16384 bits; AES key wrap 16 or 32 bytes; dir 16, 32 or 64). ErrorCode::usage.
+Result<void> check_new_encryption_key(jose::KeyMgmtAlg alg, const jose::Jwk& key);
 
 /// Writes an empty manifest (under the lock) when DIR has neither keystore.json (not even a
 /// dangling link) nor key files: the only case in which a keystore counts as new.

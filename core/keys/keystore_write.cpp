@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <optional>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
@@ -95,18 +98,55 @@ Result<void> commit(const Keystore& ks, const Manifest& m) {
 
 // A new key's file name may already be taken by a file the manifest does not name (a crash
 // leftover, or a key an older manifest lost). It is replaced only when it holds this very key (a
-// lost key being imported back); anything else is kept and the write refused.
-Result<void> check_file_free(const Keystore& ks, const KeyEntry& e, const Passphrase& passphrase) {
+// lost key being imported back); anything else is kept and the write refused. True when the file
+// is there already (holding this key): it is then no new file of this command, and a failed
+// command must leave it where it was.
+Result<bool> check_file_free(const Keystore& ks, const KeyEntry& e, const Passphrase& passphrase) {
   std::string path = ks.dir() + "/keys/" + e.file_name();
   struct stat st{};
-  if (::lstat(path.c_str(), &st) != 0 && errno == ENOENT) return {};
-  if (S_ISREG(st.st_mode) && ks.load(e, passphrase)) return {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return false;
+    return fail(ErrorCode::keystore, "cannot stat '" + path + "': " + std::strerror(err),
+                "the keystore's owner must be able to reach keys/ (chmod 700)");
+  }
+  if (S_ISREG(st.st_mode) && ks.load(e, passphrase)) return true;
   return fail(ErrorCode::keystore, "'" + path + "' already exists and is not in the manifest; not replacing it",
               "see tokctl keys check; import that file (tokctl keys import '" + path + "') or move it away first");
 }
 
+// The key files one manifest write brings: deleted again, under the same lock, when that write does
+// not happen (a refused step, a full disk, EFBIG), so a failed command leaves no orphan file for
+// keys check to report. Only files this command created count: a file that was there before (an
+// orphaned key imported back in place) is never deleted. A file the manifest on disk names is kept
+// whatever went wrong (a commit can fail after its rename), and so is every file when the manifest
+// cannot be read back. Declare it after the transaction, so that it runs while the lock is held; a
+// crash still leaves the file, which the keystore tolerates (see KEYSTORE in the man page).
+class NewKeyFiles {
+ public:
+  explicit NewKeyFiles(const Keystore& ks) : m_ks(ks) {}
+  NewKeyFiles(const NewKeyFiles&) = delete;
+  NewKeyFiles& operator=(const NewKeyFiles&) = delete;
+  ~NewKeyFiles() {
+    if (m_committed || m_files.empty()) return;
+    auto on_disk = m_ks.manifest();
+    if (!on_disk) return;
+    for (const auto& [kid, file] : m_files)
+      if (!on_disk->find(kid)) ::unlink((m_ks.dir() + "/keys/" + file).c_str());
+  }
+  void add(const KeyEntry& e) { m_files.emplace_back(e.kid, e.file_name()); }
+  void committed() { m_committed = true; }
+
+ private:
+  const Keystore& m_ks;
+  std::vector<std::pair<std::string, std::string>> m_files;  // kid, file name under keys/
+  bool m_committed = false;
+};
+
+// Writes `key`'s file; a file it creates is recorded in `written`.
 Result<KeyEntry> store_key(const Keystore& ks, const Manifest& m, jose::Jwk key, const std::string& kid_wanted,
-                           const std::string& alg, KeyState state, UnixTime now, const Passphrase& passphrase) {
+                           const std::string& alg, KeyState state, UnixTime now, const Passphrase& passphrase,
+                           NewKeyFiles& written) {
   auto tp = key.thumbprint();
   if (!tp) return std::unexpected(tp.error());
   std::string kid = kid_wanted.empty() ? (key.kid().empty() ? *tp : key.kid()) : kid_wanted;
@@ -137,9 +177,12 @@ Result<KeyEntry> store_key(const Keystore& ks, const Manifest& m, jose::Jwk key,
     if (!pub) return std::unexpected(pub.error());
     e.public_jwk = pub->to_json(jose::KeyPart::public_only).dump();
   }
-  if (auto free = check_file_free(ks, e, passphrase); !free) return std::unexpected(free.error());
+  auto there = check_file_free(ks, e, passphrase);
+  if (!there) return std::unexpected(there.error());
   auto text = key_file_text(key, passphrase);
   if (!text) return std::unexpected(text.error());
+  // Recorded before the write: a write that fails after its rename still leaves a new file.
+  if (!*there) written.add(e);
   auto w = write_file_atomic(ks.dir() + "/keys/" + e.file_name(), *text, 0600);
   OPENSSL_cleanse(text->data(), text->size());
   if (!w) return std::unexpected(w.error());
@@ -152,17 +195,31 @@ Result<KeyEntry> store_key(const Keystore& ks, const Manifest& m, jose::Jwk key,
 // sealed with the passphrase that opens the existing ones (a typo would otherwise lock it away).
 Result<void> passphrase_consistent(const Keystore& ks, const Manifest& m, const std::string& alg,
                                    const Passphrase& passphrase) {
-  for (const auto& e : m.keys) {
-    if (e.alg != alg || !e.encrypted) continue;
+  // A key whose file cannot be read for another reason (missing, damaged: keys check names it)
+  // says nothing about the passphrase; the next one is tried, keys in use first.
+  std::vector<const KeyEntry*> sealed;
+  for (const auto& e : m.keys)
+    if (e.alg == alg && e.encrypted) sealed.push_back(&e);
+  std::stable_partition(sealed.begin(), sealed.end(), [](const KeyEntry* e) { return e->state != KeyState::retired; });
+  std::optional<Error> unreadable;
+  for (const KeyEntry* e : sealed) {
     if (!passphrase) {
       return fail_remedy(ErrorCode::keystore, "keys of " + alg + " are encrypted at rest; a new one would not be",
                          "supply the keystore's passphrase", Remedy::pass_passphrase);
     }
-    if (auto k = ks.load(e, passphrase); !k) {
-      return fail(ErrorCode::keystore, "the passphrase does not open the existing " + alg + " key '" + e.kid + "'",
+    auto k = ks.load(*e, passphrase);
+    if (k) return {};
+    if (k.error().detail == ErrorDetail::wrong_passphrase) {
+      return fail(ErrorCode::keystore, "the passphrase does not open the existing " + alg + " key '" + e->kid + "'",
                   "use the keystore's passphrase");
     }
-    return {};
+    if (!unreadable) unreadable = k.error();
+  }
+  // None could be read: whether the passphrase is the keystore's cannot be known, and a key sealed
+  // with a mistyped one would be lost; the first file's own problem is the reason.
+  if (unreadable) {
+    unreadable->message = "cannot check the passphrase against the existing " + alg + " keys: " + unreadable->message;
+    return std::unexpected(std::move(*unreadable));
   }
   return {};
 }
@@ -174,32 +231,6 @@ Result<std::string> checked_alg(const std::string& alg) {
               "ECDH-ES+A256KW, A128KW, A256KW, dir");
 }
 
-// The key files one manifest write brings: deleted again, under the same lock, when that write does
-// not happen (a refused step, a full disk, EFBIG), so a failed command leaves no orphan file for
-// keys check to report. A file the manifest on disk names is kept whatever went wrong (a commit can
-// fail after its rename), and so is every file when the manifest cannot be read back. Declare it
-// after the transaction, so that it runs while the lock is held; a crash still leaves the file,
-// which the keystore tolerates (see KEYSTORE in the man page).
-class NewKeyFiles {
- public:
-  explicit NewKeyFiles(const Keystore& ks) : m_ks(ks) {}
-  NewKeyFiles(const NewKeyFiles&) = delete;
-  NewKeyFiles& operator=(const NewKeyFiles&) = delete;
-  ~NewKeyFiles() {
-    if (m_committed || m_files.empty()) return;
-    auto on_disk = m_ks.manifest();
-    if (!on_disk) return;
-    for (const auto& [kid, file] : m_files)
-      if (!on_disk->find(kid)) ::unlink((m_ks.dir() + "/keys/" + file).c_str());
-  }
-  void add(const KeyEntry& e) { m_files.emplace_back(e.kid, e.file_name()); }
-  void committed() { m_committed = true; }
-
- private:
-  const Keystore& m_ks;
-  std::vector<std::pair<std::string, std::string>> m_files;  // kid, file name under keys/
-  bool m_committed = false;
-};
 
 // add and import: store `key` as next (or active when the alg has none) and name it in the manifest.
 Result<KeyEntry> add_key(const Keystore& ks, const Clock& clock, jose::Jwk key, const std::string& kid,
@@ -215,9 +246,8 @@ Result<KeyEntry> add_key(const Keystore& ks, const Clock& clock, jose::Jwk key, 
                 "add the new key as next, publish the JWKS, then rotate", Remedy::rotate_key, alg);
   }
   NewKeyFiles written(ks);
-  auto e = store_key(ks, txn->manifest, std::move(key), kid, alg, state, now, passphrase);
+  auto e = store_key(ks, txn->manifest, std::move(key), kid, alg, state, now, passphrase, written);
   if (!e) return e;
-  written.add(*e);
   Manifest m = txn->manifest;
   m.keys.push_back(*e);
   if (auto c = commit(ks, m); !c) return std::unexpected(c.error());
@@ -265,7 +295,12 @@ namespace detail {
 Result<void> initialise_if_empty(const std::string& dir) {
   std::string path = dir + "/" + k_manifest;
   struct stat st{};
-  auto is_new = [&] { return ::lstat(path.c_str(), &st) != 0 && errno == ENOENT && key_files(dir).empty(); };
+  // keys/ that cannot be listed is not "no key files": the manifest read that follows says why.
+  auto is_new = [&] {
+    if (::lstat(path.c_str(), &st) == 0 || errno != ENOENT) return false;
+    auto files = key_files(dir);
+    return files && files->empty();
+  };
   if (!is_new()) return {};
   auto lock = FileLock::acquire(dir + "/.lock");
   if (!lock) return std::unexpected(lock.error());
@@ -302,6 +337,10 @@ Result<KeyEntry> Keystore::import(jose::Jwk key, const ImportOptions& o, const P
     key.set_use("");
     key.set_key_ops({});
     if (auto c = jose::check_key(*jws, key, jose::KeyRole::sign); !c) return std::unexpected(c.error());
+  } else if (auto jwe = jose::key_mgmt_from_string(alg_name)) {
+    // The same type, curve and size rules as keys add: a key that does not fit its alg would be
+    // refused by every later load, and stop JWKS publication and rotation for the whole keystore.
+    if (auto c = detail::check_new_encryption_key(*jwe, key); !c) return std::unexpected(c.error());
   }
   if (o.state == KeyState::retired) return fail(ErrorCode::usage, "an imported key is next or active, not retired");
   return add_key(*this, *m_clock, std::move(key), o.kid, alg_name, o.state, passphrase);
@@ -404,9 +443,8 @@ Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const
     } else {  // --force: a brand-new key goes straight to active
       auto fresh = jose::generate_key(gen);
       if (!fresh) return std::unexpected(fresh.error());
-      auto e = store_key(*this, m, std::move(*fresh), "", a, KeyState::next, now, passphrase);
+      auto e = store_key(*this, m, std::move(*fresh), "", a, KeyState::next, now, passphrase, written);
       if (!e) return std::unexpected(e.error());
-      written.add(*e);
       m.keys.push_back(*e);
       next_kid = e->kid;
     }
@@ -424,9 +462,8 @@ Result<std::vector<RotateResult>> Keystore::rotate(const RotateOptions& o, const
     r.activated = next_kid;
     auto fresh = jose::generate_key(gen);
     if (!fresh) return std::unexpected(fresh.error());
-    auto e = store_key(*this, m, std::move(*fresh), "", a, KeyState::next, now, passphrase);
+    auto e = store_key(*this, m, std::move(*fresh), "", a, KeyState::next, now, passphrase, written);
     if (!e) return std::unexpected(e.error());
-    written.add(*e);
     m.keys.push_back(*e);
     r.added = e->kid;
   }

@@ -533,6 +533,74 @@ TEST_CASE("keys add and rotate that fail to write the manifest leave no key file
   CHECK(check.code == 0);
 }
 
+// Regression (review): `keys check` says to recover an orphaned key file by importing it in place;
+// when that import then failed to write the manifest, its cleanup deleted the file as one of its own
+// new files, and the only copy of the private key was gone.
+TEST_CASE("a keys import of an orphaned key file in place that fails keeps the file", "[cli][failure]") {
+  Env e;
+  const std::string gen = e.dir.file("orphan.jwk");
+  CHECK(e({"keys", "generate", "--alg", "ES256", "--out", gen}).code == 0);
+  const std::string kid = e.ok({"keys", "thumbprint", gen});
+  const std::string orphan = e.ks + "/keys/" + kid + ".jwk";
+  std::filesystem::copy_file(gen, orphan);
+  REQUIRE(::chmod(orphan.c_str(), 0600) == 0);
+  const std::string key = tokctl::test::read_file(orphan);
+  auto check = e({"keys", "check"});
+  CHECK(check.code != 0);
+  CHECK_THAT(check.out + check.err, Contains(kid));
+  // The manifest (over 1 KiB with two keys) cannot be written under `ulimit -f 1`: EFBIG.
+  auto failed = bash_in(e, "ulimit -f 1; \"$TOKCTL\" --keystore \"$KS\" keys import '" + orphan + "'");
+  INFO(describe(failed));
+  CHECK(failed.code == 4);
+  CHECK_THAT(failed.err, Contains("File too large"));
+  REQUIRE(std::filesystem::exists(orphan));
+  CHECK(tokctl::test::read_file(orphan) == key);
+  // Imported for real, it is the keystore's key and the keystore is whole.
+  CHECK(e({"keys", "import", orphan}).code == 0);
+  CHECK(e({"keys", "check"}).code == 0);
+  CHECK_THAT(e.ok({"keys", "list", "-q"}), Contains(kid));
+}
+
+// Regression (review): a keys/ that could not be listed counted as empty, so with keystore.json lost
+// a writer took the directory for a new keystore and wrote an empty manifest over the key files.
+// Root reads any directory: as root the commands run as nobody (setpriv) on a keystore chowned to it.
+TEST_CASE("a keys directory that cannot be listed is an error, never an empty keystore", "[cli][failure]") {
+  Env e;
+  CHECK(e({"keys", "add", "--alg", "ES384"}).code == 0);
+  const std::string setup = R"SH(
+set -e
+if [ "$(id -u)" = 0 ]; then
+  command -v setpriv >/dev/null || { echo SKIP; exit 0; }
+  chmod 755 "$(dirname "$KS")"; chown -R 65534:65534 "$KS"
+  as="setpriv --reuid=65534 --regid=65534 --clear-groups"
+  $as test -x "$TOKCTL" || { echo SKIP; exit 0; }
+else
+  as=
+fi
+rm "$KS/keystore.json"; chmod 300 "$KS/keys"
+set +e
+$as "$TOKCTL" --keystore "$KS" keys list; echo "list=$?"
+$as "$TOKCTL" --keystore "$KS" keys add --alg ES256; echo "add=$?"
+$as "$TOKCTL" --keystore "$KS" keys check; echo "check=$?"
+test -e "$KS/keystore.json" && echo "manifest written"
+chmod 700 "$KS/keys"; ls "$KS/keys" | wc -l
+)SH";
+  auto r = bash_in(e, setup);
+  INFO(describe(r));
+  if (trimmed(r.out) == "SKIP") {
+    WARN("skipped: the test binary is not reachable by user nobody");
+    return;
+  }
+  CHECK_THAT(r.out, Contains("list=4"));
+  CHECK_THAT(r.out, Contains("add=4"));
+  CHECK_THAT(r.out, Contains("check=4"));
+  CHECK_THAT(r.out, !Contains("manifest written"));
+  CHECK_THAT(r.err, Contains("cannot list"));
+  CHECK_THAT(r.err, Contains("Permission denied"));
+  CHECK_THAT(r.err, !Contains("no keystore at"));
+  CHECK(trimmed(r.out).ends_with("\n2"));  // both key files are still there, and no new one
+}
+
 TEST_CASE("sign and introspect --jwt print one JSON document with -o json", "[cli][failure]") {
   Env e;
   auto s = json::parse(e.ok({"-o", "json", "sign", "--sub", "a", "--exp", "+1h"}));

@@ -295,6 +295,52 @@ TEST_CASE("import refuses public keys and keys unfit for the alg", "[keystore]")
   CHECK(files_in(f.dir + "/keys").empty());
 }
 
+// Regression (review): a JWE key-management alg took any private key on import (a P-256 key as
+// RSA-OAEP, a 1024-bit RSA key, a 5-byte AES key-wrap secret), and the first load of such a key
+// then refused it as manifest damage: JWKS publication and rotation stopped for the whole keystore.
+TEST_CASE("import holds keys for JWE algs to the type and size keys add makes", "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  auto secret = [](std::size_t n) {
+    auto k = Jwk::from_secret(std::string(n, 'k'));
+    REQUIRE(k);
+    return *k;
+  };
+  struct Refused {
+    Jwk key;
+    std::string alg;
+    std::string why;
+  };
+  const std::vector<Refused> refused = {
+      {test_key("p256"), "RSA-OAEP", "RSA-OAEP cannot be used with"},
+      {test_key("rsa1024"), "RSA-OAEP-256", "2048 to 16384 bits, not 1024"},
+      {test_key("rsa2048"), "ECDH-ES", "cannot be used with"},
+      {test_key("ed25519"), "ECDH-ES+A128KW", "cannot be used with"},
+      {secret(5), "A128KW", "cannot be used with"},
+      {secret(16), "A256KW", "cannot be used with"},
+      {secret(5), "dir", "not 5"},
+      {secret(24), "dir", "not 24"},
+  };
+  for (const auto& r : refused) {
+    INFO(r.alg << " " << r.key.describe());
+    auto e = ks.import(r.key, ImportOptions{"", r.alg, std::nullopt}, k_no_pass);
+    REQUIRE_FALSE(e);
+    CHECK(e.error().code == ErrorCode::usage);
+    CHECK_THAT(e.error().message, Contains(r.why));
+  }
+  CHECK(manifest(ks).keys.empty());
+  CHECK(files_in(f.dir + "/keys").empty());
+  // What keys add would make is taken, and the keystore stays whole: JWKS, check, rotation.
+  for (auto [key, alg] : {std::pair<Jwk, std::string>{test_key("rsa2048"), "RSA-OAEP-256"}, {test_key("p384"), "ECDH-ES"},
+                          {test_key("x25519"), "ECDH-ES+A256KW"}, {secret(16), "A128KW"}, {secret(32), "A256KW"},
+                          {secret(64), "dir"}}) {
+    INFO(alg);
+    CHECK(ks.import(key, ImportOptions{"", alg, std::nullopt}, k_no_pass));
+  }
+  CHECK(ks.jwks());
+  CHECK(ks.check(k_no_pass).ok());
+}
+
 TEST_CASE("import takes the alg an EC or Ed key implies", "[keystore]") {
   Fixture f;
   auto ks = f.open();
@@ -946,6 +992,37 @@ TEST_CASE("rotate and add refuse a passphrase that does not open the alg's encry
   CHECK(read_file(f.dir + "/keystore.json") == before);
   CHECK(ks.check(right).ok());
   CHECK(ks.signing_key("ES256", "", right));
+}
+
+// Regression (review): the passphrase was checked against the alg's first encrypted key only, and
+// any failure to load it (a missing or damaged file) was reported as a wrong passphrase, which then
+// stopped every add and rotate of that alg with the wrong reason.
+TEST_CASE("add and rotate check the passphrase against a key that can be read, and name a file's own problem",
+          "[keystore]") {
+  Fixture f;
+  auto ks = f.open();
+  Passphrase right = std::string("correct horse battery staple");
+  Passphrase wrong = std::string("incorrect horse battery staple");
+  KeyEntry first = add(ks, "ES256", std::nullopt, "", right);
+  add(ks, "ES256", std::nullopt, "", right);
+  REQUIRE(ks.rotate(rot("ES256"), right));  // `first` is retired now
+  REQUIRE(state_of(ks, first.kid) == KeyState::retired);
+  REQUIRE(::unlink(f.key_path(first).c_str()) == 0);
+  // The retired key's file is gone: the keys in use still tell a right passphrase from a wrong one.
+  auto bad = ks.rotate(rot("ES256"), wrong);
+  REQUIRE_FALSE(bad);
+  CHECK_THAT(bad.error().message, Contains("the passphrase does not open"));
+  REQUIRE(ks.rotate(rot("ES256"), right));
+  // With no readable key of the alg left, the reason is the files' own.
+  for (const auto& e : manifest(ks).keys)
+    if (e.alg == "ES256" && exists(f.key_path(e))) write_file(f.key_path(e), "not a JWE");
+  AddOptions o;
+  o.alg = "ES256";
+  auto a = ks.add(o, right);
+  REQUIRE_FALSE(a);
+  CHECK(a.error().code == ErrorCode::keystore);
+  CHECK_THAT(a.error().message, Contains("cannot check the passphrase"));
+  CHECK_THAT(a.error().message, !Contains("does not open"));
 }
 
 // ---- check -----------------------------------------------------------------------------------------
@@ -1626,6 +1703,29 @@ TEST_CASE("write_output_file never replaces an existing file without Overwrite::
   REQUIRE(tokctl::keys::write_output_file(path, "three", 0600, tokctl::keys::Overwrite::yes));
   CHECK(read_file(path) == "three");
   CHECK(files_in(tmp.path()) == std::set<std::string>{"out.json"});
+}
+
+// Regression (review): with Overwrite::yes a FIFO or device was renamed over like a file (as root,
+// `keys jwks --out /dev/null --force` replaced the system's /dev/null with a regular file).
+TEST_CASE("write_output_file with Overwrite::yes replaces files only, never a FIFO or a directory", "[keystore]") {
+  TempDir tmp;
+  const std::string fifo = tmp.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const std::string dir = tmp.file("dir");
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  for (const std::string& path : {fifo, dir}) {
+    INFO(path);
+    auto r = tokctl::keys::write_output_file(path, "data", 0644, tokctl::keys::Overwrite::yes);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::usage);
+    CHECK_THAT(r.error().message, Contains("--force replaces files only"));
+  }
+  struct stat st{};
+  REQUIRE(::lstat(fifo.c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+  REQUIRE(::lstat(dir.c_str(), &st) == 0);
+  CHECK(S_ISDIR(st.st_mode));
+  CHECK(files_in(tmp.path()) == std::set<std::string>{"fifo", "dir"});
 }
 
 // ---- manifest integrity (audit: private members, another key's jwk, alg/use, key files) ----------

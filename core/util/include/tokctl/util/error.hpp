@@ -22,6 +22,7 @@ enum class ErrorDetail {
   keystore_missing,  ///< no keystore at all at that path (nothing to load, nothing lost)
   http_4xx,          ///< a server answered a document request with a 4xx status (not there)
   signing_keys,      ///< the token service has no usable key ring or signing key (not a store failure)
+  wrong_passphrase,  ///< a key file sealed at rest did not decrypt with the passphrase given
 };
 
 /// An OAuth error code (RFC 6749 §5.2, RFC 7009, RFC 8693 §2.2.2) carried by a refusal of the
