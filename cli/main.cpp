@@ -71,10 +71,23 @@ namespace {
 // Values become claims, headers, kids, client ids and policy entries, all JSON strings, which must
 // be UTF-8 (RFC 8259 §8.1): refused here, naming the option, instead of failing deep inside a
 // command. File and directory names are the file system's bytes and are left alone.
+// An option given an empty value is refused too: each command reads an empty value as the option
+// not given, so `verify --key "$UNSET"` would verify against the keystore and `--aud "$UNSET"`
+// would check no audience (failing open), and `--now ''` would use the real clock. No option
+// means anything by an empty value; a positional argument (a token, a payload) is the command's
+// to judge.
 Result<void> check_utf8_values(CLI::App& app) {
   for (CLI::App* cmd = &app; cmd;) {
     for (CLI::Option* opt : cmd->get_options()) {
       if (opt->count() == 0) continue;
+      if (opt->nonpositional() && opt->get_type_size() != 0) {
+        for (const std::string& v : opt->results()) {
+          if (v.empty()) {
+            return fail(ErrorCode::usage, opt->get_name() + ": the value is empty",
+                        "give a value, or leave the option out (an unset shell variable expands to nothing)");
+          }
+        }
+      }
       const ValueKind kind = value_hint(*opt).kind;
       if (kind == ValueKind::file || kind == ValueKind::directory) continue;
       for (const std::string& v : opt->results()) {

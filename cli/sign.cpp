@@ -206,8 +206,15 @@ int run_sign(const SignOptions& o) {
     if (!globals().quiet) warn_time_claims(*claims);
     payload = claims->dump();
   } else if (!globals().quiet && jose::meant_as_json_object(payload_text)) {
-    // A JSON object payload is a claims set to every verifier.
-    if (auto j = jose::parse_json_object(payload_text, "payload"); j) warn_time_claims(*j);
+    // A JSON object payload is a claims set to every verifier; one that is not a valid claims set
+    // (duplicate members, bad UTF-8, too deep) makes a token verify refuses as malformed.
+    if (auto j = jose::parse_json_object(payload_text, "payload"); j) {
+      warn_time_claims(*j);
+    } else {
+      std::cerr << style(Stream::err, "33", "tokctl: warning: ")
+                << "the payload starts as a JSON object, which verifiers read as a claims set, and it is not a "
+                   "valid one (" << j.error().message << "): verify rejects this token as malformed\n";
+    }
   }
 
   nlohmann::json header = nlohmann::json::object();

@@ -514,8 +514,8 @@ Result<void> write_output_file(const std::string& path, std::string_view data, u
     if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
       return fail(ErrorCode::usage,
                   "'" + path + "' is " + (S_ISDIR(st.st_mode) ? "a directory" : "not a regular file (a device, FIFO or socket)") +
-                      "; --force replaces files only",
-                  "name a file, or leave out --out to write to standard output");
+                      "; only a file is ever replaced",
+                  "name a file, or write to standard output");
     }
     return write_file_atomic(path, data, mode);
   }

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 
 #include <tokctl/jose/digest.hpp>
 #include <tokctl/jose/json.hpp>
 #include <tokctl/jose/jws.hpp>
 #include <tokctl/util/base64.hpp>
+#include <tokctl/util/time.hpp>
 
 #include "service_impl.hpp"
 
@@ -75,6 +77,26 @@ static bool well_typed(const std::string& name, const json& v) {
   return true;
 }
 
+// RFC 7519 §2: a NumericDate may have a fraction, and verify accepts one. Made whole the safe way
+// (exp and iat down, nbf up) so that a token's lifetime is never stretched: a fractional exp that
+// was dropped as wrong-typed let phantom, exchanged and split tokens outlive their source.
+static void whole_seconds(const std::string& name, json& v) {
+  if (!v.is_number_float() || (name != "exp" && name != "iat" && name != "nbf")) return;
+  const double d = v.get<double>();
+  if (!std::isfinite(d) || d < -static_cast<double>(k_max_time) || d > static_cast<double>(k_max_time)) return;
+  v = static_cast<std::int64_t>(name == "nbf" ? std::ceil(d) : std::floor(d));
+}
+
+// exp, iat or nbf of `claims` in whole seconds (see whole_seconds); nullopt when absent or not a number.
+static std::optional<std::int64_t> numeric_date(const json& claims, const std::string& name) {
+  auto it = claims.find(name);
+  if (it == claims.end()) return std::nullopt;
+  json v = *it;
+  whole_seconds(name, v);
+  if (!v.is_number_integer()) return std::nullopt;
+  return v.get<std::int64_t>();
+}
+
 Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, std::string_view token) {
   auto rec = active_record(im, token);
   if (!rec) return std::unexpected(rec.error());
@@ -125,8 +147,10 @@ Result<std::optional<ActiveToken>> active_token(const TokenService::Impl& im, st
   // Moved, not copied: `raw` is ours and done with after this.
   out.claims = json::object();
   if (raw.is_object()) {
-    for (auto& [k, v] : raw.get_ref<json::object_t&>())
+    for (auto& [k, v] : raw.get_ref<json::object_t&>()) {
+      whole_seconds(k, v);
       if (well_typed(k, v)) out.claims.get_ref<json::object_t&>().emplace(k, std::move(v));
+    }
   }
   // Verification allows clock leeway; an active token has lifetime left.
   if (auto exp = jose::integer_member(out.claims, "exp")) {
@@ -370,7 +394,7 @@ Result<SplitResult> TokenService::split(std::string_view jwt, bool store) const 
   rec.sub = jose::string_or(c, "sub");
   rec.client_id = jose::string_or(c, "client_id");
   // The gateway part lives as long as the JWT, and never longer than tokens.max_lifetime.
-  rec.exp = std::min(jose::integer_member(c, "exp").value_or(im.now() + im.policy.max_lifetime),
+  rec.exp = std::min(numeric_date(c, "exp").value_or(im.now() + im.policy.max_lifetime),
                      im.now() + im.policy.max_lifetime);
   rec.iat = im.now();
   rec.data = r.gateway_token;

@@ -130,6 +130,14 @@ Result<std::unique_ptr<TokenService>> TokenService::open(std::shared_ptr<const P
                                                          std::shared_ptr<const keys::KeyProvider> keys,
                                                          const Clock& clock) {
   const std::string& dir = keys->keystore().dir();
+  if (policy->store.empty()) {
+    // The default store lives in the keystore: a directory that holds no keystore (a mistyped
+    // path) gets no tokens.db either. A keystore whose manifest is damaged still has its store
+    // (revocation must work while the keys are being repaired): only "no keystore" refuses.
+    if (auto m = keys->keystore().manifest(); !m && m.error().detail == ErrorDetail::keystore_missing) {
+      return std::unexpected(m.error());
+    }
+  }
   std::string url = policy->store.empty() ? "sqlite:" + dir + "/tokens.db" : policy->store;
   auto store = open_token_store(url);
   if (!store) return std::unexpected(store.error());

@@ -601,6 +601,75 @@ chmod 700 "$KS/keys"; ls "$KS/keys" | wc -l
   CHECK(trimmed(r.out).ends_with("\n2"));  // both key files are still there, and no new one
 }
 
+// Regression (review): an empty value counted as the option left out, so a script's unset variable
+// turned a check off: `verify --key "$K"` verified against the keystore instead, `--aud "$AUD"`
+// checked no audience (exit 0, valid), `--now ''` used the real clock.
+TEST_CASE("an option given an empty value is a usage error, never the option left out", "[cli][failure]") {
+  Env e;
+  const std::string tok = e.ok({"sign", "--sub", "mallory", "--aud", "api", "--exp", "+1h"});
+  REQUIRE(e({"verify", tok}).code == 0);  // the keystore's own token: valid when nothing is pinned
+  const std::vector<std::vector<std::string>> cmds = {
+      {"verify", tok, "--key", ""},        {"verify", tok, "--jwks", ""},      {"verify", tok, "--secret-env", ""},
+      {"verify", tok, "--secret-file", ""}, {"verify", tok, "--aud", ""},       {"verify", tok, "--iss", ""},
+      {"verify", tok, "--sub", ""},        {"verify", tok, "--typ", ""},       {"verify", tok, "--max-age", ""},
+      {"verify", tok, "--cnf-key", ""},    {"verify", tok, "--cnf-cert", ""},  {"verify", tok, "--decrypt-key", ""},
+      {"sign", "--sub", "a", "--key", ""}, {"--now", "", "verify", tok},
+      {"--keystore", "", "verify", tok},   {"--config", "", "issue", "--sub", "a"}};
+  for (const auto& cmd : cmds) {
+    std::string line;
+    for (const auto& a : cmd) line += (a.empty() ? std::string("''") : a.substr(0, 24)) + " ";
+    INFO(line);
+    auto r = tokctl::test::run(cmd);
+    INFO(describe(r));
+    CHECK(r.code == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Contains("the value is empty"));
+  }
+}
+
+// Regression (review): a fractional exp (a valid NumericDate, RFC 7519 §2, which verify accepts)
+// was dropped as wrong-typed, so introspection left exp out and phantom JWTs and split gateway parts
+// lived for tokens.max_lifetime instead of ending with their source.
+TEST_CASE("a fractional exp ends introspection, phantom and split with the token, never later", "[cli][failure]") {
+  Env e;
+  // k_now + 10 min, and half a second.
+  const std::string tok = e.ok({"sign", "--sub", "eve", "--iss", "https://tokens.example.test", "--typ", "at+jwt",
+                                "--claim", "client_id=\"svc\"", "--claim", "jti=\"frac\"", "--claim",
+                                "exp=1767226200.5"});
+  auto in = json::parse(e.ok({"-o", "json", "introspect", tok}));
+  CHECK(in.at("active") == true);
+  CHECK(in.at("exp") == 1767226200);
+  auto ph = json::parse(e.ok({"-o", "json", "introspect", tok, "--jwt"}));
+  auto decoded = json::parse(e.ok({"-o", "json", "decode", ph.at("token").get<std::string>()}));
+  CHECK(decoded.at("payload").at("exp") == 1767226200);
+  const std::string client = e.ok({"split", tok});
+  CHECK(e.at("2026-01-01T00:09:00Z", {"split", "--join", client}).code == 0);
+  auto late = e.at("2026-01-01T00:11:00Z", {"split", "--join", client});
+  INFO(describe(late));
+  CHECK(late.code == 1);
+  CHECK(late.out.empty());
+}
+
+// Regression (review): commands that need only the store (store prune, revoke --all) created
+// tokens.db in any directory given as --keystore, a mistyped path included.
+TEST_CASE("store commands refuse a directory that holds no keystore and write nothing there", "[cli][failure]") {
+  Env e;
+  const std::string empty = e.dir.file("not-a-keystore");
+  REQUIRE(::mkdir(empty.c_str(), 0700) == 0);
+  for (const std::vector<std::string>& cmd : {std::vector<std::string>{"store", "prune"},
+                                              {"revoke", "--sub", "x", "--all"},
+                                              {"revoke", "--client-id", "svc", "--all"}}) {
+    std::vector<std::string> argv = {"--keystore", empty, "--config", e.policy};
+    argv.insert(argv.end(), cmd.begin(), cmd.end());
+    auto r = tokctl::test::run(argv);
+    INFO(describe(r));
+    CHECK(r.code == 4);
+    CHECK_THAT(r.err, Contains("no keystore at"));
+  }
+  CHECK(std::filesystem::is_empty(empty));
+  CHECK(e({"store", "prune"}).code == 0);  // the real keystore's store still works
+}
+
 TEST_CASE("sign and introspect --jwt print one JSON document with -o json", "[cli][failure]") {
   Env e;
   auto s = json::parse(e.ok({"-o", "json", "sign", "--sub", "a", "--exp", "+1h"}));
@@ -651,6 +720,15 @@ TEST_CASE("sign warns about a token verify rejects as malformed, and lets no --c
   auto bytes = e({"sign", payload});
   CHECK(bytes.code == 0);
   CHECK(bytes.err.find("malformed") == std::string::npos);
+  // A payload that starts as a JSON object but is no valid claims set (a duplicate member) is
+  // read as one by verifiers all the same: warned about, and verify does reject it.
+  write_file(payload, R"({"a":1,"a":2})");
+  auto dup = e({"sign", payload, "--typ", "application/octet-stream"});
+  INFO(describe(dup));
+  CHECK(dup.code == 0);
+  CHECK_THAT(dup.err, Contains("warning") && Contains("verify rejects this token as malformed"));
+  CHECK_THAT(dup.err, Contains("duplicate"));
+  CHECK(e({"verify", trimmed(dup.out)}).code == 3);
   // --sub and --claim sub=... would silently disagree: refused.
   auto both = e({"sign", "--sub", "x", "--claim", "sub=1"});
   INFO(describe(both));

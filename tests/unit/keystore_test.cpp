@@ -1718,7 +1718,7 @@ TEST_CASE("write_output_file with Overwrite::yes replaces files only, never a FI
     auto r = tokctl::keys::write_output_file(path, "data", 0644, tokctl::keys::Overwrite::yes);
     REQUIRE_FALSE(r);
     CHECK(r.error().code == ErrorCode::usage);
-    CHECK_THAT(r.error().message, Contains("--force replaces files only"));
+    CHECK_THAT(r.error().message, Contains("only a file is ever replaced"));
   }
   struct stat st{};
   REQUIRE(::lstat(fifo.c_str(), &st) == 0);
