@@ -171,7 +171,7 @@ int run_serve(const ServeCli& o) {
   std::atomic<const server::OAuthEndpoints*> endpoints{nullptr};
   auto handler = [&](const server::HttpRequest& req, server::Respond respond) {
     const server::OAuthEndpoints* e = endpoints.load(std::memory_order_acquire);
-    if (!e) return respond(server::HttpResponse{503, {{"Retry-After", "1"}}, {}, {}});
+    if (!e) return respond(server::not_ready_response());
     e->handle_async(req, std::move(respond));
   };
   // Request lines leave in batches (batched_log.hpp): a write(2) and a lock handoff per request

@@ -8,6 +8,17 @@ const std::string* HttpRequest::header(std::string_view name) const {
   return nullptr;
 }
 
+std::optional<std::string> HttpRequest::header_list(std::string_view name) const {
+  std::optional<std::string> out;
+  for (const auto& [k, v] : headers) {
+    if (k != name) continue;
+    if (out) *out += ", ";
+    else out.emplace();
+    *out += v;
+  }
+  return out;
+}
+
 std::size_t HttpRequest::header_count(std::string_view name) const {
   std::size_t n = 0;
   for (const auto& h : headers) n += h.first == name ? 1 : 0;

@@ -236,7 +236,7 @@ double q_value(std::string_view member) {
 // matches it, or `wildcards` false: only a member naming the type exactly. -1 when no member
 // matches (no Accept header at all: every type, q 1, when wildcards count).
 double acceptance(const HttpRequest& req, std::string_view type, bool wildcards) {
-  const std::string* accept = req.header("accept");
+  const std::optional<std::string> accept = req.header_list("accept");
   if (!accept) return wildcards ? 1 : -1;
   const std::string_view major = type.substr(0, type.find('/'));
   int best_rank = -1;
@@ -428,6 +428,12 @@ std::string etag_of(const std::string& body) {
 }
 
 }  // namespace
+
+HttpResponse not_ready_response() {
+  HttpResponse r = oauth_error(OAuthCode::temporarily_unavailable, "the service is starting; retry in a second");
+  r.set("Retry-After", "1");
+  return r;
+}
 
 OAuthEndpoints::OAuthEndpoints(const tokens::TokenService& service, const Clock& clock, EndpointOptions options)
     : m_service(service), m_clock(clock), m_options(std::move(options)), m_secrets(service.policy()) {
@@ -710,6 +716,12 @@ void OAuthEndpoints::grant(Form& form, const tokens::ClientPolicy& client, const
   const std::string urn = tokens::grant_type(grant);
   if (urn != grant) {
     return respond(oauth_error(OAuthCode::unsupported_grant_type, "grant type '" + grant + "' is not supported"));
+  }
+  // jwt-bearer is offered (and named in the metadata) only when the policy trusts an assertion
+  // issuer; without one no assertion could ever pass, and the grant is not supported here.
+  if (grant == tokens::k_grant_jwt_bearer && m_grant_verifiers.empty()) {
+    return respond(oauth_error(OAuthCode::unsupported_grant_type,
+                               "grant type '" + grant + "' is not supported: the policy trusts no assertion issuer"));
   }
   if (auto g = tokens::check_grant(client, grant); !g) {
     HttpResponse r = oauth_error(g.error());
@@ -1046,7 +1058,7 @@ HttpResponse OAuthEndpoints::jwks(const HttpRequest& req) const {
   HttpResponse r;
   r.set("Cache-Control", "max-age=" + std::to_string(m_options.jwks_max_age));
   r.set("ETag", etag);
-  if (const std::string* inm = req.header("if-none-match"); inm && none_match(*inm, etag)) {
+  if (const auto inm = req.header_list("if-none-match"); inm && none_match(*inm, etag)) {
     r.status = 304;
     return r;
   }

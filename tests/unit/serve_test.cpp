@@ -448,6 +448,47 @@ TEST_CASE("jwt-bearer grant: an assertion of a trusted issuer, once, for a clien
         "urn:ietf:params:oauth:grant-type:jwt-bearer");
 }
 
+// Regression (review): without assertion_issuers the metadata leaves jwt-bearer out, but the token
+// endpoint answered it invalid_grant (assertion not trusted) instead of unsupported_grant_type.
+TEST_CASE("jwt-bearer is unsupported_grant_type where the policy trusts no assertion issuer", "[serve][oauth]") {
+  TempDir dir;
+  FixedClock clock{k_now};
+  const std::string secret = tokens::generate_client_secret();
+  write_file(dir.file("tokctl.yaml"), "issuer: https://issuer.test\nscopes:\n  - name: read\nclients:\n"
+                                      "  bearer: {secret_hash: \"" + tokens::hash_generated_secret(secret) +
+                                      "\", grants: [jwt_bearer], scopes: [read]}\n");
+  auto service = tokctl::test::open_service(dir.file("tokctl.yaml"), dir.file("ks"), clock);
+  OAuthEndpoints endpoints(*service, clock);
+  HttpRequest meta;
+  meta.method = "GET";
+  meta.target = "/.well-known/oauth-authorization-server";
+  auto m = json::parse(endpoints.handle(meta).body);
+  for (const auto& g : m.at("grant_types_supported")) CHECK(g != "urn:ietf:params:oauth:grant-type:jwt-bearer");
+  HttpRequest r;
+  r.method = "POST";
+  r.target = "/oauth/token";
+  r.headers = {{"content-type", "application/x-www-form-urlencoded"},
+               {"authorization", "Basic " + b64_encode("bearer:" + secret)}};
+  for (const std::string assertion : {"garbage", "a.b.c", ""}) {
+    INFO(assertion);
+    r.body = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=" + assertion;
+    auto a = endpoints.handle(r);
+    CHECK(a.status == 400);
+    CHECK(body_of(a).at("error") == "unsupported_grant_type");
+  }
+}
+
+// Regression (review): a request that came before the endpoints existed got a bare 503 without a
+// body; every error is RFC 6749 JSON with no-store.
+TEST_CASE("the answer before the service is ready is a 503 temporarily_unavailable JSON error", "[serve][oauth]") {
+  auto r = not_ready_response();
+  CHECK(r.status == 503);
+  CHECK(header_of(r, "Retry-After") == "1");
+  CHECK(header_of(r, "Cache-Control") == "no-store");
+  CHECK_THAT(header_of(r, "Content-Type"), Contains("application/json"));
+  CHECK(body_of(r).at("error") == "temporarily_unavailable");
+}
+
 TEST_CASE("assertion_issuers in the policy: a list of issuers with public keys, checked", "[serve][policy]") {
   TempDir dir;
   const std::string pub = tokctl::test::test_key("p256").to_json(jose::KeyPart::public_only).dump();
@@ -556,6 +597,15 @@ TEST_CASE("introspection: JSON, phantom JWT or 204, client auth required", "[ser
   CHECK(doc.at("payload").at("token_introspection").at("active") == true);
   CHECK(doc.at("payload").at("token_introspection").at("scope") == "read");
   CHECK(doc.at("payload").at("iat") == k_now);
+  // Regression (review): only the first Accept field line was read. RFC 9110 §5.3: several lines
+  // of a list header are one list, so the second line's media type counts as if it were joined.
+  for (const char* type : {"application/token-introspection+jwt", "application/jwt"}) {
+    INFO(type);
+    auto split = fx.post("/oauth/introspect", "token=" + token,
+                         {{"authorization", auth}, {"accept", "text/html"}, {"accept", type}});
+    REQUIRE(split.status == 200);
+    CHECK(header_of(split, "Content-Type") == type);
+  }
 }
 
 TEST_CASE("percent_decode keeps '+' (escaped PEM), form_decode makes it a space", "[serve][form]") {
@@ -799,6 +849,9 @@ TEST_CASE("JWKS with ETag, metadata, health, 404 and 405 as JSON", "[serve][oaut
   auto again = fx.get("/oauth/jwks", {{"if-none-match", etag}});
   CHECK(again.status == 304);
   CHECK(again.body.empty());
+  // If-None-Match is a list too: the matching tag on a second field line counts.
+  CHECK(fx.get("/oauth/jwks", {{"if-none-match", "\"other\""}, {"if-none-match", etag}}).status == 304);
+  CHECK(fx.get("/oauth/jwks", {{"if-none-match", "\"other\""}, {"if-none-match", "\"else\""}}).status == 200);
 
   for (const char* path : {"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}) {
     auto m = fx.get(path);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -28,6 +29,9 @@ struct HttpRequest {
 
   /// The first value of a header (name lower-case), or nullptr.
   const std::string* header(std::string_view name) const;
+  /// A list-valued header (Accept, If-None-Match) whole: its field lines joined by ", ", as RFC
+  /// 9110 §5.3 reads them; nullopt when absent.
+  std::optional<std::string> header_list(std::string_view name) const;
   /// How many times a header occurs.
   std::size_t header_count(std::string_view name) const;
   /// The path without the query.

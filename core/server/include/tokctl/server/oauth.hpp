@@ -46,6 +46,10 @@ struct EndpointOptions {
 
 class AuthPool;
 
+/// The answer to a request that arrives before the endpoints exist (the listener is bound before
+/// the service opens): 503 temporarily_unavailable as RFC 6749 JSON, no-store, Retry-After: 1.
+HttpResponse not_ready_response();
+
 class OAuthEndpoints {
  public:
   /// Every client jwks and assertion issuer key set must give a verifier (the policy loader
