@@ -461,6 +461,14 @@ int print_token_response(const nlohmann::json& r, bool header) {
   // RFC 9449 §7.1: a DPoP-bound token goes out with the DPoP scheme (and a proof per request).
   std::string type = jose::string_or(r, "token_type");
   std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (header && type != "dpop" && type != "bearer") {
+    // Another type (N_A for a token that is no access token, RFC 8693 §2.2.1; a MAC token) has
+    // no Authorization header that tokctl could write: never labelled Bearer.
+    return report(Error{ErrorCode::network,
+                        "the server issued a token of type '" + jose::string_or(r, "token_type") +
+                            "', which has no Authorization header form (only Bearer and DPoP)",
+                        "leave out the header option to print the token alone"});
+  }
   std::cout << (header ? (type == "dpop" ? "Authorization: DPoP " : "Authorization: Bearer ") : "")
             << r.at("access_token").get<std::string>() << '\n';
   for (const char* extra : {"refresh_token", "id_token"}) {

@@ -20,6 +20,7 @@
 #include <tokctl/jose/json.hpp>
 #include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
+#include <tokctl/util/utf8.hpp>
 
 namespace tokctl::remote {
 namespace {
@@ -294,7 +295,11 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request) {
           // PEM): a usage error, like a missing file, not a network failure.
           code = ErrorCode::usage;
           hint = "check the CA bundle and client certificate files given: they must be PEM";
-        } else if (a.rc == CURLE_URL_MALFORMAT || a.rc == CURLE_UNSUPPORTED_PROTOCOL) {
+        } else if (a.rc == CURLE_UNSUPPORTED_PROTOCOL) {
+          // The URL given is http(s) (checked above): the server redirected to another scheme (or
+          // an https server to http), which is the server's answer, not the caller's mistake.
+          hint = "the server redirected to a URL that is not followed (only http(s), and from https only to https)";
+        } else if (a.rc == CURLE_URL_MALFORMAT) {
           code = ErrorCode::usage;  // a port out of range, a bad host: the URL, not the network
           hint = "check the URL";
         }
@@ -476,6 +481,12 @@ Result<CachedDocument> fetch_document(HttpClient& http, const DocumentCache& cac
     doc.revalidated = true;
     if (std::string etag = resp->header("etag"); !etag.empty()) doc.etag = std::move(etag);
   } else if (resp->status == 200) {
+    // JSON is UTF-8 (RFC 8259 §8.1): a body that is not is no document, refused here before it
+    // reaches the cache (whose entry is itself JSON) or a parser.
+    if (const std::size_t at = utf8_error_offset(resp->body); at != resp->body.size()) {
+      return fail(ErrorCode::network, "GET " + redact_url(url) + ": the answer is not UTF-8 text (byte " +
+                                          std::to_string(at + 1) + "), so it is no JSON document");
+    }
     doc.url = url;
     doc.body = std::move(resp->body);
     doc.etag = resp->header("etag");

@@ -2,6 +2,8 @@
 
 #include <tokctl/remote/oauth.hpp>
 
+#include <algorithm>
+
 #include <tokctl/jose/digest.hpp>
 #include <tokctl/jose/dpop.hpp>
 #include <tokctl/jose/json.hpp>
@@ -280,6 +282,24 @@ Result<json> OAuthClient::token(Fields params) {
     return fail(ErrorCode::network, "the token endpoint (" + redact_url(r->url) +
                                         ") answered without a string access_token");
   }
+  // RFC 6749 §5.1 and Appendix A: token_type is required, and a token is printable ASCII (VSCHAR).
+  // A token is printed one per line and goes into an Authorization header: one with a control
+  // character (a terminal escape, a newline) is no token, and never reaches the terminal.
+  auto vschar = [](const std::string& s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+  };
+  for (const char* member : {"access_token", "refresh_token", "id_token", "token_type"}) {
+    auto it = j->find(member);
+    if (it == j->end()) {
+      if (std::string_view(member) != "token_type") continue;
+      return fail(ErrorCode::network, "the token endpoint (" + redact_url(r->url) + ") answered without token_type");
+    }
+    if (!it->is_string() || !vschar(it->get_ref<const std::string&>()) ||
+        (std::string_view(member) == "token_type" && it->get_ref<const std::string&>().find(' ') != std::string::npos)) {
+      return fail(ErrorCode::network, "the token endpoint (" + redact_url(r->url) + ") answered a " + member +
+                                          " that is not a string of printable ASCII characters (RFC 6749 Appendix A)");
+    }
+  }
   return j;
 }
 
@@ -352,6 +372,21 @@ Result<jose::JwkSet> RemoteJwks::parse(const CachedDocument& doc) {
   if (!set) {
     return fail(ErrorCode::network, "the JWKS at " + redact_url(m_url) + " is not a key set: " + set.error().message);
   }
+  // A published document holds public keys only. A secret (an oct key) in it is known to everyone
+  // who fetched it, so a token it verifies proves nothing: such a key is never trusted (it is
+  // listed as skipped, so a token naming its kid says why). Private members of an asymmetric key
+  // are dropped: verifying needs the public part alone.
+  std::vector<jose::Jwk> trusted;
+  for (auto& k : set->keys) {
+    if (k.kty() == jose::KeyType::oct) {
+      set->skipped.push_back({k.kid(), "oct (a secret published for anyone to read, never trusted)"});
+      continue;
+    }
+    auto pub = k.to_public();
+    if (!pub) return fail(ErrorCode::network, "the JWKS at " + redact_url(m_url) + ": " + pub.error().message);
+    trusted.push_back(std::move(*pub));
+  }
+  set->keys = std::move(trusted);
   return set;
 }
 

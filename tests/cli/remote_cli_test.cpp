@@ -824,3 +824,84 @@ TEST_CASE("remote CLI: a malformed URL or an unusable CA bundle is a usage error
   CHECK(ca.code == 2);
   CHECK(ca.err.find("PEM") != std::string::npos);
 }
+
+// Regressions (review): answers a hostile or broken server may send.
+TEST_CASE("remote CLI: token answers with control characters or no token_type exit 5 and print nothing",
+          "[cli][remote]") {
+  FakeAs as;
+  TempDir dir;
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}, {"TOKCTL_CLIENT_SECRET", k_secret}};
+  const std::vector<std::string> base{"issue", "--server", as.issuer(), "--client-id", "ci"};
+  for (std::string body : {std::string(R"({"access_token":"AT\u001b]0;x\u0007\u001b[2J","token_type":"Bearer"})"),
+                           std::string(R"({"access_token":"AT","token_type":"Bearer","refresh_token":"R\n\u001b[31mX"})"),
+                           std::string(R"({"access_token":"AT"})"), std::string(R"({"access_token":"AT","token_type":5})"),
+                           std::string(R"({"access_token":"AT","token_type":["Bearer"]})"),
+                           std::string(R"({"access_token":"AT","token_type":"Bearer","id_token":7})")}) {
+    INFO(body);
+    as.token = [body](const server::HttpRequest&) { return json_response(body); };
+    auto r = run(base, {}, env);
+    INFO(describe(r));
+    CHECK(r.code == 5);
+    CHECK(r.out.empty());
+    CHECK(r.err.find('\x1b') == std::string::npos);
+  }
+  // A type with no Authorization header form is never labelled Bearer; printed alone it is fine.
+  as.token = [](const server::HttpRequest&) { return json_response(R"({"access_token":"AT","token_type":"N_A"})"); };
+  auto header = run({"issue", "--server", as.issuer(), "--client-id", "ci", "--header"}, {}, env);
+  INFO(describe(header));
+  CHECK(header.code == 5);
+  CHECK(header.out.empty());
+  CHECK_THAT(header.err, Catch::Contains("N_A"));
+  auto plain = run(base, {}, env);
+  CHECK(plain.code == 0);
+  CHECK(trimmed(plain.out) == "AT");
+}
+
+TEST_CASE("remote CLI: a secret (oct) key in a server's JWKS is never trusted", "[cli][remote]") {
+  FakeAs as;
+  TempDir dir;
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}};
+  const std::string secret(32, 'k');
+  write_file(dir.file("hs.bin"), secret);
+  // Beside a real key (a set with only the secret has no usable key at all: refused as such).
+  as.jwks = json{{"keys", json::array({json{{"kty", "oct"}, {"k", b64url_encode(secret)}, {"kid", "hk"}, {"alg", "HS256"}},
+                                       test_key("p256").to_json(jose::KeyPart::public_only)})}}
+                .dump();
+  auto tok = run({"sign", "--secret-file", dir.file("hs.bin"), "--alg", "HS256", "--kid", "hk", "--iss", as.issuer(),
+                  "--sub", "mallory", "--exp", "+10m"});
+  REQUIRE(tok.code == 0);
+  auto v = run({"verify", trimmed(tok.out), "--server", as.issuer()}, {}, env);
+  INFO(describe(v));
+  CHECK(v.code == 1);
+  CHECK_THAT(v.out + v.err, Catch::Contains("never trusted"));
+}
+
+TEST_CASE("remote CLI: a document that is not UTF-8, or a redirect to another scheme, is a network failure (exit 5)",
+          "[cli][remote]") {
+  FakeAs as;
+  TempDir dir;
+  EnvVars env{{"XDG_CACHE_HOME", dir.file("cache")}};
+  as.jwks = "{\"keys\":[{\"kty\":\"EC\",\"kid\":\"\xe9\"}]}";
+  const std::string token = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImEifQ.eyJzdWIiOiJhIn0.c2ln";
+  auto v = run({"verify", token, "--server", as.issuer()}, {}, env);
+  INFO(describe(v));
+  CHECK(v.code == 5);
+  CHECK_THAT(v.err, Catch::Contains("not UTF-8"));
+  CHECK_THAT(v.err, !Catch::Contains("please report"));
+  // A server that redirects the JWKS to file://.
+  server::ServerOptions o;
+  o.port = 0;
+  o.threads = 1;
+  auto redirecting = server::HttpServer::start(o, [](const server::HttpRequest&) {
+    server::HttpResponse r;
+    r.status = 302;
+    r.set("Location", "file:///etc/passwd");
+    return r;
+  });
+  REQUIRE(redirecting);
+  const std::string url = "http://127.0.0.1:" + std::to_string((*redirecting)->port()) + "/jwks";
+  auto red = run({"verify", token, "--jwks-url", url}, {}, env);
+  (*redirecting)->stop(std::chrono::milliseconds(200));
+  INFO(describe(red));
+  CHECK(red.code == 5);
+}
