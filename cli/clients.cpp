@@ -76,7 +76,7 @@ void register_clients(CLI::App& app) {
                 "Its token requests must carry a DPoP proof; access tokens are bound to the proof's key (RFC 9449)");
   file_value(add->add_option("--secret-file", o->secret_file,
                              "Use this secret (a file, or - for stdin) instead of a generated one; stored as PBKDF2"));
-  add->add_option("--iterations", o->client.iterations, "PBKDF2 iterations for a chosen secret (default 600000, at least 1000)");
+  add->add_option("--iterations", o->client.iterations, "PBKDF2 iterations for a chosen secret (default 600000; 1000 to 10000000)");
   examples(add, {"tokctl --config tokctl.yaml clients add billing --grant client_credentials --scope read",
                  "printf '%s' \"$SECRET\" | tokctl --config tokctl.yaml clients add legacy --secret-file -"});
   on_run(add, [o] { return run_clients_add(*o); });

@@ -586,7 +586,7 @@ complete -c tokctl -n '__tokctl_at /clients/add' -l sector -x -d 'Pairwise subje
 complete -c tokctl -n '__tokctl_at /clients/add' -l certificate-bound -d 'Its access tokens are bound to its TLS client certificate; serve then needs mTLS (RFC 8705)'
 complete -c tokctl -n '__tokctl_at /clients/add' -l dpop-bound -d 'Its token requests must carry a DPoP proof; access tokens are bound to the proof'\''s key (RFC 9449)'
 complete -c tokctl -n '__tokctl_at /clients/add' -l secret-file -r -F -d 'Use this secret (a file, or - for stdin) instead of a generated one; stored as PBKDF2'
-complete -c tokctl -n '__tokctl_at /clients/add' -l iterations -x -d 'PBKDF2 iterations for a chosen secret (default 600000, at least 1000)'
+complete -c tokctl -n '__tokctl_at /clients/add' -l iterations -x -d 'PBKDF2 iterations for a chosen secret (default 600000; 1000 to 10000000)'
 complete -c tokctl -n '__tokctl_at /clients/add' -s o -l output -x -a 'text json' -d 'Output format: text or json'
 complete -c tokctl -n '__tokctl_at /clients/add' -l now -x -d 'Pretend the current time is TIME: RFC 3339, Unix seconds, or +DUR/-DUR (e.g. -1h)'
 complete -c tokctl -n '__tokctl_at /clients/add' -l no-color -d 'Never use colour (also honoured: NO_COLOR)'

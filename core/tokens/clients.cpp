@@ -65,7 +65,8 @@ std::optional<Pbkdf2Hash> parse_pbkdf2(std::string_view stored) {
   h.iterations = std::stoi(std::string(iter));
   auto salt = b64url_decode(rest.substr(c1 + 1, c2 - c1 - 1));
   auto hash = b64url_decode(rest.substr(c2 + 1));
-  if (!salt || !hash || salt->size() < 8 || hash->size() != 32 || h.iterations < k_pbkdf2_min_iterations) {
+  if (!salt || !hash || salt->size() < 8 || hash->size() != 32 || h.iterations < k_pbkdf2_min_iterations ||
+      h.iterations > k_pbkdf2_max_iterations) {
     return std::nullopt;
   }
   h.salt = std::move(*salt);
@@ -95,8 +96,9 @@ std::string generate_client_secret() { return b64url_encode(jose::random_bytes(3
 std::string hash_generated_secret(std::string_view secret) { return "sha256:" + hex_encode(jose::sha256(secret)); }
 
 Result<std::string> hash_human_secret(std::string_view secret, int iterations) {
-  if (iterations < k_pbkdf2_min_iterations) {
-    return fail(ErrorCode::usage, "PBKDF2 needs at least " + std::to_string(k_pbkdf2_min_iterations) + " iterations");
+  if (iterations < k_pbkdf2_min_iterations || iterations > k_pbkdf2_max_iterations) {
+    return fail(ErrorCode::usage, "PBKDF2 iterations must be " + std::to_string(k_pbkdf2_min_iterations) + " to " +
+                                      std::to_string(k_pbkdf2_max_iterations) + ", not " + std::to_string(iterations));
   }
   if (secret.empty()) return fail(ErrorCode::usage, "the client secret is empty");
   std::string salt = jose::random_bytes(16);
@@ -293,8 +295,9 @@ void read_client(Reader& r, const std::string& id, const YAML::Node& n, const st
   if (auto x = n["secret_hash"]) {
     c.secret_hash = r.string(x, what + ".secret_hash").value_or("");
     if (!c.secret_hash.empty() && !valid_secret_hash(c.secret_hash)) {
-      r.problem(x, what + ".secret_hash must be sha256:<64 hex digits> or pbkdf2-sha256:<iterations >= " +
-                       std::to_string(k_pbkdf2_min_iterations) + ">:<salt>:<hash> (tokctl clients add writes one)");
+      r.problem(x, what + ".secret_hash must be sha256:<64 hex digits> or pbkdf2-sha256:<iterations " +
+                       std::to_string(k_pbkdf2_min_iterations) + " to " + std::to_string(k_pbkdf2_max_iterations) +
+                       ">:<salt>:<hash> (tokctl clients add writes one)");
     }
   }
   if (auto x = n["grants"]) {

@@ -325,16 +325,26 @@ bool ScopeRule::matches(std::string_view scope) const {
   return !prefix.empty() && scope.size() > prefix.size() && scope.substr(0, prefix.size()) == prefix;
 }
 
+// The most specific rule: a name rule before any prefix rule, a longer prefix before a shorter one
+// (video_stream_ before video_), whatever their order in the file. First-match let a broad prefix
+// listed first hide a narrower rule's claims and TTL without a word.
 const ScopeRule* Policy::scope_rule(std::string_view scope) const {
-  for (const auto& s : scopes)
-    if (s.matches(scope)) return &s;
-  return nullptr;
+  const ScopeRule* best = nullptr;
+  for (const auto& s : scopes) {
+    if (!s.matches(scope)) continue;
+    if (!s.name.empty()) return &s;
+    if (!best || s.prefix.size() > best->prefix.size()) best = &s;
+  }
+  return best;
 }
 
+// Allowed by name, or by the prefix of any prefix rule the scope matches (a client allowed video_
+// may have video_stream_1 too, though video_stream_ is the rule that applies to it).
 bool Policy::scope_listed(const std::vector<std::string>& allowed, std::string_view scope) const {
-  const ScopeRule* rule = scope_rule(scope);
   return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) {
-    return a == scope || (rule && !rule->prefix.empty() && a == rule->prefix);
+    if (a == scope) return true;
+    return std::any_of(scopes.begin(), scopes.end(),
+                       [&](const ScopeRule& s) { return !s.prefix.empty() && s.prefix == a && s.matches(scope); });
   });
 }
 

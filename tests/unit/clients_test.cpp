@@ -78,12 +78,18 @@ TEST_CASE("client secrets: SHA-256 for generated ones, PBKDF2 for chosen ones, n
 
   CHECK_FALSE(hash_human_secret("x", 999));
   CHECK(hash_human_secret("x", 999).error().code == ErrorCode::usage);
+  // Regression (review): no upper bound; a billion iterations ran for minutes before a refusal.
+  auto huge = hash_human_secret("x", 1'000'000'000);
+  REQUIRE_FALSE(huge);
+  CHECK(huge.error().code == ErrorCode::usage);
+  CHECK_THAT(huge.error().message, Catch::Contains("10000000"));
   CHECK_FALSE(hash_human_secret("", 1000));
 
   // Malformed hashes are invalid and match nothing, not even what they were made from.
   const std::string salt = p->substr(p->find(':', 19) + 1);
   for (const std::string& bad : {std::string("md5:abc"), "sha256:" + std::string(63, 'a'),
                                 "sha256:" + std::string(64, 'g'), std::string("pbkdf2-sha256:999:") + salt,
+                                std::string("pbkdf2-sha256:10000001:") + salt,
                                 std::string("pbkdf2-sha256:x:") + salt, std::string("pbkdf2-sha256:1000:AAAA:") +
                                     std::string(43, 'A'), std::string("pbkdf2-sha256:1000"), std::string()}) {
     CAPTURE(bad);

@@ -549,6 +549,32 @@ TEST_CASE("config check: duplicate scope names and prefixes", "[policy]") {
   CHECK(c.problems.size() == 2);
 }
 
+// Regression (review): the first matching rule applied, so a broad prefix listed first hid a narrower
+// prefix's and a name rule's claims and TTL, and a client listing the narrower prefix was refused.
+TEST_CASE("of several matching scope rules the most specific applies, and any matching prefix allows", "[policy]") {
+  TempDir dir;
+  auto c = check_text(dir, "scopes:\n  - prefix: video_\n  - prefix: video_stream_\n    claims: {stream: true}\n"
+                           "  - name: video_admin\n    claims: {role: admin}\n"
+                           "clients:\n  web: {scopes: [video_stream_, video_admin]}\n  all: {scopes: [video_]}\n");
+  CHECK(c.problems.empty());
+  const Policy& p = c.policy;
+  const ScopeRule* stream = p.scope_rule("video_stream_1");
+  REQUIRE(stream != nullptr);
+  CHECK(stream->prefix == "video_stream_");
+  const ScopeRule* admin = p.scope_rule("video_admin");
+  REQUIRE(admin != nullptr);
+  CHECK(admin->name == "video_admin");
+  const ScopeRule* other = p.scope_rule("video_hd");
+  REQUIRE(other != nullptr);
+  CHECK(other->prefix == "video_");
+  const auto& web = p.clients.at("web").scopes;
+  CHECK(p.scope_listed(web, "video_stream_1"));
+  CHECK(p.scope_listed(web, "video_admin"));
+  CHECK_FALSE(p.scope_listed(web, "video_hd"));
+  const auto& all = p.clients.at("all").scopes;
+  for (const char* s : {"video_stream_1", "video_admin", "video_hd"}) CHECK(p.scope_listed(all, s));
+}
+
 TEST_CASE("config check: empty audiences lists and empty audiences", "[policy]") {
   TempDir dir;
   auto c = check_text(dir, "clients:\n  web: {audiences: []}\n  app: {audiences: [api, \"\"]}\n");

@@ -28,6 +28,9 @@ std::string grant_type(std::string_view name);
 inline constexpr int k_pbkdf2_iterations = 600000;
 /// The fewest iterations a policy may carry (below this a hash is refused as too weak).
 inline constexpr int k_pbkdf2_min_iterations = 1000;
+/// The most a hash may ask for: every failed authentication pays the policy's largest count, so a
+/// count in the billions (minutes of CPU per attempt) would let anyone stall the server.
+inline constexpr int k_pbkdf2_max_iterations = 10'000'000;
 
 /// A new client secret: 32 random bytes, base64url (43 characters).
 std::string generate_client_secret();

@@ -120,10 +120,11 @@ struct Policy {
   std::map<std::string, RemoteProfile> profiles;
   std::string source;  ///< the file it came from (empty: built-in defaults)
 
-  /// The scope rule covering `scope`, or nullptr. With no scopes configured every scope is unknown.
+  /// The scope rule covering `scope`, or nullptr: of several, the most specific (a name rule, else
+  /// the longest prefix). With no scopes configured every scope is unknown.
   const ScopeRule* scope_rule(std::string_view scope) const;
   /// Whether a list of allowed scopes (a client's, an exchange rule's) names `scope`: by its name,
-  /// or by the prefix of the prefix rule covering it ("video_" allows "video_hd"). An empty list
+  /// or by the prefix of any prefix rule covering it ("video_" allows "video_hd"). An empty list
   /// names nothing; callers decide what no list means.
   bool scope_listed(const std::vector<std::string>& allowed, std::string_view scope) const;
   const ClientPolicy* client(std::string_view id) const;
