@@ -657,13 +657,19 @@ PolicyCheck check_policy(const std::string& path) {
     if (auto pr = root["profiles"]) read_profiles(r, pr, path, p);
     // Cross-checks: clients' scopes must exist as scope rules (exact names or prefixes).
     if (auto cl = root["clients"]; cl && cl.IsMap()) {
+      // A client id given twice (reported as a duplicate key) is checked where its last entry,
+      // the one in effect, is; an entry that is not a mapping has no scopes to point at.
+      std::map<std::string, YAML::Node> entries;
       for (const auto& kv : cl) {
-        const auto* c = p.client(kv.first.as<std::string>());
-        if (!c) continue;
+        if (kv.first.IsScalar()) entries[kv.first.Scalar()] = kv.second;
+      }
+      for (const auto& [id, node] : entries) {
+        const auto* c = p.client(id);
+        if (!c || !node.IsMap() || !node["scopes"]) continue;
         for (const auto& s : c->scopes) {
           bool known = std::any_of(p.scopes.begin(), p.scopes.end(),
                                    [&](const ScopeRule& rule) { return rule.name == s || rule.prefix == s; });
-          if (!known) r.problem(kv.second["scopes"], "client '" + c->id + "' allows scope '" + s + "', which is not under scopes");
+          if (!known) r.problem(node["scopes"], "client '" + c->id + "' allows scope '" + s + "', which is not under scopes");
         }
       }
     }

@@ -575,6 +575,17 @@ TEST_CASE("of several matching scope rules the most specific applies, and any ma
   for (const char* s : {"video_stream_1", "video_admin", "video_hd"}) CHECK(p.scope_listed(all, s));
 }
 
+// Regression (review): a client id given twice made the cross-check read the first entry's missing
+// scopes: a yaml-cpp "invalid node" problem at 0:0 replaced the real one, and later checks were lost.
+TEST_CASE("config check: a client given twice is checked where its entry in effect is", "[policy]") {
+  TempDir dir;
+  auto c = check_text(dir, "scopes: [read]\nclients:\n  a: {}\n  a: {scopes: [write]}\n");
+  const std::string f = dir.file("tokctl.yaml");
+  check_position(problem_with(c, "client 'a' allows scope 'write', which is not under scopes"), f, 4, 15);
+  CHECK_THAT(problem_with(c, "duplicate key 'a'"), Contains(":4:3"));
+  for (const auto& problem : c.problems) CHECK_THAT(problem, !Contains("invalid node"));
+}
+
 TEST_CASE("config check: empty audiences lists and empty audiences", "[policy]") {
   TempDir dir;
   auto c = check_text(dir, "clients:\n  web: {audiences: []}\n  app: {audiences: [api, \"\"]}\n");
