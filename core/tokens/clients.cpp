@@ -23,6 +23,7 @@
 #include <tokctl/util/base64.hpp>
 #include <tokctl/util/io.hpp>
 #include <tokctl/util/lock.hpp>
+#include <tokctl/util/utf8.hpp>
 
 #include "policy_reader.hpp"
 
@@ -470,8 +471,23 @@ Result<AddedClient> add_client(const std::string& given_path, const NewClient& n
   if (!target) return std::unexpected(target.error());
   const std::string& path = *target;
   if (nc.id.empty()) return fail(ErrorCode::usage, "the client id is empty");
-  for (unsigned char ch : nc.id) {
-    if (ch < 0x21 || ch == 0x7f) return fail(ErrorCode::usage, "the client id may not contain spaces or control characters");
+  // An id is matched byte for byte against what a client sends and written as a YAML key: spaces and
+  // controls of any kind (Unicode's too: no-break and zero-width spaces, line separators, C1
+  // controls, bidi overrides, a BOM) would make ids that look alike and are not, or that a terminal
+  // shows as something else.
+  if (nc.id.size() > 255) {
+    return fail(ErrorCode::usage, "the client id is " + std::to_string(nc.id.size()) + " bytes; at most 255");
+  }
+  for (std::size_t i = 0; i < nc.id.size();) {
+    const auto ch = static_cast<unsigned char>(nc.id[i]);
+    unsigned cp = ch;
+    std::size_t n = ch < 0x80 ? 1 : utf8_sequence(nc.id, i, cp);
+    if (n == 0) return fail(ErrorCode::usage, "the client id is not UTF-8 text");
+    const bool space_or_control = cp < 0x21 || (cp >= 0x7f && cp <= 0xa0) || cp == 0x1680 ||
+                                  (cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202f) ||
+                                  (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 || cp == 0xfeff;
+    if (space_or_control) return fail(ErrorCode::usage, "the client id may not contain spaces or control characters");
+    i += n;
   }
   NewClient c = nc;
   const bool no_grants = std::find(c.grants.begin(), c.grants.end(), "none") != c.grants.end();

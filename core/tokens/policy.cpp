@@ -39,6 +39,30 @@ void check_reserved(Reader& r, const YAML::Node& claims, const std::string& what
   }
 }
 
+// The policy's claim templates name only what render_claims() knows: {{sub}}, {{client_id}},
+// {{scope}} and {{subject.ATTR}}. Anything else (a typo, "{{ sub }}") would render as nothing in
+// every token: a problem here, never a silent empty claim.
+void check_templates(Reader& r, const YAML::Node& node, const std::string& what) {
+  if (node.IsMap()) {
+    for (const auto& kv : node) check_templates(r, kv.second, what);
+  } else if (node.IsSequence()) {
+    for (const auto& v : node) check_templates(r, v, what);
+  } else if (node.IsScalar()) {
+    const std::string& text = node.Scalar();
+    for (std::size_t open = text.find("{{"); open != std::string::npos; open = text.find("{{", open + 2)) {
+      const std::size_t close = text.find("}}", open + 2);
+      if (close == std::string::npos) break;
+      const std::string name = text.substr(open + 2, close - open - 2);
+      const bool known = name == "sub" || name == "client_id" || name == "scope" ||
+                         (name.size() > 8 && name.starts_with("subject."));
+      if (!known) {
+        r.problem(node, what + ": unknown template variable '{{" + name +
+                            "}}' (known: {{sub}}, {{client_id}}, {{scope}}, {{subject.ATTR}})");
+      }
+    }
+  }
+}
+
 // A yaml-cpp message with control characters and stray bytes shown as \xNN (an unknown escape
 // character is quoted raw, even a newline or half of a UTF-8 sequence).
 std::string printable(const std::string& msg) {
@@ -569,6 +593,7 @@ PolicyCheck check_policy(const std::string& path) {
       if (!c.IsMap()) r.problem(c, "claims must be a mapping of claim name to value");
       else p.claims = r.to_json(c);
       if (c.IsMap()) check_reserved(r, c, "claims");
+      if (c.IsMap()) check_templates(r, c, "claims");
     }
     if (auto n = root["subjects"]) {
       if (auto s = r.text(n, "subjects")) {

@@ -285,6 +285,23 @@ TEST_CASE("clients add inserts one line, keeps the rest of the file, and the sec
     CHECK(m.error().code == ErrorCode::usage);
     CHECK(read_file(path) == kept);
   }
+  SECTION("ids with Unicode spaces or controls, or over 255 bytes, are refused (review regression)") {
+    const std::string kept = read_file(path);
+    for (const std::string& id : {std::string("a\xc2\x85" "b"), std::string("a\xc2\xa0" "b"), std::string("a\xe2\x80\xa8" "b"),
+                                  std::string("\xef\xbb\xbf" "bom"), std::string("a\xe2\x80\xae" "b"),
+                                  std::string("a\xe2\x80\x8b" "b"), std::string(256, 'a'), std::string("a b")}) {
+      CAPTURE(id);
+      NewClient odd;
+      odd.id = id;
+      auto r = add_client(path, odd);
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code == ErrorCode::usage);
+    }
+    CHECK(read_file(path) == kept);
+    NewClient accented;
+    accented.id = "caf\xc3\xa9-" + std::string(240, 'x');  // 246 bytes, letters only
+    CHECK(add_client(path, accented));
+  }
   SECTION("refusals write nothing") {
     const std::string kept = read_file(path);
     NewClient dup;

@@ -586,6 +586,20 @@ TEST_CASE("config check: a client given twice is checked where its entry in effe
   for (const auto& problem : c.problems) CHECK_THAT(problem, !Contains("invalid node"));
 }
 
+// Regression (review): an unknown template variable (a typo, or "{{ sub }}") rendered as nothing in
+// every token without a word.
+TEST_CASE("config check: claim templates name only sub, client_id, scope and subject.ATTR", "[policy]") {
+  TempDir dir;
+  auto c = check_text(dir, "claims:\n  tpl: \"{{nosuch}}-{{sub}}\"\n  spaced: \"{{ sub }}\"\n"
+                           "  nested: {list: [\"{{subject.email}}\", \"{{subject.}}\"]}\n"
+                           "  fine: \"{{client_id}}/{{scope}}/{{sub}}\"\n");
+  const std::string f = dir.file("tokctl.yaml");
+  check_position(problem_with(c, "unknown template variable '{{nosuch}}'"), f, 2, 8);
+  check_position(problem_with(c, "unknown template variable '{{ sub }}'"), f, 3, 11);
+  CHECK_THAT(problem_with(c, "unknown template variable '{{subject.}}'"), Contains(":4:"));
+  CHECK(c.problems.size() == 3);
+}
+
 TEST_CASE("config check: empty audiences lists and empty audiences", "[policy]") {
   TempDir dir;
   auto c = check_text(dir, "clients:\n  web: {audiences: []}\n  app: {audiences: [api, \"\"]}\n");
